@@ -1,0 +1,52 @@
+# Two commands on a fresh Debian machine with Python 3.11: `make demo` and `make test`.
+# Each creates what it needs (virtualenv, packages, Chromium for the browser test) by itself.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && echo sudo)
+
+.PHONY: demo test lint typecheck pytest bench chromium clean help
+
+help:
+	@echo "make demo   - JupyterLab with the demo notebooks (real API if COMETAPI_KEY is set, else the simulator)"
+	@echo "make test   - every test, lint and type check"
+	@echo "make bench  - benchmarks against the alternatives; writes benchmarks/RESULTS.md"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "cometnb needs Python >= 3.10"'
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv is missing; installing it with apt-get"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -yq python3-venv; \
+	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's Chromium for the real-browser test (Playwright may not download its own browser).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -yq chromium; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cometnb tests benchmarks
+	$(VENV)/bin/ruff format --check cometnb tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP) chromium
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+demo: $(STAMP)
+	$(PY) -m cometnb.demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

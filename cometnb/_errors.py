@@ -1,0 +1,126 @@
+"""The error taxonomy. Every failure a user sees is a ``CometError``.
+
+Messages are short, name what went wrong and what to do, and never contain the API key:
+``CometError.__init__`` scrubs any secret registered with :func:`register_secret` from the
+message and from every string attribute, so a key echoed back by a server cannot leak.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "CancelledError",
+    "CometError",
+    "RateLimitError",
+    "ResponseError",
+    "ValidationError",
+    "redact",
+    "register_secret",
+]
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+REDACTED = "[REDACTED]"
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (the API key) so that :func:`redact` removes it from any text."""
+    if value and len(value) >= 4:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret replaced by ``[REDACTED]``."""
+    for secret in tuple(_secrets):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class CometError(Exception):
+    """Base class of every cometnb error.
+
+    ``hint`` is one sentence saying what to do about it; it is appended to ``str(error)``.
+    """
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = redact(message)
+        if hint is not None:
+            self.hint = redact(hint)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a traceback: one short paragraph.
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ValidationError(CometError, ValueError):
+    """The request was refused before any network call; nothing was sent or billed.
+
+    ``field`` names the offending request field (``None`` for whole-request problems).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.field = field
+
+
+class CancelledError(CometError):
+    """The user cancelled (interrupt, Cancel button) before the result arrived."""
+
+
+class APIError(CometError):
+    """The server answered with an error status.
+
+    Attributes mirror the OpenAI error body: ``status`` (HTTP), ``message``, ``code``,
+    ``param``, ``type`` and ``request_id`` (parsed from CometAPI's "(request id: …)").
+    ``body`` holds the parsed error body (already redacted) for logging.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        type: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code or None
+        self.param = param
+        self.type = type
+        self.request_id = request_id
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
+
+
+class AuthenticationError(APIError):
+    """No key, or the server rejected the key (HTTP 401/403)."""
+
+
+class RateLimitError(APIError):
+    """HTTP 429 that was not resolved by the allowed retries."""
+
+
+class ResponseError(CometError):
+    """The server answered something unusable: bad JSON, no images, corrupt or non-image bytes."""

@@ -1,0 +1,85 @@
+"""Shared fixtures: every test runs with an isolated environment, history folder and key.
+
+No globals to reset by hand: the autouse fixture puts the process settings back and points the
+default history at a temp folder, so no test can write beside the repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from cometnb import _settings
+
+if TYPE_CHECKING:
+    from cometnb._client import Client
+    from cometnb.history import History
+    from cometnb.sim import SimServer
+
+# A key shaped like a real one. Tests scan everything written for it.
+FAKE_KEY = "sk-cometnb-test-7f3a9c2e51d04b86a1e0"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No real key, no real URL, default history under tmp_path; fresh settings."""
+    for var in (_settings.KEY_ENV, _settings.BASE_URL_ENV, _settings.HISTORY_ENV):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "history"
+    monkeypatch.setenv(_settings.HISTORY_ENV, str(home))
+    monkeypatch.setattr(_settings, "_active", _settings.Settings())
+    monkeypatch.setattr(_settings, "_session_key", None)
+    return home
+
+
+@pytest.fixture
+def fake_key() -> str:
+    return FAKE_KEY
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    """A simulator on a free loopback port, stopped after the test."""
+    from cometnb.sim import SimServer
+
+    server = SimServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def history_dir(tmp_path: Path) -> Path:
+    return tmp_path / "hist"
+
+
+@pytest.fixture
+def hist(history_dir: Path) -> History:
+    from cometnb.history import History
+
+    return History(history_dir)
+
+
+@pytest.fixture
+def client(sim: SimServer, hist: History) -> Iterator[Client]:
+    """A client wired to the simulator and a temp history, with short retry waits."""
+    from cometnb._client import Client
+
+    c = Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def assert_no_key_in_tree(root: Path, key: str = FAKE_KEY) -> None:
+    """Fail if ``key`` appears in any file below ``root`` (as text or bytes)."""
+    needle = key.encode()
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert needle not in path.read_bytes(), f"API key leaked into {path}"
