@@ -228,7 +228,8 @@ class Generation:
     def image(self) -> GeneratedImage:
         """The first image (most requests ask for one)."""
         if not self.images:
-            raise IndexError("this generation has no images" + (f": {self.error}" if self.error else ""))
+            reason = f": {self.error}" if self.error else ""
+            raise IndexError(f"this generation has no images{reason}")
         return self.images[0]
 
     @property

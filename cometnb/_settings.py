@@ -61,7 +61,7 @@ def resolve_api_key(explicit: str | None = None) -> str | None:
 
 
 def resolve_base_url(explicit: str | None = None) -> str:
-    """``Client(base_url=…)``, then ``CometImg.base_url``, then ``$COMETAPI_BASE_URL``, then default."""
+    """``Client(base_url=…)``, ``CometImg.base_url``, ``$COMETAPI_BASE_URL``, then the default."""
     url = explicit or _active.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     return url.rstrip("/")
 
