@@ -1,0 +1,59 @@
+"""The core runs without a kernel: importing it loads neither IPython nor ipywidgets.
+
+Each check runs in a fresh interpreter so modules imported by other tests cannot hide a leak.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+CORE_MODULES = [
+    "cometnb",
+    "cometnb._client",
+    "cometnb._models",
+    "cometnb._capabilities",
+    "cometnb._decode",
+    "cometnb.history",
+    "cometnb._render",
+    "cometnb.sim",
+]
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_module_does_not_load_frontends(module: str) -> None:
+    loaded = _loaded_after(f"import {module}")
+    assert not {m for m in loaded if m.split(".")[0] in ("IPython", "ipywidgets", "ipykernel")}
+
+
+def test_core_works_end_to_end_without_frontends(tmp_path: object) -> None:
+    """A whole generation through the simulator in a plain script never imports a frontend."""
+    statement = (
+        "from cometnb.sim import SimServer\n"
+        "from cometnb import Client, History\n"
+        "import tempfile\n"
+        "with SimServer() as s:\n"
+        "    c = Client(api_key='k-layer-test', base_url=s.base_url,"
+        " history=History(tempfile.mkdtemp()))\n"
+        "    g = c.generate('a layered cake', model='gpt-image-1-mini', size='1024x1024')\n"
+        "    assert g.images and g.images[0].path.exists()\n"
+    )
+    loaded = _loaded_after(statement)
+    assert not {m for m in loaded if m.split(".")[0] in ("IPython", "ipywidgets", "ipykernel")}
+
+
+def test_import_cometnb_is_light() -> None:
+    """`import cometnb` alone must not pull in httpx, Pillow or sqlite (they load on first use)."""
+    loaded = _loaded_after("import cometnb")
+    assert not {m for m in loaded if m.split(".")[0] in ("httpx", "PIL", "sqlite3")}
