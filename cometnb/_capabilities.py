@@ -147,7 +147,12 @@ class ModelCaps:
         return self.size_rule is not None
 
     def choices(self, name: str) -> tuple[str, ...]:
-        """The allowed values of an enumerated field (``()`` when none are listed)."""
+        """The closed list of values allowed for ``name`` (``()`` when there is none).
+
+        ``size`` has one unless the size is flexible; a flexible model's ``sizes`` are presets.
+        """
+        if name == "size":
+            return () if self.flexible_size else self.sizes
         attr = _CHOICES_ATTR.get(name)
         return tuple(getattr(self, attr)) if attr else ()
 
@@ -366,39 +371,30 @@ def _check_prompt(prompt: Any, caps: ModelCaps | None) -> None:
 def _check_field(name: str, value: Any, caps: ModelCaps | None) -> None:
     if caps is not None and name in OPTIONAL_FIELDS and name not in caps.fields:
         _fail(f"{name} applies to {_who_accepts(name)} only; {caps.name} does not accept it", name)
+    allowed = caps.choices(name) if caps is not None and caps.verified(name) else ()
+    if caps is not None and allowed:
+        # A closed list says more than a syntax check: show the list even for 'big' or 5.
+        if value not in allowed:
+            _fail(f"{caps.name} accepts {name} {_one_of(allowed)}; got {_show(value)}", name)
+        return
     generic = _GENERIC.get(name) or (_KNOWN_TYPES.get(name) if caps else None)
     problem = generic(name, value) if generic else _json_problem(name, value)
     if problem:
         _fail(problem, name)
-    if caps is not None and name in caps.fields and name not in caps.unverified:
-        _check_model_value(name, value, caps)
+    if caps is not None and caps.verified(name):
+        _check_limits(name, value, caps)
 
 
-def _check_model_value(name: str, value: Any, caps: ModelCaps) -> None:
+def _check_limits(name: str, value: Any, caps: ModelCaps) -> None:
+    """The model's rules beyond a closed list: its n limit and a flexible size rule."""
     if name == "n" and value > caps.max_n:
         allowed = "n=1 only" if caps.max_n == 1 else f"n from 1 to {caps.max_n}"
         _fail(f"{caps.name} accepts {allowed}; got n={value}", name)
-    elif name == "size":
-        _check_size(value, caps)
-    elif caps.choices(name) and value not in caps.choices(name):
-        _fail(
-            f"{caps.name} accepts {name} {_one_of(caps.choices(name))}; got {_show(value)}",
-            name,
-        )
-
-
-def _check_size(value: str, caps: ModelCaps) -> None:
-    rule = caps.size_rule
-    if rule is None:
-        if value not in caps.sizes:
-            _fail(f"{caps.name} accepts size {_one_of(caps.sizes)}; got {value}", "size")
-        return
-    if value == "auto":
-        return
-    width, height = (int(side) for side in value.split("x"))
-    problem = rule.problem(width, height)
-    if problem:
-        _fail(f"{caps.name} size {value}: {problem}", "size")
+    if name == "size" and caps.size_rule is not None and value != "auto":
+        width, height = (int(side) for side in value.split("x"))
+        problem = caps.size_rule.problem(width, height)
+        if problem:
+            _fail(f"{caps.name} size {value}: {problem}", name)
 
 
 def _check_requires(rule: Requires, present: Mapping[str, Any], caps: ModelCaps) -> None:
