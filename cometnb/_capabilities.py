@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from ._errors import ValidationError
+from ._errors import ValidationError, redact
 
 __all__ = [
     "CAPABILITIES",
@@ -467,6 +467,8 @@ def _repr(value: Any) -> str:
 
 
 def _clip(text: str, limit: int = 60) -> str:
+    # Redact before clipping: a key pasted into a field must not show even in part.
+    text = redact(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -17,7 +17,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from ._errors import ResponseError
+from ._errors import ResponseError, redact
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -156,6 +156,11 @@ def _open(data: bytes) -> PILImage.Image:
     try:
         return Image.open(io.BytesIO(data))  # lazy: reads the header only
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        sniffed = sniff_format(data)
+        if sniffed:
+            raise ResponseError(
+                f"the server sent a damaged {sniffed.upper()} image ({len(data):,} bytes)"
+            ) from None
         raise ResponseError(
             f"the server sent {len(data):,} bytes that are not an image "
             f"(starts with {_excerpt(data)})"
@@ -163,21 +168,29 @@ def _open(data: bytes) -> PILImage.Image:
 
 
 def _open_checked(data: bytes) -> tuple[PILImage.Image, str]:
+    sniffed = sniff_format(data)
+    # Before Pillow: some decoders (WebP) fail on a cut body with a vaguer error.
+    if sniffed and not _tail_complete(sniffed, data):
+        raise ResponseError(
+            f"the server sent a truncated {sniffed.upper()} image ({len(data):,} bytes)"
+        )
     img = _open(data)
     fmt = _PIL_FORMATS.get(img.format or "", (img.format or "unknown").lower())
-    if not _tail_complete(fmt, data):
-        raise ResponseError(
-            f"the server sent a truncated {fmt.upper()} image ({len(data):,} bytes)"
-        )
     return img, fmt
 
 
 def _excerpt(data: bytes, limit: int = 32) -> str:
-    """The first bytes as printable ASCII (others escaped), quoted; safe to show a user."""
+    """The first bytes as printable ASCII (others escaped), quoted; safe to show a user.
+
+    Secrets are redacted *before* clipping, so not even a prefix of the key can show.
+    """
     if not data:
         return "nothing"
-    text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in data[:limit])
-    return f"'{text}{'…' if len(data) > limit else ''}'"
+    window = data[: limit + 1024]
+    text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in window)
+    text = redact(text)
+    clipped = len(text) > limit or len(data) > len(window)
+    return f"'{text[:limit]}{'…' if clipped else ''}'"
 
 
 def _tail_complete(fmt: str, data: bytes) -> bool:
@@ -210,14 +223,13 @@ def make_preview(data: bytes, max_px: int) -> tuple[bytes, str]:
     img, fmt = _open_checked(data)
     small = max(img.size) <= max_px
     try:
+        # draft() lets libjpeg decode at 1/2, 1/4, 1/8 scale; a no-op for other formats.
+        img.draft("RGB", (max_px, max_px))
+        img = _displayable(img)  # decodes the pixels
         if not small:
-            # draft() lets libjpeg decode at 1/2, 1/4, 1/8 scale; a no-op for other formats.
-            img.draft("RGB", (max_px, max_px))
             # reducing_gap=1.0: a box reduce() does nearly all the work (about 1 ms for
             # 1024² → 512²; the default 2.0 costs ~8 ms more for no visible gain at this size).
             img.thumbnail((max_px, max_px), reducing_gap=1.0)
-        else:
-            img.load()
     except (OSError, ValueError, SyntaxError) as exc:
         raise ResponseError(f"the server sent a damaged {fmt.upper()} image ({exc})") from None
     preview = _encode(img)
@@ -226,21 +238,29 @@ def make_preview(data: bytes, max_px: int) -> tuple[bytes, str]:
     return preview
 
 
+def _displayable(img: PILImage.Image) -> PILImage.Image:
+    """The pixels in a mode resizing and JPEG/PNG encoding handle: L, LA, RGB or RGBA."""
+    if img.mode == "PA" or (img.mode not in ("RGBA", "LA") and "transparency" in img.info):
+        return img.convert("RGBA")  # palette or colour-key transparency
+    if img.mode in ("RGB", "RGBA", "L", "LA"):
+        img.load()
+        return img
+    return img.convert("RGB")  # P, CMYK, YCbCr, 1, 16-bit grey …
+
+
 def _encode(img: PILImage.Image) -> tuple[bytes, str]:
     out = io.BytesIO()
     if _has_alpha(img):
-        img.convert("RGBA").save(out, "PNG", compress_level=6)
+        img.save(out, "PNG", compress_level=6)
         return out.getvalue(), "image/png"
-    rgb = img if img.mode in ("RGB", "L") else img.convert("RGB")
-    rgb.save(out, "JPEG", quality=_JPEG_QUALITY)
+    opaque = {"RGBA": "RGB", "LA": "L"}.get(img.mode)
+    (img.convert(opaque) if opaque else img).save(out, "JPEG", quality=_JPEG_QUALITY)
     return out.getvalue(), "image/jpeg"
 
 
 def _has_alpha(img: PILImage.Image) -> bool:
     """True only for visible transparency: an all-opaque alpha channel still gets a JPEG."""
-    if img.mode in ("RGBA", "LA", "PA"):
-        low = img.getchannel("A").getextrema()[0]  # one band: (min, max)
-        return isinstance(low, (int, float)) and low < 255
-    if "transparency" in img.info:
-        return _has_alpha(img.convert("RGBA"))
-    return False
+    if img.mode not in ("RGBA", "LA"):
+        return False
+    low = img.getchannel("A").getextrema()[0]  # one band: (min, max)
+    return isinstance(low, (int, float)) and low < 255

@@ -15,7 +15,7 @@ from cometnb._capabilities import (
     get_caps,
     validate_request,
 )
-from cometnb._errors import CometError, ValidationError
+from cometnb._errors import CometError, ValidationError, register_secret
 
 GPT_FIXED = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
 GPT_ALL = ("gpt-image-2", *GPT_FIXED)
@@ -645,6 +645,14 @@ def test_extra_fields_pass_for_known_models_if_json() -> None:
     err = refuse("dall-e-3", {"callback": object()})
     assert err.field == "callback"
     assert str(err).startswith("callback must be a JSON value")
+
+
+def test_a_key_typed_into_a_field_never_shows(fake_key: str) -> None:
+    register_secret(fake_key)
+    for fields in ({"style": fake_key}, {"size": "x" * 40 + fake_key}, {"n": fake_key}):
+        message = str(refuse("dall-e-3", fields))
+        assert fake_key[:12] not in message
+    assert "[REDACTED]" in str(refuse("dall-e-3", {"style": fake_key}))
 
 
 def test_long_values_are_clipped_in_messages() -> None:
