@@ -1,0 +1,343 @@
+"""``make demo``: JupyterLab on the demo notebooks, against the real API or the simulator.
+
+``python -m cometnb.demo`` starts JupyterLab (loopback only, with a token) on
+``notebooks/01-quickstart.ipynb``, says whether the notebooks will call the real API
+(``COMETAPI_KEY`` is set) or the offline simulator (synthetic images), prints the URL and runs
+until Ctrl-C. ``python -m cometnb.demo --check`` is a smoke test of the whole thing for
+headless machines: start Lab, wait until it answers, run the quickstart top to bottom in
+keyless mode, stop everything.
+
+Example::
+
+    $ python -m cometnb.demo --check
+    checking: JupyterLab on 127.0.0.1:41523, then 01-quickstart.ipynb in keyless mode
+    ok: JupyterLab answered and served the notebook; 01-quickstart.ipynb ran (12 code cells)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from ._settings import BASE_URL_ENV, DEFAULT_BASE_URL, HISTORY_ENV, KEY_ENV
+
+FIRST_NOTEBOOK = "01-quickstart.ipynb"
+NOTEBOOK_DIR = "notebooks"
+# The repository root, when running from a checkout (make demo installs it editable).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
+# Jupyter state for --check lives in a temp dir, so a user's workspace or config can't interfere.
+JUPYTER_DIR_VARS = {
+    "JUPYTER_CONFIG_DIR": "config",
+    "JUPYTER_DATA_DIR": "data",
+    "JUPYTER_RUNTIME_DIR": "runtime",
+    "JUPYTERLAB_SETTINGS_DIR": "lab-settings",
+    "JUPYTERLAB_WORKSPACES_DIR": "lab-workspaces",
+    "IPYTHONDIR": "ipython",
+}
+
+
+class DemoError(Exception):
+    """Something the user can fix (no notebooks, no JupyterLab, Lab did not start)."""
+
+
+def api_mode(env: Mapping[str, str]) -> str:
+    """``"real"`` when the notebooks will find a key in the environment, else ``"simulator"``."""
+    return "real" if env.get(KEY_ENV, "").strip() else "simulator"
+
+
+def mode_message(env: Mapping[str, str]) -> str:
+    """What the notebooks will talk to, in plain words (never the key itself)."""
+    if api_mode(env) == "real":
+        url = env.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        return (
+            f"{KEY_ENV} is set: the notebooks call the real API at {url}.\n"
+            "Every image is billed to your account; the examples use low quality, 1024x1024, "
+            "one image per request."
+        )
+    return (
+        f"{KEY_ENV} is not set: the notebooks start a local simulator. Images are SYNTHETIC\n"
+        "(made on this machine, no API call, no cost). For the real API, stop this and run\n"
+        f"  {KEY_ENV}=<your key> make demo\n"
+        "or run %cometimg_key in a notebook (never paste the key into a cell)."
+    )
+
+
+def find_notebooks(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The folder holding the demo notebooks (a source checkout has ``notebooks/``)."""
+    candidates = [Path(explicit)] if explicit else [Path.cwd() / NOTEBOOK_DIR]
+    if not explicit:
+        candidates.append(REPO_ROOT / NOTEBOOK_DIR)
+    for folder in candidates:
+        if (folder / FIRST_NOTEBOOK).is_file():
+            return folder.resolve()
+    where = ", ".join(str(c) for c in candidates)
+    raise DemoError(
+        f"demo notebooks not found (looked in {where}). They ship with the source "
+        "repository: clone it and run `make demo` there, or pass --notebooks DIR."
+    )
+
+
+def has_display() -> bool:
+    """Whether a browser can be opened here (no: SSH sessions, containers, CI)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def free_port() -> int:
+    """A free loopback port (we pick it so the URL we print is the one Lab listens on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def lab_command(
+    notebooks: Path,
+    port: int,
+    token: str,
+    *,
+    open_browser: bool,
+    as_root: bool,
+    python: str = sys.executable,
+) -> list[str]:
+    """The JupyterLab command line: loopback only, a fixed port, a token, no network chatter.
+
+    Lab serves ``notebooks`` (its root) and opens the quickstart in it.
+    """
+    cmd = [python, "-m", "jupyter", "lab", str(notebooks / FIRST_NOTEBOOK)]
+    cmd += [f"--ServerApp.root_dir={notebooks}", "--ServerApp.ip=127.0.0.1"]
+    cmd += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+    cmd += [f"--IdentityProvider.token={token}"]
+    # Offline-friendly: no news feed, no update checks.
+    cmd += [
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    if not open_browser:
+        cmd.append("--no-browser")
+    if as_root:
+        cmd.append("--allow-root")  # Lab refuses to start as root without it (containers)
+    return cmd
+
+
+def lab_url(port: int, token: str, notebook: str = FIRST_NOTEBOOK) -> str:
+    """Where to point a browser (the token logs it in once; Lab then keeps a cookie)."""
+    return f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}"
+
+
+def _get(url: str, token: str, timeout: float = 5.0) -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # loopback only
+        data: bytes = response.read()
+        return data
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes], port: int, token: str, timeout: float, log: Path
+) -> None:
+    """Poll Lab's ``/api/status`` until it answers; fail early if Lab exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DemoError(f"JupyterLab exited (code {proc.returncode}):\n{_tail(log)}")
+        try:
+            _get(f"http://127.0.0.1:{port}/api/status", token, timeout=2.0)
+            return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.25)
+    raise DemoError(f"JupyterLab did not answer within {timeout:.0f} s:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start_lab(
+    cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log_file: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """Start Lab in its own session, so a terminal's Ctrl-C reaches only us and we stop it."""
+    return subprocess.Popen(
+        list(cmd),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_lab(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM (Lab then shuts its kernels down), bounded; then kill the whole group."""
+    if proc.poll() is None:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    _kill_group(proc.pid)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def _kill_group(pgid: int) -> None:
+    """Kill anything left in Lab's process group (it leads its own session)."""
+    if not hasattr(os, "killpg"):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _require_jupyterlab() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise DemoError(
+            "JupyterLab is not installed in this environment. `make demo` installs it; "
+            "or run: pip install jupyterlab"
+        )
+
+
+def run_demo(notebooks: Path, port: int | None, open_browser: bool | None) -> int:
+    """Start Lab for a person: print the mode and the URL, run until Ctrl-C."""
+    _require_jupyterlab()
+    env = dict(os.environ)
+    print(mode_message(env), flush=True)
+    port = port or free_port()
+    token = secrets.token_urlsafe(24)
+    browser = has_display() if open_browser is None else open_browser
+    cmd = lab_command(notebooks, port, token, open_browser=browser, as_root=is_root())
+    log = Path(tempfile.mkdtemp(prefix="cometnb-demo-")) / "jupyterlab.log"
+    with log.open("wb") as log_file:
+        proc = start_lab(cmd, notebooks, env, log_file)
+        try:
+            wait_ready(proc, port, token, STARTUP_TIMEOUT_S, log)
+            print(f"\nJupyterLab is running (log: {log}). Open:\n  {lab_url(port, token)}")
+            print("Press Ctrl-C to stop.", flush=True)
+            proc.wait()
+            print(f"JupyterLab stopped (code {proc.returncode}):\n{_tail(log)}")
+            return proc.returncode or 0
+        except KeyboardInterrupt:
+            print("\nstopping JupyterLab...", flush=True)
+            return 0
+        finally:
+            stop_lab(proc)
+
+
+def keyless_env(base: Mapping[str, str], home: Path) -> dict[str, str]:
+    """``base`` without a key or API URL, with history and Jupyter state under ``home``."""
+    env = {k: v for k, v in base.items() if k not in (KEY_ENV, BASE_URL_ENV)}
+    env[HISTORY_ENV] = str(home / "cometnb-history")
+    for var, sub in JUPYTER_DIR_VARS.items():
+        env[var] = str(home / "jupyter" / sub)
+    return env
+
+
+def execute_notebook(path: Path, env: Mapping[str, str], timeout: float) -> int:
+    """Run a notebook top to bottom with nbclient in ``path``'s folder; return code cells run."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    client = NotebookClient(
+        nb,
+        timeout=int(timeout),
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    try:
+        client.execute(env=dict(env))
+    except CellExecutionError as err:  # the first failing cell, with its source and error
+        raise DemoError(f"{path.name} failed:\n{err}") from None
+    return sum(1 for cell in nb.cells if cell.cell_type == "code")
+
+
+def run_check(notebooks: Path, timeout: float) -> int:
+    """Smoke test: Lab starts and serves the notebooks; the quickstart runs keyless; all stops."""
+    _require_jupyterlab()
+    with tempfile.TemporaryDirectory(prefix="cometnb-demo-check-") as tmp:
+        home = Path(tmp)
+        work = home / NOTEBOOK_DIR
+        shutil.copytree(notebooks, work, ignore=shutil.ignore_patterns("cometnb-history", ".*"))
+        env = keyless_env(os.environ, home)
+        port, token = free_port(), secrets.token_urlsafe(24)
+        cmd = lab_command(work, port, token, open_browser=False, as_root=is_root())
+        print(f"checking: JupyterLab on 127.0.0.1:{port}, then {FIRST_NOTEBOOK} in keyless mode")
+        print(mode_message(env), flush=True)
+        log = home / "jupyterlab.log"
+        with log.open("wb") as log_file:
+            proc = start_lab(cmd, work, env, log_file)
+            try:
+                wait_ready(proc, port, token, min(timeout, STARTUP_TIMEOUT_S), log)
+                _check_served(port, token, FIRST_NOTEBOOK)
+                cells = execute_notebook(work / FIRST_NOTEBOOK, env, timeout)
+            finally:
+                stop_lab(proc)
+        print(
+            "ok: JupyterLab answered and served the notebook; "
+            f"{FIRST_NOTEBOOK} ran ({cells} code cells)",
+            flush=True,
+        )
+    return 0
+
+
+def _check_served(port: int, token: str, rel: str) -> None:
+    """Lab's contents API must return the notebook (proves root dir and file are right)."""
+    raw = _get(f"http://127.0.0.1:{port}/api/contents/{rel}?content=0", token)
+    if json.loads(raw).get("type") != "notebook":
+        raise DemoError(f"JupyterLab does not serve {rel} as a notebook")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m cometnb.demo", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--check", action="store_true", help="headless smoke test, then exit")
+    parser.add_argument("--notebooks", help="folder with the demo notebooks (default: ./notebooks)")
+    parser.add_argument("--port", type=int, help="port for JupyterLab (default: a free one)")
+    browser = parser.add_mutually_exclusive_group()
+    browser.add_argument("--browser", dest="browser", action="store_true", default=None)
+    browser.add_argument("--no-browser", dest="browser", action="store_false")
+    parser.add_argument("--timeout", type=float, default=300.0, help="--check: seconds per cell")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        notebooks = find_notebooks(args.notebooks)
+        if args.check:
+            return run_check(notebooks, args.timeout)
+        return run_demo(notebooks, args.port, args.browser)
+    except DemoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

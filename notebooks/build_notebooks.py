@@ -1,0 +1,422 @@
+"""Write the demo notebooks (``python notebooks/build_notebooks.py``).
+
+This script is the source of the four ``.ipynb`` files beside it: edit the cells here, run it,
+and commit both. The written notebooks carry no outputs and no execution counts (a test checks
+that, and that they match this script), and stable cell ids so a rebuild changes only what was
+edited.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+HERE = Path(__file__).resolve().parent
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+LANGUAGE_INFO = {"name": "python", "pygments_lexer": "ipython3"}
+
+# The first code cell of every notebook: a no-op with a key, the simulator without one.
+KEYLESS = """\
+import cometnb.sim
+
+mode = cometnb.sim.use_if_keyless()  # "real" with a key, else "simulator" (synthetic images)"""
+
+REAL_OR_SIM = """\
+## Real API or simulator
+
+The next cell looks for an API key. If you have one (see *Your API key* in
+`01-quickstart.ipynb`), it does nothing and every call below goes to CometAPI and is billed.
+Without a key, it starts a small local simulator that answers like the API. Its images are
+**synthetic** (generated on this machine, free of charge), and the cell's output says so."""
+
+Cell = tuple[str, str]  # ("md" | "code", source)
+
+
+def md(text: str) -> Cell:
+    return ("md", text)
+
+
+def code(text: str) -> Cell:
+    return ("code", text)
+
+
+QUICKSTART: list[Cell] = [
+    md("""\
+# cometnb quickstart
+
+cometnb adds a `%%cometimg` cell magic to Jupyter. The magic sends a prompt to CometAPI's image
+endpoint (`POST /v1/images/generations`, OpenAI-compatible) and shows the result inline. Every
+image is saved to a history folder before it is displayed.
+
+This notebook covers loading the extension, giving it your key, making a first image, and the
+options you will use most.
+
+**Cost.** Against the real API every image is billed. The examples here keep it small: one
+image per request (`n=1`), 1024×1024, `quality low`, and the cheaper models `gpt-image-1-mini`
+and `gpt-image-2`."""),
+    md(REAL_OR_SIM),
+    code(KEYLESS),
+    md("""\
+## Load the extension
+
+`%load_ext cometnb` registers `%%cometimg` and `%cometimg_key`."""),
+    code("%load_ext cometnb"),
+    md("""\
+## Your API key
+
+**Never type or paste the key into a cell.** Cells are saved in the notebook file, and on Binder
+the notebook is public. There are two safe ways to give cometnb your key:
+
+1. Set the environment variable before you start Jupyter, e.g.
+   `COMETAPI_KEY=sk-... make demo`.
+2. Run `%cometimg_key` in a cell. It asks for the key with a masked prompt and keeps it in this
+   kernel's memory only. It is never written to the notebook, the history or a log.
+
+If both are set, `%cometimg_key` wins. Because `%cometimg_key` waits for your input, this
+notebook does not run it for you.
+
+If the simulator is running, its message above says how to switch to the real API."""),
+    md("""\
+## A first image
+
+The first line holds the options and the rest of the cell is the prompt. The image is written
+to the history folder (`./cometnb-history` beside this notebook) before it is shown. The cell
+embeds only a small preview, so the notebook file stays light."""),
+    code("""\
+%%cometimg -m gpt-image-1-mini -s 1024x1024 -q low
+A lighthouse on a rocky coast at dusk, watercolor"""),
+    md("""\
+## Keep the result
+
+The magic returns its result, so it also lands in `_`. With `-o NAME` it is bound to a variable
+as well. One request gives a `Generation`, and `.image` is its first image. The original file
+sits on disk at `.path`."""),
+    code("""\
+%%cometimg -o fox -m gpt-image-2 -s 1024x1024 -q low
+A red fox asleep in fresh snow, soft morning light"""),
+    code("""\
+img = fox.image
+print(img.format, img.width, "x", img.height)
+print("saved at", img.path)
+print("record", fox.record_id, "took", round(fox.elapsed_s, 1), "s")"""),
+    md("""\
+## Variables in the prompt
+
+`{name}` is replaced by the value of `name` in the notebook. Write `{{` and `}}` for literal
+braces."""),
+    code('subject = "a paper boat"'),
+    code("""\
+%%cometimg -m gpt-image-1-mini -s 1024x1024 -q low
+{subject} on a rain puddle, macro photograph"""),
+    md("""\
+## Options
+
+| option | meaning |
+|---|---|
+| `-m/--model` | model (default `gpt-image-2`) |
+| `-s/--size` | e.g. `1024x1024`, `1536x1024` (gpt-image-2: any W×H in multiples of 16) |
+| `-q/--quality` | `low`, `medium`, `high`, `auto` (GPT image models) |
+| `-n N` | images per request |
+| `-f/--format`, `--compression` | `png`, `jpeg`, `webp`, and 0–100 for jpeg/webp |
+| `--background` | `transparent`, `opaque`, `auto` |
+| `--partial K` | stream K preview images while it works (see `02-compare.ipynb`) |
+| `--param KEY=VALUE` | any other API field, passed through |
+| `-o NAME`, `--tag TAG` | bind the result, tag the history record |
+| `--dry-run` | show the request and send nothing |
+
+`%%cometimg?` shows them all. `--dry-run` is the free way to check a request. It prints the
+JSON that would be sent (no key in it) and sends nothing."""),
+    code("""\
+%%cometimg --dry-run -m gpt-image-2 -s 1536x1024 -q low -f webp --compression 80
+A city skyline at night, long exposure"""),
+    md("""\
+## Refused before anything is sent
+
+Each model accepts only certain sizes, qualities and counts. cometnb checks a request against
+the model before it goes out, so a mistake costs nothing. The error names the field and lists
+what the model allows. The check is also available from Python:"""),
+    code("""\
+from cometnb import ImageRequest, ValidationError
+
+try:
+    ImageRequest("a lighthouse", model="gpt-image-1-mini", size="800x600").validate()
+except ValidationError as err:
+    print("refused before sending:", err)"""),
+    md("""\
+## Session defaults
+
+The defaults are settings of the `CometImg` configurable. `%config CometImg` lists them, and
+`%config CometImg.NAME = value` changes one for this session."""),
+    code("""\
+%config CometImg.model = "gpt-image-1-mini"
+%config CometImg.size = "1024x1024"
+%config CometImg.quality = "low\""""),
+    code("""\
+%%cometimg
+A bowl of ramen seen from above, flat illustration"""),
+    md("""\
+## From plain Python
+
+You don't need the magic: `cometnb.Client` does the same in scripts. It uses the same key,
+settings and history."""),
+    code("""\
+import cometnb
+
+client = cometnb.Client()
+gen = client.generate(
+    "A teapot shaped like a snail, studio photo",
+    model="gpt-image-1-mini",
+    size="1024x1024",
+    quality="low",
+)
+gen"""),
+    md("""\
+Next: `02-compare.ipynb` (grids across models, sizes and quality), `03-panel.ipynb` (a form
+instead of a magic) and `04-history.ipynb` (search, compare, re-run and export what you
+made)."""),
+]
+
+COMPARE: list[Cell] = [
+    md("""\
+# Comparing models, sizes and quality
+
+Give any axis option a comma-separated list (`-m`, `-s`, `-q`, `-f`, `--background`), or use
+`--each-line` so that every line of the cell is its own prompt. The magic then sends one
+request per combination (the cartesian product of the lists), runs them concurrently and shows
+a labelled grid.
+
+**Cost.** A grid costs one request per cell: two models × three sizes is six images. Add
+`--dry-run` first to see every request the grid would send, for free."""),
+    md(REAL_OR_SIM),
+    code(KEYLESS),
+    code("%load_ext cometnb"),
+    md("## Two models, one prompt"),
+    code("""\
+%%cometimg -m gpt-image-1-mini,gpt-image-2 -s 1024x1024 -q low
+A cozy reading nook with a sleeping cat, isometric illustration"""),
+    md("""\
+## Sizes
+
+`gpt-image-1-mini` takes 1024x1024, 1536x1024 (landscape), 1024x1536 (portrait) and `auto`.
+`gpt-image-2` takes any W×H whose sides are multiples of 16, with an aspect ratio between 1:3
+and 3:1."""),
+    code("""\
+%%cometimg -m gpt-image-2 -s 1024x1024,1536x1024,1024x1536 -q low
+A hot-air balloon over a patchwork of fields"""),
+    md("""\
+## Quality
+
+Higher quality costs more and takes longer. With gpt-image-2, `high` often takes more than
+two minutes. See the whole grid for free with `--dry-run`:"""),
+    code("""\
+%%cometimg --dry-run -m gpt-image-2 -s 1024x1024 -q low,medium,high
+A glass of water on a windowsill, morning light"""),
+    md("Then run only the cheap end of it:"),
+    code("""\
+%%cometimg -m gpt-image-1-mini -s 1024x1024 -q low,medium
+A glass of water on a windowsill, morning light"""),
+    md("""\
+## Several prompts: `--each-line`
+
+Each non-empty line is its own prompt. `-o grid` binds the result, a `Grid`."""),
+    code("""\
+%%cometimg --each-line -o grid -m gpt-image-1-mini -s 1024x1024 -q low
+A fox in the snow
+A fox in the desert
+A fox in the jungle"""),
+    md("""\
+A `Grid` holds one `Generation` per cell. `grid.axes` lists what varied, and `grid.cell(...)`
+picks a cell by its coordinates."""),
+    code("""\
+print(grid)
+print(grid.axes)
+for gen in grid:
+    print(f"{gen.prompt!r:24} -> {gen.image.path.name}")"""),
+    code("""\
+grid.cell(prompt="A fox in the desert").generation"""),
+    md("""\
+## Partial previews while it works
+
+`--partial K` asks the server to stream up to K rough previews, each replacing the last in
+place, before the final image arrives. Only GPT image models stream (K is 1 to 3). Whether
+previews add to the cost is not documented."""),
+    code("""\
+%%cometimg --partial 2 -m gpt-image-1-mini -s 1024x1024 -q low
+A watercolor map of an imaginary island"""),
+    md("""\
+## Concurrency and rate limits
+
+A grid runs up to `CometImg.concurrency` requests at a time (default 4). If the API answers
+429 (rate limited), cometnb waits as long as the server asks (`Retry-After`) and retries. The
+cell says when it is waiting. To stay further from the limit, lower the concurrency:"""),
+    code("%config CometImg.concurrency = 2"),
+]
+
+PANEL: list[Cell] = [
+    md("""\
+# The panel
+
+A form for those who prefer controls to a magic. Type a prompt, pick the model, size and
+quality, then press **Generate**. **Cancel** stops a request in flight. The panel shows
+progress and the images as they arrive, and includes a browser for the history.
+
+The panel uses the same key, settings and history as `%%cometimg`, so whatever you make here
+also shows up in `cometnb.history()` and in `04-history.ipynb`.
+
+**Cost.** Each press of Generate sends a request; keep the quality at `low` while you
+explore."""),
+    md(REAL_OR_SIM),
+    code(KEYLESS),
+    code("""\
+import cometnb
+
+cometnb.panel()"""),
+    md("""\
+If the panel shows up as plain text (`VBox(...)`) instead of controls, the notebook front end
+lacks ipywidgets support. JupyterLab 4 with `ipywidgets>=8` includes it (so does Binder).
+
+The same history, from Python:"""),
+    code("""\
+h = cometnb.history()
+print(len(h), "records so far")"""),
+]
+
+HISTORY: list[Cell] = [
+    md("""\
+# The history
+
+Every request is recorded, whether it succeeded or failed: prompt, model, settings, usage,
+timing and the image files. The history is a folder (a SQLite index plus the images), by
+default `./cometnb-history` beside the notebook. It survives kernel restarts, and you can
+search it, compare records, re-run them and export them.
+
+Where it lives, by precedence: `%config CometImg.history_dir`, then the `COMETNB_HISTORY`
+environment variable, then `./cometnb-history`."""),
+    md(REAL_OR_SIM),
+    code(KEYLESS),
+    code("""\
+%load_ext cometnb
+import cometnb"""),
+    md("""\
+A few cheap records to work with. `--tag` labels them for searching later."""),
+    code("""\
+%%cometimg --each-line --tag history-demo -m gpt-image-1-mini -s 1024x1024 -q low
+A lighthouse at dawn
+A lighthouse in a storm"""),
+    code("""\
+%%cometimg --tag history-demo -m gpt-image-2 -s 1536x1024 -q low
+A lighthouse at dawn"""),
+    md("""\
+## Open it
+
+`cometnb.history()` is the active history. Index it like a list, oldest first, so `h[-1]` is
+the newest record."""),
+    code("""\
+h = cometnb.history()
+print(len(h), "records")
+h[-1]"""),
+    md("""\
+## Search
+
+`find` filters by text in the prompt, model, tag and status (`"ok"` or `"error"`). Filters
+combine."""),
+    code("""\
+hits = h.find(text="lighthouse", tag="history-demo")
+for rec in hits:
+    print(rec.id, rec.model, rec.params.get("size"), rec.status, "-", rec.prompt)"""),
+    code("""\
+failed = h.find(status="error")
+print(len(failed), "failed requests on record")"""),
+    md("""\
+## Compare
+
+Put records side by side, with the settings that differ highlighted."""),
+    code("""\
+dawn = h.find(text="lighthouse at dawn", tag="history-demo")
+h.compare(dawn[0], dawn[-1])"""),
+    md("""\
+## Re-run
+
+`rerun` sends a record's request again, optionally with some settings changed. It makes a new
+record and leaves the old one untouched. It costs what a new request costs."""),
+    code("""\
+again = h.rerun(dawn[0], size="1024x1536")
+again"""),
+    md("""\
+## Export
+
+The file suffix picks the format: `.html` gives one self-contained gallery page (previews
+embedded, nothing external), `.zip` gives the image files plus `records.jsonl`, and `.jsonl`
+the records alone. None of them contains your key. Here they go into the history folder."""),
+    code("""\
+out_dir = cometnb.history().path / "exports"
+out_dir.mkdir(exist_ok=True)
+for name in ("gallery.html", "history.zip", "records.jsonl"):
+    h.export(out_dir / name)
+    print("wrote", out_dir / name)"""),
+    md("""\
+## As a DataFrame
+
+`to_dataframe()` returns one row per record (it needs pandas)."""),
+    code("""\
+df = h.to_dataframe()
+df.tail()"""),
+    md("""\
+## Any history folder
+
+`cometnb.History(path)` opens any history folder, e.g. one copied from another machine.
+To make this session write somewhere else, run `%config CometImg.history_dir = "path"`."""),
+    code("""\
+other = cometnb.History(h.path)
+print(len(other) == len(h))"""),
+]
+
+NOTEBOOKS: dict[str, list[Cell]] = {
+    "01-quickstart.ipynb": QUICKSTART,
+    "02-compare.ipynb": COMPARE,
+    "03-panel.ipynb": PANEL,
+    "04-history.ipynb": HISTORY,
+}
+
+
+def build(name: str, cells: list[Cell]) -> NotebookNode:
+    """One notebook, outputs stripped, with deterministic cell ids."""
+    stem = name.removesuffix(".ipynb").split("-", 1)[1]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = dict(LANGUAGE_INFO)
+    for i, (kind, source) in enumerate(cells):
+        make = nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell
+        cell = make(source)
+        cell["id"] = f"{stem}-{i:02d}"
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    return nb
+
+
+def render(nb: NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Write the notebooks; with ``--check``, only report whether the files are up to date."""
+    stale = []
+    for name, cells in NOTEBOOKS.items():
+        path = HERE / name
+        text = render(build(name, cells))
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(name)
+        if "--check" not in argv:
+            path.write_text(text, encoding="utf-8")
+    verb = "out of date" if "--check" in argv else "written"
+    print(f"{verb}: {', '.join(stale)}" if stale else "notebooks are up to date")
+    return 1 if stale and "--check" in argv else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
