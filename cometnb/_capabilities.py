@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from ._errors import ValidationError, redact
 
@@ -353,7 +353,7 @@ def _ordered(present: Mapping[str, Any]) -> list[str]:
     return known + [f for f in present if f not in OPTIONAL_FIELDS]
 
 
-def _fail(message: str, name: str) -> None:
+def _fail(message: str, name: str) -> NoReturn:
     raise ValidationError(message, field=name)
 
 
