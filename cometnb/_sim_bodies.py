@@ -1,0 +1,123 @@
+"""Wire shapes the simulator sends: result bodies, usage, SSE events and error bodies.
+
+Pure functions, no I/O. Every shape follows API_FACTS.md and the samples in the shared
+fixtures (same keys), so a client that parses these parses the real service.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from typing import Any
+
+__all__ = [
+    "cdn_error",
+    "comet_error",
+    "error_body",
+    "html_page",
+    "moderation_error",
+    "request_id",
+    "revised_prompt",
+    "sse_event",
+    "usage",
+]
+
+# Output tokens of one 1024x1024 image by quality (OpenAI's published gpt-image-1 table).
+_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
+# OpenAI bills 100 extra output tokens per streamed partial image.
+_PARTIAL_TOKENS = 100
+
+
+def request_id() -> str:
+    """A CometAPI-style request id: a timestamp then random hex."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(8)
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: Any = None) -> bytes:
+    """``{"error": {"message", "type", "param", "code"}}``, the OpenAI error shape."""
+    error = {"message": message, "type": type_, "param": param, "code": code}
+    return json.dumps({"error": error}).encode()
+
+
+def comet_error(message: str, code: str = "") -> bytes:
+    """CometAPI's own errors: ``type: comet_api_error``, message ending "(request id: …)"."""
+    return error_body(f"{message} (request id: {request_id()})", "comet_api_error", "", code)
+
+
+def moderation_error(family: str) -> bytes:
+    """A content-policy refusal (HTTP 400) in the shape the model family uses."""
+    if family == "dall-e":
+        return error_body(
+            "Your request was rejected as a result of our safety system. Your prompt may "
+            "contain text that is not allowed by our safety system.",
+            "invalid_request_error",
+            None,
+            "content_policy_violation",
+        )
+    return error_body(
+        "Your request was rejected by the safety system. If you believe this is an error, "
+        "contact us.",
+        "image_generation_user_error",
+        None,
+        "moderation_blocked",
+    )
+
+
+def usage(
+    prompt: str, width: int, height: int, quality: str, n: int, partials: int = 0
+) -> dict[str, Any]:
+    """Plausible token counts: text tokens grow with the prompt, image tokens with area and
+    quality, plus the per-partial surcharge when streaming."""
+    text = max(1, math.ceil(len(prompt) / 4))
+    per_image = round(_TOKENS_1024.get(quality, _TOKENS_1024["medium"]) * width * height / 1024**2)
+    image = (per_image + _PARTIAL_TOKENS * partials) * n
+    return {
+        "input_tokens": text,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": text},
+        "output_tokens": image,
+        "total_tokens": text + image,
+        "output_tokens_details": {"image_tokens": image, "text_tokens": 0},
+    }
+
+
+def revised_prompt(prompt: str, style: str | None) -> str:
+    """dall-e-3 rewrites prompts; the simulator does it deterministically."""
+    mood = "soft, natural light" if style == "natural" else "vivid, dramatic colour"
+    return f"{prompt.strip().rstrip('.')}, rendered in rich detail with {mood}."
+
+
+def sse_event(event: str, payload: dict[str, Any] | str) -> bytes:
+    """One server-sent event: ``event:`` line, ``data:`` line, blank line (as in stream.txt)."""
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+_HTML_PAGES = {
+    404: ("404 Not Found", "<center><h1>404 Not Found</h1></center><hr><center>nginx</center>"),
+    502: ("502 Bad Gateway", "<center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>"),
+    504: (
+        "504 Gateway Time-out",
+        "<center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center>",
+    ),
+    524: (
+        "api.cometapi.com | 524: A timeout occurred",
+        "<h1>A timeout occurred</h1><p>Error code 524</p><p>The origin web server timed out "
+        "responding to this request.</p><p>Cloudflare</p>",
+    ),
+}
+
+
+def html_page(status: int) -> bytes:
+    """The HTML a gateway or web server sends instead of JSON for ``status``."""
+    title, body = _HTML_PAGES.get(status, (f"{status} Error", f"<h1>{status} Error</h1>"))
+    return f"<html><head><title>{title}</title></head><body>{body}</body></html>\n".encode()
+
+
+def cdn_error(code: str, message: str) -> bytes:
+    """An object-store (CDN) error page, as an expired or unknown file URL gets."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>\n"
+    ).encode()
