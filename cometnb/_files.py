@@ -1,0 +1,92 @@
+"""Files of the history folder: names that sort by time, and writes that are never half-done.
+
+A file is written under a hidden temporary name in its final folder, flushed and fsynced, then
+renamed over its final name (``os.replace`` is atomic on one filesystem), so a reader or a
+crash never sees a partial image. Leftover temporaries from a killed process are ignored by
+readers and swept by :func:`sweep_temporaries` once they are old enough to be abandoned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import time
+import unicodedata
+from pathlib import Path
+
+__all__ = ["atomic_write", "image_name", "preview_name", "slug", "sweep_temporaries"]
+
+TEMP_SUFFIX = ".tmp"
+_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+# A temporary younger than this may belong to another process still writing it.
+_ABANDONED_AFTER_S = 3600.0
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A short lowercase ASCII name from a prompt: ``"A red fox!"`` → ``"a-red-fox"``.
+
+    Example::
+
+        >>> slug("Ünïcode & <tags>: a red fox")
+        'unicode-tags-a-red-fox'
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
+    return words[:limit].rstrip("-") or "image"
+
+
+def image_name(record_id: str, index: int, prompt: str, fmt: str) -> str:
+    """``20261122-101500-4821-3f2a9c-0-a-red-fox.png``: time, id, index, prompt."""
+    return f"{record_id}-{index}-{slug(prompt)}.{_EXTENSIONS.get(fmt, fmt or 'bin')}"
+
+
+def preview_name(record_id: str, index: int, mime: str) -> str:
+    return f"{record_id}-{index}.{'png' if mime == 'image/png' else 'jpg'}"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable (POSIX); directories cannot be opened on Windows.
+    if os.name != "posix":  # pragma: no cover
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sweep_temporaries(*folders: Path, older_than_s: float = _ABANDONED_AFTER_S) -> int:
+    """Delete temporaries left by killed writers; returns how many were removed."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
