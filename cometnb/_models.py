@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._settings import DEFAULT_MODEL
+from ._settings import active
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -42,7 +42,7 @@ class ImageRequest:
 
     def __init__(self, prompt: str, model: str | None = None, **fields: Any) -> None:
         self.prompt = prompt
-        self.model = model or DEFAULT_MODEL
+        self.model = model or active().model  # %config CometImg.model
         self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
 
     @classmethod
