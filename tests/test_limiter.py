@@ -1,0 +1,88 @@
+"""The adaptive concurrency limit: a semaphore that halves itself for a while after a 429."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cometnb._limiter import AdaptiveLimit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throttle_halves_and_recovers_after_the_cooldown() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(8, cooldown_s=30, clock=clock)
+    limit.throttle()
+    assert limit.current == 4
+    limit.throttle()
+    assert limit.current == 2
+    limit.throttle()
+    limit.throttle()
+    assert limit.current == 1  # never below one
+    clock.now = 31
+    assert limit.current == 8
+
+
+def test_at_most_limit_holders_at_a_time() -> None:
+    peak = 0
+
+    async def main() -> None:
+        limit = AdaptiveLimit(3)
+
+        async def work() -> None:
+            nonlocal peak
+            async with limit:
+                peak = max(peak, limit.active)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(work() for _ in range(10)))
+        assert limit.active == 0
+
+    asyncio.run(main())
+    assert peak == 3
+
+
+def test_throttling_limits_new_entries_only() -> None:
+    async def main() -> list[int]:
+        limit = AdaptiveLimit(4)
+        seen: list[int] = []
+
+        async def work(i: int) -> None:
+            async with limit:
+                if i == 0:
+                    limit.throttle()
+                seen.append(limit.active)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(work(i) for i in range(8)))
+        return seen
+
+    seen = asyncio.run(main())
+    assert max(seen[:4]) <= 4 and max(seen[4:]) <= 2
+
+
+def test_cancelled_waiters_and_holders_release_their_slots() -> None:
+    async def main() -> int:
+        limit = AdaptiveLimit(1)
+        gate = asyncio.Event()
+
+        async def hold() -> None:
+            async with limit:
+                await gate.wait()
+
+        holder = asyncio.create_task(hold())
+        waiter = asyncio.create_task(hold())
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        holder.cancel()
+        await asyncio.gather(holder, waiter, return_exceptions=True)
+        async with limit:  # would hang if a slot leaked
+            return limit.active
+
+    assert asyncio.run(asyncio.wait_for(main(), 5)) == 1
