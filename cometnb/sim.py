@@ -258,7 +258,8 @@ def use_if_keyless(quiet: bool = False) -> str:
     """
     from . import _settings
 
-    if _settings.resolve_api_key():
+    key = _settings.resolve_api_key()
+    if key and key != PLACEHOLDER_KEY:  # the placeholder is ours from an earlier call
         return "real"
     server = _background_server()
     _settings.active().base_url = server.base_url
@@ -326,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    _print_banner(server, args.api_key is not None)
+    _print_banner(server, args.api_key)
     try:
         while not done.wait(0.5):
             pass
@@ -338,15 +339,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _print_banner(server: SimServer, fixed_key: bool) -> None:
-    key = "the key given with --api-key" if fixed_key else "any placeholder, e.g. sim-demo"
+def _print_banner(server: SimServer, fixed_key: str | None) -> None:
+    key = fixed_key and "<the --api-key value>"
     lines = [
         f"cometnb simulator listening on {server.base_url}",
         "Images are SYNTHETIC (drawn locally, stamped SIMULATED); nothing reaches CometAPI.",
-        "Point cometnb at it:",
+        "Point cometnb at it (any non-empty placeholder key works):"
+        if key is None
+        else "Point cometnb at it (only the --api-key value is accepted):",
         f"  export COMETAPI_BASE_URL={server.base_url}",
-        f"  export COMETAPI_KEY=sim-demo        # {key}",
-        f'  or in Python: Client(api_key="sim-demo", base_url="{server.base_url}")',
+        f"  export COMETAPI_KEY={key or 'sim-demo'}",
+        f'  or in Python: Client(api_key="{key or "sim-demo"}", base_url="{server.base_url}")',
         "Press Ctrl+C to stop.",
     ]
     if server.host not in ("127.0.0.1", "localhost", "::1"):
