@@ -1,0 +1,240 @@
+"""Grid expansion, validation and the concurrent runner (against the simulator)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import pytest
+from conftest import FAKE_KEY
+
+from cometnb._errors import CancelledError, ValidationError
+from cometnb._models import ClientEvent, Grid, ImageRequest
+from cometnb._runner import (
+    CellProgress,
+    cell_label,
+    describe_event,
+    expand_grid,
+    run_grid,
+    validate_grid,
+    with_setting_defaults,
+)
+
+if TYPE_CHECKING:
+    from cometnb._client import AsyncClient
+    from cometnb.history import History
+    from cometnb.sim import SimServer
+
+pytestmark = pytest.mark.timeout(60)
+
+MINI = "gpt-image-1-mini"
+
+
+@pytest.fixture
+def aclient(sim: SimServer, hist: History) -> Iterator[AsyncClient]:
+    from cometnb._client import AsyncClient
+    from cometnb._loop import loop_thread
+
+    client = AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=hist, timeout=5.0)
+    yield client
+    loop_thread().submit(client.aclose()).result(timeout=5)
+
+
+def grid_of(*prompts: str, **fields: object) -> Grid:
+    return expand_grid(ImageRequest("x", MINI, **fields), {"prompt": list(prompts)})
+
+
+# --- expansion -------------------------------------------------------------------------------
+
+
+def test_expand_grid_is_the_cartesian_product_in_axis_order() -> None:
+    base = ImageRequest("a kite", MINI, n=1)
+    axes = {"size": ["1024x1024", "1536x1024"], "format": ["png", "jpeg", "webp"]}
+    grid = expand_grid(base, axes)
+    assert grid.shape == (2, 3) and len(grid) == 6
+    assert grid.cells[1].coords == {"size": "1024x1024", "format": "jpeg"}
+    assert grid.cells[1].request.to_body() == {
+        "model": MINI,
+        "prompt": "a kite",
+        "n": 1,
+        "size": "1024x1024",
+        "output_format": "jpeg",
+    }
+    assert grid.cell(size="1536x1024", format="webp").request.fields["output_format"] == "webp"
+
+
+def test_no_axes_gives_one_cell() -> None:
+    grid = expand_grid(ImageRequest("a kite", MINI), {})
+    assert len(grid) == 1 and grid.cells[0].coords == {}
+
+
+def test_prompt_and_model_axes_replace_the_base_values() -> None:
+    grid = expand_grid(ImageRequest("p0", "m0"), {"prompt": ["p1", "p2"], "model": [MINI]})
+    assert [(c.request.prompt, c.request.model) for c in grid.cells] == [
+        ("p1", MINI),
+        ("p2", MINI),
+    ]
+
+
+def test_setting_defaults_apply_only_where_the_model_takes_them() -> None:
+    grid = expand_grid(ImageRequest("a kite", MINI), {"model": ["dall-e-3", MINI]})
+    grid.cells.append(expand_grid(ImageRequest("b", MINI, size="auto"), {}).cells[0])
+    with_setting_defaults(grid, {"size": "1536x1024", "quality": None})
+    dalle, mini, explicit = (c.request.fields.get("size") for c in grid.cells)
+    assert dalle is None  # dall-e-3 cannot take 1536x1024: the default is skipped
+    assert mini == "1536x1024"
+    assert explicit == "auto"  # a value the cell names wins
+
+
+def test_cell_label_clips_long_values() -> None:
+    grid = grid_of("p" * 100, "short")
+    label = cell_label(grid.cells[0], limit=10)
+    assert label == "prompt=ppppppppp…"
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def test_validate_grid_names_the_invalid_cells() -> None:
+    grid = expand_grid(
+        ImageRequest("a kite", MINI), {"model": ["dall-e-3", MINI], "size": ["1536x1024", "auto"]}
+    )
+    with pytest.raises(ValidationError) as info:
+        validate_grid(grid)
+    text = str(info.value)
+    assert text.startswith("2 of 4 requests are invalid")
+    assert "[model=dall-e-3, size=1536x1024]" in text and "[model=dall-e-3, size=auto]" in text
+    assert text.endswith("Nothing was sent.")
+    assert info.value.field == "size"
+
+
+def test_validate_grid_lists_a_few_and_counts_the_rest() -> None:
+    grid = expand_grid(ImageRequest("a kite", "dall-e-3", n=3), {"size": ["a", "b", "c", "d"]})
+    with pytest.raises(ValidationError, match="and 1 more"):
+        validate_grid(grid)
+
+
+def test_a_single_invalid_request_keeps_its_own_message() -> None:
+    grid = expand_grid(ImageRequest("a kite", "dall-e-3", n=2), {})
+    with pytest.raises(ValidationError) as info:
+        validate_grid(grid)
+    assert str(info.value).startswith("dall-e-3") and "n=2" in str(info.value)
+
+
+def test_validate_grid_passes_valid_grids() -> None:
+    validate_grid(grid_of("a", "b"))
+
+
+# --- progress text ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "text"),
+    [
+        (ClientEvent("waiting", 2, 2.0, "HTTP 429"), "waiting 2 s after HTTP 429"),
+        (ClientEvent("waiting", 2, 0.25, None), "waiting 0.2 s"),
+        (ClientEvent("sending"), "sending"),
+        (ClientEvent("sending", attempt=3), "retrying (attempt 3)"),
+        (ClientEvent("partial", partial_index=1), "partial image 2 received"),
+        (ClientEvent("downloading"), "downloading the image"),
+        (ClientEvent("storing"), "saving to history"),
+    ],
+)
+def test_describe_event(event: ClientEvent, text: str) -> None:
+    assert describe_event(event) == text
+
+
+def test_progress_text_shows_elapsed_seconds_and_the_latest_event() -> None:
+    progress = CellProgress(state="running", started=100.0, note="waiting 2 s after HTTP 429")
+    assert progress.text(now=103.4) == "3 s · waiting 2 s after HTTP 429"
+    assert CellProgress(state="failed").text() == "failed"
+    assert CellProgress(state="done").finished and not CellProgress().finished
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def test_run_grid_fills_every_cell_and_reports_on_the_calling_thread(
+    aclient: AsyncClient, sim: SimServer, hist: History
+) -> None:
+    grid = grid_of("a fox", "an owl", "an elk")
+    threads: set[int] = set()
+    seen: list[list[str]] = []
+
+    def on_update(progress: Sequence[CellProgress]) -> None:
+        threads.add(threading.get_ident())
+        seen.append([p.state for p in progress])
+
+    result = run_grid(aclient, grid, 2, on_update, tags=("t1",), origin="test")
+    assert result is grid
+    assert [g.prompt for g in grid.generations] == ["a fox", "an owl", "an elk"]
+    assert all(g.ok and g.images[0].path.exists() for g in grid.generations)  # type: ignore[union-attr]
+    assert threads == {threading.get_ident()}
+    assert seen[-1] == ["done", "done", "done"]
+    assert sim.request_count == 3
+    assert [list(r.tags) for r in hist] == [["t1"]] * 3
+
+
+def test_concurrency_is_bounded(aclient: AsyncClient, sim: SimServer) -> None:
+    sim.latency = 0.3
+    run_grid(aclient, grid_of("a", "b", "c", "d", "e"), 2)
+    spans = sim.spans
+    assert len(spans) == 5
+    overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert overlap <= 2
+
+
+def test_a_failed_cell_does_not_stop_the_others(aclient: AsyncClient, sim: SimServer) -> None:
+    sim.fault("500")
+    grid = run_grid(aclient, grid_of("a", "b", "c"), 1)
+    statuses = [g.status for g in grid.generations]
+    assert statuses == ["error", "ok", "ok"]
+    error = grid.generations[0].error
+    assert error is not None and "500" in str(error)
+    assert sim.request_count == 3  # the billed 500 was not retried
+
+
+def test_waiting_after_429_is_reported(aclient: AsyncClient, sim: SimServer) -> None:
+    sim.fault("429", retry_after=1)
+    notes: list[str | None] = []
+    run_grid(aclient, grid_of("a"), 1, lambda progress: notes.append(progress[0].note))
+    assert "waiting 1 s after HTTP 429" in notes
+    assert sim.request_count == 2
+
+
+def test_partial_images_reach_the_progress(aclient: AsyncClient, sim: SimServer) -> None:
+    grid = grid_of("a", stream=True, partial_images=2)
+    partials: list[int | None] = []
+
+    def on_update(progress: Sequence[CellProgress]) -> None:
+        if progress[0].partial is not None:
+            partials.append(progress[0].partial_index)
+
+    sim.latency = 0.3
+    run_grid(aclient, grid, 1, on_update)
+    assert grid.generations[0].ok
+    assert partials and partials[-1] is not None
+
+
+def test_interrupt_cancels_in_flight_requests(
+    aclient: AsyncClient, sim: SimServer, hist: History
+) -> None:
+    """A KeyboardInterrupt while waiting (as Ctrl-C delivers it) cancels every request."""
+    sim.fault("hang", times=3, seconds=30)
+    calls = 0
+
+    def on_update(progress: Sequence[CellProgress]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 0 and sim.request_count >= 2:  # both first requests in flight: "Ctrl-C"
+            calls = -1_000_000  # only once
+            raise KeyboardInterrupt
+
+    grid = grid_of("a", "b", "c")
+    with pytest.raises(CancelledError) as info:
+        run_grid(aclient, grid, 2, on_update)
+    assert "interrupted: 3 of 3" in str(info.value)
+    assert [c.generation.status for c in grid.cells] == ["cancelled"] * 3  # type: ignore[union-attr]
+    assert sim.request_count == 2  # the queued third never started
+    assert sorted(r.status for r in hist) == ["cancelled", "cancelled"]
