@@ -34,6 +34,8 @@ def export(records: Sequence[Record], path: Path, *, title: str = "cometnb galle
         ".zip": _write_zip,
         ".jsonl": _write_jsonl,
     }
+    if path.is_dir():
+        raise ValidationError(f"cannot export to {path}: it is a folder", field="path")
     writer = writers.get(path.suffix.lower())
     if writer is None:
         raise ValidationError(
@@ -41,8 +43,6 @@ def export(records: Sequence[Record], path: Path, *, title: str = "cometnb galle
             f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}",
             field="path",
         )
-    if path.is_dir():
-        raise ValidationError(f"cannot export to {path}: it is a folder", field="path")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -90,11 +90,23 @@ def _write_zip(records: Sequence[Record], tmp: Path, title: str) -> None:
                 if img.path is None or not img.path.is_file():
                     missing.append(file)
                     continue
+                if not _inside(img.path, rec.folder):
+                    missing.append(f"{file} (outside the history folder: not exported)")
+                    continue
                 # Stored, not deflated: PNG/JPEG/WebP are compressed already.
                 zf.write(img.path, member, compress_type=zipfile.ZIP_STORED)
                 written.add(member)
         if missing:
             zf.writestr("MISSING.txt", "".join(f"{m}\n" for m in missing))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` (symlinks resolved) lies inside ``folder``."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 _COLUMNS = (

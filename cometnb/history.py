@@ -15,8 +15,10 @@ import json
 import os
 import re
 import secrets
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -253,6 +255,11 @@ class Record:
     def revised_prompts(self) -> list[str]:
         """Prompts the model rewrote (dall-e-3 does), in image order; empty when none."""
         return [d["revised_prompt"] for d in self._image_docs if d.get("revised_prompt")]
+
+    @property
+    def folder(self) -> Path:
+        """The history folder this record belongs to (image files are below it)."""
+        return self._root
 
     @property
     def files(self) -> list[str]:
@@ -717,3 +724,18 @@ def history(path: str | os.PathLike[str] | None = None) -> History:
         if found is None:
             found = _histories[key] = History(key)
         return found
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`history`.
+
+    DESIGN.md promises ``cometnb.history()``, but importing the submodule ``cometnb.history``
+    binds the module to that package attribute, hiding the function. Calling the module
+    forwards to the function, so both spellings work whatever was imported first.
+    """
+
+    def __call__(self, path: str | os.PathLike[str] | None = None) -> History:
+        return history(path)
+
+
+sys.modules[__name__].__class__ = _CallableModule
