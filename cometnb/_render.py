@@ -46,6 +46,7 @@ _CARD = (
 )
 _MUTED = "opacity:.75;"
 _CELL = "border:1px solid rgba(128,128,128,.35);padding:4px 6px;vertical-align:top;text-align:left;"
+_TABLE = "border-collapse:collapse;" + _FONT
 _HIGHLIGHT = "background:#fff3b0;color:#000;"
 _ERROR_BOX = (
     "border:1px solid #d33;background:#fdecea;color:#611;border-radius:4px;padding:6px;"
@@ -112,30 +113,40 @@ def _thumb_uri(img: GeneratedImage, px: int) -> str | None:
         return None
 
 
-def _img_tag(uri: str | None, px: int, alt: str, *, fixed: bool = False) -> str:
+def _img_tag(
+    uri: str | None, px: int, alt: str, *, fixed: bool = False, fluid: bool = False
+) -> str:
+    """An inline preview: at most ``px`` (``fixed``: exactly a px box, for aligned comparisons;
+    ``fluid``: as wide as its container allows, for the gallery page)."""
     if uri is None:
         box = f"width:{px}px;height:{px // 2}px;"
         return (
             f'<div style="{box}{_MUTED}display:flex;align-items:center;justify-content:center;'
             f'border:1px dashed rgba(128,128,128,.6)">image file missing</div>'
         )
-    size = (
-        f"width:{px}px;height:{px}px;object-fit:contain;"
-        if fixed
-        else f"max-width:{px}px;max-height:{px}px;"
-    )
+    if fixed:
+        size = f"width:{px}px;height:{px}px;object-fit:contain;"
+    elif fluid:
+        size = "max-width:100%;height:auto;"
+    else:
+        size = f"max-width:{px}px;max-height:{px}px;"
     return f'<img src="{uri}" alt="{esc(_short(alt, 200))}" style="{size}display:block">'
 
 
-def _file_link(path: Path | None, *, link: bool = True) -> str:
-    """The original's location: a relative link when it lies below the working directory."""
+def _file_link(path: Path | None, *, link: bool = True, label: str | None = None) -> str:
+    """The original's location: a relative link when it lies below the working directory.
+
+    ``label`` replaces the file name as the visible text (narrow grid cells); the full path
+    is always in the tooltip.
+    """
     if path is None:
         return f'<span style="{_MUTED}">not stored</span>'
     rel = _relative(path)
+    text = esc(label or path.name)
     if link and rel is not None:
         href = quote(rel.replace(os.sep, "/"))
-        return f'<a href="{esc(href)}" target="_blank" title="{esc(path)}">{esc(path.name)}</a>'
-    return f'<code title="{esc(path)}">{esc(path.name)}</code>'
+        return f'<a href="{esc(href)}" target="_blank" title="{esc(path)}">{text}</a>'
+    return f'<code title="{esc(path)}">{text}</code>'
 
 
 def _relative(path: Path) -> str | None:
@@ -310,7 +321,8 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
         label = _status_badge(gen.status)
         return f"{label}{_error_box(str(gen.error) if gen.error else None, 200)}"
     pics = "".join(
-        _img_tag(_preview_uri(img, px), px, gen.prompt) + f"<div>{_file_link(img.path)}</div>"
+        _img_tag(_preview_uri(img, px), px, gen.prompt)
+        + f"<div>{_file_link(img.path, label='original')}</div>"
         for img in gen.images
     )
     caption = " · ".join(p for p in (f"{gen.elapsed_s:.1f} s", _tokens(gen.usage)) if p)
@@ -353,7 +365,7 @@ def grid_html(grid: Grid, cell_status: Mapping[int, str] | Sequence[str] | None 
         body.append(f'<tr><th style="{_CELL}">{label}</th>{cells}</tr>')
     return (
         f'<div class="cometnb-grid" style="{_FONT}">{_grid_summary(grid)}'
-        f'<table style="border-collapse:collapse">'
+        f'<table style="{_TABLE}">'
         f'<thead><tr><th style="{_CELL}">{corner}</th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
@@ -385,7 +397,7 @@ def history_html(records: Sequence[Record], limit: int = HISTORY_ROWS) -> str:
     tail = f'<div style="{_MUTED}margin-top:4px">… {more} more (older)</div>' if more else ""
     return (
         f'<div class="cometnb-history" style="{_FONT}"><div>{len(records)} record(s)</div>'
-        f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
+        f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table>{tail}</div>"
     )
 
@@ -410,7 +422,15 @@ def _history_row(rec: Record) -> str:
         esc(", ".join(rec.tags)),
         f"<code>{esc(rec.id)}</code>",
     )
-    return "<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>"
+    nowrap = (1, 3, 6, 8)  # when, model, time, id: short values that read badly when wrapped
+    return (
+        "<tr>"
+        + "".join(
+            f'<td style="{_CELL}{"white-space:nowrap;" if i in nowrap else ""}">{c}</td>'
+            for i, c in enumerate(cells)
+        )
+        + "</tr>"
+    )
 
 
 def split_settings(records: Sequence[Record]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
@@ -456,7 +476,7 @@ def compare_html(records: Sequence[Record]) -> str:
     same = f"<div>Same in all:</div><ul style='margin:2px 0'>{listed}</ul>" if listed else ""
     return (
         f'<div class="cometnb-compare" style="{_FONT}">'
-        f'<table style="border-collapse:collapse"><thead><tr><th style="{_CELL}"></th>{head}'
+        f'<table style="{_TABLE}"><thead><tr><th style="{_CELL}"></th>{head}'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{same}</div>"
     )
 
@@ -470,7 +490,7 @@ def _compare_images(rec: Record, px: int) -> str:
         return _error_box(rec.error or rec.status, 300)
     return "".join(
         _img_tag(_preview_uri(img, px), px, rec.prompt, fixed=True)
-        + f"<div>{_file_link(img.path)}</div>"
+        + f"<div>{_file_link(img.path, label='original')}</div>"
         for img in rec.images
     )
 
@@ -485,8 +505,10 @@ def _outcome(rec: Record) -> str:
 
 _GALLERY_CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:16px;color:#222}
-h1{font-size:20px} .rec{border:1px solid #ccc;border-radius:6px;padding:10px;margin:0 0 14px}
-.rec img{max-width:100%;display:block;margin:0 0 6px} .pics{display:flex;gap:8px;flex-wrap:wrap}
+h1{font-size:20px} .recs{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));
+gap:14px} .rec{border:1px solid #ccc;border-radius:6px;padding:10px}
+.rec img{max-width:100%;height:auto;display:block;margin:0 0 6px}
+.pics{display:flex;gap:8px;flex-wrap:wrap}
 .prompt{white-space:pre-wrap;font-size:14px;margin:6px 0} .meta{color:#555;font-size:12px}
 table.kv td{padding:1px 8px 1px 0;vertical-align:top;font-size:12px}
 """
@@ -499,25 +521,14 @@ def gallery_html(records: Iterable[Record], title: str = "cometnb gallery") -> s
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_GALLERY_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1><p class=meta>{len(recs)} record(s)</p>{cards}</body></html>\n"
+        f"<h1>{esc(title)}</h1><p class=meta>{len(recs)} record(s)</p>"
+        f'<div class="recs">{cards}</div></body></html>\n'
     )
 
 
 def _gallery_card(rec: Record) -> str:
     px = active().thumbnail_px
-    pics = "".join(
-        f'<figure style="margin:0;max-width:{px}px">'
-        f"{_img_tag(_preview_uri(img, px), px, rec.prompt)}"
-        f"<figcaption class=meta>{esc(img.path.name if img.path else '')} · "
-        f"{img.width}×{img.height} {esc(img.format)}</figcaption>"
-        + (
-            f"<div class=meta>revised: {esc(img.revised_prompt)}</div>"
-            if img.revised_prompt
-            else ""
-        )
-        + "</figure>"
-        for img in rec.images
-    )
+    pics = "".join(_gallery_figure(img, px, rec.prompt) for img in rec.images)
     if not rec.ok:
         pics += _error_box(rec.error)
     facts: list[tuple[str, Any]] = [
@@ -547,8 +558,9 @@ def _gallery_figure(img: GeneratedImage, px: int, prompt: str) -> str:
     revised = (
         f"<div class=meta>revised: {esc(img.revised_prompt)}</div>" if img.revised_prompt else ""
     )
+    tag = _img_tag(_preview_uri(img, px), px, prompt, fluid=True)
     return (
-        f'<figure style="margin:0;max-width:{px}px">{_img_tag(_preview_uri(img, px), px, prompt)}'
+        f'<figure style="margin:0;min-width:0;max-width:{px}px">{tag}'
         f"<figcaption class=meta>{esc(img.path.name if img.path else '')} · "
         f"{img.width}×{img.height} {esc(img.format)}</figcaption>{revised}</figure>"
     )
