@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-__all__ = ["ImageCache", "ImageSpec", "Rendered", "render"]
+__all__ = ["ImageCache", "ImageSpec", "Rendered", "render", "shared_cache"]
 
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -231,3 +231,17 @@ class ImageCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+
+_shared: ImageCache | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_cache() -> ImageCache:
+    """One cache for every simulator in the process: images depend only on their spec, so
+    the many short-lived servers of a test run (and a benchmark's) render each image once."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = ImageCache()
+        return _shared

@@ -47,6 +47,7 @@ class SimHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False  # we join ourselves, with a deadline
+    request_queue_size = 128  # the default 5 drops SYNs when a benchmark opens 16 at once
 
     def __init__(self, address: tuple[str, int], state: SimState) -> None:
         self.state = state

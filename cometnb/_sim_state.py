@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._capabilities import CAPABILITIES, get_caps
-from ._sim_images import ImageCache
+from ._sim_images import ImageCache, shared_cache
 
 __all__ = ["FAULT_PARAMS", "Fault", "SimState", "StoredFile"]
 
@@ -98,7 +98,7 @@ class SimState:
         models: Iterable[str] | None = None,
         model_prefixes: Iterable[str] = ("gpt-image", "sim-"),
         verbose: bool = False,
-        cache_bytes: int = 256_000_000,
+        cache: ImageCache | None = None,
     ) -> None:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
@@ -111,7 +111,7 @@ class SimState:
         self.models = frozenset(CAPABILITIES if models is None else models)
         self.model_prefixes = tuple(model_prefixes)
         self.verbose = verbose
-        self.cache = ImageCache(cache_bytes)
+        self.cache = cache if cache is not None else shared_cache()
         self.stopping = threading.Event()
         self.base_url = ""
         self._lock = threading.Lock()
