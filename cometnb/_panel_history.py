@@ -113,7 +113,7 @@ class HistoryBrowser:
         self.filter_text.layout.width = "240px"
         for b in (self.refresh_button, self.export_html_button, self.export_zip_button):
             b.layout.width = "120px"
-        self.compare_button.layout.width = "160px"
+        self.compare_button.layout.width = "200px"
         filters = W.HBox(
             [self.filter_text, self.filter_model, self.filter_tag, self.refresh_button]
         )

@@ -32,6 +32,18 @@ __all__ = ["Panel", "panel"]
 GALLERY_SIZE = 8  # newest generations kept in the panel; the rest live in the history
 PREVIEW_PX = 256
 TICK_S = 0.5
+# Compact display inside the panel only (the shared HTML views size images for full cells).
+# Scoped to .cometnb-panel; !important because the views use inline styles.
+PANEL_CSS = """<style>
+.cometnb-panel .cometnb-gallery .widget-html-content {
+  display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; white-space: normal; }
+.cometnb-panel .cometnb-gallery .cometnb-card { max-width: 300px !important; margin: 0 !important; }
+.cometnb-panel .cometnb-gallery img {
+  max-width: 260px !important; max-height: 260px !important; height: auto; }
+.cometnb-panel .cometnb-compare img {
+  width: 220px !important; height: 220px !important; }
+.cometnb-panel .cometnb-compare .widget-html-content { white-space: normal; overflow: auto; }
+</style>"""
 
 
 def _guarded(report: Callable[[str], None], fn: Callable[[Any], object]) -> Callable[[Any], None]:
@@ -87,7 +99,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self._wire()
 
     def _children(self) -> list[W.Widget]:
-        title = W.HTML("<b style='font-size:115%'>cometnb</b> · image generation")
+        title = W.HTML(PANEL_CSS + "<b style='font-size:115%'>cometnb</b> · image generation")
         buttons = W.HBox(
             [self.generate_button, self.cancel_button, self.progress],
             layout=W.Layout(align_items="center"),
