@@ -6,6 +6,7 @@ blocks until the queue is empty. Every test talks to the loopback simulator.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
@@ -300,6 +301,26 @@ def test_generations_queue_behind_the_running_one(p: Panel, live: SimServer) -> 
     assert p.wait(WAIT_S)
     assert [g.prompt for g in p.generations] == ["first", "second"]
     assert p.gallery.value.index("second") < p.gallery.value.index("first")  # newest first
+
+
+def test_inside_a_running_loop_generation_is_a_task_on_that_loop(p: Panel, live: SimServer) -> None:
+    """What a kernel does: the click handler runs on the loop and returns at once."""
+    live.fault("latency", seconds=0.5)
+
+    async def kernel_like() -> None:
+        p.prompt.value = "a non-blocking click"
+        p.generate_button.click()
+        # The handler returned before the job could even start: it is a task on this loop.
+        assert p.generations == [] and p.jobs.current is None
+        assert p.jobs.busy
+        assert p.jobs._loop is asyncio.get_running_loop()
+        with pytest.raises(RuntimeError, match="block the loop"):
+            p.wait(1)
+        while p.jobs.busy:  # the loop stays free: other coroutines keep running
+            await asyncio.sleep(0.02)
+
+    asyncio.run(asyncio.wait_for(kernel_like(), WAIT_S))
+    assert p.generations[-1].ok
 
 
 def test_cancel_stops_the_running_generation(p: Panel, live: SimServer) -> None:
