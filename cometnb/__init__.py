@@ -95,6 +95,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext cometnb``: remove the magics again."""
     from .magic import unload_ipython_extension as unload
 
     unload(ipython)
