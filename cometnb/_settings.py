@@ -39,6 +39,10 @@ class Settings:
 
 _active = Settings()
 _session_key: str | None = None
+# Keyless demo mode: the URL of cometnb.sim's background simulator (set by
+# ``sim.use_if_keyless``). Kept apart from ``_active`` so the magic copying its traits does not
+# erase it; a key set with ``set_session_key`` ends it.
+_simulator_url: str | None = None
 
 
 def active() -> Settings:
@@ -48,8 +52,9 @@ def active() -> Settings:
 
 def set_session_key(key: str | None) -> None:
     """Hold a key in memory for this process only (what ``%cometimg_key`` does)."""
-    global _session_key
+    global _session_key, _simulator_url
     _session_key = key.strip() if key and key.strip() else None
+    _simulator_url = None  # a key of the user's own leaves the keyless simulator
     register_secret(_session_key)
 
 
@@ -62,7 +67,8 @@ def resolve_api_key(explicit: str | None = None) -> str | None:
 
 def resolve_base_url(explicit: str | None = None) -> str:
     """``Client(base_url=…)``, ``CometImg.base_url``, ``$COMETAPI_BASE_URL``, then the default."""
-    url = explicit or _active.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    env = os.environ.get(BASE_URL_ENV)
+    url = explicit or _active.base_url or _simulator_url or env or DEFAULT_BASE_URL
     return url.rstrip("/")
 
 

@@ -249,7 +249,9 @@ def _background_server() -> SimServer:
 def use_if_keyless(quiet: bool = False) -> str:
     """Point cometnb at a background simulator when no API key is configured.
 
-    Returns ``"real"`` (a key was found; nothing changes) or ``"simulator"``.
+    Returns ``"real"`` (a key was found; nothing changes) or ``"simulator"``. The simulator's
+    URL goes to ``_settings._simulator_url`` rather than ``active().base_url``, which the magic
+    overwrites with its traits before every cell; setting a key (``%cometimg_key``) ends it.
 
     Example::
 
@@ -262,8 +264,8 @@ def use_if_keyless(quiet: bool = False) -> str:
     if key and key != PLACEHOLDER_KEY:  # the placeholder is ours from an earlier call
         return "real"
     server = _background_server()
-    _settings.active().base_url = server.base_url
-    _settings.set_session_key(PLACEHOLDER_KEY)
+    _settings.set_session_key(PLACEHOLDER_KEY)  # first: setting a key clears _simulator_url
+    _settings._simulator_url = server.base_url
     if not quiet:
         print(
             "No CometAPI key found: using cometnb's offline simulator at "
@@ -276,18 +278,15 @@ def use_if_keyless(quiet: bool = False) -> str:
 
 
 def leave_simulator() -> bool:
-    """Undo :func:`use_if_keyless` (what ``%cometimg_key`` should call after taking a key).
+    """Undo :func:`use_if_keyless`: forget the simulator URL and the placeholder key.
 
-    Resets ``active().base_url`` if it points at the background simulator and drops the
-    placeholder key if it is still the session key. Returns True when something changed.
+    ``%cometimg_key`` needs no call to this (setting a key leaves keyless mode by itself).
+    Returns True when something changed.
     """
     from . import _settings
 
-    server = _background
-    changed = False
-    if server is not None and server.running and _settings.active().base_url == server.base_url:
-        _settings.active().base_url = None
-        changed = True
+    changed = _settings._simulator_url is not None
+    _settings._simulator_url = None
     if _settings._session_key == PLACEHOLDER_KEY:
         _settings.set_session_key(None)
         changed = True

@@ -32,6 +32,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv(_settings.HISTORY_ENV, str(home))
     monkeypatch.setattr(_settings, "_active", _settings.Settings())
     monkeypatch.setattr(_settings, "_session_key", None)
+    monkeypatch.setattr(_settings, "_simulator_url", None)
     return home
 
 

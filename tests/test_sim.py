@@ -754,8 +754,8 @@ def test_use_if_keyless_starts_the_simulator_once(
     notice = capsys.readouterr().out
     assert "simulator" in notice and "synthetic" in notice
     assert "COMETAPI_KEY" in notice and "%cometimg_key" in notice
-    base_url = _settings.active().base_url
-    assert base_url and base_url.startswith("http://127.0.0.1:")
+    base_url = _settings.resolve_base_url()
+    assert base_url.startswith("http://127.0.0.1:")
     key = _settings.resolve_api_key()
     assert key and key.startswith("sim-")
     r = httpx.post(
@@ -766,9 +766,30 @@ def test_use_if_keyless_starts_the_simulator_once(
     assert r.headers["X-CometNB-Simulator"] == "1"
     assert sim_module.use_if_keyless(quiet=True) == "simulator"
     assert capsys.readouterr().out == ""
-    assert _settings.active().base_url == base_url  # the same server is reused
+    assert _settings.resolve_base_url() == base_url  # the same server is reused
+
+
+def test_keyless_mode_survives_front_ends_copying_settings(background: None) -> None:
+    assert sim_module.use_if_keyless(quiet=True) == "simulator"
+    url = _settings.resolve_base_url()
+    _settings.active().base_url = None  # what the magic does with an empty trait
+    assert _settings.resolve_base_url() == url
+
+
+def test_setting_a_key_leaves_the_simulator(background: None) -> None:
+    assert sim_module.use_if_keyless(quiet=True) == "simulator"
+    _settings.set_session_key(KEY)  # what %cometimg_key does
+    assert _settings.resolve_base_url() == _settings.DEFAULT_BASE_URL
+    assert _settings.resolve_api_key() == KEY
+    assert sim_module.use_if_keyless() == "real"
+
+
+def test_leave_simulator_undoes_keyless_mode(background: None) -> None:
+    assert sim_module.use_if_keyless(quiet=True) == "simulator"
     assert sim_module.leave_simulator()
-    assert _settings.active().base_url is None and _settings.resolve_api_key() is None
+    assert _settings.resolve_base_url() == _settings.DEFAULT_BASE_URL
+    assert _settings.resolve_api_key() is None
+    assert not sim_module.leave_simulator()
 
 
 def test_use_if_keyless_with_a_key_changes_nothing(
@@ -776,6 +797,6 @@ def test_use_if_keyless_with_a_key_changes_nothing(
 ) -> None:
     monkeypatch.setenv(_settings.KEY_ENV, KEY)
     assert sim_module.use_if_keyless() == "real"
-    assert _settings.active().base_url is None
+    assert _settings.resolve_base_url() == _settings.DEFAULT_BASE_URL
     assert capsys.readouterr().out == ""
     assert sim_module._background is None
