@@ -164,11 +164,12 @@ class TextView:
 
     def update(self, progress: Sequence[CellProgress]) -> None:
         for i, p in enumerate(progress):
-            key = (p.state, p.note)
+            key = (p.state, None if p.finished else p.note)
             if key == self._seen[i] or p.state == "queued":
                 continue
             self._seen[i] = key
-            self._write(f"{self._label(i)}{p.state}{f': {p.note}' if p.note else ''}")
+            note = f": {p.note}" if p.note and not p.finished else ""
+            self._write(f"{self._label(i)}{p.state}{note}")
 
     def _label(self, index: int) -> str:
         cell = self.grid.cells[index]

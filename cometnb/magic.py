@@ -102,7 +102,7 @@ class CometImg(Magics, Configurable):
         # so %config and the shell's config files reach these traits.
         super().__init__(shell=shell, **kwargs)
         self.engine = CellEngine(shell)
-        self.push_settings()
+        self.pull_settings()
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -137,10 +137,24 @@ class CometImg(Magics, Configurable):
             value = _settings.DEFAULT_MODEL
         setattr(_settings.active(), name, value)
 
-    def push_settings(self) -> None:
-        """Copy every trait into ``_settings.active()`` (done on load and before each cell)."""
+    def pull_settings(self) -> None:
+        """Make the traits show ``_settings.active()``, the one source of truth.
+
+        Code may change the active settings directly (``cometnb.sim.use_if_keyless`` points
+        ``base_url`` at the simulator), so the traits are refreshed from them on load, before
+        each cell and before ``%config`` applies a change, instead of overwriting them.
+        """
+        active = _settings.active()
         for name in SETTING_NAMES:
-            self._copy_setting(name)
+            value = getattr(active, name)
+            if getattr(self, name) != value:
+                with contextlib.suppress(TraitError):  # a value the trait refuses: keep the trait
+                    setattr(self, name, value)
+
+    def update_config(self, config: Any) -> None:
+        """``%config CometImg.x = …``: compare against the active settings, then apply."""
+        self.pull_settings()
+        super().update_config(config)
 
     # --- magics ------------------------------------------------------------------------------
 
@@ -182,7 +196,7 @@ class CometImg(Magics, Configurable):
         never an option: set COMETAPI_KEY or run %cometimg_key.
         """
         args = parse_argstring(self.cometimg, line)
-        self.push_settings()
+        self.pull_settings()
         shell: Any = self.shell
         plan = build_plan(args, cell, shell.user_ns, _settings.active())
         return self.engine.run(plan)
