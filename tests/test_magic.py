@@ -1,4 +1,4 @@
-"""``%%cometimg`` and ``%cometimg_key`` driven through a real ``InteractiveShell`` and the simulator.
+"""``%%cometimg`` and ``%cometimg_key`` driven through a real ``InteractiveShell`` and the sim.
 
 Cells run with ``ip.run_cell`` exactly as a notebook runs them (displayhook, ``_``, errors shown
 by IPython). Display messages are captured with IPython's ``CapturingDisplayPublisher`` and the
