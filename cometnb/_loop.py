@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["LoopThread", "loop_thread"]
 
@@ -70,15 +70,15 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the private loop and wait; an interrupt cancels it and re-raises."""
         if self._on_own_thread():
+            coro.close()
             raise RuntimeError("LoopThread.run() called from its own loop; await instead")
-        finished = threading.Event()
-        future = self.submit(_signal_when_done(coro, finished))
+        loop = self.loop
+        job = _Job(coro)
         try:
-            return future.result()
+            loop.call_soon_threadsafe(job.start, loop)
+            return job.future.result()
         except KeyboardInterrupt:
-            future.cancel()
-            # Give the task time to record the cancellation before the caller moves on.
-            finished.wait(CANCEL_GRACE_S)
+            job.interrupt(loop)
             raise
 
     def _on_own_thread(self) -> bool:
@@ -97,11 +97,54 @@ class LoopThread:
             loop.close()
 
 
-async def _signal_when_done(coro: Coroutine[Any, Any, T], finished: threading.Event) -> T:
-    try:
-        return await coro
-    finally:
-        finished.set()
+class _Job(Generic[T]):
+    """One :meth:`LoopThread.run` call: its task, result and cancellation, across two threads.
+
+    A ``KeyboardInterrupt`` can land anywhere in the caller, even before the task exists, so
+    cancellation goes through the loop's FIFO queue: if ``start`` was queued it runs first.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self.coro = coro
+        self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self.task: asyncio.Task[T] | None = None
+        self.cancelled = False
+        self.cancel_seen = threading.Event()
+        self.finished = threading.Event()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop thread
+        if self.cancelled:
+            return
+        self.task = loop.create_task(self.coro)
+        self.task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[T]) -> None:
+        self.coro.close()  # no-op when it ran; silences "never awaited" if cancelled unstarted
+        if task.cancelled():
+            self.future.cancel()
+        elif (error := task.exception()) is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(task.result())
+        self.finished.set()
+
+    def cancel(self) -> None:  # on the loop thread
+        self.cancelled = True
+        if self.task is not None:
+            self.task.cancel()
+        self.cancel_seen.set()
+
+    def interrupt(self, loop: asyncio.AbstractEventLoop) -> None:  # on the caller's thread
+        try:
+            loop.call_soon_threadsafe(self.cancel)
+        except RuntimeError:  # the loop was stopped meanwhile
+            self.coro.close()
+            return
+        # Let the task record the cancellation (history) before the caller moves on.
+        if self.cancel_seen.wait(CANCEL_GRACE_S) and self.task is not None:
+            self.finished.wait(CANCEL_GRACE_S)
+        elif self.task is None:
+            self.coro.close()
 
 
 _shared: LoopThread | None = None
