@@ -260,24 +260,42 @@ PANEL: list[Cell] = [
     md("""\
 # The panel
 
-A form for those who prefer controls to a magic. Type a prompt, pick the model, size and
-quality, then press **Generate**. **Cancel** stops a request in flight. The panel shows
-progress and the images as they arrive, and includes a browser for the history.
+The panel is a form, for when you would rather use controls than a magic. Type a prompt, pick
+the model, size and quality, and press **Generate**. The other fields (format, background,
+number of images, partial previews, tags) adapt to the chosen model: a model that cannot take
+a value does not offer it. The panel then shows:
 
-The panel uses the same key, settings and history as `%%cometimg`, so whatever you make here
-also shows up in `cometnb.history()` and in `04-history.ipynb`.
+* progress, retries and waits while a request runs;
+* **Cancel**, which stops the running request (pressing Generate again queues another);
+* the newest images, as they arrive;
+* a **History** section that lists past records and can load a record's settings back into the
+  form, compare the selected records, or export them to HTML or zip.
 
-**Cost.** Each press of Generate sends a request; keep the quality at `low` while you
-explore."""),
+The panel shares its key, settings and history with `%%cometimg`. Whatever you make here also
+shows up in `cometnb.history()` and in `04-history.ipynb`. While no key is configured, the
+panel shows a masked key field. Like `%cometimg_key`, it keeps the key in memory only and
+clears the field as soon as the key is taken. (In simulator mode the field is hidden.)
+
+**Cost.** Each Generate sends a request. Keep the quality at `low` while you explore."""),
     md(REAL_OR_SIM),
     code(KEYLESS),
     code("""\
 import cometnb
 
-cometnb.panel()"""),
+p = cometnb.panel()
+p"""),
     md("""\
-If the panel shows up as plain text (`VBox(...)`) instead of controls, the notebook front end
-lacks ipywidgets support. JupyterLab 4 with `ipywidgets>=8` includes it (so does Binder).
+The controls are attributes of the panel, so code can fill in the form. This cell sets up a
+cheap request. Press **Generate** above to send it."""),
+    code("""\
+p.prompt.value = "A lighthouse at dusk, oil painting"
+p.model.value = "gpt-image-1-mini"
+p.size.value = "1024x1024"
+p.quality.value = "low\""""),
+    md("""\
+If the panel shows up as plain text (`Panel(children=...)`) instead of controls, the notebook
+front end lacks ipywidgets support. JupyterLab 4 with `ipywidgets>=8` has it, and so does
+Binder.
 
 The same history, from Python:"""),
     code("""\
@@ -361,10 +379,12 @@ for name in ("gallery.html", "history.zip", "records.jsonl"):
     md("""\
 ## As a DataFrame
 
-`to_dataframe()` returns one row per record (it needs pandas)."""),
+`to_dataframe()` returns one row per record, indexed by record id (it needs pandas)."""),
     code("""\
 df = h.to_dataframe()
-df.tail()"""),
+df[["model", "size", "quality", "status", "elapsed_s", "prompt"]]"""),
+    code("""\
+df.groupby("model")["elapsed_s"].agg(["count", "mean"])"""),
     md("""\
 ## Any history folder
 

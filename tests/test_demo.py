@@ -1,0 +1,208 @@
+"""``python -m cometnb.demo`` (what ``make demo`` runs): command line, mode, and two live runs.
+
+The live runs start the real JupyterLab on loopback and check that nothing survives them: every
+process they start inherits a marker in its environment, and none may carry it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import FAKE_KEY
+
+from cometnb import demo
+
+MARK = "COMETNB_DEMO_TEST_MARK"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_lab_command_is_loopback_with_token() -> None:
+    cmd = demo.lab_command(Path("/x/nb"), 8123, "tok", open_browser=False, as_root=True)
+    assert cmd[:4] == [sys.executable, "-m", "jupyter", "lab"]
+    assert cmd[4] == "/x/nb/01-quickstart.ipynb"
+    for flag in (
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=8123",
+        "--ServerApp.port_retries=0",  # the printed URL must be where Lab listens
+        "--IdentityProvider.token=tok",
+        "--ServerApp.root_dir=/x/nb",
+        "--no-browser",
+        "--allow-root",
+    ):
+        assert flag in cmd
+
+
+def test_lab_command_opens_browser_and_drops_root_flag_when_asked() -> None:
+    cmd = demo.lab_command(Path("nb"), 1, "t", open_browser=True, as_root=False)
+    assert "--no-browser" not in cmd
+    assert "--allow-root" not in cmd
+
+
+def test_lab_url_carries_token_and_notebook() -> None:
+    assert demo.lab_url(8123, "tok") == (
+        "http://127.0.0.1:8123/lab/tree/01-quickstart.ipynb?token=tok"
+    )
+
+
+def test_mode_message_says_real_api_without_showing_the_key() -> None:
+    env = {"COMETAPI_KEY": FAKE_KEY}
+    assert demo.api_mode(env) == "real"
+    text = demo.mode_message(env)
+    assert "real API" in text and "https://api.cometapi.com/v1" in text
+    assert FAKE_KEY not in text
+
+
+def test_mode_message_says_images_are_synthetic_without_a_key() -> None:
+    for env in ({}, {"COMETAPI_KEY": "  "}):
+        assert demo.api_mode(env) == "simulator"
+        text = demo.mode_message(env)
+        assert "SYNTHETIC" in text and "COMETAPI_KEY=" in text and "%cometimg_key" in text
+
+
+def test_keyless_env_drops_key_and_url_and_isolates_state(tmp_path: Path) -> None:
+    base = {"COMETAPI_KEY": FAKE_KEY, "COMETAPI_BASE_URL": "http://x", "PATH": "/bin"}
+    env = demo.keyless_env(base, tmp_path)
+    assert "COMETAPI_KEY" not in env and "COMETAPI_BASE_URL" not in env
+    assert env["PATH"] == "/bin"
+    assert env["COMETNB_HISTORY"].startswith(str(tmp_path))
+    assert env["JUPYTER_RUNTIME_DIR"].startswith(str(tmp_path))
+
+
+def test_find_notebooks_finds_the_repository_folder() -> None:
+    assert demo.find_notebooks() == (REPO / "notebooks").resolve()
+
+
+def test_missing_notebooks_is_a_short_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert demo.main(["--notebooks", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "demo notebooks not found" in err and "Traceback" not in err
+
+
+def marked_processes(mark: str) -> list[int]:
+    """Live processes whose environment carries ``mark`` (all the demo's descendants do)."""
+    psutil = pytest.importorskip("psutil")
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(MARK) == mark and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def assert_nothing_left(mark: str) -> None:
+    deadline = time.monotonic() + 15  # kernels exit shortly after their parent
+    while marked_processes(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(mark) == [], "the demo left processes running"
+
+
+@pytest.fixture
+def demo_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """An environment with a fake key and an unreachable API URL, marked for process checks."""
+    mark = uuid.uuid4().hex
+    env = dict(os.environ, **{MARK: mark, "PYTHONUNBUFFERED": "1"})
+    env["COMETAPI_KEY"] = FAKE_KEY  # --check must drop it (keyless) ...
+    env["COMETAPI_BASE_URL"] = "http://127.0.0.1:9/v1"  # ... or fail here, never spend
+    for var, sub in demo.JUPYTER_DIR_VARS.items():
+        env[var] = str(tmp_path / "jupyter" / sub)
+    yield env, mark
+    for pid in marked_processes(mark):  # only if a test failed midway
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_check_runs_quickstart_keyless_and_stops(
+    demo_env: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    env, mark = demo_env
+    before = sorted(p.name for p in (REPO / "notebooks").iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "cometnb.demo", "--check", "--timeout", "120"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "ok: JupyterLab answered" in out
+    assert "SYNTHETIC" in out
+    assert FAKE_KEY not in out
+    assert_nothing_left(mark)
+    assert sorted(p.name for p in (REPO / "notebooks").iterdir()) == before  # nothing written
+
+
+def read_lines(stream: object, lines: queue.Queue[str]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        lines.put(line)
+
+
+def wait_for_line(
+    proc: subprocess.Popen[str], lines: queue.Queue[str], needle: str, timeout: float
+) -> str:
+    """Collect output until a line contains ``needle``; fail if the process exits first."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        assert time.monotonic() < deadline, f"no {needle!r} within {timeout} s:\n{seen}"
+        try:
+            seen += lines.get(timeout=1)
+        except queue.Empty:
+            assert proc.poll() is None, seen
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
+    demo_env: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    env, mark = demo_env
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "cometnb.demo"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=read_lines, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        try:
+            seen = wait_for_line(proc, lines, "Press Ctrl-C", 120)
+            assert "real API" in seen  # a key was set: it says so (and would be billed)
+            assert FAKE_KEY not in seen
+            url = re.search(r"http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=\S+", seen)
+            assert url, seen
+            base, token = url.group(0).split("/lab/")[0], url.group(0).split("token=")[1]
+            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=10) as r:
+                assert r.status == 200
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        reader.join(10)
+    assert_nothing_left(mark)
