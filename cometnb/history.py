@@ -148,25 +148,19 @@ class Record:
         ('a red fox', 'gpt-image-2', '1024x1024', PosixPath('…/images/2026…-0-a-red-fox.png'))
     """
 
+    # Only the columns are decoded at load; the JSON document (request, usage, metadata, image
+    # list) is parsed on first use, which keeps loading thousands of records cheap.
     __slots__ = (
-        "_image_docs",
+        "_doc",
+        "_doc_text",
         "_images",
         "_root",
-        "elapsed_s",
-        "error_info",
-        "http_status",
         "id",
-        "meta",
         "model",
-        "origin",
         "prompt",
-        "request",
         "status",
-        "synthetic",
         "tags",
         "timestamp",
-        "usage",
-        "version",
     )
 
     id: str
@@ -175,40 +169,78 @@ class Record:
     model: str
     status: Status
     tags: tuple[str, ...]
-    request: dict[str, Any]
-    usage: dict[str, Any] | None
-    meta: dict[str, Any]
-    elapsed_s: float
-    error_info: dict[str, Any] | None
-    http_status: int | None
-    origin: str | None
-    synthetic: bool
-    version: str
-    _image_docs: list[dict[str, Any]]
+    _doc: dict[str, Any] | None
+    _doc_text: str
     _images: list[GeneratedImage] | None
     _root: Path
 
     @classmethod
     def _from_row(cls, row: Row, root: Path) -> Record:
         rid, _seq, created, prompt, model, status, tags, doc_text = row
-        doc = json.loads(doc_text)
         rec = cls.__new__(cls)
         rec.id, rec.timestamp, rec.prompt, rec.model = rid, created, prompt, model
         rec.status = status  # type: ignore[assignment]
-        rec.tags = tuple(json.loads(tags))
-        rec.request = doc.get("request") or {}
-        rec.usage = doc.get("usage")
-        rec.meta = doc.get("meta") or {}
-        rec.elapsed_s = float(doc.get("elapsed_s") or 0.0)
-        rec.error_info = doc.get("error")
-        rec.http_status = doc.get("http_status")
-        rec.origin = doc.get("origin")
-        rec.synthetic = bool(doc.get("synthetic"))
-        rec.version = str(doc.get("version", ""))
-        rec._image_docs = doc.get("images") or []
+        rec.tags = () if tags == "[]" else tuple(json.loads(tags))
+        rec._doc, rec._doc_text = None, doc_text
         rec._images = None
         rec._root = root
         return rec
+
+    def _d(self) -> dict[str, Any]:
+        doc = self._doc
+        if doc is None:
+            # Two threads may both parse: harmless, they produce equal documents.
+            doc = self._doc = json.loads(self._doc_text)
+            self._doc_text = ""
+        return doc
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The request body that was sent (prompt, model and every other field; no key)."""
+        return self._d().get("request") or {}
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """Token usage as the API reported it (GPT image models), else ``None``."""
+        return self._d().get("usage")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Response metadata: size, quality, background, output_format, created."""
+        return self._d().get("meta") or {}
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds from sending the request to storing the result."""
+        return float(self._d().get("elapsed_s") or 0.0)
+
+    @property
+    def error_info(self) -> dict[str, Any] | None:
+        """The stored error: type, message, hint, status, code, param, request_id, body."""
+        return self._d().get("error")
+
+    @property
+    def http_status(self) -> int | None:
+        return self._d().get("http_status")
+
+    @property
+    def origin(self) -> str | None:
+        """The id of the record this one re-ran (``History.rerun``), else ``None``."""
+        return self._d().get("origin")
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the images came from cometnb's simulator."""
+        return bool(self._d().get("synthetic"))
+
+    @property
+    def version(self) -> str:
+        """The cometnb version that wrote the record."""
+        return str(self._d().get("version", ""))
+
+    @property
+    def _image_docs(self) -> list[dict[str, Any]]:
+        return self._d().get("images") or []
 
     @property
     def created_at(self) -> datetime:
