@@ -109,6 +109,12 @@ class Store:
                 self._conn.close()
                 self._conn = None
 
+    def __del__(self) -> None:
+        # Newer Pythons warn about connections left to the garbage collector.
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            conn.close()
+
     # --- queries ---------------------------------------------------------------------------
 
     def insert(
