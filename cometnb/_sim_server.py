@@ -106,6 +106,7 @@ class SimHandler(BaseHTTPRequestHandler):
     server_version = "cometnb-sim"
     timeout = 300  # seconds an idle keep-alive connection is kept
     server: SimHTTPServer
+    _responded = False  # a status line went out for the current request
 
     @property
     def state(self) -> SimState:
@@ -114,6 +115,7 @@ class SimHandler(BaseHTTPRequestHandler):
     # --- plumbing -------------------------------------------------------------------------
 
     def send_response(self, code: int, message: str | None = None) -> None:
+        self._responded = True
         super().send_response(code, message)
         self.send_header("X-CometNB-Simulator", "1")
 
@@ -141,6 +143,11 @@ class SimHandler(BaseHTTPRequestHandler):
         """The request body; ``None`` (after answering 413) when it is too large to read."""
         length = int(self.headers.get("Content-Length") or 0)
         if length > _MAX_BODY:
+            # Drain what was sent (up to a bound) so the client reads the 413 instead of
+            # failing its write on a reset connection.
+            remaining = min(length, 4 * _MAX_BODY)
+            while remaining > 0 and self.rfile.read(min(remaining, 1 << 20)):
+                remaining -= 1 << 20
             self.close_connection = True
             self._send(413, error_body("Request body too large.", "invalid_request_error"))
             return None
@@ -218,6 +225,7 @@ class SimHandler(BaseHTTPRequestHandler):
         body = _parse(raw)
         logged = body if body is not None else {"_unparsed": raw[:200].decode("utf-8", "replace")}
         started, fault = self.state.arrive(logged)
+        self._responded = False
         try:
             self._generate(body, fault)
         except OSError:
@@ -225,7 +233,8 @@ class SimHandler(BaseHTTPRequestHandler):
         except Exception:
             self.state.note_error(traceback.format_exc())
             self.close_connection = True
-            self._send(500, comet_error("cometnb simulator internal error"))
+            if not self._responded:  # mid-stream, dropping the connection is all we can do
+                self._send(500, comet_error("cometnb simulator internal error"))
         finally:
             self.state.finish(started)
 
@@ -233,31 +242,38 @@ class SimHandler(BaseHTTPRequestHandler):
         kind = fault.kind if fault else None
         params = fault.params if fault else {}
         delay = self.state.latency + (float(params.get("seconds", 1.0)) if kind == "latency" else 0)
-        streaming = self._streams(body)
-        if not streaming and not self._wait(delay):
+        if not self._streams(body) and not self._wait(delay):
             return
-        if not self._authorized():
+        if not self._authorized() or self._answer_fault(kind, params, body):
             return
-        if kind == "reset":
-            return self._reset()
-        if kind == "hang":
-            self._wait(float(params.get("seconds", 30.0)))
-            self.close_connection = True  # then drop the connection, never answering
-            return None
-        if kind == "moderation":
-            model = str((body or {}).get("model", ""))
-            return self._send(400, moderation_error(self.state.family(model)))
-        if kind in _STATUS_FAULTS:
-            return self._status_fault(kind or "", params)
         job = self._checked_job(body)
         if job is None:
-            return None
+            return
         if job.stream and self.state.stream_passthrough:
-            return self._stream(job, kind, params, delay)
+            self._stream(job, kind, params, delay)
+            return
         result = json.dumps(json_result(job, self.state, kind)).encode()
         if kind == "truncated_json":
             result = result[: max(1, len(result) // 2)]  # Content-Length matches: a clean cut
-        return self._send(200, result)
+        self._send(200, result)
+
+    def _answer_fault(
+        self, kind: str | None, params: dict[str, Any], body: dict[str, Any] | None
+    ) -> bool:
+        """Answer (or refuse to answer) instead of generating; False for no such fault."""
+        if kind == "reset":
+            self._reset()
+        elif kind == "hang":
+            self._wait(float(params.get("seconds", 30.0)))
+            self.close_connection = True  # then drop the connection, never answering
+        elif kind == "moderation":
+            model = str((body or {}).get("model", ""))
+            self._send(400, moderation_error(self.state.family(model)))
+        elif kind in _STATUS_FAULTS:
+            self._status_fault(str(kind), params)
+        else:
+            return False
+        return True
 
     def _streams(self, body: dict[str, Any] | None) -> bool:
         if not body or body.get("stream") is not True or not self.state.stream_passthrough:

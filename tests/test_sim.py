@@ -36,6 +36,7 @@ def http(sim: SimServer) -> Iterator[httpx.Client]:
         base_url=sim.base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
     ) as client:
         yield client
+    assert sim.errors == []  # no simulator bug surfaced during the test
 
 
 def generate(http: httpx.Client, **body: Any) -> httpx.Response:
@@ -314,6 +315,11 @@ def test_url_results_expire_after_url_ttl(sim: SimServer, http: httpx.Client) ->
     expired = httpx.get(url)
     assert expired.status_code == 403
     assert "<Error>" in expired.text
+
+
+def test_oversized_body_is_413(sim: SimServer, http: httpx.Client) -> None:
+    r = http.post("/images/generations", content=b"x" * (17 * 1024 * 1024))
+    assert r.status_code == 413
 
 
 def test_unknown_file_is_404(sim: SimServer) -> None:
@@ -800,3 +806,32 @@ def test_use_if_keyless_with_a_key_changes_nothing(
     assert _settings.resolve_base_url() == _settings.DEFAULT_BASE_URL
     assert capsys.readouterr().out == ""
     assert sim_module._background is None
+
+
+# --- the reference client agrees ----------------------------------------------------------
+
+
+def test_the_openai_sdk_parses_every_shape(sim: SimServer) -> None:
+    """openai-python is the reference parser of this contract: results, streams and errors."""
+    openai = pytest.importorskip("openai")
+    sdk = openai.OpenAI(base_url=sim.base_url, api_key=KEY, max_retries=0)
+    try:
+        result = sdk.images.generate(model="gpt-image-1", prompt="a cat", quality="low")
+        assert result.usage.output_tokens > 0 and result.size == "1024x1024"
+        dalle = sdk.images.generate(model="dall-e-3", prompt="a cat")
+        assert dalle.data[0].url and dalle.data[0].revised_prompt
+        events = sdk.images.generate(
+            model="gpt-image-1", prompt="a cat", stream=True, partial_images=2
+        )
+        assert [e.type for e in events][-1] == "image_generation.completed"
+        sim.fault("stream_error")
+        with pytest.raises(openai.APIError, match="failed upstream"):
+            list(sdk.images.generate(model="gpt-image-1", prompt="x", stream=True))
+        sim.fault("429")
+        with pytest.raises(openai.RateLimitError):
+            sdk.images.generate(model="gpt-image-1", prompt="a cat")
+        with pytest.raises(openai.BadRequestError) as refused:
+            sdk.images.generate(model="qwen-image", prompt="a cat", n=2)
+        assert refused.value.param == "n"
+    finally:
+        sdk.close()
