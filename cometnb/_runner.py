@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -49,6 +50,8 @@ AXIS_FIELDS: dict[str, str] = {
 }
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
+
+log = logging.getLogger("cometnb")
 
 # How long the waiting thread sleeps between checks: short enough for a prompt interrupt.
 POLL_S = 0.1
@@ -309,14 +312,22 @@ def run_grid(
         future.cancel()  # cancels the task on the loop thread
         _settle(job)
         _last_update(on_update, job.progress)
-        stopped = sum(1 for p in job.progress if p.state == "cancelled")
-        raise CancelledError(
-            f"interrupted: {stopped} of {len(grid.cells)} request(s) cancelled",
-            hint="Finished images are in the history.",
-        ) from None
-    if on_update is not None:
-        on_update(job.progress)
+        raise _interrupted(job.progress) from None
+    _last_update(on_update, job.progress)
     return grid
+
+
+def _interrupted(progress: Sequence[CellProgress]) -> CancelledError:
+    if len(progress) == 1:
+        return CancelledError(
+            "interrupted: the request was cancelled.",
+            hint="If it had reached the server it may still be billed.",
+        )
+    stopped = sum(1 for p in progress if p.state == "cancelled")
+    return CancelledError(
+        f"interrupted: {stopped} of {len(progress)} requests cancelled.",
+        hint="Finished images are in the history.",
+    )
 
 
 def _wait(
@@ -332,8 +343,19 @@ def _wait(
             future.result(timeout=poll_s)
             return
         except concurrent.futures.TimeoutError:
-            if on_update is not None:
-                on_update(job.progress)
+            if on_update is not None and not _safe_update(on_update, job.progress):
+                on_update = None  # a broken progress display must not lose paid results
+
+
+def _safe_update(
+    on_update: Callable[[Sequence[CellProgress]], None], progress: Sequence[CellProgress]
+) -> bool:
+    try:
+        on_update(progress)
+    except Exception:
+        log.exception("cometnb: the progress display failed; the requests keep running")
+        return False
+    return True
 
 
 def _last_update(
@@ -342,7 +364,7 @@ def _last_update(
     if on_update is None:
         return
     with contextlib.suppress(KeyboardInterrupt):  # another Ctrl-C: the cell is stopping anyway
-        on_update(progress)
+        _safe_update(on_update, progress)
 
 
 def _settle(job: _GridJob) -> None:

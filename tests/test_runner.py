@@ -234,7 +234,52 @@ def test_interrupt_cancels_in_flight_requests(
     grid = grid_of("a", "b", "c")
     with pytest.raises(CancelledError) as info:
         run_grid(aclient, grid, 2, on_update)
-    assert "interrupted: 3 of 3" in str(info.value)
+    assert "interrupted: 3 of 3 requests cancelled" in str(info.value)
     assert [c.generation.status for c in grid.cells] == ["cancelled"] * 3  # type: ignore[union-attr]
     assert sim.request_count == 2  # the queued third never started
     assert sorted(r.status for r in hist) == ["cancelled", "cancelled"]
+
+
+def test_a_broken_progress_display_does_not_lose_results(
+    aclient: AsyncClient, sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.latency = 0.3
+    calls = 0
+
+    def broken(progress: Sequence[CellProgress]) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("render bug")
+
+    grid = run_grid(aclient, grid_of("a", "b"), 2, broken)
+    assert all(g.ok for g in grid.generations) and len(grid.generations) == 2
+    assert calls == 2  # given up after the first failure (plus the final update)
+    assert "progress display failed" in caplog.text
+
+
+def test_core_runner_loads_no_frontend() -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = "import sys, json, cometnb._runner; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {m.split(".")[0] for m in json.loads(out.stdout)}
+    assert not loaded & {"IPython", "ipywidgets", "ipykernel"}
+
+
+def test_interrupting_one_request_says_it_may_be_billed(
+    aclient: AsyncClient, sim: SimServer
+) -> None:
+    sim.fault("hang", seconds=30)
+
+    def press_ctrl_c(progress: Sequence[CellProgress]) -> None:
+        if sim.request_count == 1 and progress[0].state == "running":
+            raise KeyboardInterrupt
+
+    grid = grid_of("a")
+    with pytest.raises(CancelledError) as info:
+        run_grid(aclient, grid, 1, press_ctrl_c)
+    assert str(info.value).startswith("interrupted: the request was cancelled.")
+    assert "billed" in str(info.value)
+    assert grid.generations[0].status == "cancelled"
