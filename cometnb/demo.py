@@ -257,6 +257,12 @@ def keyless_env(base: Mapping[str, str], home: Path) -> dict[str, str]:
     return env
 
 
+def make_state_dirs(env: Mapping[str, str]) -> None:
+    """Create the Jupyter/IPython state folders ``keyless_env`` named (IPython warns otherwise)."""
+    for var in JUPYTER_DIR_VARS:
+        Path(env[var]).mkdir(parents=True, exist_ok=True)
+
+
 def execute_notebook(path: Path, env: Mapping[str, str], timeout: float) -> int:
     """Run a notebook top to bottom with nbclient in ``path``'s folder; return code cells run."""
     import nbformat
@@ -285,6 +291,7 @@ def run_check(notebooks: Path, timeout: float) -> int:
         work = home / NOTEBOOK_DIR
         shutil.copytree(notebooks, work, ignore=shutil.ignore_patterns("cometnb-history", ".*"))
         env = keyless_env(os.environ, home)
+        make_state_dirs(env)
         port, token = free_port(), secrets.token_urlsafe(24)
         cmd = lab_command(work, port, token, open_browser=False, as_root=is_root())
         print(f"checking: JupyterLab on 127.0.0.1:{port}, then {FIRST_NOTEBOOK} in keyless mode")

@@ -19,7 +19,15 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from cometnb.demo import free_port, keyless_env, lab_command, start_lab, stop_lab, wait_ready
+from cometnb.demo import (
+    free_port,
+    keyless_env,
+    lab_command,
+    make_state_dirs,
+    start_lab,
+    stop_lab,
+    wait_ready,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "quickstart.png"
@@ -76,6 +84,7 @@ def main() -> int:
         work = home / "notebooks"
         shutil.copytree(REPO / "notebooks", work, ignore=shutil.ignore_patterns("cometnb-history"))
         env = keyless_env(os.environ, home)
+        make_state_dirs(env)
         execute(work, env)
         settings(home)
         port = free_port()
