@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,4 +108,47 @@ def test_notebook_outputs_are_light_and_keyless(photo_sim: SimServer, tmp_path: 
     assert len(originals) >= 4, "the multi-megabyte originals are in the history"
     assert saved.stat().st_size < 1_000_000, "the notebook embeds more than previews"
     assert FAKE_KEY not in json.dumps(nb)
+    assert_no_key_in_tree(tmp_path)
+
+
+def test_kernel_interrupt_cancels_a_hanging_request(photo_sim: SimServer, tmp_path: Path) -> None:
+    """The notebook's Interrupt button (SIGINT to the kernel) stops a cell stuck on a request."""
+    from jupyter_client.manager import start_new_kernel
+
+    history = tmp_path / "history"
+    photo_sim.fault("hang", seconds=60)
+    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(history), cwd=str(tmp_path))
+    try:
+        kc.execute_interactive(
+            f"%load_ext cometnb\n%config CometImg.base_url = {photo_sim.base_url!r}", timeout=60
+        )
+        msg_id = kc.execute("%%cometimg -m gpt-image-1\na harbour in fog")
+        deadline = time.monotonic() + 30
+        while photo_sim.request_count < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert photo_sim.request_count == 1
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        content = reply["content"]
+        assert content["status"] == "error" and content["ename"] == "CancelledError"
+        errors = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=10)
+            if msg["msg_type"] == "error":
+                errors.append(msg["content"]["traceback"])
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert errors == [
+            [
+                "CancelledError: interrupted: the request was cancelled. "
+                "If it had reached the server it may still be billed."
+            ]
+        ]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    from cometnb.history import History
+
+    assert [r.status for r in History(history)] == ["cancelled"]
     assert_no_key_in_tree(tmp_path)
