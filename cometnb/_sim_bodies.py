@@ -21,6 +21,7 @@ __all__ = [
     "request_id",
     "revised_prompt",
     "sse_event",
+    "to_json",
     "usage",
 ]
 
@@ -90,8 +91,35 @@ def revised_prompt(prompt: str, style: str | None) -> str:
 
 def sse_event(event: str, payload: dict[str, Any] | str) -> bytes:
     """One server-sent event: ``event:`` line, ``data:`` line, blank line (as in stream.txt)."""
-    data = payload if isinstance(payload, str) else json.dumps(payload)
-    return f"event: {event}\ndata: {data}\n\n".encode()
+    data = payload.encode() if isinstance(payload, str) else to_json(payload)
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def to_json(value: Any) -> bytes:
+    """``json.dumps(value).encode()``, with every ``b64_json`` string spliced in unescaped.
+
+    Base64 never needs JSON escaping, and re-scanning megabytes of it costs the simulator
+    ~20 ms per image; splicing costs ~0.5 ms, keeping the benchmarks about the client.
+    """
+    marker = secrets.token_hex(8)
+    blobs: list[bytes] = []
+
+    def stash(node: Any) -> Any:
+        if isinstance(node, list):
+            return [stash(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: stash(v) for k, v in node.items()}
+        if isinstance(out.get("b64_json"), str):
+            blobs.append(out["b64_json"].encode("ascii"))
+            out["b64_json"] = marker
+        return out
+
+    parts = json.dumps(stash(value)).encode().split(f'"{marker}"'.encode())
+    pieces = [parts[0]]
+    for blob, part in zip(blobs, parts[1:], strict=True):
+        pieces += [b'"', blob, b'"', part]
+    return b"".join(pieces)
 
 
 _HTML_PAGES = {

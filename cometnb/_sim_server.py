@@ -27,6 +27,7 @@ from ._sim_bodies import (
     error_body,
     html_page,
     moderation_error,
+    to_json,
 )
 from ._sim_jobs import Job, json_result, plan, stream_events
 from ._sim_state import Fault, SimState
@@ -252,7 +253,7 @@ class SimHandler(BaseHTTPRequestHandler):
         if job.stream and self.state.stream_passthrough:
             self._stream(job, kind, params, delay)
             return
-        result = json.dumps(json_result(job, self.state, kind)).encode()
+        result = to_json(json_result(job, self.state, kind))
         if kind == "truncated_json":
             result = result[: max(1, len(result) // 2)]  # Content-Length matches: a clean cut
         self._send(200, result)

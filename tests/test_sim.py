@@ -24,6 +24,7 @@ from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
 from cometnb import _settings
 from cometnb import sim as sim_module
 from cometnb._capabilities import CAPABILITIES, KNOWN_MODELS
+from cometnb._sim_bodies import to_json
 from cometnb.sim import SimServer
 
 FIXTURES = Path("/work/shared/fixtures")
@@ -153,6 +154,16 @@ def test_repeated_requests_hit_the_image_cache(sim: SimServer, http: httpx.Clien
     assert first == second
     assert sim.cache_stats["misses"] == misses
     assert sim.cache_stats["hits"] >= 1
+
+
+def test_to_json_splices_base64_exactly_like_json_dumps() -> None:
+    value = {
+        "created": 1,
+        "prompt": 'quotes " and \\ and ünïcode',
+        "data": [{"b64_json": "QUJD" * 300, "revised_prompt": "x"}, {"b64_json": "RA=="}],
+        "nested": {"b64_json": "RUY="},
+    }
+    assert to_json(value) == json.dumps(value).encode()
 
 
 def test_photo_texture_makes_photo_sized_pngs() -> None:
