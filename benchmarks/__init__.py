@@ -1,0 +1,1 @@
+"""Benchmarks of cometnb against the alternatives (``make bench``); see ``run.py``."""
