@@ -1,0 +1,224 @@
+"""A history folder that is read-only or on a full disk: one clear error, nothing lost.
+
+Where the test runs as root and may mount, the folder is a real tmpfs: remounted read-only, or
+a tiny one filled to the last byte (real ``EROFS`` / ``ENOSPC`` from the kernel, SQLite
+included). Elsewhere a non-root user gets ``chmod a-w`` for read-only, and the full disk is
+simulated by making ``os.replace`` (how every history file is committed) raise ``ENOSPC``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from _faults import assert_clean, assert_short_error
+from conftest import FAKE_KEY
+
+if TYPE_CHECKING:
+    from cometnb.sim import SimServer
+
+pytestmark = pytest.mark.timeout(60)
+
+MODEL = "gpt-image-1-mini"
+# Defects found by these tests (reported; remove the markers once fixed).
+UNREADABLE = pytest.mark.xfail(
+    strict=True,
+    reason="DEFECT (history/_store): a read-only or full history folder cannot be reopened "
+    "for reading: Store._connect always sets journal_mode=WAL and runs _migrate (writes), so "
+    "History(folder) raises sqlite3.OperationalError; earlier records no longer load",
+)
+RAW_OSERROR = pytest.mark.xfail(
+    strict=True,
+    reason="DEFECT (history.record_success/_files.atomic_write): an OSError while writing an "
+    "image (EROFS, ENOSPC) escapes as a raw OSError, not a CometError; the magic shows a full "
+    "traceback",
+)
+DISK_WORDS = ("space", "full", "read-only", "permission", "write", "save", "store", "record")
+
+
+# --- a real tmpfs where allowed -------------------------------------------------------------
+
+
+def _mount(target: Path, *options: str) -> bool:
+    """Mount a tmpfs on ``target``; False where that is not allowed (not root, no mount)."""
+    if os.geteuid() != 0:
+        return False
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", ",".join(("size=4m", *options)), "tmpfs", str(target)],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _umount(target: Path) -> None:
+    # Lazy: the history keeps its SQLite file open; detach now, free when it closes.
+    subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=10, check=False)
+
+
+@contextlib.contextmanager
+def tmpfs(target: Path) -> Iterator[bool]:
+    mounted = _mount(target)
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            _umount(target)
+
+
+def _remount_readonly(target: Path) -> bool:
+    done = subprocess.run(
+        ["mount", "-o", "remount,ro", str(target)], capture_output=True, timeout=10, check=False
+    )
+    return done.returncode == 0
+
+
+def _fill(target: Path) -> Path:
+    """Write a filler file until the tmpfs is full; returns it (delete it to free space)."""
+    filler = target / "filler.bin"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for chunk in (65536, 512, 1):  # down to the last byte, so not even a preview fits
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * chunk):
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+# --- the scenario, shared by every variant ----------------------------------------------------
+
+
+def _client(sim: SimServer, folder: Path) -> Any:
+    from cometnb._client import Client
+    from cometnb.history import History
+
+    return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=History(folder))
+
+
+def _seed(sim: SimServer, folder: Path) -> tuple[str, bytes]:
+    """One successful generation saved before the disk goes bad: (record id, image bytes)."""
+    with _client(sim, folder) as c:
+        gen = c.generate("saved before the trouble", model=MODEL)
+    return str(gen.record_id), gen.images[0].data
+
+
+def _assert_nothing_lost(folder: Path, record_id: str, data: bytes) -> None:
+    from cometnb.history import History
+
+    reopened = History(folder)
+    rec = reopened.get(record_id)
+    assert rec is not None and rec.status == "ok", "the earlier record was lost"
+    assert rec.images[0].path.read_bytes() == data, "the earlier image was damaged"
+
+
+def _generate_fails_clearly(sim: SimServer, folder: Path) -> BaseException:
+    """Every failure a user sees is a CometError (one paragraph), not a raw OSError."""
+    from cometnb import CometError
+
+    with _client(sim, folder) as c, pytest.raises(CometError) as info:
+        c.generate("this one cannot be saved", model=MODEL)
+    text = str(info.value)
+    assert_short_error(text, words=DISK_WORDS)
+    return info.value
+
+
+@UNREADABLE
+@RAW_OSERROR
+def test_read_only_history_folder(sim: SimServer, tmp_path: Path) -> None:
+    folder = tmp_path / "ro-history"
+    with tmpfs(folder) as mounted:
+        record_id, data = _seed(sim, folder)
+        if mounted:
+            assert _remount_readonly(folder)
+        elif os.geteuid() != 0:
+            for path in (folder, *folder.rglob("*")):
+                path.chmod(0o555 if path.is_dir() else 0o444)
+        else:
+            pytest.skip("root without mount: a read-only folder cannot be simulated faithfully")
+        try:
+            error = _generate_fails_clearly(sim, folder)
+            _assert_nothing_lost(folder, record_id, data)
+        finally:
+            if not mounted:
+                for path in (folder, *folder.rglob("*")):
+                    path.chmod(0o755 if path.is_dir() else 0o644)
+    assert sim.request_count == 2  # the failed save did not make the client send again
+    assert_clean(tmp_path, str(error), repr(error))
+
+
+@UNREADABLE
+@RAW_OSERROR
+def test_full_disk_history_folder(
+    sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "full-history"
+    with tmpfs(folder) as mounted:
+        record_id, data = _seed(sim, folder)
+        if mounted:
+            filler = _fill(folder)
+        else:
+            _enospc_on_replace(monkeypatch)
+        error = _generate_fails_clearly(sim, folder)
+        _assert_nothing_lost(folder, record_id, data)
+        if mounted:  # space comes back: the history works again
+            filler.unlink()
+            with _client(sim, folder) as c:
+                assert c.generate("after cleaning up", model=MODEL).ok
+    assert_clean(tmp_path, str(error), repr(error))
+
+
+def _enospc_on_replace(monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+
+
+@UNREADABLE
+@RAW_OSERROR
+def test_full_disk_through_the_magic(
+    sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The magic shows one short line (no traceback) and the earlier record survives."""
+    pytest.importorskip("cometnb.magic")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    folder = tmp_path / "magic-full-history"
+    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
+    ip = InteractiveShell.instance()
+    ip.extension_manager.load_extension("cometnb")
+    ip.run_line_magic("config", f"CometImg.base_url = {sim.base_url!r}")
+    ip.run_line_magic("config", f"CometImg.history_dir = {str(folder)!r}")
+    try:
+        with tmpfs(folder) as mounted:
+            record_id, data = _seed(sim, folder)
+            if mounted:
+                _fill(folder)
+            else:
+                _enospc_on_replace(monkeypatch)
+            result = ip.run_cell(f"%%cometimg -m {MODEL}\na full disk", store_history=False)
+            out = capsys.readouterr().out
+            assert result.error_in_exec is not None
+            assert "Traceback" not in out, out[-1500:]
+            assert_short_error(str(result.error_in_exec), words=DISK_WORDS)
+            _assert_nothing_lost(folder, record_id, data)
+    finally:
+        ip.run_line_magic("config", "CometImg.base_url = None")
+        ip.run_line_magic("config", "CometImg.history_dir = None")
+    assert_clean(tmp_path, out)
