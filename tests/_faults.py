@@ -60,10 +60,20 @@ CASES: tuple[Case, ...] = (
         params={"retry_after": 0.02},
         words=("429", "rate"),
     ),
+    Case(
+        "503-exhausted",
+        "503",
+        sent=3,
+        times=3,
+        params={"retry_after": 0.02},
+        words=("503", "unavailable", "overload"),
+    ),
     # Quota / balance exhausted: waiting will not help, so no retry.
     Case("429-quota", "429", sent=1, params={"quota": True}, words=("quota", "balance", "credit")),
     # May have been billed: sent exactly once by default.
     Case("500", "500", sent=1, words=("500", "server error")),
+    # CometAPI's "500 with code invalid_request" is a bad request: never retried.
+    Case("500-invalid", "500_invalid", sent=1, words=("500", "invalid")),
     Case("502", "502", sent=1, words=("502", "bad gateway", "upstream")),
     Case("504", "504", sent=1, words=("504", "timeout", "timed out")),
     Case("524", "524", sent=1, words=("524", "timeout", "timed out")),
@@ -82,6 +92,13 @@ CASES: tuple[Case, ...] = (
         "cut_stream",
         sent=1,
         words=("stream", "cut", "ended", "incomplete", "closed"),
+        fields=STREAM,
+    ),
+    Case(
+        "stream-error",
+        "stream_error",
+        sent=1,
+        words=("error", "stream", "failed"),
         fields=STREAM,
     ),
     Case(
