@@ -7,6 +7,11 @@ Three ways to get one image from the same simulator onto disk, interleaved in ro
 * **cometnb** — ``Client.generate`` (decode, sniff, store original + preview, commit the record),
   then ``generation_html`` (what the magic renders).
 
+The floor and the SDK write their files to a tmpfs (/dev/shm) when there is one: a plain write
+lands in the page cache either way, but 6 MB of their dirty pages on the disk would be flushed
+by cometnb's next fsync (ext4 ``data=ordered`` commits them together) and charged to cometnb.
+cometnb's history stays on the disk, its fsyncs included.
+
 Every request asks for the same prompt so the simulator serves its cached render: server time is
 then only the transfer, which makes the ratios as strict as they can be.
 """
@@ -18,6 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ._harness import (
@@ -35,6 +41,7 @@ from ._harness import (
     workdir,
 )
 
+SHM = Path("/dev/shm")
 TITLE = "Per-image overhead (1024² photo-like PNG, zero latency)"
 ROUNDS = 15
 PROMPT = "a harbour at dawn, photographed on film"
@@ -56,43 +63,47 @@ def run() -> Result:
     from openai import OpenAI
 
     result = Result(TITLE)
-    with simulator(texture="photo") as sim, workdir("overhead-") as tmp:
+    with (
+        simulator(texture="photo") as sim,
+        workdir("overhead-") as tmp,
+        workdir("overhead-plain-", base=SHM if SHM.is_dir() else None) as plain,
+    ):
         body = {"model": PHOTO_MODEL, "prompt": PROMPT, "size": PHOTO_SIZE}
         http = httpx.Client(headers={"Authorization": f"Bearer {BENCH_KEY}"}, timeout=60)
         sdk = OpenAI(base_url=sim.base_url, api_key=BENCH_KEY, max_retries=0)
         hist = history_mod.History(tmp / "hist")
         comet = client_mod.Client(api_key=BENCH_KEY, base_url=sim.base_url, history=hist)
         url = f"{sim.base_url}/images/generations"
-        (tmp / "floor").mkdir()
-        (tmp / "sdk").mkdir()
-        render_times: list[float] = []
+        (plain / "floor").mkdir()
+        (plain / "sdk").mkdir()
+        gens: list[Any] = []
 
         def floor(i: int) -> None:
             data = json.loads(http.post(url, json=body).content)
             raw = base64.b64decode(data["data"][0]["b64_json"])
-            (tmp / "floor" / f"{i}.png").write_bytes(raw)
+            (plain / "floor" / f"{i}.png").write_bytes(raw)
 
         def with_sdk(i: int) -> None:
             res = sdk.images.generate(model=PHOTO_MODEL, prompt=PROMPT, size=PHOTO_SIZE)
             raw = base64.b64decode((res.data or [])[0].b64_json or "")
-            (tmp / "sdk" / f"{i}.png").write_bytes(raw)
+            (plain / "sdk" / f"{i}.png").write_bytes(raw)
 
         def with_cometnb(i: int) -> None:
-            gen = comet.generate(PROMPT, model=PHOTO_MODEL, size=PHOTO_SIZE)
-            seconds, _ = timed(lambda: render.generation_html(gen))
-            render_times.append(seconds)
+            gens.append(comet.generate(PROMPT, model=PHOTO_MODEL, size=PHOTO_SIZE))
 
         try:
             times = interleaved(
                 {"floor": floor, "sdk": with_sdk, "cometnb": with_cometnb}, rounds=ROUNDS
             )
-            image_bytes = next((tmp / "floor").iterdir()).read_bytes()
+            image_bytes = next((plain / "floor").iterdir()).read_bytes()
+            # What the magic renders for each result (previews read back from the history).
+            render_times = [timed(lambda g=g: render.generation_html(g))[0] for g in gens]
             breakdown = _breakdown(image_bytes, hist)
         finally:
             comet.close()
             http.close()
             sdk.close()
-    _report(result, times, median(render_times[2:]), len(image_bytes), breakdown)
+    _report(result, times, median(render_times), len(image_bytes), breakdown)
     return result
 
 
