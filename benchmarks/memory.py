@@ -50,6 +50,10 @@ def run() -> Result:
     result.row(
         "  per Generation / per PIL image", f"{gens / COUNT / 1e3:.1f} KB / {mb(pil / COUNT)}"
     )
+    result.notes.append(
+        "Client in a fresh worker process, simulator in the parent; one prompt with 500 "
+        "different `user` values (one render), held as the list generate_many returns."
+    )
     result.goal(
         "RSS growth after 500 generations < 150 MB",
         f"< {mb(GOAL_BYTES)}",

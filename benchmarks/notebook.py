@@ -70,6 +70,11 @@ def run() -> Result:
         originals_size = sum(p.stat().st_size for p in originals)
     _report(result, magic_size, naive_size, len(originals), originals_size, errors)
     result.row("execution time: magic / naive notebook", f"{secs(magic_s)} / {secs(naive_s)}")
+    result.notes.append(
+        "20 cells `%%cometimg -m gpt-image-1-mini -s 1024x1024 --param user=cell-N` with one "
+        "prompt (one simulator render); the naive notebook displays the 20 original files from "
+        "the history with `Image(data=...)`."
+    )
     return result
 
 

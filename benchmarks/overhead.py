@@ -104,6 +104,11 @@ def run() -> Result:
             http.close()
             sdk.close()
     _report(result, times, median(render_times), len(image_bytes), breakdown)
+    result.notes.append(
+        "Same prompt every time, so the simulator serves one cached render. The floor and SDK "
+        "write to a tmpfs (a plain write lands in the page cache either way) so that cometnb's "
+        "fsyncs do not also flush their dirty pages; cometnb's history is on the disk."
+    )
     return result
 
 

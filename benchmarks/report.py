@@ -71,10 +71,12 @@ def _section(n: int, res: Result) -> list[str]:
         out += ["| measurement | value |", "|---|---|"]
         out += [f"| {_cell(label)} | {_cell(value)} |" for label, value in res.rows]
         out.append("")
+    said = ""
     for g in res.goals:
         line = f"- **{g.verdict}** {g.name}: {g.measured} (goal {g.target})."
         if not g.passed and g.why:
-            line += f" *Why and fix:* {g.why}."
+            line += " *Why and fix:* as above." if g.why == said else f" *Why and fix:* {g.why}."
+            said = g.why
         out.append(line)
     out += [f"- {note}" for note in res.notes]
     out.append(f"- Took {res.elapsed_s:.1f} s.")
