@@ -16,6 +16,7 @@ import asyncio
 import importlib
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -59,6 +60,8 @@ RequestLike = ImageRequest | Mapping[str, Any]
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
 USER_AGENT = f"cometnb/{__version__}"
+# Printable ASCII without spaces: what a bearer token in a header may hold.
+_HEADER_SAFE_KEY = re.compile(r"[\x21-\x7e]+")
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
 
 
@@ -196,9 +199,17 @@ class _BaseClient:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
     def _require_key(self) -> str:
-        key = _settings.resolve_api_key(self._api_key)
+        key = (_settings.resolve_api_key(self._api_key) or "").strip()
         if not key:
             raise AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
+        register_secret(key)
+        if not _HEADER_SAFE_KEY.fullmatch(key):
+            # httpx would fail while writing the header and quote the key in its error text.
+            raise AuthenticationError(
+                "The API key contains a space, line break or non-ASCII character, which an "
+                "HTTP header cannot carry; nothing was sent.",
+                hint="Copy the key again (only the key) and " + KEY_HINT[0].lower() + KEY_HINT[1:],
+            )
         return key
 
     def _headers(self, key: str, stream: bool) -> dict[str, str]:
@@ -308,7 +319,7 @@ class _BaseClient:
             response.status_code, response.headers, response.content, self.host
         )
 
-    def _transport_failure(self, exc: httpx.TransportError) -> Failure:
+    def _transport_failure(self, exc: httpx.RequestError) -> Failure:
         return failure_from_exception(exc, self.host, self.timeout)
 
     @staticmethod
@@ -341,8 +352,14 @@ class _BaseClient:
         )
 
     def _check_download(self, url: str) -> None:
-        if httpx.URL(url).scheme not in ("http", "https"):
-            raise ResponseError(f"The server returned an image URL that is not http(s): {url!r}")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ResponseError(
+                f"The server returned an image URL that is not http(s) or has no host: {url!r}"
+            )
 
     # -- storage (blocking: the async client runs these in a worker thread) ------------
 
@@ -618,7 +635,7 @@ class Client(_BaseClient):
         log.debug("cometnb: POST %s", self.endpoint)
         try:
             response = self._http.send(self._http_request(self._http, body, key), stream=True)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
             if not response.is_success:
@@ -633,7 +650,7 @@ class Client(_BaseClient):
                 if reader.done:
                     break
             return reader.finish(), synthetic
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             return self._transport_failure(exc)
         finally:
             response.close()
@@ -656,7 +673,7 @@ class Client(_BaseClient):
             response = self._http.get(
                 url, headers={"User-Agent": USER_AGENT}, follow_redirects=True
             )
-        except httpx.TransportError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._download_error(url, type(exc).__name__) from None
         if not response.is_success:
             raise self._download_error(url, f"HTTP {response.status_code}")
@@ -859,7 +876,7 @@ class AsyncClient(_BaseClient):
         try:
             request = self._http_request(self._http, body, key)
             response = await self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
             if not response.is_success:
@@ -874,7 +891,7 @@ class AsyncClient(_BaseClient):
                 if reader.done:
                     break
             return reader.finish(), synthetic
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             return self._transport_failure(exc)
         finally:
             await response.aclose()
@@ -897,7 +914,7 @@ class AsyncClient(_BaseClient):
             response = await self._http.get(
                 url, headers={"User-Agent": USER_AGENT}, follow_redirects=True
             )
-        except httpx.TransportError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._download_error(url, type(exc).__name__) from None
         if not response.is_success:
             raise self._download_error(url, f"HTTP {response.status_code}")

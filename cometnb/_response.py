@@ -116,7 +116,7 @@ def result_from_payload(payload: Any, host: str = "the server") -> ParsedRespons
     """Validate an already-decoded JSON response (see :func:`parse_result`)."""
     if not isinstance(payload, dict):
         raise ResponseError(f"{host} answered with JSON that is not an object")
-    if "error" in payload and not payload.get("data"):
+    if payload.get("error") and not payload.get("data"):
         raise api_error_from_body(None, payload, host)
     data = payload.get("data")
     if not isinstance(data, list) or not data:
@@ -299,8 +299,8 @@ def _non_json_error(status: int, text: str, host: str) -> APIError:
     )
 
 
-def failure_from_exception(exc: httpx.TransportError, host: str, timeout: float) -> Failure:
-    """Map an httpx transport error; only errors before the request left are "safe"."""
+def failure_from_exception(exc: httpx.RequestError, host: str, timeout: float) -> Failure:
+    """Map an httpx request error; only errors before the request left are "safe"."""
     if isinstance(exc, httpx.ConnectTimeout):
         return Failure(_connect_error(host, "connection timed out"), "safe", "connect timeout")
     if isinstance(exc, httpx.ConnectError):
@@ -308,6 +308,22 @@ def failure_from_exception(exc: httpx.TransportError, host: str, timeout: float)
         return Failure(_connect_error(host, why), "safe", why)
     if isinstance(exc, httpx.PoolTimeout):  # never left this process
         return Failure(_connect_error(host, "no free connection"), "safe", "pool timeout")
+    if isinstance(exc, httpx.ProxyError):  # the tunnel failed before the request went through
+        return Failure(_connect_error(host, "the proxy refused"), "safe", "proxy error")
+    if isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
+        # Raised while building or writing the request, by this side: the same request would
+        # fail the same way. Its text may quote header values, so only the type is shown.
+        error = APIError(
+            f"The request to {host} could not be sent ({type(exc).__name__}); nothing was sent.",
+            hint="Check base_url and any extra request fields.",
+        )
+        return Failure(error, "never", "request not sent")
+    if isinstance(exc, httpx.DecodingError):
+        undecodable = ResponseError(
+            f"Could not decode the answer from {host} (corrupt compressed body).",
+            hint="The generation may have been billed, so it was not retried.",
+        )
+        return Failure(undecodable, "never", "undecodable body")
     if isinstance(exc, httpx.ReadTimeout):
         error = APIError(
             f"No response from {host} within {timeout:g} s (read timeout).",

@@ -112,8 +112,9 @@ class StreamAssembler:
         if not isinstance(payload, dict):
             return None
         kind = payload.get("type") or event.event
-        if "error" in payload or kind == "error":
-            body = payload if "error" in payload else {"error": payload}
+        # Some proxies add "error": null to good events; only a real error object fails.
+        if payload.get("error") or kind == "error":
+            body = payload if payload.get("error") else {"error": payload}
             raise api_error_from_body(None, body, self.host)
         if kind == PARTIAL:
             return self._partial(payload)

@@ -765,3 +765,76 @@ def test_generate_many_lowers_concurrency_after_a_429() -> None:
     results = client.generate_many([{"prompt": str(i)} for i in range(12)], concurrency=4)
     assert all(g.ok for g in results) and saw_429
     assert peak_late == 2  # 4 halved; without the 429 it would be 4
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def test_key_read_from_a_file_has_its_line_break_stripped(fake_key: str) -> None:
+    """``open("key.txt").read()`` ends in a newline: send the key, not an illegal header."""
+    client, script = make(OK, api_key=f" {fake_key}\n")
+    assert client.generate("p", model=MODEL).ok
+    assert script.posts[0].headers["authorization"] == f"Bearer {fake_key}"
+
+
+@pytest.mark.parametrize("bad", ["sk-abcd\nefgh-1234", "sk-abcd efgh-1234", "sk-abcdéfgh-1234"])
+def test_a_key_no_header_can_carry_is_refused_before_sending(bad: str) -> None:
+    history = FakeHistory()
+    client, script = make(OK, api_key=bad, history=history)
+    with pytest.raises(AuthenticationError, match="API key") as info:
+        client.generate("p", model=MODEL)
+    assert script.requests == []
+    for text in (str(info.value), repr(info.value)):
+        assert bad not in text and "efgh" not in text
+    assert history.failures and "efgh" not in str(history.failures[0][1])
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [httpx.LocalProtocolError("Illegal header value"), httpx.UnsupportedProtocol("ftp")],
+)
+def test_errors_before_sending_are_not_called_billed(exc: Exception) -> None:
+    client, script = make(exc, OK, retry_billed=True)
+    with pytest.raises(APIError) as info:
+        client.generate("p", model=MODEL)
+    assert "billed" not in str(info.value) and "nothing was sent" in str(info.value)
+    assert len(script.posts) == 1  # the same request would fail the same way
+
+
+def test_corrupt_compressed_body_is_a_recorded_response_error() -> None:
+    def garbled(request: httpx.Request) -> httpx.Response:
+        headers = {"content-encoding": "gzip", "content-type": "application/json"}
+        return httpx.Response(200, stream=httpx.ByteStream(b"not gzip"), headers=headers)
+
+    history = FakeHistory()
+    client, script = make(garbled, OK, history=history, retry_billed=True)
+    with pytest.raises(ResponseError, match="decode"):
+        client.generate("p", model=MODEL)
+    assert len(script.posts) == 1 and len(history.failures) == 1
+
+
+def _url_result(url: str) -> httpx.Response:
+    return httpx.Response(200, json={"created": 1, "data": [{"url": url}]})
+
+
+def test_download_redirect_loop_is_a_recorded_response_error() -> None:
+    url = "https://files.test/cdn/loop.png"
+    history = FakeHistory()
+    client, script = make(_url_result(url), history=history)
+    script.downloads = {url: httpx.Response(302, headers={"Location": url})}
+    with pytest.raises(ResponseError, match=r"files\.test"):
+        client.generate("p", model="dall-e-3")
+    assert len(history.failures) == 1
+
+
+@pytest.mark.parametrize("url", ["http://", "https://exa mple.test:99999/a.png"])
+def test_unusable_download_url_is_a_response_error(url: str) -> None:
+    client, _ = make(_url_result(url))
+    with pytest.raises(ResponseError):
+        client.generate("p", model="dall-e-3")
+
+
+def test_completed_stream_event_with_a_null_error_field_succeeds() -> None:
+    event = {"type": "image_generation.completed", "b64_json": b64(png()), "error": None}
+    client, _ = make(sse(f"data: {json.dumps(event)}\n\n"))
+    assert client.generate("p", model=MODEL, partial_images=1).ok
