@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, cast
 
 import httpx
 
-from . import _settings
+from . import _logsafe, _settings
 from ._decode import decode_b64_image, inspect_image
 from ._errors import (
     AuthenticationError,
@@ -169,6 +169,7 @@ class _BaseClient:
     ) -> None:
         settings = _settings.active()
         register_secret(api_key)
+        _logsafe.install()
         self._api_key = api_key or None
         self.base_url = _settings.resolve_base_url(base_url)
         url = httpx.URL(self.base_url)

@@ -838,3 +838,18 @@ def test_completed_stream_event_with_a_null_error_field_succeeds() -> None:
     event = {"type": "image_generation.completed", "b64_json": b64(png()), "error": None}
     client, _ = make(sse(f"data: {json.dumps(event)}\n\n"))
     assert client.generate("p", model=MODEL, partial_images=1).ok
+
+
+def test_logs_never_format_the_key(fake_key: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Not from cometnb, nor from httpx/httpcore logging a URL the server built with the key."""
+    url = f"https://files.test/cdn/a.png?token={fake_key}"
+    client, script = make(_url_result(url), api_key=fake_key)
+    script.downloads = {url: httpx.Response(200, content=png())}
+    with caplog.at_level("DEBUG"):
+        assert client.generate("p", model="dall-e-3").ok
+        failing, _ = make(err(401, f"bad key {fake_key}"), api_key=fake_key)
+        with pytest.raises(AuthenticationError):
+            failing.generate("p", model=MODEL)
+    assert caplog.records, "httpx logs each request at INFO"
+    assert fake_key not in caplog.text
+    assert all(fake_key not in r.getMessage() for r in caplog.records)
