@@ -18,7 +18,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol, cast
 
@@ -40,7 +41,6 @@ from ._models import ApiImage, ApiResult, ClientEvent, GeneratedImage, Generatio
 from ._response import (
     KEY_HINT,
     ParsedResponse,
-    ResultItem,
     failure_from_exception,
     failure_from_status,
     parse_result,
@@ -100,6 +100,35 @@ class _HistoryLike(Protocol):
 HistoryArg = _HistoryLike | Literal[False] | None
 
 
+@dataclass(frozen=True)
+class _Send:
+    """I/O step: POST ``body`` once; the answer is ``(ParsedResponse, synthetic)`` or a Failure."""
+
+    body: dict[str, Any]
+    key: str
+    on_partial: OnPartial | None
+    on_event: OnEvent | None
+
+
+@dataclass(frozen=True)
+class _Download:
+    """I/O step: GET an image URL; the answer is its bytes."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    """I/O step: wait before the next attempt."""
+
+    seconds: float
+
+
+_Step = _Send | _Download | _Sleep
+_Attempt = tuple[ParsedResponse, bool] | Failure
+_Plan = Generator[_Step, Any, ApiResult]
+
+
 def _mask(key: str | None) -> str | None:
     """``sk-cometnb-…a1e0`` → ``sk-…e0``: enough to tell keys apart, useless to an attacker."""
     if not key:
@@ -129,10 +158,12 @@ class _StreamReader:
     def done(self) -> bool:
         return self.assembler.done
 
-    def feed(self, line: str) -> None:
+    def feed(self, line: str) -> bool:
+        """Consume one line; True once the stream said it is over (``[DONE]``)."""
         event = self.decoder.feed(line)
         if event is not None:
             self._handle(event)
+        return self.done
 
     def _handle(self, event: SSEEvent) -> None:
         partial = self.assembler.handle(event)
@@ -304,6 +335,7 @@ class _BaseClient:
     def _http_request(
         self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: str
     ) -> httpx.Request:
+        log.debug("cometnb: POST %s", self.endpoint)
         stream = bool(body.get("stream"))
         return client.build_request(
             "POST",
@@ -339,11 +371,6 @@ class _BaseClient:
         log.info("cometnb: %s; retrying in %.1f s", failure.reason, decision.wait_s)
         return decision.wait_s
 
-    @staticmethod
-    def _b64_image(item: ResultItem) -> ApiImage:
-        assert item.b64_json is not None
-        return _api_image(decode_b64_image(item.b64_json), item.revised_prompt)
-
     def _download_error(self, url: str, why: str) -> ResponseError:
         host = httpx.URL(url).host or "the image host"
         return ResponseError(
@@ -361,6 +388,66 @@ class _BaseClient:
             raise ResponseError(
                 f"The server returned an image URL that is not http(s) or has no host: {url!r}"
             )
+
+    # -- the exchange, as I/O steps --------------------------------------------------
+
+    def _plan(
+        self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
+    ) -> _Plan:
+        """One request from key to result, yielding each I/O step for the client to perform.
+
+        The retry loop and the downloads exist once, here; :class:`Client` performs the steps
+        by blocking and :class:`AsyncClient` by awaiting (a sans-I/O generator, as in h11).
+        """
+        key = self._require_key()
+        retries = billed = 0
+        while True:
+            _notify(on_event, ClientEvent("sending", attempt=retries + 1))
+            outcome = yield _Send(body, key, on_partial, on_event)
+            if not isinstance(outcome, Failure):
+                parsed, synthetic = outcome
+                images = yield from self._fetch_images(parsed, on_event)
+                return _result(parsed, images, synthetic)
+            wait = self._next_wait(outcome, retries, billed)
+            retries, billed = retries + 1, billed + (outcome.safety == "billed")
+            _notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
+            yield _Sleep(wait)
+
+    def _fetch_images(
+        self, parsed: ParsedResponse, on_event: OnEvent | None
+    ) -> Generator[_Step, Any, list[ApiImage]]:
+        """Decode base64 results; download URL results at once (they expire)."""
+        images = []
+        for item in parsed.items:
+            if item.b64_json is not None:
+                images.append(_api_image(decode_b64_image(item.b64_json), item.revised_prompt))
+                continue
+            assert item.url is not None
+            _notify(on_event, ClientEvent("downloading"))
+            data = yield _Download(item.url)
+            images.append(_api_image(data, item.revised_prompt))
+        return images
+
+    def _complete_answer(self, response: httpx.Response) -> _Attempt:
+        """A fully read, non-streamed answer: the parsed result or the failure it means."""
+        if not response.is_success:
+            return self._status_failure(response)
+        return parse_result(response.content, self.host), _is_synthetic(response)
+
+    def _stream_reader(self, step: _Send) -> _StreamReader:
+        return _StreamReader(self.host, step.on_partial, step.on_event)
+
+    def _download_request(
+        self, client: httpx.Client | httpx.AsyncClient, url: str
+    ) -> httpx.Request:
+        # The URL is on another host: sent without the Authorization header.
+        self._check_download(url)
+        return client.build_request("GET", url, headers={"User-Agent": USER_AGENT})
+
+    def _downloaded(self, url: str, response: httpx.Response) -> bytes:
+        if not response.is_success:
+            raise self._download_error(url, f"HTTP {response.status_code}")
+        return response.content
 
     # -- storage (blocking: the async client runs these in a worker thread) ------------
 
@@ -427,6 +514,10 @@ def _api_image(data: bytes, revised_prompt: str | None) -> ApiImage:
 
 def _result(parsed: ParsedResponse, images: list[ApiImage], synthetic: bool) -> ApiResult:
     return ApiResult(images, parsed.created, parsed.usage, dict(parsed.meta), synthetic)
+
+
+def _is_synthetic(response: httpx.Response) -> bool:
+    return bool(response.headers.get(SIMULATOR_HEADER) == "1")
 
 
 def _cancelled() -> CancelledError:
@@ -613,72 +704,50 @@ class Client(_BaseClient):
     def _obtain(
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
     ) -> ApiResult:
-        key = self._require_key()
-        retries = billed = 0
+        plan = self._plan(body, on_partial, on_event)
+        answer: Any = None
         while True:
-            _notify(on_event, ClientEvent("sending", attempt=retries + 1))
-            outcome = self._attempt(body, key, on_partial, on_event)
-            if not isinstance(outcome, Failure):
-                parsed, synthetic = outcome
-                return _result(parsed, self._images(parsed, on_event), synthetic)
-            wait = self._next_wait(outcome, retries, billed)
-            retries, billed = retries + 1, billed + (outcome.safety == "billed")
-            _notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
-            self._sleep(wait)
+            try:
+                step = plan.send(answer)
+            except StopIteration as finished:
+                return cast(ApiResult, finished.value)
+            answer = self._perform(step)
 
-    def _attempt(
-        self,
-        body: dict[str, Any],
-        key: str,
-        on_partial: OnPartial | None,
-        on_event: OnEvent | None,
-    ) -> tuple[ParsedResponse, bool] | Failure:
-        log.debug("cometnb: POST %s", self.endpoint)
+    def _perform(self, step: _Step) -> Any:
+        if isinstance(step, _Send):
+            return self._attempt(step)
+        if isinstance(step, _Download):
+            return self._download(step.url)
+        self._sleep(step.seconds)
+        return None
+
+    def _attempt(self, step: _Send) -> _Attempt:
         try:
-            response = self._http.send(self._http_request(self._http, body, key), stream=True)
+            request = self._http_request(self._http, step.body, step.key)
+            response = self._http.send(request, stream=True)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
-            if not response.is_success:
+            if not response.is_success or not self._is_sse(response, step.body):
                 response.read()
-                return self._status_failure(response)
-            synthetic = response.headers.get(SIMULATOR_HEADER) == "1"
-            if not self._is_sse(response, body):
-                return parse_result(response.read(), self.host), synthetic
-            reader = _StreamReader(self.host, on_partial, on_event)
+                return self._complete_answer(response)
+            reader = self._stream_reader(step)
             for line in response.iter_lines():
-                reader.feed(line)
-                if reader.done:
+                if reader.feed(line):
                     break
-            return reader.finish(), synthetic
+            return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         finally:
             response.close()
 
-    def _images(self, parsed: ParsedResponse, on_event: OnEvent | None) -> list[ApiImage]:
-        images = []
-        for item in parsed.items:
-            if item.b64_json is not None:
-                images.append(self._b64_image(item))
-                continue
-            assert item.url is not None
-            _notify(on_event, ClientEvent("downloading"))
-            images.append(_api_image(self._download(item.url), item.revised_prompt))
-        return images
-
     def _download(self, url: str) -> bytes:
-        # The URL is on another host: sent without the Authorization header.
-        self._check_download(url)
+        request = self._download_request(self._http, url)
         try:
-            response = self._http.get(
-                url, headers={"User-Agent": USER_AGENT}, follow_redirects=True
-            )
+            response = self._http.send(request, follow_redirects=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._download_error(url, type(exc).__name__) from None
-        if not response.is_success:
-            raise self._download_error(url, f"HTTP {response.status_code}")
-        return response.content
+        return self._downloaded(url, response)
 
 
 class AsyncClient(_BaseClient):
@@ -853,70 +922,47 @@ class AsyncClient(_BaseClient):
     async def _obtain(
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
     ) -> ApiResult:
-        key = self._require_key()
-        retries = billed = 0
+        plan = self._plan(body, on_partial, on_event)
+        answer: Any = None
         while True:
-            _notify(on_event, ClientEvent("sending", attempt=retries + 1))
-            outcome = await self._attempt(body, key, on_partial, on_event)
-            if not isinstance(outcome, Failure):
-                parsed, synthetic = outcome
-                return _result(parsed, await self._images(parsed, on_event), synthetic)
-            wait = self._next_wait(outcome, retries, billed)
-            retries, billed = retries + 1, billed + (outcome.safety == "billed")
-            _notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
-            await self._sleep(wait)
+            try:
+                step = plan.send(answer)
+            except StopIteration as finished:
+                return cast(ApiResult, finished.value)
+            answer = await self._perform(step)
 
-    async def _attempt(
-        self,
-        body: dict[str, Any],
-        key: str,
-        on_partial: OnPartial | None,
-        on_event: OnEvent | None,
-    ) -> tuple[ParsedResponse, bool] | Failure:
-        log.debug("cometnb: POST %s", self.endpoint)
+    async def _perform(self, step: _Step) -> Any:
+        if isinstance(step, _Send):
+            return await self._attempt(step)
+        if isinstance(step, _Download):
+            return await self._download(step.url)
+        await self._sleep(step.seconds)
+        return None
+
+    async def _attempt(self, step: _Send) -> _Attempt:
         try:
-            request = self._http_request(self._http, body, key)
+            request = self._http_request(self._http, step.body, step.key)
             response = await self._http.send(request, stream=True)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
-            if not response.is_success:
+            if not response.is_success or not self._is_sse(response, step.body):
                 await response.aread()
-                return self._status_failure(response)
-            synthetic = response.headers.get(SIMULATOR_HEADER) == "1"
-            if not self._is_sse(response, body):
-                return parse_result(await response.aread(), self.host), synthetic
-            reader = _StreamReader(self.host, on_partial, on_event)
+                return self._complete_answer(response)
+            reader = self._stream_reader(step)
             async for line in response.aiter_lines():
-                reader.feed(line)
-                if reader.done:
+                if reader.feed(line):
                     break
-            return reader.finish(), synthetic
+            return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         finally:
             await response.aclose()
 
-    async def _images(self, parsed: ParsedResponse, on_event: OnEvent | None) -> list[ApiImage]:
-        images = []
-        for item in parsed.items:
-            if item.b64_json is not None:
-                images.append(self._b64_image(item))
-                continue
-            assert item.url is not None
-            _notify(on_event, ClientEvent("downloading"))
-            images.append(_api_image(await self._download(item.url), item.revised_prompt))
-        return images
-
     async def _download(self, url: str) -> bytes:
-        # The URL is on another host: sent without the Authorization header.
-        self._check_download(url)
+        request = self._download_request(self._http, url)
         try:
-            response = await self._http.get(
-                url, headers={"User-Agent": USER_AGENT}, follow_redirects=True
-            )
+            response = await self._http.send(request, follow_redirects=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._download_error(url, type(exc).__name__) from None
-        if not response.is_success:
-            raise self._download_error(url, f"HTTP {response.status_code}")
-        return response.content
+        return self._downloaded(url, response)
