@@ -300,6 +300,13 @@ class _BaseClient:
                 candidate.validate()
             except ValidationError as exc:
                 if exc.field == name:
+                    # Visible to anyone debugging "why was my %config size not sent?".
+                    log.info(
+                        "cometnb: CometImg.%s=%r does not apply to %s; not sent",
+                        name,
+                        default,
+                        request.model,
+                    )
                     continue
             request = candidate
         return request

@@ -193,11 +193,26 @@ def test_request_defaults_come_from_settings() -> None:
     }
 
 
-def test_a_settings_default_the_model_rejects_is_skipped() -> None:
+def test_a_settings_default_the_model_rejects_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     _settings.active().size = "1536x1024"  # a gpt-image size; dall-e-2 cannot take it
     client, _ = make(OK)
-    assert "size" not in client.build_request("p", model="dall-e-2").fields
+    with caplog.at_level("INFO", logger="cometnb"):
+        assert "size" not in client.build_request("p", model="dall-e-2").fields
+    assert "CometImg.size='1536x1024' does not apply to dall-e-2" in caplog.text
     assert client.build_request("p", model="dall-e-2", size="512x512").fields["size"] == "512x512"
+
+
+def test_a_value_typed_in_the_call_is_never_dropped() -> None:
+    """Only configured defaults are skipped; the user's own bad value is refused, unsent."""
+    _settings.active().size = "512x512"
+    client, script = make(OK)
+    for fields in ({"size": "1536x1024"}, {"quality": "hd"}):
+        with pytest.raises(ValidationError) as info:
+            client.generate("p", model="dall-e-2", **fields)
+        assert info.value.field == next(iter(fields))
+    with pytest.raises(ValidationError, match="size"):
+        client.generate_many([{"prompt": "p", "model": "dall-e-2", "size": "1536x1024"}])
+    assert script.requests == []
 
 
 def test_partial_images_turns_streaming_on() -> None:
