@@ -281,3 +281,37 @@ def test_the_key_is_in_no_error_repr_or_file(sim: SimServer, hist: History, tmp_
     assert_no_key_in_tree(hist.path)
     assert_no_key_in_tree(tmp_path)
     assert isinstance(info.value, RateLimitError)
+
+
+def test_sixteen_concurrent_requests_share_one_history_safely(
+    sim: SimServer, hist: History, tmp_path: Path
+) -> None:
+    """16 requests in flight at once (history writes in worker threads): nothing lost or mixed."""
+    from cometnb.history import History
+
+    sim.latency = 0.1
+    prompts = [f"concurrent picture {i}" for i in range(16)]
+    with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
+        results = c.generate_many(
+            [{"prompt": p, "model": "gpt-image-1-mini"} for p in prompts], concurrency=16
+        )
+    assert [g.prompt for g in results] == prompts and all(g.ok for g in results)
+    assert len({g.record_id for g in results}) == 16
+    paths = [g.image.path for g in results]
+    assert len({p for p in paths if p is not None}) == 16
+    reopened = History(hist.path)  # what a restarted kernel sees
+    assert sorted(r.prompt for r in reopened) == sorted(prompts)
+    for gen in results:
+        record = reopened.get(str(gen.record_id))
+        assert record is not None and record.prompt == gen.prompt
+        assert record.images[0].path.read_bytes() == gen.image.data
+    assert_no_key_in_tree(tmp_path)
+
+
+def test_a_key_with_a_trailing_newline_works_against_a_real_socket(
+    sim: SimServer, hist: History, tmp_path: Path
+) -> None:
+    """httpx refuses such a header and quotes it; the client strips the newline first."""
+    with Client(api_key=FAKE_KEY + "\n", base_url=sim.base_url, history=hist) as c:
+        assert c.generate("a key read from a file", model="gpt-image-1-mini").ok
+    assert_no_key_in_tree(tmp_path)
