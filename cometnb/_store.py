@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -62,24 +62,30 @@ class Store:
         self.path = root / DB_NAME
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._read_only = False  # opened by the read-only fallback: reopen before writing
 
     # --- connection ------------------------------------------------------------------------
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._conn is not None and create and self._read_only:
+            self.close()  # the folder may have become writable again (space freed)
         if self._conn is not None:
             return self._conn
         if not create and not self.path.exists():
             return None  # reading a folder that has no history yet: nothing to show
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE themselves.
-        conn = sqlite3.connect(
-            self.path,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn, self._read_only = self._open_writable(), False
+        except (sqlite3.OperationalError, OSError):
+            if create:
+                raise
+            # A read-only folder (or a full disk) must still show the records it holds.
+            self._conn, self._read_only = self._open_read_only(), True
+        return self._conn
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._open(str(self.path), uri=False)
+        try:
             conn.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed record survives power loss, not only a crash (costs one fsync).
             conn.execute("PRAGMA synchronous = FULL")
@@ -87,7 +93,40 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Open for reading only: ``mode=ro`` first; ``immutable=1`` when SQLite cannot even
+        create the WAL's shared-memory file (nothing can write there, so no locking is lost)."""
+        base = f"{self.path.resolve().as_uri()}?mode=ro"
+        for uri in (base, f"{base}&immutable=1"):
+            conn = self._open(uri, uri=True)
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.OperationalError:
+                conn.close()
+                continue
+            if version != SCHEMA_VERSION:
+                conn.close()
+                raise CometError(
+                    f"the history index {self.path} is read-only and at schema {version}; "
+                    f"this cometnb reads schema {SCHEMA_VERSION}",
+                    hint="Open it where it is writable once, or use a matching cometnb version.",
+                )
+            return conn
+        raise CometError(f"could not open the history index {self.path} for reading")
+
+    @staticmethod
+    def _open(target: str, *, uri: bool) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE themselves.
+        conn = sqlite3.connect(
+            target,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return conn
 
     @contextmanager
@@ -98,10 +137,11 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")  # may fail too (a full disk): then roll back as well
             except BaseException:
-                conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):  # the original error is the one to report
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

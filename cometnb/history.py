@@ -436,10 +436,18 @@ class History:
         body = scrub_request(request)
         record_id, created = new_record_id()
         prompt = str(body.get("prompt", ""))
-        self._prepare_folders()
-        images = [
-            self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
-        ]
+        try:
+            self._prepare_folders()
+            images = [
+                self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
+            ]
+        except OSError as exc:  # a full disk or a read-only folder: one clear error
+            raise CometError(
+                f"could not save the generated image in {self.path / IMAGES} "
+                f"({exc.strerror or type(exc).__name__})",
+                hint="Free disk space or set a writable folder with %config "
+                "CometImg.history_dir; the generation was billed.",
+            ) from None
         meta = _scrub_values(dict(result.meta))
         if result.created is not None:
             meta["created"] = result.created
@@ -524,7 +532,10 @@ class History:
         if preview == data:
             return None
         name = _files.preview_name(record_id, index, mime)
-        _files.atomic_write(self.path / PREVIEWS / name, preview)
+        try:
+            _files.atomic_write(self.path / PREVIEWS / name, preview)
+        except OSError:
+            return None  # the original is saved; a preview is only a convenience
         return f"{PREVIEWS}/{name}"
 
     def _commit(

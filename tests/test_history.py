@@ -515,3 +515,39 @@ def test_history_is_callable_from_the_package_even_after_the_module_loaded() -> 
     assert cometnb.history() is history()
     out = run_python("import cometnb.history, cometnb; print(type(cometnb.history()).__name__)")
     assert out.stdout.strip() == "History"
+
+
+def _fail_writes(monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
+    """``atomic_write`` raises ENOSPC for files under ``folder`` (images/ or previews/)."""
+    real = _files.atomic_write
+
+    def write(path: Path, data: bytes) -> None:
+        if path.parent.name == folder:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(_files, "atomic_write", write)
+
+
+def test_an_image_that_cannot_be_saved_is_one_clear_error(
+    hist: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_writes(monkeypatch, "images")
+    with pytest.raises(CometError, match="could not save the generated image") as info:
+        hist.record_success(body(), api_result(image_bytes(1024, 768)), elapsed_s=1.0)
+    assert "No space left on device" in str(info.value) and "history_dir" in str(info.value)
+    assert len(hist) == 0
+
+
+def test_a_preview_that_cannot_be_saved_does_not_lose_the_image(
+    hist: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = image_bytes(1024, 768)
+    _fail_writes(monkeypatch, "previews")
+    rec = hist.record_success(body(), api_result(original), elapsed_s=1.0)
+    (img,) = rec.images
+    assert img.path is not None and img.path.read_bytes() == original
+    assert img.preview_path is None or img.preview_path == img.path
+    from cometnb._decode import inspect_image
+
+    assert max(inspect_image(img.preview(256)[0])[1:]) <= 256  # made from the original

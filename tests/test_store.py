@@ -95,3 +95,33 @@ def test_an_unversioned_file_is_migrated(tmp_path: Path) -> None:
     assert store.count() == 0
     insert(store, "a")
     assert store.count() == 1
+
+
+def test_an_unwritable_index_is_still_read_then_reopened_for_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only folder or full disk: records still load; a later write retries for real."""
+    insert(Store(tmp_path), "a")
+
+    def refuse(self: Store) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    store = Store(tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "_open_writable", refuse)
+        assert [r[0] for r in store.rows_after(0)] == ["a"] and store.count() == 1
+        with pytest.raises(sqlite3.OperationalError):
+            insert(store, "b")
+    insert(store, "b")  # writable again (space freed): the read-only connection is replaced
+    assert [r[0] for r in store.rows_after(0)] == ["a", "b"]
+    store.close()
+
+
+def test_a_failed_commit_rolls_back_so_the_next_write_works(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    insert(store, "a")
+    with pytest.raises(sqlite3.IntegrityError):
+        insert(store, "a")  # fails inside the transaction
+    insert(store, "b")
+    assert store.count() == 2
+    store.close()
