@@ -26,19 +26,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(60)
 
 MODEL = "gpt-image-1-mini"
-# Defects found by these tests (reported; remove the markers once fixed).
-UNREADABLE = pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (history/_store): a read-only or full history folder cannot be reopened "
-    "for reading: Store._connect always sets journal_mode=WAL and runs _migrate (writes), so "
-    "History(folder) raises sqlite3.OperationalError; earlier records no longer load",
-)
-RAW_OSERROR = pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (history.record_success/_files.atomic_write): an OSError while writing an "
-    "image (EROFS, ENOSPC) escapes as a raw OSError, not a CometError; the magic shows a full "
-    "traceback",
-)
 DISK_WORDS = ("space", "full", "read-only", "permission", "write", "save", "store", "record")
 
 
@@ -135,8 +122,6 @@ def _generate_fails_clearly(sim: SimServer, folder: Path) -> BaseException:
     return info.value
 
 
-@UNREADABLE
-@RAW_OSERROR
 def test_read_only_history_folder(sim: SimServer, tmp_path: Path) -> None:
     folder = tmp_path / "ro-history"
     with tmpfs(folder) as mounted:
@@ -159,8 +144,6 @@ def test_read_only_history_folder(sim: SimServer, tmp_path: Path) -> None:
     assert_clean(tmp_path, str(error), repr(error))
 
 
-@UNREADABLE
-@RAW_OSERROR
 def test_full_disk_history_folder(
     sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,8 +170,6 @@ def _enospc_on_replace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "replace", full)
 
 
-@UNREADABLE
-@RAW_OSERROR
 def test_full_disk_through_the_magic(
     sim: SimServer,
     tmp_path: Path,
