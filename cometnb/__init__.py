@@ -78,7 +78,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cometnb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    imported = importlib.import_module(module, __name__)
+    # ``history`` is served as its (callable) module, not the function: importing the submodule
+    # binds the module to this name anyway, so ``cometnb.history.History`` must always work.
+    value = imported if name == "history" else getattr(imported, name)
     globals()[name] = value  # cache: later look-ups skip this hook
     return value
 

@@ -551,3 +551,14 @@ def test_a_preview_that_cannot_be_saved_does_not_lose_the_image(
     from cometnb._decode import inspect_image
 
     assert max(inspect_image(img.preview(256)[0])[1:]) <= 256  # made from the original
+
+
+def test_the_package_attribute_is_the_callable_module_whatever_the_import_order() -> None:
+    """``cometnb.history()`` first, then ``import cometnb.history as m``: ``m`` is the module."""
+    out = run_python(
+        "import cometnb\n"
+        "cometnb.history()\n"
+        "import cometnb.history as m\n"
+        "print(m.History.__name__, type(m()).__name__, cometnb.history.History is m.History)"
+    )
+    assert out.stdout.strip() == "History History True", out.stderr[-800:]
