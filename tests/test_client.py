@@ -868,3 +868,28 @@ def test_logs_never_format_the_key(fake_key: str, caplog: pytest.LogCaptureFixtu
     assert caplog.records, "httpx logs each request at INFO"
     assert fake_key not in caplog.text
     assert all(fake_key not in r.getMessage() for r in caplog.records)
+
+
+def test_max_retries_counts_every_retry_safe_and_billed_alike() -> None:
+    """429 (safe), then 500 (billed, opted in), then 503: with max_retries=2 that is 3 POSTs."""
+    client, script = make(err(429), err(500), err(503), OK, retry_billed=True, max_retries=2)
+    with pytest.raises(APIError) as info:
+        client.generate("p", model=MODEL)
+    assert info.value.status == 503 and len(script.posts) == 3
+    none, script = make(err(429), OK, max_retries=0)
+    with pytest.raises(RateLimitError):
+        none.generate("p", model=MODEL)
+    assert len(script.posts) == 1
+
+
+def test_final_image_before_all_partials_and_no_done_marker() -> None:
+    """partial_images=3, but the server sends one partial then the final image, no [DONE]."""
+    partial = {"type": "image_generation.partial_image", "b64_json": b64(png(2, 2))}
+    final = {"type": "image_generation.completed", "b64_json": b64(png(8, 4)), "usage": {"x": 1}}
+    text = "".join(f"data: {json.dumps(e)}\n\n" for e in (partial, final))
+    client, _ = make(sse(text))
+    seen: list[int] = []
+    gen = client.generate(
+        "p", model=MODEL, partial_images=3, on_partial=lambda i, d: seen.append(i)
+    )
+    assert seen == [0] and (gen.image.width, gen.image.height) == (8, 4)
