@@ -301,23 +301,9 @@ def _non_json_error(status: int, text: str, host: str) -> APIError:
 
 def failure_from_exception(exc: httpx.RequestError, host: str, timeout: float) -> Failure:
     """Map an httpx request error; only errors before the request left are "safe"."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return Failure(_connect_error(host, "connection timed out"), "safe", "connect timeout")
-    if isinstance(exc, httpx.ConnectError):
-        why = _connect_reason(exc)
-        return Failure(_connect_error(host, why), "safe", why)
-    if isinstance(exc, httpx.PoolTimeout):  # never left this process
-        return Failure(_connect_error(host, "no free connection"), "safe", "pool timeout")
-    if isinstance(exc, httpx.ProxyError):  # the tunnel failed before the request went through
-        return Failure(_connect_error(host, "the proxy refused"), "safe", "proxy error")
-    if isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
-        # Raised while building or writing the request, by this side: the same request would
-        # fail the same way. Its text may quote header values, so only the type is shown.
-        error = APIError(
-            f"The request to {host} could not be sent ({type(exc).__name__}); nothing was sent.",
-            hint="Check base_url and any extra request fields.",
-        )
-        return Failure(error, "never", "request not sent")
+    early = _failure_before_sending(exc, host)
+    if early is not None:
+        return early
     if isinstance(exc, httpx.DecodingError):
         undecodable = ResponseError(
             f"Could not decode the answer from {host} (corrupt compressed body).",
@@ -336,6 +322,28 @@ def failure_from_exception(exc: httpx.RequestError, host: str, timeout: float) -
         f"({type(exc).__name__}: {redact(str(exc)) or 'no detail'}).",
     )
     return Failure(error, "billed", "connection dropped")
+
+
+def _failure_before_sending(exc: httpx.RequestError, host: str) -> Failure | None:
+    """Errors raised before the server could see the request: nothing was billed."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return Failure(_connect_error(host, "connection timed out"), "safe", "connect timeout")
+    if isinstance(exc, httpx.ConnectError):
+        why = _connect_reason(exc)
+        return Failure(_connect_error(host, why), "safe", why)
+    if isinstance(exc, httpx.PoolTimeout):  # never left this process
+        return Failure(_connect_error(host, "no free connection"), "safe", "pool timeout")
+    if isinstance(exc, httpx.ProxyError):  # the tunnel failed before the request went through
+        return Failure(_connect_error(host, "the proxy refused"), "safe", "proxy error")
+    if isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
+        # Raised by this side while writing the request: the same request fails the same way.
+        # Its text may quote header values, so only the type is shown.
+        error = APIError(
+            f"The request to {host} could not be sent ({type(exc).__name__}); nothing was sent.",
+            hint="Check base_url and any extra request fields.",
+        )
+        return Failure(error, "never", "request not sent")
+    return None
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:

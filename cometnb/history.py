@@ -435,19 +435,7 @@ class History:
         """
         body = scrub_request(request)
         record_id, created = new_record_id()
-        prompt = str(body.get("prompt", ""))
-        try:
-            self._prepare_folders()
-            images = [
-                self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
-            ]
-        except OSError as exc:  # a full disk or a read-only folder: one clear error
-            raise CometError(
-                f"could not save the generated image in {self.path / IMAGES} "
-                f"({exc.strerror or type(exc).__name__})",
-                hint="Free disk space or set a writable folder with %config "
-                "CometImg.history_dir; the generation was billed.",
-            ) from None
+        images = self._write_images(record_id, str(body.get("prompt", "")), result)
         meta = _scrub_values(dict(result.meta))
         if result.created is not None:
             meta["created"] = result.created
@@ -495,6 +483,20 @@ class History:
             "version": __version__,
         }
         return self._commit(record_id, created, body, status, tags, doc)
+
+    def _write_images(self, record_id: str, prompt: str, result: ApiResult) -> list[dict[str, Any]]:
+        try:
+            self._prepare_folders()
+            return [
+                self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
+            ]
+        except OSError as exc:  # a full disk or a read-only folder: one clear error
+            raise CometError(
+                f"could not save the generated image in {self.path / IMAGES} "
+                f"({exc.strerror or type(exc).__name__})",
+                hint="Free disk space or set a writable folder with %config "
+                "CometImg.history_dir; the generation was billed.",
+            ) from None
 
     def _prepare_folders(self) -> None:
         if self._folders_ready:
