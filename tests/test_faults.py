@@ -28,9 +28,8 @@ from _faults import (
 from conftest import FAKE_KEY
 
 if TYPE_CHECKING:
-    from cometnb.sim import SimServer
-
     from cometnb._client import Client
+    from cometnb.sim import SimServer
 
 pytestmark = pytest.mark.timeout(60)
 
