@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from cometnb.history import History
     from cometnb.sim import SimServer
 
+
+def _shared_fixtures() -> Path:
+    """The API response samples in ``shared/fixtures``: beside the clone (as CI lays it out),
+    else at the workspace's fixed place."""
+    beside = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    return beside if beside.is_dir() else Path("/work/shared/fixtures")
+
+
+SHARED_FIXTURES = _shared_fixtures()
+
 # A key shaped like a real one. Tests scan everything written for it.
 FAKE_KEY = "sk-cometnb-test-7f3a9c2e51d04b86a1e0"
 

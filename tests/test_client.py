@@ -12,11 +12,11 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import SHARED_FIXTURES
 from PIL import Image
 
 from cometnb import _settings
@@ -35,7 +35,7 @@ from cometnb._version import __version__
 
 BASE = "http://api.test/v1"
 ENDPOINT = f"{BASE}/images/generations"
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = SHARED_FIXTURES
 MODEL = "gpt-image-1-mini"
 
 

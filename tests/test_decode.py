@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import io
 import json
-from pathlib import Path
 
 import pytest
+from conftest import SHARED_FIXTURES
 from PIL import Image
 
 from cometnb import _decode
 from cometnb._errors import ResponseError, register_secret
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = SHARED_FIXTURES
 FORMATS = ("png", "jpeg", "webp", "gif")
 PIL_NAME = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
 

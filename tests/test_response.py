@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
+from conftest import SHARED_FIXTURES
 
 from cometnb._errors import (
     APIError,
@@ -23,7 +23,7 @@ from cometnb._response import (
     safe_excerpt,
 )
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = SHARED_FIXTURES
 HOST = "api.test"
 
 

@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import SHARED_FIXTURES
 from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
 
 from cometnb import _settings
@@ -27,7 +27,7 @@ from cometnb._capabilities import CAPABILITIES, KNOWN_MODELS
 from cometnb._sim_bodies import to_json
 from cometnb.sim import SimServer
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = SHARED_FIXTURES
 KEY = "sk-cometnb-test-7f3a9c2e51d04b86a1e0"
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import SHARED_FIXTURES
 
 from cometnb._decode import decode_b64_image, sniff_format
 from cometnb._errors import APIError, ResponseError
 from cometnb._sse import COMPLETED, PARTIAL, SSEDecoder, SSEEvent, StreamAssembler
 
-STREAM = Path("/work/shared/fixtures/stream.txt")
+STREAM = SHARED_FIXTURES / "stream.txt"
 PNG_B64 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 )
