@@ -337,14 +337,12 @@ def _wait(
     poll_s: float,
 ) -> None:
     # Short, repeated waits instead of one long one: KeyboardInterrupt is delivered to the
-    # main thread between them.
-    while True:
-        try:
-            future.result(timeout=poll_s)
-            return
-        except concurrent.futures.TimeoutError:
-            if on_update is not None and not _safe_update(on_update, job.progress):
-                on_update = None  # a broken progress display must not lose paid results
+    # main thread between them. (Not future.result(timeout=...): its timeout is the builtin
+    # TimeoutError, which the job itself may raise, and would then be taken for "not yet".)
+    while not concurrent.futures.wait((future,), timeout=poll_s).done:
+        if on_update is not None and not _safe_update(on_update, job.progress):
+            on_update = None  # a broken progress display must not lose paid results
+    future.result()  # re-raises what went wrong in the job itself (a bug, not a request)
 
 
 def _safe_update(

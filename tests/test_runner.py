@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import FAKE_KEY
 
 from cometnb._errors import CancelledError, ValidationError
-from cometnb._models import ClientEvent, Grid, ImageRequest
+from cometnb._models import ClientEvent, Generation, Grid, ImageRequest
 from cometnb._runner import (
     CellProgress,
     cell_label,
@@ -183,6 +183,20 @@ def test_concurrency_is_bounded(aclient: AsyncClient, sim: SimServer) -> None:
     assert len(spans) == 5
     overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert overlap <= 2
+
+
+class BrokenClient:
+    """An AsyncRunner with a bug: it raises the builtin TimeoutError (not a CometError)."""
+
+    async def arun(self, request: ImageRequest, **kwargs: Any) -> Generation:
+        raise TimeoutError("a bug in the client")
+
+
+def test_a_timeout_error_from_the_job_is_raised_not_taken_for_a_poll() -> None:
+    # concurrent.futures.TimeoutError is the builtin TimeoutError: waiting with
+    # future.result(timeout=...) mistook the job's own error for "not done yet" and spun.
+    with pytest.raises(TimeoutError, match="a bug in the client"):
+        run_grid(BrokenClient(), grid_of("a", "b"), 1, poll_s=0.01)
 
 
 def test_a_failed_cell_does_not_stop_the_others(aclient: AsyncClient, sim: SimServer) -> None:
