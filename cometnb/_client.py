@@ -251,11 +251,13 @@ class Client(_BaseClient):
         try:
             if not response.is_success or not self._is_sse(response, step.body):
                 response.read()
+                self._received(step, response)
                 return self._complete_answer(response)
             reader = self._stream_reader(step)
             for line in response.iter_lines():
                 if reader.feed(line):
                     break
+            self._received(step, response)
             return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
@@ -393,12 +395,15 @@ class AsyncClient(_BaseClient):
     ) -> list[Generation]:
         limit = AdaptiveLimit(concurrency)
 
-        def on_event(event: ClientEvent) -> None:
-            if event.kind == "waiting" and event.reason == "HTTP 429":
-                limit.throttle()  # the server is saturated: start fewer requests for a while
-
         async def one(index: int, body: dict[str, Any]) -> Generation:
-            async with limit:
+            async with limit.slot() as slot:
+
+                def on_event(event: ClientEvent) -> None:
+                    if event.kind == "waiting" and event.reason == "HTTP 429":
+                        limit.throttle()  # the server is saturated: start fewer for a while
+                    if event.kind == "received":
+                        slot.release()  # the server is done: send the next while this stores
+
                 gen = await self._outcome(body, None, on_event, tags, None)
             _notify(on_result, index, gen)
             return gen
@@ -469,11 +474,13 @@ class AsyncClient(_BaseClient):
         try:
             if not response.is_success or not self._is_sse(response, step.body):
                 await response.aread()
+                self._received(step, response)
                 return self._complete_answer(response)
             reader = self._stream_reader(step)
             async for line in response.aiter_lines():
                 if reader.feed(line):
                     break
+            self._received(step, response)
             return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)

@@ -427,6 +427,12 @@ class _BaseClient:
             images.append(_api_image(data, item.revised_prompt))
         return images
 
+    @staticmethod
+    def _received(step: _Send, response: httpx.Response) -> None:
+        """Say a good answer has been read in full: the server is done with this request."""
+        if response.is_success:
+            _notify(step.on_event, ClientEvent("received"))
+
     def _complete_answer(self, response: httpx.Response) -> _Attempt:
         """A fully read, non-streamed answer: the parsed result or the failure it means."""
         if not response.is_success:

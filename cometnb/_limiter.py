@@ -2,6 +2,9 @@
 
 Like a semaphore, but :meth:`AdaptiveLimit.throttle` halves the number of requests allowed
 in flight for ``cooldown_s`` seconds; requests already running finish normally, new ones wait.
+A :meth:`AdaptiveLimit.slot` can be given back early (:meth:`Slot.release`): a request frees
+its slot once its response has been read, so the next request is sent while this one's images
+are still being stored.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["AdaptiveLimit"]
+__all__ = ["AdaptiveLimit", "Slot"]
 
 
 class AdaptiveLimit:
@@ -55,7 +58,12 @@ class AdaptiveLimit:
         self._reduced = max(1, self.current // 2)
         self._until = self._clock() + self.cooldown_s
 
-    async def __aenter__(self) -> AdaptiveLimit:
+    def slot(self) -> Slot:
+        """One place in the limit, as an async context manager that may be released early."""
+        return Slot(self)
+
+    async def acquire(self) -> None:
+        """Wait until fewer than :attr:`current` are in flight, then take a place."""
         # Single-threaded asyncio: no lock needed, only futures to park waiters on.
         while self._active >= self.current:
             waiter = asyncio.get_running_loop().create_future()
@@ -65,6 +73,16 @@ class AdaptiveLimit:
             finally:
                 self._waiters.remove(waiter)
         self._active += 1
+
+    def release(self) -> None:
+        """Give a place back (synchronous on purpose: a cancelled task must still do it)."""
+        self._active -= 1
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # every waiter re-checks the (maybe reduced) limit
+
+    async def __aenter__(self) -> AdaptiveLimit:
+        await self.acquire()
         return self
 
     async def __aexit__(
@@ -73,8 +91,44 @@ class AdaptiveLimit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # Synchronous on purpose: a cancelled task must still give its slot back.
-        self._active -= 1
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)  # every waiter re-checks the (maybe reduced) limit
+        self.release()
+
+
+class Slot:
+    """A place held in an :class:`AdaptiveLimit`; :meth:`release` may come before the exit.
+
+    Example::
+
+        >>> async def one(limit: AdaptiveLimit) -> None:  # doctest: +SKIP
+        ...     async with limit.slot() as slot:
+        ...         body = await read_response()
+        ...         slot.release()        # the next request may start now
+        ...         await store(body)     # … while this one is stored
+    """
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self._limit = limit
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def release(self) -> None:
+        """Give the place back now; later calls (and the exit) do nothing."""
+        if self._held:
+            self._held = False
+            self._limit.release()
+
+    async def __aenter__(self) -> Slot:
+        await self._limit.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

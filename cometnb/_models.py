@@ -92,10 +92,12 @@ class ClientEvent:
 
     kinds: ``"sending"`` (attempt N starts), ``"waiting"`` (sleeping ``wait_s`` before a retry,
     ``reason`` says why, e.g. "HTTP 429"), ``"partial"`` (a streamed preview arrived),
-    ``"downloading"`` (fetching URL results), ``"storing"`` (writing to the history).
+    ``"received"`` (the answer is read: the server is done with the request, so a concurrency
+    slot may go to the next one), ``"downloading"`` (fetching URL results), ``"storing"``
+    (writing to the history).
     """
 
-    kind: Literal["sending", "waiting", "partial", "downloading", "storing"]
+    kind: Literal["sending", "waiting", "partial", "received", "downloading", "storing"]
     attempt: int = 1
     wait_s: float | None = None
     reason: str | None = None

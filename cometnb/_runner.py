@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ._errors import CancelledError, CometError, ValidationError
-from ._limiter import AdaptiveLimit
+from ._limiter import AdaptiveLimit, Slot
 from ._models import ClientEvent, Generation, Grid, GridCell, ImageRequest
 
 __all__ = [
@@ -112,6 +112,8 @@ def describe_event(event: ClientEvent) -> str:
     if event.kind == "partial":
         index = 0 if event.partial_index is None else event.partial_index
         return f"partial image {index + 1} received"
+    if event.kind == "received":
+        return "decoding the image"
     if event.kind == "downloading":
         return "downloading the image"
     return "saving to history"
@@ -241,21 +243,23 @@ class _GridJob:
     async def _cell(self, index: int, limit: AdaptiveLimit) -> None:
         cell, progress = self.grid.cells[index], self.progress[index]
         try:
-            async with limit:
+            async with limit.slot() as slot:
                 progress.state, progress.started = "running", time.monotonic()
-                gen = await self._request(cell.request, progress, limit)
+                gen = await self._request(cell.request, progress, limit, slot)
         except (asyncio.CancelledError, CancelledError):
             _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
             raise
         _finish(cell, progress, gen)
 
     async def _request(
-        self, request: ImageRequest, progress: CellProgress, limit: AdaptiveLimit
+        self, request: ImageRequest, progress: CellProgress, limit: AdaptiveLimit, slot: Slot
     ) -> Generation:
         def on_event(event: ClientEvent) -> None:
             progress.note = describe_event(event)
             if event.kind == "waiting" and event.reason == "HTTP 429":
                 limit.throttle()  # the server is saturated: start fewer requests for a while
+            if event.kind == "received":
+                slot.release()  # the server is done: the next cell may be sent while this stores
             if event.kind == "partial" and event.partial_image is not None:
                 progress.partial, progress.partial_index = event.partial_image, event.partial_index
 

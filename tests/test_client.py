@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,6 +269,12 @@ def test_429_is_retried_after_retry_after_and_reported() -> None:
     waiting = [e for e in events if e.kind == "waiting"]
     assert waiting == [ClientEvent("waiting", attempt=2, wait_s=1.0, reason="HTTP 429")]
     assert [e.attempt for e in events if e.kind == "sending"] == [1, 2]
+    # "received" (the slot may go to the next request) only for the answer that worked,
+    # after its last attempt and before it is stored.
+    kinds = [e.kind for e in events]
+    assert kinds.count("received") == 1
+    assert kinds.index("received") > kinds.index("waiting")
+    assert kinds.index("received") < kinds.index("storing")
 
 
 @pytest.mark.parametrize(
@@ -360,9 +367,11 @@ def test_500_invalid_request_is_not_retried_even_when_opted_in() -> None:
 def test_moderation_refusal_is_not_retried() -> None:
     refusal = httpx.Response(400, content=(FIXTURES / "error-moderation.json").read_bytes())
     client, script = make(refusal, OK, retry_billed=True)
+    events: list[ClientEvent] = []
     with pytest.raises(APIError, match="content policy") as info:
-        client.generate("p", model=MODEL)
+        client.generate("p", model=MODEL, on_event=events.append)
     assert info.value.code == "moderation_blocked" and len(script.posts) == 1
+    assert [e.kind for e in events] == ["sending"]  # an error answer is never "received"
 
 
 def test_connect_errors_are_retried_then_name_the_host() -> None:
@@ -506,6 +515,7 @@ def test_stream_fixture_calls_on_partial_and_returns_the_final_image() -> None:
     assert "text/event-stream" in script.posts[0].headers["accept"]
     assert [i for i, _ in partials] == [0] and partials[0][1].startswith(b"\x89PNG")
     assert [e.partial_index for e in events if e.kind == "partial"] == [0]
+    assert [e.kind for e in events][-2:] == ["received", "storing"]  # once the stream ended
     assert gen.image.format == "png" and gen.usage and gen.usage["total_tokens"]
     assert gen.meta["size"] == "1024x1024"
 
@@ -726,6 +736,35 @@ def test_generate_many_respects_concurrency() -> None:
     client, _ = make(handler)
     results = client.generate_many([{"prompt": str(i)} for i in range(7)], concurrency=2)
     assert all(g.ok for g in results) and peak == 2
+
+
+class StoreWaitsForTheNextPost(FakeHistory):
+    """Storing the first result waits (bounded) until a second POST has been sent."""
+
+    def __init__(self, script: Scripted) -> None:
+        super().__init__()
+        self.script = script
+        self.overlapped = False
+
+    def record_success(self, request: dict[str, Any], result: ApiResult, **kw: Any) -> FakeRecord:
+        if not self.successes:
+            deadline = time.monotonic() + 5.0
+            while len(self.script.posts) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.overlapped = len(self.script.posts) >= 2
+        return super().record_success(request, result, **kw)
+
+
+def test_generate_many_sends_the_next_request_while_a_result_is_stored() -> None:
+    # One slot: the second request may go out once the first response is read, not only
+    # after its images are stored (storing a 3 MB PNG and its preview takes tens of ms).
+    client, script = make(OK)
+    history = StoreWaitsForTheNextPost(script)
+    client._history_arg = history
+    results = client.generate_many([{"prompt": "a"}, {"prompt": "b"}], concurrency=1)
+    assert [g.ok for g in results] == [True, True]
+    assert history.overlapped
+    assert len(script.posts) == 2
 
 
 def test_generate_many_works_inside_a_running_loop() -> None:

@@ -86,3 +86,32 @@ def test_cancelled_waiters_and_holders_release_their_slots() -> None:
             return limit.active
 
     assert asyncio.run(asyncio.wait_for(main(), 5)) == 1
+
+
+def test_a_slot_released_early_lets_the_next_holder_in() -> None:
+    async def main() -> list[str]:
+        limit = AdaptiveLimit(1)
+        order: list[str] = []
+        stored = asyncio.Event()
+
+        async def first() -> None:
+            async with limit.slot() as slot:
+                order.append("first sent")
+                slot.release()
+                slot.release()  # a second release (and the exit) give nothing back twice
+                await stored.wait()  # "storing" while the next request runs
+                order.append("first stored")
+
+        async def second() -> None:
+            await asyncio.sleep(0)  # let first take the slot
+            async with limit.slot() as slot:
+                order.append("second sent")
+                assert slot.held and limit.active == 1
+            stored.set()
+
+        await asyncio.gather(first(), second())
+        assert limit.active == 0
+        return order
+
+    order = asyncio.run(asyncio.wait_for(main(), 5))
+    assert order == ["first sent", "second sent", "first stored"]

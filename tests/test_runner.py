@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,7 @@ def test_validate_grid_passes_valid_grids() -> None:
         (ClientEvent("sending"), "sending"),
         (ClientEvent("sending", attempt=3), "retrying (attempt 3)"),
         (ClientEvent("partial", partial_index=1), "partial image 2 received"),
+        (ClientEvent("received"), "decoding the image"),
         (ClientEvent("downloading"), "downloading the image"),
         (ClientEvent("storing"), "saving to history"),
     ],
@@ -183,6 +185,31 @@ def test_concurrency_is_bounded(aclient: AsyncClient, sim: SimServer) -> None:
     assert len(spans) == 5
     overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert overlap <= 2
+
+
+class StoringClient:
+    """An AsyncRunner whose responses arrive at once and whose storing waits for a gate."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.stored = asyncio.Event()
+
+    async def arun(self, request: ImageRequest, **kwargs: Any) -> Generation:
+        self.sent.append(request.prompt)
+        kwargs["on_event"](ClientEvent("received"))
+        kwargs["on_event"](ClientEvent("storing"))
+        if len(self.sent) == 1:
+            await asyncio.wait_for(self.stored.wait(), 5)  # the next cell must start meanwhile
+        else:
+            self.stored.set()
+        return Generation(request=request.to_body(), status="ok")
+
+
+def test_a_cell_frees_its_slot_once_its_response_is_read() -> None:
+    client = StoringClient()
+    grid = run_grid(client, grid_of("a", "b"), 1)
+    assert client.sent == ["a", "b"]
+    assert [g.status for g in grid.generations] == ["ok", "ok"]
 
 
 class BrokenClient:
