@@ -331,11 +331,17 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
     return f'{pics}<div style="{_MUTED}">{extra}{esc(caption)}</div>{note}'
 
 
-def grid_html(grid: Grid, cell_status: Mapping[int, str] | Sequence[str] | None = None) -> str:
+def grid_html(
+    grid: Grid,
+    cell_status: Mapping[int, str] | Sequence[str] | None = None,
+    finished: dict[int, str] | None = None,
+) -> str:
     """A labelled table of a grid: the first non-prompt axis across, the other axes down.
 
     ``cell_status`` (by cell index) is shown in pending cells, e.g. ``"waiting 5 s (HTTP
-    429)"``; failed cells show their short error.
+    429)"``; failed cells show their short error. ``finished`` caches the HTML of finished
+    cells by index across calls, so a live view that redraws the grid as cells finish makes
+    each cell's preview once.
     """
     names = list(grid.axes)
     px = min(active().thumbnail_px, 256)
@@ -352,7 +358,12 @@ def grid_html(grid: Grid, cell_status: Mapping[int, str] | Sequence[str] | None 
         if found is None:
             return f'<td style="{_CELL}"></td>'
         index, cell = found
-        return f'<td style="{_CELL}">{_grid_cell(cell, _status_for(cell_status, index), px)}</td>'
+        status = _status_for(cell_status, index)
+        if finished is None or cell.generation is None or status is not None:
+            return f'<td style="{_CELL}">{_grid_cell(cell, status, px)}</td>'
+        if index not in finished:
+            finished[index] = _grid_cell(cell, None, px)
+        return f'<td style="{_CELL}">{finished[index]}</td>'
 
     corner = esc(" / ".join(row_axes))
     head = "".join(

@@ -78,6 +78,7 @@ class LiveView:
         self._last_at = 0.0
         self._done = -1
         self._preview: tuple[int | None, str] | None = None  # (partial index, <img> html)
+        self._cells: dict[int, str] = {}  # HTML of finished grid cells, drawn once
         self._handle = display(self._render(None), raw=True, display_id=True)
 
     @property
@@ -95,6 +96,12 @@ class LiveView:
         self._show(self._render(progress))
 
     def finish(self, result: Generation | Grid) -> None:
+        if isinstance(result, Grid) and result is self.grid:
+            from . import _render
+
+            # The grid's own HTML, reusing the cells already drawn while it ran.
+            self._show(_bundle(_render.grid_html(result, None, self._cells), repr(result)))
+            return
         self._show(_result_bundle(result))
 
     def clear(self) -> None:
@@ -131,7 +138,7 @@ class LiveView:
         status = {i: p.text() for i, p in enumerate(progress) if not p.finished}
         done = sum(p.finished for p in progress)
         plain = f"⏳ {done}/{len(progress)} done"
-        return _bundle(_render.grid_html(self.grid, status), plain)
+        return _bundle(_render.grid_html(self.grid, status, self._cells), plain)
 
 
 def _preview_img(progress: CellProgress, max_px: int) -> str:

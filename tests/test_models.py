@@ -218,13 +218,35 @@ def test_preview_is_computed_and_bounded() -> None:
     assert Image.open(io.BytesIO(preview)).size == (128, 128)
 
 
-def test_preview_uses_the_stored_preview_when_it_fits(tmp_path: Path) -> None:
+def test_preview_uses_the_stored_preview_when_it_is_big_enough(tmp_path: Path) -> None:
+    cached = tmp_path / "p.jpg"
+    Image.new("RGB", (256, 256), "green").save(cached, "JPEG")
+    # No original bytes at all: every answer below must come from the stored preview.
+    img = GeneratedImage(None, "png", 800, 800, preview_path=cached)
+    assert img.preview(256) == (cached.read_bytes(), "image/jpeg")
+    smaller, _ = img.preview(64)  # scaled down from the stored preview, not the original
+    assert Image.open(io.BytesIO(smaller)).size == (64, 64)
+
+
+def test_a_stored_preview_smaller_than_asked_is_made_anew_from_the_original(
+    tmp_path: Path,
+) -> None:
     cached = tmp_path / "p.jpg"
     Image.new("RGB", (100, 100), "green").save(cached, "JPEG")
     img = GeneratedImage(None, "png", 800, 800, data=noisy_png(800), preview_path=cached)
-    assert img.preview(256) == (cached.read_bytes(), "image/jpeg")
-    fresh, _ = img.preview(64)  # the stored one is too big for 64 px: made anew
-    assert Image.open(io.BytesIO(fresh)).size == (64, 64)
+    fresh, _ = img.preview(256)
+    assert Image.open(io.BytesIO(fresh)).size == (256, 256)
+    # The original is no bigger than the stored preview: the stored one is all there is.
+    small = GeneratedImage(None, "png", 100, 100, preview_path=cached)
+    assert small.preview(256) == (cached.read_bytes(), "image/jpeg")
+
+
+def test_a_damaged_stored_preview_falls_back_to_the_original(tmp_path: Path) -> None:
+    cached = tmp_path / "p.jpg"
+    cached.write_bytes(b"\xff\xd8 not really a jpeg")
+    img = GeneratedImage(None, "png", 600, 600, data=noisy_png(600), preview_path=cached)
+    preview, _ = img.preview(128)
+    assert Image.open(io.BytesIO(preview)).size == (128, 128)
 
 
 def test_preview_default_size_comes_from_settings() -> None:

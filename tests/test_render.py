@@ -187,6 +187,29 @@ def test_pending_and_failed_cells(hist: History) -> None:
     assert "pending" in _render.grid_html(grid)
 
 
+def test_a_live_grid_draws_each_finished_cell_once(
+    hist: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grid = make_grid(hist, {"size": ["a", "b", "c"]}, done=1)
+    drawn: list[int] = []
+    real_preview = GeneratedImage.preview
+
+    def counted(self: GeneratedImage, max_px: int | None = None) -> tuple[bytes, str]:
+        drawn.append(id(self))
+        return real_preview(self, max_px)
+
+    monkeypatch.setattr(GeneratedImage, "preview", counted)
+    finished: dict[int, str] = {}
+    first = _render.grid_html(grid, {1: "3 s", 2: "queued"}, finished)
+    later = make_grid(hist, {"size": ["b"]}).cells[0].generation
+    grid.cells[1].generation = later  # a second cell finishes
+    second = _render.grid_html(grid, {2: "4 s"}, finished)
+    final = _render.grid_html(grid, None, finished)
+    assert len(drawn) == 2, "each finished preview is made once, however often the grid redraws"
+    assert len(data_uris(first)) == 1 and len(data_uris(second)) == 2 == len(data_uris(final))
+    assert final == _render.grid_html(grid), "the cache changes the cost, not the view"
+
+
 def test_grid_without_axes_shows_its_single_cell(hist: History) -> None:
     grid = make_grid(hist, {})
     assert len(grid.cells) == 1 and len(data_uris(_render.grid_html(grid))) == 1
