@@ -32,10 +32,12 @@ from ._client_base import (
     _BaseClient,
     _cancelled,
     _Download,
+    _HistoryLike,
     _is_synthetic,
     _notify,
     _Send,
     _Step,
+    shared_ssl_context,
 )
 from ._errors import CometError
 from ._limiter import AdaptiveLimit
@@ -86,7 +88,9 @@ class Client(_BaseClient):
         self._transport = transport
         self._sleep = sleep or time.sleep
         # Redirects are not followed: a 301 on the POST means a wrong base_url.
-        self._http = httpx.Client(transport=transport, timeout=self._timeouts)
+        self._http = httpx.Client(
+            transport=transport, timeout=self._timeouts, verify=shared_ssl_context()
+        )
 
     # -- public API ------------------------------------------------------------------
 
@@ -308,7 +312,9 @@ class AsyncClient(_BaseClient):
             rng=rng,
         )
         self._sleep = sleep or asyncio.sleep
-        self._http = httpx.AsyncClient(transport=transport, timeout=self._timeouts)
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=self._timeouts, verify=shared_ssl_context()
+        )
 
     # -- public API ------------------------------------------------------------------
 
@@ -352,7 +358,8 @@ class AsyncClient(_BaseClient):
     ) -> Generation:
         """Send a prepared :class:`ImageRequest` (validated first); raise on failure."""
         body = self._prepare(request)
-        gen = await self._outcome(body, on_partial, on_event, tuple(tags), origin)
+        history = await self._open_history()
+        gen = await self._outcome(history, body, on_partial, on_event, tuple(tags), origin)
         return gen.raise_for_error()
 
     agenerate = generate
@@ -394,6 +401,7 @@ class AsyncClient(_BaseClient):
         on_result: OnResult | None,
     ) -> list[Generation]:
         limit = AdaptiveLimit(concurrency)
+        history = await self._open_history()  # once, not once per request
 
         async def one(index: int, body: dict[str, Any]) -> Generation:
             async with limit.slot() as slot:
@@ -404,21 +412,29 @@ class AsyncClient(_BaseClient):
                     if event.kind == "received":
                         slot.release()  # the server is done: send the next while this stores
 
-                gen = await self._outcome(body, None, on_event, tags, None)
+                gen = await self._outcome(history, body, None, on_event, tags, None)
             _notify(on_result, index, gen)
             return gen
 
         return list(await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies))))
 
+    async def _open_history(self) -> _HistoryLike | None:
+        """The history results go to, opened before anything is sent."""
+        if self._history_arg is None:
+            # The active history: opening a folder the first time touches the disk.
+            return await asyncio.to_thread(self._history)
+        # Given (or False): no thread, whose queue may be busy storing other results.
+        return self._history()
+
     async def _outcome(
         self,
+        history: _HistoryLike | None,
         body: dict[str, Any],
         on_partial: OnPartial | None,
         on_event: OnEvent | None,
         tags: tuple[str, ...],
         origin: str | None,
     ) -> Generation:
-        history = await asyncio.to_thread(self._history)
         start = time.monotonic()
         try:
             result = await self._obtain(body, on_partial, on_event)

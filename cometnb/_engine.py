@@ -32,9 +32,14 @@ ClientFactory = Callable[[], "AsyncRunner"]
 
 def _default_client() -> AsyncRunner:
     from ._client import AsyncClient
+    from .history import history
 
     settings = _settings.active()
-    return AsyncClient(timeout=settings.timeout, max_retries=settings.max_retries)
+    # The active history, opened here once per cell (a folder that cannot be opened fails
+    # before anything is sent) rather than by every request of a grid.
+    return AsyncClient(
+        timeout=settings.timeout, max_retries=settings.max_retries, history=history()
+    )
 
 
 class CellEngine:

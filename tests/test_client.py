@@ -9,6 +9,7 @@ import asyncio
 import base64
 import io
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from PIL import Image
 
 from cometnb import _settings
 from cometnb._client import AsyncClient, Client
+from cometnb._client_base import shared_ssl_context
 from cometnb._errors import (
     APIError,
     AuthenticationError,
@@ -250,6 +252,17 @@ def test_repr_masks_the_key(fake_key: str) -> None:
     client, _ = make(OK, api_key=fake_key)
     assert repr(client) == f"Client(base_url='{BASE}', api_key='sk-…e0')"
     assert fake_key not in repr(client)
+
+
+def test_clients_share_one_verifying_tls_context() -> None:
+    # Loading the CA bundle costs ~25 ms, and the magic makes a client per cell.
+    ctx = shared_ssl_context()
+    assert ctx is shared_ssl_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    with Client(api_key="k") as sync_client:
+        assert sync_client._http._transport._pool._ssl_context is ctx
+    async_client = AsyncClient(api_key="k")
+    assert async_client._http._transport._pool._ssl_context is ctx
 
 
 def test_bad_base_url_is_refused() -> None:

@@ -338,6 +338,26 @@ def test_grid_runs_every_combination_and_shows_one_labelled_view(
     assert "<Grid" not in out
 
 
+def test_a_cell_opens_the_history_once_for_all_its_requests(
+    ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once, on the kernel's thread, before anything is sent: a per-request lookup would
+    # queue behind the worker threads busy storing the grid's other images.
+    import cometnb.history as history_module
+
+    looked_up: list[object] = []
+    real = history_module.history
+
+    def counting(path: Any = None) -> Any:
+        looked_up.append(path)
+        return real(path)
+
+    monkeypatch.setattr(history_module, "history", counting)
+    result, _ = run(ip, capsys, f"%%cometimg -m {MINI} --each-line\na\nb\nc\nd")
+    assert result.success, result.error_in_exec
+    assert len(looked_up) == 1 and len(real()) == 4
+
+
 def test_each_line_grid(ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]) -> None:
     result, _ = run(ip, capsys, f"%%cometimg -m {MINI} --each-line\na fox\n\nan owl\n")
     assert result.success
