@@ -516,7 +516,7 @@ class _BaseClient:
                 record = history.record_failure(
                     body, error, elapsed_s=elapsed_s, tags=tags, origin=origin, status=status
                 )
-                record_id = record.id
+                record_id = error.record_id = record.id
             except Exception:  # the original error matters more than its record
                 log.exception("cometnb: could not record a failed request in the history")
         return Generation(

@@ -46,9 +46,12 @@ class CometError(Exception):
     """Base class of every cometnb error.
 
     ``hint`` is one sentence saying what to do about it; it is appended to ``str(error)``.
+    ``record_id`` is the history record of the failed request, once it has been recorded
+    (``cometnb.history().get(error.record_id)``).
     """
 
     hint: str | None = None
+    record_id: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = redact(message)

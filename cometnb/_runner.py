@@ -281,9 +281,11 @@ class _GridJob:
 
 
 def _failed(request: ImageRequest, error: CometError) -> Generation:
-    if isinstance(error, CancelledError):
-        return Generation(request=request.to_body(), error=error, status="cancelled")
-    return Generation(request=request.to_body(), error=error, status="error")
+    status: Literal["error", "cancelled"]
+    status = "cancelled" if isinstance(error, CancelledError) else "error"
+    return Generation(
+        request=request.to_body(), error=error, status=status, record_id=error.record_id
+    )
 
 
 def _finish(cell: GridCell, progress: CellProgress, gen: Generation) -> None:

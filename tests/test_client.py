@@ -583,6 +583,7 @@ def test_failures_are_recorded_before_raising() -> None:
         client.generate("p", model=MODEL, tags=["t"])
     (request, error, kw) = hist.failures[0]
     assert error is info.value and request["prompt"] == "p" and kw["status"] == "error"
+    assert info.value.record_id == "err-1"  # the raised error names its history record
 
 
 def test_missing_key_is_recorded_but_validation_errors_are_not() -> None:

@@ -377,6 +377,10 @@ def test_grid_with_one_failed_cell_shows_it_and_does_not_raise(
     assert [g.status for g in grid.generations] == ["error", "ok"]
     final = recorder(ip).htmls()[-1]
     assert "500" in final and len(data_uris(final)) == 1
+    from cometnb.history import history
+
+    failed = history().get(str(grid.generations[0].record_id))  # the failed cell links to it
+    assert failed is not None and failed.status == "error" and failed.prompt == "a fox"
 
 
 def test_grid_where_every_cell_failed_raises(
