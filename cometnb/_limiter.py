@@ -4,7 +4,9 @@ Like a semaphore, but :meth:`AdaptiveLimit.throttle` halves the number of reques
 in flight for ``cooldown_s`` seconds; requests already running finish normally, new ones wait.
 A :meth:`AdaptiveLimit.slot` can be given back early (:meth:`Slot.release`): a request frees
 its slot once its response has been read, so the next request is sent while this one's images
-are still being stored.
+are still being stored. Until it exits it counts as *finishing*, and at most twice ``limit``
+may be finishing at once: a whole batch can be stored while the next one is sent, but a server
+that answers faster than results can be stored cannot pile up decoded images in memory.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class AdaptiveLimit:
         self._reduced = self.limit
         self._until = 0.0
         self._active = 0
+        self._finishing = 0  # released early, not yet exited (their results are being stored)
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
@@ -53,6 +56,13 @@ class AdaptiveLimit:
     def active(self) -> int:
         return self._active
 
+    @property
+    def finishing(self) -> int:
+        return self._finishing
+
+    def _full(self) -> bool:
+        return self._active >= self.current or self._finishing >= 2 * self.limit
+
     def throttle(self) -> None:
         """Halve the limit (never below 1) and restart the cool-down period."""
         self._reduced = max(1, self.current // 2)
@@ -63,9 +73,10 @@ class AdaptiveLimit:
         return Slot(self)
 
     async def acquire(self) -> None:
-        """Wait until fewer than :attr:`current` are in flight, then take a place."""
+        """Wait until fewer than :attr:`current` are in flight (and fewer than twice
+        :attr:`limit` finishing), then take a place."""
         # Single-threaded asyncio: no lock needed, only futures to park waiters on.
-        while self._active >= self.current:
+        while self._full():
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -74,9 +85,22 @@ class AdaptiveLimit:
                 self._waiters.remove(waiter)
         self._active += 1
 
-    def release(self) -> None:
-        """Give a place back (synchronous on purpose: a cancelled task must still do it)."""
+    def release(self, *, finishing: bool = False) -> None:
+        """Give a place back (synchronous on purpose: a cancelled task must still do it).
+
+        ``finishing=True``: the holder goes on with local work and calls :meth:`finished`
+        when done; until then it counts towards the finishing cap.
+        """
         self._active -= 1
+        self._finishing += finishing
+        self._wake()
+
+    def finished(self) -> None:
+        """A holder that released early (``finishing=True``) is done."""
+        self._finishing -= 1
+        self._wake()
+
+    def _wake(self) -> None:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)  # every waiter re-checks the (maybe reduced) limit
@@ -109,16 +133,17 @@ class Slot:
     def __init__(self, limit: AdaptiveLimit) -> None:
         self._limit = limit
         self._held = False
+        self._finishing = False  # released early; counted as finishing until the exit
 
     @property
     def held(self) -> bool:
         return self._held
 
     def release(self) -> None:
-        """Give the place back now; later calls (and the exit) do nothing."""
+        """Give the place back now (the holder is finishing until it exits); once only."""
         if self._held:
-            self._held = False
-            self._limit.release()
+            self._held, self._finishing = False, True
+            self._limit.release(finishing=True)
 
     async def __aenter__(self) -> Slot:
         await self._limit.acquire()
@@ -131,4 +156,9 @@ class Slot:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        if self._held:
+            self._held = False
+            self._limit.release()
+        elif self._finishing:
+            self._finishing = False
+            self._limit.finished()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from cometnb._limiter import AdaptiveLimit
 
@@ -110,8 +111,55 @@ def test_a_slot_released_early_lets_the_next_holder_in() -> None:
             stored.set()
 
         await asyncio.gather(first(), second())
-        assert limit.active == 0
+        assert limit.active == 0 and limit.finishing == 0
         return order
 
     order = asyncio.run(asyncio.wait_for(main(), 5))
     assert order == ["first sent", "second sent", "first stored"]
+
+
+def test_holders_that_released_early_are_capped_at_twice_the_limit() -> None:
+    # Results read faster than they are stored must not pile up in memory: with a limit of
+    # 1, two may be storing and one in flight; the fourth request waits for a store to end.
+    async def main() -> tuple[list[int], int, int]:
+        limit = AdaptiveLimit(1)
+        store = asyncio.Event()
+        started: list[int] = []
+
+        async def one(i: int) -> None:
+            async with limit.slot() as slot:
+                started.append(i)
+                slot.release()  # answer read
+                await store.wait()  # … and being stored
+
+        tasks = [asyncio.create_task(one(i)) for i in range(4)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        seen = (list(started), limit.finishing)
+        store.set()
+        await asyncio.gather(*tasks)
+        return seen[0], seen[1], limit.finishing
+
+    started, finishing, finally_finishing = asyncio.run(asyncio.wait_for(main(), 5))
+    assert started == [0, 1] and finishing == 2
+    assert finally_finishing == 0
+
+
+def test_a_cancelled_holder_that_released_early_stops_counting_as_finishing() -> None:
+    async def main() -> tuple[int, int]:
+        limit = AdaptiveLimit(2)
+
+        async def stuck() -> None:
+            async with limit.slot() as slot:
+                slot.release()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(stuck())
+        await asyncio.sleep(0)
+        during = limit.finishing
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return during, limit.finishing + limit.active
+
+    assert asyncio.run(asyncio.wait_for(main(), 5)) == (1, 0)
