@@ -212,7 +212,7 @@ class Client(_BaseClient):
         tags: tuple[str, ...],
         origin: str | None,
     ) -> Generation:
-        history = self._history()
+        history = self._writable_history()
         start = time.monotonic()
         try:
             result = self._obtain(body, on_partial, on_event)
@@ -422,9 +422,9 @@ class AsyncClient(_BaseClient):
         """The history results go to, opened before anything is sent."""
         if self._history_arg is None:
             # The active history: opening a folder the first time touches the disk.
-            return await asyncio.to_thread(self._history)
-        # Given (or False): no thread, whose queue may be busy storing other results.
-        return self._history()
+            return await asyncio.to_thread(self._writable_history)
+        # Given (or False): a stat call, no thread, whose queue may be busy storing.
+        return self._writable_history()
 
     async def _outcome(
         self,

@@ -69,6 +69,8 @@ class _RecordLike(Protocol):
 class _HistoryLike(Protocol):
     """What the client needs from ``cometnb.history.History``."""
 
+    def check_writable(self) -> None: ...
+
     def record_success(
         self,
         request: dict[str, Any],
@@ -262,6 +264,13 @@ class _BaseClient:
             module = importlib.import_module("cometnb.history")
             return cast(_HistoryLike, module.history())
         return self._history_arg
+
+    def _writable_history(self) -> _HistoryLike | None:
+        """The history, once it is known that it can hold the images (checked before sending)."""
+        history = self._history()
+        if history is not None:
+            history.check_writable()
+        return history
 
     def __repr__(self) -> str:
         key = _mask(_settings.resolve_api_key(self._api_key))

@@ -21,25 +21,21 @@ from ._status import LiveView, NullView, TextView, View, dry_run_text
 
 if TYPE_CHECKING:
     from ._runner import AsyncRunner
+    from .history import History
 
 __all__ = ["NO_KEY_HINT", "CellEngine"]
 
 NO_KEY_HINT = KEY_HINT
 ORIGIN = "magic"
 
-ClientFactory = Callable[[], "AsyncRunner"]
+ClientFactory = Callable[["History"], "AsyncRunner"]
 
 
-def _default_client() -> AsyncRunner:
+def _default_client(history: History) -> AsyncRunner:
     from ._client import AsyncClient
-    from .history import history
 
     settings = _settings.active()
-    # The active history, opened here once per cell (a folder that cannot be opened fails
-    # before anything is sent) rather than by every request of a grid.
-    return AsyncClient(
-        timeout=settings.timeout, max_retries=settings.max_retries, history=history()
-    )
+    return AsyncClient(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
 
 
 class CellEngine:
@@ -82,17 +78,20 @@ class CellEngine:
         if _settings.resolve_api_key() is None:
             # Checked here too so a grid fails once, before any request, not once per cell.
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
+        history = _writable_history()
         view = self._view(plan, grid)
-        result = self._execute(plan, grid, view)
+        result = self._execute(plan, grid, view, history)
         if plan.out:
             self.shell.user_ns[plan.out] = result
         if view.shows_result:
             self._suppress_display(result)
         return result
 
-    def _execute(self, plan: CellPlan, grid: Grid, view: View) -> Generation | Grid:
+    def _execute(
+        self, plan: CellPlan, grid: Grid, view: View, history: History
+    ) -> Generation | Grid:
         settings = _settings.active()
-        client = self.client_factory()
+        client = self.client_factory(history)
         try:
             run_grid(client, grid, settings.concurrency, view.update, tags=plan.tags, origin=ORIGIN)
         except CancelledError:
@@ -184,6 +183,16 @@ class CellEngine:
         hook = getattr(formatter, "ipython_display_formatter", None)
         printers = getattr(hook, "singleton_printers", None)
         return printers if isinstance(printers, dict) else None
+
+
+def _writable_history() -> History:
+    """The active history, opened once per cell on the kernel's thread (not by every request
+    of a grid); the cell is refused, once and before any request, when it cannot hold images."""
+    from .history import history
+
+    found = history()
+    found.check_writable()
+    return found
 
 
 def _show_nothing(obj: object) -> None:

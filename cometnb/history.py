@@ -484,6 +484,24 @@ class History:
         }
         return self._commit(record_id, created, body, status, tags, doc)
 
+    def check_writable(self) -> None:
+        """Raise :class:`CometError` when images could not be saved here, before anything is
+        sent (and billed): the folder cannot be created, or it is read-only. (A disk that
+        fills up meanwhile is only found when writing.)"""
+        problem = None
+        try:
+            self._prepare_folders()
+        except OSError as exc:
+            problem = exc.strerror or type(exc).__name__
+        if problem is None and not os.access(self.path / IMAGES, os.W_OK):
+            problem = "read-only"
+        if problem is not None:
+            raise CometError(
+                f"the history folder {self.path} cannot hold new images ({problem}); "
+                "nothing was sent",
+                hint="Set a writable folder with %config CometImg.history_dir.",
+            )
+
     def _write_images(self, record_id: str, prompt: str, result: ApiResult) -> list[dict[str, Any]]:
         try:
             self._prepare_folders()

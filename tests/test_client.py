@@ -116,6 +116,9 @@ class FakeHistory:
         ]
         return FakeRecord(f"ok-{len(self.successes)}", images)
 
+    def check_writable(self) -> None:
+        pass
+
     def record_failure(self, request: dict[str, Any], error: CometError, **kw: Any) -> FakeRecord:
         self.failures.append((request, error, kw))
         return FakeRecord(f"err-{len(self.failures)}", [])

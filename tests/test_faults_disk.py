@@ -20,6 +20,8 @@ import pytest
 from _faults import assert_clean, assert_short_error
 from conftest import FAKE_KEY
 
+from cometnb._errors import CometError
+
 if TYPE_CHECKING:
     from cometnb.sim import SimServer
 
@@ -140,8 +142,45 @@ def test_read_only_history_folder(sim: SimServer, tmp_path: Path) -> None:
             if not mounted:
                 for path in (folder, *folder.rglob("*")):
                     path.chmod(0o755 if path.is_dir() else 0o644)
-    assert sim.request_count == 2  # the failed save did not make the client send again
+    # Found before sending: the request that could not have been saved was never billed.
+    assert sim.request_count == 1
+    assert "nothing was sent" in str(error)
     assert_clean(tmp_path, str(error), repr(error))
+
+
+@pytest.mark.parametrize("origin", ["client", "magic"])
+def test_a_history_folder_that_is_a_file_is_refused_before_sending(
+    sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    origin: str,
+) -> None:
+    not_a_folder = tmp_path / "history.txt"
+    not_a_folder.write_text("my notes")
+    if origin == "client":
+        with _client(sim, not_a_folder) as c, pytest.raises(CometError) as info:
+            c.generate("never sent", model=MODEL)
+        text = str(info.value)
+    else:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
+        ip = InteractiveShell.instance()
+        ip.extension_manager.load_extension("cometnb")
+        ip.run_line_magic("config", f"CometImg.base_url = {sim.base_url!r}")
+        ip.run_line_magic("config", f"CometImg.history_dir = {str(not_a_folder)!r}")
+        try:
+            result = ip.run_cell(f"%%cometimg -m {MODEL},gpt-image-1\na grid", store_history=False)
+        finally:
+            ip.run_line_magic("config", f"CometImg.history_dir = {str(tmp_path / 'h')!r}")
+        out = capsys.readouterr().out
+        assert "Traceback" not in out, out[-1500:]
+        assert result.error_in_exec is not None
+        text = str(result.error_in_exec)
+    assert_short_error(text, words=("nothing was sent", "history_dir"))
+    assert str(not_a_folder) in text and "all 2 requests" not in text
+    assert sim.request_count == 0 and not_a_folder.read_text() == "my notes"
 
 
 def test_full_disk_history_folder(
