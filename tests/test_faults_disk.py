@@ -113,6 +113,19 @@ def _assert_nothing_lost(folder: Path, record_id: str, data: bytes) -> None:
     assert rec.images[0].path.read_bytes() == data, "the earlier image was damaged"
 
 
+def _magic_shell(sim: SimServer, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An InteractiveShell with cometnb loaded, pointed at ``sim`` and the history ``folder``."""
+    pytest.importorskip("cometnb.magic")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
+    ip = InteractiveShell.instance()
+    ip.extension_manager.load_extension("cometnb")
+    ip.run_line_magic("config", f"CometImg.base_url = {sim.base_url!r}")
+    ip.run_line_magic("config", f"CometImg.history_dir = {str(folder)!r}")
+    return ip
+
+
 def _generate_fails_clearly(sim: SimServer, folder: Path) -> BaseException:
     """Every failure a user sees is a CometError (one paragraph), not a raw OSError."""
     from cometnb import CometError
@@ -163,13 +176,7 @@ def test_a_history_folder_that_is_a_file_is_refused_before_sending(
             c.generate("never sent", model=MODEL)
         text = str(info.value)
     else:
-        from IPython.core.interactiveshell import InteractiveShell
-
-        monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
-        ip = InteractiveShell.instance()
-        ip.extension_manager.load_extension("cometnb")
-        ip.run_line_magic("config", f"CometImg.base_url = {sim.base_url!r}")
-        ip.run_line_magic("config", f"CometImg.history_dir = {str(not_a_folder)!r}")
+        ip = _magic_shell(sim, not_a_folder, monkeypatch)
         try:
             result = ip.run_cell(f"%%cometimg -m {MODEL},gpt-image-1\na grid", store_history=False)
         finally:
@@ -216,15 +223,8 @@ def test_full_disk_through_the_magic(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The magic shows one short line (no traceback) and the earlier record survives."""
-    pytest.importorskip("cometnb.magic")
-    from IPython.core.interactiveshell import InteractiveShell
-
     folder = tmp_path / "magic-full-history"
-    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
-    ip = InteractiveShell.instance()
-    ip.extension_manager.load_extension("cometnb")
-    ip.run_line_magic("config", f"CometImg.base_url = {sim.base_url!r}")
-    ip.run_line_magic("config", f"CometImg.history_dir = {str(folder)!r}")
+    ip = _magic_shell(sim, folder, monkeypatch)
     try:
         with tmpfs(folder) as mounted:
             record_id, data = _seed(sim, folder)
