@@ -12,11 +12,19 @@ import contextlib
 import os
 import re
 import secrets
+import tempfile
 import time
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_write", "image_name", "preview_name", "slug", "sweep_temporaries"]
+__all__ = [
+    "atomic_write",
+    "image_name",
+    "keep_elsewhere",
+    "preview_name",
+    "slug",
+    "sweep_temporaries",
+]
 
 TEMP_SUFFIX = ".tmp"
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
@@ -62,6 +70,21 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def keep_elsewhere(named: list[tuple[str, bytes]]) -> Path | None:
+    """Last resort for billed images the history could not take (a full disk): write them to
+    ``<temp dir>/cometnb-unsaved`` (often another filesystem) and return that folder, or
+    ``None`` when that fails too."""
+    folder = Path(tempfile.gettempdir()) / "cometnb-unsaved"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in named:
+            # Plain writes: the helpers the history uses are what just failed.
+            (folder / name).write_bytes(data)
+    except OSError:
+        return None
+    return folder
 
 
 def _fsync_dir(folder: Path) -> None:

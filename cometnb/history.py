@@ -509,9 +509,15 @@ class History:
                 self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
             ]
         except OSError as exc:  # a full disk or a read-only folder: one clear error
+            named = [
+                (_files.image_name(record_id, i, prompt, img.format), img.data)
+                for i, img in enumerate(result.images)
+            ]
+            kept = _files.keep_elsewhere(named)
             raise CometError(
                 f"could not save the generated image in {self.path / IMAGES} "
-                f"({exc.strerror or type(exc).__name__})",
+                f"({exc.strerror or type(exc).__name__})"
+                + (f"; a copy is in {kept}" if kept else ""),
                 hint="Free disk space or set a writable folder with %config "
                 "CometImg.history_dir; the generation was billed.",
             ) from None

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,6 +195,7 @@ def test_full_disk_history_folder(
     sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "full-history"
+    elsewhere = _temp_dir(tmp_path, monkeypatch)
     with tmpfs(folder) as mounted:
         record_id, data = _seed(sim, folder)
         if mounted:
@@ -202,11 +204,27 @@ def test_full_disk_history_folder(
             _enospc_on_replace(monkeypatch)
         error = _generate_fails_clearly(sim, folder)
         _assert_nothing_lost(folder, record_id, data)
+        _assert_billed_image_kept(elsewhere, str(error))
         if mounted:  # space comes back: the history works again
             filler.unlink()
             with _client(sim, folder) as c:
                 assert c.generate("after cleaning up", model=MODEL).ok
     assert_clean(tmp_path, str(error), repr(error))
+
+
+def _temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where ``tempfile`` puts things during the test (not the machine's /tmp)."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _assert_billed_image_kept(temp_dir: Path, error_text: str) -> None:
+    """The image the history could not take was billed: a copy waits elsewhere, named."""
+    (kept,) = (temp_dir / "cometnb-unsaved").iterdir()
+    assert kept.read_bytes().startswith(b"\x89PNG"), "the kept copy is not the image"
+    assert str(kept.parent) in error_text, error_text
 
 
 def _enospc_on_replace(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,6 +242,7 @@ def test_full_disk_through_the_magic(
 ) -> None:
     """The magic shows one short line (no traceback) and the earlier record survives."""
     folder = tmp_path / "magic-full-history"
+    elsewhere = _temp_dir(tmp_path, monkeypatch)
     ip = _magic_shell(sim, folder, monkeypatch)
     try:
         with tmpfs(folder) as mounted:
@@ -238,6 +257,7 @@ def test_full_disk_through_the_magic(
             assert "Traceback" not in out, out[-1500:]
             assert_short_error(str(result.error_in_exec), words=DISK_WORDS)
             _assert_nothing_lost(folder, record_id, data)
+            _assert_billed_image_kept(elsewhere, str(result.error_in_exec))
     finally:
         ip.run_line_magic("config", "CometImg.base_url = None")
         ip.run_line_magic("config", "CometImg.history_dir = None")
