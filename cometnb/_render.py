@@ -319,7 +319,9 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
         return f'<div style="{_MUTED}padding:8px">{esc(status or "pending")}</div>'
     if not gen.ok:
         label = _status_badge(gen.status)
-        return f"{label}{_error_box(str(gen.error) if gen.error else None, 200)}"
+        box = _error_box(str(gen.error) if gen.error else None, 200)
+        # As wide as an image would be, so one failure does not stretch its whole column.
+        return f'{label}<div style="max-width:{px}px">{box}</div>'
     pics = "".join(
         _img_tag(_preview_uri(img, px), px, gen.prompt)
         + f"<div>{_file_link(img.path, label='original')}</div>"
@@ -390,7 +392,21 @@ def _grid_summary(grid: Grid) -> str:
         f" · {failed} failed" if failed else ""
     )
     badge = _synthetic_badge() if any(g.synthetic for g in gens) else ""
-    return f'<div style="margin-bottom:4px">{badge}{esc(text)}</div>'
+    return f'<div style="margin-bottom:4px">{badge}{esc(text)}</div>{_grid_shared(grid)}'
+
+
+def _grid_shared(grid: Grid) -> str:
+    """What every cell sends alike: the prompt (unless it is an axis), then other settings."""
+    bodies = [cell.request.to_body() for cell in grid.cells]
+    if len(bodies) < 2:
+        return ""  # a lone cell's card says it all
+    shared = {k: v for k, v in bodies[0].items() if all(k in b and b[k] == v for b in bodies)}
+    prompt = shared.pop("prompt", None)
+    settings = " · ".join(f"{k}={_short(str(v), 40)}" for k, v in shared.items())
+    parts = [f"<div>{esc(_short(str(prompt), 300))}</div>" if prompt is not None else ""]
+    if settings:
+        parts.append(f'<div style="{_MUTED}">{esc(settings)}</div>')
+    return f'<div class="cometnb-grid-shared" style="margin-bottom:4px">{"".join(parts)}</div>'
 
 
 # --- history views ---------------------------------------------------------------------------

@@ -187,6 +187,18 @@ def test_pending_and_failed_cells(hist: History) -> None:
     assert "pending" in _render.grid_html(grid)
 
 
+def test_grid_names_what_every_cell_shares(hist: History) -> None:
+    grid = make_grid(hist, {"model": ["m1", "m2"], "quality": ["low"]}, done=0)
+    for cell in grid.cells:
+        cell.request = cell.request.with_overrides(prompt="a <b>fox</b>", size="1024x1024")
+    (shared,) = re.findall(r'class="cometnb-grid-shared".*?</div></div>', _render.grid_html(grid))
+    assert "a &lt;b&gt;fox&lt;/b&gt;" in shared and "<b>" not in shared
+    assert "quality=low" in shared and "size=1024x1024" in shared and "m1" not in shared
+    by_prompt = make_grid(hist, {"prompt": ["a fox", "an owl"]}, done=0)
+    (line,) = re.findall(r'class="cometnb-grid-shared".*?</div>', _render.grid_html(by_prompt))
+    assert "a fox" not in line  # the prompt is an axis: it labels the rows instead
+
+
 def test_a_live_grid_draws_each_finished_cell_once(
     hist: History, monkeypatch: pytest.MonkeyPatch
 ) -> None:
