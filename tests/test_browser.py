@@ -2,7 +2,9 @@
 
 A notebook starts the simulator inside the kernel and shows ``cometnb.panel()``; the browser
 types a prompt, picks a model, clicks Generate and sees the image, then compares two history
-entries. The run saves ``docs/panel.png`` (the README's screenshot). Recipe and pitfalls:
+entries. The run saves a screenshot of the panel beside its notebook; with
+``COMETNB_UPDATE_SCREENSHOTS=1`` it also replaces ``docs/panel.png`` (the README's), so an
+ordinary ``make test`` leaves the checkout untouched. Recipe and pitfalls:
 ``BROWSER_TESTING.md`` (server flags, kernel-ready check, Run All menu ids, settings files).
 """
 
@@ -206,14 +208,15 @@ def _generate(page: Any, prompt: str, model: str, count: int) -> None:
     )
 
 
-def _screenshot(page: Any) -> None:
+def _screenshot(page: Any, path: Path) -> None:
     """The whole panel: a viewport tall enough that the notebook needs no scrolling."""
     height = page.evaluate("document.querySelector('.cometnb-panel').scrollHeight")
     page.set_viewport_size({"width": 1200, "height": int(height) + 400})
     panel = page.locator(".cometnb-panel")
     panel.scroll_into_view_if_needed()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    panel.screenshot(path=str(SCREENSHOT), animations="disabled")
+    panel.screenshot(path=str(path), animations="disabled")
+    if os.environ.get("COMETNB_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOT.write_bytes(path.read_bytes())
 
 
 def test_panel_generates_and_compares_in_jupyterlab(lab: str, browser: Any, home: Path) -> None:
@@ -241,8 +244,9 @@ def test_panel_generates_and_compares_in_jupyterlab(lab: str, browser: Any, home
         text = page.inner_text(".cometnb-panel .cometnb-compare")
         assert "a red fox in fresh snow" in text and "a lighthouse at dusk" in text
 
-        _screenshot(page)
-        assert SCREENSHOT.stat().st_size > 10_000
+        shot = home / "panel.png"
+        _screenshot(page, shot)
+        assert shot.stat().st_size > 10_000
     finally:
         page.close()
     records = (home / "history").rglob("*")
