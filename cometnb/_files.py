@@ -74,11 +74,10 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def keep_elsewhere(named: list[tuple[str, bytes]]) -> Path | None:
     """Last resort for billed images the history could not take (a full disk): write them to
-    ``<temp dir>/cometnb-unsaved`` (often another filesystem) and return that folder, or
-    ``None`` when that fails too."""
-    folder = Path(tempfile.gettempdir()) / "cometnb-unsaved"
+    a new private folder ``<temp dir>/cometnb-unsaved-*`` (often another filesystem) and
+    return it, or ``None`` when that fails too."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="cometnb-unsaved-"))  # mode 0700: only yours
         for name, data in named:
             # Plain writes: the helpers the history uses are what just failed.
             (folder / name).write_bytes(data)

@@ -222,7 +222,9 @@ def _temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _assert_billed_image_kept(temp_dir: Path, error_text: str) -> None:
     """The image the history could not take was billed: a copy waits elsewhere, named."""
-    (kept,) = (temp_dir / "cometnb-unsaved").iterdir()
+    (folder,) = temp_dir.glob("cometnb-unsaved-*")
+    assert folder.stat().st_mode & 0o077 == 0, "the copy is readable by other users"
+    (kept,) = folder.iterdir()
     assert kept.read_bytes().startswith(b"\x89PNG"), "the kept copy is not the image"
     assert str(kept.parent) in error_text, error_text
 
