@@ -405,14 +405,7 @@ class AsyncClient(_BaseClient):
 
         async def one(index: int, body: dict[str, Any]) -> Generation:
             async with limit.slot() as slot:
-
-                def on_event(event: ClientEvent) -> None:
-                    if event.kind == "waiting" and event.reason == "HTTP 429":
-                        limit.throttle()  # the server is saturated: start fewer for a while
-                    if event.kind == "received":
-                        slot.release()  # the server is done: send the next while this stores
-
-                gen = await self._outcome(history, body, None, on_event, tags, None)
+                gen = await self._outcome(history, body, None, slot.follow, tags, None)
             _notify(on_result, index, gen)
             return gen
 

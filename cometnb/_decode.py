@@ -144,10 +144,15 @@ def inspect_image(data: bytes) -> tuple[str, int, int]:
     return fmt, width, height
 
 
+def longest_side(data: bytes) -> int:
+    """The image's longer side in pixels, from the header (:class:`ResponseError` if none)."""
+    _, width, height = inspect_image(data)
+    return max(width, height)
+
+
 def fits(data: bytes, max_px: int) -> bool:
     """True when neither side of the image is larger than ``max_px``."""
-    _, width, height = inspect_image(data)
-    return max(width, height) <= max_px
+    return longest_side(data) <= max_px
 
 
 def _open(data: bytes) -> PILImage.Image:

@@ -15,6 +15,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import ClientEvent
 
 __all__ = ["AdaptiveLimit", "Slot"]
 
@@ -138,6 +142,15 @@ class Slot:
     @property
     def held(self) -> bool:
         return self._held
+
+    def follow(self, event: ClientEvent) -> None:
+        """Pace the limit by the holder's request: a 429 means the server is saturated (start
+        fewer for a while); a read answer means the server is done (the next may go out while
+        this one is stored)."""
+        if event.kind == "waiting" and event.reason == "HTTP 429":
+            self._limit.throttle()
+        elif event.kind == "received":
+            self.release()
 
     def release(self) -> None:
         """Give the place back now (the holder is finishing until it exits); once only."""

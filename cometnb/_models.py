@@ -208,10 +208,9 @@ def _preview_side(data: bytes) -> int:
     from ._errors import CometError
 
     try:
-        _, width, height = _decode.inspect_image(data)
+        return _decode.longest_side(data)
     except CometError:
         return 0
-    return max(width, height)
 
 
 @dataclass

@@ -245,21 +245,18 @@ class _GridJob:
         try:
             async with limit.slot() as slot:
                 progress.state, progress.started = "running", time.monotonic()
-                gen = await self._request(cell.request, progress, limit, slot)
+                gen = await self._request(cell.request, progress, slot)
         except (asyncio.CancelledError, CancelledError):
             _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
             raise
         _finish(cell, progress, gen)
 
     async def _request(
-        self, request: ImageRequest, progress: CellProgress, limit: AdaptiveLimit, slot: Slot
+        self, request: ImageRequest, progress: CellProgress, slot: Slot
     ) -> Generation:
         def on_event(event: ClientEvent) -> None:
             progress.note = describe_event(event)
-            if event.kind == "waiting" and event.reason == "HTTP 429":
-                limit.throttle()  # the server is saturated: start fewer requests for a while
-            if event.kind == "received":
-                slot.release()  # the server is done: the next cell may be sent while this stores
+            slot.follow(event)
             if event.kind == "partial" and event.partial_image is not None:
                 progress.partial, progress.partial_index = event.partial_image, event.partial_index
 

@@ -163,3 +163,20 @@ def test_a_cancelled_holder_that_released_early_stops_counting_as_finishing() ->
         return during, limit.finishing + limit.active
 
     assert asyncio.run(asyncio.wait_for(main(), 5)) == (1, 0)
+
+
+def test_a_slot_follows_its_request_429_throttles_and_received_releases() -> None:
+    from cometnb._models import ClientEvent
+
+    async def main() -> tuple[int, int, int, int]:
+        limit = AdaptiveLimit(4)
+        async with limit.slot() as slot:
+            slot.follow(ClientEvent("waiting", 2, 1.0, "HTTP 429"))
+            throttled = limit.current
+            slot.follow(ClientEvent("sending", 2))  # other events change nothing
+            held = limit.active
+            slot.follow(ClientEvent("received"))
+            after = (limit.active, limit.finishing)
+        return throttled, held, *after
+
+    assert asyncio.run(asyncio.wait_for(main(), 5)) == (2, 1, 0, 1)
