@@ -42,9 +42,9 @@ GRID_SIZES = "1024x1024,1536x1024,1024x1536,auto"
 
 
 def run() -> Result:
-    client_mod = need("cometnb._client")
+    client_mod = need("cometnb._client.clients")
     history_mod = need("cometnb.history")
-    models = need("cometnb._models")
+    models = need("cometnb._core.models")
     result = Result(TITLE)
     with simulator(texture="photo", latency=LATENCY) as sim, workdir("concurrency-") as tmp:
         users = [f"user-{i}" for i in range(REQUESTS)]
@@ -130,7 +130,7 @@ def _magic_grid(sim: Any, history_dir: Path) -> GridRuns:
     need("cometnb.magic")
     from IPython.core.interactiveshell import InteractiveShell
 
-    from cometnb import _settings
+    from cometnb._core import settings as _settings
 
     _settings.set_session_key(BENCH_KEY)
     ip = InteractiveShell.instance()

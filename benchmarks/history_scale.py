@@ -66,8 +66,8 @@ def run() -> Result:
 def _build(history_mod: Any, path: Any) -> float:
     from PIL import Image
 
-    models = need("cometnb._models")
-    errors = need("cometnb._errors")
+    models = need("cometnb._core.models")
+    errors = need("cometnb._core.errors")
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (90, 140, 200)).save(buf, "PNG")
     png = buf.getvalue()

@@ -35,7 +35,7 @@ GOAL_BYTES = 150e6
 
 
 def run() -> Result:
-    need("cometnb._client")
+    need("cometnb._client.clients")
     need("cometnb.history")
     result = Result(TITLE)
     with simulator() as sim, workdir("memory-") as tmp:
@@ -72,8 +72,8 @@ def run() -> Result:
 def _worker(args: dict[str, Any]) -> dict[str, Any]:
     import time
 
-    from cometnb._client import Client
-    from cometnb._models import ImageRequest
+    from cometnb._client.clients import Client
+    from cometnb._core.models import ImageRequest
     from cometnb.history import History
 
     client = Client(api_key=BENCH_KEY, base_url=args["base_url"], history=History(args["history"]))

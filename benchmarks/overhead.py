@@ -56,9 +56,9 @@ FSYNC_CALLS = "fsync calls"
 
 
 def run() -> Result:
-    client_mod = need("cometnb._client")
+    client_mod = need("cometnb._client.clients")
     history_mod = need("cometnb.history")
-    render = need("cometnb._render")
+    render = need("cometnb._views.render")
     import httpx
     from openai import OpenAI
 
@@ -114,8 +114,8 @@ def run() -> Result:
 
 def _breakdown(image: bytes, hist: Any) -> dict[str, float]:
     """Where cometnb's time goes: each step alone, on the same bytes (median of 5)."""
-    decode = need("cometnb._decode")
-    models = need("cometnb._models")
+    decode = need("cometnb._core.images")
+    models = need("cometnb._core.models")
     text = base64.b64encode(image).decode()
     body = json.dumps({"data": [{"b64_json": text}]})
     fmt, width, height = decode.inspect_image(image)

@@ -25,9 +25,9 @@ MODEL, SIZE = "gpt-image-2", "256x256"
 
 
 def run() -> Result:
-    client_mod = need("cometnb._client")
+    client_mod = need("cometnb._client.clients")
     history_mod = need("cometnb.history")
-    models = need("cometnb._models")
+    models = need("cometnb._core.models")
     result = Result(TITLE)
     pattern = ["429" if i % EVERY == EVERY // 2 else "none" for i in range(PROMPTS * 12 // 10)]
     with simulator() as sim, workdir("scale-") as tmp:

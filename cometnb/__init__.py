@@ -13,11 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from cometnb._core import hooks as _hooks
+from cometnb._version import __version__
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient, Client
-    from ._errors import (
+    from cometnb._client.clients import AsyncClient, Client
+    from cometnb._core.errors import (
         APIError,
         AuthenticationError,
         CancelledError,
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
         ResponseError,
         ValidationError,
     )
-    from ._models import GeneratedImage, Generation, Grid, ImageRequest
-    from .history import History, Record, history
-    from .widget import panel
+    from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
+    from cometnb._notebook.panel import panel
+    from cometnb.history import History, Record, history
 
 __all__ = [
     "APIError",
@@ -54,23 +55,23 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Client": "._client",
-    "AsyncClient": "._client",
-    "CometError": "._errors",
-    "ValidationError": "._errors",
-    "AuthenticationError": "._errors",
-    "RateLimitError": "._errors",
-    "APIError": "._errors",
-    "ResponseError": "._errors",
-    "CancelledError": "._errors",
-    "ImageRequest": "._models",
-    "Generation": "._models",
-    "GeneratedImage": "._models",
-    "Grid": "._models",
-    "History": ".history",
-    "Record": ".history",
-    "history": ".history",
-    "panel": ".widget",
+    "Client": "cometnb._client.clients",
+    "AsyncClient": "cometnb._client.clients",
+    "CometError": "cometnb._core.errors",
+    "ValidationError": "cometnb._core.errors",
+    "AuthenticationError": "cometnb._core.errors",
+    "RateLimitError": "cometnb._core.errors",
+    "APIError": "cometnb._core.errors",
+    "ResponseError": "cometnb._core.errors",
+    "CancelledError": "cometnb._core.errors",
+    "ImageRequest": "cometnb._core.models",
+    "Generation": "cometnb._core.models",
+    "GeneratedImage": "cometnb._core.models",
+    "Grid": "cometnb._core.models",
+    "History": "cometnb.history",
+    "Record": "cometnb.history",
+    "history": "cometnb.history",
+    "panel": "cometnb.widget",
 }
 
 
@@ -78,12 +79,30 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cometnb' has no attribute {name!r}")
-    imported = importlib.import_module(module, __name__)
+    imported = importlib.import_module(module)
     # ``history`` is served as its (callable) module, not the function: importing the submodule
     # binds the module to this name anyway, so ``cometnb.history.History`` must always work.
     value = imported if name == "history" else getattr(imported, name)
     globals()[name] = value  # cache: later look-ups skip this hook
     return value
+
+
+def _install_views() -> None:
+    from cometnb._views.registry import install
+
+    install()
+
+
+def _default_runner(history: Any) -> Any:
+    from cometnb._client.clients import Client
+
+    return Client(history=history)
+
+
+# The lower layers display and re-run through these hooks, so they never import the views or
+# the client; both load on first use.
+_hooks.install_view_loader(_install_views)
+_hooks.install_runner_factory(_default_runner)
 
 
 def __dir__() -> list[str]:
@@ -92,13 +111,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext cometnb``: register ``%%cometimg`` and ``%cometimg_key``."""
-    from .magic import load_ipython_extension as load
+    from cometnb._notebook.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext cometnb``: remove the magics again."""
-    from .magic import unload_ipython_extension as unload
+    from cometnb._notebook.magics import unload_ipython_extension as unload
 
     unload(ipython)

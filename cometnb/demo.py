@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from ._settings import BASE_URL_ENV, DEFAULT_BASE_URL, HISTORY_ENV, KEY_ENV
+from cometnb._core.settings import BASE_URL_ENV, DEFAULT_BASE_URL, HISTORY_ENV, KEY_ENV
 
 FIRST_NOTEBOOK = "01-quickstart.ipynb"
 NOTEBOOK_DIR = "notebooks"

@@ -20,7 +20,7 @@ from _faults import assert_clean, assert_short_error
 from conftest import FAKE_KEY
 
 if TYPE_CHECKING:
-    from cometnb._client import Client
+    from cometnb._client.clients import Client
     from cometnb.history import History
     from cometnb.sim import SimServer
 
@@ -51,7 +51,7 @@ def assert_escaped(markup: str, where: str) -> None:
 def test_html_in_prompt_is_escaped_in_every_python_view(
     client: Client, hist: History, tmp_path: Path
 ) -> None:
-    from cometnb import _render
+    from cometnb._views import render as _render
 
     gen = client.generate(HOSTILE, model=MODEL)
     # dall-e-3 sends a revised prompt back: the simulator echoes the hostile text in it.
@@ -328,7 +328,7 @@ def shell(sim: SimServer, history_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture
 def panel_env(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     pytest.importorskip("cometnb.widget")
-    from cometnb import _settings
+    from cometnb._core import settings as _settings
 
     monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
     _settings.active().base_url = sim.base_url

@@ -47,7 +47,7 @@ ARGS = [
 ]
 # The kernel starts the simulator itself (no key anywhere: a placeholder session key).
 SETUP = """import cometnb
-from cometnb import _settings
+from cometnb._core import settings as _settings
 from cometnb.sim import SimServer
 sim = SimServer(latency=0.3)
 sim.start()

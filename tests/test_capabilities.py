@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cometnb._capabilities import (
+from cometnb._core.capabilities import (
     CAPABILITIES,
     KNOWN_MODELS,
     OPTIONAL_FIELDS,
@@ -15,7 +15,7 @@ from cometnb._capabilities import (
     get_caps,
     validate_request,
 )
-from cometnb._errors import CometError, ValidationError, register_secret
+from cometnb._core.errors import CometError, ValidationError, register_secret
 
 GPT_FIXED = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
 GPT_ALL = ("gpt-image-2", *GPT_FIXED)

@@ -21,10 +21,10 @@ import pytest
 from conftest import SHARED_FIXTURES
 from PIL import Image
 
-from cometnb import _settings
-from cometnb._client import AsyncClient, Client
-from cometnb._client_base import shared_ssl_context
-from cometnb._errors import (
+from cometnb._client.base import shared_ssl_context
+from cometnb._client.clients import AsyncClient, Client
+from cometnb._core import settings as _settings
+from cometnb._core.errors import (
     APIError,
     AuthenticationError,
     CancelledError,
@@ -33,7 +33,7 @@ from cometnb._errors import (
     ResponseError,
     ValidationError,
 )
-from cometnb._models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
+from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
 from cometnb._version import __version__
 
 BASE = "http://api.test/v1"
@@ -610,13 +610,10 @@ def test_keyboard_interrupt_is_recorded_as_cancelled() -> None:
 
 
 def test_history_none_uses_the_active_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
+    from cometnb._client import base
 
     hist = FakeHistory()
-    module = types.ModuleType("cometnb.history")
-    module.history = lambda: hist  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cometnb.history", module)
+    monkeypatch.setattr(base, "active_history", lambda: hist)
     client, _ = make(OK, history=None)
     assert client.generate("p", model=MODEL).record_id == "ok-1"
 

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import FAKE_KEY, assert_no_key_in_tree
 
-from cometnb._capabilities import KNOWN_MODELS
-from cometnb._client import AsyncClient, Client
-from cometnb._errors import (
+from cometnb._client.clients import AsyncClient, Client
+from cometnb._core.capabilities import KNOWN_MODELS
+from cometnb._core.errors import (
     APIError,
     AuthenticationError,
     CometError,
     RateLimitError,
     ResponseError,
 )
-from cometnb._models import ClientEvent, ImageRequest
+from cometnb._core.models import ClientEvent, ImageRequest
 
 if TYPE_CHECKING:
     from cometnb.history import History

@@ -10,8 +10,8 @@ import pytest
 from conftest import SHARED_FIXTURES
 from PIL import Image
 
-from cometnb import _decode
-from cometnb._errors import ResponseError, register_secret
+from cometnb._core import images as _decode
+from cometnb._core.errors import ResponseError, register_secret
 
 FIXTURES = SHARED_FIXTURES
 FORMATS = ("png", "jpeg", "webp", "gif")

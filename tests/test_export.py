@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _history_helpers import api_result, body, image_bytes
 
-from cometnb._errors import APIError, CometError, ValidationError
+from cometnb._core.errors import APIError, CometError, ValidationError
 from cometnb.history import History
 
 EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"

@@ -21,7 +21,7 @@ import pytest
 from _faults import assert_clean, assert_short_error
 from conftest import FAKE_KEY
 
-from cometnb._errors import CometError
+from cometnb._core.errors import CometError
 
 if TYPE_CHECKING:
     from cometnb.sim import SimServer
@@ -92,7 +92,7 @@ def _fill(target: Path) -> Path:
 
 
 def _client(sim: SimServer, folder: Path) -> Any:
-    from cometnb._client import Client
+    from cometnb._client.clients import Client
     from cometnb.history import History
 
     return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=History(folder))

@@ -130,7 +130,7 @@ def test_magic_grid_fault_fails_one_cell_only(
 def panel_env(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Active settings pointing at the simulator; the panel's default history folder."""
     pytest.importorskip("cometnb.widget")
-    from cometnb import _settings
+    from cometnb._core import settings as _settings
 
     monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
     _settings.active().base_url = sim.base_url

@@ -18,8 +18,8 @@ import pytest
 from _history_helpers import api_result, body, image_bytes
 from conftest import FAKE_KEY, assert_no_key_in_tree
 
-from cometnb import _files, _settings
-from cometnb._errors import (
+from cometnb._core import settings as _settings
+from cometnb._core.errors import (
     APIError,
     CancelledError,
     CometError,
@@ -27,7 +27,9 @@ from cometnb._errors import (
     ValidationError,
     register_secret,
 )
-from cometnb.history import History, Record, history, new_record_id
+from cometnb._storage import files as _files
+from cometnb._storage.records import new_record_id
+from cometnb.history import History, Record, history
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,7 +70,7 @@ def test_success_stores_original_bytes_preview_and_metadata(hist: History) -> No
     assert img.preview_path is not None and img.preview_path.parent.name == "previews"
     preview = img.preview_path.read_bytes()
     assert len(preview) < len(original) or max(img.width, img.height) <= 512
-    from cometnb._decode import inspect_image
+    from cometnb._core.images import inspect_image
 
     assert max(inspect_image(preview)[1:]) <= _settings.active().thumbnail_px
 
@@ -88,7 +90,7 @@ def test_file_names_sort_by_time_and_carry_the_prompt(hist: History) -> None:
 def test_ids_are_unique_and_increasing_even_for_one_clock_tick(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import cometnb.history as module
+    import cometnb._storage.records as module
 
     monkeypatch.setattr(module, "_last_tick", 0)
     ids = [new_record_id(now=1_795_000_000.0)[0] for _ in range(200)]
@@ -288,7 +290,7 @@ WRITER = """
 import io, os, sys
 from PIL import Image
 from cometnb.history import History
-from cometnb._models import ApiImage, ApiResult
+from cometnb._core.models import ApiImage, ApiResult
 
 folder, count, who = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 side = int(sys.argv[4]) if len(sys.argv) > 4 else 64
@@ -345,7 +347,7 @@ def test_sigkill_inside_an_image_write_leaves_only_an_ignored_temporary(tmp_path
     # written, not yet renamed): it is killed right there.
     code = (
         "import os, time\n"
-        "from cometnb import _files\n"
+        "from cometnb._storage import files as _files\n"
         "real = os.fsync\n"
         "def slow(fd):\n"
         "    if 'writer-s-1.png' in os.readlink(f'/proc/self/fd/{fd}'):\n"
@@ -548,7 +550,7 @@ def test_a_preview_that_cannot_be_saved_does_not_lose_the_image(
     (img,) = rec.images
     assert img.path is not None and img.path.read_bytes() == original
     assert img.preview_path is None or img.preview_path == img.path
-    from cometnb._decode import inspect_image
+    from cometnb._core.images import inspect_image
 
     assert max(inspect_image(img.preview(256)[0])[1:]) <= 256  # made from the original
 

@@ -13,12 +13,12 @@ import pytest
 
 CORE_MODULES = [
     "cometnb",
-    "cometnb._client",
-    "cometnb._models",
-    "cometnb._capabilities",
-    "cometnb._decode",
+    "cometnb._client.clients",
+    "cometnb._core.models",
+    "cometnb._core.capabilities",
+    "cometnb._core.images",
     "cometnb.history",
-    "cometnb._render",
+    "cometnb._views.render",
     "cometnb.sim",
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from cometnb._limiter import AdaptiveLimit
+from cometnb._client.limiter import AdaptiveLimit
 
 
 class Clock:
@@ -166,7 +166,7 @@ def test_a_cancelled_holder_that_released_early_stops_counting_as_finishing() ->
 
 
 def test_a_slot_follows_its_request_429_throttles_and_received_releases() -> None:
-    from cometnb._models import ClientEvent
+    from cometnb._core.models import ClientEvent
 
     async def main() -> tuple[int, int, int, int]:
         limit = AdaptiveLimit(4)

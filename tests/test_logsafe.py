@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from cometnb import _logsafe
-from cometnb._errors import register_secret
+from cometnb._client import logsafe as _logsafe
+from cometnb._core.errors import register_secret
 
 
 def test_message_args_and_traceback_are_redacted(

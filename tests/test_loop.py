@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cometnb._loop import LoopThread, loop_thread
+from cometnb._client.loop import LoopThread, loop_thread
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ import pytest
 from conftest import FAKE_KEY, assert_no_key_in_tree
 from IPython.core.displaypub import CapturingDisplayPublisher
 
-from cometnb import _settings
-from cometnb._errors import (
+from cometnb._core import settings as _settings
+from cometnb._core.errors import (
     APIError,
     AuthenticationError,
     CancelledError,
@@ -33,7 +33,7 @@ from cometnb._errors import (
     ResponseError,
     ValidationError,
 )
-from cometnb._models import Generation, Grid
+from cometnb._core.models import Generation, Grid
 
 if TYPE_CHECKING:
     from cometnb.sim import SimServer
@@ -343,7 +343,7 @@ def test_a_cell_opens_the_history_once_for_all_its_requests(
 ) -> None:
     # Once, on the kernel's thread, before anything is sent: a per-request lookup would
     # queue behind the worker threads busy storing the grid's other images.
-    import cometnb.history as history_module
+    import cometnb._storage.folder as history_module
 
     looked_up: list[object] = []
     real = history_module.history
@@ -602,7 +602,7 @@ def test_key_magic_falls_back_when_getpass_cannot_ask(
 
 
 def test_key_widget_takes_the_key_and_empties_the_box() -> None:
-    from cometnb._key_prompt import KEY_SET, key_widget
+    from cometnb._notebook.key_prompt import KEY_SET, key_widget
 
     _settings.set_session_key(None)
     box, button, message = key_widget().children

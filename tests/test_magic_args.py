@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from cometnb._magic_args import CellPlan, build_plan, interpolate, parse_params, split_list
-from cometnb._settings import Settings
+from cometnb._core.settings import Settings
+from cometnb._notebook.magic_args import CellPlan, build_plan, interpolate, parse_params, split_list
 from cometnb.magic import CometImg, parse_argstring
 
 

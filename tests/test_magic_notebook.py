@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import FAKE_KEY, assert_no_key_in_tree
 
-from cometnb import _settings
+from cometnb._core import settings as _settings
 from cometnb.sim import SimServer
 
 nbformat = pytest.importorskip("nbformat")

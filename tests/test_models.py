@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cometnb._errors import APIError, ValidationError
-from cometnb._models import (
+from cometnb._core.errors import APIError, ValidationError
+from cometnb._core.models import (
     ClientEvent,
     GeneratedImage,
     Generation,
@@ -18,7 +18,7 @@ from cometnb._models import (
     GridCell,
     ImageRequest,
 )
-from cometnb._settings import DEFAULT_MODEL
+from cometnb._core.settings import DEFAULT_MODEL
 
 
 def png(width: int, height: int, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:

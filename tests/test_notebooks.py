@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import FAKE_KEY, assert_no_key_in_tree
 
-from cometnb import _settings
+from cometnb._core import settings as _settings
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -108,7 +108,7 @@ SIMULATOR_SURVIVES_THE_MAGIC = """
 import contextlib, io
 from IPython.core.interactiveshell import InteractiveShell
 import cometnb.sim
-from cometnb import _settings
+from cometnb._core import settings as _settings
 ip = InteractiveShell.instance()
 assert cometnb.sim.use_if_keyless(quiet=True) == "simulator"
 url = _settings.resolve_base_url()
@@ -125,7 +125,7 @@ KEY_LEAVES_THE_SIMULATOR = """
 import getpass
 from IPython.core.interactiveshell import InteractiveShell
 import cometnb.sim
-from cometnb import _settings
+from cometnb._core import settings as _settings
 ip = InteractiveShell.instance()
 assert cometnb.sim.use_if_keyless(quiet=True) == "simulator"
 ip.run_line_magic("load_ext", "cometnb")

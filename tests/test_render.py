@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from _history_helpers import api_result, body, image_bytes, noisy_png
 
-from cometnb import _render
-from cometnb._errors import APIError, CometError
-from cometnb._models import GeneratedImage, Generation, Grid, GridCell, ImageRequest
+from cometnb._core.errors import APIError, CometError
+from cometnb._core.models import GeneratedImage, Generation, Grid, GridCell, ImageRequest
+from cometnb._views import render as _render
 from cometnb.history import History, Record
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -243,7 +243,7 @@ def test_history_table_is_newest_first_and_capped(hist: History) -> None:
 def test_history_table_thumbnails_are_small_even_for_big_images(hist: History) -> None:
     hist.record_success(body(), api_result(noisy_png(1024)), elapsed_s=0)
     (thumb,) = data_uris(hist._repr_html_())
-    from cometnb._decode import inspect_image
+    from cometnb._core.images import inspect_image
 
     assert max(inspect_image(thumb)[1:]) <= _render.THUMB_PX
 

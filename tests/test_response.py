@@ -8,19 +8,19 @@ import httpx
 import pytest
 from conftest import SHARED_FIXTURES
 
-from cometnb._errors import (
-    APIError,
-    AuthenticationError,
-    RateLimitError,
-    ResponseError,
-    register_secret,
-)
-from cometnb._response import (
+from cometnb._client.response import (
     failure_from_exception,
     failure_from_status,
     parse_request_id,
     parse_result,
     safe_excerpt,
+)
+from cometnb._core.errors import (
+    APIError,
+    AuthenticationError,
+    RateLimitError,
+    ResponseError,
+    register_secret,
 )
 
 FIXTURES = SHARED_FIXTURES

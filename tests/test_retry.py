@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from cometnb._errors import APIError, RateLimitError
-from cometnb._retry import (
+from cometnb._client.retry import (
     BILLED_HINT,
     BILLED_RETRIED_HINT,
     Failure,
@@ -17,6 +16,7 @@ from cometnb._retry import (
     parse_should_retry,
     status_safety,
 )
+from cometnb._core.errors import APIError, RateLimitError
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import FAKE_KEY
 
-from cometnb._errors import CancelledError, ValidationError
-from cometnb._models import ClientEvent, Generation, Grid, ImageRequest
-from cometnb._runner import (
+from cometnb._client.runner import (
     CellProgress,
     cell_label,
     describe_event,
@@ -21,9 +19,11 @@ from cometnb._runner import (
     validate_grid,
     with_setting_defaults,
 )
+from cometnb._core.errors import CancelledError, ValidationError
+from cometnb._core.models import ClientEvent, Generation, Grid, ImageRequest
 
 if TYPE_CHECKING:
-    from cometnb._client import AsyncClient
+    from cometnb._client.clients import AsyncClient
     from cometnb.history import History
     from cometnb.sim import SimServer
 
@@ -34,8 +34,8 @@ MINI = "gpt-image-1-mini"
 
 @pytest.fixture
 def aclient(sim: SimServer, hist: History) -> Iterator[AsyncClient]:
-    from cometnb._client import AsyncClient
-    from cometnb._loop import loop_thread
+    from cometnb._client.clients import AsyncClient
+    from cometnb._client.loop import loop_thread
 
     client = AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=hist, timeout=5.0)
     yield client
@@ -303,7 +303,7 @@ def test_core_runner_loads_no_frontend() -> None:
     import subprocess
     import sys
 
-    code = "import sys, json, cometnb._runner; print(json.dumps(sorted(sys.modules)))"
+    code = "import sys, json, cometnb._client.runner; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = {m.split(".")[0] for m in json.loads(out.stdout)}
     assert not loaded & {"IPython", "ipywidgets", "ipykernel"}

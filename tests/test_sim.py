@@ -21,11 +21,11 @@ import pytest
 from conftest import SHARED_FIXTURES
 from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
 
-from cometnb import _settings
-from cometnb import sim as sim_module
-from cometnb._capabilities import CAPABILITIES, KNOWN_MODELS
-from cometnb._sim_bodies import to_json
+from cometnb._core import settings as _settings
+from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
 from cometnb.sim import SimServer
+from cometnb.sim import control as sim_module
+from cometnb.sim.bodies import to_json
 
 FIXTURES = SHARED_FIXTURES
 KEY = "sk-cometnb-test-7f3a9c2e51d04b86a1e0"

@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import SHARED_FIXTURES
 
-from cometnb._decode import decode_b64_image, sniff_format
-from cometnb._errors import APIError, ResponseError
-from cometnb._sse import COMPLETED, PARTIAL, SSEDecoder, SSEEvent, StreamAssembler
+from cometnb._client.sse import COMPLETED, PARTIAL, SSEDecoder, SSEEvent, StreamAssembler
+from cometnb._core.errors import APIError, ResponseError
+from cometnb._core.images import decode_b64_image, sniff_format
 
 STREAM = SHARED_FIXTURES / "stream.txt"
 PNG_B64 = (

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cometnb._errors import CometError
-from cometnb._store import DB_NAME, SCHEMA_VERSION, Row, Store
+from cometnb._core.errors import CometError
+from cometnb._storage.index import DB_NAME, SCHEMA_VERSION, Row, Store
 
 
 def insert(store: Store, rid: str, prompt: str = "p", tags: str = "[]") -> Row:

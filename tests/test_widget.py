@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 import pytest
 
-from cometnb import _settings
-from cometnb._panel_controls import RequestForm
-from cometnb._panel_jobs import Job, JobQueue
-from cometnb._panel_messages import short_message
+from cometnb._core import settings as _settings
+from cometnb._notebook.panel_form import RequestForm
+from cometnb._notebook.panel_messages import short_message
+from cometnb._notebook.panel_queue import Job, JobQueue
 from cometnb.widget import Panel, panel
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def test_panel_is_a_vbox_with_stable_css_classes(p: Panel) -> None:
 
 
 def test_model_choices_list_known_models_and_allow_free_entry(form: RequestForm) -> None:
-    from cometnb._capabilities import KNOWN_MODELS
+    from cometnb._core.capabilities import KNOWN_MODELS
 
     assert tuple(form.model.options) == KNOWN_MODELS
     assert form.model.value == _settings.active().model
@@ -351,7 +351,7 @@ def test_api_error_is_one_short_line_and_the_panel_keeps_working(p: Panel, live:
 
 
 def test_unexpected_exception_is_shown_short(p: Panel, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cometnb.widget as widget_mod
+    import cometnb._notebook.panel as widget_mod
 
     async def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("boom")
@@ -439,7 +439,7 @@ def test_history_compare_needs_two_and_shows_both(filled: Panel) -> None:
     b.rows[1].select.value = True
     assert not b.compare_button.disabled
     b.compare_button.click()
-    from cometnb import _render
+    from cometnb._views import render as _render
 
     chosen = [b.rows[0].record, b.rows[1].record]
     assert b.compare_view.value == _render.compare_html(chosen)
@@ -480,7 +480,7 @@ def test_export_writes_into_the_history_exports_folder(
 
 
 def test_job_queue_runs_in_order_and_reports_errors() -> None:
-    from cometnb._models import ImageRequest
+    from cometnb._core.models import ImageRequest
 
     order: list[str] = []
 

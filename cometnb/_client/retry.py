@@ -1,0 +1,189 @@
+"""The billing-aware retry policy (API_FACTS.md §4): what may be retried, and how long to wait.
+
+Each failed attempt is described by a :class:`Failure` whose ``safety`` says what a retry
+would risk:
+
+* ``"safe"`` — the request clearly never started (connect errors, 429, 503): retried up to
+  ``max_retries`` times with backoff.
+* ``"billed"`` — the server may have generated (and billed) an image: read timeouts, dropped
+  connections, 408/409, 500/502/504/524. Retried only with ``retry_billed=True``, and then once.
+* ``"never"`` — the same request gets the same answer (400, 401, 403, 404, 413, content policy,
+  exhausted quota).
+
+The policy is pure: it never sleeps and never does I/O, so it is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Literal
+
+from cometnb._core.errors import CometError
+
+__all__ = [
+    "Decision",
+    "Failure",
+    "RetryPolicy",
+    "Safety",
+    "parse_retry_after",
+    "parse_should_retry",
+    "status_safety",
+]
+
+Safety = Literal["safe", "billed", "never"]
+
+# Statuses where the request certainly did not run: rate limiting and overload.
+_SAFE_STATUSES = frozenset({429, 503})
+# Statuses after which a generation may already have finished (and been billed).
+_BILLED_STATUSES = frozenset({408, 409, 500, 502, 504, 520, 522, 524})
+
+BILLED_HINT = (
+    "The generation may still have been billed, so it was not retried automatically; "
+    "pass retry_billed=True to allow one retry."
+)
+BILLED_RETRIED_HINT = (
+    "It was already retried once (retry_billed=True); each attempt may have been billed."
+)
+
+
+def status_safety(status: int) -> Safety:
+    """How risky a retry of an HTTP error ``status`` is (before looking at the body)."""
+    if status in _SAFE_STATUSES:
+        return "safe"
+    if status in _BILLED_STATUSES or status >= 500:
+        return "billed"
+    return "never"
+
+
+@dataclass
+class Failure:
+    """One failed attempt: the error to raise if it is final, and what a retry would risk.
+
+    ``reason`` is short and shown while waiting ("HTTP 429", "connection refused");
+    ``retry_after`` is the server's requested delay in seconds, ``should_retry`` its
+    ``x-should-retry`` header.
+    """
+
+    error: CometError
+    safety: Safety
+    reason: str
+    retry_after: float | None = None
+    should_retry: bool | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``wait_s`` before the next attempt, or ``None`` to give up (then ``hint``, if set,
+    replaces the error's hint)."""
+
+    wait_s: float | None
+    hint: str | None = None
+
+
+@dataclass
+class RetryPolicy:
+    """Decides, per failure, whether to retry and how long to wait.
+
+    Backoff is ``base_delay * 2**n`` capped at ``max_delay``, minus up to ``jitter`` (25%) so
+    that many clients hit by the same 429 do not come back in lockstep. A server-given
+    ``Retry-After`` wins; one longer than ``max_retry_after`` means "give up now".
+
+    Example::
+
+        >>> policy = RetryPolicy(max_retries=2, rng=random.Random(0))
+        >>> 0.375 <= policy.backoff(0) <= 0.5
+        True
+    """
+
+    max_retries: int = 2
+    retry_billed: bool = False
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25
+    max_retry_after: float = 120.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def backoff(self, retries_done: int) -> float:
+        """The delay before retry number ``retries_done + 1``, jitter included."""
+        delay = min(self.base_delay * 2.0**retries_done, self.max_delay)
+        return delay * (1.0 - self.jitter * self.rng.random())
+
+    def decide(self, failure: Failure, retries_done: int, billed_retries_done: int) -> Decision:
+        """Retry ``failure`` (returning the wait) or give up (returning a better hint, if any)."""
+        if failure.safety == "never" or failure.should_retry is False:
+            return Decision(None)
+        if failure.safety == "billed":
+            if not self.retry_billed:
+                return Decision(None, BILLED_HINT)
+            if billed_retries_done >= 1:
+                return Decision(None, BILLED_RETRIED_HINT)
+        if retries_done >= self.max_retries:
+            return Decision(None)
+        if failure.retry_after is not None:
+            if failure.retry_after > self.max_retry_after:
+                return Decision(None, _try_again_hint(failure.retry_after))
+            return Decision(failure.retry_after)
+        return Decision(self.backoff(retries_done))
+
+
+def _try_again_hint(seconds: float, now: float | None = None) -> str:
+    when = time.localtime((time.time() if now is None else now) + seconds)
+    return (
+        f"The server asks to wait {seconds:.0f} s; try again after "
+        f"{time.strftime('%H:%M:%S', when)} (local time)."
+    )
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+
+    Returns ``None`` when neither header is present or parseable; never a negative number.
+
+    Example::
+
+        >>> parse_retry_after({"Retry-After": "2"})
+        2.0
+    """
+    h = _lower(headers)
+    ms = _as_float(h.get("retry-after-ms"))
+    if ms is not None:
+        return max(0.0, ms / 1000.0)
+    raw = h.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _as_float(raw)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        date = email.utils.parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if date.tzinfo is None:  # an HTTP date is always GMT; tolerate a missing zone
+        date = date.replace(tzinfo=timezone.utc)
+    return max(0.0, date.timestamp() - (time.time() if now is None else now))
+
+
+def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
+    """The ``x-should-retry`` header as a bool (``None`` when absent or unrecognised)."""
+    value = _lower(headers).get("x-should-retry", "").strip().lower()
+    return {"true": True, "false": False}.get(value)
+
+
+def _as_float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

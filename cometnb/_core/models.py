@@ -1,0 +1,330 @@
+"""Requests and results: the data that flows between the client, the history and the views.
+
+* :class:`ImageRequest` — one request; ``validate()`` refuses, before any I/O, what the model
+  cannot take (rules in ``_capabilities``).
+* :class:`ApiImage` / :class:`ApiResult` — a parsed, decoded API response, not yet stored.
+* :class:`GeneratedImage` — one stored image: a file on disk, read lazily.
+* :class:`Generation` — the outcome of one request (images, or the error that stopped it).
+* :class:`Grid` — the outcome of several requests laid out on named axes (``%%cometimg`` grids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from cometnb._core.settings import active
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+    from cometnb._core.errors import CometError
+
+Status = Literal["ok", "error", "cancelled"]
+
+
+class ImageRequest:
+    """One image-generation request: a prompt, a model and any other API fields.
+
+    Fields whose value is ``None`` are dropped, so optional arguments can be passed through
+    unconditionally. Nothing is sent until a client runs it; ``validate()`` checks it first.
+
+    Example::
+
+        >>> req = ImageRequest("a lighthouse at dusk", model="dall-e-3", size="1792x1024")
+        >>> req.validate().to_body()["size"]
+        '1792x1024'
+    """
+
+    __slots__ = ("fields", "model", "prompt")
+
+    def __init__(self, prompt: str, model: str | None = None, **fields: Any) -> None:
+        self.prompt = prompt
+        self.model = model or active().model  # %config CometImg.model
+        self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageRequest:
+        """Build from a plain dict of API fields (``prompt`` required, ``model`` optional)."""
+        rest = {k: v for k, v in data.items() if k not in ("prompt", "model")}
+        if "prompt" not in data:
+            from cometnb._core.errors import ValidationError
+
+            raise ValidationError("request has no 'prompt'", field="prompt")
+        return cls(data["prompt"], data.get("model"), **rest)
+
+    def validate(self) -> ImageRequest:
+        """Raise :class:`ValidationError` if the model cannot take this request; return self."""
+        from cometnb._core.capabilities import validate_request
+
+        validate_request(self.prompt, self.model, self.fields)
+        return self
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send (no key: auth travels in a header)."""
+        return {"model": self.model, "prompt": self.prompt, **self.fields}
+
+    def with_overrides(self, **overrides: Any) -> ImageRequest:
+        """A copy with some fields replaced (``None`` removes a field)."""
+        body = {**self.to_body(), **overrides}
+        return ImageRequest.from_dict({k: v for k, v in body.items() if v is not None})
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.fields.get("stream"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ImageRequest) and self.to_body() == other.to_body()
+
+    def __hash__(self) -> int:
+        return hash((self.prompt, self.model))
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.fields.items())
+        return f"ImageRequest({self.prompt!r}, model={self.model!r}{extra})"
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """Progress reported by a client while one request runs (for status lines and panels).
+
+    kinds: ``"sending"`` (attempt N starts), ``"waiting"`` (sleeping ``wait_s`` before a retry,
+    ``reason`` says why, e.g. "HTTP 429"), ``"partial"`` (a streamed preview arrived),
+    ``"received"`` (the answer is read: the server is done with the request, so a concurrency
+    slot may go to the next one), ``"downloading"`` (fetching URL results), ``"storing"``
+    (writing to the history).
+    """
+
+    kind: Literal["sending", "waiting", "partial", "received", "downloading", "storing"]
+    attempt: int = 1
+    wait_s: float | None = None
+    reason: str | None = None
+    partial_index: int | None = None
+    partial_image: bytes | None = None
+
+
+@dataclass
+class ApiImage:
+    """One decoded image from a response: bytes exactly as the API sent them."""
+
+    data: bytes
+    format: str  # sniffed from the bytes: "png" | "jpeg" | "webp" | "gif"
+    width: int
+    height: int
+    revised_prompt: str | None = None
+
+
+@dataclass
+class ApiResult:
+    """A successful response, parsed and decoded, before it is stored."""
+
+    images: list[ApiImage]
+    created: int | None = None
+    usage: dict[str, Any] | None = None
+    # Top-level response metadata GPT image models send: size, quality, background, output_format.
+    meta: dict[str, Any] = field(default_factory=dict)
+    synthetic: bool = False  # True when the answer came from cometnb's simulator
+
+
+class GeneratedImage:
+    """One generated image, stored on disk; bytes and pixels are read only when asked for.
+
+    ``path`` is the original file exactly as the API returned it. ``preview_path`` (if the
+    history stored one) is a small JPEG/PNG used for inline display. An image that was never
+    stored (``Client(history=False)``) keeps its bytes in memory and has ``path=None``.
+    """
+
+    __slots__ = ("_data", "format", "height", "path", "preview_path", "revised_prompt", "width")
+
+    def __init__(
+        self,
+        path: Path | None,
+        format: str,
+        width: int,
+        height: int,
+        revised_prompt: str | None = None,
+        *,
+        data: bytes | None = None,
+        preview_path: Path | None = None,
+    ) -> None:
+        self.path = path
+        self.format = format
+        self.width = width
+        self.height = height
+        self.revised_prompt = revised_prompt
+        self.preview_path = preview_path
+        self._data = data
+
+    @property
+    def data(self) -> bytes:
+        """The original bytes (read from disk on each access when stored; not cached)."""
+        if self._data is not None:
+            return self._data
+        if self.path is None:
+            raise FileNotFoundError("image has neither a file nor bytes")
+        return self.path.read_bytes()
+
+    def pil(self) -> PILImage.Image:
+        """The image as a ``PIL.Image`` (decoded now, from disk)."""
+        from PIL import Image
+
+        source: Any = self.path if self._data is None else __import__("io").BytesIO(self._data)
+        img = Image.open(source)
+        img.load()
+        return img
+
+    def preview(self, max_px: int | None = None) -> tuple[bytes, str]:
+        """A downscaled preview for inline display: ``(bytes, mime type)``."""
+        from cometnb._core import images as _decode
+        from cometnb._core.settings import active
+
+        px = max_px or active().thumbnail_px
+        if self.preview_path is not None and self.preview_path.exists():
+            cached = self.preview_path.read_bytes()
+            side = _preview_side(cached)
+            if side > px:
+                # Smaller than the stored preview (a grid's 256 px): scale the preview, a few
+                # ms, rather than decode the original, tens of ms for a 3 MB PNG.
+                return _decode.make_preview(cached, px)
+            if side >= min(px, max(self.width, self.height)):
+                return cached, _decode.mime_for(cached)
+        return _decode.make_preview(self.data, px)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        from cometnb._core import hooks
+
+        return {"text/html": hooks.render("image", self), "text/plain": repr(self)}
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "in memory"
+        return f"<GeneratedImage {self.format} {self.width}x{self.height} {where}>"
+
+
+def _preview_side(data: bytes) -> int:
+    """The longer side of a stored preview; 0 when it is damaged (then the original is used)."""
+    from cometnb._core import images as _decode
+    from cometnb._core.errors import CometError
+
+    try:
+        return _decode.longest_side(data)
+    except CometError:
+        return 0
+
+
+@dataclass
+class Generation:
+    """The outcome of one request.
+
+    ``images`` is empty and ``error`` is set when it failed (``generate_many`` returns failed
+    generations instead of raising; ``generate`` raises). Displays itself as a card.
+
+    Example::
+
+        >>> gen = Client().generate("a red fox in snow", model="gpt-image-1-mini")  # doctest: +SKIP
+        >>> gen.images[0].path  # doctest: +SKIP
+        PosixPath('cometnb-history/images/20261122-101500-3f2a-0.png')
+    """
+
+    request: dict[str, Any]
+    images: list[GeneratedImage] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    created: int | None = None
+    elapsed_s: float = 0.0
+    record_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: CometError | None = None
+    status: Status = "ok"
+    synthetic: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def image(self) -> GeneratedImage:
+        """The first image (most requests ask for one)."""
+        if not self.images:
+            reason = f": {self.error}" if self.error else ""
+            raise IndexError(f"this generation has no images{reason}")
+        return self.images[0]
+
+    @property
+    def prompt(self) -> str:
+        return str(self.request.get("prompt", ""))
+
+    @property
+    def model(self) -> str:
+        return str(self.request.get("model", ""))
+
+    def raise_for_error(self) -> Generation:
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def _repr_html_(self) -> str:
+        from cometnb._core import hooks
+
+        return hooks.render("generation", self)
+
+    def __repr__(self) -> str:
+        state = f"{len(self.images)} image(s)" if self.ok else f"{self.status}: {self.error}"
+        return f"<Generation {self.model} {state} in {self.elapsed_s:.1f}s record={self.record_id}>"
+
+
+@dataclass
+class GridCell:
+    """One request of a grid: where it sits on the axes, what was asked and what came back."""
+
+    coords: dict[str, Any]
+    request: ImageRequest
+    generation: Generation | None = None  # None while pending
+
+
+@dataclass
+class Grid:
+    """Several generations laid out on named axes (a ``%%cometimg`` comparison).
+
+    ``axes`` maps each axis that varies (``"model"``, ``"size"``, ``"quality"``, ``"format"``,
+    ``"background"``, ``"prompt"``) to its values in order; ``cells`` follow the cartesian
+    product in that order. ``grid[i]`` is the i-th Generation; iteration yields Generations.
+    """
+
+    axes: dict[str, list[Any]]
+    cells: list[GridCell]
+
+    @property
+    def generations(self) -> list[Generation]:
+        return [c.generation for c in self.cells if c.generation is not None]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __getitem__(self, index: int) -> Generation | None:
+        return self.cells[index].generation
+
+    def __iter__(self) -> Iterator[Generation]:
+        return iter(self.generations)
+
+    def cell(self, **coords: Any) -> GridCell:
+        """The cell at the given axis values, e.g. ``grid.cell(model="dall-e-3")``."""
+        for c in self.cells:
+            if all(c.coords.get(k) == v for k, v in coords.items()):
+                return c
+        raise KeyError(coords)
+
+    def _repr_html_(self) -> str:
+        from cometnb._core import hooks
+
+        return hooks.render("grid", self)
+
+    def __repr__(self) -> str:
+        done = sum(1 for c in self.cells if c.generation is not None)
+        shape = "x".join(str(n) for n in self.shape) or "1"
+        failed = sum(1 for g in self.generations if not g.ok)
+        return f"<Grid {shape} {done}/{len(self.cells)} done, {failed} failed>"

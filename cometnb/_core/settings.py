@@ -1,0 +1,78 @@
+"""Plain settings shared by the core, the magic and the panel.
+
+The magic's traitlets (``%config CometImg.…``) are copied into :func:`active` so the core never
+imports IPython. The API key is *not* a setting: it lives only in :data:`_session_key` (set by
+``%cometimg_key``) or the environment, and is resolved at call time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cometnb._core.errors import register_secret
+
+DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+DEFAULT_MODEL = "gpt-image-2"
+DEFAULT_HISTORY_DIR = "cometnb-history"
+KEY_ENV = "COMETAPI_KEY"
+BASE_URL_ENV = "COMETAPI_BASE_URL"
+HISTORY_ENV = "COMETNB_HISTORY"
+
+
+@dataclass
+class Settings:
+    """Defaults used when a call does not say otherwise (mirrors the ``CometImg`` traits)."""
+
+    model: str = DEFAULT_MODEL
+    size: str | None = None
+    quality: str | None = None
+    concurrency: int = 4
+    timeout: float = 600.0  # read timeout, seconds: gpt-image-2 "high" often takes > 2 min
+    connect_timeout: float = 10.0
+    max_retries: int = 2
+    thumbnail_px: int = 512
+    history_dir: str | None = None
+    base_url: str | None = None
+
+
+_active = Settings()
+_session_key: str | None = None
+# Keyless demo mode: the URL of cometnb.sim's background simulator (set by
+# ``sim.use_if_keyless``). Kept apart from ``_active`` so the magic copying its traits does not
+# erase it; a key set with ``set_session_key`` ends it.
+_simulator_url: str | None = None
+
+
+def active() -> Settings:
+    """The settings in force for this process (the magic keeps them in sync with ``%config``)."""
+    return _active
+
+
+def set_session_key(key: str | None) -> None:
+    """Hold a key in memory for this process only (what ``%cometimg_key`` does)."""
+    global _session_key, _simulator_url
+    _session_key = key.strip() if key and key.strip() else None
+    _simulator_url = None  # a key of the user's own leaves the keyless simulator
+    register_secret(_session_key)
+
+
+def resolve_api_key(explicit: str | None = None) -> str | None:
+    """``Client(api_key=…)``, then ``%cometimg_key``, then ``$COMETAPI_KEY``."""
+    key = explicit or _session_key or os.environ.get(KEY_ENV) or None
+    register_secret(key)
+    return key
+
+
+def resolve_base_url(explicit: str | None = None) -> str:
+    """``Client(base_url=…)``, ``CometImg.base_url``, ``$COMETAPI_BASE_URL``, then the default."""
+    env = os.environ.get(BASE_URL_ENV)
+    url = explicit or _active.base_url or _simulator_url or env or DEFAULT_BASE_URL
+    return url.rstrip("/")
+
+
+def resolve_history_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``CometImg.history_dir``, then ``$COMETNB_HISTORY``, then ``./cometnb-history``."""
+    raw = explicit or _active.history_dir or os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY_DIR
+    return Path(raw).expanduser()

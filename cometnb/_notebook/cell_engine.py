@@ -1,0 +1,232 @@
+"""The plain engine behind ``%%cometimg``: plan → validate → run → show → result.
+
+The ``CometImg`` magics class only parses options and holds one :class:`CellEngine`; the engine
+holds no configuration (it reads :func:`cometnb._core.settings.active` on every cell) and no
+module-level state, so tests drive it through a real ``InteractiveShell``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cometnb._client.response import KEY_HINT
+from cometnb._client.runner import (
+    expand_grid,
+    run_grid,
+    validate_grid,
+    with_setting_defaults,
+)
+from cometnb._core import settings as _settings
+from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
+from cometnb._core.models import Generation, Grid
+from cometnb._notebook.cell_views import LiveView, NullView, TextView, View, dry_run_text
+from cometnb._notebook.magic_args import CellPlan
+
+if TYPE_CHECKING:
+    from cometnb._core.protocols import AsyncRunner
+    from cometnb._storage.folder import History
+
+__all__ = ["NO_KEY_HINT", "CellEngine"]
+
+NO_KEY_HINT = KEY_HINT
+ORIGIN = "magic"
+
+ClientFactory = Callable[["History"], "AsyncRunner"]
+
+
+def _default_client(history: History) -> AsyncRunner:
+    from cometnb._client.clients import AsyncClient
+
+    settings = _settings.active()
+    return AsyncClient(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
+
+
+class CellEngine:
+    """Runs ``%%cometimg`` cells for one shell.
+
+    ``rich`` chooses live HTML views (``None``: yes inside a kernel, text in a terminal).
+
+    Example::
+
+        >>> engine = CellEngine(get_ipython())  # doctest: +SKIP
+        >>> engine.run(plan)  # doctest: +SKIP
+        <Generation gpt-image-2 1 image(s) in 41.2s record=...>
+    """
+
+    def __init__(
+        self,
+        shell: Any,
+        *,
+        rich: bool | None = None,
+        client_factory: ClientFactory = _default_client,
+    ) -> None:
+        self.shell = shell
+        self.rich = rich
+        self.client_factory = client_factory
+        # Results already shown by the cell's live view, held until the cell ends so IPython's
+        # displayhook can be told not to show them a second time.
+        self._shown: dict[int, object] = {}
+
+    # --- entry point -------------------------------------------------------------------------
+
+    def run(self, plan: CellPlan) -> Generation | Grid | None:
+        """Run one cell; returns what the cell evaluates to (``None`` for a dry run)."""
+        settings = _settings.active()
+        grid = expand_grid(plan.base, plan.axes)
+        with_setting_defaults(grid, {"size": settings.size, "quality": settings.quality})
+        if plan.dry_run:
+            self._dry_run(plan, grid)
+            return None
+        validate_grid(grid)
+        if _settings.resolve_api_key() is None:
+            # Checked here too so a grid fails once, before any request, not once per cell.
+            raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
+        history = _writable_history()
+        view = self._view(plan, grid)
+        result = self._execute(plan, grid, view, history)
+        if plan.out:
+            self.shell.user_ns[plan.out] = result
+        if view.shows_result:
+            self._suppress_display(result)
+        return result
+
+    def _execute(
+        self, plan: CellPlan, grid: Grid, view: View, history: History
+    ) -> Generation | Grid:
+        settings = _settings.active()
+        client = self.client_factory(history)
+        try:
+            run_grid(client, grid, settings.concurrency, view.update, tags=plan.tags, origin=ORIGIN)
+        except CancelledError:
+            self._show_partial_result(plan, grid, view)
+            raise
+        finally:
+            _close(client)
+        if not plan.is_grid:
+            return self._single_result(grid, view)
+        return self._grid_result(grid, view)
+
+    def _single_result(self, grid: Grid, view: View) -> Generation:
+        gen = grid.cells[0].generation
+        assert gen is not None
+        if gen.error is not None:
+            view.clear()
+            raise gen.error
+        view.finish(gen)
+        return gen
+
+    def _grid_result(self, grid: Grid, view: View) -> Grid:
+        view.finish(grid)
+        failed = [g for g in grid.generations if not g.ok]
+        if failed and len(failed) == len(grid.cells):
+            raise _all_failed(failed[0].error, len(grid.cells))
+        return grid
+
+    def _show_partial_result(self, plan: CellPlan, grid: Grid, view: View) -> None:
+        if plan.is_grid:
+            view.finish(grid)
+        else:
+            view.clear()
+
+    # --- dry run -----------------------------------------------------------------------------
+
+    def _dry_run(self, plan: CellPlan, grid: Grid) -> None:
+        problems: dict[int, str] = {}
+        for i, cell in enumerate(grid.cells):
+            try:
+                cell.request.validate()
+            except ValidationError as exc:
+                problems[i] = exc.message
+        endpoint = f"{_settings.resolve_base_url()}/images/generations"
+        if plan.display:
+            print(dry_run_text(grid, endpoint, problems))
+        if plan.out:
+            self.shell.user_ns[plan.out] = [c.request.to_body() for c in grid.cells]
+        if problems:
+            validate_grid(grid)  # raises the usual short message naming the cells
+
+    # --- display -----------------------------------------------------------------------------
+
+    def _view(self, plan: CellPlan, grid: Grid) -> View:
+        if not plan.display:
+            return NullView()
+        if not self._is_rich():
+            return TextView(grid)
+        from IPython.display import display
+
+        return LiveView(grid, display, thumbnail_px=_settings.active().thumbnail_px)
+
+    def _is_rich(self) -> bool:
+        if self.rich is not None:
+            return self.rich
+        return getattr(self.shell, "kernel", None) is not None
+
+    def _suppress_display(self, result: object) -> None:
+        """Make IPython's displayhook skip ``result`` once (it is already on screen).
+
+        A per-object printer in the ``_ipython_display_`` formatter wins over every mime
+        formatter and does nothing; ``_`` and ``Out`` still get the object.
+        """
+        printers = self._display_printers()
+        if printers is None:
+            return
+        self._shown[id(result)] = result
+        printers[id(result)] = _show_nothing
+
+    def forget_shown(self, *_args: Any) -> None:
+        """After each cell (``post_run_cell``): displaying those objects works normally again."""
+        printers = self._display_printers()
+        for key in list(self._shown):
+            if printers is not None and printers.get(key) is _show_nothing:
+                del printers[key]
+            del self._shown[key]
+
+    def _display_printers(self) -> dict[int, Any] | None:
+        formatter = getattr(self.shell, "display_formatter", None)
+        hook = getattr(formatter, "ipython_display_formatter", None)
+        printers = getattr(hook, "singleton_printers", None)
+        return printers if isinstance(printers, dict) else None
+
+
+def _writable_history() -> History:
+    """The active history, opened once per cell on the kernel's thread (not by every request
+    of a grid); the cell is refused, once and before any request, when it cannot hold images."""
+    from cometnb._storage.folder import history
+
+    found = history()
+    found.check_writable()
+    return found
+
+
+def _show_nothing(obj: object) -> None:
+    """The printer that makes IPython's displayhook show nothing for an object."""
+
+
+def _all_failed(error: CometError | None, count: int) -> CometError:
+    """The error a grid raises when every cell failed: the first cell's, same class."""
+    if error is None:
+        return CometError(f"all {count} requests failed")
+    keys = ("status", "code", "param", "type", "request_id", "body", "field")
+    kwargs = {k: getattr(error, k) for k in keys if k in vars(error)}
+    try:
+        return type(error)(
+            f"all {count} requests failed; the first: {error.message}",
+            hint=error.hint,
+            **kwargs,
+        )
+    except TypeError:  # a subclass with another signature: raise it as it is
+        return error
+
+
+def _close(client: object) -> None:
+    """Close the client's connections on the loop thread they were opened on."""
+    aclose = getattr(client, "aclose", None)
+    if aclose is None:
+        return
+    from cometnb._client.loop import loop_thread
+
+    # Best effort: the results are already stored.
+    with contextlib.suppress(Exception):
+        loop_thread().submit(aclose()).result(timeout=5.0)

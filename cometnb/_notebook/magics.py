@@ -1,0 +1,245 @@
+"""``%%cometimg`` and ``%cometimg_key``: the IPython front end.
+
+``CometImg`` is a ``Magics`` *and* a ``Configurable``: its settings are traitlets tagged
+``config=True`` (so ``%config CometImg.model = "dall-e-3"`` works and ``%config CometImg``
+lists them), mirrored into :func:`cometnb._core.settings.active` so the core never imports IPython.
+The class only parses options (:mod:`cometnb._notebook.magic_args`) and drives a plain
+:class:`~cometnb._notebook.cell_engine.CellEngine`; there are no module-level singletons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from IPython.core import magic as _ipython_magic
+from IPython.core import magic_arguments as _ipython_magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, magics_class
+from traitlets import Float, Int, TraitError, Unicode, observe, validate
+from traitlets.config import Configurable
+
+from cometnb._core import settings as _settings
+from cometnb._core.models import Generation, Grid
+from cometnb._notebook.cell_engine import CellEngine
+from cometnb._notebook.key_prompt import ask_for_key
+from cometnb._notebook.magic_args import build_plan
+
+__all__ = ["CometImg", "load_ipython_extension", "unload_ipython_extension"]
+
+# Traits copied into _settings.active(); the key is deliberately not among them.
+SETTING_NAMES = (
+    "model",
+    "size",
+    "quality",
+    "concurrency",
+    "timeout",
+    "max_retries",
+    "thumbnail_px",
+    "history_dir",
+    "base_url",
+)
+_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+# IPython's decorators are untyped (or typed as unions); these typed views keep mypy strict.
+_MAGIC: Any = _ipython_magic
+_ARGS: Any = _ipython_magic_arguments
+
+
+def cell_magic(name: str) -> Callable[[_F], _F]:
+    return _MAGIC.cell_magic(name)  # type: ignore[no-any-return]
+
+
+def line_magic(name: str) -> Callable[[_F], _F]:
+    return _MAGIC.line_magic(name)  # type: ignore[no-any-return]
+
+
+def magic_arguments() -> Callable[[_F], _F]:
+    return _ARGS.magic_arguments()  # type: ignore[no-any-return]
+
+
+def argument(*args: Any, **kwargs: Any) -> Callable[[_F], _F]:
+    return _ARGS.argument(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+def parse_argstring(magic: Callable[..., Any], line: str) -> Any:
+    return _ARGS.parse_argstring(magic, line)
+
+
+@magics_class
+class CometImg(Magics, Configurable):
+    """Generate images from a notebook cell.
+
+    Example::
+
+        %load_ext cometnb
+        %config CometImg.model = "gpt-image-1-mini"
+
+        %%cometimg -s 1024x1024,1536x1024 -q low,high -o shots
+        a lighthouse at dusk, {style}
+    """
+
+    model = Unicode(_settings.DEFAULT_MODEL, help="Model used when a cell gives no -m.").tag(
+        config=True
+    )
+    size = Unicode(None, allow_none=True, help="Default size (WxH or auto).").tag(config=True)
+    quality = Unicode(None, allow_none=True, help="Default quality.").tag(config=True)
+    concurrency = Int(4, help="Requests of a grid in flight at once.").tag(config=True)
+    timeout = Float(600.0, help="Read timeout per request, in seconds.").tag(config=True)
+    max_retries = Int(2, help="Retries of requests that were never billed.").tag(config=True)
+    thumbnail_px = Int(512, help="Longest side of inline previews, in pixels.").tag(config=True)
+    history_dir = Unicode(
+        None, allow_none=True, help="History folder (default ./cometnb-history)."
+    ).tag(config=True)
+    base_url = Unicode(
+        None, allow_none=True, help="API base URL (default https://api.cometapi.com/v1)."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        # Magics.__init__ appends self to shell.configurables and makes the shell the parent,
+        # so %config and the shell's config files reach these traits.
+        super().__init__(shell=shell, **kwargs)
+        self.engine = CellEngine(shell)
+        self.pull_settings()
+
+    # --- settings ----------------------------------------------------------------------------
+
+    @validate("concurrency", "thumbnail_px")
+    def _at_least_one(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value < 1:
+            raise TraitError(f"CometImg.{proposal['trait'].name} must be at least 1")
+        return value
+
+    @validate("max_retries")
+    def _not_negative(self, proposal: Any) -> int:
+        if int(proposal["value"]) < 0:
+            raise TraitError("CometImg.max_retries must be 0 or more")
+        return int(proposal["value"])
+
+    @validate("timeout")
+    def _positive(self, proposal: Any) -> float:
+        if float(proposal["value"]) <= 0:
+            raise TraitError("CometImg.timeout must be positive")
+        return float(proposal["value"])
+
+    @observe(*SETTING_NAMES)
+    def _mirror(self, change: Any) -> None:
+        self._copy_setting(change["name"])
+
+    def _copy_setting(self, name: str) -> None:
+        value = getattr(self, name)
+        if name in _OPTIONAL_TEXT and not value:
+            value = None  # %config CometImg.size = "" means "no default"
+        if name == "model" and not value:
+            value = _settings.DEFAULT_MODEL
+        setattr(_settings.active(), name, value)
+
+    def pull_settings(self) -> None:
+        """Make the traits show ``_settings.active()``, the one source of truth.
+
+        Code may change the active settings directly (``cometnb.sim.use_if_keyless`` points
+        ``base_url`` at the simulator), so the traits are refreshed from them on load, before
+        each cell and before ``%config`` applies a change, instead of overwriting them.
+        """
+        active = _settings.active()
+        for name in SETTING_NAMES:
+            value = getattr(active, name)
+            if getattr(self, name) != value:
+                with contextlib.suppress(TraitError):  # a value the trait refuses: keep the trait
+                    setattr(self, name, value)
+
+    def update_config(self, config: Any) -> None:
+        """``%config CometImg.x = …``: compare against the active settings, then apply."""
+        self.pull_settings()
+        super().update_config(config)
+
+    # --- magics ------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("-m", "--model", help="model, or a comma list for a grid (default CometImg.model)")
+    @argument("-s", "--size", help="size (e.g. 1024x1024, auto), or a comma list")
+    @argument("-q", "--quality", help="quality (low, medium, high, auto, standard, hd), or a list")
+    @argument("-n", type=int, help="number of images per request")
+    @argument("-f", "--format", help="output_format: png, jpeg, webp (or a comma list)")
+    @argument("--compression", type=int, help="output_compression 0-100 (jpeg/webp)")
+    @argument("--background", help="background: transparent, opaque, auto (or a comma list)")
+    @argument("--style", help="style: vivid or natural (dall-e-3)")
+    @argument("--response-format", help="response_format: url or b64_json (dall-e models)")
+    @argument("--moderation", help="moderation: low or auto")
+    @argument("--partial", type=int, metavar="K", help="stream with K partial previews (0-3)")
+    @argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other API field (repeatable); VALUE is parsed as JSON when it parses",
+    )
+    @argument("--each-line", action="store_true", help="every non-empty line is its own prompt")
+    @argument("-o", "--out", metavar="NAME", help="bind the result to NAME in the namespace")
+    @argument("--tag", action="append", help="tag the history records (repeatable)")
+    @argument("--dry-run", action="store_true", help="show the request JSON; send nothing")
+    @argument("--no-display", action="store_true", help="render nothing")
+    @cell_magic("cometimg")
+    def cometimg(self, line: str, cell: str) -> Generation | Grid | None:
+        """Generate images: the cell body is the prompt.
+
+        ``{name}`` in the prompt is replaced by the value of ``name`` in the notebook's
+        namespace (``{obj.attr}`` and ``{d[key]}`` work too); write ``{{`` and ``}}`` for
+        literal braces. A comma list in -m/-s/-q/-f/--background, or --each-line, builds a
+        grid: every combination runs (CometImg.concurrency at a time) and shows as one
+        labelled comparison grid. Every request is validated before anything is sent.
+
+        Returns a Generation (one request) or a Grid (several), so ``_`` holds it. Images
+        are saved in the history (CometImg.history_dir) before they are shown. The API key is
+        never an option: set COMETAPI_KEY or run %cometimg_key.
+        """
+        args = parse_argstring(self.cometimg, line)
+        self.pull_settings()
+        shell: Any = self.shell
+        plan = build_plan(args, cell, shell.user_ns, _settings.active())
+        return self.engine.run(plan)
+
+    @magic_arguments()
+    @argument("--clear", action="store_true", help="forget the key held in memory")
+    @line_magic("cometimg_key")
+    def cometimg_key(self, line: str) -> None:
+        """Ask for the CometAPI key with a masked prompt; it is held in memory only.
+
+        The key is never saved in the notebook, the history or any output. Where the
+        frontend cannot answer input prompts, a password box is shown instead.
+        """
+        if line.strip() and line.strip() != "--clear":
+            # Never echo the argument: it may be the key itself.
+            raise UsageError(
+                "%cometimg_key takes no arguments: run it alone and type the key at the "
+                "masked prompt (a key written in a cell would be saved with the notebook)."
+            )
+        if parse_argstring(self.cometimg_key, line).clear:
+            _settings.set_session_key(None)
+            print("key cleared")
+            return
+        ask_for_key(self.shell)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics on ``ipython`` (``%load_ext cometnb``)."""
+    magics = CometImg(shell=ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("post_run_cell", magics.engine.forget_shown)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Undo :func:`load_ipython_extension` (``%unload_ext`` / ``%reload_ext``)."""
+    manager = ipython.magics_manager
+    magics = manager.registry.pop("CometImg", None)
+    manager.magics["cell"].pop("cometimg", None)
+    manager.magics["line"].pop("cometimg_key", None)
+    if magics is None:
+        return
+    magics.engine.forget_shown()
+    with contextlib.suppress(ValueError):  # already gone
+        ipython.events.unregister("post_run_cell", magics.engine.forget_shown)
+    if magics in ipython.configurables:
+        ipython.configurables.remove(magics)

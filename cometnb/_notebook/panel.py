@@ -1,0 +1,296 @@
+"""``cometnb.panel()``: an ipywidgets panel for generating images and browsing the history.
+
+The panel follows ipywidgets' "Widget Asynchronous" pattern: a VBox of controls, a button and
+an output area; the long work runs as a task on the kernel's event loop, so the notebook stays
+responsive, and the buttons are relabelled while it runs and restored when it ends. The parts
+live in their own modules: the request form (``_panel_controls``), the queue that runs
+generations (``_panel_jobs``) and the history browser (``_panel_history``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from cometnb._core.errors import CancelledError as CometCancelled
+from cometnb._core.errors import ValidationError
+from cometnb._core.models import ClientEvent
+from cometnb._notebook.panel_form import RequestForm
+from cometnb._notebook.panel_history import HistoryBrowser
+from cometnb._notebook.panel_messages import message_html, short_message
+from cometnb._notebook.panel_queue import Job, JobQueue
+
+if TYPE_CHECKING:
+    from cometnb._core.models import Generation
+
+__all__ = ["Panel", "panel"]
+
+GALLERY_SIZE = 8  # newest generations kept in the panel; the rest live in the history
+PREVIEW_PX = 256
+TICK_S = 0.5
+# Compact display inside the panel only (the shared HTML views size images for full cells).
+# Scoped to .cometnb-panel; !important because the views use inline styles.
+PANEL_CSS = """<style>
+.cometnb-panel .cometnb-gallery .widget-html-content {
+  display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; white-space: normal; }
+.cometnb-panel .cometnb-gallery .cometnb-card { max-width: 300px !important; margin: 0 !important; }
+.cometnb-panel .cometnb-gallery img {
+  max-width: 260px !important; max-height: 260px !important; height: auto; }
+.cometnb-panel .cometnb-compare img {
+  width: 220px !important; height: 220px !important; }
+.cometnb-panel .cometnb-compare .widget-html-content { white-space: normal; overflow: auto; }
+</style>"""
+
+
+def _guarded(report: Callable[[str], None], fn: Callable[[Any], object]) -> Callable[[Any], None]:
+    """Wrap a widget callback: an exception becomes one short line, never a traceback."""
+
+    def callback(arg: Any) -> None:
+        try:
+            fn(arg)
+        except Exception as exc:
+            report(short_message(exc))
+
+    return callback
+
+
+class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
+    """The cometnb widget panel. Controls are attributes so code (and tests) can drive it.
+
+    ``prompt``, ``model``, ``size``, ``quality``, ``n``, ``tags``, ``key`` and the other option
+    controls come from the :class:`~cometnb._notebook.panel_form.RequestForm` (``panel.form``);
+    ``generate_button``, ``cancel_button``, ``progress``, ``message``, ``preview``, ``gallery``
+    and ``history_browser`` are the rest. ``generations`` lists the results made here.
+
+    Example::
+
+        >>> p = panel()
+        >>> p.prompt.value = "a lighthouse at dusk, oil painting"
+        >>> p.model.value = "gpt-image-1-mini"
+        >>> p.generate_button.click()  # doctest: +SKIP
+        >>> p.wait(60)  # outside a kernel only  # doctest: +SKIP
+        True
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.form = RequestForm()
+        for name in self.form.fields:
+            setattr(self, name, getattr(self.form, name))
+        self.generations: list[Generation] = []
+        self.generate_button = W.Button(description="Generate", button_style="primary", icon="play")
+        self.generate_button.add_class("cometnb-generate")
+        self.cancel_button = W.Button(description="Cancel", button_style="warning", icon="stop")
+        self.cancel_button.add_class("cometnb-cancel")
+        self.cancel_button.layout.display = "none"
+        self.progress = _html("cometnb-progress")
+        self.message = _html("cometnb-message")
+        self.preview = _html("cometnb-preview")
+        self.gallery = _html("cometnb-gallery")
+        self.history_browser = HistoryBrowser(on_load=self._load_settings, report=self.report)
+        self.history_section = W.Accordion(children=[self.history_browser.box], titles=("History",))
+        self.history_section.add_class("cometnb-history-section")
+        self.jobs = JobQueue(self._generate, on_change=self._show_state)
+        super().__init__(children=self._children(), **kwargs)
+        self.add_class("cometnb-panel")
+        self._wire()
+
+    def _children(self) -> list[W.Widget]:
+        title = W.HTML(PANEL_CSS + "<b style='font-size:115%'>cometnb</b> · image generation")
+        buttons = W.HBox(
+            [self.generate_button, self.cancel_button, self.progress],
+            layout=W.Layout(align_items="center"),
+        )
+        return [
+            title,
+            self.form.box,
+            buttons,
+            self.message,
+            self.preview,
+            self.gallery,
+            self.history_section,
+        ]
+
+    def _wire(self) -> None:
+        self.generate_button.on_click(_guarded(self.report, lambda _b: self.submit()))
+        self.cancel_button.on_click(_guarded(self.report, lambda _b: self.cancel()))
+        self.history_section.observe(
+            _guarded(self.report, self._on_history_toggle), names="selected_index"
+        )
+
+    # --- public actions --------------------------------------------------------------------
+
+    def submit(self) -> Job | None:
+        """Validate the controls and queue a generation (what Generate does); None if refused."""
+        self.message.value = ""
+        try:
+            request = self.form.build_request()
+        except ValidationError:
+            return None  # build_request showed it next to the control at fault
+        job = self.jobs.submit(Job(request, self.form.tag_list()))
+        self._show_state()
+        return job
+
+    def cancel(self) -> bool:
+        """Cancel the running generation (queued ones still run)."""
+        return self.jobs.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every queued generation has finished (outside a kernel); False on timeout."""
+        return self.jobs.wait(timeout)
+
+    def report(self, text: str, kind: str = "error") -> None:
+        """Show one short line in the panel's message area."""
+        self.message.value = message_html(text, kind)
+
+    def refresh_history(self) -> None:
+        """Re-read the history into the browser (done on open and after each generation)."""
+        self.history_browser.refresh()
+
+    # --- state shown while jobs run --------------------------------------------------------
+
+    def _show_state(self) -> None:
+        busy = self.jobs.busy
+        queued = self.jobs.queued
+        self.generate_button.description = "Queue another" if busy else "Generate"
+        self.generate_button.icon = "plus" if busy else "play"
+        self.cancel_button.layout.display = None if busy else "none"
+        self.progress.value = self._progress_text() if busy else ""
+        self.generate_button.tooltip = f"{queued} waiting" if queued else None
+
+    def _progress_text(self) -> str:
+        job = self.jobs.current
+        parts: list[str] = []
+        if job is not None and job.state == "running":
+            parts.append(f"Generating with {job.request.model} · {job.elapsed_s:.1f} s")
+            parts.extend(str(v) for v in job.notes.values())
+        queued = self.jobs.queued
+        if queued:
+            parts.append(f"{queued} queued")
+        return message_html(" · ".join(parts), "info")
+
+    def _on_event(self, job: Job) -> Callable[[ClientEvent], None]:
+        def on_event(event: ClientEvent) -> None:
+            try:
+                self._apply_event(job, event)
+                self._show_state()
+            except Exception as exc:  # progress display must never break the request
+                self.report(short_message(exc))
+
+        return on_event
+
+    def _apply_event(self, job: Job, event: ClientEvent) -> None:
+        notes = job.notes
+        if event.kind == "sending":
+            notes.pop("waiting", None)
+            if event.attempt > 1:
+                notes["attempt"] = f"attempt {event.attempt}"
+        elif event.kind == "waiting":
+            reason = f" after {event.reason}" if event.reason else ""
+            notes["waiting"] = f"waiting {event.wait_s or 0:.0f} s{reason}"
+        elif event.kind == "partial" and event.partial_image:
+            notes["partial"] = f"preview {(event.partial_index or 0) + 1}"
+            self._show_preview(event.partial_image)
+        elif event.kind in ("downloading", "storing"):
+            notes.pop("waiting", None)
+            notes["step"] = event.kind
+
+    def _show_preview(self, data: bytes) -> None:
+        from cometnb._core import images as _decode
+
+        small, _mime = _decode.make_preview(data, PREVIEW_PX)
+        self.preview.value = (
+            f"<img src='{_decode.data_uri(small)}' style='max-width:{PREVIEW_PX}px;"
+            "border-radius:4px;opacity:.85' title='partial preview'/>"
+        )
+
+    async def _tick(self) -> None:
+        while True:  # the elapsed time moves even when the client reports nothing
+            await asyncio.sleep(TICK_S)
+            self._show_state()
+
+    # --- the work of one job (runs on the loop) --------------------------------------------
+
+    async def _generate(self, job: Job) -> None:
+        ticker = asyncio.ensure_future(self._tick())
+        try:
+            gen = await _run_request(job, self._on_event(job))
+        except CometCancelled:
+            job.state = "cancelled"
+            self.report("Cancelled.", "info")
+        except asyncio.CancelledError:
+            self.report("Cancelled.", "info")
+            raise
+        except Exception as exc:  # API errors and anything unexpected: one short line
+            job.state, job.error = "error", exc
+            self.report(short_message(exc))
+        else:
+            job.result = gen
+            self._add_result(gen)
+        finally:
+            ticker.cancel()
+            self.preview.value = ""
+            self._after_job()
+
+    def _add_result(self, gen: Generation) -> None:
+        from cometnb._views import render as _render
+
+        self.generations.append(gen)
+        recent = self.generations[-GALLERY_SIZE:]
+        self.gallery.value = "".join(_render.generation_html(g) for g in reversed(recent))
+        images = len(gen.images)
+        note = " (synthetic image from the simulator)" if gen.synthetic else ""
+        self.report(f"{images} image(s) in {gen.elapsed_s:.1f} s{note}", "ok")
+
+    def _after_job(self) -> None:
+        # The history changed (success, failure and cancellation are all recorded).
+        with contextlib.suppress(Exception):
+            if self.history_section.selected_index == 0:
+                self.refresh_history()
+        with contextlib.suppress(Exception):
+            self.form.refresh_key_field()
+
+    # --- history browser hooks -------------------------------------------------------------
+
+    def _on_history_toggle(self, change: Mapping[str, Any]) -> None:
+        if change["new"] == 0:
+            self.refresh_history()
+
+    def _load_settings(self, body: dict[str, Any], tags: tuple[str, ...]) -> None:
+        self.form.load(body, tags)
+        self.report("Settings loaded into the controls.", "ok")
+
+
+async def _run_request(job: Job, on_event: Callable[[ClientEvent], None]) -> Generation:
+    """Run ``job.request`` on the current loop with the active settings, key and history."""
+    from cometnb._client.clients import AsyncClient
+
+    async with AsyncClient() as client:
+        return await client.run(job.request, on_event=on_event, tags=job.tags, origin="panel")
+
+
+def _html(css_class: str) -> W.HTML:
+    widget = W.HTML("")
+    widget.add_class(css_class)
+    return widget
+
+
+def panel(*, open_history: bool = True) -> Panel:
+    """Build the generation panel (display it, or leave it as the cell's last expression).
+
+    With ``open_history`` the history browser starts open (and is read now).
+
+    Example::
+
+        >>> import cometnb
+        >>> p = cometnb.panel()
+        >>> "cometnb-panel" in p._dom_classes
+        True
+    """
+    p = Panel()
+    if open_history:
+        p.history_section.selected_index = 0  # triggers the first refresh
+    return p

@@ -1,0 +1,172 @@
+"""Exports of history records: a gallery page, a zip of originals, JSON lines, a DataFrame.
+
+Each file is written next to its destination under a temporary name and renamed into place,
+so a failed export never leaves a half-written file where the user asked for one. Zip members
+are only ``records.jsonl`` and ``images/<plain file name>``: names taken from the index are
+reduced to their last component, so nothing in a record can steer a write elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from cometnb._core.errors import CometError, ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cometnb._storage.records import Record
+
+__all__ = ["FORMATS", "export", "jsonl_text", "to_dataframe"]
+
+FORMATS = (".html", ".zip", ".jsonl")
+
+
+def export(records: Sequence[Record], path: Path, *, title: str = "cometnb gallery") -> Path:
+    """Write ``records`` to ``path`` in the format its suffix names; returns the path written."""
+    writers: dict[str, Callable[[Sequence[Record], Path, str], None]] = {
+        ".html": _write_html,
+        ".zip": _write_zip,
+        ".jsonl": _write_jsonl,
+    }
+    if path.is_dir():
+        raise ValidationError(f"cannot export to {path}: it is a folder", field="path")
+    writer = writers.get(path.suffix.lower())
+    if writer is None:
+        raise ValidationError(
+            f"cannot export to {path.name!r}: the file name must end in "
+            f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}",
+            field="path",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        writer(records, tmp, title)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_html(records: Sequence[Record], tmp: Path, title: str) -> None:
+    from cometnb._core import hooks
+
+    tmp.write_text(hooks.render("gallery", records, title), encoding="utf-8")
+
+
+def _write_jsonl(records: Sequence[Record], tmp: Path, title: str) -> None:
+    tmp.write_text(jsonl_text(records), encoding="utf-8")
+
+
+def jsonl_text(records: Iterable[Record]) -> str:
+    """One JSON object per line, oldest first (``Record.to_dict()``)."""
+    return "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
+
+
+def _member(file: str) -> str:
+    """A safe zip member name for a stored image: ``images/<last path component>``."""
+    name = PurePosixPath(file.replace("\\", "/")).name
+    if name in ("", ".", ".."):
+        raise CometError(f"refusing to export an image with the file name {file!r}")
+    return f"images/{name}"
+
+
+def _write_zip(records: Sequence[Record], tmp: Path, title: str) -> None:
+    missing: list[str] = []
+    with zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr("records.jsonl", jsonl_text(records))
+        written: set[str] = set()
+        for rec in records:
+            for file, img in zip(rec.files, rec.images, strict=True):
+                member = _member(file)
+                if member in written:
+                    continue
+                if img.path is None or not img.path.is_file():
+                    missing.append(file)
+                    continue
+                if not _inside(img.path, rec.folder):
+                    missing.append(f"{file} (outside the history folder: not exported)")
+                    continue
+                # Stored, not deflated: PNG/JPEG/WebP are compressed already.
+                zf.write(img.path, member, compress_type=zipfile.ZIP_STORED)
+                written.add(member)
+        if missing:
+            zf.writestr("MISSING.txt", "".join(f"{m}\n" for m in missing))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` (symlinks resolved) lies inside ``folder``."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+_COLUMNS = (
+    "id",
+    "created_at",
+    "prompt",
+    "model",
+    "status",
+    "size",
+    "quality",
+    "n",
+    "images",
+    "elapsed_s",
+    "total_tokens",
+    "error",
+    "http_status",
+    "tags",
+    "origin",
+    "synthetic",
+    "revised_prompt",
+    "files",
+    "params",
+)
+
+
+def _row(rec: Record) -> dict[str, Any]:
+    params = rec.params
+    revised = rec.revised_prompts
+    return {
+        "id": rec.id,
+        "created_at": rec.created_at,
+        "prompt": rec.prompt,
+        "model": rec.model,
+        "status": rec.status,
+        "size": rec.meta.get("size") or params.get("size"),
+        "quality": rec.meta.get("quality") or params.get("quality"),
+        "n": params.get("n", 1),
+        "images": len(rec.files),
+        "elapsed_s": rec.elapsed_s,
+        "total_tokens": (rec.usage or {}).get("total_tokens"),
+        "error": rec.error,
+        "http_status": rec.http_status,
+        "tags": list(rec.tags),
+        "origin": rec.origin,
+        "synthetic": rec.synthetic,
+        "revised_prompt": revised[0] if revised else None,
+        "files": [str(img.path) for img in rec.images],
+        "params": params,
+    }
+
+
+def to_dataframe(records: Sequence[Record]) -> pd.DataFrame:
+    """A pandas DataFrame, one row per record, indexed by record id."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise CometError(
+            "to_dataframe() needs pandas, which is not installed",
+            hint="Install it with: pip install cometnb[pandas]",
+        ) from None
+    frame = pd.DataFrame([_row(r) for r in records], columns=list(_COLUMNS))
+    indexed: pd.DataFrame = frame.set_index("id", drop=False)
+    return indexed

@@ -1,0 +1,452 @@
+"""The history: every generation, durable across kernel restarts, searchable and exportable.
+
+A history folder holds ``index.sqlite3`` (one row per request, see ``_store``), ``images/``
+(the originals exactly as the API returned them) and ``previews/`` (small copies for inline
+display). Files are complete on disk before the row that names them commits, so a crash can
+leave an unreferenced file behind but never a record pointing at nothing.
+
+Records are loaded with one query and kept as small objects; image bytes are read only when
+asked for. Several kernels can append to one folder at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
+
+from cometnb._core import hooks
+from cometnb._core.errors import CometError, ValidationError, redact
+from cometnb._core.models import (
+    ApiImage,
+    ApiResult,
+    Generation,
+    ImageRequest,
+    Status,
+)
+from cometnb._core.protocols import Runner
+from cometnb._core.settings import active, resolve_history_dir
+from cometnb._storage import files as _files
+from cometnb._storage.compare import Comparison
+from cometnb._storage.index import Store
+from cometnb._storage.records import (
+    IMAGES,
+    PREVIEWS,
+    Record,
+    _error_info,
+    _scrub_values,
+    new_record_id,
+    scrub_request,
+)
+from cometnb._version import __version__
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["History", "history"]
+
+
+# --- the history -----------------------------------------------------------------------------
+
+RecordRef = Record | str | int
+
+
+class History:
+    """A history folder: an index of every request plus the image files.
+
+    ``History(path)`` opens any folder (created on the first write); ``cometnb.history()``
+    returns the active one. Indexing is oldest → newest; ``h[-1]`` is the latest.
+
+    Example::
+
+        >>> h = History("cometnb-history")  # doctest: +SKIP
+        >>> len(h), h[-1].prompt  # doctest: +SKIP
+        (42, 'a red fox in snow')
+        >>> h.find(text="fox", status="ok")  # doctest: +SKIP
+        [<Record 20261122-101500-4821-3f2a9c gpt-image-2 1 image(s) 'a red fox in snow'>]
+        >>> h.export("foxes.html")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(os.path.abspath(resolve_history_dir(path)))
+        self._store = Store(self.path)
+        self._lock = threading.RLock()
+        self._ids: list[str] = []
+        self._by_id: dict[str, Record] = {}
+        self._seq = 0
+        self._folders_ready = False
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def record_success(
+        self,
+        request: Mapping[str, Any],
+        result: ApiResult,
+        *,
+        elapsed_s: float,
+        tags: Iterable[str] = (),
+        origin: str | None = None,
+    ) -> Record:
+        """Store the images of a successful response, then commit its record; returns it.
+
+        Safe to call from several threads and processes at once.
+        """
+        body = scrub_request(request)
+        record_id, created = new_record_id()
+        images = self._write_images(record_id, str(body.get("prompt", "")), result)
+        meta = _scrub_values(dict(result.meta))
+        if result.created is not None:
+            meta["created"] = result.created
+        doc = {
+            "request": body,
+            "images": images,
+            "usage": _scrub_values(result.usage) if result.usage is not None else None,
+            "meta": meta,
+            "elapsed_s": float(elapsed_s),
+            "error": None,
+            "http_status": None,
+            "origin": origin,
+            "synthetic": bool(result.synthetic),
+            "version": __version__,
+        }
+        return self._commit(record_id, created, body, "ok", tags, doc)
+
+    def record_failure(
+        self,
+        request: Mapping[str, Any],
+        error: BaseException,
+        *,
+        elapsed_s: float,
+        tags: Iterable[str] = (),
+        origin: str | None = None,
+        status: Status = "error",
+        synthetic: bool = False,
+    ) -> Record:
+        """Commit the record of a request that failed (``"error"``) or was ``"cancelled"``."""
+        if status not in ("error", "cancelled"):
+            raise ValueError(f"a failure's status is 'error' or 'cancelled'; got {status!r}")
+        body = scrub_request(request)
+        record_id, created = new_record_id()
+        info = _error_info(error)
+        doc = {
+            "request": body,
+            "images": [],
+            "usage": None,
+            "meta": {},
+            "elapsed_s": float(elapsed_s),
+            "error": info,
+            "http_status": info.get("status"),
+            "origin": origin,
+            "synthetic": bool(synthetic),
+            "version": __version__,
+        }
+        return self._commit(record_id, created, body, status, tags, doc)
+
+    def check_writable(self) -> None:
+        """Raise :class:`CometError` when images could not be saved here, before anything is
+        sent (and billed): the folder cannot be created, or it is read-only. (A disk that
+        fills up meanwhile is only found when writing.)"""
+        problem = None
+        try:
+            self._prepare_folders()
+        except OSError as exc:
+            problem = exc.strerror or type(exc).__name__
+        if problem is None and not os.access(self.path / IMAGES, os.W_OK):
+            problem = "read-only"
+        if problem is not None:
+            raise CometError(
+                f"the history folder {self.path} cannot hold new images ({problem}); "
+                "nothing was sent",
+                hint="Set a writable folder with %config CometImg.history_dir.",
+            )
+
+    def _write_images(self, record_id: str, prompt: str, result: ApiResult) -> list[dict[str, Any]]:
+        try:
+            self._prepare_folders()
+            return [
+                self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
+            ]
+        except OSError as exc:  # a full disk or a read-only folder: one clear error
+            named = [
+                (_files.image_name(record_id, i, prompt, img.format), img.data)
+                for i, img in enumerate(result.images)
+            ]
+            kept = _files.keep_elsewhere(named)
+            raise CometError(
+                f"could not save the generated image in {self.path / IMAGES} "
+                f"({exc.strerror or type(exc).__name__})"
+                + (f"; a copy is in {kept}" if kept else ""),
+                hint="Free disk space or set a writable folder with %config "
+                "CometImg.history_dir; the generation was billed.",
+            ) from None
+
+    def _prepare_folders(self) -> None:
+        if self._folders_ready:
+            return
+        for name in (IMAGES, PREVIEWS):
+            (self.path / name).mkdir(parents=True, exist_ok=True)
+        _files.sweep_temporaries(self.path / IMAGES, self.path / PREVIEWS)
+        self._folders_ready = True
+
+    def _write_image(
+        self, record_id: str, index: int, prompt: str, img: ApiImage
+    ) -> dict[str, Any]:
+        name = _files.image_name(record_id, index, prompt, img.format)
+        _files.atomic_write(self.path / IMAGES / name, img.data)
+        doc: dict[str, Any] = {
+            "file": f"{IMAGES}/{name}",
+            "preview": None,
+            "format": img.format,
+            "width": img.width,
+            "height": img.height,
+            "bytes": len(img.data),
+            "revised_prompt": redact(img.revised_prompt) if img.revised_prompt else None,
+        }
+        doc["preview"] = self._write_preview(record_id, index, img.data) or doc["file"]
+        return doc
+
+    def _write_preview(self, record_id: str, index: int, data: bytes) -> str | None:
+        """The preview's relative path; ``None`` when the original is small enough to show."""
+        from cometnb._core.images import make_preview
+
+        try:
+            preview, mime = make_preview(data, active().thumbnail_px)
+        except CometError:
+            return None  # the original stays the source of truth; views fall back to it
+        if preview == data:
+            return None
+        name = _files.preview_name(record_id, index, mime)
+        try:
+            _files.atomic_write(self.path / PREVIEWS / name, preview)
+        except OSError:
+            return None  # the original is saved; a preview is only a convenience
+        return f"{PREVIEWS}/{name}"
+
+    def _commit(
+        self,
+        record_id: str,
+        created: float,
+        body: Mapping[str, Any],
+        status: str,
+        tags: Iterable[str],
+        doc: Mapping[str, Any],
+    ) -> Record:
+        try:
+            row = self._store.insert(
+                record_id,
+                created,
+                str(body.get("prompt", "")),
+                str(body.get("model", "")),
+                status,
+                _tags_json(tags),
+                json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str),
+            )
+        except Exception as exc:  # sqlite3.Error, OSError: the files are safe, say where
+            raise CometError(
+                f"could not record the request in {self._store.path} ({type(exc).__name__}: {exc})",
+                hint=f"Any images are kept in {self.path / IMAGES}.",
+            ) from exc
+        return Record._from_row(row, self.path)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _sync(self) -> list[str]:
+        """Catch up with rows added or changed (by any process) since the last look."""
+        with self._lock:
+            rows = self._store.rows_after(self._seq)
+            if rows:
+                known = len(self._by_id)
+                for row in rows:
+                    rec = Record._from_row(row, self.path)
+                    if rec.id not in self._by_id:
+                        self._ids.append(rec.id)
+                    self._by_id[rec.id] = rec
+                    self._seq = max(self._seq, row[1])
+                if len(self._by_id) != known:
+                    self._ids.sort()  # nearly sorted already: linear in practice
+            return self._ids
+
+    def records(self) -> list[Record]:
+        """Every record, oldest → newest (a snapshot list)."""
+        with self._lock:
+            ids = self._sync()
+            return [self._by_id[i] for i in ids]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sync())
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Record]: ...
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
+        with self._lock:
+            ids = self._sync()
+            if isinstance(index, slice):
+                return [self._by_id[i] for i in ids[index]]
+            try:
+                return self._by_id[ids[index]]
+            except IndexError:
+                raise IndexError(
+                    f"history index {index} out of range ({len(ids)} records)"
+                ) from None
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records())
+
+    def __contains__(self, item: object) -> bool:
+        rid = item.id if isinstance(item, Record) else item
+        return isinstance(rid, str) and self.get(rid) is not None
+
+    def get(self, record_id: str | Record) -> Record | None:
+        """The record with this id (``None`` when there is none)."""
+        rid = record_id.id if isinstance(record_id, Record) else record_id
+        with self._lock:
+            self._sync()
+            return self._by_id.get(rid)
+
+    def _resolve(self, ref: RecordRef) -> Record:
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            return self[ref]
+        rec = self.get(ref) if isinstance(ref, (str, Record)) else None
+        if rec is None:
+            raise KeyError(f"no record {getattr(ref, 'id', ref)!r} in the history at {self.path}")
+        return rec
+
+    def find(
+        self,
+        text: str | None = None,
+        model: str | None = None,
+        tag: str | None = None,
+        status: str | None = None,
+    ) -> list[Record]:
+        """Records matching every given filter, oldest → newest.
+
+        ``text`` is a case-insensitive substring of the prompt or a revised prompt; ``model``,
+        ``tag`` and ``status`` must match exactly.
+        """
+        needle = text.casefold() if text else None
+        found = []
+        for rec in self.records():
+            if model is not None and rec.model != model:
+                continue
+            if status is not None and rec.status != status:
+                continue
+            if tag is not None and tag not in rec.tags:
+                continue
+            if needle is not None and not _mentions(rec, needle):
+                continue
+            found.append(rec)
+        return found
+
+    def compare(self, *records: RecordRef) -> Comparison:
+        """Records side by side (ids, indexes or Records); differing settings highlighted."""
+        if not records:
+            raise ValidationError("compare() needs at least one record (an id, index or Record)")
+        return Comparison([self._resolve(r) for r in records])
+
+    # --- changing --------------------------------------------------------------------------
+
+    def tag(self, record: RecordRef, *tags: str) -> Record:
+        """Add tags to a record (stored at once); returns the updated record."""
+        rec = self._resolve(record)
+        self._store.set_tags(rec.id, _tags_json((*rec.tags, *tags)))
+        with self._lock:
+            self._sync()
+            return self._by_id[rec.id]
+
+    def untag(self, record: RecordRef, *tags: str) -> Record:
+        """Remove tags from a record; returns the updated record."""
+        rec = self._resolve(record)
+        self._store.set_tags(rec.id, _tags_json(t for t in rec.tags if t not in tags))
+        with self._lock:
+            self._sync()
+            return self._by_id[rec.id]
+
+    def rerun(
+        self, record: RecordRef, *, client: Runner | None = None, **overrides: Any
+    ) -> Generation:
+        """Send a recorded request again (with ``overrides``); the new record names its origin.
+
+        ``client`` is a ``cometnb.Client`` to use (default: a new one storing into this
+        history). ``None`` as an override removes a field.
+        """
+        rec = self._resolve(record)
+        request = ImageRequest.from_dict(rec.request).with_overrides(**overrides)
+        if client is not None:
+            return client.run(request, origin=rec.id)
+        own = hooks.new_runner(self)  # the default client, installed by the package root
+        try:
+            return own.run(request, origin=rec.id)
+        finally:
+            own.close()
+
+    # --- output ----------------------------------------------------------------------------
+
+    def export(self, path: str | os.PathLike[str], records: Iterable[Record] | None = None) -> Path:
+        """Write the history (or ``records``) to ``path``; the format follows the suffix.
+
+        ``.html``: one self-contained gallery file (previews embedded, opens offline);
+        ``.zip``: the original image files plus ``records.jsonl``; ``.jsonl``: metadata only.
+        """
+        from cometnb._storage.export import export
+
+        chosen = self.records() if records is None else list(records)
+        return export(chosen, Path(path), title=f"cometnb history: {self.path.name}")
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per record (needs pandas: ``pip install cometnb[pandas]``)."""
+        from cometnb._storage.export import to_dataframe
+
+        return to_dataframe(self.records())
+
+    def close(self) -> None:
+        """Close the index connection (reopened automatically when used again)."""
+        self._store.close()
+
+    def _repr_html_(self) -> str:
+        return hooks.render("history", self.records())
+
+    def __repr__(self) -> str:
+        return f"<History {self.path} ({len(self)} records)>"
+
+
+def _mentions(rec: Record, needle: str) -> bool:
+    if needle in rec.prompt.casefold():
+        return True
+    return any(needle in p.casefold() for p in rec.revised_prompts)
+
+
+def _tags_json(tags: Iterable[str]) -> str:
+    seen: dict[str, None] = {}
+    for tag in tags:
+        text = redact(str(tag).strip())
+        if text:
+            seen[text] = None
+    return json.dumps(list(seen), ensure_ascii=False)
+
+
+_histories: dict[str, History] = {}
+_histories_lock = threading.Lock()
+
+
+def history(path: str | os.PathLike[str] | None = None) -> History:
+    """The active :class:`History` (``CometImg.history_dir``, ``$COMETNB_HISTORY`` or
+    ``./cometnb-history``), or the one at ``path``; one instance per folder per process.
+
+    Example::
+
+        >>> import cometnb
+        >>> h = cometnb.history()  # doctest: +SKIP
+        >>> h[-1]  # the latest record  # doctest: +SKIP
+    """
+    key = os.path.abspath(resolve_history_dir(path))
+    with _histories_lock:
+        found = _histories.get(key)
+        if found is None:
+            found = _histories[key] = History(key)
+        return found

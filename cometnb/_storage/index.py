@@ -1,0 +1,235 @@
+"""The history's SQLite index: one row per record, shared safely by threads and processes.
+
+One connection per :class:`Store`, guarded by a lock (writes are rare: one per generation).
+WAL mode lets readers run while another kernel writes; ``busy_timeout`` makes a second writer
+wait instead of failing; every write takes the write lock up front (``BEGIN IMMEDIATE``) so
+two processes appending at once serialise instead of tripping over stale snapshots.
+
+Every insert or update stamps the row with the next ``seq`` number, so a reader catches up
+with everything that changed since it last looked with one indexed query (``rows_after``).
+The schema is versioned with ``PRAGMA user_version``; :data:`SCHEMA_VERSION` is this code's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from cometnb._core.errors import CometError
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "Row", "Store"]
+
+DB_NAME = "index.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+# id, seq, created_at, prompt, model, status, tags (JSON list), doc (JSON object)
+Row = tuple[str, int, float, str, str, str, str, str]
+_COLUMNS = "id, seq, created_at, prompt, model, status, tags, doc"
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS records (
+    id         TEXT PRIMARY KEY,
+    seq        INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    prompt     TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    tags       TEXT NOT NULL DEFAULT '[]',
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
+"""
+# Migrations: MIGRATIONS[v] upgrades a database at version v to v + 1.
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
+_NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
+
+
+class Store:
+    """The index file ``<root>/index.sqlite3``; created on the first write, not on reads.
+
+    Example::
+
+        >>> store = Store(Path("cometnb-history"))  # doctest: +SKIP
+        >>> store.rows_after(0)  # every row, in change order  # doctest: +SKIP
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / DB_NAME
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._read_only = False  # opened by the read-only fallback: reopen before writing
+
+    # --- connection ------------------------------------------------------------------------
+
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._conn is not None and create and self._read_only:
+            self.close()  # the folder may have become writable again (space freed)
+        if self._conn is not None:
+            return self._conn
+        if not create and not self.path.exists():
+            return None  # reading a folder that has no history yet: nothing to show
+        try:
+            self._conn, self._read_only = self._open_writable(), False
+        except (sqlite3.OperationalError, OSError):
+            if create:
+                raise
+            # A read-only folder (or a full disk) must still show the records it holds.
+            self._conn, self._read_only = self._open_read_only(), True
+        return self._conn
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._open(str(self.path), uri=False)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed record survives power loss, not only a crash (costs one fsync).
+            conn.execute("PRAGMA synchronous = FULL")
+            _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Open for reading only: ``mode=ro`` first; ``immutable=1`` when SQLite cannot even
+        create the WAL's shared-memory file (nothing can write there, so no locking is lost)."""
+        base = f"{self.path.resolve().as_uri()}?mode=ro"
+        for uri in (base, f"{base}&immutable=1"):
+            conn = self._open(uri, uri=True)
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.OperationalError:
+                conn.close()
+                continue
+            if version != SCHEMA_VERSION:
+                conn.close()
+                raise CometError(
+                    f"the history index {self.path} is read-only and at schema {version}; "
+                    f"this cometnb reads schema {SCHEMA_VERSION}",
+                    hint="Open it where it is writable once, or use a matching cometnb version.",
+                )
+            return conn
+        raise CometError(f"could not open the history index {self.path} for reading")
+
+    @staticmethod
+    def _open(target: str, *, uri: bool) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE themselves.
+        conn = sqlite3.connect(
+            target,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connect(create=True)
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")  # may fail too (a full disk): then roll back as well
+            except BaseException:
+                with suppress(sqlite3.Error):  # the original error is the one to report
+                    conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __del__(self) -> None:
+        # Newer Pythons warn about connections left to the garbage collector.
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            conn.close()
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def insert(
+        self,
+        record_id: str,
+        created_at: float,
+        prompt: str,
+        model: str,
+        status: str,
+        tags: str,
+        doc: str,
+    ) -> Row:
+        """Commit one row; returns it as stored (with its ``seq``)."""
+        with self._write() as conn:
+            conn.execute(
+                f"INSERT INTO records ({_COLUMNS}) VALUES (?, {_NEXT_SEQ}, ?, ?, ?, ?, ?, ?)",
+                (record_id, created_at, prompt, model, status, tags, doc),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)
+            ).fetchone()
+        return _as_row(row)
+
+    def set_tags(self, record_id: str, tags: str) -> bool:
+        """Replace a record's tags (bumping its ``seq``); False when there is no such record."""
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE records SET tags = ?, seq = {_NEXT_SEQ} WHERE id = ?", (tags, record_id)
+            )
+            return cur.rowcount > 0
+
+    def rows_after(self, seq: int) -> list[Row]:
+        """Rows inserted or changed since ``seq`` (all rows for 0), in ``seq`` order."""
+        with self._lock:
+            conn = self._connect(create=False)
+            if conn is None:
+                return []
+            cur = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq", (seq,))
+            return cur.fetchall()
+
+    def count(self) -> int:
+        with self._lock:
+            conn = self._connect(create=False)
+            if conn is None:
+                return 0
+            return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+
+def _as_row(row: Any) -> Row:
+    if row is None:  # pragma: no cover - the row was inserted in the same transaction
+        raise CometError("history index lost a row it just wrote")
+    return tuple(row)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to :data:`SCHEMA_VERSION` (two processes may race here: serialise)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CometError(
+                f"this history was written by a newer cometnb (schema {version}; this one "
+                f"reads up to {SCHEMA_VERSION})",
+                hint="Upgrade cometnb: pip install -U cometnb",
+            )
+        while version < SCHEMA_VERSION:
+            for statement in _MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            version += 1
+            conn.execute(f"PRAGMA user_version = {version}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

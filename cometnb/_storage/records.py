@@ -1,0 +1,335 @@
+"""Records: one request as the history remembers it, and the helpers that make record data
+safe to keep (ids, credential scrubbing, error documents)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cometnb._core import errors as _errors
+from cometnb._core import hooks
+from cometnb._core.errors import CometError, ValidationError, redact
+from cometnb._core.models import GeneratedImage, Generation, Status
+from cometnb._storage.index import Row
+
+__all__ = ["Record", "new_record_id", "scrub_request"]
+
+IMAGES = "images"
+PREVIEWS = "previews"
+# Request fields that look like credentials are dropped before anything is stored.
+_SECRET_FIELD = re.compile(
+    r"api[-_]?key|authori[sz]ation|^auth|token$|secret|password|bearer", re.I
+)
+
+
+# --- ids -------------------------------------------------------------------------------------
+
+_id_lock = threading.Lock()
+_last_tick = 0
+_TICKS_PER_S = 10_000  # 100 µs resolution
+
+
+def new_record_id(now: float | None = None) -> tuple[str, float]:
+    """A new record id and its timestamp: ``("20261122-101500-4821-3f2a9c", 1795342500.4821)``.
+
+    Ids sort by creation time (UTC), strictly increasing within a process; the random tail
+    keeps two processes that write in the same 100 µs apart.
+    """
+    global _last_tick
+    with _id_lock:
+        tick = max(int((time.time() if now is None else now) * _TICKS_PER_S), _last_tick + 1)
+        _last_tick = tick
+    secs, frac = divmod(tick, _TICKS_PER_S)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(secs))
+    return f"{stamp}-{frac:04d}-{secrets.token_hex(3)}", tick / _TICKS_PER_S
+
+
+# --- scrubbing -------------------------------------------------------------------------------
+
+
+def scrub_request(value: Any) -> Any:
+    """A JSON-able copy without credential-looking fields and with registered secrets redacted."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): scrub_request(v) for k, v in value.items() if not _SECRET_FIELD.search(str(k))
+        }
+    if isinstance(value, (list, tuple)):
+        return [scrub_request(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(str(value))
+
+
+def _scrub_values(value: Any) -> Any:
+    """Redact secrets in strings of response metadata (keys are kept: ``total_tokens`` stays)."""
+    if isinstance(value, Mapping):
+        return {str(k): _scrub_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub_values(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+def _error_info(error: BaseException) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "type": type(error).__name__,
+        "message": redact(getattr(error, "message", None) or str(error)),
+    }
+    for name in ("hint", "status", "code", "param", "request_id", "field"):
+        value = getattr(error, name, None)
+        if value is not None:
+            info[name] = redact(value) if isinstance(value, str) else value
+    body = getattr(error, "body", None)
+    if body is not None:
+        info["body"] = json.loads(redact(json.dumps(body, default=str)))
+    return info
+
+
+def _error_from_info(info: Mapping[str, Any]) -> CometError:
+    """Rebuild the error a failed record stored (its class when cometnb knows it)."""
+    found = getattr(_errors, str(info.get("type")), None)
+    cls = found if isinstance(found, type) and issubclass(found, CometError) else CometError
+    message = str(info.get("message", "unknown error"))
+    hint = info.get("hint")
+    if issubclass(cls, _errors.APIError):
+        return cls(
+            message,
+            status=info.get("status"),
+            code=info.get("code"),
+            param=info.get("param"),
+            request_id=info.get("request_id"),
+            body=info.get("body"),
+            hint=hint,
+        )
+    if issubclass(cls, ValidationError):
+        return cls(message, field=info.get("field"), hint=hint)
+    return cls(message, hint=hint)
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+class Record:
+    """One request as the history remembers it: what was asked, what came back, how it went.
+
+    ``request`` is the body that was sent (never the key); ``params`` the same without prompt
+    and model. ``images`` are :class:`GeneratedImage` objects whose bytes stay on disk until
+    read. ``status`` is ``"ok"``, ``"error"`` or ``"cancelled"``; ``error`` the message.
+
+    Example::
+
+        >>> rec = history()[-1]  # doctest: +SKIP
+        >>> rec.prompt, rec.model, rec.params.get("size"), rec.images[0].path  # doctest: +SKIP
+        ('a red fox', 'gpt-image-2', '1024x1024', PosixPath('…/images/2026…-0-a-red-fox.png'))
+    """
+
+    # Only the columns are decoded at load; the JSON document (request, usage, metadata, image
+    # list) is parsed on first use, which keeps loading thousands of records cheap.
+    __slots__ = (
+        "_doc",
+        "_doc_text",
+        "_images",
+        "_root",
+        "id",
+        "model",
+        "prompt",
+        "status",
+        "tags",
+        "timestamp",
+    )
+
+    id: str
+    timestamp: float
+    prompt: str
+    model: str
+    status: Status
+    tags: tuple[str, ...]
+    _doc: dict[str, Any] | None
+    _doc_text: str
+    _images: list[GeneratedImage] | None
+    _root: Path
+
+    @classmethod
+    def _from_row(cls, row: Row, root: Path) -> Record:
+        rid, _seq, created, prompt, model, status, tags, doc_text = row
+        rec = cls.__new__(cls)
+        rec.id, rec.timestamp, rec.prompt, rec.model = rid, created, prompt, model
+        rec.status = status  # type: ignore[assignment]
+        rec.tags = () if tags == "[]" else tuple(json.loads(tags))
+        rec._doc, rec._doc_text = None, doc_text
+        rec._images = None
+        rec._root = root
+        return rec
+
+    def _d(self) -> dict[str, Any]:
+        doc = self._doc
+        if doc is None:
+            # Two threads may both parse: harmless, they produce equal documents.
+            doc = self._doc = json.loads(self._doc_text)
+            self._doc_text = ""
+        return doc
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The request body that was sent (prompt, model and every other field; no key)."""
+        return self._d().get("request") or {}
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """Token usage as the API reported it (GPT image models), else ``None``."""
+        return self._d().get("usage")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Response metadata: size, quality, background, output_format, created."""
+        return self._d().get("meta") or {}
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds from sending the request to storing the result."""
+        return float(self._d().get("elapsed_s") or 0.0)
+
+    @property
+    def error_info(self) -> dict[str, Any] | None:
+        """The stored error: type, message, hint, status, code, param, request_id, body."""
+        return self._d().get("error")
+
+    @property
+    def http_status(self) -> int | None:
+        return self._d().get("http_status")
+
+    @property
+    def origin(self) -> str | None:
+        """The id of the record this one re-ran (``History.rerun``), else ``None``."""
+        return self._d().get("origin")
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the images came from cometnb's simulator."""
+        return bool(self._d().get("synthetic"))
+
+    @property
+    def version(self) -> str:
+        """The cometnb version that wrote the record."""
+        return str(self._d().get("version", ""))
+
+    @property
+    def _image_docs(self) -> list[dict[str, Any]]:
+        return self._d().get("images") or []
+
+    @property
+    def created_at(self) -> datetime:
+        """When the request was made (timezone-aware, UTC)."""
+        return datetime.fromtimestamp(self.timestamp, timezone.utc)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every request field except prompt and model."""
+        return {k: v for k, v in self.request.items() if k not in ("prompt", "model")}
+
+    @property
+    def error(self) -> str | None:
+        """The error message of a failed or cancelled request (``None`` when it succeeded)."""
+        if self.error_info is None:
+            return None
+        hint = self.error_info.get("hint")
+        message = str(self.error_info.get("message", ""))
+        return f"{message} {hint}" if hint else message
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def images(self) -> list[GeneratedImage]:
+        """The stored images (files on disk; bytes read on demand)."""
+        if self._images is None:
+            self._images = [self._image(d) for d in self._image_docs]
+        return list(self._images)
+
+    def _image(self, doc: Mapping[str, Any]) -> GeneratedImage:
+        preview = doc.get("preview")
+        return GeneratedImage(
+            self._root / doc["file"],
+            str(doc.get("format", "")),
+            int(doc.get("width", 0)),
+            int(doc.get("height", 0)),
+            doc.get("revised_prompt"),
+            preview_path=self._root / preview if preview else None,
+        )
+
+    @property
+    def revised_prompts(self) -> list[str]:
+        """Prompts the model rewrote (dall-e-3 does), in image order; empty when none."""
+        return [d["revised_prompt"] for d in self._image_docs if d.get("revised_prompt")]
+
+    @property
+    def folder(self) -> Path:
+        """The history folder this record belongs to (image files are below it)."""
+        return self._root
+
+    @property
+    def files(self) -> list[str]:
+        """Image file names relative to the history folder (``images/…``)."""
+        return [str(d["file"]) for d in self._image_docs]
+
+    def to_generation(self) -> Generation:
+        """The :class:`Generation` this record stands for (what the client returns)."""
+        return Generation(
+            request=dict(self.request),
+            images=self.images,
+            usage=self.usage,
+            created=self.meta.get("created"),
+            elapsed_s=self.elapsed_s,
+            record_id=self.id,
+            meta={k: v for k, v in self.meta.items() if k != "created"},
+            error=_error_from_info(self.error_info) if self.error_info else None,
+            status=self.status,
+            synthetic=self.synthetic,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description (what ``records.jsonl`` exports hold)."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "prompt": self.prompt,
+            "model": self.model,
+            "request": self.request,
+            "status": self.status,
+            "error": self.error_info,
+            "http_status": self.http_status,
+            "images": self._image_docs,
+            "revised_prompts": self.revised_prompts,
+            "usage": self.usage,
+            "meta": self.meta,
+            "elapsed_s": self.elapsed_s,
+            "tags": list(self.tags),
+            "origin": self.origin,
+            "synthetic": self.synthetic,
+            "version": self.version,
+        }
+
+    def _repr_html_(self) -> str:
+        return hooks.render("record", self)
+
+    def __repr__(self) -> str:
+        prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:39] + "…"
+        what = f"{len(self._image_docs)} image(s)" if self.ok else self.status
+        return f"<Record {self.id} {self.model} {what} {prompt!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and (self.id, self.tags) == (other.id, other.tags)
+
+    def __hash__(self) -> int:
+        return hash(self.id)

@@ -1,0 +1,9 @@
+"""``python -m cometnb.sim``: run the simulator in the foreground."""
+
+from __future__ import annotations
+
+import sys
+
+from cometnb.sim.control import main
+
+sys.exit(main())

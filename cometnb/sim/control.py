@@ -1,0 +1,360 @@
+"""The offline simulator: a loopback server that follows CometAPI's image-generation contract.
+
+Tests, benchmarks and the keyless demo use it instead of the paid service. It validates
+requests per model, returns base64 or expiring URL results, streams SSE previews, reports
+usage, and injects faults on demand (rate limits, 5xx, resets, hangs, corrupt bodies). Every
+response carries ``X-CometNB-Simulator: 1`` and every image is stamped SIMULATED, so it can
+never pass for the real service.
+
+Run it in a terminal with ``python -m cometnb.sim``; in Python::
+
+    with SimServer() as sim:
+        client = Client(api_key="sim-any", base_url=sim.base_url)
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from cometnb.sim.handler import SimHTTPServer
+from cometnb.sim.state import FAULT_PARAMS, Fault, SimState
+
+__all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "main", "use_if_keyless"]
+
+FAULT_KINDS: tuple[str, ...] = tuple(FAULT_PARAMS)
+PLACEHOLDER_KEY = "sim-offline-placeholder-key"
+_STOP_WAIT = 5.0  # seconds stop() waits for threads in total
+
+
+class SimServer:
+    """A simulated CometAPI on a loopback port.
+
+    ``latency`` delays every generation request (concurrently: parallel requests overlap);
+    ``url_ttl`` is how long dall-e URL results stay downloadable; ``api_key`` (when set) is the
+    only key accepted; ``texture="photo"`` makes noisy, photo-sized images (~3 MB PNG at 1024²).
+    ``sse_done`` appends ``data: [DONE]`` to streams; ``stream_passthrough=False`` answers
+    ``stream: true`` with plain JSON (a proxy that ignores streaming). ``models`` replaces the
+    served model names (default: every known model); names starting with one of
+    ``model_prefixes`` are served too and behave like gpt-image-1.
+
+    Example::
+
+        >>> with SimServer() as sim:
+        ...     sim.fault("429", retry_after=0)          # the next request is rate-limited
+        ...     sim.base_url.startswith("http://127.0.0.1:")
+        True
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency: float = 0.0,
+        url_ttl: float = 3600.0,
+        api_key: str | None = None,
+        texture: str = "smooth",
+        sse_done: bool = False,
+        stream_passthrough: bool = True,
+        models: Iterable[str] | None = None,
+        model_prefixes: Iterable[str] = ("gpt-image", "sim-"),
+        verbose: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._state = SimState(
+            latency=latency,
+            url_ttl=url_ttl,
+            api_key=api_key,
+            texture=texture,
+            sse_done=sse_done,
+            stream_passthrough=stream_passthrough,
+            models=models,
+            model_prefixes=model_prefixes,
+            verbose=verbose,
+        )
+        self._httpd: SimHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._httpd else "not started"
+        return f"SimServer({where})"
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> SimServer:
+        """Bind the port and serve on a daemon thread; returns ``self``."""
+        if self._httpd is not None:
+            return self
+        self._state.stopping.clear()
+        httpd = SimHTTPServer((self.host, self.port), self._state)
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        self._state.base_url = self.base_url
+        # A short poll interval makes shutdown() return promptly.
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="cometnb-sim",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: wake hung handlers, close connections, join threads (bounded)."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        deadline = time.monotonic() + _STOP_WAIT
+        self._state.stopping.set()
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        httpd.join_connections(deadline)
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/v1``: what ``COMETAPI_BASE_URL`` or ``Client(base_url=)`` takes."""
+        if self._httpd is None:
+            raise RuntimeError("the simulator is not running; call start() first")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    # --- settings that tests and benchmarks change on the fly ------------------------------
+
+    @property
+    def latency(self) -> float:
+        return self._state.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._state.latency = seconds
+
+    @property
+    def url_ttl(self) -> float:
+        return self._state.url_ttl
+
+    @url_ttl.setter
+    def url_ttl(self, seconds: float) -> None:
+        self._state.url_ttl = seconds
+
+    # --- faults and observation -----------------------------------------------------------
+
+    def fault(self, kind: str, times: int = 1, **params: Any) -> None:
+        """Queue ``times`` faults of ``kind``; each generation POST consumes the next one.
+
+        Kinds: ``"429"`` (``retry_after`` seconds, default 1; ``retry_after_date=True``;
+        ``no_retry_after=True``; ``quota=True``), ``"500"``, ``"500_invalid"``, ``"502"``,
+        ``"503"``, ``"504"``, ``"524"`` (``html=`` picks an HTML or JSON body), ``"reset"``,
+        ``"hang"`` (``seconds``, default 30, then the connection is dropped),
+        ``"truncated_json"``, ``"corrupt_b64"``, ``"non_image"``, ``"cut_stream"``
+        (``abrupt=True`` drops the connection), ``"stream_error"``, ``"latency"``
+        (``seconds``), ``"expired_url"``, ``"html_404"``, ``"moderation"``, and ``"http"``
+        (``status``, ``body``, ``headers``: any answer). Content faults that do not apply to a
+        request (``expired_url`` on a base64 result) are consumed without effect.
+        """
+        if times < 1:
+            raise ValueError(f"times must be at least 1; got {times}")
+        self._state.add_fault(Fault.make(kind, **params), times)
+
+    @property
+    def pending_faults(self) -> list[str]:
+        """Kinds of the faults still queued, next first."""
+        return [f.kind for f in self._state.pending_faults()]
+
+    @property
+    def request_count(self) -> int:
+        """Generation POSTs received, faulted ones included (what could have been billed)."""
+        return len(self._state.log())
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The JSON bodies received, oldest first (never any header, so never the key)."""
+        return [body for _, body in self._state.log()]
+
+    @property
+    def log(self) -> list[tuple[float, dict[str, Any]]]:
+        """``(time.monotonic() at arrival, body)`` per generation POST."""
+        return self._state.log()
+
+    @property
+    def spans(self) -> list[tuple[float, float]]:
+        """``(arrival, finished)`` monotonic times of every completed generation POST."""
+        return self._state.spans()
+
+    @property
+    def downloads(self) -> int:
+        """GET requests for URL results (``/v1/files/…``)."""
+        return self._state.downloads
+
+    @property
+    def errors(self) -> list[str]:
+        """Tracebacks of simulator bugs (should stay empty)."""
+        return self._state.errors()
+
+    @property
+    def cache_stats(self) -> dict[str, int]:
+        """Image-cache hits, misses and entries (benchmarks check the simulator stays cheap)."""
+        cache = self._state.cache
+        return {"hits": cache.hits, "misses": cache.misses, "entries": len(cache)}
+
+    def reset(self) -> None:
+        """Forget queued faults, the request log and stored files."""
+        self._state.reset()
+
+
+# --- the keyless demo ---------------------------------------------------------------------
+
+_background: SimServer | None = None
+_background_lock = threading.Lock()
+
+
+def _background_server() -> SimServer:
+    """The process-wide simulator for the keyless demo, started once."""
+    global _background
+    with _background_lock:
+        if _background is None or not _background.running:
+            _background = SimServer().start()
+            atexit.register(_background.stop)
+        return _background
+
+
+def use_if_keyless(quiet: bool = False) -> str:
+    """Point cometnb at a background simulator when no API key is configured.
+
+    Returns ``"real"`` (a key was found; nothing changes) or ``"simulator"``. The simulator's
+    URL goes to ``_settings._simulator_url`` rather than ``active().base_url``, which the magic
+    overwrites with its traits before every cell; setting a key (``%cometimg_key``) ends it.
+
+    Example::
+
+        >>> use_if_keyless(quiet=True) in ("real", "simulator")
+        True
+    """
+    from cometnb._core import settings as _settings
+
+    key = _settings.resolve_api_key()
+    if key and key != PLACEHOLDER_KEY:  # the placeholder is ours from an earlier call
+        return "real"
+    server = _background_server()
+    _settings.set_session_key(PLACEHOLDER_KEY)  # first: setting a key clears _simulator_url
+    _settings._simulator_url = server.base_url
+    if not quiet:
+        print(
+            "No CometAPI key found: using cometnb's offline simulator at "
+            f"{server.base_url}. Images are synthetic (stamped SIMULATED), nothing is billed.\n"
+            "To use the real service, set COMETAPI_KEY before starting Jupyter, "
+            "or run %cometimg_key.",
+            flush=True,
+        )
+    return "simulator"
+
+
+def leave_simulator() -> bool:
+    """Undo :func:`use_if_keyless`: forget the simulator URL and the placeholder key.
+
+    ``%cometimg_key`` needs no call to this (setting a key leaves keyless mode by itself).
+    Returns True when something changed.
+    """
+    from cometnb._core import settings as _settings
+
+    changed = _settings._simulator_url is not None
+    _settings._simulator_url = None
+    if _settings._session_key == PLACEHOLDER_KEY:
+        _settings.set_session_key(None)
+        changed = True
+    return changed
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m cometnb.sim",
+        description="Run cometnb's offline CometAPI simulator (synthetic images, no billing).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--url-ttl", type=float, default=3600.0, help="URL lifetime, seconds")
+    parser.add_argument("--texture", choices=("smooth", "photo"), default="smooth")
+    parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
+    parser.add_argument("--verbose", action="store_true", help="log each request line")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve in the foreground until Ctrl+C (or SIGTERM)."""
+    args = _parse_args(argv)
+    server = SimServer(
+        args.host,
+        args.port,
+        latency=args.latency,
+        url_ttl=args.url_ttl,
+        api_key=args.api_key,
+        texture=args.texture,
+        verbose=args.verbose,
+    )
+    server.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    _print_banner(server, args.api_key)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        print("cometnb simulator stopped.", flush=True)
+    return 0
+
+
+def _print_banner(server: SimServer, fixed_key: str | None) -> None:
+    key = fixed_key and "<the --api-key value>"
+    lines = [
+        f"cometnb simulator listening on {server.base_url}",
+        "Images are SYNTHETIC (drawn locally, stamped SIMULATED); nothing reaches CometAPI.",
+        "Point cometnb at it (any non-empty placeholder key works):"
+        if key is None
+        else "Point cometnb at it (only the --api-key value is accepted):",
+        f"  export COMETAPI_BASE_URL={server.base_url}",
+        f"  export COMETAPI_KEY={key or 'sim-demo'}",
+        f'  or in Python: Client(api_key="{key or "sim-demo"}", base_url="{server.base_url}")',
+        "Press Ctrl+C to stop.",
+    ]
+    if server.host not in ("127.0.0.1", "localhost", "::1"):
+        lines.insert(1, f"WARNING: bound to {server.host}, not loopback: others can reach it.")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""What the simulator answers to a valid request: a :class:`Job`, its JSON body, its SSE events.
+
+The handler (``_sim_server``) does the I/O and the timing; this module decides the content,
+including the content faults (corrupt base64, non-image bytes, expired URLs).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cometnb.sim.bodies import revised_prompt, sse_event, usage
+from cometnb.sim.images import ImageSpec, Rendered
+from cometnb.sim.state import SimState
+
+__all__ = ["NON_IMAGE", "Job", "corrupt_b64", "json_result", "plan", "stream_events"]
+
+_MAX_EDGE = 4096
+_MAX_PIXELS = 8_294_400  # 3840x2160, the largest gpt-image-2 size
+_DEFAULT_SIZE = (1024, 1024)  # what "auto" and a missing size become
+NON_IMAGE = b"SIMULATED: these bytes are deliberately not an image.\n" * 8
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated request, resolved to concrete values (defaults filled in).
+
+    Example::
+
+        >>> plan({"prompt": "a cat", "model": "gpt-image-1"}, "gpt-image").size
+        '1024x1024'
+    """
+
+    prompt: str
+    model: str
+    family: str
+    n: int
+    width: int
+    height: int
+    fmt: str
+    transparent: bool
+    quality: str
+    compression: int | None
+    response_format: str
+    style: str | None
+    stream: bool
+    partials: int
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def background(self) -> str:
+        return "transparent" if self.transparent else "opaque"
+
+    def spec(self, variant: int, texture: str, preview: int = 0) -> ImageSpec:
+        return ImageSpec(
+            self.prompt,
+            self.width,
+            self.height,
+            self.fmt,
+            self.transparent,
+            texture,
+            variant,
+            self.compression,
+            preview,
+        )
+
+    def meta(self) -> dict[str, Any]:
+        """The top-level fields a GPT image response repeats (and every stream event)."""
+        return {
+            "background": self.background,
+            "output_format": self.fmt,
+            "quality": self.quality,
+            "size": self.size,
+        }
+
+
+def _dimensions(size: Any) -> tuple[int, int]:
+    if size in (None, "auto"):
+        return _DEFAULT_SIZE
+    width, height = (int(side) for side in str(size).split("x"))
+    if not (16 <= width <= _MAX_EDGE and 16 <= height <= _MAX_EDGE):
+        raise ValueError(f"Invalid size {size}: each side must be between 16 and {_MAX_EDGE}.")
+    if width * height > _MAX_PIXELS:
+        raise ValueError(f"Invalid size {size}: at most {_MAX_PIXELS} pixels are supported.")
+    return width, height
+
+
+def plan(body: dict[str, Any], family: str) -> Job:
+    """Resolve a validated body; ``ValueError`` when the size cannot be rendered."""
+    width, height = _dimensions(body.get("size"))
+    response_format = body.get("response_format") or "url"
+    if family == "dall-e":
+        # CometAPI's dall-e-3 URLs point at .webp files; b64 results are PNG.
+        is_url_webp = response_format == "url" and str(body["model"]).startswith("dall-e-3")
+        fmt = "webp" if is_url_webp else "png"
+        quality = str(body.get("quality") or "standard")
+    else:
+        response_format = "b64_json"
+        fmt = str(body.get("output_format") or "png")
+        quality = str(body.get("quality") or "auto")
+        quality = "medium" if quality == "auto" else quality
+    return Job(
+        prompt=str(body["prompt"]),
+        model=str(body["model"]),
+        family=family,
+        n=int(body.get("n") or 1),
+        width=width,
+        height=height,
+        fmt=fmt if fmt in ("png", "jpeg", "webp") else "png",
+        transparent=family != "dall-e"
+        and body.get("background") == "transparent"
+        and fmt != "jpeg",
+        quality=quality,
+        compression=body.get("output_compression"),
+        response_format=str(response_format),
+        style=body.get("style"),
+        stream=bool(body.get("stream")) and family == "gpt-image",
+        partials=int(body.get("partial_images") or 0),
+    )
+
+
+def corrupt_b64(text: str) -> str:
+    """Base64 that no decoder accepts: one character past a multiple of four, plus junk."""
+    keep = (len(text) // 2) // 4 * 4 + 1
+    return text[:keep] + "!*"
+
+
+def _b64(image: Rendered, fault: str | None) -> str:
+    if fault == "corrupt_b64":
+        return corrupt_b64(image.b64)
+    if fault == "non_image":
+        return base64.b64encode(NON_IMAGE).decode("ascii")
+    return image.b64
+
+
+def _images(job: Job, state: SimState) -> list[Rendered]:
+    return [state.cache.get(job.spec(i, state.texture)) for i in range(job.n)]
+
+
+def json_result(job: Job, state: SimState, fault: str | None) -> dict[str, Any]:
+    """The complete (non-streamed) response body for ``job``."""
+    created = int(time.time())
+    if job.family == "gpt-image":
+        return {
+            "created": created,
+            **job.meta(),
+            "usage": usage(job.prompt, job.width, job.height, job.quality, job.n),
+            "data": [{"b64_json": _b64(img, fault)} for img in _images(job, state)],
+        }
+    if job.family == "dall-e":
+        return {
+            "created": created,
+            "data": [_dalle_item(job, img, state, fault) for img in _images(job, state)],
+        }
+    return {
+        "created": created,
+        "data": [{"b64_json": _b64(img, fault)} for img in _images(job, state)],
+    }
+
+
+def _dalle_item(job: Job, image: Rendered, state: SimState, fault: str | None) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if job.model.startswith("dall-e-3"):
+        item["revised_prompt"] = revised_prompt(job.prompt, job.style)
+    if job.response_format == "b64_json":
+        item["b64_json"] = _b64(image, fault)
+        return item
+    data = NON_IMAGE if fault == "non_image" else image.data
+    item["url"] = state.store_file(data, image.mime, job.fmt, expired=fault == "expired_url")
+    return item
+
+
+def stream_events(job: Job, state: SimState, fault: str | None) -> Iterator[bytes]:
+    """The SSE events of a streamed GPT image request, rendered lazily (one at a time)."""
+    for variant in range(job.n):
+        for index in range(job.partials):
+            # Earlier partials are blurrier; the last one is close to the final image.
+            preview = state.cache.get(job.spec(variant, state.texture, job.partials - index))
+            yield sse_event(
+                "image_generation.partial_image",
+                {
+                    "type": "image_generation.partial_image",
+                    "b64_json": preview.b64,
+                    "partial_image_index": index,
+                    "created_at": int(time.time()),
+                    **job.meta(),
+                },
+            )
+        final = state.cache.get(job.spec(variant, state.texture))
+        completed = {
+            "type": "image_generation.completed",
+            "b64_json": _b64(final, fault),
+            "created_at": int(time.time()),
+            **job.meta(),
+            "usage": usage(job.prompt, job.width, job.height, job.quality, 1, job.partials),
+        }
+        yield sse_event("image_generation.completed", _maybe_truncated(completed, fault))
+
+
+def _maybe_truncated(payload: dict[str, Any], fault: str | None) -> dict[str, Any] | str:
+    if fault != "truncated_json":
+        return payload
+    text = json.dumps(payload)
+    return text[: len(text) // 2]

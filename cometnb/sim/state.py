@@ -1,0 +1,207 @@
+"""The simulator's shared state: configuration, the fault queue, the request log, served files.
+
+Handler threads and the test thread touch it concurrently, so every mutable part sits behind
+one lock that is only ever held for bookkeeping, never while sleeping or doing I/O.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cometnb._core.capabilities import CAPABILITIES, get_caps
+from cometnb.sim.images import ImageCache, shared_cache
+
+__all__ = ["FAULT_PARAMS", "Fault", "SimState", "StoredFile"]
+
+# Every fault kind and the keyword parameters it takes.
+FAULT_PARAMS: dict[str, frozenset[str]] = {
+    "429": frozenset({"retry_after", "retry_after_date", "no_retry_after", "quota"}),
+    "500": frozenset({"retry_after"}),
+    "500_invalid": frozenset(),
+    "502": frozenset({"retry_after", "html"}),
+    "503": frozenset({"retry_after"}),
+    "504": frozenset({"retry_after", "html"}),
+    "524": frozenset({"retry_after", "html"}),
+    "reset": frozenset(),
+    "hang": frozenset({"seconds"}),
+    "truncated_json": frozenset(),
+    "corrupt_b64": frozenset(),
+    "non_image": frozenset(),
+    "cut_stream": frozenset({"abrupt"}),
+    "stream_error": frozenset(),
+    "latency": frozenset({"seconds"}),
+    "expired_url": frozenset(),
+    "html_404": frozenset(),
+    "moderation": frozenset(),
+    "http": frozenset({"status", "body", "headers"}),
+}
+
+_MAX_FILES = 512  # URL results kept for download; older ones are forgotten (404)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One queued fault: ``kind`` from :data:`FAULT_PARAMS` and its parameters.
+
+    Example::
+
+        >>> Fault.make("429", retry_after=2).params
+        {'retry_after': 2}
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, kind: str, **params: Any) -> Fault:
+        """Check ``kind`` and its parameters (a typo in a test should fail loudly)."""
+        allowed = FAULT_PARAMS.get(kind)
+        if allowed is None:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_PARAMS)}")
+        unknown = set(params) - allowed
+        if unknown:
+            raise TypeError(f"fault {kind!r} takes {sorted(allowed)}; got {sorted(unknown)}")
+        return cls(kind, dict(params))
+
+
+@dataclass
+class StoredFile:
+    """A URL result: the bytes, their MIME type and when the URL stops working."""
+
+    data: bytes
+    mime: str
+    expires_at: float
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
+class SimState:
+    """Configuration and bookkeeping shared by the handler threads (see :class:`SimServer`)."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        url_ttl: float = 3600.0,
+        api_key: str | None = None,
+        texture: str = "smooth",
+        sse_done: bool = False,
+        stream_passthrough: bool = True,
+        models: Iterable[str] | None = None,
+        model_prefixes: Iterable[str] = ("gpt-image", "sim-"),
+        verbose: bool = False,
+        cache: ImageCache | None = None,
+    ) -> None:
+        if texture not in ("smooth", "photo"):
+            raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
+        self.latency = latency
+        self.url_ttl = url_ttl
+        self.api_key = api_key
+        self.texture = texture
+        self.sse_done = sse_done
+        self.stream_passthrough = stream_passthrough
+        self.models = frozenset(CAPABILITIES if models is None else models)
+        self.model_prefixes = tuple(model_prefixes)
+        self.verbose = verbose
+        self.cache = cache if cache is not None else shared_cache()
+        self.stopping = threading.Event()
+        self.base_url = ""
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self._log: list[tuple[float, dict[str, Any]]] = []
+        self._spans: list[tuple[float, float]] = []
+        self._errors: list[str] = []
+        self._files: OrderedDict[str, StoredFile] = OrderedDict()
+        self._downloads = 0
+
+    # --- models ---------------------------------------------------------------------------
+
+    def serves(self, model: str) -> bool:
+        """True for the configured models and any name with a served prefix."""
+        return model in self.models or model.startswith(self.model_prefixes)
+
+    @staticmethod
+    def family(model: str) -> str:
+        """The response family; served names the table does not know act like gpt-image-1."""
+        caps = get_caps(model)
+        return caps.family if caps else "gpt-image"
+
+    # --- faults and the request log -------------------------------------------------------
+
+    def add_fault(self, fault: Fault, times: int) -> None:
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def pending_faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def arrive(self, body: dict[str, Any]) -> tuple[float, Fault | None]:
+        """Log a generation POST and take the next queued fault (faulted requests count too)."""
+        now = time.monotonic()
+        with self._lock:
+            self._log.append((now, body))
+            return now, (self._faults.popleft() if self._faults else None)
+
+    def finish(self, started: float) -> None:
+        with self._lock:
+            self._spans.append((started, time.monotonic()))
+
+    def note_error(self, text: str) -> None:
+        with self._lock:
+            self._errors.append(text)
+
+    def log(self) -> list[tuple[float, dict[str, Any]]]:
+        with self._lock:
+            return list(self._log)
+
+    def spans(self) -> list[tuple[float, float]]:
+        with self._lock:
+            return list(self._spans)
+
+    def errors(self) -> list[str]:
+        with self._lock:
+            return list(self._errors)
+
+    def reset(self) -> None:
+        """Forget faults, logs and files (the image cache stays: it is only a speed-up)."""
+        with self._lock:
+            self._faults.clear()
+            self._log.clear()
+            self._spans.clear()
+            self._errors.clear()
+            self._files.clear()
+            self._downloads = 0
+
+    # --- URL results ----------------------------------------------------------------------
+
+    def store_file(self, data: bytes, mime: str, ext: str, *, expired: bool = False) -> str:
+        """Keep ``data`` for download and return its URL (already expired when asked)."""
+        name = f"{secrets.token_urlsafe(18)}.{ext}"
+        expires = time.time() - 1 if expired else time.time() + self.url_ttl
+        with self._lock:
+            self._files[name] = StoredFile(data, mime, expires)
+            while len(self._files) > _MAX_FILES:
+                self._files.popitem(last=False)
+        return f"{self.base_url}/files/{name}"
+
+    def get_file(self, name: str) -> StoredFile | None:
+        with self._lock:
+            self._downloads += 1
+            found = self._files.get(name)
+            if found is not None and found.expired:
+                found.data = b""  # free the bytes; keep the entry so the answer stays 403
+            return found
+
+    @property
+    def downloads(self) -> int:
+        with self._lock:
+            return self._downloads
