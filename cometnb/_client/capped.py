@@ -15,13 +15,14 @@ body, :func:`lines_capped` / :func:`alines_capped` split a stream into lines;
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import httpx
 
 from cometnb._client.sse import SSEDecoder, SSEEvent
 from cometnb._core.errors import ResponseError
-from cometnb._core.limits import MB
+from cometnb._core.limits import MB, Limits
 
 __all__ = [
     "BILLED_HINT",
@@ -30,8 +31,11 @@ __all__ = [
     "LineSplitter",
     "alines_capped",
     "aread_capped",
+    "error_budget",
     "lines_capped",
     "read_capped",
+    "result_budget",
+    "stream_budget",
 ]
 
 BILLED_HINT = "The generation may have been billed; it was not retried."
@@ -208,3 +212,42 @@ class CappedSSEDecoder(SSEDecoder):
     def flush(self) -> SSEEvent | None:
         self._size = 0
         return super().flush()
+
+
+# --- the budgets of one attempt ------------------------------------------------------------
+
+
+def result_budget(host: str, limits: Limits, body: Mapping[str, Any], started: float) -> Budget:
+    """A JSON result body: ``n`` images; the attempt's deadline counts from ``started``."""
+    budget = Budget(
+        host, "the result", limit=limits.json_body_bytes(_n(body)), seconds=limits.deadline_s
+    )
+    budget.deadline = started + limits.deadline_s
+    return budget
+
+
+def stream_budget(host: str, limits: Limits, body: Mapping[str, Any], started: float) -> Budget:
+    """A streamed result: every partial and final image of ``n``, each at most one line."""
+    events = _n(body) * (int(body.get("partial_images") or 0) + 1)
+    budget = Budget(
+        host,
+        "the stream",
+        limit=events * limits.sse_line_bytes + MB,
+        seconds=limits.deadline_s,
+    )
+    budget.deadline = started + limits.deadline_s
+    return budget
+
+
+def error_budget(host: str, limits: Limits, started: float) -> Budget:
+    """An error body (real ones are a few hundred bytes)."""
+    budget = Budget(
+        host, "an error reply", limit=limits.error_body_bytes, seconds=limits.deadline_s
+    )
+    budget.deadline = started + limits.deadline_s
+    return budget
+
+
+def _n(body: Mapping[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
