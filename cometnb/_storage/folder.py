@@ -1,6 +1,6 @@
 """The history: every generation, durable across kernel restarts, searchable and exportable.
 
-A history folder holds ``index.sqlite3`` (one row per request, see ``_store``), ``images/``
+A history folder holds ``index.sqlite3`` (one row per request, see ``index``), ``images/``
 (the originals exactly as the API returned them) and ``previews/`` (small copies for inline
 display). Files are complete on disk before the row that names them commits, so a crash can
 leave an unreferenced file behind but never a record pointing at nothing.
@@ -31,7 +31,7 @@ from cometnb._core.protocols import Runner
 from cometnb._core.settings import active, resolve_history_dir
 from cometnb._storage import files as _files
 from cometnb._storage.compare import Comparison
-from cometnb._storage.index import Store
+from cometnb._storage.index import Index
 from cometnb._storage.records import (
     IMAGES,
     PREVIEWS,
@@ -72,7 +72,7 @@ class History:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(os.path.abspath(resolve_history_dir(path)))
-        self._store = Store(self.path)
+        self._index = Index(self.path)
         self._lock = threading.RLock()
         self._ids: list[str] = []
         self._by_id: dict[str, Record] = {}
@@ -235,7 +235,7 @@ class History:
         doc: Mapping[str, Any],
     ) -> Record:
         try:
-            row = self._store.insert(
+            row = self._index.insert(
                 record_id,
                 created,
                 str(body.get("prompt", "")),
@@ -246,7 +246,7 @@ class History:
             )
         except Exception as exc:  # sqlite3.Error, OSError: the files are safe, say where
             raise CometError(
-                f"could not record the request in {self._store.path} ({type(exc).__name__}: {exc})",
+                f"could not record the request in {self._index.path} ({type(exc).__name__}: {exc})",
                 hint=f"Any images are kept in {self.path / IMAGES}.",
             ) from exc
         return Record._from_row(row, self.path)
@@ -256,7 +256,7 @@ class History:
     def _sync(self) -> list[str]:
         """Catch up with rows added or changed (by any process) since the last look."""
         with self._lock:
-            rows = self._store.rows_after(self._seq)
+            rows = self._index.rows_after(self._seq)
             if rows:
                 known = len(self._by_id)
                 for row in rows:
@@ -354,7 +354,7 @@ class History:
     def tag(self, record: RecordRef, *tags: str) -> Record:
         """Add tags to a record (stored at once); returns the updated record."""
         rec = self._resolve(record)
-        self._store.set_tags(rec.id, _tags_json((*rec.tags, *tags)))
+        self._index.set_tags(rec.id, _tags_json((*rec.tags, *tags)))
         with self._lock:
             self._sync()
             return self._by_id[rec.id]
@@ -362,7 +362,7 @@ class History:
     def untag(self, record: RecordRef, *tags: str) -> Record:
         """Remove tags from a record; returns the updated record."""
         rec = self._resolve(record)
-        self._store.set_tags(rec.id, _tags_json(t for t in rec.tags if t not in tags))
+        self._index.set_tags(rec.id, _tags_json(t for t in rec.tags if t not in tags))
         with self._lock:
             self._sync()
             return self._by_id[rec.id]
@@ -406,7 +406,7 @@ class History:
 
     def close(self) -> None:
         """Close the index connection (reopened automatically when used again)."""
-        self._store.close()
+        self._index.close()
 
     def _repr_html_(self) -> str:
         return hooks.render("history", self.records())

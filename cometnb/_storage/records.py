@@ -17,7 +17,7 @@ from cometnb._core import errors as _errors
 from cometnb._core import hooks
 from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.models import GeneratedImage, Generation, Status
-from cometnb._storage.index import Row
+from cometnb._storage.index import IndexRow
 
 __all__ = ["Record", "new_record_id", "scrub_request"]
 
@@ -160,7 +160,7 @@ class Record:
     _root: Path
 
     @classmethod
-    def _from_row(cls, row: Row, root: Path) -> Record:
+    def _from_row(cls, row: IndexRow, root: Path) -> Record:
         rid, _seq, created, prompt, model, status, tags, doc_text = row
         rec = cls.__new__(cls)
         rec.id, rec.timestamp, rec.prompt, rec.model = rid, created, prompt, model
