@@ -36,6 +36,7 @@ from cometnb._core.errors import (
     ResponseError,
     redact,
 )
+from cometnb._core.text import clip
 
 __all__ = [
     "META_KEYS",
@@ -163,8 +164,7 @@ def parse_request_id(message: str) -> str | None:
 def safe_excerpt(text: str, limit: int = 120) -> str:
     """A short, single-line, tag-free and redacted excerpt of a body for an error message."""
     flat = " ".join(html.unescape(_TAG.sub(" ", text)).split())
-    flat = redact(flat)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return clip(redact(flat), limit)
 
 
 def is_quota_exhausted(error: Mapping[str, Any]) -> bool:

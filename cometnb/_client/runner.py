@@ -28,6 +28,7 @@ from cometnb._client.limiter import AdaptiveLimit, Slot
 from cometnb._core.errors import CancelledError, CometError, ValidationError
 from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.protocols import AsyncRunner
+from cometnb._core.text import clip
 
 __all__ = [
     "AXIS_FIELDS",
@@ -153,11 +154,7 @@ def with_setting_defaults(grid: Grid, defaults: Mapping[str, Any]) -> Grid:
 
 def cell_label(cell: GridCell, limit: int = 40) -> str:
     """``"model=dall-e-3, size=1024x1024"`` (long prompts clipped)."""
-    parts = []
-    for name, value in cell.coords.items():
-        text = str(value)
-        parts.append(f"{name}={text if len(text) <= limit else text[: limit - 1] + '…'}")
-    return ", ".join(parts)
+    return ", ".join(f"{name}={clip(str(value), limit)}" for name, value in cell.coords.items())
 
 
 def validate_grid(grid: Grid, *, listed: int = 3) -> None:

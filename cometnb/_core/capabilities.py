@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn
 
 from cometnb._core.errors import ValidationError, redact
+from cometnb._core.text import clip
 
 __all__ = [
     "CAPABILITIES",
@@ -468,8 +469,7 @@ def _repr(value: Any) -> str:
 
 def _clip(text: str, limit: int = 60) -> str:
     # Redact before clipping: a key pasted into a field must not show even in part.
-    text = redact(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(redact(text), limit)
 
 
 def _num(x: float) -> str:

@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from cometnb._core.errors import ResponseError, redact
+from cometnb._core.text import ELLIPSIS, clip
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -193,9 +194,10 @@ def _excerpt(data: bytes, limit: int = 32) -> str:
         return "nothing"
     window = data[: limit + 1024]
     text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in window)
-    text = redact(text)
-    clipped = len(text) > limit or len(data) > len(window)
-    return f"'{text[:limit]}{'…' if clipped else ''}'"
+    if len(data) > len(window):
+        text += ELLIPSIS  # cut by the window even if redaction made the text short
+    # limit + 1: ``limit`` characters are shown before the ellipsis.
+    return f"'{clip(redact(text), limit + 1)}'"
 
 
 def _tail_complete(fmt: str, data: bytes) -> bool:
