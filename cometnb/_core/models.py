@@ -193,9 +193,9 @@ class GeneratedImage:
         return _decode.make_preview(self.data, px)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        from cometnb._core import hooks
+        from cometnb._core import display
 
-        return {"text/html": hooks.render("image", self), "text/plain": repr(self)}
+        return {"text/html": display.render("image", self), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "in memory"
@@ -264,9 +264,9 @@ class Generation:
         return self
 
     def _repr_html_(self) -> str:
-        from cometnb._core import hooks
+        from cometnb._core import display
 
-        return hooks.render("generation", self)
+        return display.render("generation", self)
 
     def __repr__(self) -> str:
         state = f"{len(self.images)} image(s)" if self.ok else f"{self.status}: {self.error}"
@@ -319,9 +319,9 @@ class Grid:
         raise KeyError(coords)
 
     def _repr_html_(self) -> str:
-        from cometnb._core import hooks
+        from cometnb._core import display
 
-        return hooks.render("grid", self)
+        return display.render("grid", self)
 
     def __repr__(self) -> str:
         done = sum(1 for c in self.cells if c.generation is not None)
