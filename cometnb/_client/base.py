@@ -205,7 +205,7 @@ class _BaseClient:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.base_url}/images/generations"
+        return _settings.generations_url(self.base_url)
 
     @property
     def _timeouts(self) -> httpx.Timeout:
@@ -266,45 +266,16 @@ class _BaseClient:
         """The :class:`ImageRequest` that ``generate`` would send (settings fill the gaps)."""
         if partial_images is not None:
             fields = {**fields, "stream": True, "partial_images": partial_images}
-        request = ImageRequest(prompt, model or _settings.active().model, n=n, **fields)
+        request = ImageRequest(prompt, model, n=n, **fields)
         explicit = {"size": size, "quality": quality}
         request = request.with_overrides(**{k: v for k, v in explicit.items() if v is not None})
-        return self._with_setting_defaults(request)
-
-    def _with_setting_defaults(self, request: ImageRequest) -> ImageRequest:
-        """Add ``%config`` size/quality defaults the request lacks, when its model takes them.
-
-        A configured default the chosen model rejects (say a gpt-image size with dall-e-3) is
-        skipped rather than blamed on the user, who did not ask for it in this call.
-        """
-        settings = _settings.active()
-        for name in ("size", "quality"):
-            default = getattr(settings, name)
-            if default is None or name in request.fields:
-                continue
-            candidate = request.with_overrides(**{name: default})
-            try:
-                candidate.validate()
-            except ValidationError as exc:
-                if exc.field == name:
-                    # Visible to anyone debugging "why was my %config size not sent?".
-                    log.info(
-                        "cometnb: CometImg.%s=%r does not apply to %s; not sent",
-                        name,
-                        default,
-                        request.model,
-                    )
-                    continue
-            request = candidate
-        return request
+        return request.with_session_defaults()
 
     def _request_from(self, item: object, index: int) -> ImageRequest:
         if isinstance(item, ImageRequest):
             return item
         if isinstance(item, Mapping):
-            data = dict(item)
-            data["model"] = data.get("model") or _settings.active().model
-            return self._with_setting_defaults(ImageRequest.from_dict(data))
+            return ImageRequest.from_dict(item).with_session_defaults()
         raise ValidationError(
             f"request {index} is a {type(item).__name__}, not an ImageRequest or a dict"
         )

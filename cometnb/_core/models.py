@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cometnb._core.settings import active
+from cometnb._core.settings import Settings, active
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from cometnb._core.errors import CometError
 
 Status = Literal["ok", "error", "cancelled"]
+
+# The ``%config CometImg`` defaults a request takes when it does not name the field itself.
+SESSION_DEFAULT_FIELDS = ("size", "quality")
+
+log = logging.getLogger("cometnb")
 
 
 class ImageRequest:
@@ -42,7 +48,8 @@ class ImageRequest:
 
     def __init__(self, prompt: str, model: str | None = None, **fields: Any) -> None:
         self.prompt = prompt
-        self.model = model or active().model  # %config CometImg.model
+        # The one place the model default (%config CometImg.model) is applied.
+        self.model = model or active().model
         self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
 
     @classmethod
@@ -71,6 +78,38 @@ class ImageRequest:
         body = {**self.to_body(), **overrides}
         return ImageRequest.from_dict({k: v for k, v in body.items() if v is not None})
 
+    def with_session_defaults(self, settings: Settings | None = None) -> ImageRequest:
+        """A copy with the ``%config`` size/quality defaults it lacks, where its model takes them.
+
+        A configured default the model rejects (say a gpt-image size with dall-e-3) is skipped
+        rather than blamed on the user, who did not ask for it in this call; a field the request
+        names keeps its own value. ``settings`` defaults to the active ones.
+
+        Example::
+
+            >>> req = ImageRequest("a kite", "dall-e-3")
+            >>> req.with_session_defaults(Settings(size="1536x1024", quality="hd")).fields
+            {'quality': 'hd'}
+        """
+        settings = settings or active()
+        request = self
+        for name in SESSION_DEFAULT_FIELDS:
+            default = getattr(settings, name)
+            if default is None or name in request.fields:
+                continue
+            candidate = request.with_overrides(**{name: default})
+            if _rejects(candidate, name):
+                # Visible to anyone debugging "why was my %config size not sent?".
+                log.info(
+                    "cometnb: CometImg.%s=%r does not apply to %s; not sent",
+                    name,
+                    default,
+                    request.model,
+                )
+                continue
+            request = candidate
+        return request
+
     @property
     def streaming(self) -> bool:
         return bool(self.fields.get("stream"))
@@ -84,6 +123,17 @@ class ImageRequest:
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.fields.items())
         return f"ImageRequest({self.prompt!r}, model={self.model!r}{extra})"
+
+
+def _rejects(request: ImageRequest, name: str) -> bool:
+    """True when validation fails because of field ``name`` (other problems surface later)."""
+    from cometnb._core.errors import ValidationError
+
+    try:
+        request.validate()
+    except ValidationError as exc:
+        return exc.field == name
+    return False
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cometnb._client.response import KEY_HINT
-from cometnb._client.runner import (
-    expand_grid,
-    run_grid,
-    validate_grid,
-    with_setting_defaults,
-)
+from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
 from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
 from cometnb._core.models import Generation, Grid
-from cometnb._notebook.cell_views import LiveView, NullView, TextView, View, dry_run_text
+from cometnb._core.protocols import CellView
+from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
 from cometnb._notebook.magic_args import CellPlan
 
 if TYPE_CHECKING:
@@ -73,9 +69,9 @@ class CellEngine:
 
     def run(self, plan: CellPlan) -> Generation | Grid | None:
         """Run one cell; returns what the cell evaluates to (``None`` for a dry run)."""
-        settings = _settings.active()
         grid = expand_grid(plan.base, plan.axes)
-        with_setting_defaults(grid, {"size": settings.size, "quality": settings.quality})
+        for cell in grid.cells:  # per cell: whether a default applies depends on the model
+            cell.request = cell.request.with_session_defaults()
         if plan.dry_run:
             self._dry_run(plan, grid)
             return None
@@ -93,7 +89,7 @@ class CellEngine:
         return result
 
     def _execute(
-        self, plan: CellPlan, grid: Grid, view: View, history: History
+        self, plan: CellPlan, grid: Grid, view: CellView, history: History
     ) -> Generation | Grid:
         settings = _settings.active()
         client = self.client_factory(history)
@@ -108,7 +104,7 @@ class CellEngine:
             return self._single_result(grid, view)
         return self._grid_result(grid, view)
 
-    def _single_result(self, grid: Grid, view: View) -> Generation:
+    def _single_result(self, grid: Grid, view: CellView) -> Generation:
         gen = grid.cells[0].generation
         assert gen is not None
         if gen.error is not None:
@@ -117,14 +113,14 @@ class CellEngine:
         view.finish(gen)
         return gen
 
-    def _grid_result(self, grid: Grid, view: View) -> Grid:
+    def _grid_result(self, grid: Grid, view: CellView) -> Grid:
         view.finish(grid)
         failed = [g for g in grid.generations if not g.ok]
         if failed and len(failed) == len(grid.cells):
             raise _all_failed(failed[0].error, len(grid.cells))
         return grid
 
-    def _show_partial_result(self, plan: CellPlan, grid: Grid, view: View) -> None:
+    def _show_partial_result(self, plan: CellPlan, grid: Grid, view: CellView) -> None:
         if plan.is_grid:
             view.finish(grid)
         else:
@@ -139,9 +135,8 @@ class CellEngine:
                 cell.request.validate()
             except ValidationError as exc:
                 problems[i] = exc.message
-        endpoint = f"{_settings.resolve_base_url()}/images/generations"
         if plan.display:
-            print(dry_run_text(grid, endpoint, problems))
+            print(dry_run_text(grid, _settings.generations_url(), problems))
         if plan.out:
             self.shell.user_ns[plan.out] = [c.request.to_body() for c in grid.cells]
         if problems:
@@ -149,7 +144,7 @@ class CellEngine:
 
     # --- display -----------------------------------------------------------------------------
 
-    def _view(self, plan: CellPlan, grid: Grid) -> View:
+    def _view(self, plan: CellPlan, grid: Grid) -> CellView:
         if not plan.display:
             return NullView()
         if not self._is_rich():

@@ -1,7 +1,8 @@
 """What a ``%%cometimg`` cell shows while it runs, and its final view.
 
-A view gets :meth:`update` with the runner's per-cell progress (on the kernel's main thread,
-every poll) and :meth:`finish` with the result. Three kinds:
+Each view implements :class:`~cometnb._core.protocols.CellView`: it gets ``update`` with the
+runner's per-cell progress (on the kernel's main thread, every poll) and ``finish`` with the
+result. Three kinds:
 
 * :class:`LiveView` — notebooks (JupyterLab, Notebook 7, VS Code): one display handle updated
   in place, plain HTML + ``text/plain`` (no custom JS); a status line (partial previews when
@@ -21,33 +22,19 @@ import html
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from cometnb._client.runner import CellProgress, cell_label
+from cometnb._client.runner import cell_label
 from cometnb._core.models import Generation, Grid
+from cometnb._core.progress import CellProgress
 
-__all__ = ["LiveView", "NullView", "TextView", "View", "dry_run_text", "status_line"]
+__all__ = ["LiveView", "NullView", "TextView", "dry_run_text", "status_line"]
 
 Publish = Callable[..., Any]  # IPython.display.display's signature
 
 # Minimum seconds between grid re-renders when only status texts changed (a finished cell
 # re-renders at once). The grid embeds every finished preview, so keep the traffic down.
 GRID_REFRESH_S = 1.0
-
-
-class View(Protocol):
-    """What the cell engine drives."""
-
-    @property
-    def shows_result(self) -> bool:
-        """True when the final view is already on screen (IPython must not show it again)."""
-        ...
-
-    def update(self, progress: Sequence[CellProgress]) -> None: ...
-
-    def finish(self, result: Generation | Grid) -> None: ...
-
-    def clear(self) -> None: ...
 
 
 def status_line(request_body: dict[str, Any], progress: CellProgress) -> str:

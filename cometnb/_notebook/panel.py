@@ -19,6 +19,7 @@ import ipywidgets as W
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ClientEvent
+from cometnb._core.progress import describe_event
 from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
@@ -166,7 +167,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         parts: list[str] = []
         if job is not None and job.state == "running":
             parts.append(f"Generating with {job.request.model} · {job.elapsed_s:.1f} s")
-            parts.extend(str(v) for v in job.notes.values())
+            if job.note:
+                parts.append(job.note)
         queued = self.jobs.queued
         if queued:
             parts.append(f"{queued} queued")
@@ -183,20 +185,9 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         return on_event
 
     def _apply_event(self, job: Job, event: ClientEvent) -> None:
-        notes = job.notes
-        if event.kind == "sending":
-            notes.pop("waiting", None)
-            if event.attempt > 1:
-                notes["attempt"] = f"attempt {event.attempt}"
-        elif event.kind == "waiting":
-            reason = f" after {event.reason}" if event.reason else ""
-            notes["waiting"] = f"waiting {event.wait_s or 0:.0f} s{reason}"
-        elif event.kind == "partial" and event.partial_image:
-            notes["partial"] = f"preview {(event.partial_index or 0) + 1}"
+        job.note = describe_event(event)  # the same words the %%cometimg status line uses
+        if event.kind == "partial" and event.partial_image:
             self._show_preview(event.partial_image)
-        elif event.kind in ("downloading", "storing"):
-            notes.pop("waiting", None)
-            notes["step"] = event.kind
 
     def _show_preview(self, data: bytes) -> None:
         from cometnb._core import images as _decode

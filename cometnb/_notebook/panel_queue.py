@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cometnb._core.models import ImageRequest
@@ -36,7 +36,7 @@ class Job:
     started: float | None = None  # time.monotonic() when it began running
     result: Any = None  # the Generation on success
     error: BaseException | None = None
-    notes: dict[str, Any] = field(default_factory=dict)  # progress details for the status line
+    note: str | None = None  # the latest client event, described for the status line
 
     @property
     def elapsed_s(self) -> float:
