@@ -33,7 +33,7 @@ ClientFactory = Callable[["History"], "AsyncRunner"]
 
 
 def _default_client(history: History) -> AsyncRunner:
-    from cometnb._client.clients import AsyncClient
+    from cometnb._client.async_client import AsyncClient
 
     settings = _settings.active()
     return AsyncClient(timeout=settings.timeout, max_retries=settings.max_retries, history=history)

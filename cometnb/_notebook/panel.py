@@ -257,7 +257,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
 
 async def _run_request(job: Job, on_event: Callable[[ClientEvent], None]) -> Generation:
     """Run ``job.request`` on the current loop with the active settings, key and history."""
-    from cometnb._client.clients import AsyncClient
+    from cometnb._client.async_client import AsyncClient
 
     async with AsyncClient() as client:
         return await client.run(job.request, on_event=on_event, tags=job.tags, origin="panel")
