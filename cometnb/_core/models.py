@@ -64,7 +64,7 @@ class ImageRequest:
 
     def validate(self) -> ImageRequest:
         """Raise :class:`ValidationError` if the model cannot take this request; return self."""
-        from cometnb._core.capabilities import validate_request
+        from cometnb._core.validation import validate_request
 
         validate_request(self.prompt, self.model, self.fields)
         return self
