@@ -227,8 +227,8 @@ class GeneratedImage:
 
     def preview(self, max_px: int | None = None) -> tuple[bytes, str]:
         """A downscaled preview for inline display: ``(bytes, mime type)``."""
-        from cometnb._core import images as _decode
-        from cometnb._core.settings import active
+        from cometnb._core.images import mime_for
+        from cometnb._core.previews import make_preview
 
         px = max_px or active().thumbnail_px
         if self.preview_path is not None and self.preview_path.exists():
@@ -237,10 +237,10 @@ class GeneratedImage:
             if side > px:
                 # Smaller than the stored preview (a grid's 256 px): scale the preview, a few
                 # ms, rather than decode the original, tens of ms for a 3 MB PNG.
-                return _decode.make_preview(cached, px)
+                return make_preview(cached, px)
             if side >= min(px, max(self.width, self.height)):
-                return cached, _decode.mime_for(cached)
-        return _decode.make_preview(self.data, px)
+                return cached, mime_for(cached)
+        return make_preview(self.data, px)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         from cometnb._core import display
@@ -254,11 +254,11 @@ class GeneratedImage:
 
 def _preview_side(data: bytes) -> int:
     """The longer side of a stored preview; 0 when it is damaged (then the original is used)."""
-    from cometnb._core import images as _decode
     from cometnb._core.errors import CometError
+    from cometnb._core.images import longest_side
 
     try:
-        return _decode.longest_side(data)
+        return longest_side(data)
     except CometError:
         return 0
 

@@ -130,7 +130,8 @@ class LiveView:
 
 def _preview_img(progress: CellProgress, max_px: int) -> str:
     from cometnb._core.errors import CometError
-    from cometnb._core.images import data_uri, make_preview
+    from cometnb._core.images import data_uri
+    from cometnb._core.previews import make_preview
 
     assert progress.partial is not None
     try:

@@ -190,11 +190,12 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self._show_preview(event.partial_image)
 
     def _show_preview(self, data: bytes) -> None:
-        from cometnb._core import images as _decode
+        from cometnb._core.images import data_uri
+        from cometnb._core.previews import make_preview
 
-        small, _mime = _decode.make_preview(data, PREVIEW_PX)
+        small, _mime = make_preview(data, PREVIEW_PX)
         self.preview.value = (
-            f"<img src='{_decode.data_uri(small)}' style='max-width:{PREVIEW_PX}px;"
+            f"<img src='{data_uri(small)}' style='max-width:{PREVIEW_PX}px;"
             "border-radius:4px;opacity:.85' title='partial preview'/>"
         )
 
