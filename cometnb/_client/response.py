@@ -2,9 +2,10 @@
 
 * :func:`parse_result` — a JSON ``ImagesResponse`` → :class:`ParsedResponse` (items still
   base64 or URLs; decoding and downloads happen in the client).
-* :func:`failure_from_status` — an HTTP error status + body → :class:`~._retry.Failure`
-  (the mapped :class:`CometError` plus how risky a retry is).
-* :func:`failure_from_exception` — an httpx transport error → :class:`~._retry.Failure`.
+* :func:`failure_from_status` — an HTTP error status + body →
+  :class:`~cometnb._client.retry.Failure` (the mapped :class:`CometError` plus how risky a
+  retry is).
+* :func:`failure_from_exception` — an httpx transport error → a ``Failure``.
 * :func:`api_error_from_body` — an OpenAI-style ``{"error": {...}}`` object → ``APIError``.
 
 Every text that came from the server is passed through :func:`redact` before it is kept.

@@ -1,7 +1,7 @@
 """Requests and results: the data that flows between the client, the history and the views.
 
 * :class:`ImageRequest` — one request; ``validate()`` refuses, before any I/O, what the model
-  cannot take (rules in ``_capabilities``).
+  cannot take (the table in ``capabilities``, the checker in ``validation``).
 * :class:`ApiImage` / :class:`ApiResult` — a parsed, decoded API response, not yet stored.
 * :class:`GeneratedImage` — one stored image: a file on disk, read lazily.
 * :class:`Generation` — the outcome of one request (images, or the error that stopped it).
