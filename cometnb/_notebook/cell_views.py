@@ -84,10 +84,10 @@ class LiveView:
 
     def finish(self, result: Generation | Grid) -> None:
         if isinstance(result, Grid) and result is self.grid:
-            from cometnb._views import render as _render
+            from cometnb._views.grid import grid_html
 
             # The grid's own HTML, reusing the cells already drawn while it ran.
-            self._show(_bundle(_render.grid_html(result, None, self._cells), repr(result)))
+            self._show(_bundle(grid_html(result, None, self._cells), repr(result)))
             return
         self._show(_result_bundle(result))
 
@@ -120,12 +120,12 @@ class LiveView:
         return self._preview[1]
 
     def _render_grid(self, progress: Sequence[CellProgress]) -> dict[str, str]:
-        from cometnb._views import render as _render
+        from cometnb._views.grid import grid_html
 
         status = {i: p.text() for i, p in enumerate(progress) if not p.finished}
         done = sum(p.finished for p in progress)
         plain = f"⏳ {done}/{len(progress)} done"
-        return _bundle(_render.grid_html(self.grid, status, self._cells), plain)
+        return _bundle(grid_html(self.grid, status, self._cells), plain)
 
 
 def _preview_img(progress: CellProgress, max_px: int) -> str:

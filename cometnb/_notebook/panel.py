@@ -229,11 +229,11 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self._after_task()
 
     def _add_result(self, gen: Generation) -> None:
-        from cometnb._views import render as _render
+        from cometnb._views.cards import generation_html
 
         self.generations.append(gen)
         recent = self.generations[-GALLERY_SIZE:]
-        self.gallery.value = "".join(_render.generation_html(g) for g in reversed(recent))
+        self.gallery.value = "".join(generation_html(g) for g in reversed(recent))
         images = len(gen.images)
         note = " (synthetic image from the simulator)" if gen.synthetic else ""
         self.report(f"{images} image(s) in {gen.elapsed_s:.1f} s{note}", "ok")
