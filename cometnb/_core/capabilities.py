@@ -10,7 +10,6 @@ checks every model gets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -271,13 +270,3 @@ def get_caps(model: str) -> ModelCaps | None:
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def __getattr__(name: str) -> Callable[[Any, Any, Mapping[str, Any]], None]:
-    # Transitional: the checker moved to cometnb._core.validation; kept importable from here
-    # (lazily, so there is no import cycle at load time) until every caller imports it there.
-    if name == "validate_request":
-        from cometnb._core import validation
-
-        return validation.validate_request
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

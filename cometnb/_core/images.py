@@ -12,7 +12,6 @@ import binascii
 import io
 import re
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cometnb._core.errors import ResponseError, redact
@@ -209,13 +208,3 @@ def _tail_complete(fmt: str, data: bytes) -> bool:
     if fmt == "webp":
         return int.from_bytes(data[4:8], "little") + 8 <= len(data)
     return True
-
-
-def __getattr__(name: str) -> Callable[[bytes, int], tuple[bytes, str]]:
-    # Transitional: make_preview moved to cometnb._core.previews; kept importable from here
-    # (lazily, so there is no import cycle at load time) until every caller imports it there.
-    if name == "make_preview":
-        from cometnb._core import previews
-
-        return previews.make_preview
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

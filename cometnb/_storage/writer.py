@@ -180,7 +180,7 @@ class HistoryWriter:
 
     def _write_preview(self, record_id: str, index: int, data: bytes) -> str | None:
         """The preview's relative path; ``None`` when the original is small enough to show."""
-        from cometnb._core.images import make_preview  # Pillow: loaded on the first image
+        from cometnb._core.previews import make_preview  # Pillow: loaded on the first image
 
         try:
             preview, mime = make_preview(data, active().thumbnail_px)

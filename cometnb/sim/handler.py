@@ -14,8 +14,8 @@ import traceback
 from typing import Any
 from urllib.parse import urlsplit
 
-from cometnb._core.capabilities import validate_request
 from cometnb._core.errors import ValidationError
+from cometnb._core.validation import validate_request
 from cometnb.sim.bodies import (
     HTML,
     JSON,

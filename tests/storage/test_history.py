@@ -31,7 +31,7 @@ from cometnb._storage import files as _files
 from cometnb._storage.records import new_record_id
 from cometnb.history import History, Record, history
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

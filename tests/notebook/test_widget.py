@@ -439,10 +439,10 @@ def test_history_compare_needs_two_and_shows_both(filled: Panel) -> None:
     b.rows[1].select.value = True
     assert not b.compare_button.disabled
     b.compare_button.click()
-    from cometnb._views import render as _render
+    from cometnb._views.history import compare_html
 
     chosen = [b.rows[0].record, b.rows[1].record]
-    assert b.compare_view.value == _render.compare_html(chosen)
+    assert b.compare_view.value == compare_html(chosen)
     assert "a red panda" in b.compare_view.value and "a blue whale" in b.compare_view.value
 
 
