@@ -15,7 +15,7 @@ body, :func:`lines_capped` / :func:`alines_capped` split a stream into lines;
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -175,7 +175,9 @@ def lines_capped(response: httpx.Response, budget: Budget, limit: int) -> Iterat
     yield from splitter.flush()
 
 
-async def alines_capped(response: httpx.Response, budget: Budget, limit: int) -> AsyncIterator[str]:
+async def alines_capped(
+    response: httpx.Response, budget: Budget, limit: int
+) -> AsyncGenerator[str, None]:
     """Async :func:`lines_capped`."""
     splitter = LineSplitter(budget, limit)
     async for chunk in response.aiter_bytes():

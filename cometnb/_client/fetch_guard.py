@@ -81,8 +81,8 @@ def check_image_url(
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         scheme = f"'{parsed.scheme}:'" if parsed is not None and parsed.scheme else "no"
         raise ResponseError(
-            f"The server returned an image URL with {scheme} scheme or no host; only http(s) "
-            "URLs are downloaded.",
+            f"The server returned an image URL that is not http(s) or has no host ({scheme} "
+            "scheme).",
             hint=_HINT,
         )
     host = parsed.host

@@ -13,13 +13,13 @@ import hmac
 import re
 from typing import Any, NoReturn
 
-from cometnb._core.errors import register_secret
+from cometnb._core.errors import MIN_SECRET_CHARS, register_secret
 
 __all__ = ["MIN_KEY_CHARS", "Secret", "mask"]
 
 # CometAPI keys are "sk-" and 48 characters; anything much shorter is a typo or a test value,
 # and redacting it would blank ordinary words ("test" inside "contest").
-MIN_KEY_CHARS = 16
+MIN_KEY_CHARS = MIN_SECRET_CHARS
 # Printable ASCII without spaces: what a bearer token in an HTTP header may hold.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 

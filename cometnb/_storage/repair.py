@@ -29,7 +29,7 @@ from typing import Any
 
 from cometnb._core.errors import CometError
 from cometnb._storage import files as _files
-from cometnb._storage.index import DB_NAME, SCHEMA_VERSION, Row, Store
+from cometnb._storage.index import DB_NAME, SCHEMA_VERSION, Index, IndexRow
 from cometnb._storage.records import IMAGES, PREVIEWS
 from cometnb._version import __version__
 
@@ -52,7 +52,7 @@ _TEMP_GRACE_S = 60.0  # a younger temporary may still be being written by anothe
 # --- documents -------------------------------------------------------------------------------
 
 
-def document(row: Row) -> dict[str, Any]:
+def document(row: IndexRow) -> dict[str, Any]:
     """The sidecar form of an index row."""
     rid, _seq, created, prompt, model, status, tags, doc = row
     return {
@@ -187,19 +187,19 @@ class RepairReport:
         return f"<p>{html.escape(str(self))}</p>"
 
 
-def _index_rows(store: Store) -> dict[str, Row] | None:
+def _index_rows(index: Index) -> dict[str, IndexRow] | None:
     """Every row by id, or ``None`` when the index is damaged."""
     try:
-        return {row[0]: row for row in store.rows_after(0)}
+        return {row[0]: row for row in index.rows_after(0)}
     except (sqlite3.DatabaseError, CometError):
-        store.close()
+        index.close()
         return None
 
 
-def repair(root: Path, store: Store, *, dry_run: bool = False) -> RepairReport:
+def repair(root: Path, index: Index, *, dry_run: bool = False) -> RepairReport:
     """Check the history at ``root`` and fix what can be fixed (see the module doc)."""
     report = RepairReport(root, dry_run)
-    rows = _index_rows(store)
+    rows = _index_rows(index)
     if rows is None:
         report.rebuilt = True
         if not dry_run:
@@ -210,12 +210,12 @@ def repair(root: Path, store: Store, *, dry_run: bool = False) -> RepairReport:
         if rid not in rows:
             report.restored.append(rid)
             if not dry_run:
-                _insert(store, fields)
+                _insert(index, fields)
     named = _named_files(rows.values(), documents.values())
     for rid, paths in sorted(_orphans(root / IMAGES, named).items()):
         report.adopted.append(rid)
         if not dry_run:
-            _adopt(root, store, rid, paths)
+            _adopt(root, index, rid, paths)
     report.temporaries = _temporaries(root, remove=not dry_run)
     return report
 
@@ -243,8 +243,8 @@ def _documents(root: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _insert(store: Store, fields: Mapping[str, Any]) -> None:
-    store.insert(
+def _insert(index: Index, fields: Mapping[str, Any]) -> None:
+    index.insert(
         str(fields["id"]),
         float(fields["created_at"]),
         str(fields["prompt"]),
@@ -255,7 +255,7 @@ def _insert(store: Store, fields: Mapping[str, Any]) -> None:
     )
 
 
-def _named_files(rows: Iterable[Row], documents: Iterable[Mapping[str, Any]]) -> set[str]:
+def _named_files(rows: Iterable[IndexRow], documents: Iterable[Mapping[str, Any]]) -> set[str]:
     named: set[str] = set()
     docs = [json.loads(row[7]) for row in rows] + [dict(d["doc"]) for d in documents]
     for doc in docs:
@@ -279,7 +279,7 @@ def _orphans(folder: Path, named: set[str]) -> dict[str, list[Path]]:
     return groups
 
 
-def _adopt(root: Path, store: Store, rid: str, paths: list[Path]) -> None:
+def _adopt(root: Path, index: Index, rid: str, paths: list[Path]) -> None:
     from cometnb._core.images import inspect_image
 
     images = []
@@ -326,7 +326,7 @@ def _adopt(root: Path, store: Store, rid: str, paths: list[Path]) -> None:
         "doc": doc,
     }
     write_document(root, fields)
-    _insert(store, fields)
+    _insert(index, fields)
 
 
 def _temporaries(root: Path, *, remove: bool) -> int:
