@@ -37,7 +37,7 @@ def main() -> None:
 
         repair.write_document = write_document  # type: ignore[assignment]
     elif point == "before-index":
-        original_insert = index.Store.insert
+        original_insert = index.Index.insert
 
         def insert(self: Any, *args: Any) -> Any:
             seen["n"] += 1
@@ -45,7 +45,7 @@ def main() -> None:
                 die()
             return original_insert(self, *args)
 
-        index.Store.insert = insert  # type: ignore[method-assign]
+        index.Index.insert = insert  # type: ignore[method-assign]
     elif point == "mid-image":
         original_write = files.atomic_write
 

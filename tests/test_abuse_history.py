@@ -203,18 +203,22 @@ def test_kill_9_leaves_nothing_invisible_after_repair(
     folder = tmp_path / "h"
     _kill_during(sim, folder, point, count=3)
     hist = History(folder)
-    assert len(hist) == 2, "the requests before the kill are recorded"
+    # The grid frees its slot once an answer is read, so request 2 may still have been storing.
+    assert len(hist) >= 1, "the requests before the kill are recorded"
     report = hist.repair()
-    listed = {img.path.name for r in History(folder) for img in r.images}
+    after = History(folder)
+    listed = {img.path.name for r in after for img in r.images}
     on_disk = {p.name for p in (folder / "images").iterdir() if not p.name.startswith(".")}
     assert on_disk <= listed, f"unlisted images after repair: {on_disk - listed} ({report})"
-    if point == "before-document":
-        assert len(report.adopted) == 1 and History(folder)[-1].tags == ("adopted",)
-    elif point == "before-index":
-        assert len(report.restored) == 1 and History(folder)[-1].prompt == "harbour number 2"
-    else:
-        assert not report.adopted and not report.restored
-    assert not any(p.name.endswith(".tmp") for p in (folder / "images").iterdir()) or (
-        report.temporaries == 0
-    )
+    prompts = sorted(r.prompt for r in after)
+    if point == "before-document":  # the killed request's images had no document yet
+        assert len(report.adopted) == 1 and len(after) == 3
+        assert [r.tags for r in after if r.origin == "repair"] == [("adopted",)]
+        assert "harbour number 2" in prompts  # its prompt, from the file name
+    elif point == "before-index":  # its document was written: restored as it was
+        assert report.restored and len(after) == 3 and "harbour number 2" in prompts
+        assert not report.adopted
+    else:  # a half-written image is a hidden temporary: never adopted as an image
+        assert not report.adopted and len(after) == 2
+        assert any(p.name.endswith(".tmp") for p in (folder / "images").iterdir())
     assert len(History(folder).repair().adopted) == 0  # idempotent

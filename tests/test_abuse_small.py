@@ -148,7 +148,7 @@ def test_magic_quoted_option_values(shell: Any, sim: SimServer, history_dir: Pat
 
 
 def _crafted_record(hist: History, outside: Path) -> str:
-    from cometnb._storage.index import Store
+    from cometnb._storage.index import Index
 
     outside.write_bytes(base64.b64decode(_png_b64()))
     rel = Path("..") / ".." / outside.relative_to(outside.anchor)
@@ -173,7 +173,7 @@ def _crafted_record(hist: History, outside: Path) -> str:
         "synthetic": False,
         "version": "0",
     }
-    Store(hist.path).insert(
+    Index(hist.path).insert(
         "20260101-000000-0000-abcdef", time.time(), "crafted", MODEL, "ok", "[]", json.dumps(doc)
     )
     return "20260101-000000-0000-abcdef"

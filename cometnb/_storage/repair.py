@@ -29,14 +29,19 @@ from typing import Any
 
 from cometnb._core.errors import CometError
 from cometnb._storage import files as _files
-from cometnb._storage.index import DB_NAME, SCHEMA_VERSION, Index, IndexRow
+from cometnb._storage.index import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    Index,
+    IndexRow,
+    damaged_index_error,
+)
 from cometnb._storage.records import IMAGES, PREVIEWS
 from cometnb._version import __version__
 
 __all__ = [
     "RECORDS",
     "RepairReport",
-    "damaged_index_error",
     "probe_index",
     "read_document",
     "repair",
@@ -45,7 +50,7 @@ __all__ = [
 
 RECORDS = "records"
 _ID = re.compile(r"^(\d{8}-\d{6}-\d{4}-[0-9a-f]{6})-(\d+)-")
-_REPAIR_HINT = "Run cometnb.history({path!r}).repair() to rebuild it from the record files."
+_NOT_SENT = "; nothing was sent"
 _TEMP_GRACE_S = 60.0  # a younger temporary may still be being written by another process
 
 
@@ -88,34 +93,27 @@ def read_document(path: Path) -> dict[str, Any] | None:
 # --- probing ---------------------------------------------------------------------------------
 
 
-def damaged_index_error(path: Path, exc: BaseException) -> CometError:
-    """The error for an index SQLite cannot read (corrupt, truncated, not a database)."""
-    return CometError(
-        f"the history index {path} is damaged ({exc}); nothing was sent",
-        hint=_REPAIR_HINT.format(path=str(path.parent)),
-    )
-
-
-def probe_index(root: Path) -> None:
+def probe_index(root: Path, *, integrity: bool = True) -> None:
     """Raise :class:`CometError` unless the index at ``root`` could take a new row now.
 
     A missing index is fine (it is created on the first write). The probe opens the file
-    read-write, checks its schema version and integrity, and makes a write it rolls back.
+    read-write, checks its schema version, (with ``integrity``, the slow part on a big
+    history) its pages, and that it and its folder are writable.
     """
     path = root / DB_NAME
     if not path.exists():
         return
     try:
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn = sqlite3.connect(str(path), timeout=5, isolation_level=None)
     except sqlite3.Error as exc:
         raise _unwritable(path, exc) from None
     try:
-        _probe(conn, path)
+        _probe(conn, path, integrity)
     finally:
         conn.close()
 
 
-def _probe(conn: sqlite3.Connection, path: Path) -> None:
+def _probe(conn: sqlite3.Connection, path: Path, integrity: bool) -> None:
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
@@ -124,20 +122,22 @@ def _probe(conn: sqlite3.Connection, path: Path) -> None:
                 f"this one reads up to {SCHEMA_VERSION}); nothing was sent",
                 hint="Upgrade cometnb (pip install -U cometnb) or use another history_dir.",
             )
-        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0] if integrity else "ok"
         if verdict != "ok":
-            raise damaged_index_error(path, sqlite3.DatabaseError(str(verdict)))
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(f"PRAGMA user_version = {version}")  # a real write, rolled back
-        finally:
-            conn.execute("ROLLBACK")
+            raise damaged_index_error(path, sqlite3.DatabaseError(str(verdict)), _NOT_SENT)
+        # Not a trial write: that would also refuse a nearly full disk, which the writer
+        # handles (billed images are kept elsewhere). access() sees chmod and read-only mounts.
+        for target in (path, path.parent):  # the folder holds the -wal and -shm files
+            if not os.access(target, os.W_OK):
+                raise _unwritable(path, OSError(f"{target.name or target} is read-only"))
     except sqlite3.OperationalError as exc:
-        if "readonly" in str(exc) or "read-only" in str(exc) or "locked" not in str(exc):
+        if "readonly" in str(exc) or "read-only" in str(exc):
             raise _unwritable(path, exc) from None
-        raise
+        # Locked, busy, a full disk ("disk I/O error" creating the WAL's -shm): inconclusive.
+        # The write after the answer reports those clearly, and keeps billed images elsewhere.
+        return
     except sqlite3.DatabaseError as exc:
-        raise damaged_index_error(path, exc) from None
+        raise damaged_index_error(path, exc, _NOT_SENT) from None
 
 
 def _unwritable(path: Path, exc: BaseException) -> CometError:
@@ -187,8 +187,27 @@ class RepairReport:
         return f"<p>{html.escape(str(self))}</p>"
 
 
+def _damaged(path: Path) -> bool:
+    """True when SQLite finds the index file corrupt (a missing file is not damaged)."""
+    if not path.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return bool(conn.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok")
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return False  # locked or unreadable: not something a rebuild would fix
+    except sqlite3.DatabaseError:
+        return True
+
+
 def _index_rows(index: Index) -> dict[str, IndexRow] | None:
     """Every row by id, or ``None`` when the index is damaged."""
+    if _damaged(index.path):
+        index.close()
+        return None
     try:
         return {row[0]: row for row in index.rows_after(0)}
     except (sqlite3.DatabaseError, CometError):
