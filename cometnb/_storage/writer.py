@@ -159,10 +159,11 @@ class HistoryWriter:
                 for i, img in enumerate(result.images)
             ]
             kept = _files.keep_elsewhere(named)
+            names = ", ".join(name for name, _ in named)
             raise CometError(
-                f"could not save the generated image in {self.root / IMAGES} "
+                f"could not save the generated image in the history "
                 f"({exc.strerror or type(exc).__name__})"
-                + (f"; a copy is in {kept}" if kept else ""),
+                + (f"; a copy is in {kept}: {names}" if kept else ""),
                 hint="Free disk space or set a writable folder with %config "
                 "CometImg.history_dir; the generation was billed.",
             ) from None
