@@ -66,6 +66,8 @@ def run_bomb(sim: SimServer, tmp_path: Path, call: dict[str, Any]) -> dict[str, 
         ("endless_download", {}, {}, "more than 31.7 MB"),
         ("endless_sse_line", {}, STREAM, "longer than 42.3 MB"),
         ("gzip_bomb", {"mb": 1024}, {"many": True}, "more than 43.3 MB"),
+        ("download_bomb", {"mb": 2048}, {"many": True}, "more than 31.7 MB"),
+        ("endless_sse_line", {}, {**STREAM, "stream": True, "many": True}, "longer than 42.3 MB"),
     ],
     ids=[
         "gzip-body",
@@ -76,6 +78,8 @@ def run_bomb(sim: SimServer, tmp_path: Path, call: dict[str, Any]) -> dict[str, 
         "endless-download",
         "endless-sse-line",
         "gzip-body-generate-many",
+        "gzip-download-generate-many",
+        "endless-sse-line-generate-many",
     ],
 )
 def test_bomb_is_cut_off_with_bounded_memory(
@@ -127,3 +131,14 @@ def test_limits_are_configurable_and_checked() -> None:
     big = Limits()
     assert big.download_bytes > 3840 * 2160 * 4
     assert big.sse_line_bytes > 4 * (3840 * 2160 * 4) // 3
+
+
+@pytest.mark.parametrize(("width", "height"), [(8000, 8000), (30000, 30000)])
+def test_image_over_the_pixel_cap_is_a_recorded_response_error(
+    sim: SimServer, tmp_path: Path, width: int, height: int
+) -> None:
+    # 8000x8000 (64 million pixels) passes Pillow's own check silently; cometnb's cap (four
+    # times the largest real image) refuses it before any pixel is decoded.
+    sim.fault("huge_header_png", width=width, height=height)
+    outcome = run_bomb(sim, tmp_path, {})
+    assert f"{width}×{height} pixels" in outcome["message"]
