@@ -142,3 +142,16 @@ def test_image_over_the_pixel_cap_is_a_recorded_response_error(
     sim.fault("huge_header_png", width=width, height=height)
     outcome = run_bomb(sim, tmp_path, {})
     assert f"{width}×{height} pixels" in outcome["message"]
+
+
+def test_a_stream_of_many_small_events_is_capped_in_total() -> None:
+    from cometnb._client.capped import Budget, LineSplitter
+    from cometnb._core.errors import ResponseError
+    from cometnb._core.limits import MB
+
+    splitter = LineSplitter(Budget("h", "the stream", limit=2 * MB, seconds=60), limit=MB)
+    lines = 0
+    with pytest.raises(ResponseError, match="more than 2 MB for the stream"):
+        for _ in range(100):
+            lines += len(splitter.feed(b"event: noise\n\n" * 8192))
+    assert lines > 0

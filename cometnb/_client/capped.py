@@ -114,7 +114,7 @@ class LineSplitter:
         self._cr = False  # the last chunk ended in "\r": a "\n" next belongs to it
 
     def feed(self, chunk: bytes) -> list[str]:
-        self.budget.take(0)
+        self.budget.take(len(chunk))  # the stream's total, and its deadline
         if self._cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._cr = chunk.endswith(b"\r")

@@ -15,7 +15,8 @@ from types import TracebackType
 
 __all__ = ["drop_library_frames"]
 
-_PACKAGE = str(Path(__file__).resolve().parents[1])
+# As imported and with symlinks resolved: frames carry the path the module was loaded from.
+_PACKAGE = tuple({str(Path(__file__).parents[1]), str(Path(__file__).resolve().parents[1])})
 
 
 def _ours(tb: TracebackType) -> bool:
