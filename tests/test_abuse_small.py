@@ -327,8 +327,11 @@ def test_simulator_answers_400_to_a_bad_content_length(sim: SimServer, length: s
 # --- History.tag across processes ------------------------------------------------------------
 
 
-def _tag_many(folder: str, rid: str, prefix: str, count: int) -> None:
+def _tag_many(folder: str, rid: str, prefix: str, count: int, ready: Any, go: Any) -> None:
     hist = History(folder)
+    hist.get(rid)  # opened and loaded before the start signal, so both really overlap
+    ready.release()
+    go.wait(30)
     for i in range(count):
         hist.tag(rid, f"{prefix}{i}")
 
@@ -341,14 +344,21 @@ def test_tag_from_two_processes_keeps_every_tag(sim: SimServer, hist: History) -
         rid = str(c.generate("tag me", model=MODEL).record_id)
     hist.close()
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_tag_many, args=(str(hist.path), rid, p, 60)) for p in ("a", "b")]
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    procs = [
+        ctx.Process(target=_tag_many, args=(str(hist.path), rid, p, 100, ready, go))
+        for p in ("a", "b", "c")
+    ]
     for proc in procs:
         proc.start()
+    for _ in procs:
+        assert ready.acquire(timeout=60)
+    go.set()
     for proc in procs:
-        proc.join(60)
+        proc.join(90)
         assert proc.exitcode == 0
     tags = History(hist.path).get(rid).tags  # type: ignore[union-attr]
-    assert len(tags) == 120
+    assert len(tags) == 300, f"{300 - len(tags)} of 300 tags lost"
 
 
 # --- panel key field ------------------------------------------------------------------------
