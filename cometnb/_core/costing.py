@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cometnb._core.prices import Cost, ModelPrice, PriceTable, active_table, format_usd
@@ -20,6 +20,7 @@ from cometnb._core.prices import Cost, ModelPrice, PriceTable, active_table, for
 __all__ = [
     "actual_cost",
     "estimate",
+    "estimate_all",
     "estimate_body",
     "failure_cost",
     "gpt_image_2_tokens",
@@ -188,6 +189,12 @@ def estimate(request: Any, table: PriceTable | None = None) -> Cost:
     if images and "images" not in body:
         body = {**body, "images": images}
     return estimate_body(body, table)
+
+
+def estimate_all(requests: Iterable[Any], table: PriceTable | None = None) -> list[Cost]:
+    """Estimates for many requests with one price table (a grid's or a batch's budget check)."""
+    table = table or active_table()
+    return [estimate(r, table) for r in requests]
 
 
 def actual_cost(
