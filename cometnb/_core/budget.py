@@ -12,8 +12,9 @@ refuse requests not yet sent once what is left cannot cover them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cometnb._core.errors import ValidationError
 from cometnb._core.prices import Cost, format_usd
@@ -191,9 +192,17 @@ class SpendGuard:
         (True, False)
     """
 
-    def __init__(self, limits: Limits, *, ledger: Ledger = session) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        ledger: Ledger = session,
+        estimates: Mapping[int, Cost] | None = None,
+    ) -> None:
         self.limits = limits
         self.ledger = ledger
+        # Estimates already made for the whole-cell check, by id() of the request object.
+        self._estimates: dict[int, Cost] = dict(estimates or {})
         self._lock = threading.Lock()
         self._spent = 0.0  # settled in this run
         self._reserved = 0.0  # estimates of requests in flight
@@ -222,6 +231,23 @@ class SpendGuard:
                 )
             self._reserved += estimate.usd
             return None
+
+    def _estimate(self, request: Any) -> Cost:
+        found = self._estimates.get(id(request))
+        if found is None:
+            from cometnb._core.costing import estimate
+
+            found = self._estimates[id(request)] = estimate(request)
+        return found
+
+    def before_send(self, request: Any) -> BudgetError | None:
+        """:meth:`admit` for an :class:`~cometnb._core.models.ImageRequest`."""
+        return self.admit(self._estimate(request))
+
+    def after(self, request: Any, actual: Cost | None) -> None:
+        """:meth:`settle` for a request that :meth:`before_send` admitted."""
+        est = self._estimate(request)
+        self.settle(est, actual if actual is not None else Cost(None, False, "no cost"))
 
     def settle(self, estimate: Cost, actual: Cost) -> None:
         """The request ended: drop its reservation; count what it cost (the estimate if unknown)."""
