@@ -23,6 +23,7 @@ __all__ = [
     "estimate_all",
     "estimate_body",
     "failure_cost",
+    "generation_cost",
     "gpt_image_2_tokens",
     "image_tokens",
     "prompt_tokens",
@@ -254,6 +255,15 @@ def failure_cost(
         return Cost(0.0, False, f"refused by the server (HTTP {status}): not billed", table.label)
     guess = estimate_body(body, table)
     return Cost(guess.usd, True, f"may have been billed; {guess.basis}", table.label)
+
+
+def generation_cost(gen: Any) -> Cost:
+    """A :class:`~cometnb._core.models.Generation`'s cost, priced now (the client stores it)."""
+    if gen.error is not None or gen.status != "ok":
+        error = gen.error
+        status = getattr(error, "status", None)
+        return failure_cost(gen.request, type(error).__name__ if error else "", status)
+    return actual_cost(gen.request, gen.usage, len(gen.images), gen.meta)
 
 
 def _usage_counts(usage: Mapping[str, Any] | None) -> tuple[int, int, int, int] | None:

@@ -10,14 +10,27 @@ from __future__ import annotations
 import datetime as _dt
 import html
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cometnb._core.costing import actual_cost, failure_cost
 from cometnb._core.prices import Cost, format_usd
 
 if TYPE_CHECKING:
     from cometnb._core.models import ApiResult
-    from cometnb._storage.records import Record
+
+
+class Record(Protocol):
+    """What :func:`spend` reads of a record (``cometnb.Record`` has it; no import, no cycle)."""
+
+    @property
+    def cost(self) -> Cost: ...
+    @property
+    def created_at(self) -> _dt.datetime: ...
+
+    model: str
+    timestamp: float
+    tags: tuple[str, ...]
+
 
 __all__ = ["SpendTable", "cost_of_failure", "cost_of_result", "record_cost", "spend"]
 
@@ -120,10 +133,6 @@ def _since(value: Any) -> float | None:
     )
 
 
-def _cost(rec: Record) -> Cost:
-    return record_cost(rec._d(), rec.status)
-
-
 def _keys(rec: Record, by: str) -> list[str]:
     if by == "model":
         return [rec.model]
@@ -150,10 +159,10 @@ def spend(records: Iterable[Record], since: Any = None, by: By | None = None) ->
     start = _since(since)
     chosen = [r for r in records if start is None or r.timestamp >= start]
     if by is None:
-        return float(sum(_cost(r).usd or 0.0 for r in chosen))
+        return float(sum(r.cost.usd or 0.0 for r in chosen))
     table = SpendTable(by)
     for rec in chosen:
-        cost = _cost(rec)
+        cost = rec.cost
         for key in _keys(rec, by):
             table._add(key, cost)
     ordered = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))

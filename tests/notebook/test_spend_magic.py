@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_magic import assert_short_error, configure, ip, recorder, run  # noqa: F401
+from test_magic import Recorder, assert_short_error, configure, recorder, run
 
+from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetError, session
 from cometnb._core.costing import gpt_image_2_tokens, prompt_tokens
 from cometnb._core.models import Generation, Grid
@@ -19,6 +20,21 @@ if TYPE_CHECKING:
     from cometnb.sim import SimServer
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def ip(sim: SimServer, history_dir: Path, fake_key: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """test_magic's shell: a session key, displays recorded, shown as in a notebook."""
+    from conftest import new_magic_shell
+
+    shell = new_magic_shell(base_url=sim.base_url, history_dir=str(history_dir))
+    _settings.set_session_key(fake_key)
+    shown = Recorder()
+    shown.history_dir = history_dir
+    monkeypatch.setattr(shell, "display_pub", shown)
+    shell.magics_manager.registry["CometImg"].engine.rich = True
+    return shell
+
 
 # Nine requests, about $0.70: the issue's example of a grid that multiplies the bill.
 NINE = "%%cometimg -m gpt-image-2 -s 1024x1024,1536x1024,1024x1536 -q low,medium,high"
@@ -40,7 +56,9 @@ def test_grid_over_the_budget_is_refused_with_nothing_sent(
     assert sim.request_count == 0
 
 
-def test_cell_budget_refuses_too(ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cell_budget_refuses_too(
+    ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     result, out = run(ip, capsys, f"{NINE} --budget 0.25\n{PROMPT}")
     assert_short_error(result, out, BudgetError, "--budget", "$0.250 left")
     assert sim.request_count == 0
@@ -60,7 +78,11 @@ def test_grid_that_runs_out_midway_keeps_its_images_and_says_how_many_were_skipp
     estimate = sum(_low(p) for p in prompts)  # ≈ $0.030: the whole cell fits the budget
     assert estimate < 0.035
     body = "\n".join(prompts)
-    result, out = run(ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low --each-line --budget 0.035\n{body}")
+    result, out = run(
+        ip,
+        capsys,
+        f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low --each-line --budget 0.035\n{body}",
+    )
     assert result.success, result.error_in_exec
     grid = ip.user_ns["_"]
     assert isinstance(grid, Grid)
@@ -77,7 +99,9 @@ def test_grid_that_runs_out_midway_keeps_its_images_and_says_how_many_were_skipp
     assert len(History(history_dir)) == 2  # nothing was recorded for what was not sent
 
 
-def test_session_budget_spans_cells(ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_session_budget_spans_cells(
+    ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     configure(ip, budget=0.015)
     cell = f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low\n{PROMPT}"
     assert run(ip, capsys, cell)[0].success
@@ -88,7 +112,9 @@ def test_session_budget_spans_cells(ip: Any, sim: SimServer, capsys: pytest.Capt
     assert session.usd == pytest.approx(2 * _low())
 
 
-def test_confirm_above_needs_yes(ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_confirm_above_needs_yes(
+    ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     configure(ip, confirm_above=0.01)
     cell = "%%cometimg -m gpt-image-2 -s 1024x1024 -q low,medium\n" + PROMPT
     result, out = run(ip, capsys, cell)
@@ -127,7 +153,9 @@ def test_dry_run_shows_each_estimate_and_the_total(
     assert total is not None and float(total.group(1)) == pytest.approx(0.70, abs=0.01)
 
 
-def test_footers_show_actual_cost(ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_footers_show_actual_cost(
+    ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     result, _ = run(ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low\n{PROMPT}")
     gen = result.result
     assert isinstance(gen, Generation) and gen.cost.label == "$0.006"

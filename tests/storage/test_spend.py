@@ -50,7 +50,9 @@ def _gpt2(prompt: str, quality: str, size: str = "1024x1024") -> float:
 
 def test_simulated_usage_follows_the_real_token_counts(sim_client: Client) -> None:
     for quality, tokens in (("low", 196), ("medium", 1756), ("high", 7024)):
-        gen = sim_client.generate(PROMPTS[0], model="gpt-image-2", size="1024x1024", quality=quality)
+        gen = sim_client.generate(
+            PROMPTS[0], model="gpt-image-2", size="1024x1024", quality=quality
+        )
         assert gen.usage is not None and gen.usage["output_tokens"] == tokens
     gen = sim_client.generate(PROMPTS[0], model="gpt-image-1", size="1024x1536", quality="medium")
     assert gen.usage is not None and gen.usage["output_tokens"] == 1584
@@ -80,9 +82,7 @@ def test_estimate_equals_actual_in_the_simulator(
     assert gen.cost.usd == pytest.approx(before.usd)
 
 
-def test_generation_and_record_cost_agree_and_are_stored(
-    sim_client: Client, hist: History
-) -> None:
+def test_generation_and_record_cost_agree_and_are_stored(sim_client: Client, hist: History) -> None:
     gen = sim_client.generate(PROMPTS[0], model="gpt-image-2", size="1024x1024", quality="low")
     assert gen.cost.usd == pytest.approx(_gpt2(PROMPTS[0], "low"))
     assert gen.cost.label == "$0.006" and gen.cost.prices == "built-in 2026-12-01"
@@ -113,7 +113,8 @@ def test_a_refused_request_costs_nothing_and_a_cut_one_its_estimate(
 def test_session_ledger_counts_every_request(sim_client: Client) -> None:
     start = session.usd
     gens = [
-        sim_client.generate(p, model="gpt-image-2", size="1024x1024", quality="low") for p in PROMPTS
+        sim_client.generate(p, model="gpt-image-2", size="1024x1024", quality="low")
+        for p in PROMPTS
     ]
     assert session.usd - start == pytest.approx(sum(g.cost.usd or 0 for g in gens))
 
@@ -175,7 +176,9 @@ def test_spend_equals_the_records_costs_across_a_restart(
 def test_spend_since(sim_client: Client, hist: History) -> None:
     _make_history(sim_client)
     later = hist[1].created_at
-    assert hist.spend(since=later) == pytest.approx((hist[1].cost.usd or 0) + (hist[2].cost.usd or 0))
+    assert hist.spend(since=later) == pytest.approx(
+        (hist[1].cost.usd or 0) + (hist[2].cost.usd or 0)
+    )
     assert hist.spend(since=later.isoformat()) == hist.spend(since=later)
     assert hist.spend(since="2999-01-01") == 0.0
     with pytest.raises(ValueError, match="by must be"):
