@@ -30,6 +30,7 @@ __all__ = [
     "active_table",
     "builtin_table",
     "load_table",
+    "prices",
 ]
 
 BUILTIN_PATH = Path(__file__).with_name("prices.json")
@@ -376,6 +377,17 @@ def _stamp(path: Path | None) -> tuple[str, float] | None:
         return (str(path), path.stat().st_mtime)
     except OSError:
         return (str(path), -1.0)
+
+
+def prices() -> PriceTable:
+    """The price table in force (``cometnb.prices()``): built-in, dated, naming its source.
+
+    Example::
+
+        >>> cometnb.prices().get("gpt-image-2").image_out  # doctest: +SKIP
+        30.0
+    """
+    return active_table()
 
 
 def active_table() -> PriceTable:
