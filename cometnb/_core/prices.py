@@ -360,14 +360,29 @@ def load_table(path: str | Path, *, origin: str | None = None) -> PriceTable:
     return PriceTable.from_dict(data, origin=origin or where.name)
 
 
+_newest: dict[Path, tuple[float, Path | None]] = {}
+
+
 def newest_catalog(history_dir: Path) -> Path | None:
-    """The newest catalog ``refresh_prices()`` kept in ``history_dir`` (names sort by time)."""
+    """The newest catalog ``refresh_prices()`` kept in ``history_dir`` (names sort by time).
+
+    The folder is listed again only when its modification time changes (a new catalog).
+    """
     folder = history_dir / CATALOG_DIR
+    try:
+        mtime = folder.stat().st_mtime
+    except OSError:
+        return None
+    cached = _newest.get(folder)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
     try:
         found = sorted(folder.glob("catalog-*.json"))
     except OSError:
         return None
-    return found[-1] if found else None
+    newest = found[-1] if found else None
+    _newest[folder] = (mtime, newest)
+    return newest
 
 
 def _stamp(path: Path | None) -> tuple[str, float] | None:

@@ -165,3 +165,41 @@ def test_footers_show_actual_cost(
     final = recorder(ip).htmls()[-1]
     assert "$0.040" in final  # dall-e-3 standard square, per image
     assert final.count('class="cometnb-cost"') >= 2
+
+
+def test_bad_budget_and_price_settings_are_refused_clearly(
+    ip: Any,
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from IPython.core.error import UsageError
+
+    result, out = run(ip, capsys, f"%%cometimg --budget -1\n{PROMPT}")
+    assert isinstance(result.error_in_exec, UsageError) and "--budget" in out
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"models": {"gpt-image-2": {"image_out": "cheap"}}}')
+    result, out = run(ip, capsys, f"%config CometImg.prices_file = {str(bad)!r}")
+    # %config reports a refused trait value through logging, as for CometImg.concurrency = 0
+    assert "price image_out of gpt-image-2 must be a number" in caplog.text
+    magics = ip.magics_manager.registry["CometImg"]
+    assert magics.prices_file is None and _settings.active().prices_file is None
+    result, out = run(ip, capsys, "%config CometImg.budget = -5")
+    assert "CometImg.budget must be 0 or more" in caplog.text
+    assert _settings.active().budget is None
+    assert sim.request_count == 0
+
+
+def test_prices_file_setting_changes_the_estimate(
+    ip: Any, sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "prices.json"
+    mine.write_text('{"date": "2027-01-01", "models": {"gpt-image-2": {"image_out": 60}}}')
+    configure(ip, prices_file=str(mine))
+    result, out = run(
+        ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low --dry-run\n{PROMPT}"
+    )
+    assert result.success, result.error_in_exec
+    # 196 image tokens at the file's $60/M: twice the built-in ≈ $0.006
+    assert "(prices.json 2027-01-01 prices)" in out and "[1] ≈ $0.01 " in out

@@ -251,3 +251,20 @@ def test_dataframe_and_exports_carry_cost_usd(
     assert costs == pytest.approx([r.cost.usd for r in hist])
     page = hist.export(tmp_path / "h.html").read_text()
     assert "$0.120" in page
+
+
+def test_refresh_prices_from_the_simulated_catalog(sim: SimServer, isolated_env: Path) -> None:
+    import cometnb
+
+    request = ImageRequest(PROMPTS[0], "gpt-image-2", size="1024x1024", quality="medium")
+    before = request.estimate()
+    table = cometnb.refresh_prices(sim.base_url)
+    assert table.problems == ()
+    assert table.get("gpt-image-2").image_out == 24.0  # type: ignore[union-attr]
+    assert table.get("qwen-image") is not None  # priced per request by the catalog
+    after = request.estimate()
+    assert after.usd == pytest.approx((before.usd or 0) * 0.8)
+    assert after.prices is not None and after.prices.startswith("catalog ")
+    assert cometnb.prices() == table
+    kept = list((isolated_env / "prices").glob("catalog-*.json"))
+    assert len(kept) == 1 and "api/models" in json.loads(kept[0].read_text())["source"]
