@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cometnb._client.clients import AsyncClient, Client
     from cometnb._client.price_refresh import refresh_prices
     from cometnb._core.budget import BudgetError
+    from cometnb._core.cost import Cost
     from cometnb._core.errors import (
         APIError,
         AuthenticationError,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
-    from cometnb._core.prices import Cost, PriceTable, prices
+    from cometnb._core.prices import PriceTable, prices
     from cometnb._notebook.panel import panel
     from cometnb.history import History, Record, history
 
@@ -81,7 +82,7 @@ _LAZY = {
     "history": "cometnb.history",
     "panel": "cometnb.widget",
     "BudgetError": "cometnb._core.budget",
-    "Cost": "cometnb._core.prices",
+    "Cost": "cometnb._core.cost",
     "PriceTable": "cometnb._core.prices",
     "prices": "cometnb._core.prices",
     "refresh_prices": "cometnb._client.price_refresh",

@@ -31,6 +31,7 @@ from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
 from cometnb._core import budget
 from cometnb._core import settings as _settings
+from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
@@ -40,7 +41,6 @@ from cometnb._core.errors import (
     register_secret,
 )
 from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
-from cometnb._core.prices import Cost
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
 from cometnb._storage.folder import history as active_history
 from cometnb._version import __version__

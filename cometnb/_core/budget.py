@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cometnb._core.cost import Cost, format_usd
 from cometnb._core.errors import ValidationError
-from cometnb._core.prices import Cost, format_usd
 
 __all__ = ["BudgetError", "Ledger", "SpendGuard", "check_before", "session"]
 

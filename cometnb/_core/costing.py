@@ -15,7 +15,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cometnb._core.prices import Cost, ModelPrice, PriceTable, active_table, format_usd
+from cometnb._core.cost import Cost, format_usd
+from cometnb._core.prices import ModelPrice, PriceTable, active_table
 
 __all__ = [
     "actual_cost",

@@ -21,8 +21,8 @@ from cometnb._core.settings import Settings, active
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
+    from cometnb._core.cost import Cost
     from cometnb._core.errors import CometError
-    from cometnb._core.prices import Cost
 
 Status = Literal["ok", "error", "cancelled"]
 

@@ -12,8 +12,8 @@ import ipywidgets as W
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import check_before, session
+from cometnb._core.cost import Cost
 from cometnb._core.models import ImageRequest
-from cometnb._core.prices import Cost
 
 if TYPE_CHECKING:
     from cometnb._notebook.panel_form import RequestForm

@@ -12,9 +12,10 @@ from typing import Any
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import Limits, SpendGuard, check_before, session
+from cometnb._core.cost import Cost, format_usd
 from cometnb._core.costing import estimate_all
 from cometnb._core.models import Generation, Grid
-from cometnb._core.prices import Cost, active_table, format_usd
+from cometnb._core.prices import active_table
 
 __all__ = ["check_cell", "dry_run_costs", "skipped_note"]
 

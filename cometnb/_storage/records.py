@@ -21,7 +21,7 @@ from cometnb._core.text import clip
 from cometnb._storage.index import IndexRow
 
 if TYPE_CHECKING:
-    from cometnb._core.prices import Cost
+    from cometnb._core.cost import Cost
 
 __all__ = [
     "IMAGES",

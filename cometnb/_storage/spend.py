@@ -12,8 +12,8 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from cometnb._core.cost import Cost, format_usd
 from cometnb._core.costing import actual_cost, failure_cost
-from cometnb._core.prices import Cost, format_usd
 
 if TYPE_CHECKING:
     from cometnb._core.models import ApiResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.prices import Cost
+from cometnb._core.cost import Cost
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CARD,

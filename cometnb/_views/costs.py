@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-from cometnb._core.prices import Cost, format_usd
+from cometnb._core.cost import Cost, format_usd
 
 __all__ = ["cost_html", "cost_of", "total_html"]
 

@@ -13,6 +13,7 @@ from conftest import SHARED_FIXTURES
 
 from cometnb._core import settings as _settings
 from cometnb._core.catalog import table_from_catalog
+from cometnb._core.cost import Cost
 from cometnb._core.costing import (
     actual_cost,
     estimate_body,
@@ -22,7 +23,7 @@ from cometnb._core.costing import (
     prompt_tokens,
 )
 from cometnb._core.errors import ValidationError
-from cometnb._core.prices import Cost, PriceTable, active_table, builtin_table, load_table
+from cometnb._core.prices import PriceTable, active_table, builtin_table, load_table
 
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 TEXT = prompt_tokens(PROMPT, builtin_table())  # 12 visible + 6 hidden text tokens

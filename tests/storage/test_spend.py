@@ -16,9 +16,10 @@ from conftest import FAKE_KEY
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import session
+from cometnb._core.cost import Cost
 from cometnb._core.costing import gpt_image_2_tokens, prompt_tokens
 from cometnb._core.models import ImageRequest
-from cometnb._core.prices import Cost, builtin_table
+from cometnb._core.prices import builtin_table
 
 if TYPE_CHECKING:
     from cometnb._client.clients import Client
