@@ -229,6 +229,10 @@ class CometImg(Magics, Configurable):
         grid: every combination runs (CometImg.concurrency at a time) and shows as one
         labelled comparison grid. Every request is validated before anything is sent.
 
+        The whole cell is priced before its first request: it is refused when it would pass
+        CometImg.budget (this session) or --budget (this cell), or cost more than
+        CometImg.confirm_above without --yes; --dry-run shows each estimate and the total.
+
         Returns a Generation (one request) or a Grid (several), so ``_`` holds it. Images
         are saved in the history (CometImg.history_dir) before they are shown. The API key is
         never an option: set COMETAPI_KEY or run %cometimg_key.
