@@ -22,6 +22,7 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of
 
 if TYPE_CHECKING:
     from cometnb._core.models import Grid, GridCell
@@ -122,7 +123,9 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
     caption = " · ".join(p for p in (f"{gen.elapsed_s:.1f} s", tokens(gen.usage)) if p)
     extra = synthetic_badge() if gen.synthetic else ""
     note = f'<div style="{MUTED}">{esc(status)}</div>' if status else ""
-    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}</div>{note}'
+    cost = cost_html(cost_of(gen))
+    cost = f" · {cost}" if cost else ""
+    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}{cost}</div>{note}'
 
 
 def _grid_summary(grid: Grid) -> str:
