@@ -297,7 +297,9 @@ def test_prices_file_overrides_and_adds_models(tmp_path: Path) -> None:
     assert table.get("gpt-image-2").image_out == 15.0  # type: ignore[union-attr]
     assert table.get("gpt-image-2").image_in == 8.0  # type: ignore[union-attr]  # kept
     qwen = estimate_body({"model": "qwen-image", "prompt": PROMPT}, table)
-    assert qwen.usd == pytest.approx(0.03)
+    assert qwen.usd == pytest.approx(0.03) and "upper bound" not in qwen.basis
+    done = actual_cost({"model": "qwen-image", "prompt": PROMPT}, None, 1, table=table)
+    assert done == Cost(0.03, False, "1 × $0.030 per image", table.label)
     low = estimate_body(
         {"model": "gpt-image-2", "prompt": PROMPT, "size": "1024x1024", "quality": "low"}, table
     )
