@@ -18,7 +18,7 @@ import httpx
 from cometnb._client.base import USER_AGENT, shared_ssl_context
 from cometnb._core import settings
 from cometnb._core.catalog import table_from_catalog
-from cometnb._core.errors import APIError, ResponseError
+from cometnb._core.errors import APIError, CometError, ResponseError
 from cometnb._core.prices import CATALOG_DIR, PriceTable, active_table, builtin_table
 
 __all__ = ["catalog_url", "refresh_prices"]
@@ -54,7 +54,15 @@ def refresh_prices(
     data = _fetch(url, transport)
     fetched = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     table = table_from_catalog(data, builtin_table(), source=f"CometAPI catalog {url}, {fetched}")
-    _keep(table, settings.resolve_history_dir(history_dir))
+    folder = settings.resolve_history_dir(history_dir)
+    try:
+        _keep(table, folder)
+    except OSError as exc:
+        raise CometError(
+            f"could not keep the price catalog in {folder / CATALOG_DIR}: "
+            f"{exc.strerror or type(exc).__name__}",
+            hint="Check that the history folder (CometImg.history_dir) is writable.",
+        ) from None
     return active_table() if history_dir is None else builtin_table().merged(table)
 
 

@@ -152,9 +152,10 @@ def check_before(
             first = estimates[unknown[0]]
             from cometnb._core.costing import UNKNOWN_HINT
 
+            which = "this request" if count == 1 else f"{len(unknown)} of the {count} requests"
             raise BudgetError(
-                f"refused: a budget is set and the cost of {len(unknown)} of {what} is unknown "
-                f"({first.basis}), so it cannot be kept.",
+                f"refused: a budget is set and the cost of {which} is unknown "
+                f"({first.basis}), so the budget cannot be kept; nothing was sent.",
                 hint=UNKNOWN_HINT,
             )
         left = limits.left(0.0, ledger)

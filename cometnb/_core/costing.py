@@ -141,6 +141,8 @@ def _per_image(
 
 def _upper(size: str | None, quality: str | None, price: ModelPrice) -> bool:
     """True when the request left a choice to the server, so the figure is an upper bound."""
+    if price.billing == "per_image" and set(price.per_image) <= {"*"}:
+        return False  # one flat price: nothing left to choose changes it
     q = quality or price.defaults.get("quality")
     s = size or price.defaults.get("size")
     return q in (None, "auto") or s in (None, "auto")

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cometnb._core.budget import BudgetError
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CELL,
@@ -130,10 +131,13 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
 
 def _grid_summary(grid: Grid) -> str:
     gens = grid.generations
-    failed = sum(1 for g in gens if not g.ok)
+    skipped = sum(1 for g in gens if isinstance(g.error, BudgetError))
+    failed = sum(1 for g in gens if not g.ok) - skipped
     shape = "×".join(str(n) for n in grid.shape) or "1"
-    text = f"{shape} grid · {len(gens)}/{len(grid.cells)} done" + (
-        f" · {failed} failed" if failed else ""
+    text = (
+        f"{shape} grid · {len(gens)}/{len(grid.cells)} done"
+        + (f" · {failed} failed" if failed else "")
+        + (f" · {skipped} not sent (budget)" if skipped else "")
     )
     badge = synthetic_badge() if any(g.synthetic for g in gens) else ""
     return f'<div style="margin-bottom:4px">{badge}{esc(text)}</div>{_grid_shared(grid)}'

@@ -60,9 +60,11 @@ def test_the_tighter_cap_is_named() -> None:
 def test_unknown_cost_is_refused_while_a_budget_is_set() -> None:
     unknown = Cost(None, True, "no price for qwen-image")
     assert _check([unknown]).usd is None  # no budget: allowed, shown as unknown
-    with pytest.raises(BudgetError, match="cost of 1 of this request is unknown") as info:
+    with pytest.raises(BudgetError, match="cost of this request is unknown") as info:
         _check([unknown], session_budget=5.0)
     assert "prices_file" in str(info.value) and "qwen-image" in str(info.value)
+    with pytest.raises(BudgetError, match="cost of 1 of the 3 requests is unknown"):
+        _check([MEDIUM, unknown, MEDIUM], cell_budget=5.0)
 
 
 def test_confirm_above_needs_yes() -> None:

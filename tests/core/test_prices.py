@@ -297,7 +297,9 @@ def test_prices_file_overrides_and_adds_models(tmp_path: Path) -> None:
     assert table.get("gpt-image-2").image_out == 15.0  # type: ignore[union-attr]
     assert table.get("gpt-image-2").image_in == 8.0  # type: ignore[union-attr]  # kept
     qwen = estimate_body({"model": "qwen-image", "prompt": PROMPT}, table)
-    assert qwen.usd == pytest.approx(0.03)
+    assert qwen.usd == pytest.approx(0.03) and "upper bound" not in qwen.basis
+    done = actual_cost({"model": "qwen-image", "prompt": PROMPT}, None, 1, table=table)
+    assert done == Cost(0.03, False, "1 × $0.030 per image", table.label)
     low = estimate_body(
         {"model": "gpt-image-2", "prompt": PROMPT, "size": "1024x1024", "quality": "low"}, table
     )
@@ -428,3 +430,19 @@ def test_refresh_prices_failure_leaves_prices_alone(isolated_env: Path) -> None:
         refresh_prices("http://127.0.0.1:9/v1", transport=httpx.MockTransport(answer))
     assert not (isolated_env / "prices").exists()
     assert active_table() is builtin_table()
+
+
+def test_refresh_prices_says_when_it_cannot_keep_the_catalog(tmp_path: Path) -> None:
+    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._core.errors import CometError
+
+    blocked = tmp_path / "history"
+    blocked.write_text("a file where the history folder should be")
+    body = (SHARED_FIXTURES / "api-models.json").read_bytes()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    with pytest.raises(CometError, match="could not keep the price catalog") as info:
+        refresh_prices("http://127.0.0.1:9/v1", blocked, transport=httpx.MockTransport(answer))
+    assert "CometImg.history_dir" in str(info.value)
