@@ -222,3 +222,19 @@ def test_kill_9_leaves_nothing_invisible_after_repair(
         assert not report.adopted and len(after) == 2
         assert any(p.name.endswith(".tmp") for p in (folder / "images").iterdir())
     assert len(History(folder).repair().adopted) == 0  # idempotent
+
+
+def test_repair_removes_abandoned_temporaries_and_says_so(sim: SimServer, tmp_path: Path) -> None:
+    folder = tmp_path / "h"
+    _seed(sim, folder, count=1)
+    old = folder / "images" / ".20260101-000000-0000-abcdef-0-x.png.999.abcdef.tmp"
+    young = folder / "images" / ".20260101-000000-0000-abcdef-1-x.png.999.abcdef.tmp"
+    for path in (old, young):
+        path.write_bytes(b"\x89PNG half written")
+    os.utime(old, (os.path.getmtime(old) - 600, os.path.getmtime(old) - 600))
+    hist = History(folder)
+    assert hist.repair(dry_run=True).temporaries == 1 and old.exists()
+    report = hist.repair()
+    assert report.temporaries == 1 and "remove 1 abandoned temporary" in str(report)
+    assert not old.exists() and young.exists()  # a young one may still be being written
+    assert not report.adopted and len(History(folder)) == 1
