@@ -17,7 +17,7 @@ from typing import Any
 from cometnb._core.errors import ValidationError
 from cometnb._core.secret import Secret
 
-__all__ = ["check_encodable", "check_no_key", "first_unencodable", "strings_in"]
+__all__ = ["check_encodable", "check_no_key", "check_text", "first_unencodable", "strings_in"]
 
 
 def first_unencodable(text: str) -> int | None:
@@ -74,3 +74,11 @@ def check_no_key(body: Mapping[str, Any], key: Secret | None) -> None:
                 field=_field_of(path),
                 hint="Remove the key from the prompt or field (check any {variable} it uses).",
             )
+
+
+def check_text(body: Mapping[str, Any]) -> None:
+    """Both checks, with the key resolved as a request would be (``ImageRequest.validate``)."""
+    from cometnb._core.settings import resolve_key
+
+    check_encodable(body)
+    check_no_key(body, resolve_key())

@@ -80,19 +80,13 @@ class ImageRequest:
         return estimate(self)
 
     def validate(self) -> ImageRequest:
-        """Raise :class:`ValidationError` if the model cannot take this request; return self.
-
-        Besides the model's rules: every text must be encodable (no lone surrogates) and none
-        may contain the API key, which would be sent to the server and kept in the history.
-        """
-        from cometnb._core.guards import check_encodable, check_no_key
-        from cometnb._core.settings import resolve_key
+        """Raise :class:`ValidationError` if the model cannot take this request, or its text
+        cannot be sent (a lone surrogate, the API key: see ``guards``); return self."""
+        from cometnb._core.guards import check_text
         from cometnb._core.validation import validate_request
 
-        body = {"prompt": self.prompt, **self.fields}
-        check_encodable(body)
+        check_text({"prompt": self.prompt, **self.fields})
         validate_request(self.prompt, self.model, self.fields)
-        check_no_key(body, resolve_key())
         return self
 
     def to_body(self) -> dict[str, Any]:
