@@ -52,6 +52,9 @@ def test_too_short_session_key_is_refused_with_a_message() -> None:
         _settings.set_session_key("test")
     assert "test" not in info.value.message.replace("too short", "")
     assert _settings.resolve_api_key() is None
+    from cometnb._notebook.key_prompt import store_key  # what %cometimg_key shows
+
+    assert "too short" in store_key("test") and _settings.resolve_api_key() is None
 
 
 # --- a key echoed by a successful reply -------------------------------------------------------
