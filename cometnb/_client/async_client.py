@@ -17,6 +17,7 @@ from typing import Any, cast
 import httpx
 
 from cometnb._client.base import (
+    USER_AGENT,
     HistoryArg,
     OnEvent,
     OnPartial,
@@ -26,12 +27,24 @@ from cometnb._client.base import (
     _cancelled,
     _is_synthetic,
     shared_ssl_context,
+    unexpected,
 )
+from cometnb._client.capped import (
+    alines_capped,
+    aread_capped,
+    error_budget,
+    result_budget,
+    stream_budget,
+)
+from cometnb._client.fetch import adownload
+from cometnb._client.frames import drop_library_frames
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
-from cometnb._core.errors import CometError
+from cometnb._core.errors import CometError, ResponseError
+from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink
+from cometnb._core.secret import Secret
 
 __all__ = ["AsyncClient"]
 
@@ -50,7 +63,7 @@ class AsyncClient(_BaseClient):
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         base_url: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -60,6 +73,7 @@ class AsyncClient(_BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -69,6 +83,7 @@ class AsyncClient(_BaseClient):
             history=history,
             retry_billed=retry_billed,
             rng=rng,
+            limits=limits,
         )
         self._sleep = sleep or asyncio.sleep
         self._http = httpx.AsyncClient(
@@ -195,7 +210,14 @@ class AsyncClient(_BaseClient):
             return await asyncio.to_thread(
                 self._record_failure, history, body, error, elapsed, tags, origin
             )
-        except asyncio.CancelledError:
+        except Exception as exc:  # MemoryError, a bug below us: this request's error only
+            failure = unexpected(exc, "sending")
+            elapsed = time.monotonic() - start
+            return await asyncio.to_thread(
+                self._record_failure, history, body, failure, elapsed, tags, origin
+            )
+        except asyncio.CancelledError as cancel:
+            drop_library_frames(cancel)  # their locals hold the raw header bytes
             elapsed = time.monotonic() - start
             record = asyncio.to_thread(
                 self._record_failure,
@@ -211,7 +233,15 @@ class AsyncClient(_BaseClient):
             raise
         notify(on_event, ClientEvent("storing"))
         elapsed = time.monotonic() - start
-        return await asyncio.to_thread(self._store, history, body, result, elapsed, tags, origin)
+        try:
+            return await asyncio.to_thread(
+                self._store, history, body, result, elapsed, tags, origin
+            )
+        except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
+            failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
+            return await asyncio.to_thread(
+                self._record_failure, history, body, failure, elapsed, tags, origin
+            )
 
     async def _obtain(
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
@@ -234,31 +264,46 @@ class AsyncClient(_BaseClient):
         return None
 
     async def _attempt(self, step: Send) -> Attempt:
+        started = time.monotonic()
         try:
             request = self._http_request(self._http, step.body, step.key)
             response = await self._http.send(request, stream=True)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
-            if not response.is_success or not self._is_sse(response, step.body):
-                await response.aread()
+            if not response.is_success:
+                content = await aread_capped(
+                    response, error_budget(self.host, self.limits, started)
+                )
+                return self._status_failure(response, content)
+            if not self._is_sse(response, step.body):
+                budget = result_budget(self.host, self.limits, step.body, started)
+                content = await aread_capped(response, budget)
                 self._received(step, response)
-                return self._complete_answer(response)
+                return self._complete_answer(response, content)
             reader = self._stream_reader(step)
-            async for line in response.aiter_lines():
-                if reader.feed(line):
-                    break
+            budget = stream_budget(self.host, self.limits, step.body, started)
+            lines = alines_capped(response, budget, self.limits.sse_line_bytes)
+            try:
+                async for line in lines:
+                    if reader.feed(line):
+                        break
+            finally:
+                await lines.aclose()
             self._received(step, response)
             return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
+        except ResponseError as exc:  # over a size cap or past the deadline
+            return self._too_much(exc)
         finally:
             await response.aclose()
 
     async def _download(self, url: str) -> bytes:
-        request = self._download_request(self._http, url)
-        try:
-            response = await self._http.send(request, follow_redirects=True)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise self._download_error(url, type(exc).__name__) from None
-        return self._downloaded(url, response)
+        return await adownload(
+            self._http,
+            url,
+            user_agent=USER_AGENT,
+            allow_loopback=self._loopback,
+            limits=self.limits,
+        )

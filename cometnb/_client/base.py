@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -21,6 +20,8 @@ from typing import Any, Literal
 import httpx
 
 from cometnb._client import logsafe as _logsafe
+from cometnb._client.fetch_guard import is_loopback_host
+from cometnb._client.frames import drop_library_frames
 from cometnb._client.response import (
     KEY_HINT,
     failure_from_exception,
@@ -36,12 +37,14 @@ from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
     CometError,
-    ResponseError,
     ValidationError,
-    register_secret,
+    redact,
 )
+from cometnb._core.guards import check_no_key
+from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
+from cometnb._core.secret import Secret, mask
 from cometnb._storage.folder import history as active_history
 from cometnb._version import __version__
 
@@ -55,8 +58,6 @@ HistoryArg = HistorySink | Literal[False] | None
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
 USER_AGENT = f"cometnb/{__version__}"
-# Printable ASCII without spaces: what a bearer token in a header may hold.
-_HEADER_SAFE_KEY = re.compile(r"[\x21-\x7e]+")
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
 
 
@@ -70,19 +71,12 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _mask(key: str | None) -> str | None:
-    """``sk-cometnb-…a1e0`` → ``sk-…e0``: enough to tell keys apart, useless to an attacker."""
-    if not key:
-        return None
-    return f"{key[:3]}…{key[-2:]}" if len(key) >= 12 else "…"
-
-
 class _BaseClient:
     """Request building, policy, parsing and storage shared by both clients (no I/O)."""
 
     def __init__(
         self,
-        api_key: str | None,
+        api_key: str | Secret | None,
         base_url: str | None,
         timeout: float | None,
         max_retries: int | None,
@@ -90,11 +84,12 @@ class _BaseClient:
         history: HistoryArg,
         retry_billed: bool,
         rng: random.Random | None,
+        limits: Limits | None = None,
     ) -> None:
         settings = _settings.active()
-        register_secret(api_key)
         _logsafe.install()
-        self._api_key = api_key or None
+        # Held as a Secret from here to the header: no repr, traceback or log shows it.
+        self._api_key = Secret.of(api_key)
         self.base_url = _settings.resolve_base_url(base_url)
         url = httpx.URL(self.base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -104,6 +99,9 @@ class _BaseClient:
                 field="base_url",
             )
         self.host = url.host
+        # Image URLs on loopback are fetched only when the API itself is there (the simulator).
+        self._loopback = is_loopback_host(url.host)
+        self.limits = limits if limits is not None else settings.limits
         self.timeout = float(settings.timeout if timeout is None else timeout)
         self.connect_timeout = float(min(settings.connect_timeout, self.timeout))
         self.max_retries = int(settings.max_retries if max_retries is None else max_retries)
@@ -123,12 +121,11 @@ class _BaseClient:
     def _timeouts(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
-    def _require_key(self) -> str:
-        key = (_settings.resolve_api_key(self._api_key) or "").strip()
-        if not key:
+    def _require_key(self) -> Secret:
+        key = _settings.resolve_key(self._api_key)
+        if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
-        register_secret(key)
-        if not _HEADER_SAFE_KEY.fullmatch(key):
+        if not key.header_safe:
             # httpx would fail while writing the header and quote the key in its error text.
             raise AuthenticationError(
                 "The API key contains a space, line break or non-ASCII character, which an "
@@ -137,12 +134,15 @@ class _BaseClient:
             )
         return key
 
-    def _headers(self, key: str, stream: bool) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {key}",
-            "User-Agent": USER_AGENT,
-            "Accept": "text/event-stream, application/json" if stream else "application/json",
-        }
+    def _headers(self, key: Secret, stream: bool) -> httpx.Headers:
+        # httpx.Headers hides Authorization in its repr; the bare key exists only in here.
+        return httpx.Headers(
+            {
+                "Authorization": key.bearer(),
+                "User-Agent": USER_AGENT,
+                "Accept": "text/event-stream, application/json" if stream else "application/json",
+            }
+        )
 
     def _history(self) -> HistorySink | None:
         if self._history_arg is False:
@@ -159,8 +159,9 @@ class _BaseClient:
         return history
 
     def __repr__(self) -> str:
-        key = _mask(_settings.resolve_api_key(self._api_key))
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key!r})"
+        key = _settings.resolve_key(self._api_key)
+        shown = mask(key.reveal()) if key is not None else None
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={shown!r})"
 
     # -- requests --------------------------------------------------------------------
 
@@ -193,7 +194,9 @@ class _BaseClient:
         )
 
     def _prepare(self, request: ImageRequest) -> dict[str, Any]:
-        return request.validate().to_body()
+        body = request.validate().to_body()
+        check_no_key(body, _settings.resolve_key(self._api_key))  # this client's own key too
+        return body
 
     def _prepare_many(self, requests: Iterable[object]) -> list[dict[str, Any]]:
         """Validate every request before any is sent; the error names the bad one's index."""
@@ -210,7 +213,7 @@ class _BaseClient:
         return bodies
 
     def _http_request(
-        self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: str
+        self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: Secret
     ) -> httpx.Request:
         log.debug("cometnb: POST %s", self.endpoint)
         stream = bool(body.get("stream"))
@@ -224,10 +227,8 @@ class _BaseClient:
 
     # -- responses -------------------------------------------------------------------
 
-    def _status_failure(self, response: httpx.Response) -> Failure:
-        return failure_from_status(
-            response.status_code, response.headers, response.content, self.host
-        )
+    def _status_failure(self, response: httpx.Response, content: bytes) -> Failure:
+        return failure_from_status(response.status_code, response.headers, content, self.host)
 
     def _transport_failure(self, exc: httpx.RequestError) -> Failure:
         return failure_from_exception(exc, self.host, self.timeout)
@@ -237,24 +238,6 @@ class _BaseClient:
         ctype = response.headers.get("content-type", "").lower()
         # A server that ignores stream=true answers plain JSON: parse that as a normal result.
         return "event-stream" in ctype or (bool(body.get("stream")) and not ctype)
-
-    def _download_error(self, url: str, why: str) -> ResponseError:
-        host = httpx.URL(url).host or "the image host"
-        return ResponseError(
-            f"Could not download the generated image from {host}: {why}.",
-            hint="Image URLs expire (about 60 minutes); the generation was billed, so run it "
-            "again only if you need the image.",
-        )
-
-    def _check_download(self, url: str) -> None:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            parsed = None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ResponseError(
-                f"The server returned an image URL that is not http(s) or has no host: {url!r}"
-            )
 
     # -- the exchange, as I/O steps (performed by the subclass) -------------------------
 
@@ -270,26 +253,19 @@ class _BaseClient:
         if response.is_success:
             notify(step.on_event, ClientEvent("received"))
 
-    def _complete_answer(self, response: httpx.Response) -> Attempt:
+    def _complete_answer(self, response: httpx.Response, content: bytes) -> Attempt:
         """A fully read, non-streamed answer: the parsed result or the failure it means."""
         if not response.is_success:
-            return self._status_failure(response)
-        return parse_result(response.content, self.host), _is_synthetic(response)
+            return self._status_failure(response, content)
+        return parse_result(content, self.host), _is_synthetic(response)
 
     def _stream_reader(self, step: Send) -> StreamReader:
-        return StreamReader(self.host, step.on_partial, step.on_event)
+        return StreamReader(self.host, step.on_partial, step.on_event, self.limits)
 
-    def _download_request(
-        self, client: httpx.Client | httpx.AsyncClient, url: str
-    ) -> httpx.Request:
-        # The URL is on another host: sent without the Authorization header.
-        self._check_download(url)
-        return client.build_request("GET", url, headers={"User-Agent": USER_AGENT})
-
-    def _downloaded(self, url: str, response: httpx.Response) -> bytes:
-        if not response.is_success:
-            raise self._download_error(url, f"HTTP {response.status_code}")
-        return response.content
+    @staticmethod
+    def _too_much(error: CometError) -> Failure:
+        """A reply over a size cap or past its deadline: it may have been billed; no retry."""
+        return Failure(error, "never", "reply over its limit")
 
     # -- storage (blocking: the async client runs these in a worker thread) ------------
 
@@ -349,8 +325,8 @@ class _BaseClient:
                 )
                 record_id = error.record_id = record.id
                 cost = _stored_cost(record)
-            except Exception:  # the original error matters more than its record
-                log.exception("cometnb: could not record a failed request in the history")
+            except Exception as exc:  # the original error matters more than its record
+                log.warning("cometnb: could not record a failed request in the history (%s)", exc)
         gen = Generation(
             request=body,
             elapsed_s=elapsed_s,
@@ -375,3 +351,23 @@ def _is_synthetic(response: httpx.Response) -> bool:
 
 def _cancelled() -> CancelledError:
     return CancelledError(CANCELLED_MESSAGE)
+
+
+def unexpected(exc: BaseException, stage: Literal["sending", "storing"]) -> CometError:
+    """A failure that is not a :class:`CometError` (MemoryError, an OSError, a Pillow or an
+    encoding error) as one, so it is recorded like any other and fails only its request."""
+    drop_library_frames(exc)
+    detail = redact(str(exc)).strip()
+    what = f"{type(exc).__name__}{': ' + detail[:160] if detail else ''}"
+    if stage == "storing":
+        error = CometError(
+            f"Storing the result failed unexpectedly ({what}).",
+            hint="The generation was billed; the images may be lost. Check the disk and memory.",
+        )
+    else:
+        error = CometError(
+            f"The request failed unexpectedly after it was sent ({what}).",
+            hint="The generation may have been billed, so it was not retried.",
+        )
+    error.__cause__ = exc
+    return error

@@ -133,11 +133,12 @@ class RetryPolicy:
 
 
 def _try_again_hint(seconds: float, now: float | None = None) -> str:
-    when = time.localtime((time.time() if now is None else now) + seconds)
-    return (
-        f"The server asks to wait {seconds:.0f} s; try again after "
-        f"{time.strftime('%H:%M:%S', when)} (local time)."
-    )
+    start = time.time() if now is None else now
+    when = time.localtime(start + seconds)
+    # A time alone would read as today; a wait past midnight gets its date.
+    same_day = time.strftime("%Y-%m-%d", when) == time.strftime("%Y-%m-%d", time.localtime(start))
+    shown = time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", when)
+    return f"The server asks to wait {seconds:.0f} s; try again after {shown} (local time)."
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:

@@ -18,6 +18,7 @@ import httpx
 
 from cometnb._client.async_client import AsyncClient
 from cometnb._client.base import (
+    USER_AGENT,
     HistoryArg,
     OnEvent,
     OnPartial,
@@ -27,11 +28,23 @@ from cometnb._client.base import (
     _cancelled,
     _is_synthetic,
     shared_ssl_context,
+    unexpected,
 )
+from cometnb._client.capped import (
+    error_budget,
+    lines_capped,
+    read_capped,
+    result_budget,
+    stream_budget,
+)
+from cometnb._client.fetch import download
+from cometnb._client.frames import drop_library_frames
 from cometnb._client.loop import loop_thread
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
-from cometnb._core.errors import CometError
+from cometnb._core.errors import CometError, ResponseError
+from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
+from cometnb._core.secret import Secret
 
 __all__ = ["Client"]
 
@@ -49,12 +62,13 @@ class Client(_BaseClient):
     ``history=False`` keeps images in memory instead of the history folder; ``transport`` is an
     httpx transport (tests pass ``httpx.MockTransport``); ``sleep`` replaces ``time.sleep``
     between retries; ``retry_billed=True`` allows one retry of failures that may have been
-    billed (read timeouts, 5xx other than 503).
+    billed (read timeouts, 5xx other than 503). ``limits`` caps what one reply may cost in
+    memory and time (default ``CometImg``'s, see :class:`~cometnb._core.limits.Limits`).
     """
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         base_url: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -64,6 +78,7 @@ class Client(_BaseClient):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -73,6 +88,7 @@ class Client(_BaseClient):
             history=history,
             retry_billed=retry_billed,
             rng=rng,
+            limits=limits,
         )
         self._transport = transport
         self._sleep = sleep or time.sleep
@@ -179,6 +195,7 @@ class Client(_BaseClient):
             retry_billed=self.retry_billed,
             transport=transport,
             rng=self.policy.rng,
+            limits=self.limits,
         )
         twin.connect_timeout = self.connect_timeout
         return twin
@@ -208,12 +225,22 @@ class Client(_BaseClient):
         except CometError as error:
             elapsed = time.monotonic() - start
             return self._record_failure(history, body, error, elapsed, tags, origin)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            drop_library_frames(interrupt)  # their locals hold the raw header bytes
             elapsed = time.monotonic() - start
             self._record_failure(history, body, _cancelled(), elapsed, tags, origin, "cancelled")
             raise
+        except Exception as exc:  # MemoryError, a bug below us: recorded like any failure
+            failure = unexpected(exc, "sending")
+            elapsed = time.monotonic() - start
+            return self._record_failure(history, body, failure, elapsed, tags, origin)
         notify(on_event, ClientEvent("storing"))
-        return self._store(history, body, result, time.monotonic() - start, tags, origin)
+        try:
+            return self._store(history, body, result, time.monotonic() - start, tags, origin)
+        except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
+            failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
+            elapsed = time.monotonic() - start
+            return self._record_failure(history, body, failure, elapsed, tags, origin)
 
     def _obtain(
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
@@ -236,31 +263,40 @@ class Client(_BaseClient):
         return None
 
     def _attempt(self, step: Send) -> Attempt:
+        started = time.monotonic()
         try:
             request = self._http_request(self._http, step.body, step.key)
             response = self._http.send(request, stream=True)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
-            if not response.is_success or not self._is_sse(response, step.body):
-                response.read()
+            if not response.is_success:
+                content = read_capped(response, error_budget(self.host, self.limits, started))
+                return self._status_failure(response, content)
+            if not self._is_sse(response, step.body):
+                budget = result_budget(self.host, self.limits, step.body, started)
+                content = read_capped(response, budget)
                 self._received(step, response)
-                return self._complete_answer(response)
+                return self._complete_answer(response, content)
             reader = self._stream_reader(step)
-            for line in response.iter_lines():
+            budget = stream_budget(self.host, self.limits, step.body, started)
+            for line in lines_capped(response, budget, self.limits.sse_line_bytes):
                 if reader.feed(line):
                     break
             self._received(step, response)
             return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
+        except ResponseError as exc:  # over a size cap or past the deadline
+            return self._too_much(exc)
         finally:
             response.close()
 
     def _download(self, url: str) -> bytes:
-        request = self._download_request(self._http, url)
-        try:
-            response = self._http.send(request, follow_redirects=True)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise self._download_error(url, type(exc).__name__) from None
-        return self._downloaded(url, response)
+        return download(
+            self._http,
+            url,
+            user_agent=USER_AGENT,
+            allow_loopback=self._loopback,
+            limits=self.limits,
+        )

@@ -80,9 +80,12 @@ class ImageRequest:
         return estimate(self)
 
     def validate(self) -> ImageRequest:
-        """Raise :class:`ValidationError` if the model cannot take this request; return self."""
+        """Raise :class:`ValidationError` if the model cannot take this request, or its text
+        cannot be sent (a lone surrogate, the API key: see ``guards``); return self."""
+        from cometnb._core.guards import check_text
         from cometnb._core.validation import validate_request
 
+        check_text({"prompt": self.prompt, **self.fields})
         validate_request(self.prompt, self.model, self.fields)
         return self
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cometnb._client.runner import cell_label
+from cometnb._core.errors import redact
 from cometnb._core.models import Generation, Grid
 from cometnb._core.progress import CellProgress
 
@@ -204,4 +205,5 @@ def dry_run_text(grid: Grid, endpoint: str, problems: dict[int, str]) -> str:
         if i in problems:
             lines.append(f"# invalid: {problems[i]}")
         lines.append(json.dumps(cell.request.to_body(), indent=2, ensure_ascii=False))
-    return "\n".join(lines)
+    # A body refused for holding the key is still shown: never with the key in it.
+    return redact("\n".join(lines)).encode("utf-8", "backslashreplace").decode("utf-8")

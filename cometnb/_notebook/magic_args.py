@@ -9,8 +9,10 @@ option conflicts that would otherwise silently drop a value. Problems raise IPyt
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import keyword
+import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -198,9 +200,24 @@ def _scalar_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+# Names the session itself needs: binding a result to one breaks the notebook.
+_RESERVED_OUT = frozenset({"In", "Out", "get_ipython", "exit", "quit", "display"})
+_OUTPUT_CACHE = re.compile(r"_+|_i+|_[io]?\d+|_[iod]h")  # _, __, _i, _ii, _3, _i3, _oh, _dh
+
+
 def _check_out_name(name: str | None) -> str | None:
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
         raise UsageError(f"-o/--out needs a Python variable name; got {name!r}")
+    if name is not None and (
+        name in _RESERVED_OUT
+        or hasattr(builtins, name)
+        or _OUTPUT_CACHE.fullmatch(name)
+        or (name.startswith("__") and name.endswith("__"))
+    ):
+        raise UsageError(
+            f"-o/--out {name} is a reserved name (a Python builtin or one IPython uses); "
+            "choose another variable name, e.g. -o result"
+        )
     return name
 
 

@@ -10,6 +10,7 @@ The class only parses options (:mod:`cometnb._notebook.magic_args`) and drives a
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -68,7 +69,14 @@ def argument(*args: Any, **kwargs: Any) -> Callable[[_F], _F]:
 
 
 def parse_argstring(magic: Callable[..., Any], line: str) -> Any:
-    return _ARGS.parse_argstring(magic, line)
+    """The magic's options, split the POSIX way: ``--tag "two words"`` is one value without
+    its quotes, and ``--param user="ann smith"`` stays whole (IPython's default split keeps
+    the quotes and cuts at the space)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # shlex: "No closing quotation"
+        raise UsageError(f"the options have an unmatched quote ({exc})") from None
+    return magic.parser.parse_args(argv)  # type: ignore[attr-defined]
 
 
 @magics_class

@@ -87,11 +87,12 @@ def _write_zip(records: Sequence[Record], tmp: Path, title: str) -> None:
                 member = _member(file)
                 if member in written:
                     continue
-                if img.path is None or not img.path.is_file():
-                    missing.append(file)
-                    continue
-                if not _inside(img.path, rec.folder):
+                if img.path is None or not _inside(img.path, rec.folder):
+                    # Records refuse such paths (no path at all); checked here once more.
                     missing.append(f"{file} (outside the history folder: not exported)")
+                    continue
+                if not img.path.is_file():
+                    missing.append(file)
                     continue
                 # Stored, not deflated: PNG/JPEG/WebP are compressed already.
                 zf.write(img.path, member, compress_type=zipfile.ZIP_STORED)

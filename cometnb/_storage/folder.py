@@ -11,9 +11,10 @@ asked for. Several kernels can append to one folder at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -22,9 +23,11 @@ from cometnb._core.errors import ValidationError
 from cometnb._core.models import ApiResult, Generation, ImageRequest, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.settings import resolve_history_dir
+from cometnb._storage import repair as _repair
 from cometnb._storage.compare import Comparison
 from cometnb._storage.index import Index
 from cometnb._storage.records import Record, tags_json
+from cometnb._storage.repair import RepairReport
 from cometnb._storage.spend import By, SpendTable
 from cometnb._storage.writer import HistoryWriter
 
@@ -213,19 +216,35 @@ class History:
 
     def tag(self, record: RecordRef, *tags: str) -> Record:
         """Add tags to a record (stored at once); returns the updated record."""
+        return self._retag(record, lambda old: tags_json((*old, *tags)))
+
+    def untag(self, record: RecordRef, *tags: str) -> Record:
+        """Remove tags from a record; returns the updated record."""
+        return self._retag(record, lambda old: tags_json(t for t in old if t not in tags))
+
+    def _retag(self, record: RecordRef, change: Callable[[list[str]], str]) -> Record:
+        # Read and write in one transaction: another process tagging meanwhile keeps its tags.
         rec = self._resolve(record)
-        self._index.set_tags(rec.id, tags_json((*rec.tags, *tags)))
+        row = self._index.update_tags(rec.id, change)
+        if row is not None:
+            with contextlib.suppress(OSError):  # the record document follows (for a rebuild)
+                _repair.write_document(self.path, _repair.document(row))
         with self._lock:
             self._sync()
             return self._by_id[rec.id]
 
-    def untag(self, record: RecordRef, *tags: str) -> Record:
-        """Remove tags from a record; returns the updated record."""
-        rec = self._resolve(record)
-        self._index.set_tags(rec.id, tags_json(t for t in rec.tags if t not in tags))
+    def repair(self, *, dry_run: bool = False) -> RepairReport:
+        """Check this history and fix what can be fixed; returns a report of what it did.
+
+        A damaged index is moved aside and rebuilt from the record documents (``records/``),
+        records whose document is on disk but whose row is missing are put back, image files
+        no record names (a process killed while saving) are adopted as records tagged
+        ``adopted``, and abandoned temporary files are removed. ``dry_run=True`` only reports.
+        """
         with self._lock:
-            self._sync()
-            return self._by_id[rec.id]
+            report = _repair.repair(self.path, self._index, dry_run=dry_run)
+            self._ids, self._by_id, self._seq = [], {}, 0  # reload everything next time
+            return report
 
     def rerun(
         self, record: RecordRef, *, client: Runner | None = None, **overrides: Any

@@ -12,9 +12,10 @@ The schema is versioned with ``PRAGMA user_version``; :data:`SCHEMA_VERSION` is 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,22 @@ class Index:
             ).fetchone()
         return _as_row(row)
 
+    def update_tags(self, record_id: str, change: Callable[[list[str]], str]) -> IndexRow | None:
+        """Read a record's tags and write ``change(tags)`` in one transaction (so two
+        processes tagging at once both keep their tags); the new row, ``None`` if no record."""
+        with self._write() as conn:
+            found = conn.execute("SELECT tags FROM records WHERE id = ?", (record_id,)).fetchone()
+            if found is None:
+                return None
+            conn.execute(
+                f"UPDATE records SET tags = ?, seq = {_NEXT_SEQ} WHERE id = ?",
+                (change(list(json.loads(found[0]))), record_id),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)
+            ).fetchone()
+        return _as_row(row)
+
     def set_tags(self, record_id: str, tags: str) -> bool:
         """Replace a record's tags (bumping its ``seq``); False when there is no such record."""
         with self._write() as conn:
@@ -189,7 +206,7 @@ class Index:
 
     def rows_after(self, seq: int) -> list[IndexRow]:
         """Rows inserted or changed since ``seq`` (all rows for 0), in ``seq`` order."""
-        with self._lock:
+        with self._lock, self._readable():
             conn = self._connect(create=False)
             if conn is None:
                 return []
@@ -198,11 +215,31 @@ class Index:
 
     def count(self) -> int:
         """How many records the index holds (0 when there is no index file yet)."""
-        with self._lock:
+        with self._lock, self._readable():
             conn = self._connect(create=False)
             if conn is None:
                 return 0
             return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    @contextmanager
+    def _readable(self) -> Iterator[None]:
+        """A corrupt or truncated file is a clear :class:`CometError`, not a raw sqlite3 one."""
+        try:
+            yield
+        except sqlite3.OperationalError:
+            raise  # locked, busy, cannot open: not damage
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise damaged_index_error(self.path, exc) from None
+
+
+def damaged_index_error(path: Path, exc: BaseException, note: str = "") -> CometError:
+    """The error for an index SQLite cannot read (corrupt, truncated, not a database)."""
+    return CometError(
+        f"the history index {path} is damaged ({exc}){note}",
+        hint=f"Run cometnb.history({str(path.parent)!r}).repair() to rebuild it from the "
+        "record files.",
+    )
 
 
 def _as_row(row: Any) -> IndexRow:

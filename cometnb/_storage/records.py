@@ -286,13 +286,28 @@ class Record:
     def _image(self, doc: Mapping[str, Any]) -> GeneratedImage:
         preview = doc.get("preview")
         return GeneratedImage(
-            self._root / doc["file"],
+            self._inside(doc.get("file")),
             str(doc.get("format", "")),
             int(doc.get("width", 0)),
             int(doc.get("height", 0)),
             doc.get("revised_prompt"),
-            preview_path=self._root / preview if preview else None,
+            preview_path=self._inside(preview),
         )
+
+    def _inside(self, relative: object) -> Path | None:
+        """``root / relative`` when it stays inside the history folder (symlinks resolved).
+
+        A crafted or damaged record naming ``../../secret.png`` or an absolute path gets no
+        path at all, so no view, export or ``.data`` ever reads a file outside the history.
+        """
+        if not isinstance(relative, str) or not relative:
+            return None
+        path = self._root / relative
+        try:
+            path.resolve().relative_to(self._root.resolve())
+        except (ValueError, OSError):
+            return None
+        return path
 
     @property
     def revised_prompts(self) -> list[str]:

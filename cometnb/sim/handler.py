@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from cometnb._core.errors import ValidationError
 from cometnb._core.validation import validate_request
+from cometnb.sim import hostile
 from cometnb.sim.bodies import (
     HTML,
     JSON,
@@ -47,7 +48,10 @@ class SimHandler(SimHandlerBase):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path.startswith(_FILES):
+        if path.startswith(_FILES + hostile.DOWNLOAD_PREFIX):
+            name = path[len(_FILES) :]
+            hostile.download(self, self.state.stopping, name, urlsplit(self.path).query)
+        elif path.startswith(_FILES):
             self._download(path[len(_FILES) :])
         elif path.rstrip("/") == "/v1/models":
             if self._authorized():
@@ -156,6 +160,8 @@ class SimHandler(SimHandlerBase):
             self._send(400, moderation_error(self.state.family(model)))
         elif kind in _STATUS_FAULTS:
             self._status_fault(str(kind), params)
+        elif kind in hostile.FAULT_PARAMS:
+            hostile.answer(self, self.state.stopping, kind, params)
         else:
             return False
         return True

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cometnb._core.capabilities import CAPABILITIES, get_caps
+from cometnb.sim import hostile
 from cometnb.sim.images import ImageCache, shared_cache
 
 __all__ = ["FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
 
 # Every fault kind and the keyword parameters it takes.
 FAULT_PARAMS: dict[str, frozenset[str]] = {
+    **hostile.FAULT_PARAMS,  # replies built to exhaust memory or time (abuse tests)
     "429": frozenset({"retry_after", "retry_after_date", "no_retry_after", "quota"}),
     "500": frozenset({"retry_after"}),
     "500_invalid": frozenset(),
