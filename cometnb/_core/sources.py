@@ -8,7 +8,9 @@ value itself: ``bytes``, a ``PIL.Image.Image``, a ``pathlib.Path``, a ``Generate
 type (uploads without them are refused upstream as ``application/octet-stream``), the size,
 whether it has an alpha channel, and the history record it came from (for lineage).
 
-The core cannot import the history, so ``@…`` sources need a :class:`HistoryLookup` passed in.
+The core cannot import the history, so ``@…`` sources need a :class:`HistoryLookup` passed in
+(or the one :func:`cometnb._core.hooks.active_history` gives). Results and records are
+recognised by their shape, so this module imports no model class (``models`` imports it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any, Protocol
 
 from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.images import inspect_image, sniff_format
-from cometnb._core.models import GeneratedImage, Generation
 
 __all__ = [
     "EditBody",
@@ -43,13 +44,22 @@ _VAR = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_.]*)\}")
 _STORED_NAME = re.compile(r"(?P<id>[0-9]{8}-[0-9]{6}-[0-9]{4}-[0-9a-f]{6})-(?P<k>[0-9]+)[-.]")
 
 
+class StoredImage(Protocol):
+    """An image result as a source needs it (``cometnb.GeneratedImage``)."""
+
+    @property
+    def path(self) -> Path | None: ...
+    @property
+    def data(self) -> bytes: ...
+
+
 class RecordImages(Protocol):
     """A history record as a source needs it (``cometnb.Record`` has both)."""
 
     @property
     def id(self) -> str: ...
     @property
-    def images(self) -> list[GeneratedImage]: ...
+    def images(self) -> list[Any]: ...
 
 
 class HistoryLookup(Protocol):
@@ -133,9 +143,9 @@ def resolve_source(
         return _from_bytes(bytes(source), shown, "image")
     if isinstance(source, Path):
         return _from_path(source, label or str(source))
-    if isinstance(source, GeneratedImage):
+    if _is_generated(source):
         return _from_generated(source, shown, None, None)
-    if isinstance(source, Generation):
+    if _is_generation(source):
         return _from_generation(source, shown, 0)
     if _is_pil(source):
         return _from_bytes(_pil_png(source), shown, "image")
@@ -158,7 +168,7 @@ def describe_source(source: Any) -> str:
         return str(source)
     if _is_record(source):
         return f"record {source.id}"
-    if isinstance(source, Generation):
+    if _is_generation(source):
         return f"generation {source.record_id or '(not stored)'}"
     return f"<{type(source).__name__}>"
 
@@ -237,14 +247,14 @@ def _from_record(record: RecordImages, index: int, label: str) -> ImageInput:
     return _from_generated(images[index], label, record.id, index)
 
 
-def _from_generation(gen: Generation, label: str, index: int) -> ImageInput:
+def _from_generation(gen: Any, label: str, index: int) -> ImageInput:
     if not gen.images:
         raise ValidationError(f"image source {label} has no images ({gen.status})", field="image")
     return _from_generated(gen.images[index], label, gen.record_id, index)
 
 
 def _from_generated(
-    img: GeneratedImage, label: str, record_id: str | None, index: int | None
+    img: StoredImage, label: str, record_id: str | None, index: int | None
 ) -> ImageInput:
     if record_id is None and img.path is not None:
         stored = _STORED_NAME.match(img.path.name)
@@ -327,6 +337,19 @@ def _pil_png(img: Any) -> bytes:
         img = img.convert("RGBA")
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _is_generated(value: Any) -> bool:
+    # GeneratedImage (models imports this module, so it is recognised by shape).
+    return hasattr(value, "preview_path") and hasattr(value, "revised_prompt")
+
+
+def _is_generation(value: Any) -> bool:
+    return (
+        isinstance(getattr(value, "images", None), list)
+        and hasattr(value, "record_id")
+        and isinstance(getattr(value, "request", None), dict)
+    )
 
 
 def _is_record(value: Any) -> bool:
