@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from cometnb._core.edit_caps import edit_route
 from cometnb._core.sources import EditBody, ImageInput
@@ -24,6 +24,7 @@ __all__ = [
     "describe_edit",
     "edit_path",
     "form_fields",
+    "is_multipart",
     "json_with_references",
     "multipart_files",
 ]
@@ -42,7 +43,8 @@ def edit_path(body: Mapping[str, Any]) -> str:
     return "/images/generations"
 
 
-def is_multipart(body: Mapping[str, Any]) -> bool:
+def is_multipart(body: Mapping[str, Any]) -> TypeGuard[EditBody]:
+    """True when ``body`` is an edit that goes as multipart to ``/images/edits``."""
     return edit_path(body) == "/images/edits"
 
 

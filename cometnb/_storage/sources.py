@@ -13,11 +13,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cometnb._core.models import GeneratedImage
-from cometnb._core.sources import EditBody, ImageInput
+from cometnb._core import hooks
+from cometnb._core.lookups import history_at
+from cometnb._core.models import GeneratedImage, Generation, ImageRequest
+from cometnb._core.protocols import Runner
+from cometnb._core.sources import EditBody, ImageInput, resolve_source
 from cometnb._storage import files as _files
 
-__all__ = ["SOURCES", "Source", "lineage_of", "source_docs", "store_sources"]
+__all__ = [
+    "SOURCES",
+    "Source",
+    "edit_record",
+    "lineage_of",
+    "parent_of",
+    "request_of",
+    "source_docs",
+    "store_sources",
+]
 
 SOURCES = "sources"
 _EXT = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
@@ -159,3 +171,38 @@ def lineage_of(record: Any, get: Callable[[str], Any]) -> list[Any]:
         seen.add(found.id)
         parent = found.parent
     return chain[::-1]
+
+
+def request_of(record: Any) -> ImageRequest:
+    """A record's request again, its stored inputs included (``History.rerun`` sends it)."""
+    pairs = [(s.role, s.to_input()) for s in record.sources]
+    images = [i for role, i in pairs if role == "image"]
+    masks = [i for role, i in pairs if role == "mask"]
+    data = {**record.request, "images": images or None, "mask": masks[0] if masks else None}
+    return ImageRequest.from_dict(data)
+
+
+# Fields of the original request that a new edit does not inherit.
+_NOT_INHERITED = ("input_fidelity", "image", "mask", "prompt", "model")
+
+
+def edit_record(
+    record: Any, prompt: str, client: Runner | None, overrides: dict[str, Any]
+) -> Generation:
+    """``record.edit(prompt, **overrides)``: its image ``image=K`` (default 0) as the input,
+    its settings unless overridden, stored in its own history (through the Runner hook)."""
+    index = int(overrides.pop("image", 0))
+    mask = overrides.pop("mask", None)
+    model = overrides.pop("model", None) or record.model
+    fields = {k: v for k, v in record.params.items() if k not in _NOT_INHERITED}
+    fields.update(overrides)
+    owner = history_at(record.folder)
+    ref = f"@{record.id}:{index}" if index else f"@{record.id}"
+    source = resolve_source(ref, history=owner)
+    request = ImageRequest(prompt, model, images=[source], mask=mask, **fields)
+    runner = client if client is not None else hooks.new_runner(owner)
+    try:
+        return runner.run(request)
+    finally:
+        if client is None:
+            runner.close()

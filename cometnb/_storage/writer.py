@@ -17,6 +17,7 @@ from typing import Any
 from cometnb._core.errors import CometError, redact
 from cometnb._core.models import ApiImage, ApiResult, Status
 from cometnb._core.settings import active
+from cometnb._core.sources import EditBody
 from cometnb._storage import files as _files
 from cometnb._storage.index import Index
 from cometnb._storage.records import (
@@ -29,6 +30,7 @@ from cometnb._storage.records import (
     scrub_values,
     tags_json,
 )
+from cometnb._storage.sources import parent_of, source_docs, store_sources
 from cometnb._version import __version__
 
 __all__ = ["HistoryWriter"]
@@ -79,6 +81,7 @@ class HistoryWriter:
             "origin": origin,
             "synthetic": bool(result.synthetic),
             "version": __version__,
+            **self._lineage(request),
         }
         return self._commit(record_id, created, body, "ok", tags, doc)
 
@@ -110,8 +113,20 @@ class HistoryWriter:
             "origin": origin,
             "synthetic": bool(synthetic),
             "version": __version__,
+            **self._lineage(request),
         }
         return self._commit(record_id, created, body, status, tags, doc)
+
+    def _lineage(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``kind``, ``sources`` and ``parent`` of the record; an edit's inputs are stored once
+        by content under ``sources/`` (a failure to store them must not lose the result)."""
+        if not isinstance(request, EditBody):
+            return {"kind": "generate", "sources": [], "parent": None}
+        try:
+            docs = store_sources(self.root, request)
+        except OSError:
+            docs = source_docs(request)  # listed without files; the result matters more
+        return {"kind": "edit", "sources": scrub_values(docs), "parent": parent_of(docs)}
 
     def check_writable(self) -> None:
         """Raise :class:`CometError` when images could not be saved here, before anything is

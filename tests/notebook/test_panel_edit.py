@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _history_helpers import api_result, image_bytes
+
 from cometnb._core.masks import mask
 from cometnb._notebook.panel_edit import EditStrip
 from cometnb.history import History
-from tests._history_helpers import api_result, image_bytes
 
 
 def _upload(name: str, data: bytes, mime: str = "image/png") -> dict[str, object]:

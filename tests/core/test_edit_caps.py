@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _history_helpers import image_bytes
 
 from cometnb._core.edit_caps import (
     EDIT_CAPABILITIES,
@@ -14,7 +15,6 @@ from cometnb._core.edit_caps import (
 from cometnb._core.errors import ValidationError
 from cometnb._core.masks import mask
 from cometnb._core.sources import ImageInput, resolve_source
-from tests._history_helpers import image_bytes
 
 
 def _img(w: int = 64, h: int = 64, fmt: str = "PNG", label: str = "photo") -> ImageInput:

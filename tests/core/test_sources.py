@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from _history_helpers import api_result, image_bytes
 from PIL import Image
 
 from cometnb._core.errors import ValidationError
@@ -14,7 +15,6 @@ from cometnb._core.masks import mask
 from cometnb._core.models import GeneratedImage, Generation
 from cometnb._core.sources import EditBody, resolve_source, resolve_sources
 from cometnb.history import History
-from tests._history_helpers import api_result, image_bytes
 
 
 def _png(w: int = 64, h: int = 48, color: tuple[int, ...] = (10, 200, 30)) -> bytes:

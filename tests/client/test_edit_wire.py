@@ -10,6 +10,7 @@ import os
 
 import httpx
 import pytest
+from _history_helpers import image_bytes, noisy_png
 from PIL import Image
 
 from cometnb._client.edits import (
@@ -31,7 +32,6 @@ from cometnb.sim.edits import (
     render_edit,
 )
 from cometnb.sim.multipart import MultipartError, parse_form
-from tests._history_helpers import image_bytes, noisy_png
 
 
 def _encoded(body: EditBody) -> tuple[str, bytes]:
