@@ -17,6 +17,7 @@ import ipywidgets as W
 from cometnb._core import images as _decode
 from cometnb._core.edit_caps import FIDELITIES, get_edit_caps, takes_fidelity
 from cometnb._core.errors import ValidationError
+from cometnb._core.previews import make_preview
 from cometnb._core.sources import ImageInput, resolve_source
 
 __all__ = ["EditStrip"]
@@ -204,7 +205,7 @@ def _upload_items(value: Any) -> list[dict[str, Any]]:
 
 def _thumb_html(img: ImageInput, role: str = "") -> str:
     try:
-        thumb, _mime = _decode.make_preview(img.data, THUMB_PX)
+        thumb, _mime = make_preview(img.data, THUMB_PX)
         src = _decode.data_uri(thumb)
     except Exception:  # a preview is a convenience; the label still says what it is
         src = ""
