@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from _history_helpers import api_result, image_bytes
 
+from cometnb._core import settings as _settings
 from cometnb._core.masks import mask
 from cometnb._notebook.panel_edit import EditStrip
 from cometnb.history import History
+from cometnb.history import history as cometnb_history
+from cometnb.sim import SimServer
+from cometnb.widget import Panel, panel
 
 
 def _upload(name: str, data: bytes, mime: str = "image/png") -> dict[str, object]:
@@ -82,3 +88,72 @@ def test_fidelity_only_for_models_that_take_it() -> None:
     assert strip.mask_upload.layout.display == "none"
     strip.clear()
     assert not strip.active
+
+
+# --- the strip inside the panel, against the simulator ------------------------------------------
+
+
+@pytest.fixture
+def live_panel(sim: SimServer, fake_key: str) -> Iterator[Panel]:
+    _settings.active().base_url = sim.base_url
+    _settings.set_session_key(fake_key)
+    made = panel()
+    try:
+        yield made
+    finally:
+        made.cancel()
+
+
+def _generate(p: Panel, prompt: str, model: str = "gpt-image-1-mini") -> None:
+    p.prompt.value = prompt
+    p.model.value = model
+    p.generate_button.click()
+    assert p.wait(30.0)
+
+
+def test_edit_a_result_card_then_generate_edits_it(live_panel: Panel, sim: SimServer) -> None:
+    p = live_panel
+    _generate(p, "a lighthouse at dusk")
+    assert p.edit_strip.box.layout.display == "none"
+    (button,) = p.result_actions.children
+    assert "cometnb-edit-result" in button._dom_classes
+    button.click()
+    assert p.edit_strip.active and p.edit_strip.images[0].record_id == p.generations[0].record_id
+    _generate(p, "the same lighthouse at night")
+    assert sim.requests[-1]["_path"] == "/v1/images/edits"
+    assert [part["name"] for part in sim.requests[-1]["_parts"]] == ["image"]
+    edited = p.generations[-1]
+    assert (
+        edited.ok and cometnb_history().get(edited.record_id).parent == p.generations[0].record_id
+    )
+    newest_card = p.gallery.value.split('class="cometnb-card"')[1]
+    assert "cometnb-sources" in newest_card  # source -> result, beside the edited image
+    assert len(p.result_actions.children) == 2
+
+
+def test_edit_from_a_history_row_and_fidelity_per_model(live_panel: Panel, sim: SimServer) -> None:
+    p = live_panel
+    _generate(p, "a red fox")
+    p.refresh_history()
+    row = p.history_browser.rows[0]
+    assert row.edit_button.layout.display is None
+    row.edit_button.click()
+    assert p.edit_strip.active
+    p.model.value = "gpt-image-1"
+    assert p.edit_strip.fidelity.layout.display is None
+    p.edit_strip.fidelity.value = "high"
+    _generate(p, "the fox, keep its face", model="gpt-image-1")
+    assert sim.requests[-1]["input_fidelity"] == "high"
+    p.model.value = "gpt-image-2"
+    assert p.edit_strip.fidelity.layout.display == "none"
+
+
+def test_a_refused_edit_says_why_and_sends_nothing(live_panel: Panel, sim: SimServer) -> None:
+    p = live_panel
+    p.edit_from(image_bytes(64, 64))
+    p.edit_strip.set_mask(mask((32, 32), box=(0, 0, 4, 4)), label="small.png")
+    p.prompt.value = "x"
+    p.model.value = "gpt-image-1-mini"
+    assert p.submit() is None
+    assert "same size as the first image (64x64)" in p.message.value
+    assert sim.request_count == 0
