@@ -261,17 +261,21 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.generations.append(gen)
         recent = self.generations[-GALLERY_SIZE:]
         self.gallery.value = "".join(generation_html(g) for g in reversed(recent))
+        shown = [g for g in reversed(recent) if g.images]
         self.result_actions.children = tuple(
-            self._edit_button(g) for g in reversed(recent) if g.images
+            self._edit_button(g, i) for i, g in enumerate(shown, start=1)
         )
         images = len(gen.images)
         note = " (synthetic image from the simulator)" if gen.synthetic else ""
         self.report(f"{images} image(s) in {gen.elapsed_s:.1f} s{note}", "ok")
 
-    def _edit_button(self, gen: Generation) -> W.Button:
-        prompt = gen.prompt if len(gen.prompt) <= 24 else gen.prompt[:23] + "…"
-        button = W.Button(description=f"Edit: {prompt}", icon="pencil", tooltip=gen.prompt)
-        button.layout.width = "220px"
+    def _edit_button(self, gen: Generation, position: int) -> W.Button:
+        # No prompt in the label: widget text is not escaped everywhere (the card shows it).
+        which = "newest" if position == 1 else f"#{position}"
+        button = W.Button(
+            description=f"Edit {which}", icon="pencil", tooltip=f"Edit result {which}"
+        )
+        button.layout.width = "120px"
         button.add_class("cometnb-edit-result")
         button.on_click(_guarded(self.report, lambda _b: self.edit_from(gen)))
         return button

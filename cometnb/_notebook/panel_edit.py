@@ -176,7 +176,7 @@ class EditStrip:
         self.clear_button.layout.display = None if self.active else "none"
 
     def _thumb(self, index: int, img: ImageInput) -> W.VBox:
-        remove = W.Button(description="✕", tooltip=f"Remove {img.label}")
+        remove = W.Button(description="✕", tooltip="Remove this image")
         remove.layout = W.Layout(width="28px", height="24px", padding="0")
         remove.add_class("cometnb-edit-remove")
         remove.on_click(lambda _b, i=index: self.remove(i))
