@@ -3,9 +3,9 @@
 A notebook starts the simulator inside the kernel and shows ``cometnb.panel()``; the browser
 types a prompt, picks a model, clicks Generate and sees the image, then compares two history
 entries, then clicks Edit on the newest result, types a new prompt, clicks Generate and sees
-the edited result with its source beside it. The run saves a screenshot of the panel beside its notebook; with
-``COMETNB_UPDATE_SCREENSHOTS=1`` it also replaces ``docs/panel.png`` (the README's), so an
-ordinary ``make test`` leaves the checkout untouched. Recipe and pitfalls:
+the edited result with its source beside it. The run saves a screenshot of the panel beside
+its notebook; with ``COMETNB_UPDATE_SCREENSHOTS=1`` it also replaces ``docs/panel.png`` (the
+README's), so an ordinary ``make test`` leaves the checkout untouched. Recipe and pitfalls:
 ``BROWSER_TESTING.md`` (server flags, kernel-ready check, Run All menu ids, settings files).
 """
 
