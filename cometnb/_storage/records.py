@@ -248,7 +248,7 @@ class Record:
     def sources(self) -> list[Source]:
         """An edit's inputs (images, then the mask), stored once by content in the history
         folder; ``[]`` for a generation."""
-        return [Source(d, self._root) for d in self._document().get("sources") or []]
+        return [Source(d, self._root, self.id) for d in self._document().get("sources") or []]
 
     @property
     def parent(self) -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cometnb._core import hooks
+from cometnb._core.errors import ValidationError
 from cometnb._core.lookups import history_at
 from cometnb._core.models import GeneratedImage, Generation, ImageRequest
 from cometnb._core.protocols import Runner
@@ -94,10 +95,10 @@ class Source:
         [('image', '@-2', '20261122-101500-4821-3f2a9c'), ('mask', 'sky-mask.png', None)]
     """
 
-    __slots__ = ("_doc", "_root")
+    __slots__ = ("_doc", "_owner", "_root")
 
-    def __init__(self, doc: Mapping[str, Any], root: Path) -> None:
-        self._doc, self._root = dict(doc), root
+    def __init__(self, doc: Mapping[str, Any], root: Path, owner: str | None = None) -> None:
+        self._doc, self._root, self._owner = dict(doc), root, owner  # owner: the edit's record
 
     role = property(lambda self: str(self._doc.get("role", "image")))
     label = property(lambda self: str(self._doc.get("label", "")))
@@ -125,7 +126,15 @@ class Source:
         return self.image.data
 
     def to_input(self) -> ImageInput:
-        """The input again, ready to send (``rerun`` and ``record.edit`` use it)."""
+        """The input again, ready to send (``rerun`` uses it); :class:`ValidationError` when
+        its file is gone (or was never stored)."""
+        path = self.path
+        if path is None or not path.is_file():
+            raise ValidationError(
+                f"input {self.filename or self.label} of record {self._owner or '?'} is no "
+                f"longer in the history folder ({self._doc.get('file') or 'never stored'})",
+                field="image",
+            )
         return ImageInput(
             self.data,
             self.filename or f"image.{_EXT.get(self.format, 'png')}",

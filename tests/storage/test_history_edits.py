@@ -11,11 +11,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from _history_helpers import api_result, image_bytes
 
+from cometnb._core.errors import ValidationError
 from cometnb._core.masks import mask
 from cometnb._core.sources import EditBody, resolve_source
-from cometnb._storage.index import SCHEMA_VERSION
+from cometnb._storage.index import SCHEMA_VERSION, Index
 from cometnb.history import History
 
 # The schema and a record document exactly as cometnb wrote them before edits (schema 1).
@@ -146,3 +148,32 @@ def test_lineage_survives_a_new_process(tmp_path: Path) -> None:
         timeout=60,
     )  # fmt: skip
     assert out.stdout.split() == [a.id, b.id, c.id]
+
+
+def test_an_old_history_that_cannot_be_migrated_still_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only schema-1 folder (say on a shared drive) is read as it is, not refused."""
+    root = tmp_path / "old"
+    rid = _old_history(root)
+
+    def refuse(self: Index) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(Index, "_open_writable", refuse)
+    h = History(root)
+    assert [r.id for r in h] == [rid] and h[0].kind == "generate" and h[0].sources == []
+    conn = sqlite3.connect(root / "index.sqlite3")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # untouched
+    conn.close()
+
+
+def test_rerunning_an_edit_whose_inputs_were_not_stored_says_so(tmp_path: Path) -> None:
+    h = History(tmp_path / "h")
+    body = _edit_body(image_bytes(32, 32), prompt="p")
+    rec = h.record_success(body, api_result(), elapsed_s=0.0)
+    for src in rec.sources:
+        assert src.path is not None
+        src.path.unlink()
+    with pytest.raises(ValidationError, match=r"input image\.png of record .* is no longer"):
+        rec.to_request()
