@@ -81,8 +81,8 @@ def describe_edit(body: Mapping[str, Any]) -> dict[str, Any]:
     if is_multipart(body):
         shown["multipart fields"] = form_fields(body)
         shown["files"] = [
-            {"part": part, **_input_info(img)}
-            for (part, _), img in zip(multipart_files(body), _all_inputs(body), strict=True)
+            {"part": part, **_input_info(img), "filename": sent[0]}  # the name as uploaded
+            for (part, sent), img in zip(multipart_files(body), _all_inputs(body), strict=True)
         ]
     else:
         shown["json"] = dict(body)
