@@ -90,6 +90,9 @@ def test_a_grid_of_edits(magic_shell: Any, sim: SimServer, photo: Path) -> None:
     assert len(shas) == 1  # the same input in every cell
     assert sorted({r["quality"] for r in sim.requests}) == ["high", "low"]
     assert len(list((cometnb.history().path / "sources").iterdir())) == 1
+    page = grid._repr_html_()
+    assert page.count('class="cometnb-source"') == 1  # the shared input, once, above the grid
+    assert "from shoe.png" in page or str(photo) in page
 
 
 def test_dry_run_shows_parts_by_name_and_size(
