@@ -71,11 +71,17 @@ def test_bytes_path_generation_and_record_variables(
     base = _run(magic_shell, "-m gpt-image-1-mini", "a kite")
     ns = magic_shell.user_ns
     ns.update(raw=photo.read_bytes(), p=photo, gen=base, rec=cometnb.history()[-1])
-    line = "-m gpt-image-2 --image {raw} --image {p} --image {gen} --image {rec}"
-    assert _run(magic_shell, line, "combine all four").ok
+    line = (
+        "-m gpt-image-2 --image {raw} --image {p} --image {gen} --image {rec} --image {gen.image}"
+    )
+    assert _run(magic_shell, line, "combine all five").ok
     parts = _parts(sim)
-    assert [p["name"] for p in parts] == ["image[]"] * 4
-    assert parts[0]["sha256"] == parts[1]["sha256"] and parts[2]["sha256"] == parts[3]["sha256"]
+    assert [p["name"] for p in parts] == ["image[]"] * 5
+    assert parts[0]["sha256"] == parts[1]["sha256"]
+    assert parts[2]["sha256"] == parts[3]["sha256"] == parts[4]["sha256"]
+    sources = cometnb.history()[-1].sources
+    assert [s.record_id for s in sources] == [None, None, base.record_id, base.record_id,
+                                              base.record_id]  # fmt: skip
 
 
 def test_a_grid_of_edits(magic_shell: Any, sim: SimServer, photo: Path) -> None:
