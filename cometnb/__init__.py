@@ -18,6 +18,9 @@ from cometnb._version import __version__
 
 if TYPE_CHECKING:
     from cometnb._client.clients import AsyncClient, Client
+    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._core.budget import BudgetError
+    from cometnb._core.cost import Cost
     from cometnb._core.errors import (
         APIError,
         AuthenticationError,
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     )
     from cometnb._core.masks import mask
     from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
+    from cometnb._core.prices import PriceTable, prices
     from cometnb._notebook.panel import panel
     from cometnb.history import History, Record, history
 
@@ -36,14 +40,17 @@ __all__ = [
     "APIError",
     "AsyncClient",
     "AuthenticationError",
+    "BudgetError",
     "CancelledError",
     "Client",
     "CometError",
+    "Cost",
     "GeneratedImage",
     "Generation",
     "Grid",
     "History",
     "ImageRequest",
+    "PriceTable",
     "RateLimitError",
     "Record",
     "ResponseError",
@@ -53,6 +60,8 @@ __all__ = [
     "load_ipython_extension",
     "mask",
     "panel",
+    "prices",
+    "refresh_prices",
     "unload_ipython_extension",
 ]
 
@@ -75,6 +84,11 @@ _LAZY = {
     "history": "cometnb.history",
     "panel": "cometnb.widget",
     "mask": "cometnb._core.masks",
+    "BudgetError": "cometnb._core.budget",
+    "Cost": "cometnb._core.cost",
+    "PriceTable": "cometnb._core.prices",
+    "prices": "cometnb._core.prices",
+    "refresh_prices": "cometnb._client.price_refresh",
 }
 
 

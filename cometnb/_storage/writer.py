@@ -31,6 +31,7 @@ from cometnb._storage.records import (
     tags_json,
 )
 from cometnb._storage.sources import parent_of, source_docs, store_sources
+from cometnb._storage.spend import cost_of_failure, cost_of_result
 from cometnb._version import __version__
 
 __all__ = ["HistoryWriter"]
@@ -80,6 +81,8 @@ class HistoryWriter:
             "http_status": None,
             "origin": origin,
             "synthetic": bool(result.synthetic),
+            # Priced now, with the table in force: a later price change does not rewrite it.
+            "cost": cost_of_result(body, result).to_dict(),
             "version": __version__,
             **self._lineage(request),
         }
@@ -112,6 +115,7 @@ class HistoryWriter:
             "http_status": info.get("status"),
             "origin": origin,
             "synthetic": bool(synthetic),
+            "cost": cost_of_failure(body, error).to_dict(),
             "version": __version__,
             **self._lineage(request),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cometnb._core.cost import Cost
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CARD,
@@ -21,6 +22,7 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of
 from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ def generation_html(gen: Generation) -> str:
         error=str(gen.error) if gen.error is not None else None,
         synthetic=gen.synthetic,
         header=sources_html(getattr(gen.request, "images", ())),
+        cost=cost_of(gen),
     )
 
 
@@ -86,6 +89,7 @@ def record_html(rec: Record) -> str:
         error=rec.error,
         synthetic=rec.synthetic,
         header=header + sources_html(rec.sources),
+        cost=cost_of(rec),
     )
 
 
@@ -103,6 +107,7 @@ def _card(
     synthetic: bool,
     header: str = "",
     link: bool = True,
+    cost: Cost | None = None,
 ) -> str:
     px = active().thumbnail_px
     badges = (synthetic_badge() if synthetic else "") + (
@@ -112,6 +117,8 @@ def _card(
     if status != "ok":
         body += error_box(error)
     caption = _caption(model, meta, params, images, elapsed_s, usage)
+    if cost is not None:
+        caption += " · " + cost_html(cost)
     return (
         f'<div class="cometnb-card" style="{CARD}max-width:{px * max(1, len(images)) + 40}px">'
         f"{header}{badges}<div>{body}</div>"

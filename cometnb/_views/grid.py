@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cometnb._core.budget import BudgetError
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CELL,
@@ -22,6 +23,7 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of
 from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
@@ -123,15 +125,20 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
     caption = " · ".join(p for p in (f"{gen.elapsed_s:.1f} s", tokens(gen.usage)) if p)
     extra = synthetic_badge() if gen.synthetic else ""
     note = f'<div style="{MUTED}">{esc(status)}</div>' if status else ""
-    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}</div>{note}'
+    cost = cost_html(cost_of(gen))
+    cost = f" · {cost}" if cost else ""
+    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}{cost}</div>{note}'
 
 
 def _grid_summary(grid: Grid) -> str:
     gens = grid.generations
-    failed = sum(1 for g in gens if not g.ok)
+    skipped = sum(1 for g in gens if isinstance(g.error, BudgetError))
+    failed = sum(1 for g in gens if not g.ok) - skipped
     shape = "×".join(str(n) for n in grid.shape) or "1"
-    text = f"{shape} grid · {len(gens)}/{len(grid.cells)} done" + (
-        f" · {failed} failed" if failed else ""
+    text = (
+        f"{shape} grid · {len(gens)}/{len(grid.cells)} done"
+        + (f" · {failed} failed" if failed else "")
+        + (f" · {skipped} not sent (budget)" if skipped else "")
     )
     badge = synthetic_badge() if any(g.synthetic for g in gens) else ""
     return f'<div style="margin-bottom:4px">{badge}{esc(text)}</div>{_grid_shared(grid)}'

@@ -168,8 +168,17 @@ def _render(job: SimJob, state: SimState, variant: int, preview: int = 0) -> Ren
     return Rendered(data, base64.b64encode(data).decode("ascii"), mime)
 
 
-def _usage(job: SimJob, n: int, partials: int = 0) -> dict[str, Any]:
-    found = usage(job.prompt, job.width, job.height, job.quality, n, partials)
+def _usage(job: SimJob, state: SimState, n: int, partials: int = 0) -> dict[str, Any]:
+    found = usage(
+        job.prompt,
+        job.width,
+        job.height,
+        job.quality,
+        n,
+        partials,
+        model=job.model,
+        extra_tokens=state.extra_output_tokens,
+    )
     if job.inputs is not None:  # each input image costs image tokens (API_FACTS §8)
         extra = input_tokens(job.inputs, job.fidelity)
         found["input_tokens"] += extra
@@ -185,7 +194,7 @@ def json_result(job: SimJob, state: SimState, fault: str | None) -> dict[str, An
         return {
             "created": created,
             **job.meta(),
-            "usage": _usage(job, job.n),
+            "usage": _usage(job, state, job.n),
             "data": [{"b64_json": _b64(img, fault)} for img in _images(job, state)],
         }
     if job.family == "seedream":
@@ -258,7 +267,7 @@ def stream_events(job: SimJob, state: SimState, fault: str | None) -> Iterator[b
             "b64_json": _b64(final, fault),
             "created_at": int(time.time()),
             **job.meta(),
-            "usage": _usage(job, 1, job.partials),
+            "usage": _usage(job, state, 1, job.partials),
         }
         yield sse_event(f"{kind}.completed", _maybe_truncated(completed, fault))
 

@@ -112,3 +112,17 @@ def test_fidelity_per_model() -> None:
     )
     assert "applies to edits" in _refused("gpt-image-1", [], input_fidelity="low").message
     assert "a mask needs an input image" in _refused("gpt-image-1", [], _img()).message
+
+
+def test_an_edit_estimate_counts_its_input_images() -> None:
+    from cometnb._core.costing import estimate_body
+    from cometnb._core.models import ImageRequest
+
+    plain = ImageRequest("a fox", "gpt-image-1", size="1024x1024", quality="low")
+    edit = plain.with_overrides(images=[_img(), _img()])
+    high = edit.with_overrides(input_fidelity="high")
+    costs = [r.estimate().usd for r in (plain, edit, high)]
+    assert all(c is not None for c in costs)
+    assert costs[0] < costs[1] < costs[2]  # type: ignore[operator]
+    # The body the history prices a failure with (an EditBody) counts them too.
+    assert estimate_body(edit.to_body()).usd == costs[1]
