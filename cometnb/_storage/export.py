@@ -145,6 +145,8 @@ _COLUMNS = (
     "http_status",
     "tags",
     "origin",
+    "kind",
+    "parent",
     "synthetic",
     "revised_prompt",
     "files",
@@ -174,6 +176,8 @@ def _row(rec: Record) -> dict[str, Any]:
         "http_status": rec.http_status,
         "tags": list(rec.tags),
         "origin": rec.origin,
+        "kind": rec.kind,  # "edit" or "generate"
+        "parent": rec.parent,
         "synthetic": rec.synthetic,
         "revised_prompt": revised[0] if revised else None,
         "files": [str(img.path) for img in rec.images],

@@ -177,3 +177,13 @@ def test_rerunning_an_edit_whose_inputs_were_not_stored_says_so(tmp_path: Path) 
         src.path.unlink()
     with pytest.raises(ValidationError, match=r"input image\.png of record .* is no longer"):
         rec.to_request()
+
+
+def test_the_dataframe_has_kind_and_parent(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    h = History(tmp_path / "h")
+    base = h.record_success({"model": "gpt-image-1", "prompt": "fox"}, api_result(), elapsed_s=0)
+    edit = h.record_success(_edit_body(base), api_result(), elapsed_s=0)
+    frame = h.to_dataframe()
+    assert list(frame["kind"]) == ["generate", "edit"]
+    assert frame.loc[edit.id, "parent"] == base.id
