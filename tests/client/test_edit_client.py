@@ -241,3 +241,18 @@ def test_the_simulator_refuses_what_the_client_would(sim: SimServer) -> None:
         headers=headers,
     )  # fmt: skip
     assert reply.status_code == 400 and "unsupported mimetype" in reply.json()["error"]["message"]
+
+
+def test_a_mask_of_4_mb_or_more_is_refused_before_the_network(
+    client: Client, sim: SimServer, hist: History
+) -> None:
+    import os
+
+    side = 1100  # incompressible RGBA noise: a PNG of about 4.6 MB
+    noise = Image.frombytes("RGBA", (side, side), os.urandom(side * side * 4))
+    buf = io.BytesIO()
+    noise.save(buf, "PNG", compress_level=1)
+    assert buf.tell() >= 4 * 1024 * 1024
+    with pytest.raises(ValidationError, match=r"must be under 4 MB; it is 4\.\d MB \("):
+        client.edit("x", image_bytes(side, side), mask=buf.getvalue(), model="gpt-image-1")
+    assert sim.request_count == 0 and len(hist) == 0
