@@ -140,7 +140,7 @@ def resolve_source(
         return _from_text(source, history, namespace, label)
     shown = label or describe_source(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(source), shown, "image")
+        return _from_bytes(bytes(source), shown, _stem_of(label))
     if isinstance(source, Path):
         return _from_path(source, label or str(source))
     if _is_generated(source):
@@ -341,6 +341,13 @@ def _pil_png(img: Any) -> bytes:
         img = img.convert("RGBA")
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _stem_of(label: str | None) -> str:
+    """An upload's name (``product.png``) gives its bytes their filename; else ``image``."""
+    if label and "." in label and not label.startswith(("{", "@", "<")):
+        return Path(label).stem or "image"
+    return "image"
 
 
 def _is_generated(value: Any) -> bool:

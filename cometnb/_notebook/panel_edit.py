@@ -3,7 +3,8 @@
 "Edit" on a result card or a history row puts that image here; a ``FileUpload`` adds files and
 another sets the mask. Each reference shows as a small thumbnail with a remove button. The
 fidelity control is shown only for models that take ``input_fidelity`` (gpt-image-1 / 1.5).
-While the strip holds an image, Generate sends an edit; empty, it generates as before.
+While the strip holds an image, Generate sends an edit; empty, it generates as before (only
+the "Image to edit" upload shows then).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class EditStrip:
         self.thumbs = W.HBox([], layout=W.Layout(flex_flow="row wrap"))
         self.thumbs.add_class("cometnb-edit-thumbs")
         self.upload = W.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=True)
-        self.upload.description = "Add image"
+        self.upload.description = "Image to edit"
         self.upload.add_class("cometnb-edit-upload")
         self.mask_upload = W.FileUpload(accept="image/png", multiple=False)
         self.mask_upload.description = "Mask"
@@ -172,7 +173,9 @@ class EditStrip:
         show_mask = self.active and (caps is None or caps.mask)
         self.mask_upload.layout.display = None if show_mask else "none"
         self.fidelity.layout.display = None if takes_fidelity(self._model) else "none"
-        self.box.layout.display = None if self.active else "none"
+        # Only "Add image" shows while the strip is empty: uploading a file starts an edit.
+        for part in (self.title, self.thumbs):
+            part.layout.display = None if self.active else "none"
         self.clear_button.layout.display = None if self.active else "none"
 
     def _thumb(self, index: int, img: ImageInput) -> W.VBox:

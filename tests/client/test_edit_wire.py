@@ -54,9 +54,9 @@ def test_one_image_is_an_image_part_several_are_image_brackets() -> None:
     parts = multipart_files(several)
     assert [p[0] for p in parts] == ["image[]", "image[]", "mask"]
     assert [(p[1][0], p[1][2]) for p in parts] == [
-        ("image.png", "image/png"),
-        ("image.jpg", "image/jpeg"),
-        ("mask-image.png", "image/png"),
+        ("in0.png", "image/png"),
+        ("in1.jpg", "image/jpeg"),  # the extension follows the bytes, not the label
+        ("mask-m.png", "image/png"),
     ]
     assert edit_path(several) == "/images/edits"
     assert edit_path({"model": "gpt-image-1", "prompt": "x"}) == "/images/generations"

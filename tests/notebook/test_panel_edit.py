@@ -36,10 +36,11 @@ def test_add_a_record_then_remove_it(tmp_path: Path) -> None:
     )
     changes: list[int] = []
     strip = EditStrip(on_change=lambda: changes.append(1))
-    assert not strip.active and strip.box.layout.display == "none"
+    assert not strip.active and strip.thumbs.layout.display == "none"
+    assert strip.upload.layout.display is None  # an upload can start an edit
     assert strip.request_fields() == {}
     strip.add(rec)
-    assert strip.active and strip.box.layout.display is None
+    assert strip.active and strip.thumbs.layout.display is None
     assert strip.request_fields()["images"][0].record_id == rec.id
     assert len(strip.thumbs.children) == 1
     html = strip.thumbs.children[0].children[0].value
@@ -114,7 +115,7 @@ def _generate(p: Panel, prompt: str, model: str = "gpt-image-1-mini") -> None:
 def test_edit_a_result_card_then_generate_edits_it(live_panel: Panel, sim: SimServer) -> None:
     p = live_panel
     _generate(p, "a lighthouse at dusk")
-    assert p.edit_strip.box.layout.display == "none"
+    assert p.edit_strip.thumbs.layout.display == "none"
     (button,) = p.result_actions.children
     assert "cometnb-edit-result" in button._dom_classes
     button.click()
@@ -157,3 +158,15 @@ def test_a_refused_edit_says_why_and_sends_nothing(live_panel: Panel, sim: SimSe
     assert p.submit() is None
     assert "same size as the first image (64x64)" in p.message.value
     assert sim.request_count == 0
+
+
+def test_uploading_a_file_into_the_empty_strip_starts_an_edit(
+    live_panel: Panel, sim: SimServer
+) -> None:
+    p = live_panel
+    p.edit_strip.upload.value = (_upload("product.png", image_bytes(96, 96)),)
+    _generate(p, "the product on a marble table")
+    sent = sim.requests[-1]
+    assert sent["_path"] == "/v1/images/edits"
+    assert [(x["name"], x["filename"]) for x in sent["_parts"]] == [("image", "product.png")]
+    assert cometnb_history()[-1].sources[0].label == "product.png"
