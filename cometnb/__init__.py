@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         ResponseError,
         ValidationError,
     )
+    from cometnb._core.masks import mask
     from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
     from cometnb._core.prices import PriceTable, prices
     from cometnb._notebook.panel import panel
@@ -57,6 +58,7 @@ __all__ = [
     "__version__",
     "history",
     "load_ipython_extension",
+    "mask",
     "panel",
     "prices",
     "refresh_prices",
@@ -81,6 +83,7 @@ _LAZY = {
     "Record": "cometnb.history",
     "history": "cometnb.history",
     "panel": "cometnb.widget",
+    "mask": "cometnb._core.masks",
     "BudgetError": "cometnb._core.budget",
     "Cost": "cometnb._core.cost",
     "PriceTable": "cometnb._core.prices",
@@ -107,6 +110,12 @@ def _install_views() -> None:
     install()
 
 
+def _history_at(path: Any) -> Any:
+    from cometnb._storage.folder import history
+
+    return history(path)
+
+
 def _default_runner(history: Any) -> Any:
     from cometnb._client.clients import Client
 
@@ -117,6 +126,7 @@ def _default_runner(history: Any) -> Any:
 # the client; both load on first use.
 _hooks.install_view_loader(_install_views)
 _hooks.install_runner_factory(_default_runner)
+_hooks.install_history_lookup(_history_at)
 
 
 def __dir__() -> list[str]:

@@ -18,6 +18,7 @@ PUBLIC = {
     "Record",
     "history",
     "panel",
+    "mask",
     "CometError",
     "ValidationError",
     "AuthenticationError",

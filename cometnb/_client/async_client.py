@@ -121,6 +121,25 @@ class AsyncClient(_BaseClient):
             request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin
         )
 
+    async def edit(
+        self,
+        prompt: str,
+        image: Any,
+        *,
+        mask: Any = None,
+        model: str | None = None,
+        on_partial: OnPartial | None = None,
+        on_event: OnEvent | None = None,
+        tags: Sequence[str] = (),
+        origin: str | None = None,
+        **fields: Any,
+    ) -> Generation:
+        """Edit ``image`` (see :meth:`cometnb.Client.edit`); raise on failure."""
+        request = self.build_edit(prompt, image, mask=mask, model=model, **fields)
+        return await self.run(
+            request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin
+        )
+
     async def run(
         self,
         request: ImageRequest,
@@ -137,6 +156,7 @@ class AsyncClient(_BaseClient):
         return gen.raise_for_error()
 
     agenerate = generate
+    aedit = edit
     arun = run
 
     async def generate_many(

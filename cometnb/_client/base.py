@@ -15,10 +15,11 @@ import logging
 import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 
+from cometnb._client import edits as _edits
 from cometnb._client import logsafe as _logsafe
 from cometnb._client.fetch_guard import is_loopback_host
 from cometnb._client.frames import drop_library_frames
@@ -32,6 +33,7 @@ from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
 from cometnb._core import budget
 from cometnb._core import settings as _settings
+from cometnb._core import sources as _sources
 from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     AuthenticationError,
@@ -215,15 +217,47 @@ class _BaseClient:
     def _http_request(
         self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: Secret
     ) -> httpx.Request:
-        log.debug("cometnb: POST %s", self.endpoint)
         stream = bool(body.get("stream"))
+        headers = self._headers(key, stream)
+        if _edits.is_multipart(body):
+            url = self.base_url + _edits.edit_path(body)
+            # Never log the parts: names and sizes only (the bytes can be megabytes).
+            log.debug("cometnb: POST %s (multipart, %d input(s))", url, len(body.images))
+            return client.build_request(
+                "POST",
+                url,
+                data=_edits.form_fields(body),
+                files=_edits.multipart_files(body),
+                headers=headers,
+                timeout=self._timeouts,
+            )
+        log.debug("cometnb: POST %s", self.endpoint)
         return client.build_request(
             "POST",
             self.endpoint,
-            json=body,
-            headers=self._headers(key, stream),
+            json=_edits.json_with_references(body),
+            headers=headers,
             timeout=self._timeouts,
         )
+
+    def build_edit(
+        self,
+        prompt: str,
+        image: Any,
+        *,
+        mask: Any = None,
+        model: str | None = None,
+        partial_images: int | None = None,
+        **fields: Any,
+    ) -> ImageRequest:
+        """The :class:`ImageRequest` that ``edit`` would send; ``@-1`` looks in this client's
+        history. ``image`` is one source or a list (see :mod:`cometnb._core.sources`)."""
+        found = self._history()
+        history = cast(_sources.HistoryLookup, found) if hasattr(found, "get") else None
+        images = _sources.resolve_sources(image, history=history)
+        mask_input = _sources.resolve_source(mask, history=history) if mask is not None else None
+        request = self.build_request(prompt, model=model, partial_images=partial_images, **fields)
+        return request.with_overrides(images=images, mask=mask_input)
 
     # -- responses -------------------------------------------------------------------
 

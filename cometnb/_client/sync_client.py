@@ -126,6 +126,37 @@ class Client(_BaseClient):
         )
         return self.run(request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin)
 
+    def edit(
+        self,
+        prompt: str,
+        image: Any,
+        *,
+        mask: Any = None,
+        model: str | None = None,
+        on_partial: OnPartial | None = None,
+        on_event: OnEvent | None = None,
+        tags: Sequence[str] = (),
+        origin: str | None = None,
+        **fields: Any,
+    ) -> Generation:
+        """Edit ``image`` (one source or a list: path, ``@-1``, bytes, PIL image, record…).
+
+        ``mask`` is a PNG with alpha the size of the first image (``cometnb.mask`` makes one);
+        every other field (``input_fidelity``, ``size``, ``quality``, ``n``, ``partial_images``,
+        …) as for :meth:`generate`. Checked before anything is sent; raises on failure.
+
+        Example::
+
+            >>> gen = client.edit("the same scene at night", "@-1")  # doctest: +SKIP
+        """
+        request = self.build_edit(prompt, image, mask=mask, model=model, **fields)
+        return self.run(request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin)
+
+    async def aedit(self, prompt: str, image: Any, **kwargs: Any) -> Generation:
+        """Async :meth:`edit` on the caller's event loop."""
+        async with self._async_twin() as twin:
+            return await twin.edit(prompt, image, **kwargs)
+
     def run(
         self,
         request: ImageRequest,

@@ -150,6 +150,8 @@ def _upper(size: str | None, quality: str | None, price: ModelPrice) -> bool:
 
 def _input_images(fields: Mapping[str, Any]) -> int:
     images = fields.get("images", fields.get("image"))
+    if images is None:  # an EditBody carries its inputs as an attribute, not a key
+        images = getattr(fields, "images", None) or None
     if images is None:
         return 0
     return len(images) if isinstance(images, (list, tuple)) else 1

@@ -222,9 +222,17 @@ def _check_out_name(name: str | None) -> str | None:
 
 
 def build_spec(
-    args: argparse.Namespace, cell: str, namespace: Mapping[str, Any], settings: Settings
+    args: argparse.Namespace,
+    cell: str,
+    namespace: Mapping[str, Any],
+    settings: Settings,
+    inputs: Mapping[str, Any] | None = None,
 ) -> CellSpec:
-    """Combine parsed options, the cell body and the defaults in ``settings`` into a spec."""
+    """Combine parsed options, the cell body and the defaults in ``settings`` into a spec.
+
+    ``inputs`` holds an edit's resolved ``images`` / ``mask`` / ``input_fidelity``
+    (``magic_edit.edit_fields``): every request of the grid shares them.
+    """
     prompts = _prompts(cell or "", namespace, args.each_line)
     params = parse_params(args.param)
     values = _axis_values(args, settings, prompts, params)
@@ -236,7 +244,7 @@ def build_spec(
     # A varying axis is filled in per cell by the runner; the base carries its first value.
     shared.setdefault("prompt", prompts[0])
     shared.setdefault("model", values["model"][0])
-    base = ImageRequest(**{**params, **fields, **shared})
+    base = ImageRequest(**{**params, **fields, **(inputs or {}), **shared})
     tags = tuple(dict.fromkeys(t.strip() for t in args.tag or () if t.strip()))
     return CellSpec(
         base=base,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from IPython.core import magic as _ipython_magic
 from IPython.core import magic_arguments as _ipython_magic_arguments
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, magics_class
+from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
@@ -26,6 +26,7 @@ from cometnb._core.models import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.key_prompt import ask_for_key
 from cometnb._notebook.magic_args import build_spec
+from cometnb._notebook.magic_edit import edit_fields, expand_option_braces
 
 __all__ = ["CometImg", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -216,6 +217,14 @@ class CometImg(Magics, Configurable):
         metavar="KEY=VALUE",
         help="any other API field (repeatable); VALUE is parsed as JSON when it parses",
     )
+    @argument(
+        "--image",
+        action="append",
+        metavar="SRC",
+        help="input image to edit (repeatable): a path, @ID, @ID:K, @-1 or {name}",
+    )
+    @argument("--mask", metavar="SRC", help="mask PNG with alpha (transparent = edit here)")
+    @argument("--fidelity", metavar="low|high", help="input_fidelity (gpt-image-1 / 1.5)")
     @argument("--each-line", action="store_true", help="every non-empty line is its own prompt")
     @argument("-o", "--out", metavar="NAME", help="bind the result to NAME in the namespace")
     @argument("--tag", action="append", help="tag the history records (repeatable)")
@@ -228,6 +237,7 @@ class CometImg(Magics, Configurable):
     @argument("--yes", action="store_true", help="send even above CometImg.confirm_above")
     @argument("--no-display", action="store_true", help="render nothing")
     @cell_magic("cometimg")
+    @no_var_expand  # {name} in --image must reach us as a name, not as str(value)
     def cometimg(self, line: str, cell: str) -> Generation | Grid | None:
         """Generate images: the cell body is the prompt.
 
@@ -236,6 +246,9 @@ class CometImg(Magics, Configurable):
         literal braces. A comma list in -m/-s/-q/-f/--background, or --each-line, builds a
         grid: every combination runs (CometImg.concurrency at a time) and shows as one
         labelled comparison grid. Every request is validated before anything is sent.
+        ``--image SRC`` (repeatable) edits images instead: SRC is a path, ``@ID``, ``@ID:K``,
+        ``@-1`` or ``{name}`` (bytes, a PIL image, a Path, a Generation, a Record…);
+        ``--mask SRC`` limits the edit, ``--fidelity high`` keeps details (gpt-image-1 / 1.5).
 
         The whole cell is priced before its first request: it is refused when it would pass
         CometImg.budget (this session) or --budget (this cell), or cost more than
@@ -248,7 +261,9 @@ class CometImg(Magics, Configurable):
         args = parse_argstring(self.cometimg, line)
         self.pull_settings()
         shell: Any = self.shell
-        spec = build_spec(args, cell, shell.user_ns, _settings.active())
+        expand_option_braces(args, shell.user_ns)
+        inputs = edit_fields(args, shell.user_ns, None)  # None: @-1 uses the active history
+        spec = build_spec(args, cell, shell.user_ns, _settings.active(), inputs)
         return self.engine.run(spec)
 
     @magic_arguments()

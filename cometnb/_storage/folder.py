@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from cometnb._core import hooks
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import ApiResult, Generation, ImageRequest, Status
+from cometnb._core.models import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.settings import resolve_history_dir
 from cometnb._storage import repair as _repair
@@ -28,6 +28,7 @@ from cometnb._storage.compare import Comparison
 from cometnb._storage.index import Index
 from cometnb._storage.records import Record, tags_json
 from cometnb._storage.repair import RepairReport
+from cometnb._storage.sources import lineage_of
 from cometnb._storage.spend import By, SpendTable
 from cometnb._storage.writer import HistoryWriter
 
@@ -186,16 +187,19 @@ class History:
         model: str | None = None,
         tag: str | None = None,
         status: str | None = None,
+        kind: str | None = None,
     ) -> list[Record]:
         """Records matching every given filter, oldest → newest.
 
         ``text`` is a case-insensitive substring of the prompt or a revised prompt; ``model``,
-        ``tag`` and ``status`` must match exactly.
+        ``tag``, ``status`` and ``kind`` (``"edit"`` or ``"generate"``) must match exactly.
         """
         needle = text.casefold() if text else None
         found = []
         for rec in self.records():
             if model is not None and rec.model != model:
+                continue
+            if kind is not None and rec.kind != kind:
                 continue
             if status is not None and rec.status != status:
                 continue
@@ -211,6 +215,21 @@ class History:
         if not records:
             raise ValidationError("compare() needs at least one record (an id, index or Record)")
         return Comparison([self._resolve(r) for r in records])
+
+    def lineage(self, record: RecordRef) -> list[Record]:
+        """``record``'s chain of ancestors by ``parent``, oldest first, ending with ``record``.
+
+        Example::
+
+            >>> [r.prompt for r in h.lineage(h[-1])]  # doctest: +SKIP
+            ['a lighthouse', 'the same scene at night', 'a stormy sky']
+        """
+        return lineage_of(self._resolve(record), self.get)
+
+    def children(self, record: RecordRef) -> list[Record]:
+        """The records made by editing ``record``'s images (their ``parent`` is it)."""
+        rec = self._resolve(record)
+        return [found for rid in self._index.children(rec.id) if (found := self.get(rid))]
 
     # --- changing --------------------------------------------------------------------------
 
@@ -255,7 +274,7 @@ class History:
         history). ``None`` as an override removes a field.
         """
         rec = self._resolve(record)
-        request = ImageRequest.from_dict(rec.request).with_overrides(**overrides)
+        request = rec.to_request().with_overrides(**overrides)  # an edit's inputs included
         if client is not None:
             return client.run(request, origin=rec.id)
         own = hooks.new_runner(self)  # the default client, installed by the package root

@@ -25,7 +25,7 @@ from cometnb._core.errors import CometError
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "Index", "IndexRow"]
 
 DB_NAME = "index.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 # One row of the records table, as read: id, seq, created_at, prompt, model, status,
@@ -46,8 +46,16 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
 """
+# Schema 2 (edits): records may name a parent (the record an edit's first input came from) in
+# their document; an expression index finds an image's edits without reading every document.
+# Older rows have no parent and need no change: the migration only adds the index.
+_SCHEMA_V2 = """
+CREATE INDEX IF NOT EXISTS records_parent ON records (json_extract(doc, '$.parent'));
+"""
 # Migrations: MIGRATIONS[v] upgrades a database at version v to v + 1.
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+# Schemas this code reads even where it cannot migrate (a read-only folder): same records table.
+_READABLE = range(1, SCHEMA_VERSION + 1)
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
 
 
@@ -108,11 +116,11 @@ class Index:
             except sqlite3.OperationalError:
                 conn.close()
                 continue
-            if version != SCHEMA_VERSION:
+            if version not in _READABLE:
                 conn.close()
                 raise CometError(
                     f"the history index {self.path} is read-only and at schema {version}; "
-                    f"this cometnb reads schema {SCHEMA_VERSION}",
+                    f"this cometnb reads schemas 1 to {SCHEMA_VERSION}",
                     hint="Open it where it is writable once, or use a matching cometnb version.",
                 )
             return conn
@@ -212,6 +220,18 @@ class Index:
                 return []
             cur = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq", (seq,))
             return cur.fetchall()
+
+    def children(self, record_id: str) -> list[str]:
+        """Ids of the records whose ``parent`` is ``record_id`` (edits of its images), in order."""
+        with self._lock:
+            conn = self._connect(create=False)
+            if conn is None:
+                return []
+            cur = conn.execute(
+                "SELECT id FROM records WHERE json_extract(doc, '$.parent') = ? ORDER BY id",
+                (record_id,),
+            )
+            return [row[0] for row in cur.fetchall()]
 
     def count(self) -> int:
         """How many records the index holds (0 when there is no index file yet)."""

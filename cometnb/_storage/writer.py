@@ -18,6 +18,7 @@ from typing import Any
 from cometnb._core.errors import CometError, redact
 from cometnb._core.models import ApiImage, ApiResult, Status
 from cometnb._core.settings import active
+from cometnb._core.sources import EditBody
 from cometnb._storage import files as _files
 from cometnb._storage import repair as _repair
 from cometnb._storage.index import Index
@@ -31,6 +32,7 @@ from cometnb._storage.records import (
     scrub_values,
     tags_json,
 )
+from cometnb._storage.sources import parent_of, source_docs, store_sources
 from cometnb._storage.spend import cost_of_failure, cost_of_result
 from cometnb._version import __version__
 
@@ -85,6 +87,7 @@ class HistoryWriter:
             # Priced now, with the table in force: a later price change does not rewrite it.
             "cost": cost_of_result(body, result).to_dict(),
             "version": __version__,
+            **self._lineage(request),
         }
         return self._commit(record_id, created, body, "ok", tags, doc)
 
@@ -117,8 +120,20 @@ class HistoryWriter:
             "synthetic": bool(synthetic),
             "cost": cost_of_failure(body, error).to_dict(),
             "version": __version__,
+            **self._lineage(request),
         }
         return self._commit(record_id, created, body, status, tags, doc)
+
+    def _lineage(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``kind``, ``sources`` and ``parent`` of the record; an edit's inputs are stored once
+        by content under ``sources/`` (a failure to store them must not lose the result)."""
+        if not isinstance(request, EditBody):
+            return {"kind": "generate", "sources": [], "parent": None}
+        try:
+            docs = store_sources(self.root, request)
+        except OSError:
+            docs = source_docs(request)  # listed without files; the result matters more
+        return {"kind": "edit", "sources": scrub_values(docs), "parent": parent_of(docs)}
 
     def check_writable(self) -> None:
         """Raise :class:`CometError` when images could not be saved here, before anything is

@@ -23,6 +23,7 @@ from cometnb._views.common import (
     tokens,
 )
 from cometnb._views.costs import cost_html, cost_of
+from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage, Generation
@@ -61,6 +62,7 @@ def generation_html(gen: Generation) -> str:
         status=gen.status,
         error=str(gen.error) if gen.error is not None else None,
         synthetic=gen.synthetic,
+        header=sources_html(getattr(gen.request, "images", ())),
         cost=cost_of(gen),
     )
 
@@ -72,6 +74,8 @@ def record_html(rec: Record) -> str:
         bits.append("tags: " + ", ".join(esc(t) for t in rec.tags))
     if rec.origin:
         bits.append(f"re-run of {esc(rec.origin)}")
+    if rec.parent:
+        bits.append(f"edit of {esc(rec.parent)}")
     header = f'<div style="{MUTED}margin-bottom:4px">{" · ".join(bits)}</div>'
     return _card(
         prompt=rec.prompt,
@@ -84,7 +88,7 @@ def record_html(rec: Record) -> str:
         status=rec.status,
         error=rec.error,
         synthetic=rec.synthetic,
-        header=header,
+        header=header + sources_html(rec.sources),
         cost=cost_of(rec),
     )
 

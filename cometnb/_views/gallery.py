@@ -15,6 +15,7 @@ from cometnb._views.common import (
     settings_text,
 )
 from cometnb._views.costs import total_html
+from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage
@@ -52,7 +53,7 @@ def _gallery_card(rec: Record) -> str:
         pics += error_box(rec.error)
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in _facts(rec))
     return (
-        f'<div class="rec"><div class="pics">{pics}</div>'
+        f'<div class="rec">{sources_html(rec.sources)}<div class="pics">{pics}</div>'
         f'<div class="prompt">{esc(rec.prompt)}</div><table class="kv">{rows}</table></div>'
     )
 
@@ -74,6 +75,8 @@ def _facts(rec: Record) -> list[tuple[str, Any]]:
         facts.append(("tags", ", ".join(rec.tags)))
     if rec.origin:
         facts.append(("re-run of", rec.origin))
+    if rec.parent:
+        facts.append(("edit of", rec.parent))
     if rec.synthetic:
         facts.append(("source", "synthetic (simulator)"))
     return facts

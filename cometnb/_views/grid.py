@@ -24,6 +24,7 @@ from cometnb._views.common import (
     tokens,
 )
 from cometnb._views.costs import cost_html, cost_of
+from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
     from cometnb._core.models import Grid, GridCell
@@ -154,4 +155,7 @@ def _grid_shared(grid: Grid) -> str:
     parts = [f"<div>{esc(one_line(str(prompt), 300))}</div>" if prompt is not None else ""]
     if settings:
         parts.append(f'<div style="{MUTED}">{esc(settings)}</div>')
+    inputs = [cell.request.images for cell in grid.cells]
+    if inputs[0] and all(i == inputs[0] for i in inputs):  # a grid of edits of the same inputs
+        parts.insert(0, sources_html(inputs[0]))
     return f'<div class="cometnb-grid-shared" style="margin-bottom:4px">{"".join(parts)}</div>'

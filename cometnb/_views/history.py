@@ -26,6 +26,7 @@ from cometnb._views.common import (
     tokens,
 )
 from cometnb._views.costs import cost_html, cost_of, total_html
+from cometnb._views.sources import sources_html
 from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
@@ -119,9 +120,10 @@ def _sent(value: Any) -> str:
 
 
 def _compare_images(rec: Record, px: int) -> str:
+    strip = sources_html(rec.sources, px // 3)  # source → result, for edits
     if not rec.images:
-        return error_box(rec.error or rec.status, 300)
-    return "".join(
+        return strip + error_box(rec.error or rec.status, 300)
+    return strip + "".join(
         img_tag(preview_uri(img, px), px, rec.prompt, fixed=True)
         + f"<div>{file_link(img.path, label='original')}</div>"
         for img in rec.images

@@ -204,7 +204,12 @@ class SimServer:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """The JSON bodies received, oldest first (never any header, so never the key)."""
+        """The bodies received, oldest first (never any header, so never the key).
+
+        An edit (``/v1/images/edits``) is logged as its text fields plus ``_path`` and
+        ``_parts``: each file part's name, filename, content type, size and sha256, never its
+        bytes; seedream references as ``_references`` (their count) instead of the data URIs.
+        """
         return [body for _, body in self._state.log()]
 
     @property
