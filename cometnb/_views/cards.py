@@ -58,7 +58,7 @@ def generation_html(gen: Generation) -> str:
         params=gen.request,
         usage=gen.usage,
         elapsed_s=gen.elapsed_s,
-        status=gen.status,
+        status=gen.state,
         error=str(gen.error) if gen.error is not None else None,
         synthetic=gen.synthetic,
         cost=cost_of(gen),

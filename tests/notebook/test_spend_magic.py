@@ -98,6 +98,24 @@ def test_grid_that_runs_out_midway_keeps_its_images_and_says_how_many_were_skipp
     from cometnb.history import History
 
     assert len(History(history_dir)) == 2  # nothing was recorded for what was not sent
+    # Read the same everywhere: the cell's badge, the Grid's repr, the Generation's repr.
+    html = recorder(ip).htmls()[-1]
+    assert html.count(">not sent (budget)</span>") == 3 and ">cancelled</span>" not in html
+    assert repr(grid).endswith("5/5 done, 0 failed, 3 not sent (budget)>")
+    assert all(g.state == "not sent (budget)" for g in skipped)
+    assert "not sent (budget): not sent: its estimate" in repr(skipped[0])
+
+
+def test_budget_stopped_cells_read_not_sent_in_the_progress_line() -> None:
+    from cometnb._client.runner import _failed, _finish
+    from cometnb._core.models import GridCell, ImageRequest
+    from cometnb._core.progress import CellProgress
+
+    cell = GridCell({"prompt": "x"}, ImageRequest(PROMPT, "gpt-image-2"))
+    progress = CellProgress()
+    _finish(cell, progress, _failed(cell.request, BudgetError("not sent"), status="cancelled"))
+    assert progress.state == "not sent (budget)" and progress.finished
+    assert progress.text() == "not sent (budget)"
 
 
 def test_session_budget_spans_cells(
