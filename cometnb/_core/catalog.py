@@ -130,22 +130,19 @@ def _tokens(name: str, per_in: float, per_out: float, base: ModelPrice | None) -
     if base is None or base.image_out is None:
         return ModelPrice(name, text_in=per_in, image_in=per_in, image_out=per_out)
     ratio = per_out / base.image_out
-    scaled = {
-        "text_in": per_in,
-        "image_in": base.image_in * ratio if base.image_in is not None else per_in,
-        "text_out": base.text_out * ratio if base.text_out is not None else None,
-    }
     per_image = {
         q: {s: round(v * ratio, 6) for s, v in row.items()} for q, row in base.per_image.items()
     }
     return ModelPrice(
         name,
+        text_in=per_in,
+        image_in=base.image_in * ratio if base.image_in is not None else per_in,
         image_out=per_out,
+        text_out=base.text_out * ratio if base.text_out is not None else None,
         billing=base.billing,
         per_image=per_image,
         output_tokens=base.output_tokens,
         defaults=base.defaults,
-        **scaled,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import keyword
+import math
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -234,6 +235,6 @@ def build_spec(
 
 
 def _check_budget(value: float | None) -> float | None:
-    if value is not None and not value >= 0:  # also refuses NaN
+    if value is not None and not (math.isfinite(value) and value >= 0):  # NaN, inf
         raise UsageError(f"--budget needs an amount of USD, 0 or more; got {value}")
     return value

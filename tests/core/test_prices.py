@@ -318,12 +318,65 @@ def test_prices_file_overrides_and_adds_models(tmp_path: Path) -> None:
         ([1, 2], "JSON object"),
         ({"models": {"m": {"image_out": "cheap"}}}, "must be a number"),
         ({"models": {"m": {"image_out": -1}}}, "must not be negative"),
-        ({"models": {"m": {"billing": "monthly", "image_out": 1}}}, "tokens or per_image"),
+        ({"models": {"m": {"billing": "monthly", "image_out": 1}}}, '"tokens" or "per_image"'),
+        # every section of the wrong shape: one short ValidationError naming the key
+        ({"models": {}, "extras": {"chars_per_text_token": "four"}}, 'extras."chars_per_'),
+        ({"models": {}, "extras": [1]}, '"extras" must be a JSON object'),
+        ({"models": ["gpt-image-2"]}, '"models" must be a JSON object'),
+        ({"models": {"gpt-image-2": [30]}}, "prices of gpt-image-2 must be a JSON object"),
+        ({"models": {}, "token_tables": [1]}, '"token_tables" must be a JSON object'),
+        ({"models": {}, "token_tables": {"t": [1]}}, 'token_tables."t" must be'),
+        ({"models": {}, "token_tables": {"t": {"low": 5}}}, 'token_tables."t".low must be'),
+        ({"models": {}, "token_tables": {"t": {"low": {"1024x1024": "many"}}}}, "whole number"),
+        ({"models": {}, "aliases": ["a"]}, '"aliases" must be a JSON object'),
+        ({"models": {}, "aliases": {"a": 5}}, 'aliases."a" must be the name of a model'),
+        ({"models": {"m": {"per_image": 1, "defaults": [1]}}}, "defaults of m must be"),
+        ({"models": {"m": {"image_out": 30, "output_tokens": 5}}}, "output_tokens of m"),
+        ({"models": {}, "problems": 5}, '"problems" must be a list'),
+        ({"models": {}, "date": {"y": 1}}, '"date" must be text'),
     ],
 )
 def test_bad_price_files_are_refused_clearly(tmp_path: Path, data: Any, words: str) -> None:
-    with pytest.raises(ValidationError, match=words):
-        load_table(_write(tmp_path / "p.json", data))
+    path = _write(tmp_path / "p.json", data)
+    with pytest.raises(ValidationError) as info:
+        load_table(path)
+    err = info.value
+    assert type(err) is ValidationError and words in err.message
+    assert str(path) in err.message and "\n" not in str(err)  # names the file; one paragraph
+    assert err.hint is not None and "CometImg.prices_file = None" in err.hint
+
+
+def test_a_price_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_text('\ufeff{"models": {"qwen-image": {"per_image": 0.03}}}', encoding="utf-8")
+    assert load_table(path).get("qwen-image") is not None
+
+
+def test_a_partial_override_merges_onto_the_built_in_entry_field_by_field() -> None:
+    base = builtin_table()
+    body = {"model": "gpt-image-2", "prompt": PROMPT, "size": "1024x1024", "quality": "low"}
+    table = base.merged(PriceTable.from_dict({"models": {"gpt-image-2": {"text_in": 4}}}))
+    price = table.get("gpt-image-2")
+    assert price is not None and price.billing == "tokens" and price.text_in == 4.0
+    assert price.image_out == 30.0 and price.output_tokens == "gpt-image-2-formula"
+    cost = estimate_body(body, table)
+    assert cost.usd == pytest.approx(196 * 30e-6 + TEXT * 4e-6)
+    # a per-image model: only the stated size changes, the billing kind is kept
+    top = {"models": {"dall-e-3": {"per_image": {"hd": {"1792x1024": 0.2}}}}}
+    dalle = base.merged(PriceTable.from_dict(top)).get("dall-e-3")
+    assert dalle is not None and dalle.billing == "per_image"
+    assert dalle.per_image["hd"] == {"1024x1024": 0.08, "1792x1024": 0.2, "1024x1792": 0.12}
+    assert dalle.per_image["standard"]["1024x1024"] == 0.04
+    # an image_out alone on a per-image model changes the rate, not how it bills
+    mini = base.merged(PriceTable.from_dict({"models": {"gpt-image-1-mini": {"image_out": 9}}}))
+    assert mini.get("gpt-image-1-mini").billing == "per_image"  # type: ignore[union-attr]
+    mini_body = {**body, "model": "gpt-image-1-mini"}
+    assert estimate_body(mini_body, mini).usd == pytest.approx(estimate_body(mini_body, base).usd)
+    # stating billing does switch it
+    flat = {"models": {"gpt-image-2": {"billing": "per_image", "per_image": 0.01}}}
+    assert estimate_body(body, base.merged(PriceTable.from_dict(flat))).usd == pytest.approx(
+        0.01 + TEXT * 5e-6
+    )
 
 
 def test_missing_price_file_names_the_setting(tmp_path: Path) -> None:
