@@ -45,7 +45,9 @@ def cost_of_result(body: Mapping[str, Any], result: ApiResult) -> Cost:
 
 def cost_of_failure(body: Mapping[str, Any], error: BaseException) -> Cost:
     """What a failed request cost: $0 when refused, its estimate when it may have been billed."""
-    return failure_cost(body, type(error).__name__, getattr(error, "status", None))
+    billed = getattr(error, "may_be_billed", None)
+    status = getattr(error, "status", None)
+    return failure_cost(body, type(error).__name__, status, may_be_billed=billed)
 
 
 def record_cost(doc: Mapping[str, Any], status: str) -> Cost:
@@ -58,7 +60,9 @@ def record_cost(doc: Mapping[str, Any], status: str) -> Cost:
         found = actual_cost(body, doc.get("usage"), len(doc.get("images") or ()), doc.get("meta"))
     else:
         error = doc.get("error") or {}
-        found = failure_cost(body, str(error.get("type", "")), error.get("status"))
+        code = error.get("status")
+        http = code if isinstance(code, int) and not isinstance(code, bool) else None
+        found = failure_cost(body, str(error.get("type", "")), http)
     if found.usd is None:
         return found
     return Cost(

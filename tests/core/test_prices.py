@@ -499,3 +499,41 @@ def test_refresh_prices_says_when_it_cannot_keep_the_catalog(tmp_path: Path) -> 
     with pytest.raises(CometError, match="could not keep the price catalog") as info:
         refresh_prices("http://127.0.0.1:9/v1", blocked, transport=httpx.MockTransport(answer))
     assert "CometImg.history_dir" in str(info.value)
+
+
+def test_catalog_zero_prices_are_not_read_and_never_make_a_free_model() -> None:
+    base = builtin_table()
+    catalog = {
+        "data": [
+            {"id": "dall-e-3", "pricing": {"input": 0, "output": 0, "per_request": 0.04}},
+            {"id": "gpt-image-2", "pricing": {"input": 0, "output": 0}},
+            {"id": "flux-2-pro", "pricing": {"input": 0, "output": "0", "per_request": 0}},
+            {"id": "gpt-image-1", "pricing": {"input": 0, "output": 40}},
+        ]
+    }
+    table = base.merged(table_from_catalog(catalog, base, source="test"))
+    dalle = estimate_body({"model": "dall-e-3", "prompt": PROMPT}, table)
+    assert dalle.usd == pytest.approx(0.04)  # per_request wins over output 0
+    body = {"model": "gpt-image-2", "prompt": PROMPT, "size": "1024x1024", "quality": "low"}
+    assert estimate_body(body, table).usd == estimate_body(body, base).usd  # built-in holds
+    assert estimate_body({"model": "flux-2-pro", "prompt": PROMPT}, table).usd is None
+    one = table.get("gpt-image-1")
+    assert one is not None and one.text_in == base.get("gpt-image-1").text_in  # type: ignore[union-attr]
+    assert one.image_out == 40.0
+    text = " | ".join(table.problems)
+    assert "gpt-image-2: input, output of 0 is not a price" in text
+    assert "flux-2-pro: input, output, per_request of 0 is not a price" in text
+    assert all(e.usd != 0 for e in (dalle, estimate_body(body, table)))
+
+
+def test_catalog_duplicates_are_reported_and_the_first_kept() -> None:
+    base = builtin_table()
+    catalog = {
+        "data": [
+            {"id": "gpt-image-2", "pricing": {"input": 5, "output": 24}},
+            {"id": "gpt-image-2", "pricing": {"input": 5, "output": 99}},
+        ]
+    }
+    table = table_from_catalog(catalog, base, source="test")
+    assert table.get("gpt-image-2").image_out == 24.0  # type: ignore[union-attr]
+    assert table.problems == ("gpt-image-2: listed more than once; the first entry is used",)

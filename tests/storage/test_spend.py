@@ -111,6 +111,50 @@ def test_a_refused_request_costs_nothing_and_a_cut_one_its_estimate(
     assert cut.estimated and cut.usd == pytest.approx(_gpt2(PROMPTS[0], "low"))
 
 
+@pytest.mark.parametrize(
+    ("status", "billed"),
+    [
+        *((code, True) for code in (408, 409, 500, 502, 504, 520, 522, 524, 599)),
+        *((code, False) for code in (400, 404, 429, 503)),
+    ],
+)
+def test_failure_cost_follows_the_retry_policys_billing_rule(status: int, billed: bool) -> None:
+    from cometnb._client.retry import status_safety
+    from cometnb._core.costing import failure_cost
+
+    body = {"model": "gpt-image-2", "prompt": PROMPTS[0], "size": "1024x1024", "quality": "low"}
+    cost = failure_cost(body, "APIError", status, builtin_table())
+    assert (status_safety(status) == "billed") is billed  # the one rule, as the client retries
+    if billed:
+        assert cost.usd == pytest.approx(_gpt2(PROMPTS[0], "low")) and cost.estimated
+        assert "may have been billed" in cost.basis
+    else:
+        assert cost.usd == 0.0 and "not billed" in cost.basis
+    # the client's own finding wins over the status (CometAPI's 400-class "500")
+    flagged = failure_cost(body, "APIError", 500, builtin_table(), may_be_billed=False)
+    assert flagged.usd == 0.0
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "500_invalid"])
+def test_a_failure_the_client_calls_maybe_billed_is_charged_its_estimate(
+    sim: SimServer, sim_client: Client, hist: History, fault: str
+) -> None:
+    from cometnb._core.errors import APIError
+
+    sim.fault(fault)
+    with pytest.raises(APIError) as info:
+        sim_client.generate(PROMPTS[0], model="gpt-image-2", size="1024x1024", quality="low")
+    says_billed = "may still have been billed" in str(info.value)
+    assert info.value.may_be_billed is says_billed
+    cost = hist[-1].cost
+    if fault == "500_invalid":
+        assert not says_billed and cost.usd == 0.0
+    else:
+        assert says_billed and cost.usd == pytest.approx(_gpt2(PROMPTS[0], "low"))
+        assert "may have been billed" in cost.basis
+        assert session.usd == pytest.approx(cost.usd)  # the budget counts it at its estimate
+
+
 def test_session_ledger_counts_every_request(sim_client: Client) -> None:
     start = session.usd
     gens = [
