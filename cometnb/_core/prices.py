@@ -31,6 +31,7 @@ __all__ = [
     "builtin_table",
     "load_table",
     "prices",
+    "with_override",
 ]
 
 BUILTIN_PATH = Path(__file__).with_name("prices.json")
@@ -377,6 +378,16 @@ def prices() -> PriceTable:
     return active_table()
 
 
+def with_override(table: PriceTable, path: Path | None = None) -> PriceTable:
+    """``table`` with the user's ``prices_file`` laid on top (it always wins)."""
+    if path is None:
+        from cometnb._core import settings
+
+        override = getattr(settings.active(), "prices_file", None)
+        path = Path(override).expanduser() if override else None
+    return table if path is None else table.merged(load_table(path))
+
+
 def active_table() -> PriceTable:
     """The prices in force: built-in, then the newest kept catalog, then ``prices_file``.
 
@@ -397,8 +408,7 @@ def active_table() -> PriceTable:
         # A damaged kept catalog must not stop generation: the built-in table still holds.
         with contextlib.suppress(ValidationError):
             table = table.merged(load_table(catalog, origin="catalog"))
-    if override_path is not None:
-        table = table.merged(load_table(override_path))
+    table = with_override(table, override_path)
     with _lock:
         _cache.clear()
         _cache[key] = table

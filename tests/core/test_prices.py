@@ -472,6 +472,26 @@ def test_refresh_prices_keeps_the_catalog_dated(tmp_path: Path, isolated_env: Pa
     assert active_table().get("qwen-image") is not None  # in force from now on
 
 
+@pytest.mark.parametrize("into_other_folder", [False, True])
+def test_refresh_prices_keeps_the_prices_file_on_top(
+    tmp_path: Path, isolated_env: Path, into_other_folder: bool
+) -> None:
+    from cometnb._client.price_refresh import refresh_prices
+
+    body = (SHARED_FIXTURES / "api-models.json").read_bytes()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    override = _write(tmp_path / "mine.json", {"models": {"gpt-image-2": {"image_out": 11}}})
+    _settings.active().prices_file = str(override)
+    folder = tmp_path / "elsewhere" if into_other_folder else None
+    table = refresh_prices("http://127.0.0.1:9/v1", folder, transport=httpx.MockTransport(answer))
+    gpt2 = table.get("gpt-image-2")
+    assert gpt2 is not None and gpt2.image_out == 11.0  # the user's file wins over the catalog
+    assert table.get("qwen-image") is not None  # and the catalog is in it
+
+
 def test_refresh_prices_failure_leaves_prices_alone(isolated_env: Path) -> None:
     from cometnb._client.price_refresh import refresh_prices
     from cometnb._core.errors import APIError
