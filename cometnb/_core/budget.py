@@ -249,6 +249,8 @@ class SpendGuard:
     ``admit(estimate)`` reserves the estimate and returns ``None``, or returns a
     :class:`BudgetError` saying why the request must not be sent; ``settle(estimate, actual)``
     swaps the reservation for what the request cost (the client adds it to the session ledger).
+    Requests are admitted at their estimates and nothing in flight is abandoned, so the spend
+    can pass the budget by what the requests in flight cost beyond their estimates.
 
     Example::
 
