@@ -282,6 +282,13 @@ class SpendGuard:
         with self._lock:
             return self._spent
 
+    @property
+    def raise_hint(self) -> str:
+        """How to send the rest, naming the cap that stopped them (--budget or the session's)."""
+        with self._lock:
+            cell = _cell_binds(self.limits, self.ledger, self._spent + self._reserved)
+        return "Raise --budget" if cell else "Raise %config CometImg.budget"
+
     def left(self) -> float | None:
         """What may still be sent: the tighter cap, less what is in flight (``None``: no cap)."""
         with self._lock:

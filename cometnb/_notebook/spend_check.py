@@ -54,7 +54,7 @@ def skipped_note(grid: Grid, guard: SpendGuard | None) -> str | None:
     left = guard.left() or 0.0
     return (
         f"Budget reached: {guard.skipped} of {total} requests were not sent ({kept}; "
-        f"{format_usd(left)} left). Raise %config CometImg.budget or --budget to send the rest."
+        f"{format_usd(left)} left). {guard.raise_hint} to send the rest."
     )
 
 

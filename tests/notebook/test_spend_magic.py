@@ -94,6 +94,7 @@ def test_grid_that_runs_out_midway_keeps_its_images_and_says_how_many_were_skipp
     assert len(skipped) == 3 and all(isinstance(g.error, BudgetError) for g in skipped)
     assert "Budget reached: 3 of 5 requests were not sent" in out
     assert "the 2 images already made are kept" in out
+    assert "Raise --budget to send the rest." in out  # the cap that stopped them
     assert "3 not sent (budget)" in recorder(ip).htmls()[-1]
     from cometnb.history import History
 
