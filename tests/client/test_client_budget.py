@@ -72,6 +72,11 @@ def test_generate_many_checks_the_whole_estimate_first(client: Client, sim: SimS
         client.generate_many(batch)
     assert "3 requests would cost" in str(info.value) and "nothing was sent" in str(info.value)
     assert sim.request_count == 0
+    _settings.active().budget = 5.0
+    mixed = [ImageRequest(PROMPT, **LOW), ImageRequest(PROMPT, "qwen-image")]
+    with pytest.raises(BudgetError, match="cost of 1 of the 2 requests is unknown"):
+        client.generate_many(mixed)
+    assert sim.request_count == 0
 
 
 def test_generate_many_stops_sending_once_the_budget_cannot_cover_the_next(
