@@ -259,8 +259,11 @@ def _overlay(base: ModelPrice, top: ModelPrice) -> ModelPrice:
     )
     rates = {k: getattr(top, k) if k in given else getattr(base, k) for k in _RATES}
     per_image = {q: dict(s) for q, s in base.per_image.items()}
+    if "*" in top.per_image:
+        per_image = {}  # one price for every quality replaces the built-in ones
     for quality, sizes in top.per_image.items():  # per quality, per size
-        per_image[quality] = {**per_image.get(quality, {}), **sizes}
+        row = {} if "*" in sizes else per_image.get(quality, {})  # likewise for every size
+        per_image[quality] = {**row, **sizes}
     return replace(
         base,
         **rates,

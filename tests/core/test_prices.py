@@ -367,6 +367,13 @@ def test_a_partial_override_merges_onto_the_built_in_entry_field_by_field() -> N
     assert dalle is not None and dalle.billing == "per_image"
     assert dalle.per_image["hd"] == {"1024x1024": 0.08, "1792x1024": 0.2, "1024x1792": 0.12}
     assert dalle.per_image["standard"]["1024x1024"] == 0.04
+    # a flat price (every quality, or every size of one) replaces what it covers
+    flat_all = base.merged(PriceTable.from_dict({"models": {"dall-e-3": {"per_image": 0.05}}}))
+    assert flat_all.get("dall-e-3").per_image == {"*": {"*": 0.05}}  # type: ignore[union-attr]
+    hd_flat = {"models": {"dall-e-3": {"per_image": {"hd": 0.1}}}}
+    hd = base.merged(PriceTable.from_dict(hd_flat)).get("dall-e-3")
+    assert hd is not None and hd.per_image["hd"] == {"*": 0.1}
+    assert hd.per_image["standard"]["1024x1024"] == 0.04
     # an image_out alone on a per-image model changes the rate, not how it bills
     mini = base.merged(PriceTable.from_dict({"models": {"gpt-image-1-mini": {"image_out": 9}}}))
     assert mini.get("gpt-image-1-mini").billing == "per_image"  # type: ignore[union-attr]
