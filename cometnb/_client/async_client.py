@@ -39,7 +39,9 @@ from cometnb._client.capped import (
 from cometnb._client.fetch import adownload
 from cometnb._client.frames import drop_library_frames
 from cometnb._client.limiter import AdaptiveLimit
+from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
+from cometnb._core.budget import SpendGuard
 from cometnb._core.errors import CometError, ResponseError
 from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
@@ -149,10 +151,15 @@ class AsyncClient(_BaseClient):
         tags: Sequence[str] = (),
         origin: str | None = None,
     ) -> Generation:
-        """Send a prepared :class:`ImageRequest` (validated first); raise on failure."""
+        """Send a prepared :class:`ImageRequest` (validated first); raise on failure.
+
+        Refused (:class:`~cometnb.BudgetError`, nothing sent) when its estimate is more than
+        ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
+        """
         body = self._prepare(request)
+        gate = open_gate([body])
         history = await self._open_history()
-        gen = await self._outcome(history, body, on_partial, on_event, tuple(tags), origin)
+        gen = await self._gated(gate, history, body, on_partial, on_event, tuple(tags), origin)
         return gen.raise_for_error()
 
     agenerate = generate
@@ -167,7 +174,12 @@ class AsyncClient(_BaseClient):
         tags: Sequence[str] = (),
         on_result: OnResult | None = None,
     ) -> list[Generation]:
-        """Run many requests concurrently; results in input order, failures not raised."""
+        """Run many requests concurrently; results in input order, failures not raised.
+
+        The whole estimate is checked against ``CometImg.budget`` before the first request
+        (``BudgetError``); a request not yet sent once what is left cannot cover it is not
+        sent (its Generation holds the ``BudgetError``).
+        """
         bodies = self._prepare_many(requests)
         return await self._many(bodies, concurrency, tuple(tags), on_result)
 
@@ -194,12 +206,20 @@ class AsyncClient(_BaseClient):
         tags: tuple[str, ...],
         on_result: OnResult | None,
     ) -> list[Generation]:
+        gate = open_gate(bodies)  # the whole estimate, before the first request
         limit = AdaptiveLimit(concurrency)
         history = await self._open_history()  # once, not once per request
 
         async def one(index: int, body: dict[str, Any]) -> Generation:
             async with limit.slot() as slot:
-                gen = await self._outcome(history, body, None, slot.follow, tags, None)
+
+                def follow(event: ClientEvent) -> None:
+                    # Under a budget the slot is kept until this request's cost is known, so
+                    # the next one is admitted against what this one actually cost.
+                    if gate is None or event.kind != "received":
+                        slot.follow(event)
+
+                gen = await self._gated(gate, history, body, None, follow, tags, None)
             notify(on_result, index, gen)
             return gen
 
@@ -212,6 +232,29 @@ class AsyncClient(_BaseClient):
             return await asyncio.to_thread(self._writable_history)
         # Given (or False): a stat call, no thread, whose queue may be busy storing.
         return self._writable_history()
+
+    async def _gated(
+        self,
+        gate: SpendGuard | None,
+        history: HistorySink | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
+        """:meth:`_outcome` once the budget admits the request (when a budget is set)."""
+        if gate is None:
+            return await self._outcome(history, body, on_partial, on_event, tags, origin)
+        refused = gate.before_send(body)
+        if refused is not None:
+            return not_sent(body, refused)
+        gen = None
+        try:
+            gen = await self._outcome(history, body, on_partial, on_event, tags, origin)
+            return gen
+        finally:  # also on a cancel: the reservation must not outlive the request
+            gate.after(body, gen.cost if gen is not None else None)
 
     async def _outcome(
         self,

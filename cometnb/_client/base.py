@@ -298,7 +298,9 @@ class _BaseClient:
 
     @staticmethod
     def _too_much(error: CometError) -> Failure:
-        """A reply over a size cap or past its deadline: it may have been billed; no retry."""
+        """A reply over a size cap, past its deadline or unusable: the request was sent and
+        answered, so it may have been billed; never retried."""
+        error.may_be_billed = True
         return Failure(error, "never", "reply over its limit")
 
     # -- storage (blocking: the async client runs these in a worker thread) ------------

@@ -19,7 +19,13 @@ from cometnb._client.base import USER_AGENT, shared_ssl_context
 from cometnb._core import settings
 from cometnb._core.catalog import table_from_catalog
 from cometnb._core.errors import APIError, CometError, ResponseError
-from cometnb._core.prices import CATALOG_DIR, PriceTable, active_table, builtin_table
+from cometnb._core.prices import (
+    CATALOG_DIR,
+    PriceTable,
+    active_table,
+    builtin_table,
+    with_override,
+)
 
 __all__ = ["catalog_url", "refresh_prices"]
 
@@ -63,7 +69,10 @@ def refresh_prices(
             f"{exc.strerror or type(exc).__name__}",
             hint="Check that the history folder (CometImg.history_dir) is writable.",
         ) from None
-    return active_table() if history_dir is None else builtin_table().merged(table)
+    if history_dir is None:
+        return active_table()
+    # Another folder than the active one: its catalog, with the prices_file still on top.
+    return with_override(builtin_table().merged(table))
 
 
 def _fetch(url: str, transport: httpx.BaseTransport | None) -> object:

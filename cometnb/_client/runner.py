@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from cometnb._client.limiter import AdaptiveLimit, Slot
-from cometnb._core.budget import SpendGuard
+from cometnb._core.budget import BudgetError, SpendGuard, admitted
 from cometnb._core.errors import CancelledError, CometError, ValidationError
 from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.progress import CellProgress, describe_event
@@ -151,13 +151,17 @@ class _GridRun:
             async with limit.slot() as slot:
                 # Checked when its turn comes, not at the start: what is left by then counts
                 # what the requests before it actually cost.
-                refused = self.guard.before_send(cell.request) if self.guard else None
-                if refused is not None:
-                    _finish(cell, progress, _failed(cell.request, refused, status="cancelled"))
-                    return
-                progress.state, progress.started = "running", time.monotonic()
-                gen = await self._request(cell.request, progress, slot)
-                if self.guard is not None:
+                if self.guard is None:
+                    progress.state, progress.started = "running", time.monotonic()
+                    gen = await self._request(cell.request, progress, slot)
+                else:
+                    refused = self.guard.before_send(cell.request)
+                    if refused is not None:
+                        _finish(cell, progress, _failed(cell.request, refused, status="cancelled"))
+                        return
+                    progress.state, progress.started = "running", time.monotonic()
+                    with admitted():  # this guard checked it: the client must not again
+                        gen = await self._request(cell.request, progress, slot)
                     self.guard.after(cell.request, gen.cost)
         except (asyncio.CancelledError, CancelledError):
             _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
@@ -208,7 +212,12 @@ def _failed(
 
 def _finish(cell: GridCell, progress: CellProgress, gen: Generation) -> None:
     cell.generation = gen
-    progress.state = "done" if gen.ok else ("cancelled" if gen.status == "cancelled" else "failed")
+    if gen.ok:
+        progress.state = "done"
+    elif isinstance(gen.error, BudgetError):
+        progress.state = "not sent (budget)"
+    else:
+        progress.state = "cancelled" if gen.status == "cancelled" else "failed"
 
 
 def run_grid(
@@ -229,7 +238,9 @@ def run_grid(
     becomes a failed Generation in its cell (it does not stop the others). An interrupt
     cancels every request still in flight and raises :class:`CancelledError`. With a
     ``guard`` (a budget), a request whose estimate no longer fits what is left when its turn
-    comes is not sent: its cell is "cancelled" with a ``BudgetError``; nothing in flight stops.
+    comes is not sent: its cell reads "not sent (budget)" and holds a ``BudgetError``; nothing
+    in flight stops. Without a guard, the client checks each request against
+    ``CometImg.budget`` itself.
     """
     grid_run = _GridRun(client, grid, concurrency, tags, origin, guard)
     future = _submit(grid_run.run())

@@ -119,6 +119,11 @@ def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int)
     if decision.wait_s is None:
         if decision.hint:
             failure.error.hint = decision.hint
+        # What the ledger charges for it follows the same rule as what is not retried.
+        # An answer that arrived but was unusable is marked billed where it was made.
+        failure.error.may_be_billed = (
+            bool(failure.error.may_be_billed) or failure.safety == "billed" or billed > 0
+        )
         raise failure.error
     log.info("cometnb: %s; retrying in %.1f s", failure.reason, decision.wait_s)
     return decision.wait_s

@@ -40,7 +40,9 @@ from cometnb._client.capped import (
 from cometnb._client.fetch import download
 from cometnb._client.frames import drop_library_frames
 from cometnb._client.loop import loop_thread
+from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
+from cometnb._core.budget import SpendGuard
 from cometnb._core.errors import CometError, ResponseError
 from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
@@ -166,8 +168,14 @@ class Client(_BaseClient):
         tags: Sequence[str] = (),
         origin: str | None = None,
     ) -> Generation:
-        """Send a prepared :class:`ImageRequest` (validated first); raise on failure."""
-        gen = self._outcome(self._prepare(request), on_partial, on_event, tuple(tags), origin)
+        """Send a prepared :class:`ImageRequest` (validated first); raise on failure.
+
+        Refused (:class:`~cometnb.BudgetError`, nothing sent) when its estimate is more than
+        ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
+        """
+        body = self._prepare(request)
+        gate = open_gate([body])
+        gen = self._gated(gate, body, on_partial, on_event, tuple(tags), origin)
         return gen.raise_for_error()
 
     def generate_many(
@@ -180,8 +188,11 @@ class Client(_BaseClient):
     ) -> list[Generation]:
         """Run many requests concurrently; results in input order, failures not raised.
 
-        Every request is validated before anything is sent. ``on_result(index, generation)``
-        is called (from the private loop thread) as each finishes.
+        Every request is validated, and the whole estimate checked against
+        ``CometImg.budget``, before anything is sent; once what is left cannot cover a request
+        not yet sent, it is not sent (its Generation holds a ``BudgetError``).
+        ``on_result(index, generation)`` is called (from the private loop thread) as each
+        finishes.
         """
         bodies = self._prepare_many(requests)
         return loop_thread().run(self._many_on_twin(bodies, concurrency, tuple(tags), on_result))
@@ -240,6 +251,28 @@ class Client(_BaseClient):
     ) -> list[Generation]:
         async with self._async_twin() as twin:
             return await twin._many(bodies, concurrency, tags, on_result)
+
+    def _gated(
+        self,
+        gate: SpendGuard | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
+        """:meth:`_outcome` once the budget admits the request (when a budget is set)."""
+        if gate is None:
+            return self._outcome(body, on_partial, on_event, tags, origin)
+        refused = gate.before_send(body)
+        if refused is not None:
+            return not_sent(body, refused)
+        gen = None
+        try:
+            gen = self._outcome(body, on_partial, on_event, tags, origin)
+            return gen
+        finally:  # also on an interrupt: the reservation must not outlive the request
+            gate.after(body, gen.cost if gen is not None else None)
 
     def _outcome(
         self,

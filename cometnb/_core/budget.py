@@ -11,20 +11,52 @@ refuse requests not yet sent once what is left cannot cover them.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cometnb._core.cost import Cost, format_usd
 from cometnb._core.errors import ValidationError
 
-__all__ = ["BudgetError", "Ledger", "SpendGuard", "check_before", "session"]
+__all__ = [
+    "BudgetError",
+    "Ledger",
+    "SpendGuard",
+    "admitted",
+    "check_before",
+    "pre_admitted",
+    "session",
+]
 
 _PROCEED = (
     "Raise it with %config CometImg.budget = USD (or --budget USD for one cell), or send "
     "fewer requests."
 )
+_PROCEED_CELL = "Raise the cell's --budget USD, or send fewer requests."
+
+# Set while a request runs that a caller's guard (the grid runner's) has already admitted, so
+# the client does not check the same request against the session budget a second time.
+_ADMITTED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "cometnb_budget_admitted", default=False
+)
+
+
+@contextlib.contextmanager
+def admitted() -> Iterator[None]:
+    """Mark the requests sent inside (this task or thread) as already admitted by a guard."""
+    token = _ADMITTED.set(True)
+    try:
+        yield
+    finally:
+        _ADMITTED.reset(token)
+
+
+def pre_admitted() -> bool:
+    """True inside :func:`admitted`: a guard up the call stack has checked the budget."""
+    return _ADMITTED.get()
 
 
 class BudgetError(ValidationError):
@@ -51,10 +83,13 @@ class Ledger:
     """Money spent in this process: known costs summed, unknown ones counted (thread-safe)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a guard admits under this lock and reads usd/reserved inside it.
+        self.lock = threading.RLock()
+        self._lock = self.lock
         self._usd = 0.0
         self._unknown = 0
         self._requests = 0
+        self._reserved = 0.0
 
     def add(self, cost: Cost) -> None:
         with self._lock:
@@ -70,6 +105,20 @@ class Ledger:
             return self._usd
 
     @property
+    def reserved(self) -> float:
+        """Estimates of requests admitted by a guard and still in flight (any client, thread)."""
+        with self._lock:
+            return self._reserved
+
+    def reserve(self, usd: float) -> None:
+        with self._lock:
+            self._reserved += usd
+
+    def release(self, usd: float) -> None:
+        with self._lock:
+            self._reserved = max(0.0, self._reserved - usd)
+
+    @property
     def unknown(self) -> int:
         """How many requests had no price (spent, but not counted in :attr:`usd`)."""
         with self._lock:
@@ -82,7 +131,7 @@ class Ledger:
 
     def reset(self) -> None:
         with self._lock:
-            self._usd, self._unknown, self._requests = 0.0, 0, 0
+            self._usd, self._unknown, self._requests, self._reserved = 0.0, 0, 0, 0.0
 
     @property
     def label(self) -> str:
@@ -112,10 +161,21 @@ class Limits:
         """What may still be spent: the tighter of the two caps."""
         lefts = []
         if self.session_budget is not None:
-            lefts.append(self.session_budget - ledger.usd)
+            # In-flight estimates (any guard's) count: they may be billed any moment.
+            lefts.append(self.session_budget - ledger.usd - ledger.reserved)
         if self.cell_budget is not None:
             lefts.append(self.cell_budget - spent_in_cell)
         return max(0.0, min(lefts)) if lefts else None
+
+
+def _cell_binds(limits: Limits, ledger: Ledger, cell_spent: float = 0.0) -> bool:
+    """True when the cell's --budget (not the session's) is the cap that leaves less."""
+    if limits.cell_budget is None:
+        return False
+    if limits.session_budget is None:
+        return True
+    session_left = limits.session_budget - ledger.usd - ledger.reserved
+    return limits.cell_budget - cell_spent <= session_left
 
 
 def _which(limits: Limits, ledger: Ledger) -> str:
@@ -123,8 +183,12 @@ def _which(limits: Limits, ledger: Ledger) -> str:
         return "the session budget (CometImg.budget)"
     if limits.session_budget is None:
         return "the cell's --budget"
-    session_left = limits.session_budget - ledger.usd
-    return "the cell's --budget" if limits.cell_budget <= session_left else "the session budget"
+    return "the cell's --budget" if _cell_binds(limits, ledger) else "the session budget"
+
+
+def _proceed(limits: Limits, ledger: Ledger, cell_spent: float = 0.0) -> str:
+    """How to go on, naming the cap that refused (--budget or CometImg.budget)."""
+    return _PROCEED_CELL if _cell_binds(limits, ledger, cell_spent) else _PROCEED
 
 
 def check_before(
@@ -166,7 +230,7 @@ def check_before(
                 f"{format_usd(left)} left; nothing was sent.",
                 estimate_usd=total.usd,
                 left_usd=left,
-                hint=_PROCEED,
+                hint=_proceed(limits, ledger),
             )
     over = total.usd is not None and confirm_above is not None and total.usd > confirm_above
     if over and not yes:
@@ -185,6 +249,8 @@ class SpendGuard:
     ``admit(estimate)`` reserves the estimate and returns ``None``, or returns a
     :class:`BudgetError` saying why the request must not be sent; ``settle(estimate, actual)``
     swaps the reservation for what the request cost (the client adds it to the session ledger).
+    Requests are admitted at their estimates and nothing in flight is abandoned, so the spend
+    can pass the budget by what the requests in flight cost beyond their estimates.
 
     Example::
 
@@ -204,9 +270,11 @@ class SpendGuard:
         self.ledger = ledger
         # Estimates already made for the whole-cell check, by id() of the request object.
         self._estimates: dict[int, Cost] = dict(estimates or {})
-        self._lock = threading.Lock()
+        # The ledger's lock: admitting reads the session's spend and reserves atomically,
+        # also against other guards (another thread's generate, a panel task).
+        self._lock = ledger.lock
         self._spent = 0.0  # settled in this run
-        self._reserved = 0.0  # estimates of requests in flight
+        self._reserved = 0.0  # estimates of this run's requests in flight
         self.skipped = 0
 
     @property
@@ -214,23 +282,40 @@ class SpendGuard:
         with self._lock:
             return self._spent
 
+    @property
+    def raise_hint(self) -> str:
+        """How to send the rest, naming the cap that stopped them (--budget or the session's)."""
+        with self._lock:
+            cell = _cell_binds(self.limits, self.ledger, self._spent + self._reserved)
+        return "Raise --budget" if cell else "Raise %config CometImg.budget"
+
+    def left(self) -> float | None:
+        """What may still be sent: the tighter cap, less what is in flight (``None``: no cap)."""
+        with self._lock:
+            lefts = []
+            if self.limits.session_budget is not None:
+                # ledger.reserved holds every guard's in-flight estimates, this one's included.
+                lefts.append(self.limits.session_budget - self.ledger.usd - self.ledger.reserved)
+            if self.limits.cell_budget is not None:
+                lefts.append(self.limits.cell_budget - self._spent - self._reserved)
+            return max(0.0, min(lefts)) if lefts else None
+
     def admit(self, estimate: Cost) -> BudgetError | None:
         with self._lock:
-            if not self.limits.capped:
+            left = self.left()
+            if left is None:
                 return None
-            left = self.limits.left(self._spent, self.ledger)
-            assert left is not None
-            left -= self._reserved
             if estimate.usd is None or estimate.usd > left + 1e-12:
                 self.skipped += 1
                 return BudgetError(
                     f"not sent: its estimate ({estimate.label}) is more than the budget has "
-                    f"left ({format_usd(max(0.0, left))}).",
+                    f"left ({format_usd(left)}).",
                     estimate_usd=estimate.usd,
-                    left_usd=max(0.0, left),
-                    hint=_PROCEED,
+                    left_usd=left,
+                    hint=_proceed(self.limits, self.ledger, self._spent + self._reserved),
                 )
             self._reserved += estimate.usd
+            self.ledger.reserve(estimate.usd)
             return None
 
     def _estimate(self, request: Any) -> Cost:
@@ -255,6 +340,7 @@ class SpendGuard:
         with self._lock:
             if self.limits.capped and estimate.usd is not None:
                 self._reserved = max(0.0, self._reserved - estimate.usd)
+                self.ledger.release(estimate.usd)
             # An unknown actual is charged at its estimate: the budget must not be passed.
             usd = actual.usd if actual.usd is not None else (estimate.usd or 0.0)
             self._spent += usd

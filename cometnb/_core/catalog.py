@@ -39,11 +39,16 @@ def table_from_catalog(data: Any, base: PriceTable, *, source: str) -> PriceTabl
     if entries is None:
         problems.append("the catalog has no list of models (looked for 'data' or 'models')")
         entries = []
+    seen: set[str] = set()
     for index, entry in enumerate(entries):
         name = _name(entry)
         if name is None:
             problems.append(f"entry {index} names no model")
             continue
+        if name in seen:
+            problems.append(f"{name}: listed more than once; the first entry is used")
+            continue
+        seen.add(name)
         price, problem = _price(name, entry, base.models.get(base.aliases.get(name, name)))
         if problem:
             problems.append(f"{name}: {problem}")
@@ -87,7 +92,11 @@ def _name(entry: Any) -> str | None:
 
 
 def _num(value: Any) -> float | None:
-    """A non-negative finite number from a number or a numeric string; else ``None``."""
+    """A positive finite number from a number or a numeric string; else ``None``.
+
+    Zero is not read as a price: catalogs write 0 for "not priced this way" (output 0 beside
+    a per_request price), and taking it would make the model's estimate $0.
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
@@ -95,9 +104,18 @@ def _num(value: Any) -> float | None:
             value = float(value.strip().lstrip("$"))
         except ValueError:
             return None
-    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
         return float(value)
     return None
+
+
+def _is_zero(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().lstrip("$"))
+        except ValueError:
+            return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 def _price(
@@ -118,34 +136,38 @@ def _price(
         for k in ("input", "output", "per_request")
         if pricing.get(k) is not None and _num(pricing.get(k)) is None
     ]
-    note = f"could not read {', '.join(unread)}" if unread else None
+    zero = [k for k in unread if _is_zero(pricing.get(k))]
+    others = [k for k in unread if k not in zero]
+    notes = [f"could not read {', '.join(others)}"] if others else []
+    if zero:
+        notes.append(f"{', '.join(zero)} of 0 is not a price (left out)")
+    note = "; ".join(notes) or None
     if per_out is not None:
-        return _tokens(name, (per_in or 0.0) * scale, per_out * scale, base), note
+        scaled_in = per_in * scale if per_in is not None else None
+        return _tokens(name, scaled_in, per_out * scale, base), note
     if per_request is not None:
         return _flat(name, per_request, base), note
     return None, note or "no price it could read"
 
 
-def _tokens(name: str, per_in: float, per_out: float, base: ModelPrice | None) -> ModelPrice:
+def _tokens(name: str, per_in: float | None, per_out: float, base: ModelPrice | None) -> ModelPrice:
+    """Token rates; an input rate the catalog did not give stays the built-in one (or none)."""
     if base is None or base.image_out is None:
         return ModelPrice(name, text_in=per_in, image_in=per_in, image_out=per_out)
     ratio = per_out / base.image_out
-    scaled = {
-        "text_in": per_in,
-        "image_in": base.image_in * ratio if base.image_in is not None else per_in,
-        "text_out": base.text_out * ratio if base.text_out is not None else None,
-    }
     per_image = {
         q: {s: round(v * ratio, 6) for s, v in row.items()} for q, row in base.per_image.items()
     }
     return ModelPrice(
         name,
+        text_in=per_in if per_in is not None else base.text_in,
+        image_in=base.image_in * ratio if base.image_in is not None else per_in,
         image_out=per_out,
+        text_out=base.text_out * ratio if base.text_out is not None else None,
         billing=base.billing,
         per_image=per_image,
         output_tokens=base.output_tokens,
         defaults=base.defaults,
-        **scaled,
     )
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cometnb._core.billing import status_may_be_billed
 from cometnb._core.cost import Cost, format_usd
 from cometnb._core.prices import ModelPrice, PriceTable, active_table
 
@@ -247,17 +248,24 @@ def failure_cost(
     error_type: str,
     status: int | None,
     table: PriceTable | None = None,
+    *,
+    may_be_billed: bool | None = None,
 ) -> Cost:
     """What a failed request cost: nothing when it was refused, else (maybe billed) its estimate.
 
-    Refused before sending or answered with an error status: $0. Timed out, cut off, an
-    unusable answer or cancelled in flight: the server may have billed it, so the estimate.
+    The rule is the retry policy's (:mod:`cometnb._core.billing`): ``may_be_billed`` as the
+    client found it, else from ``status`` (408, 409, 5xx but 503: maybe billed; 429, 503, 4xx:
+    not). Refused before sending: $0. Timed out, cut off, an unusable answer or cancelled in
+    flight: the server may have billed it, so the estimate.
     """
     table = table or active_table()
     if error_type in ("ValidationError", "BudgetError"):
         return Cost(0.0, False, "not sent", table.label)
-    if status is not None and status not in (408, 504, 524):
-        return Cost(0.0, False, f"refused by the server (HTTP {status}): not billed", table.label)
+    if may_be_billed is None and status is not None:
+        may_be_billed = status_may_be_billed(int(status))
+    if may_be_billed is False:
+        why = f"refused by the server (HTTP {status})" if status is not None else "refused"
+        return Cost(0.0, False, f"{why}: not billed", table.label)
     guess = estimate_body(body, table)
     return Cost(guess.usd, True, f"may have been billed; {guess.basis}", table.label)
 
@@ -267,7 +275,9 @@ def generation_cost(gen: Any) -> Cost:
     if gen.error is not None or gen.status != "ok":
         error = gen.error
         status = getattr(error, "status", None)
-        return failure_cost(gen.request, type(error).__name__ if error else "", status)
+        billed = getattr(error, "may_be_billed", None)
+        name = type(error).__name__ if error else ""
+        return failure_cost(gen.request, name, status, may_be_billed=billed)
     return actual_cost(gen.request, gen.usage, len(gen.images), gen.meta)
 
 

@@ -59,6 +59,9 @@ class CometError(Exception):
 
     hint: str | None = None
     record_id: str | None = None
+    # Set by the client when a request ends in this error: True when the server may have
+    # billed it (the retry policy's rule), so the ledger counts it; None when not known.
+    may_be_billed: bool | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = redact(message)

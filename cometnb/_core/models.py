@@ -365,6 +365,18 @@ class Generation:
         return self.status == "ok"
 
     @property
+    def budget_stopped(self) -> bool:
+        """True when a budget stopped this request before it was sent."""
+        from cometnb._core.budget import BudgetError
+
+        return isinstance(self.error, BudgetError)
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``error``, ``cancelled`` or ``not sent (budget)`` (what views show)."""
+        return "not sent (budget)" if self.budget_stopped else self.status
+
+    @property
     def image(self) -> GeneratedImage:
         """The first image (most requests ask for one)."""
         if not self.images:
@@ -391,7 +403,7 @@ class Generation:
         return display.render("generation", self)
 
     def __repr__(self) -> str:
-        state = f"{len(self.images)} image(s)" if self.ok else f"{self.status}: {self.error}"
+        state = f"{len(self.images)} image(s)" if self.ok else f"{self.state}: {self.error}"
         return f"<Generation {self.model} {state} in {self.elapsed_s:.1f}s record={self.record_id}>"
 
 
@@ -448,5 +460,7 @@ class Grid:
     def __repr__(self) -> str:
         done = sum(1 for c in self.cells if c.generation is not None)
         shape = "x".join(str(n) for n in self.shape) or "1"
-        failed = sum(1 for g in self.generations if not g.ok)
-        return f"<Grid {shape} {done}/{len(self.cells)} done, {failed} failed>"
+        skipped = sum(1 for g in self.generations if g.budget_stopped)
+        failed = sum(1 for g in self.generations if not g.ok) - skipped
+        budget = f", {skipped} not sent (budget)" if skipped else ""
+        return f"<Grid {shape} {done}/{len(self.cells)} done, {failed} failed{budget}>"

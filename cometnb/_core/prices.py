@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from cometnb._core import price_shapes as shapes
 from cometnb._core.errors import ValidationError
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "builtin_table",
     "load_table",
     "prices",
+    "with_override",
 ]
 
 BUILTIN_PATH = Path(__file__).with_name("prices.json")
@@ -57,6 +59,9 @@ class ModelPrice:
     per_image: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     output_tokens: str | None = None
     defaults: Mapping[str, str] = field(default_factory=dict)
+    # The keys a price file stated for this model (billing included when it was stated or
+    # implied), so an override changes only those fields of the built-in entry.
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def priced(self) -> bool:
@@ -147,22 +152,24 @@ class PriceTable:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str | None = None) -> PriceTable:
-        """Parse the JSON form; raise :class:`ValidationError` naming what is wrong."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("models", {}), Mapping):
-            raise ValidationError(
-                'a price table is a JSON object with "models": {"<model>": {...}}',
-                field="prices",
-            )
-        models = {str(k): _model_price(str(k), v) for k, v in (data.get("models") or {}).items()}
+        """Parse the JSON form; raise one short :class:`ValidationError` naming the key at
+        fault and what it may hold."""
+        if not isinstance(data, Mapping):
+            raise shapes.bad("the price table", 'a JSON object with "models": {"<model>": {...}}')
+        models = {
+            str(k): _model_price(str(k), v) for k, v in shapes.section(data, "models").items()
+        }
         return cls(
             models=models,
-            date=str(data.get("date") or "undated"),
-            source=str(data.get("source") or "unnamed source"),
-            origin=origin or str(data.get("origin") or "file"),
-            aliases={str(k): str(v) for k, v in (data.get("aliases") or {}).items()},
-            token_tables=_token_tables(data.get("token_tables") or {}),
-            extras={str(k): float(v) for k, v in (data.get("extras") or {}).items()},
-            problems=tuple(str(p) for p in data.get("problems") or ()),
+            date=shapes.text(data, "date", "undated"),
+            source=shapes.text(data, "source", "unnamed source"),
+            origin=origin or shapes.text(data, "origin", "file"),
+            aliases={
+                str(k): shapes.alias(k, v) for k, v in shapes.section(data, "aliases").items()
+            },
+            token_tables=shapes.token_tables(shapes.section(data, "token_tables")),
+            extras={str(k): shapes.extra(k, v) for k, v in shapes.section(data, "extras").items()},
+            problems=shapes.problems(data.get("problems")),
         )
 
     def __repr__(self) -> str:
@@ -196,23 +203,42 @@ def _model_price(name: str, data: Any) -> ModelPrice:
         }
         for q, sz in per_image.items()
     }
-    billing: Billing
-    stated = data.get("billing") or ("tokens" if data.get("image_out") is not None else "")
-    if stated == "tokens":
-        billing = "tokens"
-    elif stated in ("per_image", ""):
-        billing = "per_image"
-    else:
-        raise ValidationError(f"billing of {name} is tokens or per_image", field="prices")
+    billing, billing_given = _billing(name, data)
     rates = {k: _number(k, name, data.get(k)) for k in _RATES}
+    output_tokens = data.get("output_tokens")
+    if output_tokens is not None and not isinstance(output_tokens, str):
+        raise shapes.bad(
+            f"output_tokens of {name}",
+            f'"gpt-image-2-formula" or the name of a token table; got {shapes.kind(output_tokens)}',
+        )
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, Mapping):
+        raise shapes.bad(
+            f"defaults of {name}", f'{{"size": ..., "quality": ...}}; got {shapes.kind(defaults)}'
+        )
+    given = {k for k in (*_RATES, "per_image", "output_tokens") if data.get(k) is not None}
     return ModelPrice(
         name,
         **rates,
         billing=billing,
         per_image=table,
-        output_tokens=data.get("output_tokens"),
-        defaults={str(k): str(v) for k, v in (data.get("defaults") or {}).items()},
+        output_tokens=output_tokens,
+        defaults={str(k): str(v) for k, v in defaults.items()},
+        given=frozenset(given | ({"billing"} if billing_given else set())),
     )
+
+
+def _billing(name: str, data: Mapping[str, Any]) -> tuple[Billing, bool]:
+    """How the entry bills, and whether the file said so. Unstated, a new model bills per
+    token when it gives ``image_out``, else per image; an override keeps the built-in kind."""
+    stated = data.get("billing")
+    if stated is not None:
+        if stated not in ("tokens", "per_image"):
+            raise shapes.bad(
+                f"billing of {name}", f'"tokens" or "per_image"; got {shapes.kind(stated)}'
+            )
+        return stated, True
+    return ("tokens" if data.get("image_out") is not None else "per_image"), False
 
 
 def _sizes(name: str, quality: Any, sizes: Any) -> Mapping[str, Any]:
@@ -225,26 +251,36 @@ def _sizes(name: str, quality: Any, sizes: Any) -> Mapping[str, Any]:
     return sizes
 
 
-def _token_tables(data: Mapping[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
-    return {
-        str(k): {str(q): {str(s): int(t) for s, t in sz.items()} for q, sz in v.items()}
-        for k, v in data.items()
-    }
-
-
 def _overlay(base: ModelPrice, top: ModelPrice) -> ModelPrice:
-    """``top``'s figures where it has them, ``base``'s elsewhere."""
-    rates = {
-        k: getattr(top, k) if getattr(top, k) is not None else getattr(base, k) for k in _RATES
-    }
+    """``top``'s figures where it has them, ``base``'s elsewhere (field by field: a file that
+    gives only ``text_in`` keeps the built-in billing kind, image rates and token counts)."""
+    given = top.given or frozenset(
+        k for k in (*_RATES, "per_image", "output_tokens", "billing") if _has(top, k)
+    )
+    rates = {k: getattr(top, k) if k in given else getattr(base, k) for k in _RATES}
+    per_image = {q: dict(s) for q, s in base.per_image.items()}
+    if "*" in top.per_image:
+        per_image = {}  # one price for every quality replaces the built-in ones
+    for quality, sizes in top.per_image.items():  # per quality, per size
+        row = {} if "*" in sizes else per_image.get(quality, {})  # likewise for every size
+        per_image[quality] = {**row, **sizes}
     return replace(
         base,
         **rates,
-        billing=top.billing,
-        per_image=top.per_image or base.per_image,
+        billing=top.billing if "billing" in given else base.billing,
+        per_image=per_image,
         output_tokens=top.output_tokens or base.output_tokens,
         defaults={**base.defaults, **top.defaults},
+        given=base.given | given,
     )
+
+
+def _has(price: ModelPrice, key: str) -> bool:
+    """For an entry built in code (not parsed): does it state ``key``?"""
+    if key == "billing":
+        return True  # code that builds a ModelPrice chooses its billing
+    value = getattr(price, key)
+    return bool(value) if key == "per_image" else value is not None
 
 
 # --- loading and the table in force ----------------------------------------------------------
@@ -267,7 +303,7 @@ def load_table(path: str | Path, *, origin: str | None = None) -> PriceTable:
     """Read a price table from a JSON file; a short :class:`ValidationError` when unreadable."""
     where = Path(path).expanduser()
     try:
-        data = json.loads(where.read_text(encoding="utf-8"))
+        data = json.loads(where.read_text(encoding="utf-8-sig"))  # a BOM is harmless
     except OSError as exc:
         raise ValidationError(
             f"cannot read the price file {where}: {exc.strerror or exc}",
@@ -276,9 +312,28 @@ def load_table(path: str | Path, *, origin: str | None = None) -> PriceTable:
         ) from None
     except ValueError as exc:
         raise ValidationError(
-            f"the price file {where} is not valid JSON ({exc})", field="prices_file"
+            f"the price file {where} is not valid JSON ({exc})",
+            field="prices_file",
+            hint=_FIX_HINT,
         ) from None
-    return PriceTable.from_dict(data, origin=origin or where.name)
+    try:
+        return PriceTable.from_dict(data, origin=origin or where.name)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"the price file {where}: {exc.message}", field="prices_file", hint=_FIX_HINT
+        ) from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape not foreseen
+        raise ValidationError(
+            f"the price file {where} has a value of the wrong kind ({exc})",
+            field="prices_file",
+            hint=_FIX_HINT,
+        ) from None
+
+
+_FIX_HINT = (
+    "Fix the file (see cometnb.prices().to_dict() for the shape), or set "
+    "%config CometImg.prices_file = None."
+)
 
 
 _newest: dict[Path, tuple[float, Path | None]] = {}
@@ -326,6 +381,16 @@ def prices() -> PriceTable:
     return active_table()
 
 
+def with_override(table: PriceTable, path: Path | None = None) -> PriceTable:
+    """``table`` with the user's ``prices_file`` laid on top (it always wins)."""
+    if path is None:
+        from cometnb._core import settings
+
+        override = getattr(settings.active(), "prices_file", None)
+        path = Path(override).expanduser() if override else None
+    return table if path is None else table.merged(load_table(path))
+
+
 def active_table() -> PriceTable:
     """The prices in force: built-in, then the newest kept catalog, then ``prices_file``.
 
@@ -346,8 +411,7 @@ def active_table() -> PriceTable:
         # A damaged kept catalog must not stop generation: the built-in table still holds.
         with contextlib.suppress(ValidationError):
             table = table.merged(load_table(catalog, origin="catalog"))
-    if override_path is not None:
-        table = table.merged(load_table(override_path))
+    table = with_override(table, override_path)
     with _lock:
         _cache.clear()
         _cache[key] = table

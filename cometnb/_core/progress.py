@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CellProgress", "CellState", "describe_event"]
 
-CellState = Literal["queued", "running", "done", "failed", "cancelled"]
+CellState = Literal["queued", "running", "done", "failed", "cancelled", "not sent (budget)"]
 
 
 def describe_event(event: ClientEvent) -> str:
@@ -77,4 +77,4 @@ class CellProgress:
     @property
     def finished(self) -> bool:
         """True once the cell is done, failed or cancelled."""
-        return self.state in ("done", "failed", "cancelled")
+        return self.state in ("done", "failed", "cancelled", "not sent (budget)")

@@ -12,6 +12,7 @@ import argparse
 import builtins
 import json
 import keyword
+import math
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -259,6 +260,6 @@ def build_spec(
 
 
 def _check_budget(value: float | None) -> float | None:
-    if value is not None and not value >= 0:  # also refuses NaN
+    if value is not None and not (math.isfinite(value) and value >= 0):  # NaN, inf
         raise UsageError(f"--budget needs an amount of USD, 0 or more; got {value}")
     return value

@@ -10,6 +10,7 @@ The class only parses options (:mod:`cometnb._notebook.magic_args`) and drives a
 from __future__ import annotations
 
 import contextlib
+import math
 import shlex
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -149,8 +150,12 @@ class CometImg(Magics, Configurable):
     @validate("budget", "confirm_above")
     def _usd(self, proposal: Any) -> float | None:
         value = proposal["value"]
-        if value is not None and float(value) < 0:
-            raise TraitError(f"CometImg.{proposal['trait'].name} must be 0 or more USD (or None)")
+        # NaN compares false with everything, so "< 0" alone would let it (and inf) through.
+        if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
+            raise TraitError(
+                f"CometImg.{proposal['trait'].name} must be an amount of USD, 0 or more "
+                f"(or None for no cap); got {value}"
+            )
         return None if value is None else float(value)
 
     @validate("prices_file")

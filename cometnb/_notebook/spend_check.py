@@ -51,10 +51,10 @@ def skipped_note(grid: Grid, guard: SpendGuard | None) -> str | None:
     total = len(grid.cells)
     made = sum(len(g.images) for g in grid.generations if g.ok)
     kept = f"the {made} image{'s' if made != 1 else ''} already made are kept"
-    left = guard.limits.left(guard.spent, guard.ledger) or 0.0
+    left = guard.left() or 0.0
     return (
         f"Budget reached: {guard.skipped} of {total} requests were not sent ({kept}; "
-        f"{format_usd(left)} left). Raise %config CometImg.budget or --budget to send the rest."
+        f"{format_usd(left)} left). {guard.raise_hint} to send the rest."
     )
 
 

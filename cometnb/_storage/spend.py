@@ -45,7 +45,9 @@ def cost_of_result(body: Mapping[str, Any], result: ApiResult) -> Cost:
 
 def cost_of_failure(body: Mapping[str, Any], error: BaseException) -> Cost:
     """What a failed request cost: $0 when refused, its estimate when it may have been billed."""
-    return failure_cost(body, type(error).__name__, getattr(error, "status", None))
+    billed = getattr(error, "may_be_billed", None)
+    status = getattr(error, "status", None)
+    return failure_cost(body, type(error).__name__, status, may_be_billed=billed)
 
 
 def record_cost(doc: Mapping[str, Any], status: str) -> Cost:
@@ -58,7 +60,9 @@ def record_cost(doc: Mapping[str, Any], status: str) -> Cost:
         found = actual_cost(body, doc.get("usage"), len(doc.get("images") or ()), doc.get("meta"))
     else:
         error = doc.get("error") or {}
-        found = failure_cost(body, str(error.get("type", "")), error.get("status"))
+        code = error.get("status")
+        http = code if isinstance(code, int) and not isinstance(code, bool) else None
+        found = failure_cost(body, str(error.get("type", "")), http)
     if found.usd is None:
         return found
     return Cost(
@@ -70,7 +74,9 @@ class SpendTable(dict[str, float]):
     """USD spent per model, day or tag (``h.spend(by=...)``), largest first.
 
     ``counts`` holds how many requests each row has, ``unknown`` how many of them had no price
-    (not in the figure), ``estimated`` how many were estimated.
+    (not in the figure), ``estimated`` how many were estimated. :attr:`total` counts each
+    record once, so it equals ``h.spend()``; by tag, rows may overlap (a record with two tags
+    is in both), so they can add up to more than the total.
     """
 
     def __init__(self, by: str) -> None:
@@ -79,10 +85,18 @@ class SpendTable(dict[str, float]):
         self.counts: dict[str, int] = {}
         self.unknown: dict[str, int] = {}
         self.estimated: dict[str, int] = {}
+        self._total: float | None = None  # each record once (set by spend())
+        self.requests: int | None = None
 
     @property
     def total(self) -> float:
-        return sum(self.values())
+        """What the records cost, each counted once (``h.spend()`` for the same records)."""
+        return self._total if self._total is not None else sum(self.values())
+
+    @property
+    def overlaps(self) -> bool:
+        """True when some record is in more than one row (by tag, with two tags)."""
+        return self.requests is not None and sum(self.counts.values()) > self.requests
 
     def _add(self, key: str, cost: Cost) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -99,11 +113,14 @@ class SpendTable(dict[str, float]):
             f"<td>{self._note(k)}</td></tr>"
             for k, v in self.items()
         )
+        requests = self.requests if self.requests is not None else sum(self.counts.values())
+        note = "rows overlap: a record with several tags is in each" if self.overlaps else ""
         return (
             f"<table class='cometnb-spend'><tr><th>{html.escape(self.by)}</th><th>USD</th>"
             f"<th>requests</th><th></th></tr>{rows}<tr><th>total</th>"
             f"<th style='text-align:right'>{format_usd(self.total)}</th>"
-            f"<th style='text-align:right'>{sum(self.counts.values())}</th><th></th></tr></table>"
+            f"<th style='text-align:right'>{requests}</th>"
+            f"<th style='font-weight:normal'>{html.escape(note)}</th></tr></table>"
         )
 
     def _note(self, key: str) -> str:
@@ -145,7 +162,8 @@ def spend(records: Iterable[Record], since: Any = None, by: By | None = None) ->
     """Total USD the records cost (unknown costs are left out), or a :class:`SpendTable`.
 
     ``since`` keeps records made at or after it (UTC when it has no time zone). ``by`` is
-    ``"model"``, ``"day"`` (UTC) or ``"tag"`` (a record with two tags counts in both).
+    ``"model"``, ``"day"`` (UTC) or ``"tag"`` (a record with two tags counts in both rows; the
+    table's ``total`` still counts it once).
 
     Example::
 
@@ -161,11 +179,14 @@ def spend(records: Iterable[Record], since: Any = None, by: By | None = None) ->
     if by is None:
         return float(sum(r.cost.usd or 0.0 for r in chosen))
     table = SpendTable(by)
+    total = 0.0
     for rec in chosen:
         cost = rec.cost
+        total += cost.usd or 0.0
         for key in _keys(rec, by):
             table._add(key, cost)
     ordered = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
     table.clear()
     table.update(ordered)
+    table._total, table.requests = total, len(chosen)
     return table

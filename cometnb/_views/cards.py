@@ -59,7 +59,7 @@ def generation_html(gen: Generation) -> str:
         params=gen.request,
         usage=gen.usage,
         elapsed_s=gen.elapsed_s,
-        status=gen.status,
+        status=gen.state,
         error=str(gen.error) if gen.error is not None else None,
         synthetic=gen.synthetic,
         header=sources_html(getattr(gen.request, "images", ())),

@@ -9,7 +9,7 @@ from typing import Any
 
 from cometnb._core.cost import Cost, format_usd
 
-__all__ = ["cost_html", "cost_of", "total_html"]
+__all__ = ["cost_cell_html", "cost_html", "cost_of", "total_html"]
 
 
 def cost_of(item: Any) -> Cost | None:
@@ -29,6 +29,27 @@ def cost_html(cost: Cost | None) -> str:
     return (
         f'<span class="cometnb-cost" title="{html.escape(tip, quote=True)}">'
         f"{html.escape(cost.label)}</span>"
+    )
+
+
+def column_usd(cost: Cost) -> str:
+    """A cost for a table column: always three decimals, so the figures line up
+    (``$0.053``, ``≈ $0.210``, ``< $0.001``, ``unknown``)."""
+    if cost.usd is None:
+        return "unknown"
+    usd = cost.usd
+    text = "< $0.001" if 0 < usd < 0.0005 else f"${usd:,.3f}"
+    return f"≈ {text}" if cost.estimated else text
+
+
+def cost_cell_html(cost: Cost | None) -> str:
+    """:func:`cost_html` for a table column (the cell itself is right-aligned by the table)."""
+    if cost is None:
+        return ""
+    tip = cost.basis + (f" ({cost.prices} prices)" if cost.prices else "")
+    return (
+        f'<span class="cometnb-cost" title="{html.escape(tip, quote=True)}" '
+        f'style="font-variant-numeric:tabular-nums">{html.escape(column_usd(cost))}</span>'
     )
 
 

@@ -6,7 +6,6 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.budget import BudgetError
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CELL,
@@ -113,7 +112,7 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
     if gen is None:
         return f'<div style="{MUTED}padding:8px">{esc(status or "pending")}</div>'
     if not gen.ok:
-        label = status_badge(gen.status)
+        label = status_badge(gen.state)
         box = error_box(str(gen.error) if gen.error else None, 200)
         # As wide as an image would be, so one failure does not stretch its whole column.
         return f'{label}<div style="max-width:{px}px">{box}</div>'
@@ -132,7 +131,7 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
 
 def _grid_summary(grid: Grid) -> str:
     gens = grid.generations
-    skipped = sum(1 for g in gens if isinstance(g.error, BudgetError))
+    skipped = sum(1 for g in gens if g.budget_stopped)
     failed = sum(1 for g in gens if not g.ok) - skipped
     shape = "×".join(str(n) for n in grid.shape) or "1"
     text = (

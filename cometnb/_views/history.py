@@ -25,7 +25,7 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
-from cometnb._views.costs import cost_html, cost_of, total_html
+from cometnb._views.costs import cost_cell_html, cost_of, total_html
 from cometnb._views.sources import sources_html
 from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
@@ -43,7 +43,10 @@ def history_html(records: Sequence[Record], limit: int = HISTORY_ROWS) -> str:
         return f'<div style="{FONT}{MUTED}">The history is empty.</div>'
     shown = list(reversed(records[-limit:])) if limit > 0 else []
     heads = ("", "when", "prompt", "model", "settings", "status", "time", "cost", "tags", "id")
-    head = "".join(f'<th style="{CELL}">{h}</th>' for h in heads)
+    head = "".join(
+        f'<th style="{CELL}{"text-align:right;" if i in _RIGHT else ""}">{h}</th>'
+        for i, h in enumerate(heads)
+    )
     rows = "".join(_history_row(r) for r in shown)
     more = len(records) - len(shown)
     tail = f'<div style="{MUTED}margin-top:4px">… {more} more (older)</div>' if more else ""
@@ -53,6 +56,9 @@ def history_html(records: Sequence[Record], limit: int = HISTORY_ROWS) -> str:
         f'<table style="{TABLE}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table>{tail}</div>"
     )
+
+
+_RIGHT = (6, 7)  # the time and cost columns: figures line up on the right
 
 
 def _history_row(rec: Record) -> str:
@@ -70,7 +76,7 @@ def _history_row(rec: Record) -> str:
         esc(settings),
         status,
         esc(f"{rec.elapsed_s:.1f} s"),
-        cost_html(cost_of(rec)),
+        cost_cell_html(cost_of(rec)),
         esc(", ".join(rec.tags)),
         f"<code>{esc(rec.id)}</code>",
     )
@@ -78,7 +84,8 @@ def _history_row(rec: Record) -> str:
     return (
         "<tr>"
         + "".join(
-            f'<td style="{CELL}{"white-space:nowrap;" if i in nowrap else ""}">{c}</td>'
+            f'<td style="{CELL}{"white-space:nowrap;" if i in nowrap else ""}'
+            f'{"text-align:right;" if i in _RIGHT else ""}">{c}</td>'
             for i, c in enumerate(cells)
         )
         + "</tr>"

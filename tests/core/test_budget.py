@@ -126,3 +126,32 @@ def test_ledger_is_thread_safe_and_labels() -> None:
     assert ledger.requests == 2000 and ledger.usd == pytest.approx(2.0)
     ledger.add(Cost(None, False, ""))
     assert ledger.label == "$2.000 this session and 1 request of unknown cost"
+
+
+def test_a_cell_budget_refusal_says_to_raise_budget_not_the_session_setting() -> None:
+    with pytest.raises(BudgetError) as info:
+        _check([MEDIUM] * 9, cell_budget=0.25)
+    assert info.value.hint is not None
+    assert "--budget" in info.value.hint and "CometImg.budget" not in info.value.hint
+    with pytest.raises(BudgetError) as info:
+        _check([MEDIUM] * 9, session_budget=0.25)
+    assert info.value.hint is not None and "%config CometImg.budget" in info.value.hint
+    guard = SpendGuard(Limits(cell_budget=0.06), ledger=Ledger())
+    assert guard.admit(MEDIUM) is None
+    refused = guard.admit(MEDIUM)
+    assert refused is not None and refused.hint is not None
+    assert "--budget" in refused.hint and "CometImg.budget" not in refused.hint
+
+
+def test_in_flight_reservations_count_against_the_session_across_guards() -> None:
+    ledger = Ledger()
+    one = SpendGuard(Limits(session_budget=0.08), ledger=ledger)
+    two = SpendGuard(Limits(session_budget=0.08), ledger=ledger)
+    assert one.admit(MEDIUM) is None
+    assert ledger.reserved == pytest.approx(0.0528)
+    # Another run (another thread's generate) sees what is in flight: $0.027 left, not $0.08.
+    refused = two.admit(MEDIUM)
+    assert refused is not None and refused.left_usd == pytest.approx(0.0272)
+    ledger.add(Cost(0.05, False, "actual"))  # what the client books when it ends
+    one.settle(MEDIUM, Cost(0.05, False, "actual"))
+    assert ledger.reserved == 0.0 and one.left() == pytest.approx(0.03)

@@ -318,12 +318,72 @@ def test_prices_file_overrides_and_adds_models(tmp_path: Path) -> None:
         ([1, 2], "JSON object"),
         ({"models": {"m": {"image_out": "cheap"}}}, "must be a number"),
         ({"models": {"m": {"image_out": -1}}}, "must not be negative"),
-        ({"models": {"m": {"billing": "monthly", "image_out": 1}}}, "tokens or per_image"),
+        ({"models": {"m": {"billing": "monthly", "image_out": 1}}}, '"tokens" or "per_image"'),
+        # every section of the wrong shape: one short ValidationError naming the key
+        ({"models": {}, "extras": {"chars_per_text_token": "four"}}, 'extras."chars_per_'),
+        ({"models": {}, "extras": [1]}, '"extras" must be a JSON object'),
+        ({"models": ["gpt-image-2"]}, '"models" must be a JSON object'),
+        ({"models": {"gpt-image-2": [30]}}, "prices of gpt-image-2 must be a JSON object"),
+        ({"models": {}, "token_tables": [1]}, '"token_tables" must be a JSON object'),
+        ({"models": {}, "token_tables": {"t": [1]}}, 'token_tables."t" must be'),
+        ({"models": {}, "token_tables": {"t": {"low": 5}}}, 'token_tables."t".low must be'),
+        ({"models": {}, "token_tables": {"t": {"low": {"1024x1024": "many"}}}}, "whole number"),
+        ({"models": {}, "aliases": ["a"]}, '"aliases" must be a JSON object'),
+        ({"models": {}, "aliases": {"a": 5}}, 'aliases."a" must be the name of a model'),
+        ({"models": {"m": {"per_image": 1, "defaults": [1]}}}, "defaults of m must be"),
+        ({"models": {"m": {"image_out": 30, "output_tokens": 5}}}, "output_tokens of m"),
+        ({"models": {}, "problems": 5}, '"problems" must be a list'),
+        ({"models": {}, "date": {"y": 1}}, '"date" must be text'),
     ],
 )
 def test_bad_price_files_are_refused_clearly(tmp_path: Path, data: Any, words: str) -> None:
-    with pytest.raises(ValidationError, match=words):
-        load_table(_write(tmp_path / "p.json", data))
+    path = _write(tmp_path / "p.json", data)
+    with pytest.raises(ValidationError) as info:
+        load_table(path)
+    err = info.value
+    assert type(err) is ValidationError and words in err.message
+    assert str(path) in err.message and "\n" not in str(err)  # names the file; one paragraph
+    assert err.hint is not None and "CometImg.prices_file = None" in err.hint
+
+
+def test_a_price_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_text('\ufeff{"models": {"qwen-image": {"per_image": 0.03}}}', encoding="utf-8")
+    assert load_table(path).get("qwen-image") is not None
+
+
+def test_a_partial_override_merges_onto_the_built_in_entry_field_by_field() -> None:
+    base = builtin_table()
+    body = {"model": "gpt-image-2", "prompt": PROMPT, "size": "1024x1024", "quality": "low"}
+    table = base.merged(PriceTable.from_dict({"models": {"gpt-image-2": {"text_in": 4}}}))
+    price = table.get("gpt-image-2")
+    assert price is not None and price.billing == "tokens" and price.text_in == 4.0
+    assert price.image_out == 30.0 and price.output_tokens == "gpt-image-2-formula"
+    cost = estimate_body(body, table)
+    assert cost.usd == pytest.approx(196 * 30e-6 + TEXT * 4e-6)
+    # a per-image model: only the stated size changes, the billing kind is kept
+    top = {"models": {"dall-e-3": {"per_image": {"hd": {"1792x1024": 0.2}}}}}
+    dalle = base.merged(PriceTable.from_dict(top)).get("dall-e-3")
+    assert dalle is not None and dalle.billing == "per_image"
+    assert dalle.per_image["hd"] == {"1024x1024": 0.08, "1792x1024": 0.2, "1024x1792": 0.12}
+    assert dalle.per_image["standard"]["1024x1024"] == 0.04
+    # a flat price (every quality, or every size of one) replaces what it covers
+    flat_all = base.merged(PriceTable.from_dict({"models": {"dall-e-3": {"per_image": 0.05}}}))
+    assert flat_all.get("dall-e-3").per_image == {"*": {"*": 0.05}}  # type: ignore[union-attr]
+    hd_flat = {"models": {"dall-e-3": {"per_image": {"hd": 0.1}}}}
+    hd = base.merged(PriceTable.from_dict(hd_flat)).get("dall-e-3")
+    assert hd is not None and hd.per_image["hd"] == {"*": 0.1}
+    assert hd.per_image["standard"]["1024x1024"] == 0.04
+    # an image_out alone on a per-image model changes the rate, not how it bills
+    mini = base.merged(PriceTable.from_dict({"models": {"gpt-image-1-mini": {"image_out": 9}}}))
+    assert mini.get("gpt-image-1-mini").billing == "per_image"  # type: ignore[union-attr]
+    mini_body = {**body, "model": "gpt-image-1-mini"}
+    assert estimate_body(mini_body, mini).usd == pytest.approx(estimate_body(mini_body, base).usd)
+    # stating billing does switch it
+    flat = {"models": {"gpt-image-2": {"billing": "per_image", "per_image": 0.01}}}
+    assert estimate_body(body, base.merged(PriceTable.from_dict(flat))).usd == pytest.approx(
+        0.01 + TEXT * 5e-6
+    )
 
 
 def test_missing_price_file_names_the_setting(tmp_path: Path) -> None:
@@ -419,6 +479,26 @@ def test_refresh_prices_keeps_the_catalog_dated(tmp_path: Path, isolated_env: Pa
     assert active_table().get("qwen-image") is not None  # in force from now on
 
 
+@pytest.mark.parametrize("into_other_folder", [False, True])
+def test_refresh_prices_keeps_the_prices_file_on_top(
+    tmp_path: Path, isolated_env: Path, into_other_folder: bool
+) -> None:
+    from cometnb._client.price_refresh import refresh_prices
+
+    body = (SHARED_FIXTURES / "api-models.json").read_bytes()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    override = _write(tmp_path / "mine.json", {"models": {"gpt-image-2": {"image_out": 11}}})
+    _settings.active().prices_file = str(override)
+    folder = tmp_path / "elsewhere" if into_other_folder else None
+    table = refresh_prices("http://127.0.0.1:9/v1", folder, transport=httpx.MockTransport(answer))
+    gpt2 = table.get("gpt-image-2")
+    assert gpt2 is not None and gpt2.image_out == 11.0  # the user's file wins over the catalog
+    assert table.get("qwen-image") is not None  # and the catalog is in it
+
+
 def test_refresh_prices_failure_leaves_prices_alone(isolated_env: Path) -> None:
     from cometnb._client.price_refresh import refresh_prices
     from cometnb._core.errors import APIError
@@ -446,3 +526,41 @@ def test_refresh_prices_says_when_it_cannot_keep_the_catalog(tmp_path: Path) -> 
     with pytest.raises(CometError, match="could not keep the price catalog") as info:
         refresh_prices("http://127.0.0.1:9/v1", blocked, transport=httpx.MockTransport(answer))
     assert "CometImg.history_dir" in str(info.value)
+
+
+def test_catalog_zero_prices_are_not_read_and_never_make_a_free_model() -> None:
+    base = builtin_table()
+    catalog = {
+        "data": [
+            {"id": "dall-e-3", "pricing": {"input": 0, "output": 0, "per_request": 0.04}},
+            {"id": "gpt-image-2", "pricing": {"input": 0, "output": 0}},
+            {"id": "flux-2-pro", "pricing": {"input": 0, "output": "0", "per_request": 0}},
+            {"id": "gpt-image-1", "pricing": {"input": 0, "output": 40}},
+        ]
+    }
+    table = base.merged(table_from_catalog(catalog, base, source="test"))
+    dalle = estimate_body({"model": "dall-e-3", "prompt": PROMPT}, table)
+    assert dalle.usd == pytest.approx(0.04)  # per_request wins over output 0
+    body = {"model": "gpt-image-2", "prompt": PROMPT, "size": "1024x1024", "quality": "low"}
+    assert estimate_body(body, table).usd == estimate_body(body, base).usd  # built-in holds
+    assert estimate_body({"model": "flux-2-pro", "prompt": PROMPT}, table).usd is None
+    one = table.get("gpt-image-1")
+    assert one is not None and one.text_in == base.get("gpt-image-1").text_in  # type: ignore[union-attr]
+    assert one.image_out == 40.0
+    text = " | ".join(table.problems)
+    assert "gpt-image-2: input, output of 0 is not a price" in text
+    assert "flux-2-pro: input, output, per_request of 0 is not a price" in text
+    assert all(e.usd != 0 for e in (dalle, estimate_body(body, table)))
+
+
+def test_catalog_duplicates_are_reported_and_the_first_kept() -> None:
+    base = builtin_table()
+    catalog = {
+        "data": [
+            {"id": "gpt-image-2", "pricing": {"input": 5, "output": 24}},
+            {"id": "gpt-image-2", "pricing": {"input": 5, "output": 99}},
+        ]
+    }
+    table = table_from_catalog(catalog, base, source="test")
+    assert table.get("gpt-image-2").image_out == 24.0  # type: ignore[union-attr]
+    assert table.problems == ("gpt-image-2: listed more than once; the first entry is used",)

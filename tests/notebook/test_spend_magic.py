@@ -94,10 +94,29 @@ def test_grid_that_runs_out_midway_keeps_its_images_and_says_how_many_were_skipp
     assert len(skipped) == 3 and all(isinstance(g.error, BudgetError) for g in skipped)
     assert "Budget reached: 3 of 5 requests were not sent" in out
     assert "the 2 images already made are kept" in out
+    assert "Raise --budget to send the rest." in out  # the cap that stopped them
     assert "3 not sent (budget)" in recorder(ip).htmls()[-1]
     from cometnb.history import History
 
     assert len(History(history_dir)) == 2  # nothing was recorded for what was not sent
+    # Read the same everywhere: the cell's badge, the Grid's repr, the Generation's repr.
+    html = recorder(ip).htmls()[-1]
+    assert html.count(">not sent (budget)</span>") == 3 and ">cancelled</span>" not in html
+    assert repr(grid).endswith("5/5 done, 0 failed, 3 not sent (budget)>")
+    assert all(g.state == "not sent (budget)" for g in skipped)
+    assert "not sent (budget): not sent: its estimate" in repr(skipped[0])
+
+
+def test_budget_stopped_cells_read_not_sent_in_the_progress_line() -> None:
+    from cometnb._client.runner import _failed, _finish
+    from cometnb._core.models import GridCell, ImageRequest
+    from cometnb._core.progress import CellProgress
+
+    cell = GridCell({"prompt": "x"}, ImageRequest(PROMPT, "gpt-image-2"))
+    progress = CellProgress()
+    _finish(cell, progress, _failed(cell.request, BudgetError("not sent"), status="cancelled"))
+    assert progress.state == "not sent (budget)" and progress.finished
+    assert progress.text() == "not sent (budget)"
 
 
 def test_session_budget_spans_cells(
@@ -187,7 +206,7 @@ def test_bad_budget_and_price_settings_are_refused_clearly(
     magics = ip.magics_manager.registry["CometImg"]
     assert magics.prices_file is None and _settings.active().prices_file is None
     result, out = run(ip, capsys, "%config CometImg.budget = -5")
-    assert "CometImg.budget must be 0 or more" in caplog.text
+    assert "CometImg.budget must be an amount of USD, 0 or more" in caplog.text
     assert _settings.active().budget is None
     assert sim.request_count == 0
 
@@ -204,3 +223,58 @@ def test_prices_file_setting_changes_the_estimate(
     assert result.success, result.error_in_exec
     # 196 image tokens at the file's $60/M: twice the built-in ≈ $0.006
     assert "(prices.json 2027-01-01 prices)" in out and "[1] ≈ $0.01 " in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"models": {}, "extras": {"chars_per_text_token": "four"}}',
+        '{"models": {}, "token_tables": [1]}',
+        '{"models": {}, "aliases": ["a"]}',
+        '{"models": {"gpt-image-2": {"image_out": "30"}}}',
+        "{models: ",
+    ],
+)
+def test_a_malformed_prices_file_is_refused_and_does_not_stick(
+    ip: Any,
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    text: str,
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"models": {"qwen-image": {"per_image": 0.03}}}', encoding="utf-8")
+    configure(ip, prices_file=str(good))
+    bad = tmp_path / "bad.json"
+    bad.write_text(text, encoding="utf-8")
+    result, out = run(ip, capsys, f"%config CometImg.prices_file = {str(bad)!r}")
+    said = [r.getMessage() for r in caplog.records]  # %config reports a refusal as a log line
+    assert len(said) == 1 and said[0].startswith(f"the price file {bad}")
+    assert "\n" not in said[0] and "Traceback" not in out + said[0]
+    magic = ip.magics_manager.registry["CometImg"]
+    assert magic.prices_file == str(good) and _settings.active().prices_file == str(good)
+    # later cells keep working with the prices in force before
+    result, out = run(ip, capsys, f"%%cometimg -m qwen-image --dry-run\n{PROMPT}")
+    assert result.success and "≈ $0.03" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("value", ["float('nan')", "float('inf')", "-1.0"])
+def test_a_session_budget_that_is_not_an_amount_is_refused(
+    ip: Any, sim: SimServer, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    configure(ip, budget=1.0)
+    ip.run_cell(f"%config CometImg.budget = {value}")
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "CometImg.budget must be an amount of USD, 0 or more" in said
+    assert _settings.active().budget == 1.0  # the previous cap holds
+    assert ip.magics_manager.registry["CometImg"].budget == 1.0
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_cell_budget_that_is_not_an_amount_is_refused(
+    ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    result, out = run(ip, capsys, f"%%cometimg -m gpt-image-2 -q low --budget {value}\n{PROMPT}")
+    assert not result.success and "--budget needs an amount of USD" in out
+    assert sim.request_count == 0

@@ -16,10 +16,11 @@ from conftest import FAKE_KEY
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import session
-from cometnb._core.cost import Cost
+from cometnb._core.cost import Cost, format_usd
 from cometnb._core.costing import gpt_image_2_tokens, prompt_tokens
 from cometnb._core.models import ImageRequest
 from cometnb._core.prices import builtin_table
+from cometnb._storage.spend import SpendTable
 
 if TYPE_CHECKING:
     from cometnb._client.clients import Client
@@ -111,6 +112,50 @@ def test_a_refused_request_costs_nothing_and_a_cut_one_its_estimate(
     assert cut.estimated and cut.usd == pytest.approx(_gpt2(PROMPTS[0], "low"))
 
 
+@pytest.mark.parametrize(
+    ("status", "billed"),
+    [
+        *((code, True) for code in (408, 409, 500, 502, 504, 520, 522, 524, 599)),
+        *((code, False) for code in (400, 404, 429, 503)),
+    ],
+)
+def test_failure_cost_follows_the_retry_policys_billing_rule(status: int, billed: bool) -> None:
+    from cometnb._client.retry import status_safety
+    from cometnb._core.costing import failure_cost
+
+    body = {"model": "gpt-image-2", "prompt": PROMPTS[0], "size": "1024x1024", "quality": "low"}
+    cost = failure_cost(body, "APIError", status, builtin_table())
+    assert (status_safety(status) == "billed") is billed  # the one rule, as the client retries
+    if billed:
+        assert cost.usd == pytest.approx(_gpt2(PROMPTS[0], "low")) and cost.estimated
+        assert "may have been billed" in cost.basis
+    else:
+        assert cost.usd == 0.0 and "not billed" in cost.basis
+    # the client's own finding wins over the status (CometAPI's 400-class "500")
+    flagged = failure_cost(body, "APIError", 500, builtin_table(), may_be_billed=False)
+    assert flagged.usd == 0.0
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "500_invalid"])
+def test_a_failure_the_client_calls_maybe_billed_is_charged_its_estimate(
+    sim: SimServer, sim_client: Client, hist: History, fault: str
+) -> None:
+    from cometnb._core.errors import APIError
+
+    sim.fault(fault)
+    with pytest.raises(APIError) as info:
+        sim_client.generate(PROMPTS[0], model="gpt-image-2", size="1024x1024", quality="low")
+    says_billed = "may still have been billed" in str(info.value)
+    assert info.value.may_be_billed is says_billed
+    cost = hist[-1].cost
+    if fault == "500_invalid":
+        assert not says_billed and cost.usd == 0.0
+    else:
+        assert says_billed and cost.usd == pytest.approx(_gpt2(PROMPTS[0], "low"))
+        assert "may have been billed" in cost.basis
+        assert session.usd == pytest.approx(cost.usd)  # the budget counts it at its estimate
+
+
 def test_session_ledger_counts_every_request(sim_client: Client) -> None:
     start = session.usd
     gens = [
@@ -184,6 +229,49 @@ def test_spend_since(sim_client: Client, hist: History) -> None:
     assert hist.spend(since="2999-01-01") == 0.0
     with pytest.raises(ValueError, match="by must be"):
         hist.spend(by="week")  # type: ignore[arg-type]
+
+
+def test_spend_by_tag_total_counts_each_record_once(sim_client: Client, hist: History) -> None:
+    low = {"model": "gpt-image-2", "size": "1024x1024", "quality": "low"}
+    sim_client.generate(PROMPTS[0], tags=["cover", "v2"], **low)  # two tags, one record
+    sim_client.generate(PROMPTS[1], tags=["cover"], **low)
+    sim_client.generate(PROMPTS[2], **low)
+    by_tag = hist.spend(by="tag")
+    assert isinstance(by_tag, SpendTable)
+    assert by_tag.total == pytest.approx(hist.spend())  # not the sum of the overlapping rows
+    assert sum(by_tag.values()) > by_tag.total and by_tag.overlaps
+    assert by_tag.requests == 3 and by_tag.counts == {"cover": 2, "v2": 1, "(untagged)": 1}
+    page = by_tag._repr_html_()
+    total_row = page[page.index("<th>total</th>") :]
+    assert format_usd(hist.spend()) in total_row and ">3</th>" in total_row
+    assert "rows overlap" in total_row
+    by_model = hist.spend(by="model")
+    assert by_model.total == pytest.approx(hist.spend()) and not by_model.overlaps
+    assert "rows overlap" not in by_model._repr_html_()
+
+
+def test_history_view_cost_column_is_right_aligned_with_three_decimals(
+    sim: SimServer, sim_client: Client, hist: History
+) -> None:
+    import re
+
+    from cometnb._core.errors import CometError
+    from cometnb._views.history import history_html
+
+    sim_client.generate(PROMPTS[0], model="gpt-image-2", size="1024x1024", quality="high")
+    sim_client.generate(PROMPTS[1], model="dall-e-3", size="1792x1024", quality="hd")
+    sim.fault("504")
+    with pytest.raises(CometError):
+        sim_client.generate(PROMPTS[2], model="gpt-image-2", size="1024x1024", quality="low")
+    page = history_html(list(hist))
+    cells = re.findall(
+        r'<td style="[^"]*text-align:right;">(<span class="cometnb-cost".*?)</td>', page
+    )
+    shown = [re.sub(r"<[^>]+>", "", c) for c in cells]
+    assert len(shown) == 3
+    assert all(re.fullmatch(r"(≈ )?\$\d+\.\d{3}", t) for t in shown), shown
+    assert "≈ $0.006" in shown and "$0.120" in shown  # not "≈ $0.01" beside "$0.120"
+    assert '<th style="' in page and 'text-align:right;">cost</th>' in page
 
 
 def test_price_override_changes_estimates_not_recorded_costs(
