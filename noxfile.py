@@ -1,0 +1,47 @@
+"""``nox``: the test suite on every Python from 3.10 to 3.13 found on this machine.
+
+``make nox`` (or ``nox``) runs ``tests`` once per interpreter that is installed; a missing one
+is skipped with a note, not a failure, so the target works on a machine with only 3.11. The
+browser test needs Chromium and JupyterLab and is left to ``make test``.
+
+    $ nox -s tests-3.10      # one interpreter
+    $ nox -s build           # wheel + sdist, checked by twine
+"""
+
+from __future__ import annotations
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["tests"]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The suite without the real-browser test, in a fresh virtualenv per Python."""
+    session.install("-e", ".[dev]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--deselect",
+        "tests/test_browser.py",
+        *session.posargs,
+    )
+
+
+@nox.session(python=False)
+def build(session: nox.Session) -> None:
+    """Build the wheel and sdist into dist/ and check their metadata with twine."""
+    session.run("python", "-m", "build", "--outdir", "dist", ".")
+    session.run("python", "-m", "twine", "check", "--strict", *_dist_files())
+
+
+def _dist_files() -> list[str]:
+    from pathlib import Path
+
+    return sorted(str(p) for p in Path("dist").glob("cometnb-*") if p.suffix in (".whl", ".gz"))
