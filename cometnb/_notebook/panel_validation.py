@@ -48,8 +48,10 @@ class LiveValidation:
         self.check()
 
     def _controls(self) -> Iterable[Any]:
-        names = ("prompt", "model", "size", "quality", "n", "output_format")
-        names += ("output_compression", "background", "style", "moderation", "partial_images")
+        names = (
+            *("prompt", "model", "size", "quality", "n", "output_format"),
+            *("output_compression", "background", "style", "moderation", "partial_images"),
+        )
         return [getattr(self.form, name) for name in names]
 
     @property
