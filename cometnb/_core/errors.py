@@ -60,7 +60,11 @@ class CometError(Exception):
         super().__init__(self.message)
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        # "…got 800x600. Nothing was sent.": the hint is its own sentence.
+        stop = "" if self.message.rstrip().endswith((".", "!", "?", ":")) else "."
+        return f"{self.message.rstrip()}{stop} {self.hint}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"

@@ -25,6 +25,7 @@ from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
+from cometnb._notebook.panel_validation import LiveValidation
 
 if TYPE_CHECKING:
     from cometnb._core.models import Generation
@@ -96,6 +97,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.history_section = W.Accordion(children=[self.history_browser.box], titles=("History",))
         self.history_section.add_class("cometnb-history-section")
         self.tasks = TaskQueue(self._generate, on_change=self._show_state)
+        # Checks the form as it changes; Generate is disabled while the form is invalid.
+        self.validation = LiveValidation(self.form, on_state=self._on_valid)
         super().__init__(children=self._children(), **kwargs)
         self.add_class("cometnb-panel")
         self._wire()
@@ -115,6 +118,9 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self.gallery,
             self.history_section,
         ]
+
+    def _on_valid(self, valid: bool) -> None:
+        self.generate_button.disabled = not valid
 
     def _wire(self) -> None:
         self.generate_button.on_click(_guarded(self.report, lambda _b: self.submit()))

@@ -18,9 +18,8 @@ from cometnb._core.models import ImageRequest
 if TYPE_CHECKING:
     from cometnb._notebook.panel_form import RequestForm
 
-__all__ = ["EMPTY_PROMPT", "LiveValidation"]
+__all__ = ["LiveValidation"]
 
-EMPTY_PROMPT = "Type a prompt first."
 # A stand-in prompt while the real one is empty, so the other fields can still be checked.
 _PLACEHOLDER_PROMPT = "(prompt)"
 
