@@ -72,7 +72,8 @@ def _field(name: str, widget: W.Widget, width: str = "150px") -> _Field:
     label = W.HTML(f"<b>{html.escape(_LABELS[name])}</b>")
     error = W.HTML("", layout=W.Layout(display="none"))
     error.add_class("cometnb-error")
-    widget.layout.width = "100%"
+    # auto, not 100%: a widget keeps its 2 px margins, so 100% overflowed and was clipped.
+    widget.layout.width = "auto"
     widget.add_class(f"cometnb-{name.replace('_', '-')}")
     box = W.VBox([label, widget, error], layout=W.Layout(width=width, margin="0 8px 4px 0"))
     box.add_class("cometnb-field")
