@@ -71,6 +71,15 @@ def image_model_ids(ids: Iterable[str]) -> list[str]:
     return sorted({i for i in ids if any(m in i.lower() for m in _IMAGE_MARKERS)})
 
 
+def _with_status(model: str, today: _dt.date | None) -> str:
+    """``dall-e-3 (retired upstream)``: a listed model may still be one OpenAI shut down."""
+    date = SHUTDOWN_DATES.get(model)
+    if date is None:
+        return model
+    gone = date <= (today or _dt.date.today())
+    return f"{model} ({'retired' if gone else 'deprecated'} upstream)"
+
+
 def model_gone_message(
     model: str,
     available: Sequence[str] | None,
@@ -96,7 +105,8 @@ def model_gone_message(
     if available is None:
         tail = " The list of current models could not be read (GET /v1/models)."
     elif live:
-        shown = ", ".join(live[:_MAX_LISTED]) + (", …" if len(live) > _MAX_LISTED else "")
+        named = [_with_status(m, today) for m in live[:_MAX_LISTED]]
+        shown = ", ".join(named) + (", …" if len(live) > _MAX_LISTED else "")
         tail = f" Image models the API lists now: {shown}."
     else:
         tail = " The API lists no image models for this key."

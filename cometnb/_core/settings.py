@@ -2,7 +2,8 @@
 
 The magic's traitlets (``%config CometImg.…``) are copied into :func:`active` so the core never
 imports IPython. The API key is *not* a setting: it lives only in :data:`_session_key` (set by
-``%cometimg_key``) or the environment, and is resolved at call time.
+``%cometimg_key``), a ``.env`` file, Colab's secrets or the environment, and is resolved at call
+time.
 """
 
 from __future__ import annotations
@@ -61,8 +62,15 @@ def set_session_key(key: str | None) -> None:
 
 
 def resolve_api_key(explicit: str | None = None) -> str | None:
-    """``Client(api_key=…)``, then ``%cometimg_key``, then ``$COMETAPI_KEY``."""
-    key = explicit or _session_key or os.environ.get(KEY_ENV) or None
+    """``Client(api_key=…)``, then ``%cometimg_key``, then a ``.env`` file beside the notebook,
+    then Colab's secrets, then ``$COMETAPI_KEY`` (:mod:`cometnb._core.key_sources`)."""
+    key = explicit or _session_key
+    if not key:
+        from cometnb._core.key_sources import find_key
+
+        found = find_key()
+        key = found.key if found is not None else None
+    key = key or os.environ.get(KEY_ENV) or None
     register_secret(key)
     return key
 

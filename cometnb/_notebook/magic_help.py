@@ -9,6 +9,7 @@ text with a plain formatter and the right ``%%`` prefix. :func:`with_option_hint
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import shlex
 from textwrap import dedent
@@ -38,8 +39,10 @@ def plain_help(func: Any, prog: str, description: str) -> str:
         'usage: %%cometimg [-m MOD'
     """
     source: argparse.ArgumentParser = func.parser
+    # A docstring: first line flush, the rest indented; ``literal`` is RST markup.
+    text = re.sub(r"``(.+?)``", r"\1", inspect.cleandoc(description))
     parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=_PlainFormatter, add_help=False
+        prog=prog, description=text, formatter_class=_PlainFormatter, add_help=False
     )
     for action in source._actions:
         parser._add_action(action)

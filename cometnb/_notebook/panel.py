@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from cometnb._client.model_list import explain_missing_model
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ClientEvent
@@ -225,6 +226,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             raise
         except Exception as exc:  # API errors and anything unexpected: one short line
             task.state, task.error = "error", exc
+            # A missing model: list what the API serves (a short GET, off the kernel's loop).
+            await asyncio.to_thread(explain_missing_model, exc, task.request.model or "")
             self.report(short_message(exc))
         else:
             task.result = gen

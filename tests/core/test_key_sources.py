@@ -100,3 +100,36 @@ def test_find_key_prefers_dotenv_and_names_the_source_not_the_key(
     found = key_sources.find_key(tmp_path)
     assert found is not None and found.key == FAKE_KEY and ".env" in found.where
     assert FAKE_KEY not in repr(found) and FAKE_KEY not in found.where
+
+
+def test_resolve_api_key_order_explicit_session_dotenv_colab_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, colab: dict[str, object]
+) -> None:
+    from cometnb._core import settings as _settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COMETAPI_KEY", "sk-from-the-environment-0000")
+    assert _settings.resolve_api_key() == "sk-from-the-environment-0000"
+    colab["COMETAPI_KEY"] = OTHER_KEY
+    key_sources.reset()
+    assert _settings.resolve_api_key() == OTHER_KEY  # Colab before $COMETAPI_KEY
+    (tmp_path / ".env").write_text(f"COMETAPI_KEY={FAKE_KEY}\n")
+    assert _settings.resolve_api_key() == FAKE_KEY  # .env before Colab
+    _settings.set_session_key("sk-typed-at-the-masked-prompt-1")
+    assert _settings.resolve_api_key() == "sk-typed-at-the-masked-prompt-1"
+    assert _settings.resolve_api_key("sk-explicit-argument-2222") == "sk-explicit-argument-2222"
+
+
+def test_a_client_sends_the_dotenv_key_and_never_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sim: object
+) -> None:
+    from cometnb import Client
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"COMETAPI_KEY={FAKE_KEY}\n")
+    with Client(base_url=sim.base_url) as client:  # type: ignore[attr-defined]
+        gen = client.generate("a lighthouse", model="gpt-image-1-mini")
+        assert FAKE_KEY not in repr(client)
+    assert gen.ok
+    sent = sim.log[-1][1]  # type: ignore[attr-defined]
+    assert FAKE_KEY not in str(sent.get("body", sent))

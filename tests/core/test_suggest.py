@@ -55,6 +55,10 @@ def test_model_gone_message_lists_the_image_models_served_now() -> None:
     text = lifecycle.model_gone_message("dall-e-3", available, today=dt.date(2026, 12, 2))
     assert text.startswith("The API does not serve dall-e-3: it is retired upstream")
     assert "gpt-image-2, qwen-image" in text and "gpt-4o" not in text
+    listed = lifecycle.model_gone_message(
+        "x", ["dall-e-2", "gpt-image-2"], today=dt.date(2026, 6, 1)
+    )
+    assert "dall-e-2 (retired upstream), gpt-image-2." in listed
     assert "\n" not in text
 
 
