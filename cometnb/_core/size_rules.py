@@ -32,19 +32,29 @@ MAX_EDGE = 3840
 GENERIC_MAX_EDGE = 8192
 
 
-def _fits(width: int, height: int) -> bool:
+def _fits(width: int, height: int, rule: dict[str, float]) -> bool:
     long, short = max(width, height), min(width, height)
+    step = int(rule["step"])
     return (
-        width % STEP == 0
-        and height % STEP == 0
+        width % step == 0
+        and height % step == 0
         and short > 0
-        and long <= MAX_ASPECT * short
-        and long <= MAX_EDGE
-        and MIN_PIXELS <= width * height <= MAX_PIXELS
+        and long <= rule["max_aspect"] * short
+        and long <= rule["max_edge"]
+        and rule["min_pixels"] <= width * height <= rule["max_pixels"]
     )
 
 
-def nearest_flexible_size(width: int, height: int) -> str:
+def nearest_flexible_size(
+    width: int,
+    height: int,
+    *,
+    step: int = STEP,
+    max_aspect: float = MAX_ASPECT,
+    max_edge: int = MAX_EDGE,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+) -> str:
     """The ``WxH`` closest to ``width``x``height`` that gpt-image-2 accepts.
 
     Keeps the aspect ratio (clamped to 1:3..3:1), scales the area into the pixel range and
@@ -55,17 +65,26 @@ def nearest_flexible_size(width: int, height: int) -> str:
         >>> nearest_flexible_size(512, 512), nearest_flexible_size(800, 600)
         ('816x816', '960x720')
     """
+    rule = {
+        "step": step,
+        "max_aspect": max_aspect,
+        "max_edge": max_edge,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+    }
     width, height = max(width, 1), max(height, 1)
-    ratio = min(max(width / height, 1 / MAX_ASPECT), MAX_ASPECT)
-    area = min(max(width * height, MIN_PIXELS), MAX_PIXELS)
+    ratio = min(max(width / height, 1 / max_aspect), max_aspect)
+    # The long edge stays within max_edge: w = sqrt(area * ratio), h = sqrt(area / ratio).
+    edge_cap = max_edge * max_edge / ratio if ratio >= 1 else max_edge * max_edge * ratio
+    area = min(max(width * height, min_pixels), max_pixels, edge_cap)
     ideal_h = math.sqrt(area / ratio)
     ideal_w = ideal_h * ratio
     best: tuple[float, int, int] | None = None
-    base_w, base_h = int(ideal_w // STEP), int(ideal_h // STEP)
-    for dw in range(-1, 3):
-        for dh in range(-1, 3):
-            w, h = (base_w + dw) * STEP, (base_h + dh) * STEP
-            if w <= 0 or h <= 0 or not _fits(w, h):
+    base_w, base_h = int(ideal_w // step), int(ideal_h // step)
+    for dw in range(-2, 3):
+        for dh in range(-2, 3):
+            w, h = (base_w + dw) * step, (base_h + dh) * step
+            if w <= 0 or h <= 0 or not _fits(w, h, rule):
                 continue
             score = abs(math.log((w / h) / ratio)) * 10 + abs(w * h - area) / area
             if best is None or score < best[0]:
@@ -73,7 +92,14 @@ def nearest_flexible_size(width: int, height: int) -> str:
     return f"{best[1]}x{best[2]}" if best else "1024x1024"
 
 
-def pixel_problem(width: int, height: int) -> str | None:
+def pixel_problem(
+    width: int,
+    height: int,
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    nearest: str | None = None,
+) -> str | None:
     """Why ``width``x``height`` is outside gpt-image-2's pixel range, or ``None``.
 
     Example::
@@ -82,11 +108,12 @@ def pixel_problem(width: int, height: int) -> str | None:
         'it has 262,144 pixels; allowed are 655,360 to 8,294,400 (nearest valid size: 816x816)'
     """
     pixels = width * height
-    if MIN_PIXELS <= pixels <= MAX_PIXELS:
+    if min_pixels <= pixels <= max_pixels:
         return None
+    nearest = nearest or nearest_flexible_size(width, height)
     return (
-        f"it has {pixels:,} pixels; allowed are {MIN_PIXELS:,} to {MAX_PIXELS:,} "
-        f"(nearest valid size: {nearest_flexible_size(width, height)})"
+        f"it has {pixels:,} pixels; allowed are {min_pixels:,} to {max_pixels:,} "
+        f"(nearest valid size: {nearest})"
     )
 
 
