@@ -19,12 +19,16 @@ import json
 import struct
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from cometnb._core.errors import redact
+from cometnb._core.errors import ValidationError, redact
 
-__all__ = ["provenance", "stamp", "stamp_jpeg", "stamp_png", "stamp_webp"]
+if TYPE_CHECKING:
+    from cometnb._core.models import GeneratedImage
+
+__all__ = ["provenance", "save_copy", "stamp", "stamp_jpeg", "stamp_png", "stamp_webp"]
 
 XMP_NS = "https://github.com/cometnb/cometnb/ns/1.0/"
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -64,6 +68,37 @@ def provenance(
         "cometnb": json.dumps({**blob, "version": version}, ensure_ascii=False, sort_keys=True),
     }
     return {k: redact(v) for k, v in fields.items()}
+
+
+def save_copy(image: GeneratedImage, path: Path, *, metadata: bool = True) -> Path:
+    """What :meth:`GeneratedImage.save` does: a copy at ``path``, stamped with its source."""
+    target = path.expanduser()
+    if target.is_dir():
+        name = image.path.name if image.path is not None else f"image.{image.format or 'png'}"
+        target = target / name
+    suffix = target.suffix.lower().lstrip(".").replace("jpg", "jpeg")
+    fmt = (image.format or "").lower().replace("jpg", "jpeg")
+    if suffix and fmt and suffix != fmt:
+        raise ValidationError(
+            f"cannot save a {fmt} image as {target.name}: use the .{fmt} suffix "
+            "(cometnb does not convert images)",
+            field="path",
+        )
+    data = image.data
+    if metadata and image.source:
+        data = stamp(data, source_fields(image.source))
+    target.write_bytes(data)
+    return target
+
+
+def source_fields(source: Mapping[str, Any]) -> dict[str, str]:
+    """:func:`provenance` from a ``{prompt, model, params, record_id}`` mapping."""
+    return provenance(
+        prompt=str(source.get("prompt", "")),
+        model=str(source.get("model", "")),
+        params=source.get("params") or {},
+        record_id=source.get("record_id"),
+    )
 
 
 def _text(value: Any) -> str:

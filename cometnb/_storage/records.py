@@ -289,6 +289,12 @@ class Record:
             int(doc.get("height", 0)),
             doc.get("revised_prompt"),
             preview_path=self._root / preview if preview else None,
+            source={
+                "prompt": self.prompt,
+                "model": self.model,
+                "params": self.params,
+                "record_id": self.id,
+            },
         )
 
     @property

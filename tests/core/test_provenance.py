@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from io import BytesIO
+from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -96,3 +98,64 @@ def test_the_key_never_reaches_the_metadata(fake_key: str) -> None:
     register_secret(fake_key)
     fields = provenance(prompt=f"cat {fake_key}", model="m", params={"user": fake_key})
     assert all(fake_key not in v for v in fields.values())
+
+
+# --- saved and exported copies ------------------------------------------------------------
+
+
+def test_saved_copy_carries_provenance_and_the_original_stays_byte_identical(
+    client: Any, tmp_path: Path
+) -> None:
+    import hashlib
+
+    gen = client.generate("a lighthouse at dusk", model="gpt-image-1-mini", quality="low")
+    original = gen.image.path
+    before = hashlib.sha256(original.read_bytes()).hexdigest()
+    saved = gen.image.save(tmp_path / "lighthouse.png")
+    with Image.open(saved) as im:
+        text = dict(im.text)  # type: ignore[attr-defined]
+    blob = json.loads(text["cometnb"])
+    assert blob["prompt"] == "a lighthouse at dusk" and blob["model"] == "gpt-image-1-mini"
+    assert blob["record_id"] == gen.record_id and blob["settings"]["quality"] == "low"
+    assert text["parameters"].startswith("a lighthouse at dusk\nModel: gpt-image-1-mini")
+    assert hashlib.sha256(original.read_bytes()).hexdigest() == before
+    assert _pixels(saved.read_bytes()) == _pixels(original.read_bytes())
+
+
+def test_save_into_a_folder_keeps_the_name_and_refuses_a_wrong_suffix(
+    client: Any, tmp_path: Path
+) -> None:
+    from cometnb._core.errors import ValidationError
+
+    gen = client.generate("a fox", model="gpt-image-1-mini", output_format="jpeg")
+    saved = gen.image.save(tmp_path)
+    assert saved.name == gen.image.path.name and saved.suffix in (".jpeg", ".jpg")
+    with Image.open(saved) as im:
+        assert "gpt-image-1-mini" in str(im.info["xmp"])
+    with pytest.raises(ValidationError, match=r"use the \.jpeg suffix"):
+        gen.image.save(tmp_path / "fox.png")
+    plain = gen.image.save(tmp_path / "plain.jpeg", metadata=False)
+    assert plain.read_bytes() == gen.image.path.read_bytes()
+
+
+def test_an_unstored_image_saves_with_its_request(sim: Any, tmp_path: Path) -> None:
+    from cometnb import Client
+
+    with Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=False) as c:
+        gen = c.generate("a whale", model="gpt-image-1-mini", size="1024x1024")
+    with Image.open(gen.image.save(tmp_path / "whale.png")) as im:
+        blob = json.loads(im.text["cometnb"])  # type: ignore[attr-defined]
+    assert blob["prompt"] == "a whale" and blob["record_id"] is None
+    assert blob["settings"]["size"] == "1024x1024"
+
+
+def test_zip_export_members_carry_provenance(client: Any, hist: Any, tmp_path: Path) -> None:
+    import zipfile
+
+    gen = client.generate("a red panda", model="gpt-image-1-mini")
+    with zipfile.ZipFile(hist.export(tmp_path / "out.zip")) as zf:
+        name = next(n for n in zf.namelist() if n.startswith("images/"))
+        data = zf.read(name)
+    with Image.open(BytesIO(data)) as im:
+        assert json.loads(im.text["cometnb"])["record_id"] == gen.record_id  # type: ignore[attr-defined]
+    assert _pixels(data) == _pixels(gen.image.path.read_bytes())
