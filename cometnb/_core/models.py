@@ -244,7 +244,10 @@ class GeneratedImage:
         """
         from cometnb._core.provenance import save_copy
 
-        return save_copy(self, Path(path), metadata=metadata)
+        name = self.path.name if self.path is not None else None
+        return save_copy(
+            self.data, self.format, Path(path), name=name, source=self.source, metadata=metadata
+        )
 
     def pil(self) -> PILImage.Image:
         """The image as a ``PIL.Image`` (decoded now, from disk)."""

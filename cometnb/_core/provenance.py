@@ -20,13 +20,10 @@ import struct
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 
 from cometnb._core.errors import ValidationError, redact
-
-if TYPE_CHECKING:
-    from cometnb._core.models import GeneratedImage
 
 __all__ = ["provenance", "save_copy", "stamp", "stamp_jpeg", "stamp_png", "stamp_webp"]
 
@@ -70,23 +67,30 @@ def provenance(
     return {k: redact(v) for k, v in fields.items()}
 
 
-def save_copy(image: GeneratedImage, path: Path, *, metadata: bool = True) -> Path:
-    """What :meth:`GeneratedImage.save` does: a copy at ``path``, stamped with its source."""
+def save_copy(
+    data: bytes,
+    fmt: str,
+    path: Path,
+    *,
+    name: str | None = None,
+    source: Mapping[str, Any] | None = None,
+    metadata: bool = True,
+) -> Path:
+    """What :meth:`GeneratedImage.save` does: ``data`` (a ``fmt`` image) written to ``path``
+    (a folder keeps ``name``), stamped with ``source`` unless ``metadata`` is False."""
     target = path.expanduser()
     if target.is_dir():
-        name = image.path.name if image.path is not None else f"image.{image.format or 'png'}"
-        target = target / name
+        target = target / (name or f"image.{fmt or 'png'}")
     suffix = target.suffix.lower().lstrip(".").replace("jpg", "jpeg")
-    fmt = (image.format or "").lower().replace("jpg", "jpeg")
+    fmt = (fmt or "").lower().replace("jpg", "jpeg")
     if suffix and fmt and suffix != fmt:
         raise ValidationError(
             f"cannot save a {fmt} image as {target.name}: use the .{fmt} suffix "
             "(cometnb does not convert images)",
             field="path",
         )
-    data = image.data
-    if metadata and image.source:
-        data = stamp(data, source_fields(image.source))
+    if metadata and source:
+        data = stamp(data, source_fields(source))
     target.write_bytes(data)
     return target
 
