@@ -149,7 +149,7 @@ class _GridRun:
                 progress.state, progress.started = "running", time.monotonic()
                 gen = await self._request(cell.request, progress, slot)
         except (asyncio.CancelledError, CancelledError):
-            _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
+            _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))
             raise
         _finish(cell, progress, gen)
 
@@ -158,6 +158,8 @@ class _GridRun:
     ) -> Generation:
         def on_event(event: ClientEvent) -> None:
             progress.note = describe_event(event)
+            if event.kind == "sending":
+                progress.sent = True
             slot.follow(event)
             if event.kind == "partial" and event.partial_image is not None:
                 progress.partial, progress.partial_index = event.partial_image, event.partial_index
@@ -177,6 +179,15 @@ class _GridRun:
             raise
         except CometError as exc:
             return _failed(request, exc)
+
+
+UNSENT = "cancelled before sending (nothing billed)"
+SENT = "cancelled after sending (may be billed)"
+
+
+def cancelled_error(sent: bool) -> CancelledError:
+    """The error of a cell stopped by an interrupt: whether it had been sent matters."""
+    return CancelledError(SENT if sent else UNSENT, sent=sent)
 
 
 def _failed(request: ImageRequest, error: CometError) -> Generation:
@@ -228,9 +239,13 @@ def _interrupted(progress: Sequence[CellProgress]) -> CancelledError:
             "interrupted: the request was cancelled.",
             hint="If it had reached the server it may still be billed.",
         )
-    stopped = sum(1 for p in progress if p.state == "cancelled")
+    stopped = [p for p in progress if p.state == "cancelled"]
+    sent = sum(1 for p in stopped if p.sent)
+    parts = [f"{len(stopped) - sent} cancelled before sending (nothing billed)"]
+    if sent:
+        parts.append(f"{sent} cancelled after sending (may be billed)")
     return CancelledError(
-        f"interrupted: {stopped} of {len(progress)} requests cancelled.",
+        f"interrupted: {len(stopped)} of {len(progress)} requests cancelled: {', '.join(parts)}.",
         hint="Finished images are in the history.",
     )
 
@@ -280,4 +295,4 @@ def _settle(grid_run: _GridRun) -> None:
         pass  # a second interrupt: stop waiting
     for cell, progress in zip(grid_run.grid.cells, grid_run.progress, strict=True):
         if not progress.finished:
-            _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
+            _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))

@@ -86,7 +86,15 @@ class ValidationError(CometError, ValueError):
 
 
 class CancelledError(CometError):
-    """The user cancelled (interrupt, Cancel button) before the result arrived."""
+    """The user cancelled (interrupt, Cancel button) before the result arrived.
+
+    ``sent`` says whether the request had been sent: ``False`` means nothing was billed,
+    ``True`` that the server may have started (and may bill) it, ``None`` unknown.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, sent: bool | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.sent = sent
 
 
 class APIError(CometError):
