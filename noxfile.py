@@ -6,6 +6,7 @@ browser test needs Chromium and JupyterLab and is left to ``make test``.
 
     $ nox -s tests-3.10      # one interpreter
     $ nox -s build           # wheel + sdist, checked by twine
+    $ nox -s package         # the wheel in a fresh virtualenv: %load_ext + a keyless image
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ def tests(session: nox.Session) -> None:
     )
 
 
-@nox.session(python=False)
+@nox.session
 def build(session: nox.Session) -> None:
     """Build the wheel and sdist into dist/ and check their metadata with twine."""
+    session.install("build", "twine")
     session.run("python", "-m", "build", "--outdir", "dist", ".")
     session.run("python", "-m", "twine", "check", "--strict", *_dist_files())
 
@@ -45,3 +47,28 @@ def _dist_files() -> list[str]:
     from pathlib import Path
 
     return sorted(str(p) for p in Path("dist").glob("cometnb-*") if p.suffix in (".whl", ".gz"))
+
+
+SMOKE = """
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "cometnb")
+shell.run_line_magic("cometimg_sim", "")
+r = shell.run_cell("%%cometimg -m gpt-image-1-mini -q low --no-display -o g\\na lighthouse")
+assert r.error_in_exec is None, r.error_in_exec
+assert shell.user_ns["g"].ok and shell.user_ns["g"].synthetic
+print("keyless generation in a fresh virtualenv: ok")
+"""
+
+
+@nox.session(python=PYTHONS)
+def package(session: nox.Session) -> None:
+    """Install the built wheel (dependencies from the index) into a fresh virtualenv, then
+    load the extension and make an image without a key (the simulator)."""
+    session.run("python", "-m", "pip", "install", "-q", "build")
+    tmp = session.create_tmp()
+    session.run("python", "-m", "build", "--wheel", "--outdir", tmp, ".")
+    wheel = sorted(__import__("glob").glob(f"{tmp}/cometnb-*.whl"))[-1]
+    session.install(wheel)
+    session.chdir(tmp)
+    session.run("python", "-c", SMOKE)
