@@ -11,9 +11,27 @@ browser test needs Chromium and JupyterLab and is left to ``make test``.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _expose_pyenv_versions() -> None:
+    """With pyenv, ``python3.10`` is a shim that works only for the selected versions: select
+    every installed one (for this run only) so nox finds each interpreter."""
+    if os.environ.get("PYENV_VERSION") or not shutil.which("pyenv"):
+        return
+    found = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True)
+    versions = [v.strip() for v in found.stdout.split() if v.strip()[:1].isdigit()]
+    if versions:
+        os.environ["PYENV_VERSION"] = ":".join(versions)
+
+
+_expose_pyenv_versions()
 nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["tests"]
 
