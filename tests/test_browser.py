@@ -305,14 +305,23 @@ def _check_live_validation(page: Any) -> None:
     size.fill("800x600")
     error.wait_for(state="visible", timeout=WAIT_MS)  # before any click
     assert "800x600" in error.inner_text()
-    box = error.bounding_box()
-    assert box is not None and box["width"] >= 250  # a line next to the control, not a column
+    # The field widens for its message (a line beside the control, not one word a line);
+    # each widget update is its own message, so wait for the layout rather than read it once.
+    page.wait_for_function(
+        """() => { const e = document.querySelector(
+                     '.cometnb-panel .cometnb-field:has(.cometnb-size) .cometnb-error');
+                   return e && e.getBoundingClientRect().width >= 250; }""",
+        timeout=WAIT_MS,
+    )
     page.wait_for_function(
         "document.querySelector('.cometnb-panel .cometnb-generate').disabled", timeout=WAIT_MS
     )
     size.fill("1024x1024")
     error.wait_for(state="hidden", timeout=WAIT_MS)
-    assert generate.is_enabled(timeout=WAIT_MS)
+    page.wait_for_function(
+        "!document.querySelector('.cometnb-panel .cometnb-generate').disabled", timeout=WAIT_MS
+    )
+    assert generate.is_enabled()
 
 
 def _check_export_link(page: Any) -> None:
@@ -349,6 +358,9 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
         assert rows[0]["prompt"].endswith(f"(take {SEEDED})")  # newest first
         label = page.locator(".cometnb-history .cometnb-page-label")
         assert label.inner_text() == f"1–{PAGE_ROWS} of {SEEDED}"
+        shot = home / "panel-history.png"  # the first page, as a person opening it sees it
+        _screenshot(page, shot, SCREENSHOT)
+        assert shot.stat().st_size > 10_000
         page.click(".cometnb-history .cometnb-page-older")
         page.wait_for_function(
             "document.querySelector('.cometnb-history .cometnb-history-prompt').innerText"
@@ -360,10 +372,6 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
         page.click(".cometnb-history .cometnb-page-newer")
         _check_live_validation(page)
         _check_export_link(page)
-        page.evaluate("document.querySelector('.cometnb-history-list').scrollTop = 0")
-        shot = home / "panel-history.png"
-        _screenshot(page, shot, SCREENSHOT)
-        assert shot.stat().st_size > 10_000
     finally:
         page.close()
 
