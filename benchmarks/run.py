@@ -31,6 +31,7 @@ BENCHMARKS = (
     "startup",
     "scale",
     "history_scale",
+    "spend",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -18,6 +18,9 @@ from cometnb._version import __version__
 
 if TYPE_CHECKING:
     from cometnb._client.clients import AsyncClient, Client
+    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._core.budget import BudgetError
+    from cometnb._core.cost import Cost
     from cometnb._core.errors import (
         APIError,
         AuthenticationError,
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
+    from cometnb._core.prices import PriceTable, prices
     from cometnb._notebook.panel import panel
     from cometnb.history import History, Record, history
 
@@ -35,14 +39,17 @@ __all__ = [
     "APIError",
     "AsyncClient",
     "AuthenticationError",
+    "BudgetError",
     "CancelledError",
     "Client",
     "CometError",
+    "Cost",
     "GeneratedImage",
     "Generation",
     "Grid",
     "History",
     "ImageRequest",
+    "PriceTable",
     "RateLimitError",
     "Record",
     "ResponseError",
@@ -51,6 +58,8 @@ __all__ = [
     "history",
     "load_ipython_extension",
     "panel",
+    "prices",
+    "refresh_prices",
     "unload_ipython_extension",
 ]
 
@@ -72,6 +81,11 @@ _LAZY = {
     "Record": "cometnb.history",
     "history": "cometnb.history",
     "panel": "cometnb.widget",
+    "BudgetError": "cometnb._core.budget",
+    "Cost": "cometnb._core.cost",
+    "PriceTable": "cometnb._core.prices",
+    "prices": "cometnb._core.prices",
+    "refresh_prices": "cometnb._client.price_refresh",
 }
 
 

@@ -28,6 +28,11 @@ PUBLIC = {
     "load_ipython_extension",
     "unload_ipython_extension",
     "__version__",
+    "BudgetError",
+    "Cost",
+    "PriceTable",
+    "prices",
+    "refresh_prices",
 }
 
 

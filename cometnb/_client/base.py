@@ -29,7 +29,9 @@ from cometnb._client.response import (
 )
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
+from cometnb._core import budget
 from cometnb._core import settings as _settings
+from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
@@ -302,6 +304,7 @@ class _BaseClient:
     ) -> Generation:
         images: list[GeneratedImage]
         record_id = None
+        cost = None
         if history is None:
             source = {
                 "prompt": body.get("prompt", ""),
@@ -319,7 +322,8 @@ class _BaseClient:
                 body, result, elapsed_s=elapsed_s, tags=tags, origin=origin
             )
             images, record_id = list(record.images), record.id
-        return Generation(
+            cost = _stored_cost(record)
+        gen = Generation(
             request=body,
             images=images,
             usage=result.usage,
@@ -328,7 +332,10 @@ class _BaseClient:
             record_id=record_id,
             meta=dict(result.meta),
             synthetic=result.synthetic,
+            _cost=cost,
         )
+        budget.session.add(gen.cost)  # the kernel's spend, for CometImg.budget
+        return gen
 
     def _record_failure(
         self,
@@ -341,17 +348,32 @@ class _BaseClient:
         status: Literal["error", "cancelled"] = "error",
     ) -> Generation:
         record_id = None
+        cost = None
         if history is not None:
             try:
                 record = history.record_failure(
                     body, error, elapsed_s=elapsed_s, tags=tags, origin=origin, status=status
                 )
                 record_id = error.record_id = record.id
+                cost = _stored_cost(record)
             except Exception:  # the original error matters more than its record
                 log.exception("cometnb: could not record a failed request in the history")
-        return Generation(
-            request=body, elapsed_s=elapsed_s, record_id=record_id, error=error, status=status
+        gen = Generation(
+            request=body,
+            elapsed_s=elapsed_s,
+            record_id=record_id,
+            error=error,
+            status=status,
+            _cost=cost,
         )
+        budget.session.add(gen.cost)  # $0 when refused; its estimate when it may be billed
+        return gen
+
+
+def _stored_cost(record: object) -> Cost | None:
+    """The cost the history stored on the record (a stand-in history may not price)."""
+    cost = getattr(record, "cost", None)
+    return cost if isinstance(cost, Cost) else None
 
 
 def _is_synthetic(response: httpx.Response) -> bool:

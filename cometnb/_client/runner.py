@@ -25,6 +25,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from cometnb._client.limiter import AdaptiveLimit, Slot
+from cometnb._core.budget import SpendGuard
 from cometnb._core.errors import CancelledError, CometError, ValidationError
 from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.progress import CellProgress, describe_event
@@ -120,8 +121,10 @@ class _GridRun:
         concurrency: int,
         tags: Sequence[str],
         origin: str | None,
+        guard: SpendGuard | None = None,
     ) -> None:
         self.client = client
+        self.guard = guard
         self.grid = grid
         self.concurrency = max(1, concurrency)
         self.tags = tuple(tags)
@@ -146,8 +149,16 @@ class _GridRun:
         cell, progress = self.grid.cells[index], self.progress[index]
         try:
             async with limit.slot() as slot:
+                # Checked when its turn comes, not at the start: what is left by then counts
+                # what the requests before it actually cost.
+                refused = self.guard.before_send(cell.request) if self.guard else None
+                if refused is not None:
+                    _finish(cell, progress, _failed(cell.request, refused, status="cancelled"))
+                    return
                 progress.state, progress.started = "running", time.monotonic()
                 gen = await self._request(cell.request, progress, slot)
+                if self.guard is not None:
+                    self.guard.after(cell.request, gen.cost)
         except (asyncio.CancelledError, CancelledError):
             _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))
             raise
@@ -160,7 +171,10 @@ class _GridRun:
             progress.note = describe_event(event)
             if event.kind == "sending":
                 progress.sent = True
-            slot.follow(event)
+            # Under a budget the slot is kept until this request's cost is known, so the next
+            # one is admitted against what this one actually cost, not only its estimate.
+            if self.guard is None or event.kind != "received":
+                slot.follow(event)
             if event.kind == "partial" and event.partial_image is not None:
                 progress.partial, progress.partial_index = event.partial_image, event.partial_index
 
@@ -190,9 +204,14 @@ def cancelled_error(sent: bool) -> CancelledError:
     return CancelledError(SENT if sent else UNSENT, sent=sent)
 
 
-def _failed(request: ImageRequest, error: CometError) -> Generation:
-    status: Literal["error", "cancelled"]
-    status = "cancelled" if isinstance(error, CancelledError) else "error"
+def _failed(
+    request: ImageRequest,
+    error: CometError,
+    *,
+    status: Literal["error", "cancelled"] | None = None,
+) -> Generation:
+    if status is None:
+        status = "cancelled" if isinstance(error, CancelledError) else "error"
     return Generation(
         request=request.to_body(), error=error, status=status, record_id=error.record_id
     )
@@ -212,15 +231,18 @@ def run_grid(
     tags: Sequence[str] = (),
     origin: str | None = None,
     poll_s: float = POLL_S,
+    guard: SpendGuard | None = None,
 ) -> Grid:
     """Run every cell of ``grid`` (filling ``cell.generation``) and return the grid.
 
     ``on_update(progress)`` is called on the calling thread every ``poll_s`` while the grid
     runs, and once at the end; it gets one :class:`CellProgress` per cell. A failed request
     becomes a failed Generation in its cell (it does not stop the others). An interrupt
-    cancels every request still in flight and raises :class:`CancelledError`.
+    cancels every request still in flight and raises :class:`CancelledError`. With a
+    ``guard`` (a budget), a request whose estimate no longer fits what is left when its turn
+    comes is not sent: its cell is "cancelled" with a ``BudgetError``; nothing in flight stops.
     """
-    grid_run = _GridRun(client, grid, concurrency, tags, origin)
+    grid_run = _GridRun(client, grid, concurrency, tags, origin, guard)
     future = _submit(grid_run.run())
     try:
         _wait(future, grid_run, on_update, poll_s)

@@ -22,6 +22,7 @@ from cometnb._core.settings import Settings, active
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
+    from cometnb._core.cost import Cost
     from cometnb._core.errors import CometError
 
 Status = Literal["ok", "error", "cancelled"]
@@ -62,6 +63,22 @@ class ImageRequest:
 
             raise ValidationError("request has no 'prompt'", field="prompt")
         return cls(data["prompt"], data.get("model"), **rest)
+
+    def estimate(self) -> Cost:
+        """What this request will cost, before it is sent (``Cost.usd`` ``None``: unknown).
+
+        Priced with the table in force (``cometnb.prices()``); ``auto`` quality or size is
+        estimated at the most expensive choice.
+
+        Example::
+
+            >>> req = ImageRequest("a cat", "gpt-image-2", size="1024x1024", quality="medium")
+            >>> req.estimate().label, req.estimate().basis
+            ('≈ $0.05', '1756 image tokens out, 8 in')
+        """
+        from cometnb._core.costing import estimate
+
+        return estimate(self)
 
     def validate(self) -> ImageRequest:
         """Raise :class:`ValidationError` if the model cannot take this request; return self."""
@@ -320,6 +337,17 @@ class Generation:
     error: CometError | None = None
     status: Status = "ok"
     synthetic: bool = False
+    # What it cost, as stored on its history record; priced on first use when not given.
+    _cost: Cost | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cost(self) -> Cost:
+        """What this request cost (``$0.053``; ``≈`` when estimated; ``usd=None``: unknown)."""
+        if self._cost is None:
+            from cometnb._core.costing import generation_cost
+
+            self._cost = generation_cost(self)
+        return self._cost
 
     @property
     def ok(self) -> bool:

@@ -38,6 +38,9 @@ class Settings:
     thumbnail_px: int = 512
     history_dir: str | None = None
     base_url: str | None = None
+    budget: float | None = None  # USD this session may spend (None: no cap)
+    confirm_above: float | None = None  # USD: a cell estimated above it needs --yes
+    prices_file: str | None = None  # a JSON price table laid over the built-in one
 
 
 _active = Settings()

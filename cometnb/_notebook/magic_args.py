@@ -70,6 +70,8 @@ class CellSpec:
     out: str | None = None
     dry_run: bool = False
     display: bool = True
+    budget: float | None = None  # --budget USD: this cell's cap
+    yes: bool = False  # --yes: send even above CometImg.confirm_above
 
     @property
     def is_grid(self) -> bool:
@@ -226,4 +228,12 @@ def build_spec(
         out=_check_out_name(args.out),
         dry_run=args.dry_run,
         display=not args.no_display,
+        budget=_check_budget(getattr(args, "budget", None)),
+        yes=bool(getattr(args, "yes", False)),
     )
+
+
+def _check_budget(value: float | None) -> float | None:
+    if value is not None and not value >= 0:  # also refuses NaN
+        raise UsageError(f"--budget needs an amount of USD, 0 or more; got {value}")
+    return value

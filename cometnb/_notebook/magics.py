@@ -40,8 +40,11 @@ SETTING_NAMES = (
     "thumbnail_px",
     "history_dir",
     "base_url",
+    "budget",
+    "confirm_above",
+    "prices_file",
 )
-_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url")
+_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url", "prices_file")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 # IPython's decorators are untyped (or typed as unions); these typed views keep mypy strict.
@@ -98,6 +101,15 @@ class CometImg(Magics, Configurable):
     base_url = Unicode(
         None, allow_none=True, help="API base URL (default https://api.cometapi.com/v1)."
     ).tag(config=True)
+    budget = Float(
+        None, allow_none=True, help="USD this kernel session may spend (None: no cap)."
+    ).tag(config=True)
+    confirm_above = Float(
+        None, allow_none=True, help="USD: a cell estimated above it is sent only with --yes."
+    ).tag(config=True)
+    prices_file = Unicode(
+        None, allow_none=True, help="JSON price table laid over the built-in prices."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Magics.__init__ appends self to shell.configurables and makes the shell the parent,
@@ -126,6 +138,26 @@ class CometImg(Magics, Configurable):
         if float(proposal["value"]) <= 0:
             raise TraitError("CometImg.timeout must be positive")
         return float(proposal["value"])
+
+    @validate("budget", "confirm_above")
+    def _usd(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is not None and float(value) < 0:
+            raise TraitError(f"CometImg.{proposal['trait'].name} must be 0 or more USD (or None)")
+        return None if value is None else float(value)
+
+    @validate("prices_file")
+    def _readable_prices(self, proposal: Any) -> str | None:
+        value = proposal["value"]
+        if value:
+            from cometnb._core.errors import ValidationError
+            from cometnb._core.prices import load_table
+
+            try:
+                load_table(value)  # refuse a bad file now, not at the next cell
+            except ValidationError as exc:
+                raise TraitError(exc.message) from None
+        return value  # type: ignore[no-any-return]
 
     @observe(*SETTING_NAMES)
     def _mirror(self, change: Any) -> None:
@@ -181,7 +213,13 @@ class CometImg(Magics, Configurable):
     @argument("--each-line", action="store_true", help="every non-empty line is its own prompt")
     @argument("-o", "--out", metavar="NAME", help="bind the result to NAME in the namespace")
     @argument("--tag", action="append", help="tag the history records (repeatable)")
-    @argument("--dry-run", action="store_true", help="show the request JSON; send nothing")
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="show the request JSON and its estimated cost; send nothing",
+    )
+    @argument("--budget", type=float, metavar="USD", help="refuse what would cost this cell more")
+    @argument("--yes", action="store_true", help="send even above CometImg.confirm_above")
     @argument("--no-display", action="store_true", help="render nothing")
     @cell_magic("cometimg")
     def cometimg(self, line: str, cell: str) -> Generation | Grid | None:
@@ -192,6 +230,10 @@ class CometImg(Magics, Configurable):
         literal braces. A comma list in -m/-s/-q/-f/--background, or --each-line, builds a
         grid: every combination runs (CometImg.concurrency at a time) and shows as one
         labelled comparison grid. Every request is validated before anything is sent.
+
+        The whole cell is priced before its first request: it is refused when it would pass
+        CometImg.budget (this session) or --budget (this cell), or cost more than
+        CometImg.confirm_above without --yes; --dry-run shows each estimate and the total.
 
         Returns a Generation (one request) or a Grid (several), so ``_`` holds it. Images
         are saved in the history (CometImg.history_dir) before they are shown. The API key is

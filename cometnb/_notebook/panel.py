@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from cometnb._client.model_list import explain_missing_model
+from cometnb._core.budget import BudgetError
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ClientEvent
@@ -26,6 +27,7 @@ from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
+from cometnb._notebook.panel_spend import SpendLine
 from cometnb._notebook.panel_validation import LiveValidation
 
 if TYPE_CHECKING:
@@ -91,6 +93,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.cancel_button.add_class("cometnb-cancel")
         self.cancel_button.layout.display = "none"
         self.progress = _html("cometnb-progress")
+        self.spend = SpendLine(self.form)
         self.message = _html("cometnb-message")
         self.preview = _html("cometnb-preview")
         self.gallery = _html("cometnb-gallery")
@@ -107,7 +110,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     def _children(self) -> list[W.Widget]:
         title = W.HTML(PANEL_CSS + "<b style='font-size:115%'>cometnb</b> · image generation")
         buttons = W.HBox(
-            [self.generate_button, self.cancel_button, self.progress],
+            [self.generate_button, self.spend.widget, self.cancel_button, self.progress],
             layout=W.Layout(align_items="center"),
         )
         return [
@@ -139,6 +142,11 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             request = self.form.build_request()
         except ValidationError:
             return None  # build_request showed it next to the control at fault
+        try:
+            self.spend.check(request)
+        except BudgetError as exc:
+            self.report(short_message(exc))
+            return None
         task = self.tasks.submit(PanelTask(request, self.form.tag_list()))
         self._show_state()
         return task
@@ -254,6 +262,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
                 self.refresh_history()
         with contextlib.suppress(Exception):
             self.form.refresh_key_field()
+        with contextlib.suppress(Exception):
+            self.spend.refresh()  # the session's spend changed
 
     # --- history browser hooks -------------------------------------------------------------
 

@@ -124,6 +124,8 @@ _COLUMNS = (
     "images",
     "elapsed_s",
     "total_tokens",
+    "cost_usd",
+    "cost_estimated",
     "error",
     "http_status",
     "tags",
@@ -138,6 +140,7 @@ _COLUMNS = (
 def _row(rec: Record) -> dict[str, Any]:
     params = rec.params
     revised = rec.revised_prompts
+    cost = rec.cost
     return {
         "id": rec.id,
         "created_at": rec.created_at,
@@ -150,6 +153,8 @@ def _row(rec: Record) -> dict[str, Any]:
         "images": len(rec.files),
         "elapsed_s": rec.elapsed_s,
         "total_tokens": (rec.usage or {}).get("total_tokens"),
+        "cost_usd": cost.usd,  # None (NaN in pandas) when unknown, never 0
+        "cost_estimated": cost.estimated,
         "error": rec.error,
         "http_status": rec.http_status,
         "tags": list(rec.tags),

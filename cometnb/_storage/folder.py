@@ -25,6 +25,7 @@ from cometnb._core.settings import resolve_history_dir
 from cometnb._storage.compare import Comparison
 from cometnb._storage.index import Index
 from cometnb._storage.records import Record, tags_json
+from cometnb._storage.spend import By, SpendTable
 from cometnb._storage.writer import HistoryWriter
 
 if TYPE_CHECKING:
@@ -262,6 +263,22 @@ class History:
         from cometnb._storage.export import to_dataframe
 
         return to_dataframe(self.records())
+
+    def spend(self, since: Any = None, by: By | None = None) -> float | SpendTable:
+        """USD spent: the total, or a table by ``"model"``, ``"day"`` (UTC) or ``"tag"``.
+
+        Each record counts at the cost it stored when it ran; costs that are unknown (a model
+        without a price) are left out of the figures and counted in the table's ``unknown``.
+        ``since`` (a datetime, date, ISO string or timestamp) keeps only later records.
+
+        Example::
+
+            >>> h.spend(), h.spend(by="model")  # doctest: +SKIP
+            (0.2256, {'dall-e-3': 0.12, 'gpt-image-2': 0.0528, 'gpt-image-1-mini': 0.0528})
+        """
+        from cometnb._storage.spend import spend
+
+        return spend(self.records(), since, by)
 
     def close(self) -> None:
         """Close the index connection (reopened automatically when used again)."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cometnb._core import errors as _errors
 from cometnb._core import hooks
@@ -19,6 +19,9 @@ from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.models import GeneratedImage, Generation, Status
 from cometnb._core.text import clip
 from cometnb._storage.index import IndexRow
+
+if TYPE_CHECKING:
+    from cometnb._core.cost import Cost
 
 __all__ = [
     "IMAGES",
@@ -325,7 +328,18 @@ class Record:
             error=_error_from_info(self.error_info) if self.error_info else None,
             status=self.status,
             synthetic=self.synthetic,
+            _cost=self.cost,
         )
+
+    @property
+    def cost(self) -> Cost:
+        """What the request cost, as stored when it ran (with the price table's name and date).
+
+        A record written before costs were kept is priced with today's table, marked estimated.
+        """
+        from cometnb._storage.spend import record_cost
+
+        return record_cost(self._document(), self.status)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description (what ``records.jsonl`` exports hold)."""
@@ -346,6 +360,7 @@ class Record:
             "tags": list(self.tags),
             "origin": self.origin,
             "synthetic": self.synthetic,
+            "cost": self.cost.to_dict(),
             "version": self.version,
         }
 

@@ -29,6 +29,7 @@ from cometnb._storage.records import (
     scrub_values,
     tags_json,
 )
+from cometnb._storage.spend import cost_of_failure, cost_of_result
 from cometnb._version import __version__
 
 __all__ = ["HistoryWriter"]
@@ -78,6 +79,8 @@ class HistoryWriter:
             "http_status": None,
             "origin": origin,
             "synthetic": bool(result.synthetic),
+            # Priced now, with the table in force: a later price change does not rewrite it.
+            "cost": cost_of_result(body, result).to_dict(),
             "version": __version__,
         }
         return self._commit(record_id, created, body, "ok", tags, doc)
@@ -109,6 +112,7 @@ class HistoryWriter:
             "http_status": info.get("status"),
             "origin": origin,
             "synthetic": bool(synthetic),
+            "cost": cost_of_failure(body, error).to_dict(),
             "version": __version__,
         }
         return self._commit(record_id, created, body, status, tags, doc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cometnb._core.cost import Cost
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CARD,
@@ -22,6 +23,7 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage, Generation
@@ -60,6 +62,7 @@ def generation_html(gen: Generation) -> str:
         status=gen.status,
         error=str(gen.error) if gen.error is not None else None,
         synthetic=gen.synthetic,
+        cost=cost_of(gen),
     )
 
 
@@ -83,6 +86,7 @@ def record_html(rec: Record) -> str:
         error=rec.error,
         synthetic=rec.synthetic,
         header=header,
+        cost=cost_of(rec),
     )
 
 
@@ -100,6 +104,7 @@ def _card(
     synthetic: bool,
     header: str = "",
     link: bool = True,
+    cost: Cost | None = None,
 ) -> str:
     px = active().thumbnail_px
     badges = (synthetic_badge() if synthetic else "") + (
@@ -109,6 +114,8 @@ def _card(
     if status != "ok":
         body += error_box(error)
     caption = _caption(model, meta, params, images, elapsed_s, usage)
+    if cost is not None:
+        caption += " · " + cost_html(cost)
     return (
         f'<div class="cometnb-card" style="{CARD}max-width:{px * max(1, len(images)) + 40}px">'
         f"{header}{badges}<div>{body}</div>"

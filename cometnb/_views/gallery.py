@@ -15,6 +15,7 @@ from cometnb._views.common import (
     preview_uri,
     settings_text,
 )
+from cometnb._views.costs import total_html
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage
@@ -40,7 +41,7 @@ def gallery_html(records: Iterable[Record], title: str = "cometnb gallery") -> s
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_GALLERY_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1><p class=meta>{len(recs)} record(s)</p>"
+        f"<h1>{esc(title)}</h1><p class=meta>{len(recs)} record(s)</p>{total_html(recs)}"
         f'<div class="recs">{cards}</div></body></html>\n'
     )
 
@@ -66,6 +67,7 @@ def _facts(rec: Record) -> list[tuple[str, Any]]:
         ("status", rec.status),
         ("settings", settings_text(rec.params) or "defaults"),
         ("time", f"{rec.elapsed_s:.1f} s"),
+        ("cost", rec.cost.label),
     ]
     if rec.usage:
         facts.append(("usage", settings_text(_flat(rec.usage))))

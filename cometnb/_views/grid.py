@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cometnb._core.budget import BudgetError
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CELL,
@@ -22,6 +23,7 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of
 
 if TYPE_CHECKING:
     from cometnb._core.models import Grid, GridCell
@@ -123,15 +125,20 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
     caption = " · ".join(p for p in (f"{gen.elapsed_s:.1f} s", tokens(gen.usage)) if p)
     extra = synthetic_badge() if gen.synthetic else ""
     note = f'<div style="{MUTED}">{esc(status)}</div>' if status else ""
-    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}</div>{note}'
+    cost = cost_html(cost_of(gen))
+    cost = f" · {cost}" if cost else ""
+    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}{cost}</div>{note}'
 
 
 def _grid_summary(grid: Grid) -> str:
     gens = grid.generations
+    skipped = sum(1 for g in gens if isinstance(g.error, BudgetError))
     done = sum(1 for g in gens if g.ok)
-    cancelled = [g for g in gens if g.status == "cancelled"]
+    cancelled = [
+        g for g in gens if g.status == "cancelled" and not isinstance(g.error, BudgetError)
+    ]
     sent = sum(1 for g in cancelled if getattr(g.error, "sent", None))
-    failed = len(gens) - done - len(cancelled)
+    failed = len(gens) - done - len(cancelled) - skipped
     total = len(grid.cells)
     # "2×3 grid"; a one-axis grid is simply "3 requests" (not "3 grid").
     shape = (
@@ -146,6 +153,8 @@ def _grid_summary(grid: Grid) -> str:
         parts.append(f"{len(cancelled) - sent} cancelled before sending")
     if sent:
         parts.append(f"{sent} cancelled after sending (may be billed)")
+    if skipped:
+        parts.append(f"{skipped} not sent (budget)")
     text = " · ".join(parts)
     badge = synthetic_badge() if any(g.synthetic for g in gens) else ""
     return f'<div style="margin-bottom:4px">{badge}{esc(text)}</div>{_grid_shared(grid)}'

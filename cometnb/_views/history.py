@@ -25,6 +25,7 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of, total_html
 from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
@@ -40,13 +41,14 @@ def history_html(records: Sequence[Record], limit: int = HISTORY_ROWS) -> str:
     if not records:
         return f'<div style="{FONT}{MUTED}">The history is empty.</div>'
     shown = list(reversed(records[-limit:])) if limit > 0 else []
-    heads = ("", "when", "prompt", "model", "settings", "status", "time", "tags", "id")
+    heads = ("", "when", "prompt", "model", "settings", "status", "time", "cost", "tags", "id")
     head = "".join(f'<th style="{CELL}">{h}</th>' for h in heads)
     rows = "".join(_history_row(r) for r in shown)
     more = len(records) - len(shown)
     tail = f'<div style="{MUTED}margin-top:4px">… {more} more (older)</div>' if more else ""
     return (
         f'<div class="cometnb-history" style="{FONT}"><div>{len(records)} record(s)</div>'
+        f"{total_html(records)}"
         f'<table style="{TABLE}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table>{tail}</div>"
     )
@@ -67,10 +69,11 @@ def _history_row(rec: Record) -> str:
         esc(settings),
         status,
         esc(f"{rec.elapsed_s:.1f} s"),
+        cost_html(cost_of(rec)),
         esc(", ".join(rec.tags)),
         f"<code>{esc(rec.id)}</code>",
     )
-    nowrap = (1, 3, 6, 8)  # when, model, time, id: short values that read badly when wrapped
+    nowrap = (1, 3, 6, 7, 9)  # when, model, time, cost, id: short values that wrap badly
     return (
         "<tr>"
         + "".join(

@@ -173,6 +173,16 @@ class SimServer:
         self._state.latency = seconds
 
     @property
+    def extra_output_tokens(self) -> int:
+        """Output tokens billed per image above the real counts (a service billing more than
+        the estimate: CometAPI's 1024² low sample reports 208 tokens, the formula 196)."""
+        return self._state.extra_output_tokens
+
+    @extra_output_tokens.setter
+    def extra_output_tokens(self, tokens: int) -> None:
+        self._state.extra_output_tokens = int(tokens)
+
+    @property
     def url_ttl(self) -> float:
         return self._state.url_ttl
 

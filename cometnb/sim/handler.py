@@ -28,6 +28,7 @@ from cometnb.sim.bodies import (
     stream_error_event,
     to_json,
 )
+from cometnb.sim.catalog import catalog_body
 from cometnb.sim.jobs import SimJob, json_result, parse_job, stream_events
 from cometnb.sim.server import SimHandlerBase
 from cometnb.sim.state import Fault
@@ -51,6 +52,8 @@ class SimHandler(SimHandlerBase):
         elif path.rstrip("/") == "/v1/models":
             if self._authorized():
                 self._models()
+        elif path.rstrip("/") == "/api/models":  # CometAPI's public price catalog: no key
+            self._send(200, json.dumps(catalog_body(self.state.models)).encode())
         else:
             self._not_found("GET", path)
 

@@ -152,7 +152,15 @@ def json_result(job: SimJob, state: SimState, fault: str | None) -> dict[str, An
         return {
             "created": created,
             **job.meta(),
-            "usage": usage(job.prompt, job.width, job.height, job.quality, job.n),
+            "usage": usage(
+                job.prompt,
+                job.width,
+                job.height,
+                job.quality,
+                job.n,
+                model=job.model,
+                extra_tokens=state.extra_output_tokens,
+            ),
             "data": [{"b64_json": _b64(img, fault)} for img in _images(job, state)],
         }
     if job.family == "dall-e":
@@ -200,7 +208,16 @@ def stream_events(job: SimJob, state: SimState, fault: str | None) -> Iterator[b
             "b64_json": _b64(final, fault),
             "created_at": int(time.time()),
             **job.meta(),
-            "usage": usage(job.prompt, job.width, job.height, job.quality, 1, job.partials),
+            "usage": usage(
+                job.prompt,
+                job.width,
+                job.height,
+                job.quality,
+                1,
+                job.partials,
+                model=job.model,
+                extra_tokens=state.extra_output_tokens,
+            ),
         }
         yield sse_event("image_generation.completed", _maybe_truncated(completed, fault))
 

@@ -103,6 +103,7 @@ class SimState:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
         self.latency = latency
+        self.extra_output_tokens = 0  # billed per image above the real counts (tests)
         self.url_ttl = url_ttl
         self.api_key = api_key
         self.texture = texture
