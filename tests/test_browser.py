@@ -298,6 +298,19 @@ def _check_rows(page: Any) -> list[dict[str, Any]]:
     return rows
 
 
+CLIPPED = """() => [...document.querySelectorAll('.cometnb-form .cometnb-field')]
+    .filter(f => f.offsetParent !== null)
+    .map(f => { const box = f.getBoundingClientRect();
+                const control = f.children[1].getBoundingClientRect();
+                return {field: f.innerText.split('\\n')[0], over: control.right - box.right}; })
+    .filter(x => x.over > 0.5)"""
+
+
+def _check_controls_fit(page: Any) -> None:
+    """No control sticks out of (and is clipped by) its field box (Model, n, Tags, ...)."""
+    assert page.evaluate(CLIPPED) == []
+
+
 def _check_live_validation(page: Any) -> None:
     size = page.locator(".cometnb-panel .cometnb-size input")
     error = page.locator(".cometnb-panel .cometnb-field:has(.cometnb-size) .cometnb-error")
@@ -356,6 +369,7 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
     try:
         rows = _check_rows(page)
         assert rows[0]["prompt"].endswith(f"(take {SEEDED})")  # newest first
+        _check_controls_fit(page)
         label = page.locator(".cometnb-history .cometnb-page-label")
         assert label.inner_text() == f"1–{PAGE_ROWS} of {SEEDED}"
         shot = home / "panel-history.png"  # the first page, as a person opening it sees it

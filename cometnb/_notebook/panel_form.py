@@ -303,6 +303,12 @@ class RequestForm:
             target.box.layout.min_width = target.width
             target.box.layout.max_width = _ERROR_WIDTH
 
+    def show_hint(self, name: str, text: str) -> None:
+        """A note under control ``name`` that does not block Generate (e.g. a likely typo)."""
+        line = self.fields[name].error
+        line.value = f"<span style='color:#8a5a00'>{html.escape(text)}</span>"
+        line.layout.display = None
+
     def clear_errors(self) -> None:
         for line in (self.general_error, *(f.error for f in self.fields.values())):
             line.value = ""

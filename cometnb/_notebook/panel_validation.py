@@ -66,8 +66,20 @@ class LiveValidation:
         self.form.clear_errors()
         if self.problem is not None:
             self.form.show_error(self.problem)
+        else:
+            self._hint_model_typo()
         self._on_state(self.problem is None)
         return self.problem is None
+
+    def _hint_model_typo(self) -> None:
+        """A model name close to a known one is flagged (not refused: CometAPI adds models)."""
+        from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
+        from cometnb._core.suggest import model_typo_warning
+
+        model = str(self.form.model.value).strip()
+        warning = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)
+        if warning:
+            self.form.show_hint("model", warning)
 
     def find_problem(self) -> ValidationError | None:
         """The first thing the model cannot take (an empty prompt is not one)."""

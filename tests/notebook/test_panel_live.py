@@ -43,6 +43,15 @@ def test_other_fields_are_checked_even_before_a_prompt_is_typed() -> None:
     assert not live.valid and form.error_for("size")
 
 
+def test_a_near_miss_model_is_flagged_without_blocking_generate() -> None:
+    form, live, states = _live()
+    form.model.value = "gpt-imgae-2"
+    assert live.valid and states[-1] is True  # still allowed: CometAPI adds models
+    assert "Did you mean gpt-image-2?" in form.error_for("model")
+    form.model.value = "gpt-image-2"
+    assert form.error_for("model") == ""
+
+
 def test_an_empty_model_is_reported_at_the_model() -> None:
     form, live, _states = _live()
     form.model.value = ""
