@@ -308,7 +308,8 @@ p.quality.value = "low\""""),
     md("""\
 If the panel shows up as plain text (`Panel(children=...)`) instead of controls, the notebook
 front end lacks ipywidgets support. JupyterLab 4 with `ipywidgets>=8` has it, and so does
-Binder.
+Binder. A panel lives in its kernel: after a restart, or when you reopen a saved notebook,
+its old output reads "Error displaying widget: model not found" until you run the cell again.
 
 The same history, from Python:"""),
     code("""\
