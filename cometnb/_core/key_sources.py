@@ -25,6 +25,10 @@ __all__ = ["DOTENV_NAME", "KeySource", "colab_key", "dotenv_key", "find_key", "r
 
 DOTENV_NAME = ".env"
 KEY_NAME = "COMETAPI_KEY"
+# Where ``.env`` is looked for; ``None`` is the working directory (the kernel's: beside the
+# notebook). The test suite points it at each test's temp folder, so a developer's own .env
+# never reaches a test.
+dotenv_folder: Path | None = None
 # Colab asks the user to grant a notebook access to a secret; asking once per process is
 # enough (a refusal or a missing secret would otherwise be asked again on every request).
 _colab_cache: dict[str, str | None] = {}
@@ -55,7 +59,7 @@ def dotenv_key(folder: str | os.PathLike[str] | None = None) -> str | None:
         >>> dotenv_key("/nonexistent") is None
         True
     """
-    path = Path(folder if folder is not None else Path.cwd()) / DOTENV_NAME
+    path = _folder(folder) / DOTENV_NAME
     try:
         if not path.is_file():
             return None
@@ -69,6 +73,12 @@ def dotenv_key(folder: str | os.PathLike[str] | None = None) -> str | None:
     key = _clean(values.get(KEY_NAME))
     register_secret(key)
     return key
+
+
+def _folder(folder: str | os.PathLike[str] | None) -> Path:
+    if folder is not None:
+        return Path(folder)
+    return dotenv_folder if dotenv_folder is not None else Path.cwd()
 
 
 def _in_colab() -> bool:
@@ -100,7 +110,7 @@ def find_key(folder: str | os.PathLike[str] | None = None) -> KeySource | None:
     """The first key from ``.env`` then Colab, with where it was found; ``None`` if neither."""
     key = dotenv_key(folder)
     if key:
-        return KeySource(key, f"{DOTENV_NAME} in {Path(folder or Path.cwd())}")
+        return KeySource(key, f"{DOTENV_NAME} in {_folder(folder)}")
     key = colab_key()
     if key:
         return KeySource(key, "Colab secrets (COMETAPI_KEY)")
