@@ -271,7 +271,9 @@ def _every_read_is_one_clear_error(folder: Path) -> None:
     assert "repair" in repr(h)
 
 
-def test_index_with_tables_dropped_is_refused_before_sending(sim: SimServer, tmp_path: Path) -> None:
+def test_index_with_tables_dropped_is_refused_before_sending(
+    sim: SimServer, tmp_path: Path
+) -> None:
     folder = tmp_path / "h"
     _seed(sim, folder)
     _drop_tables(folder / "index.sqlite3")

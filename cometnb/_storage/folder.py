@@ -329,7 +329,7 @@ class History:
         # Never raises: a repr is what a traceback or the debugger shows of a broken history.
         try:
             count = f"{len(self)} records"
-        except Exception:  # noqa: BLE001 - any failure reading the index
+        except Exception:  # any failure reading the index
             count = "index unreadable: run .repair()"
         return f"<History {self.path} ({count})>"
 
