@@ -5,6 +5,7 @@ key echoed by a ``-o`` error."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +66,68 @@ def test_magic_refuses_an_unstorable_tag(magic_shell: Any, sim: SimServer) -> No
     assert isinstance(result.error_in_exec, ValidationError)
     assert "tags[0]" in str(result.error_in_exec)
     assert sim.request_count == 0
+
+
+# --- C. an edit input named outside the history folder is refused everywhere -------------------
+
+
+def _crafted_edit(sim: SimServer, hist: History, tmp_path: Path) -> tuple[str, Path, bytes]:
+    """A genuine edit's document, re-filed under a new id with its input pointing two levels
+    up (at a private picture beside the history folder)."""
+    import json
+
+    from PIL import Image
+
+    private = tmp_path / "private" / "holiday.png"
+    private.parent.mkdir()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(private)
+    with _client(sim, hist) as c:
+        c.generate("a fox", model=MODEL)
+        c.edit("the same fox at night", "@-1", model=MODEL)
+    doc = json.loads((hist.path / "records" / f"{hist[-1].id}.json").read_text())
+    doc["id"] = "20261201-000000-0000-c0ffee"
+    doc["doc"]["sources"][0].update(file="../private/holiday.png", record=None)
+    (hist.path / "records" / f"{doc['id']}.json").write_text(json.dumps(doc))
+    return doc["id"], private, private.read_bytes()
+
+
+def test_edit_input_outside_the_history_is_not_restored_by_repair(
+    sim: SimServer, hist: History, tmp_path: Path
+) -> None:
+    rid, _, _ = _crafted_edit(sim, hist, tmp_path)
+    report = hist.repair()
+    assert rid not in report.restored
+    assert any(rid in p and "outside the history folder" in p for p in report.problems)
+    assert hist.get(rid) is None and len(hist) == 2
+
+
+def test_edit_input_outside_the_history_is_refused_by_views_exports_and_rerun(
+    sim: SimServer, hist: History, tmp_path: Path
+) -> None:
+    import base64
+    import json
+    import zipfile
+
+    from cometnb._storage.index import Index
+
+    rid, private, data = _crafted_edit(sim, hist, tmp_path)
+    fields = json.loads((hist.path / "records" / f"{rid}.json").read_text())
+    Index(hist.path).insert(  # straight into the index, as another program could
+        rid, 1.0, fields["prompt"], fields["model"], "ok", "[]", json.dumps(fields["doc"])
+    )
+    crafted = History(hist.path).get(rid)
+    assert crafted is not None
+    source = crafted.sources[0]
+    assert source.path is None and source.outside
+    with pytest.raises(OSError):
+        source.data  # noqa: B018
+    marker = base64.b64encode(data).decode()[:60]
+    assert marker not in crafted._repr_html_()
+    assert marker not in hist.export(tmp_path / "g.html", [crafted]).read_text("utf-8")
+    with zipfile.ZipFile(hist.export(tmp_path / "g.zip", [crafted])) as zf:
+        assert not any(zf.read(name) == data for name in zf.namelist())
+    before = sim.request_count
+    with _client(sim, hist) as c, pytest.raises(ValidationError, match="outside the history"):
+        hist.rerun(crafted, client=c)
+    assert sim.request_count == before
+    assert private.read_bytes() == data  # untouched

@@ -242,6 +242,13 @@ def repair(root: Path, index: Index, *, dry_run: bool = False) -> RepairReport:
     documents = _documents(root)
     for rid, fields in sorted(documents.items()):
         if rid not in rows:
+            outside = _outside_files(root, fields["doc"])
+            if outside:  # a crafted document: listing it would let views and reruns read them
+                report.problems.append(
+                    f"record {rid} not restored: it names files outside the history folder "
+                    f"({', '.join(outside)[:160]})"
+                )
+                continue
             report.restored.append(rid)
             if not dry_run:
                 _insert(index, fields)
@@ -252,6 +259,17 @@ def repair(root: Path, index: Index, *, dry_run: bool = False) -> RepairReport:
             _adopt(root, index, rid, paths)
     report.temporaries = _temporaries(root, remove=not dry_run)
     return report
+
+
+def _outside_files(root: Path, doc: Mapping[str, Any]) -> list[str]:
+    """The files a record document names (images, previews, an edit's inputs) that lie
+    outside the history folder at ``root``."""
+    named: list[object] = []
+    for key, fields in (("images", ("file", "preview")), ("sources", ("file",))):
+        for item in doc.get(key) or ():
+            if isinstance(item, Mapping):
+                named.extend(item.get(f) for f in fields)
+    return [str(f) for f in named if f and _files.inside(root, f) is None]
 
 
 def _move_aside(path: Path) -> Path | None:
