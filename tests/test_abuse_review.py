@@ -131,3 +131,42 @@ def test_edit_input_outside_the_history_is_refused_by_views_exports_and_rerun(
         hist.rerun(crafted, client=c)
     assert sim.request_count == before
     assert private.read_bytes() == data  # untouched
+
+
+# --- D. an absurd Retry-After on a 429 gives up and says when; never "may have been billed" ----
+
+
+@pytest.mark.parametrize(
+    "value", ["1e308", "99999999999999999999999", "inf", "Fri, 31 Dec 9999 23:59:59 GMT"]
+)
+def test_absurd_retry_after_gives_up_with_a_date(sim: SimServer, hist: History, value: str) -> None:
+    import time
+
+    from cometnb._core.errors import RateLimitError
+
+    sim.fault(
+        "http",
+        status=429,
+        times=3,
+        body={"error": {"message": "Rate limit", "type": "rate_limit"}},
+        headers={"Retry-After": value},
+    )
+    with _client(sim, hist, max_retries=2) as c, pytest.raises(RateLimitError) as info:
+        c.generate("a fox", model=MODEL)
+    text = str(info.value)
+    assert "billed" not in text and "unexpectedly" not in text, text
+    assert "more than a year" in text
+    assert time.strftime("%Y-", time.localtime(time.time() + 366 * 86400)) in text
+    assert sim.request_count == 1  # not retried, and not slept on
+    assert hist[-1].status == "error"
+
+
+def test_parse_retry_after_caps_what_it_returns() -> None:
+    from cometnb._client.retry import MAX_RETRY_AFTER_S, parse_retry_after
+
+    for raw in ("1e308", "9" * 23, "inf", "Fri, 31 Dec 9999 23:59:59 GMT"):
+        assert parse_retry_after({"Retry-After": raw}) == MAX_RETRY_AFTER_S, raw
+    assert parse_retry_after({"retry-after-ms": "1e308"}) == MAX_RETRY_AFTER_S
+    assert parse_retry_after({"Retry-After": "nan"}) is None
+    assert parse_retry_after({"Retry-After": "-5"}) == 0.0
+    assert parse_retry_after({"Retry-After": "  120  "}) == 120.0
