@@ -170,3 +170,115 @@ def test_parse_retry_after_caps_what_it_returns() -> None:
     assert parse_retry_after({"Retry-After": "nan"}) is None
     assert parse_retry_after({"Retry-After": "-5"}) == 0.0
     assert parse_retry_after({"Retry-After": "  120  "}) == 120.0
+
+
+# --- E. the download connects to the address that was checked (no DNS rebinding) ---------------
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``images.rebind.example`` resolves to a public address once, then to loopback (what a
+    rebinding attacker's DNS server does); ``nowhere.rebind.example`` does not resolve. Every
+    other name resolves as usual. Returns the lookups made, for the test to count."""
+    import socket
+
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "nowhere.rebind.example":
+            lookups.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if host == "images.rebind.example":
+            lookups.append(host)
+            ip = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return lookups
+
+
+def _mock_http(seen: list[Any], replies: list[Any]) -> Any:
+    """An httpx client whose transport records each request and never connects anywhere."""
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return replies.pop(0)
+
+    return httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=False)
+
+
+def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> None:
+    import base64
+
+    import httpx
+
+    from cometnb._client.fetch import download
+    from cometnb._core.limits import Limits
+
+    png = base64.b64decode(_png_b64())
+    seen: list[httpx.Request] = []
+    with _mock_http(seen, [httpx.Response(200, content=png)]) as http:
+        got = download(
+            http,
+            "https://images.rebind.example:8443/a.png?sig=1",
+            user_agent="t",
+            allow_loopback=True,
+            limits=Limits(),
+        )
+    assert got == png
+    assert rebinding_dns == ["images.rebind.example"]  # resolved once, by the check
+    (request,) = seen
+    assert request.url.host == "93.184.216.34" and request.url.port == 8443
+    assert request.url.path == "/a.png" and request.url.query == b"sig=1"
+    assert request.headers["host"] == "images.rebind.example:8443"
+    assert request.extensions["sni_hostname"] == "images.rebind.example"  # TLS checks the name
+
+
+def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[str]) -> None:
+    import httpx
+
+    from cometnb._client.fetch import download
+    from cometnb._core.errors import ResponseError
+    from cometnb._core.limits import Limits
+
+    seen: list[httpx.Request] = []
+    replies = [httpx.Response(302, headers={"Location": "/internal-admin"})]
+    with _mock_http(seen, replies) as http, pytest.raises(ResponseError, match="loopback"):
+        download(
+            http,
+            "http://images.rebind.example/a.png",
+            user_agent="t",
+            allow_loopback=False,
+            limits=Limits(),
+        )
+    assert len(seen) == 1 and seen[0].url.host == "93.184.216.34"
+
+
+def test_image_url_whose_host_does_not_resolve_is_refused(
+    sim: SimServer, hist: History, rebinding_dns: list[str]
+) -> None:
+    from cometnb._core.errors import ResponseError
+
+    sim.fault(
+        "http",
+        status=200,
+        body={"created": 1, "data": [{"url": "http://nowhere.rebind.example/x.png"}]},
+    )
+    with _client(sim, hist) as c, pytest.raises(ResponseError, match="does not resolve"):
+        c.generate("a fox", model=MODEL)
+    assert rebinding_dns == ["nowhere.rebind.example"]
+    assert hist[-1].status == "error"
+
+
+def _png_b64() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
