@@ -282,3 +282,32 @@ def _png_b64() -> str:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(out, "PNG")
     return base64.b64encode(out.getvalue()).decode()
+
+
+# --- F. a reply with more images than asked for is refused before decoding ---------------------
+
+
+@pytest.mark.parametrize(("n", "sent"), [(None, 40), (2, 3)])
+def test_reply_with_more_images_than_requested_is_refused(
+    sim: SimServer, hist: History, n: int | None, sent: int
+) -> None:
+    from cometnb._core.errors import ResponseError
+
+    body = {"created": 1, "data": [{"b64_json": _png_b64()} for _ in range(sent)]}
+    sim.fault("http", status=200, body=body)
+    asked = {} if n is None else {"n": n}
+    with _client(sim, hist) as c, pytest.raises(ResponseError) as info:
+        c.generate("a lighthouse", model=MODEL, **asked)
+    assert f"{sent} images for a request of n={n or 1}" in str(info.value)
+    assert info.value.may_be_billed
+    assert sim.request_count == 1  # never retried
+    rec = hist[-1]
+    assert rec.status == "error" and not rec.images
+    assert not list((hist.path / "images").glob("*.png"))  # nothing decoded or stored
+
+
+def test_reply_with_exactly_n_images_is_kept(sim: SimServer, hist: History) -> None:
+    sim.fault("http", status=200, body={"created": 1, "data": [{"b64_json": _png_b64()}] * 2})
+    with _client(sim, hist) as c:
+        gen = c.generate("a lighthouse", model=MODEL, n=2)
+    assert gen.ok and len(gen.images) == 2
