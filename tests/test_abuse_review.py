@@ -311,3 +311,24 @@ def test_reply_with_exactly_n_images_is_kept(sim: SimServer, hist: History) -> N
     with _client(sim, hist) as c:
         gen = c.generate("a lighthouse", model=MODEL, n=2)
     assert gen.ok and len(gen.images) == 2
+
+
+# --- G. a magic option error never repeats the key ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option", ["-o {secret_value}", "-o x{secret_value}", "--out={secret_value}"]
+)
+def test_magic_out_error_does_not_repeat_the_key(
+    magic_shell: Any, sim: SimServer, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    from IPython.core.error import UsageError
+
+    magic_shell.user_ns["secret_value"] = FAKE_KEY
+    result = magic_shell.run_cell(f"%%cometimg -m {MODEL} {option}\na cat", store_history=False)
+    error = result.error_in_exec
+    assert isinstance(error, UsageError)
+    assert "-o/--out" in str(error) and FAKE_KEY not in str(error)
+    out = capsys.readouterr()
+    assert FAKE_KEY not in out.out + out.err
+    assert sim.request_count == 0
