@@ -239,3 +239,59 @@ def test_repair_removes_abandoned_temporaries_and_says_so(sim: SimServer, tmp_pa
     assert report.temporaries == 1 and "remove 1 abandoned temporary" in str(report)
     assert not old.exists() and young.exists()  # a young one may still be being written
     assert not report.adopted and len(History(folder)) == 1
+
+
+# --- a valid SQLite file that is not our index any more ----------------------------------------
+
+
+def _drop_tables(index: Path) -> None:
+    with contextlib.closing(sqlite3.connect(index)) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for name in names:
+            conn.execute(f"DROP TABLE {name}")
+        conn.commit()  # user_version stays set: only the schema check can tell
+
+
+def _every_read_is_one_clear_error(folder: Path) -> None:
+    h = History(folder)
+    reads = {
+        "len": lambda: len(h),
+        "h[-1]": lambda: h[-1],
+        "find": lambda: h.find("seed"),
+        "records": h.records,
+        "list": lambda: list(h),
+        "get": lambda: h.get("x"),
+    }
+    for label, read in reads.items():
+        with pytest.raises(CometError) as info:
+            read()
+        text = str(info.value)
+        assert str(folder) in text and "repair()" in text, (label, text)
+    assert repr(h).startswith(f"<History {folder}")  # a repr never raises
+    assert "repair" in repr(h)
+
+
+def test_index_with_tables_dropped_is_refused_before_sending(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "h"
+    _seed(sim, folder)
+    _drop_tables(folder / "index.sqlite3")
+    _refused_before_sending(sim, folder, "damaged")
+    images = sorted((folder / "images").iterdir())
+    assert len(images) == 2  # nothing billed, nothing stored outside a record
+    _every_read_is_one_clear_error(folder)
+    report = History(folder).repair()
+    assert report.rebuilt and len(History(folder)) == 2
+
+
+def test_index_path_that_is_a_directory_is_a_clear_error(sim: SimServer, tmp_path: Path) -> None:
+    folder = tmp_path / "h"
+    _seed(sim, folder)
+    index = folder / "index.sqlite3"
+    for extra in ("", "-wal", "-shm"):
+        Path(f"{index}{extra}").unlink(missing_ok=True)
+    index.mkdir()
+    _refused_before_sending(sim, folder, "damaged", "index")
+    _every_read_is_one_clear_error(folder)
+    assert History(folder).repair().rebuilt and len(History(folder)) == 2

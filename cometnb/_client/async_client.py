@@ -157,9 +157,10 @@ class AsyncClient(_BaseClient):
         ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
         """
         body = self._prepare(request)
+        stored = self._stored_fields(tags, origin)
         gate = open_gate([body])
         history = await self._open_history()
-        gen = await self._gated(gate, history, body, on_partial, on_event, tuple(tags), origin)
+        gen = await self._gated(gate, history, body, on_partial, on_event, stored, origin)
         return gen.raise_for_error()
 
     agenerate = generate
@@ -181,7 +182,7 @@ class AsyncClient(_BaseClient):
         sent (its Generation holds the ``BudgetError``).
         """
         bodies = self._prepare_many(requests)
-        return await self._many(bodies, concurrency, tuple(tags), on_result)
+        return await self._many(bodies, concurrency, self._stored_fields(tags), on_result)
 
     async def aclose(self) -> None:
         await self._http.aclose()

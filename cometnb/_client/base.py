@@ -42,7 +42,7 @@ from cometnb._core.errors import (
     ValidationError,
     redact,
 )
-from cometnb._core.guards import check_no_key
+from cometnb._core.guards import check_no_key, check_stored
 from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
@@ -199,6 +199,10 @@ class _BaseClient:
         body = request.validate().to_body()
         check_no_key(body, _settings.resolve_key(self._api_key))  # this client's own key too
         return body
+
+    def _stored_fields(self, tags: Iterable[str], origin: str | None = None) -> tuple[str, ...]:
+        """The tags and origin the record will hold, refused before sending when unstorable."""
+        return check_stored(tags, origin, _settings.resolve_key(self._api_key))
 
     def _prepare_many(self, requests: Iterable[object]) -> list[dict[str, Any]]:
         """Validate every request before any is sent; the error names the bad one's index."""

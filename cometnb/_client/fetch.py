@@ -16,7 +16,7 @@ import asyncio
 import httpx
 
 from cometnb._client.capped import Budget, aread_capped, read_capped
-from cometnb._client.fetch_guard import MAX_REDIRECTS, check_image_url, redirect_target
+from cometnb._client.fetch_guard import MAX_REDIRECTS, Target, pin_image_url, redirect_target
 from cometnb._core.errors import ResponseError
 from cometnb._core.limits import Limits
 
@@ -48,17 +48,17 @@ def download(
     http: httpx.Client, url: str, *, user_agent: str, allow_loopback: bool, limits: Limits
 ) -> bytes:
     """GET ``url`` (following checked redirects); the image bytes or a :class:`ResponseError`."""
-    check_image_url(url, allow_loopback=allow_loopback)
+    target = pin_image_url(url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)
     for _ in range(MAX_REDIRECTS + 1):
-        request = http.build_request("GET", url, headers={"User-Agent": user_agent})
+        request = _request(http, target, user_agent)
         try:
             response = http.send(request, stream=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise download_error(url, type(exc).__name__) from None
         try:
-            target = redirect_target(response)
-            if target is None:
+            location = redirect_target(response, target.url)
+            if location is None:
                 if not response.is_success:
                     raise download_error(url, f"HTTP {response.status_code}")
                 return read_capped(response, budget)
@@ -66,26 +66,34 @@ def download(
             raise download_error(url, type(exc).__name__) from None
         finally:
             response.close()
-        check_image_url(target, allow_loopback=allow_loopback)
-        url = target
+        target = pin_image_url(location, allow_loopback=allow_loopback)
+        url = location
     raise download_error(url, f"more than {MAX_REDIRECTS} redirects")
+
+
+def _request(
+    http: httpx.Client | httpx.AsyncClient, target: Target, user_agent: str
+) -> httpx.Request:
+    """The GET for a checked target: to the address that was checked, under the host's name."""
+    headers = {"User-Agent": user_agent, **target.headers}
+    return http.build_request("GET", target.connect, headers=headers, extensions=target.extensions)
 
 
 async def adownload(
     http: httpx.AsyncClient, url: str, *, user_agent: str, allow_loopback: bool, limits: Limits
 ) -> bytes:
     """Async :func:`download` (host names are resolved off the event loop)."""
-    await asyncio.to_thread(check_image_url, url, allow_loopback=allow_loopback)
+    target = await asyncio.to_thread(pin_image_url, url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)
     for _ in range(MAX_REDIRECTS + 1):
-        request = http.build_request("GET", url, headers={"User-Agent": user_agent})
+        request = _request(http, target, user_agent)
         try:
             response = await http.send(request, stream=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise download_error(url, type(exc).__name__) from None
         try:
-            target = redirect_target(response)
-            if target is None:
+            location = redirect_target(response, target.url)
+            if location is None:
                 if not response.is_success:
                     raise download_error(url, f"HTTP {response.status_code}")
                 return await aread_capped(response, budget)
@@ -93,6 +101,6 @@ async def adownload(
             raise download_error(url, type(exc).__name__) from None
         finally:
             await response.aclose()
-        await asyncio.to_thread(check_image_url, target, allow_loopback=allow_loopback)
-        url = target
+        target = await asyncio.to_thread(pin_image_url, location, allow_loopback=allow_loopback)
+        url = location
     raise download_error(url, f"more than {MAX_REDIRECTS} redirects")

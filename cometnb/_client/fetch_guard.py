@@ -6,6 +6,12 @@ A result's ``url`` comes from the server, so a hostile or compromised server cou
 public addresses are fetched, every redirect hop is checked the same way, and loopback is
 allowed only when the API itself is on loopback (the simulator). Errors name the host and the
 kind of address, never any byte of a body.
+
+The host is resolved once, here, and the download connects to the address that was checked
+(:class:`Target`: the URL with that address as its host, the ``Host`` header and the TLS server
+name set to the real name), so a name that resolves to a public address when checked and to
+``127.0.0.1`` a moment later (DNS rebinding) cannot reach the user's network. A host that does
+not resolve is refused.
 """
 
 from __future__ import annotations
@@ -13,12 +19,22 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from cometnb._core.errors import ResponseError
 
-__all__ = ["MAX_REDIRECTS", "Resolver", "check_image_url", "is_loopback_host", "redirect_target"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "Resolver",
+    "Target",
+    "check_image_url",
+    "is_loopback_host",
+    "pin_image_url",
+    "redirect_target",
+]
 
 MAX_REDIRECTS = 5
 Resolver = Callable[[str], list[str]]
@@ -70,10 +86,28 @@ def _refuse(host: str, why: str) -> ResponseError:
     return ResponseError(f"The image URL from the server points to {host}, {why}.", hint=_HINT)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where to download ``url`` from: ``connect`` is the same URL with the checked address as
+    its host; ``headers`` and ``extensions`` keep the real name for ``Host`` and TLS (SNI and
+    the certificate check)."""
+
+    url: httpx.URL
+    connect: httpx.URL
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
 def check_image_url(
     url: str, *, allow_loopback: bool, resolve: Resolver | None = None
 ) -> httpx.URL:
     """The parsed URL when it may be fetched; :class:`ResponseError` naming why not."""
+    return pin_image_url(url, allow_loopback=allow_loopback, resolve=resolve).url
+
+
+def pin_image_url(url: str, *, allow_loopback: bool, resolve: Resolver | None = None) -> Target:
+    """Check ``url`` and resolve its host once: the :class:`Target` to connect to, or a
+    :class:`ResponseError` naming why it may not be fetched."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
@@ -87,27 +121,39 @@ def check_image_url(
         )
     host = parsed.host
     if allow_loopback and is_loopback_host(host):
-        return parsed
+        return Target(parsed, parsed)  # the simulator: nothing to rebind to
     literal = _literal(host)
-    try:
-        addresses = [literal] if literal else [_literal(a) for a in (resolve or _resolve)(host)]
-    except (OSError, UnicodeError):
-        return parsed  # unresolvable: httpx reports the connect error as a failed download
+    if literal is not None:
+        addresses: list[IPAddress | None] = [literal]
+    else:
+        try:
+            addresses = [_literal(a) for a in (resolve or _resolve)(host)]
+        except (OSError, UnicodeError):
+            addresses = []
+        if not addresses:  # letting httpx look it up again would reopen the rebinding gap
+            raise _refuse(host, "a host name that does not resolve")
     for addr in addresses:
         why = _kind(_unmapped(addr)) if addr is not None else "an address that cannot be parsed"
         if why is not None:
             raise _refuse(host, why)
-    return parsed
+    if literal is not None:
+        return Target(parsed, parsed)
+    chosen = str(addresses[0])
+    extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+    return Target(
+        parsed, parsed.copy_with(host=chosen), {"Host": parsed.netloc.decode("ascii")}, extensions
+    )
 
 
-def redirect_target(response: httpx.Response) -> str | None:
-    """The absolute URL a redirect response points to (``None`` when it is no redirect)."""
+def redirect_target(response: httpx.Response, base: httpx.URL | None = None) -> str | None:
+    """The absolute URL a redirect response points to (``None`` when it is no redirect);
+    relative locations are joined to ``base`` (the URL as named, not the pinned address)."""
     if response.status_code not in _REDIRECTS:
         return None
     location = response.headers.get("location")
     if not location:
         return None
     try:
-        return str(response.url.join(location))
+        return str((base or response.url).join(location))
     except httpx.InvalidURL:
         return None

@@ -121,8 +121,20 @@ class RetryPolicy:
         return Decision(self.backoff(retries_done))
 
 
+# A Retry-After beyond this is absurd (1e308, a 23-digit number, year 9999): it is read as this
+# long, which gives up and names a date (time.localtime overflows on the raw value).
+MAX_RETRY_AFTER_S = 366 * 86400.0
+
+
 def _try_again_hint(seconds: float, now: float | None = None) -> str:
     start = time.time() if now is None else now
+    if seconds >= MAX_RETRY_AFTER_S:
+        seconds = MAX_RETRY_AFTER_S
+        try:
+            shown = time.strftime("%Y-%m-%d", time.localtime(start + seconds))
+        except (OverflowError, ValueError, OSError):  # a clock set far ahead
+            shown = "a year from now"
+        return f"The server asks to wait more than a year; try again after {shown} at the earliest."
     when = time.localtime(start + seconds)
     # A time alone would read as today; a wait past midnight gets its date.
     same_day = time.strftime("%Y-%m-%d", when) == time.strftime("%Y-%m-%d", time.localtime(start))
@@ -137,30 +149,35 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
 
-    Returns ``None`` when neither header is present or parseable; never a negative number.
+    Returns ``None`` when neither header is present or parseable; never a negative number, and
+    never more than :data:`MAX_RETRY_AFTER_S` (an absurd value means "not before long").
 
     Example::
 
         >>> parse_retry_after({"Retry-After": "2"})
         2.0
     """
-    h = _lower(headers)
+    seconds = _retry_after_s(_lower(headers), time.time() if now is None else now)
+    return None if seconds is None else min(max(0.0, seconds), MAX_RETRY_AFTER_S)
+
+
+def _retry_after_s(h: Mapping[str, str], now: float) -> float | None:
     ms = _as_float(h.get("retry-after-ms"))
     if ms is not None:
-        return max(0.0, ms / 1000.0)
+        return ms / 1000.0
     raw = h.get("retry-after")
     if raw is None:
         return None
     seconds = _as_float(raw)
     if seconds is not None:
-        return max(0.0, seconds)
+        return seconds
     try:
         date = email.utils.parsedate_to_datetime(raw.strip())
-    except (TypeError, ValueError, IndexError):
+        if date.tzinfo is None:  # an HTTP date is always GMT; tolerate a missing zone
+            date = date.replace(tzinfo=timezone.utc)
+        return date.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    if date.tzinfo is None:  # an HTTP date is always GMT; tolerate a missing zone
-        date = date.replace(tzinfo=timezone.utc)
-    return max(0.0, date.timestamp() - (time.time() if now is None else now))
 
 
 def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
@@ -176,4 +193,4 @@ def _as_float(text: str | None) -> float | None:
         value = float(text.strip())
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    return None if math.isnan(value) else value  # "inf" is absurd, not unreadable: capped

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from cometnb._client.limiter import AdaptiveLimit, Slot
 from cometnb._core.budget import BudgetError, SpendGuard, admitted
 from cometnb._core.errors import CancelledError, CometError, ValidationError
+from cometnb._core.guards import check_stored
 from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.progress import CellProgress, describe_event
 from cometnb._core.protocols import AsyncRunner
@@ -253,6 +254,7 @@ def run_grid(
     in flight stops. Without a guard, the client checks each request against
     ``CometImg.budget`` itself.
     """
+    check_stored(tags, origin, None)  # refused before any cell is sent, not once per cell
     grid_run = _GridRun(client, grid, concurrency, tags, origin, guard)
     future = _submit(grid_run.run())
     try:

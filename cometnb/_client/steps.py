@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,7 @@ def request_steps(
         outcome = yield Send(body, key, on_partial, on_event)
         if not isinstance(outcome, Failure):
             parsed, synthetic = outcome
+            _check_count(parsed, body)  # before decoding any of them
             images = yield from _fetch_images(parsed, on_event)
             # What the server sent is shown live (captions): never with a key it echoed.
             usage, meta = _redacted(parsed.usage), _redacted(dict(parsed.meta))
@@ -127,6 +128,25 @@ def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int)
         raise failure.error
     log.info("cometnb: %s; retrying in %.1f s", failure.reason, decision.wait_s)
     return decision.wait_s
+
+
+def _check_count(parsed: ParsedResponse, body: Mapping[str, Any]) -> None:
+    """Refuse a reply holding more images than the request asked for (``n``, default 1).
+
+    The API sends ``n`` images; a reply with 40 for ``n=1`` would cost 40 decodes and 80 files
+    (a bomb made of images each under the pixel cap). It was answered, so it may be billed.
+    """
+    asked = body.get("n")
+    expected = asked if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0 else 1
+    if len(parsed.items) > expected:
+        error = ResponseError(
+            f"The server answered with {len(parsed.items)} images for a request of "
+            f"n={expected}; a reply may hold at most the images asked for, so none were kept.",
+            hint="The generation may have been billed; the server misbehaved, so it was not "
+            "retried.",
+        )
+        error.may_be_billed = True
+        raise error
 
 
 def _redacted(value: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -174,8 +174,9 @@ class Client(_BaseClient):
         ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
         """
         body = self._prepare(request)
+        stored = self._stored_fields(tags, origin)
         gate = open_gate([body])
-        gen = self._gated(gate, body, on_partial, on_event, tuple(tags), origin)
+        gen = self._gated(gate, body, on_partial, on_event, stored, origin)
         return gen.raise_for_error()
 
     def generate_many(
@@ -195,7 +196,8 @@ class Client(_BaseClient):
         finishes.
         """
         bodies = self._prepare_many(requests)
-        return loop_thread().run(self._many_on_twin(bodies, concurrency, tuple(tags), on_result))
+        stored = self._stored_fields(tags)
+        return loop_thread().run(self._many_on_twin(bodies, concurrency, stored, on_result))
 
     async def agenerate(self, prompt: str, **kwargs: Any) -> Generation:
         """Async :meth:`generate` on the caller's event loop."""

@@ -17,7 +17,14 @@ from typing import Any
 from cometnb._core.errors import ValidationError
 from cometnb._core.secret import Secret
 
-__all__ = ["check_encodable", "check_no_key", "check_text", "first_unencodable", "strings_in"]
+__all__ = [
+    "check_encodable",
+    "check_no_key",
+    "check_stored",
+    "check_text",
+    "first_unencodable",
+    "strings_in",
+]
 
 
 def first_unencodable(text: str) -> int | None:
@@ -82,3 +89,18 @@ def check_text(body: Mapping[str, Any]) -> None:
 
     check_encodable(body)
     check_no_key(body, resolve_key())
+
+
+def check_stored(tags: Any, origin: str | None, key: Secret | None) -> tuple[str, ...]:
+    """The tags (and origin) a request's record will store, checked before it is sent: text
+    the history could not write (a lone surrogate) would fail only after billing."""
+    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
+        raise ValidationError(
+            f"tags must be a list of strings; got {tags!r:.80}. Nothing was sent.", field="tags"
+        )
+    stored: dict[str, Any] = {"tags": list(tags)}
+    if origin is not None:
+        stored["origin"] = origin
+    check_encodable(stored)
+    check_no_key(stored, key)
+    return tuple(tags)

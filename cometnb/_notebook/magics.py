@@ -23,6 +23,7 @@ from traitlets import Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from cometnb._core import settings as _settings
+from cometnb._core.errors import redact
 from cometnb._core.models import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.key_prompt import ask_for_key
@@ -267,9 +268,13 @@ class CometImg(Magics, Configurable):
         args = parse_argstring(self.cometimg, line)
         self.pull_settings()
         shell: Any = self.shell
-        expand_option_braces(args, shell.user_ns)
-        inputs = edit_fields(args, shell.user_ns, None)  # None: @-1 uses the active history
-        spec = build_spec(args, cell, shell.user_ns, _settings.active(), inputs)
+        try:
+            expand_option_braces(args, shell.user_ns)
+            inputs = edit_fields(args, shell.user_ns, None)  # None: @-1 uses the active history
+            spec = build_spec(args, cell, shell.user_ns, _settings.active(), inputs)
+        except UsageError as exc:
+            # Options may have been filled in from variables ({secret}): quote none of the key.
+            raise UsageError(_without_key(str(exc))) from None
         return self.engine.run(spec)
 
     @magic_arguments()
@@ -344,3 +349,10 @@ def unload_ipython_extension(ipython: Any) -> None:
         ipython.events.unregister("post_run_cell", magics.engine.forget_shown)
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
+
+
+def _without_key(text: str) -> str:
+    """``text`` with the configured key (and every registered one) replaced by [REDACTED]."""
+    with contextlib.suppress(Exception):  # no key configured, or a broken .env: nothing to hide
+        _settings.resolve_key()  # resolving registers the key for redaction
+    return redact(text)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from cometnb._core.errors import CometError, ValidationError
 from cometnb._core.provenance import source_fields, stamp
+from cometnb._storage import files as _files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,12 +124,8 @@ def _write_sources(zf: zipfile.ZipFile, rec: Record, written: set[str], missing:
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    """True when ``path`` (symlinks resolved) lies inside ``folder``."""
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
+    """True when ``path`` (symlinks resolved) lies inside ``folder`` (``files.inside``)."""
+    return _files.inside(folder, str(path)) is not None
 
 
 _COLUMNS = (

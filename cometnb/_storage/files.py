@@ -21,6 +21,7 @@ from pathlib import Path
 __all__ = [
     "atomic_write",
     "image_name",
+    "inside",
     "keep_elsewhere",
     "preview_name",
     "slug",
@@ -32,6 +33,24 @@ _EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # A temporary younger than this may belong to another process still writing it.
 _ABANDONED_AFTER_S = 3600.0
+
+
+def inside(root: Path, relative: object) -> Path | None:
+    """``root / relative`` when it stays inside the history folder ``root`` (symlinks
+    resolved), else ``None``.
+
+    The one check for every file a record names (its images, previews and an edit's inputs):
+    a crafted or damaged record naming ``../private/holiday.png`` or an absolute path gets no
+    path at all, so no view, export, repair, rerun or ``.data`` ever reads a file outside.
+    """
+    if not isinstance(relative, str) or not relative:
+        return None
+    path = root / relative
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return None
+    return path
 
 
 def slug(text: str, limit: int = 40) -> str:

@@ -326,7 +326,12 @@ class History:
         return hooks.render("history", self.records())
 
     def __repr__(self) -> str:
-        return f"<History {self.path} ({len(self)} records)>"
+        # Never raises: a repr is what a traceback or the debugger shows of a broken history.
+        try:
+            count = f"{len(self)} records"
+        except Exception:  # any failure reading the index
+            count = "index unreadable: run .repair()"
+        return f"<History {self.path} ({count})>"
 
 
 def _mentions(rec: Record, needle: str) -> bool:

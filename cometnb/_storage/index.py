@@ -223,7 +223,7 @@ class Index:
 
     def children(self, record_id: str) -> list[str]:
         """Ids of the records whose ``parent`` is ``record_id`` (edits of its images), in order."""
-        with self._lock:
+        with self._lock, self._readable():
             conn = self._connect(create=False)
             if conn is None:
                 return []
@@ -243,13 +243,19 @@ class Index:
 
     @contextmanager
     def _readable(self) -> Iterator[None]:
-        """A corrupt or truncated file is a clear :class:`CometError`, not a raw sqlite3 one."""
+        """Any SQLite failure on a read is one clear :class:`CometError`, never a raw sqlite3
+        one: a corrupt or truncated file, a table dropped (``no such table``), a directory in
+        the file's place (``disk I/O error``); only lock contention is told apart."""
         try:
             yield
-        except sqlite3.OperationalError:
-            raise  # locked, busy, cannot open: not damage
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self.close()
+            text = str(exc).lower()
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+                raise CometError(
+                    f"the history index {self.path} is locked by another process ({exc})",
+                    hint="Wait for the other kernel to finish writing, then try again.",
+                ) from None
             raise damaged_index_error(self.path, exc) from None
 
 

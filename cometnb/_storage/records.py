@@ -19,6 +19,7 @@ from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.models import GeneratedImage, Generation, ImageRequest, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.text import clip
+from cometnb._storage import files as _files
 from cometnb._storage.index import IndexRow
 from cometnb._storage.sources import Source, edit_record, request_of
 
@@ -338,19 +339,8 @@ class Record:
         )
 
     def _inside(self, relative: object) -> Path | None:
-        """``root / relative`` when it stays inside the history folder (symlinks resolved).
-
-        A crafted or damaged record naming ``../../secret.png`` or an absolute path gets no
-        path at all, so no view, export or ``.data`` ever reads a file outside the history.
-        """
-        if not isinstance(relative, str) or not relative:
-            return None
-        path = self._root / relative
-        try:
-            path.resolve().relative_to(self._root.resolve())
-        except (ValueError, OSError):
-            return None
-        return path
+        """``root / relative`` when it stays inside the history folder (``files.inside``)."""
+        return _files.inside(self._root, relative)
 
     @property
     def revised_prompts(self) -> list[str]:

@@ -103,6 +103,8 @@ def probe_index(root: Path, *, integrity: bool = True) -> None:
     path = root / DB_NAME
     if not path.exists():
         return
+    if not path.is_file():  # a directory (or socket) where the index file should be
+        raise damaged_index_error(path, OSError("not a file"), _NOT_SENT)
     try:
         conn = sqlite3.connect(str(path), timeout=5, isolation_level=None)
     except sqlite3.Error as exc:
@@ -122,6 +124,7 @@ def _probe(conn: sqlite3.Connection, path: Path, integrity: bool) -> None:
                 f"this one reads up to {SCHEMA_VERSION}); nothing was sent",
                 hint="Upgrade cometnb (pip install -U cometnb) or use another history_dir.",
             )
+        _check_tables(conn, path, version)
         verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0] if integrity else "ok"
         if verdict != "ok":
             raise damaged_index_error(path, sqlite3.DatabaseError(str(verdict)), _NOT_SENT)
@@ -138,6 +141,18 @@ def _probe(conn: sqlite3.Connection, path: Path, integrity: bool) -> None:
         return
     except sqlite3.DatabaseError as exc:
         raise damaged_index_error(path, exc, _NOT_SENT) from None
+
+
+def _check_tables(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    """A valid SQLite file whose schema is stamped but whose records table is gone (dropped, or
+    another program's database) would fail only when storing, after billing: refuse it now."""
+    if version < 1:
+        return  # a new, empty index: the first write creates the table
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+    ).fetchone()
+    if found is None:
+        raise damaged_index_error(path, sqlite3.DatabaseError("no records table"), _NOT_SENT)
 
 
 def _unwritable(path: Path, exc: BaseException) -> CometError:
@@ -227,6 +242,13 @@ def repair(root: Path, index: Index, *, dry_run: bool = False) -> RepairReport:
     documents = _documents(root)
     for rid, fields in sorted(documents.items()):
         if rid not in rows:
+            outside = _outside_files(root, fields["doc"])
+            if outside:  # a crafted document: listing it would let views and reruns read them
+                report.problems.append(
+                    f"record {rid} not restored: it names files outside the history folder "
+                    f"({', '.join(outside)[:160]})"
+                )
+                continue
             report.restored.append(rid)
             if not dry_run:
                 _insert(index, fields)
@@ -237,6 +259,17 @@ def repair(root: Path, index: Index, *, dry_run: bool = False) -> RepairReport:
             _adopt(root, index, rid, paths)
     report.temporaries = _temporaries(root, remove=not dry_run)
     return report
+
+
+def _outside_files(root: Path, doc: Mapping[str, Any]) -> list[str]:
+    """The files a record document names (images, previews, an edit's inputs) that lie
+    outside the history folder at ``root``."""
+    named: list[object] = []
+    for key, fields in (("images", ("file", "preview")), ("sources", ("file",))):
+        for item in doc.get(key) or ():
+            if isinstance(item, Mapping):
+                named.extend(item.get(f) for f in fields)
+    return [str(f) for f in named if f and _files.inside(root, f) is None]
 
 
 def _move_aside(path: Path) -> Path | None:

@@ -112,9 +112,15 @@ class Source:
 
     @property
     def path(self) -> Path | None:
-        """The stored file (``None`` for the inputs of a request that failed before storing)."""
+        """The stored file (``None`` for the inputs of a request that failed before storing,
+        and for a crafted or damaged document naming a file outside the history folder)."""
+        return _files.inside(self._root, self._doc.get("file"))
+
+    @property
+    def outside(self) -> bool:
+        """True when the document names a file outside the history folder (refused)."""
         file = self._doc.get("file")
-        return self._root / file if file else None
+        return bool(file) and self.path is None
 
     @property
     def image(self) -> GeneratedImage:
@@ -129,6 +135,13 @@ class Source:
         """The input again, ready to send (``rerun`` uses it); :class:`ValidationError` when
         its file is gone (or was never stored)."""
         path = self.path
+        if self.outside:
+            raise ValidationError(
+                f"input {self.filename or self.label} of record {self._owner or '?'} names a "
+                f"file outside the history folder ({self._doc.get('file')!r:.120}); it is "
+                "refused and nothing was sent",
+                field="image",
+            )
         if path is None or not path.is_file():
             raise ValidationError(
                 f"input {self.filename or self.label} of record {self._owner or '?'} is no "

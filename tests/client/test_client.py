@@ -89,11 +89,23 @@ class Scripted:
     downloads: dict[str, httpx.Response] = {}  # noqa: RUF012  (replaced per instance)
 
     def get(self, request: httpx.Request) -> httpx.Response:
-        return self.downloads.get(str(request.url), httpx.Response(404))
+        # Downloads go to the checked address under the host's name (fetch_guard.Target):
+        # look them up by the URL as the server named it.
+        named = request.url.copy_with(netloc=request.headers["host"].encode("ascii"))
+        return self.downloads.get(str(named), httpx.Response(404))
 
     @property
     def posts(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST"]
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Image hosts (``files.test``…) resolve to a public address; the mock transport never
+    connects, and a host that does not resolve is refused before any download."""
+    from cometnb._client import fetch_guard
+
+    monkeypatch.setattr(fetch_guard, "_resolve", lambda host: ["93.184.216.34"])
 
 
 @dataclass
@@ -457,7 +469,9 @@ def test_url_results_are_downloaded_without_the_auth_header() -> None:
     events: list[ClientEvent] = []
     gen = client.generate("p", model="dall-e-3", on_event=events.append)
     get = next(r for r in script.requests if r.method == "GET")
-    assert str(get.url) == url and "authorization" not in get.headers
+    assert get.headers["host"] == "files.test" and "authorization" not in get.headers
+    assert str(get.url) == "https://93.184.216.34/cdn/abc.png"  # the address that was checked
+    assert get.extensions["sni_hostname"] == "files.test"
     assert gen.image.revised_prompt == "a nicer prompt" and gen.image.width == 16
     assert any(e.kind == "downloading" for e in events)
 
