@@ -224,7 +224,11 @@ def _generate(page: Any, prompt: str, model: str, count: int) -> None:
 
 def _edit_the_newest_result(page: Any) -> None:
     """Edit on the newest card, a new prompt, Generate: the edit shows its source beside it."""
-    page.click(".cometnb-panel .cometnb-result-actions .cometnb-edit-result >> nth=0")
+    # The Edit button sits on the newest result card itself (under its picture).
+    page.click(
+        ".cometnb-panel .cometnb-gallery .cometnb-result .cometnb-result-actions"
+        " .cometnb-edit-result >> nth=0"
+    )
     page.locator(".cometnb-panel .cometnb-edit-strip .cometnb-edit-ref img").first.wait_for(
         timeout=WAIT_MS
     )

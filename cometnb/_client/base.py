@@ -35,6 +35,7 @@ from cometnb._core import budget
 from cometnb._core import settings as _settings
 from cometnb._core import sources as _sources
 from cometnb._core.cost import Cost
+from cometnb._core.edit_caps import NO_INPUT_IMAGE
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
@@ -259,6 +260,8 @@ class _BaseClient:
         found = self._history()
         history = cast(_sources.HistoryLookup, found) if hasattr(found, "get") else None
         images = _sources.resolve_sources(image, history=history)
+        if not images:  # else it would go out as a (billed) plain generation
+            raise ValidationError(NO_INPUT_IMAGE, field="image")
         mask_input = _sources.resolve_source(mask, history=history) if mask is not None else None
         request = self.build_request(prompt, model=model, partial_images=partial_images, **fields)
         return request.with_overrides(images=images, mask=mask_input)

@@ -21,6 +21,7 @@ from cometnb._core.sources import ImageInput
 __all__ = [
     "EDIT_CAPABILITIES",
     "FIDELITIES",
+    "NO_INPUT_IMAGE",
     "EditCaps",
     "edit_route",
     "get_edit_caps",
@@ -31,6 +32,11 @@ __all__ = [
 Route = Literal["multipart", "json"]
 MB = 1024 * 1024
 FIDELITIES = ("high", "low")
+# Refused before the network: an edit with no input would go out as a billed plain generation.
+NO_INPUT_IMAGE = (
+    "an edit needs at least one input image; the image list is empty "
+    "(give a file path, @-1, @ID, bytes, a PIL image or a result)"
+)
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,9 @@ def _check_caps(caps: EditCaps, images: Sequence[ImageInput], mask: ImageInput |
             "image",
         )
     if caps.max_images is not None and len(images) > caps.max_images:
-        most = "one input image" if caps.max_images == 1 else f"at most {caps.max_images}"
+        most = (
+            "one input image" if caps.max_images == 1 else f"at most {caps.max_images} input images"
+        )
         _fail(f"{caps.name} takes {most}; got {len(images)}", "image")
     for position, img in enumerate(images):
         _check_image(caps, position, img)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
+    "TooManyPixels",
     "data_uri",
     "decode_b64_image",
     "inspect_image",
@@ -150,17 +151,30 @@ def longest_side(data: bytes) -> int:
     return max(width, height)
 
 
+class TooManyPixels(ResponseError):
+    """An image over ``Limits.max_pixels`` (not opened); ``size`` is ``"W×H"`` when known.
+
+    A subclass so that an input image can be refused as too large, not as damaged.
+    """
+
+    size: str | None = None
+    cap: int = 0
+
+
 def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> ResponseError:
     if (width is None or height is None) and data[:8] == b"\x89PNG\r\n\x1a\n":
         width, height = struct.unpack(">II", bytes(data[16:24]))  # the IHDR chunk
     cap = active().limits.max_pixels
     size = f"{width}×{height} pixels" if width and height else "more pixels than allowed"
-    return ResponseError(
+    error = TooManyPixels(
         f"the server sent an image of {size}, more than the {cap:,} pixels cometnb decodes "
         "(Limits.max_pixels); it was not opened",
         hint="Such an image is almost certainly a decompression bomb; the generation may "
         "have been billed.",
     )
+    error.size = f"{width}×{height}" if width and height else None
+    error.cap = cap
+    return error
 
 
 def _open(data: bytes) -> PILImage.Image:

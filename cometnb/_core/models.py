@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cometnb._core.edit_caps import validate_edit
+from cometnb._core.edit_caps import NO_INPUT_IMAGE, validate_edit
 from cometnb._core.settings import Settings, active
 from cometnb._core.sources import EditBody, ImageInput, resolve_source, resolve_sources
 
@@ -70,6 +70,11 @@ class ImageRequest:
         self.images: tuple[ImageInput, ...] = (
             tuple(resolve_sources(images)) if images is not None else ()
         )
+        if images is not None and not self.images:
+            # An empty list must not fall back to a (billed) plain generation.
+            from cometnb._core.errors import ValidationError
+
+            raise ValidationError(NO_INPUT_IMAGE, field="image")
         self.mask: ImageInput | None = resolve_source(mask) if mask is not None else None
 
     @classmethod
@@ -126,7 +131,8 @@ class ImageRequest:
     def with_overrides(self, **overrides: Any) -> ImageRequest:
         """A copy with some fields replaced (``None`` removes a field; ``images=``/``mask=``
         replace the inputs)."""
-        images = overrides.pop("images", self.images) or None
+        # An explicit images=[] stays empty (and is refused); only "not given" means none.
+        images = overrides.pop("images") if "images" in overrides else (self.images or None)
         mask = overrides.pop("mask", self.mask)
         body = {**self.to_body(), **overrides}
         data = {k: v for k, v in body.items() if v is not None}

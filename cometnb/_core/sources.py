@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.images import inspect_image, sniff_format
+from cometnb._core.images import TooManyPixels, inspect_image, sniff_format
 
 __all__ = [
     "EditBody",
@@ -40,6 +40,8 @@ _EXT = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
 # @ID, @ID:K, @-1, @-1:K  (ids look like 20261122-101500-4821-3f2a9c)
 _REF = re.compile(r"@(?P<ref>-?[0-9]+|[0-9]{8}-[0-9]{6}-[0-9A-Za-z-]+?)(?::(?P<k>[0-9]+))?")
 _VAR = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_.]*)\}")
+# Any other {…} (indexing, calls): named in a clear refusal rather than read as a file path.
+_BRACED = re.compile(r"\{[^{}]+\}")
 # Stored image names start with the record id, then the image index (see _storage.files).
 _STORED_NAME = re.compile(r"(?P<id>[0-9]{8}-[0-9]{6}-[0-9]{4}-[0-9a-f]{6})-(?P<k>[0-9]+)[-.]")
 
@@ -189,6 +191,12 @@ def _from_text(
     var = _VAR.fullmatch(stripped)
     if var:
         return _from_variable(var.group("name"), namespace, label or stripped, history)
+    if _BRACED.fullmatch(stripped):
+        raise ValidationError(
+            f"image source {stripped}: only a variable name or name.attribute can go in braces "
+            f"(no indexing or calls); assign it first (pic = {stripped[1:-1]}) and use {{pic}}",
+            field="image",
+        )
     return _from_path(Path(stripped).expanduser(), label or stripped)
 
 
@@ -200,9 +208,15 @@ def _from_variable(
         raise ValidationError(
             f"image source {label}: no variable {head!r} is defined", field="image"
         )
-    value = namespace[head]
+    value, reached = namespace[head], head
     for attr in attrs:
-        value = getattr(value, attr, None)
+        if not hasattr(value, attr):  # not None: "is a NoneType" would hide the typo
+            raise ValidationError(
+                f"image source {label}: {reached} (type {type(value).__name__}) has no "
+                f"attribute {attr!r}",
+                field="image",
+            )
+        value, reached = getattr(value, attr), f"{reached}.{attr}"
     if isinstance(value, str) and (_REF.fullmatch(value.strip()) or _VAR.fullmatch(value.strip())):
         raise ValidationError(
             f"image source {label} names another source ({value!r})", field="image"
@@ -301,6 +315,13 @@ def _from_bytes(data: bytes, label: str, stem: str) -> ImageInput:
     try:
         fmt, width, height = inspect_image(data)
         alpha = _alpha(data)
+    except TooManyPixels as big:
+        size = f"{big.size} pixels" if big.size else "more pixels than allowed"
+        raise ValidationError(
+            f"image source {label} is too large: {size}, over the {big.cap:,} pixels cometnb "
+            "opens (Limits.max_pixels); scale it down first",
+            field="image",
+        ) from None
     except CometError:
         raise ValidationError(
             f"image source {label} is a damaged or truncated image ({len(data):,} bytes)",

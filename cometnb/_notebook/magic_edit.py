@@ -34,9 +34,12 @@ def edit_fields(
     history: HistoryLookup | None,
 ) -> dict[str, Any]:
     """``images`` / ``mask`` / ``input_fidelity`` for the cell's requests (``{}``: no edit)."""
-    images = list(getattr(args, "image", None) or [])
+    given = getattr(args, "image", None)
+    images = list(given or [])
     mask = getattr(args, "mask", None)
     fidelity = getattr(args, "fidelity", None)
+    if given is not None and not images:  # never a silent (billed) plain generation
+        raise UsageError("--image resolved to no input image: an edit needs at least one")
     if not images:
         if mask is not None or fidelity is not None:
             which = "--mask" if mask is not None else "--fidelity"

@@ -28,6 +28,7 @@ from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
+from cometnb._notebook.panel_results import ResultGallery
 from cometnb._notebook.panel_spend import SpendLine
 from cometnb._notebook.panel_validation import LiveValidation
 
@@ -42,9 +43,12 @@ TICK_S = 0.5
 # Compact display inside the panel only (the shared HTML views size images for full cells).
 # Scoped to .cometnb-panel; !important because the views use inline styles.
 PANEL_CSS = """<style>
-.cometnb-panel .cometnb-gallery .widget-html-content {
-  display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; white-space: normal; }
+.cometnb-panel .cometnb-gallery .widget-html-content { white-space: normal; }
 .cometnb-panel .cometnb-gallery .cometnb-card { max-width: 300px !important; margin: 0 !important; }
+.cometnb-panel .cometnb-gallery .cometnb-card:has(.cometnb-edit-pair) {
+  max-width: 400px !important; }
+.cometnb-panel .cometnb-gallery .cometnb-source img {
+  max-width: 64px !important; max-height: 64px !important; }
 .cometnb-panel .cometnb-gallery img {
   max-width: 260px !important; max-height: 260px !important; height: auto; }
 .cometnb-panel .cometnb-compare img {
@@ -97,10 +101,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.spend = SpendLine(self.form)
         self.message = _html("cometnb-message")
         self.preview = _html("cometnb-preview")
-        self.gallery = _html("cometnb-gallery")
-        # One "Edit" button per result in the gallery, in the same order (newest first).
-        self.result_actions = W.HBox([], layout=W.Layout(flex_flow="row wrap"))
-        self.result_actions.add_class("cometnb-result-actions")
+        # One card per result (newest first), each with its own Edit button.
+        self.gallery = ResultGallery(self.edit_from, lambda fn: _guarded(self.report, fn))
         self.edit_strip = EditStrip()
         self.edit_strip.set_model(str(self.form.model.value))
         self.history_browser = HistoryBrowser(
@@ -129,7 +131,6 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self.message,
             self.preview,
             self.gallery,
-            self.result_actions,
             self.history_section,
         ]
 
@@ -273,29 +274,11 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self._after_task()
 
     def _add_result(self, gen: Generation) -> None:
-        from cometnb._views.cards import generation_html
-
         self.generations.append(gen)
-        recent = self.generations[-GALLERY_SIZE:]
-        self.gallery.value = "".join(generation_html(g) for g in reversed(recent))
-        shown = [g for g in reversed(recent) if g.images]
-        self.result_actions.children = tuple(
-            self._edit_button(g, i) for i, g in enumerate(shown, start=1)
-        )
+        self.gallery.show(list(reversed(self.generations[-GALLERY_SIZE:])))
         images = len(gen.images)
         note = " (synthetic image from the simulator)" if gen.synthetic else ""
         self.report(f"{images} image(s) in {gen.elapsed_s:.1f} s{note}", "ok")
-
-    def _edit_button(self, gen: Generation, position: int) -> W.Button:
-        # No prompt in the label: widget text is not escaped everywhere (the card shows it).
-        which = "newest" if position == 1 else f"#{position}"
-        button = W.Button(
-            description=f"Edit {which}", icon="pencil", tooltip=f"Edit result {which}"
-        )
-        button.layout.width = "120px"
-        button.add_class("cometnb-edit-result")
-        button.on_click(_guarded(self.report, lambda _b: self.edit_from(gen)))
-        return button
 
     def _after_task(self) -> None:
         # The history changed (success, failure and cancellation are all recorded).

@@ -24,7 +24,7 @@ from cometnb._views.common import (
     tokens,
 )
 from cometnb._views.costs import cost_html, cost_of
-from cometnb._views.sources import sources_html
+from cometnb._views.sources import SOURCE_PX, with_sources
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage, Generation
@@ -63,7 +63,7 @@ def generation_html(gen: Generation) -> str:
         status=gen.state,
         error=str(gen.error) if gen.error is not None else None,
         synthetic=gen.synthetic,
-        header=sources_html(getattr(gen.request, "images", ())),
+        sources=getattr(gen.request, "images", ()),
         cost=cost_of(gen),
     )
 
@@ -89,7 +89,8 @@ def record_html(rec: Record) -> str:
         status=rec.status,
         error=rec.error,
         synthetic=rec.synthetic,
-        header=header + sources_html(rec.sources),
+        header=header,
+        sources=rec.sources,
         cost=cost_of(rec),
     )
 
@@ -107,6 +108,7 @@ def _card(
     error: str | None,
     synthetic: bool,
     header: str = "",
+    sources: Sequence[Any] = (),
     link: bool = True,
     cost: Cost | None = None,
 ) -> str:
@@ -120,9 +122,11 @@ def _card(
     caption = _caption(model, meta, params, images, elapsed_s, usage)
     if cost is not None:
         caption += " · " + cost_html(cost)
+    # An edit shows its inputs, an arrow, then the result, in one row: the card widens for them.
+    width = px * max(1, len(images)) + 40 + (SOURCE_PX + 40 if sources else 0)
     return (
-        f'<div class="cometnb-card" style="{CARD}max-width:{px * max(1, len(images)) + 40}px">'
-        f"{header}{badges}<div>{body}</div>"
+        f'<div class="cometnb-card" style="{CARD}max-width:{width}px">'
+        f"{header}{badges}{with_sources(sources, f'<div>{body}</div>')}"
         f'<div style="margin:4px 0;white-space:pre-wrap">{esc(one_line(prompt, 600))}</div>'
         f'<div style="{MUTED}">{caption}</div></div>'
     )

@@ -16,7 +16,7 @@ from cometnb._views.common import (
     settings_text,
 )
 from cometnb._views.costs import total_html
-from cometnb._views.sources import sources_html
+from cometnb._views.sources import with_sources
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage
@@ -52,9 +52,10 @@ def _gallery_card(rec: Record) -> str:
     pics = "".join(_gallery_figure(img, px, rec.prompt) for img in rec.images)
     if not rec.ok:
         pics += error_box(rec.error)
+    pics_html = f'<div class="pics">{pics}</div>'
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in _facts(rec))
     return (
-        f'<div class="rec">{sources_html(rec.sources)}<div class="pics">{pics}</div>'
+        f'<div class="rec">{with_sources(rec.sources, pics_html)}'
         f'<div class="prompt">{esc(rec.prompt)}</div><table class="kv">{rows}</table></div>'
     )
 

@@ -171,5 +171,5 @@ def _grid_shared(grid: Grid) -> str:
         parts.append(f'<div style="{MUTED}">{esc(settings)}</div>')
     inputs = [cell.request.images for cell in grid.cells]
     if inputs[0] and all(i == inputs[0] for i in inputs):  # a grid of edits of the same inputs
-        parts.insert(0, sources_html(inputs[0]))
+        parts.insert(0, sources_html(inputs[0], arrow="↓"))  # the cells below are the results
     return f'<div class="cometnb-grid-shared" style="margin-bottom:4px">{"".join(parts)}</div>'

@@ -26,7 +26,7 @@ from cometnb._views.common import (
     tokens,
 )
 from cometnb._views.costs import cost_cell_html, cost_of, total_html
-from cometnb._views.sources import sources_html
+from cometnb._views.sources import with_sources
 from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
@@ -127,14 +127,15 @@ def _sent(value: Any) -> str:
 
 
 def _compare_images(rec: Record, px: int) -> str:
-    strip = sources_html(rec.sources, px // 3)  # source → result, for edits
     if not rec.images:
-        return strip + error_box(rec.error or rec.status, 300)
-    return strip + "".join(
-        img_tag(preview_uri(img, px), px, rec.prompt, fixed=True)
-        + f"<div>{file_link(img.path, label='original')}</div>"
-        for img in rec.images
-    )
+        result = error_box(rec.error or rec.status, 300)
+    else:
+        result = "".join(
+            img_tag(preview_uri(img, px), px, rec.prompt, fixed=True)
+            + f"<div>{file_link(img.path, label='original')}</div>"
+            for img in rec.images
+        )
+    return with_sources(rec.sources, result, px // 3)  # source → result, for edits
 
 
 def _outcome(rec: Record) -> str:

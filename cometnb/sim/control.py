@@ -224,8 +224,9 @@ class SimServer:
         """The bodies received, oldest first (never any header, so never the key).
 
         An edit (``/v1/images/edits``) is logged as its text fields plus ``_path`` and
-        ``_parts``: each file part's name, filename, content type, size and sha256, never its
-        bytes; seedream references as ``_references`` (their count) instead of the data URIs.
+        ``_parts``: per file part a dict of ``name``, ``filename``, ``content_type``, ``bytes``
+        (its length, an int) and ``sha256``, never the bytes themselves; seedream references
+        as ``_references`` (their count) instead of the data URIs.
         """
         return [body for _, body in self._state.log()]
 

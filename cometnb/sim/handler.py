@@ -48,6 +48,8 @@ class SimHandler(SimHandlerBase):
     """Routes: ``POST /v1/images/generations`` and ``/v1/images/edits``, ``GET /v1/files/<name>``,
     ``GET /v1/models``."""
 
+    _on_edits = False  # set per request by do_POST
+
     # --- routes ---------------------------------------------------------------------------
 
     def do_GET(self) -> None:
@@ -70,6 +72,8 @@ class SimHandler(SimHandlerBase):
         raw = self._read_body()
         if raw is None:
             return
+        # Edit-only models are served on the edits route alone (a generation of one is a 404).
+        self._on_edits = path.rstrip("/") == _EDITS
         if path.rstrip("/") == _GENERATIONS:
             self._generation(raw)
         elif path.rstrip("/") == _EDITS:
@@ -236,7 +240,8 @@ class SimHandler(SimHandlerBase):
             self._send(400, error_body(message, "invalid_request_error"))
             return None
         model = body.get("model")
-        if isinstance(model, str) and model.strip() and not self.state.serves(model):
+        served = isinstance(model, str) and self.state.serves(model, edits=self._on_edits)
+        if isinstance(model, str) and model.strip() and not served:
             message = f"model {model} is not available: no channel serves it"
             self._send(404, comet_error(message, "model_not_found"))
             return None

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cometnb._core.capabilities import CAPABILITIES, get_caps
+from cometnb._core.edit_caps import EDIT_CAPABILITIES
 from cometnb.sim import hostile
 from cometnb.sim.images import ImageCache, shared_cache
 
-__all__ = ["FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
+__all__ = ["EDIT_ONLY", "FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
 
 # Every fault kind and the keyword parameters it takes.
 FAULT_PARAMS: dict[str, frozenset[str]] = {
@@ -45,6 +46,15 @@ FAULT_PARAMS: dict[str, frozenset[str]] = {
 }
 
 _MAX_FILES = 512  # URL results kept for download; older ones are forgotten (404)
+
+
+# Models that only edit (API_FACTS §7: qwen-image-edit, SeedEdit via /v1/images/edits), with the
+# response family they answer like; their input rules come from the client's edit table.
+EDIT_ONLY: dict[str, str] = {
+    name: "seedream" if name.startswith("doubao-") else "qwen"
+    for name, caps in EDIT_CAPABILITIES.items()
+    if caps.can_edit and caps.route == "multipart" and name not in CAPABILITIES
+}
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,7 @@ class SimState:
         self.texture = texture
         self.sse_done = sse_done
         self.stream_passthrough = stream_passthrough
-        self.models = frozenset(CAPABILITIES if models is None else models)
+        self.models = frozenset((*CAPABILITIES, *EDIT_ONLY) if models is None else models)
         self.model_prefixes = tuple(model_prefixes)
         self.verbose = verbose
         self.cache = cache if cache is not None else shared_cache()
@@ -127,15 +137,18 @@ class SimState:
 
     # --- models ---------------------------------------------------------------------------
 
-    def serves(self, model: str) -> bool:
-        """True for the configured models and any name with a served prefix."""
+    def serves(self, model: str, *, edits: bool = False) -> bool:
+        """True for the configured models and any name with a served prefix; the edit-only
+        models (:data:`EDIT_ONLY`) only on ``/v1/images/edits`` (``edits=True``)."""
+        if model in EDIT_ONLY and not edits:
+            return False
         return model in self.models or model.startswith(self.model_prefixes)
 
     @staticmethod
     def family(model: str) -> str:
         """The response family; served names the table does not know act like gpt-image-1."""
         caps = get_caps(model)
-        return caps.family if caps else "gpt-image"
+        return caps.family if caps else EDIT_ONLY.get(model, "gpt-image")
 
     # --- faults and the request log -------------------------------------------------------
 

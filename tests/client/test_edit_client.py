@@ -161,7 +161,7 @@ def test_seedream_references_go_as_data_uris(client: Client, sim: SimServer, his
 
 
 def test_seedream_validates_like_the_others(client: Client, sim: SimServer) -> None:
-    with pytest.raises(ValidationError, match="at most 14; got 15"):
+    with pytest.raises(ValidationError, match="at most 14 input images; got 15"):
         client.edit("x", [_photo(16)] * 15, model="doubao-seedream-4-5-251128")
     with pytest.raises(ValidationError, match="takes no mask"):
         client.edit("x", _photo(), mask=cometnb.mask((256, 256), box=(0, 0, 9, 9)),
@@ -255,4 +255,29 @@ def test_a_mask_of_4_mb_or_more_is_refused_before_the_network(
     assert buf.tell() >= 4 * 1024 * 1024
     with pytest.raises(ValidationError, match=r"must be under 4 MB; it is 4\.\d MB \("):
         client.edit("x", image_bytes(side, side), mask=buf.getvalue(), model="gpt-image-1")
+    assert sim.request_count == 0 and len(hist) == 0
+
+
+def test_an_empty_image_list_is_refused_before_the_network(
+    client: Client, sim: SimServer, hist: History
+) -> None:
+    # It used to go out as a plain (billed) generation to /v1/images/generations.
+    refused = "an edit needs at least one input image"
+    with pytest.raises(ValidationError, match=refused):
+        client.edit("the same fox, at night", [], model="gpt-image-1")
+    with pytest.raises(ValidationError, match=refused):
+        client.edit("x", (), mask=cometnb.mask((1024, 1024), box=(0, 0, 10, 10)))
+    with pytest.raises(ValidationError, match=refused):
+        ImageRequest("the same fox", "gpt-image-1", images=[])
+    plain = ImageRequest("the same fox", "gpt-image-1")
+    with pytest.raises(ValidationError, match=refused):
+        plain.with_overrides(images=[])
+    assert not plain.with_overrides(size="1024x1024").is_edit  # not given: still a generation
+
+    async def go() -> None:
+        async with AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
+            with pytest.raises(ValidationError, match=refused):
+                await c.aedit("async edit", [], model="gpt-image-2")
+
+    asyncio.run(go())
     assert sim.request_count == 0 and len(hist) == 0

@@ -49,9 +49,11 @@ def test_what_passes() -> None:
 
 def test_too_many_images() -> None:
     err = _refused("gpt-image-2", [_img()] * 17)
-    assert err.message == "gpt-image-2 takes at most 16; got 17" and err.field == "image"
+    assert err.message == "gpt-image-2 takes at most 16 input images; got 17"
+    assert err.field == "image"
     assert "takes one input image; got 2" in _refused("dall-e-2", [_img()] * 2).message
-    assert "at most 14; got 15" in _refused("doubao-seedream-4-0-250828", [_img()] * 15).message
+    seedream = _refused("doubao-seedream-4-0-250828", [_img()] * 15)
+    assert "at most 14 input images; got 15" in seedream.message
 
 
 def test_formats_squares_and_models_that_cannot_edit() -> None:

@@ -105,6 +105,47 @@ def test_bad_sources_name_themselves(filled: History, source: object, expected: 
     assert info.value.field == "image"
 
 
+def _huge_png(width: int, height: int) -> bytes:
+    """A real PNG whose header claims width x height (a decompression bomb's shape), cheaply."""
+    import struct
+    import zlib
+
+    data = bytearray(_png(8, 8))
+    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes of fields
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    return bytes(data)
+
+
+def test_an_image_over_the_pixel_cap_is_too_large_not_damaged() -> None:
+    with pytest.raises(ValidationError) as info:
+        resolve_source(_huge_png(30000, 30000), label="poster.png")
+    message = info.value.message
+    assert "poster.png is too large: 30000×30000 pixels" in message
+    assert "Limits.max_pixels" in message and "damaged" not in message
+    assert info.value.field == "image"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{v[0]}", "image source {v[0]}: only a variable name or name.attribute can go in braces"),
+        ("{pick(v)}", "assign it first (pic = pick(v)) and use {pic}"),
+        ("{g.typo}", "image source {g.typo}: g (type Generation) has no attribute 'typo'"),
+        ("{g.image.typo}", "g.image (type GeneratedImage) has no attribute 'typo'"),
+    ],
+)
+def test_a_braced_expression_that_is_not_a_name_is_named(source: str, expected: str) -> None:
+    img = GeneratedImage(None, "png", 16, 16, data=_png(16, 16))
+    namespace = {"v": [_png(8, 8)], "g": Generation(request={"prompt": "x"}, images=[img])}
+    with pytest.raises(ValidationError) as info:
+        resolve_source(source, namespace=namespace)
+    assert expected in info.value.message
+    for wrong in ("NoneType", "does not exist"):
+        assert wrong not in info.value.message
+
+
 def test_a_failed_generation_is_refused_by_name() -> None:
     gen = Generation(request={"prompt": "x"}, status="error")
     with pytest.raises(ValidationError, match="has no images"):

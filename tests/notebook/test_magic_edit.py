@@ -122,11 +122,24 @@ def test_refusals_before_the_network(magic_shell: Any, sim: SimServer, photo: Pa
         _run(magic_shell, "--image nope.png", "x")
     with pytest.raises(ValidationError, match="no variable 'ghost'"):
         _run(magic_shell, "--image {ghost}", "x")
+    magic_shell.user_ns["shots"] = [photo]
+    with pytest.raises(ValidationError, match=r"image source \{shots\[0\]\}: only a variable"):
+        _run(magic_shell, "--image {shots[0]}", "x")
     small = cometnb.mask((64, 64), box=(0, 0, 8, 8))
     magic_shell.user_ns["small"] = small
     with pytest.raises(ValidationError, match=r"same size as the first image \(128x128\)"):
         _run(magic_shell, f"-m gpt-image-1 --image {photo} --mask {{small}}", "x")
     assert sim.request_count == 0
+
+
+def test_an_image_option_that_resolves_to_nothing_is_refused() -> None:
+    import argparse
+
+    from cometnb._notebook.magic_edit import edit_fields
+
+    with pytest.raises(UsageError, match="an edit needs at least one"):
+        edit_fields(argparse.Namespace(image=[], mask=None, fidelity=None), {}, None)
+    assert edit_fields(argparse.Namespace(image=None, mask=None, fidelity=None), {}, None) == {}
 
 
 def test_other_options_still_expand_braces(magic_shell: Any, sim: SimServer) -> None:

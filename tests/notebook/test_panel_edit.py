@@ -116,8 +116,11 @@ def test_edit_a_result_card_then_generate_edits_it(live_panel: Panel, sim: SimSe
     p = live_panel
     _generate(p, "a lighthouse at dusk")
     assert p.edit_strip.thumbs.layout.display == "none"
-    (button,) = p.result_actions.children
-    assert "cometnb-edit-result" in button._dom_classes
+    (card,) = p.gallery.children  # the card carries its own Edit, under its picture
+    html, actions = card.children
+    assert "cometnb-card" in html.value and "cometnb-result-actions" in actions._dom_classes
+    (button,) = actions.children
+    assert "cometnb-edit-result" in button._dom_classes and button.description == "Edit"
     button.click()
     assert p.edit_strip.active and p.edit_strip.images[0].record_id == p.generations[0].record_id
     _generate(p, "the same lighthouse at night")
@@ -129,7 +132,9 @@ def test_edit_a_result_card_then_generate_edits_it(live_panel: Panel, sim: SimSe
     )
     newest_card = p.gallery.value.split('class="cometnb-card"')[1]
     assert "cometnb-sources" in newest_card  # source -> result, beside the edited image
-    assert len(p.result_actions.children) == 2
+    assert len(p.gallery.edit_buttons) == 2
+    p.gallery.edit_buttons[0].click()  # the newest card's Edit adds the edited result
+    assert [i.record_id for i in p.edit_strip.images][-1] == edited.record_id
 
 
 def test_edit_from_a_history_row_and_fidelity_per_model(live_panel: Panel, sim: SimServer) -> None:
