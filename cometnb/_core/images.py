@@ -24,13 +24,13 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
-    "TooManyPixels",
     "data_uri",
     "decode_b64_image",
     "inspect_image",
     "longest_side",
     "mime_for",
     "open_image",
+    "pixel_overflow",
     "sniff_format",
 ]
 
@@ -151,14 +151,14 @@ def longest_side(data: bytes) -> int:
     return max(width, height)
 
 
-class TooManyPixels(ResponseError):
-    """An image over ``Limits.max_pixels`` (not opened); ``size`` is ``"W×H"`` when known.
+def pixel_overflow(error: BaseException) -> tuple[str | None, int] | None:
+    """``(size, cap)`` when ``error`` refused an image over ``Limits.max_pixels``, else None.
 
-    A subclass so that an input image can be refused as too large, not as damaged.
+    Lets an input image be refused as too large, not as damaged, while what is recorded for a
+    server's image stays a plain :class:`ResponseError`.
     """
-
-    size: str | None = None
-    cap: int = 0
+    found = getattr(error, "pixel_overflow", None)
+    return found if isinstance(found, tuple) else None
 
 
 def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> ResponseError:
@@ -166,14 +166,13 @@ def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> Resp
         width, height = struct.unpack(">II", bytes(data[16:24]))  # the IHDR chunk
     cap = active().limits.max_pixels
     size = f"{width}×{height} pixels" if width and height else "more pixels than allowed"
-    error = TooManyPixels(
+    error = ResponseError(
         f"the server sent an image of {size}, more than the {cap:,} pixels cometnb decodes "
         "(Limits.max_pixels); it was not opened",
         hint="Such an image is almost certainly a decompression bomb; the generation may "
         "have been billed.",
     )
-    error.size = f"{width}×{height}" if width and height else None
-    error.cap = cap
+    error.pixel_overflow = (f"{width}×{height}" if width and height else None, cap)  # type: ignore[attr-defined]
     return error
 
 

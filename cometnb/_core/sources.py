@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.images import TooManyPixels, inspect_image, sniff_format
+from cometnb._core.images import inspect_image, pixel_overflow, sniff_format
 
 __all__ = [
     "EditBody",
@@ -315,16 +315,18 @@ def _from_bytes(data: bytes, label: str, stem: str) -> ImageInput:
     try:
         fmt, width, height = inspect_image(data)
         alpha = _alpha(data)
-    except TooManyPixels as big:
-        size = f"{big.size} pixels" if big.size else "more pixels than allowed"
+    except CometError as exc:
+        overflow = pixel_overflow(exc)
+        if overflow is None:
+            raise ValidationError(
+                f"image source {label} is a damaged or truncated image ({len(data):,} bytes)",
+                field="image",
+            ) from None
+        shown, cap = overflow
+        size = f"{shown} pixels" if shown else "more pixels than allowed"
         raise ValidationError(
-            f"image source {label} is too large: {size}, over the {big.cap:,} pixels cometnb "
+            f"image source {label} is too large: {size}, over the {cap:,} pixels cometnb "
             "opens (Limits.max_pixels); scale it down first",
-            field="image",
-        ) from None
-    except CometError:
-        raise ValidationError(
-            f"image source {label} is a damaged or truncated image ({len(data):,} bytes)",
             field="image",
         ) from None
     safe_stem = re.sub(r"[^A-Za-z0-9._-]+", "-", redact(stem)).strip("-.")[:60] or "image"
