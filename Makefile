@@ -34,6 +34,7 @@ chromium:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cometnb tests benchmarks
 	$(VENV)/bin/ruff format --check cometnb tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -58,7 +58,7 @@ FSYNC_CALLS = "fsync calls"
 def run() -> Result:
     client_mod = need("cometnb._client.clients")
     history_mod = need("cometnb.history")
-    render = need("cometnb._views.render")
+    cards = need("cometnb._views.cards")
     import httpx
     from openai import OpenAI
 
@@ -97,7 +97,7 @@ def run() -> Result:
             )
             image_bytes = next((plain / "floor").iterdir()).read_bytes()
             # What the magic renders for each result (previews read back from the history).
-            render_times = [timed(lambda g=g: render.generation_html(g))[0] for g in gens]
+            render_times = [timed(lambda g=g: cards.generation_html(g))[0] for g in gens]
             breakdown = _breakdown(image_bytes, hist)
         finally:
             comet.close()
@@ -115,6 +115,7 @@ def run() -> Result:
 def _breakdown(image: bytes, hist: Any) -> dict[str, float]:
     """Where cometnb's time goes: each step alone, on the same bytes (median of 5)."""
     decode = need("cometnb._core.images")
+    previews = need("cometnb._core.previews")
     models = need("cometnb._core.models")
     text = base64.b64encode(image).decode()
     body = json.dumps({"data": [{"b64_json": text}]})
@@ -128,7 +129,7 @@ def _breakdown(image: bytes, hist: Any) -> dict[str, float]:
         STEP_JSON: lambda: json.loads(body),
         STEP_B64: lambda: decode.decode_b64_image(text),
         "inspect header": lambda: decode.inspect_image(image),
-        STEP_PREVIEW: lambda: decode.make_preview(image, 512),
+        STEP_PREVIEW: lambda: previews.make_preview(image, 512),
         STEP_STORE: store,
     }
     found = {name: median([timed(fn)[0] for _ in range(5)]) for name, fn in steps.items()}

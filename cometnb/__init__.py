@@ -10,7 +10,7 @@ IPython nor ipywidgets until they are used.
 
 from __future__ import annotations
 
-import importlib
+import importlib as _importlib
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core import hooks as _hooks
@@ -79,7 +79,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cometnb' has no attribute {name!r}")
-    imported = importlib.import_module(module)
+    imported = _importlib.import_module(module)
     # ``history`` is served as its (callable) module, not the function: importing the submodule
     # binds the module to this name anyway, so ``cometnb.history.History`` must always work.
     value = imported if name == "history" else getattr(imported, name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -86,6 +86,33 @@ def client(sim: SimServer, hist: History) -> Iterator[Client]:
         yield c
     finally:
         c.close()
+
+
+def new_magic_shell(**config: object) -> Any:
+    """A fresh IPython shell with cometnb loaded and ``%config CometImg.<name> = value`` applied.
+
+    A new shell for every test (the way JupySQL's test shell works), so no trait or namespace
+    leaks between tests and nothing has to be put back. It is made the current instance because
+    ``IPython.display.display`` publishes through ``InteractiveShell.instance()``.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    settings = Config()
+    settings.HistoryAccessor.enabled = False  # no IPython history database per test
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance(config=settings)
+    shell.extension_manager.load_extension("cometnb")
+    for name, value in config.items():
+        shell.run_line_magic("config", f"CometImg.{name} = {value!r}")
+    return shell
+
+
+@pytest.fixture
+def magic_shell(sim: SimServer, history_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The magic's test shell: pointed at the simulator and a temp history, key in the env."""
+    monkeypatch.setenv(_settings.KEY_ENV, FAKE_KEY)
+    return new_magic_shell(base_url=sim.base_url, history_dir=str(history_dir))
 
 
 def assert_no_key_in_tree(root: Path, key: str = FAKE_KEY) -> None:

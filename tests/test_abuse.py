@@ -51,7 +51,9 @@ def assert_escaped(markup: str, where: str) -> None:
 def test_html_in_prompt_is_escaped_in_every_python_view(
     client: Client, hist: History, tmp_path: Path
 ) -> None:
-    from cometnb._views import render as _render
+    from cometnb._views.cards import image_html
+    from cometnb._views.gallery import gallery_html
+    from cometnb._views.history import history_html
 
     gen = client.generate(HOSTILE, model=MODEL)
     # dall-e-3 sends a revised prompt back: the simulator echoes the hostile text in it.
@@ -61,12 +63,12 @@ def test_html_in_prompt_is_escaped_in_every_python_view(
     views = {
         "Generation": gen._repr_html_(),
         "Generation (revised prompt)": revised._repr_html_(),
-        "GeneratedImage": _render.image_html(revised.images[0]),
+        "GeneratedImage": image_html(revised.images[0]),
         "Record": records[0]._repr_html_(),
         "History": hist._repr_html_(),
-        "history_html": _render.history_html(records),
+        "history_html": history_html(records),
         "compare": hist.compare(*records)._repr_html_(),
-        "gallery_html": _render.gallery_html(records),
+        "gallery_html": gallery_html(records),
     }
     for where, markup in views.items():
         assert_escaped(markup, where)
@@ -311,18 +313,8 @@ def test_magic_out_name_must_be_an_identifier(
 
 
 @pytest.fixture
-def shell(sim: SimServer, history_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    pytest.importorskip("cometnb.magic")
-    from IPython.core.interactiveshell import InteractiveShell
-
-    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
-    ip = InteractiveShell.instance()
-    ip.extension_manager.load_extension("cometnb")
-    ip.run_line_magic("config", f"CometImg.base_url = {sim.base_url!r}")
-    ip.run_line_magic("config", f"CometImg.history_dir = {str(history_dir)!r}")
-    yield ip
-    ip.run_line_magic("config", "CometImg.base_url = None")
-    ip.run_line_magic("config", "CometImg.history_dir = None")
+def shell(magic_shell: Any) -> Any:
+    return magic_shell
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 
 import cometnb
 
@@ -32,6 +33,32 @@ PUBLIC = {
 
 def test_all_lists_exactly_the_public_names() -> None:
     assert set(cometnb.__all__) == PUBLIC
+    assert cometnb.__all__ == sorted(cometnb.__all__)
+
+
+def _public_members() -> set[str]:
+    """What the package namespace really holds once every lazy name is resolved, less the
+    public submodules (``cometnb.sim``, ``cometnb.magic``…) and typing-only imports."""
+    for name in cometnb.__all__:
+        getattr(cometnb, name)
+    typing_only = {"annotations", "TYPE_CHECKING", "Any"}
+    return {
+        name
+        for name, value in vars(cometnb).items()
+        if not name.startswith("_")
+        and name not in typing_only
+        and not (
+            isinstance(value, types.ModuleType)
+            and value.__name__.startswith("cometnb.")
+            and name not in cometnb.__all__
+        )
+    }
+
+
+def test_all_is_what_the_package_exposes() -> None:
+    """As httpx does: no public name is missing from ``__all__`` and none is extra."""
+    assert _public_members() == set(cometnb.__all__) - {"__version__"}
+    assert sorted(dir(cometnb)) == sorted(cometnb.__all__)
 
 
 def test_every_exported_name_resolves_and_is_documented() -> None:

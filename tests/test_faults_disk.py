@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from _faults import assert_clean, assert_short_error
-from conftest import FAKE_KEY
+from conftest import FAKE_KEY, new_magic_shell
 
 from cometnb._core.errors import CometError
 
@@ -115,16 +115,9 @@ def _assert_nothing_lost(folder: Path, record_id: str, data: bytes) -> None:
 
 
 def _magic_shell(sim: SimServer, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An InteractiveShell with cometnb loaded, pointed at ``sim`` and the history ``folder``."""
-    pytest.importorskip("cometnb.magic")
-    from IPython.core.interactiveshell import InteractiveShell
-
+    """The magic's shell (conftest), pointed at ``sim`` and the history ``folder``."""
     monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
-    ip = InteractiveShell.instance()
-    ip.extension_manager.load_extension("cometnb")
-    ip.run_line_magic("config", f"CometImg.base_url = {sim.base_url!r}")
-    ip.run_line_magic("config", f"CometImg.history_dir = {str(folder)!r}")
-    return ip
+    return new_magic_shell(base_url=sim.base_url, history_dir=str(folder))
 
 
 def _generate_fails_clearly(sim: SimServer, folder: Path) -> BaseException:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,17 +36,10 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def shell(sim: SimServer, history_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An IPython shell with cometnb loaded, pointed at the simulator and a temp history."""
-    pytest.importorskip("cometnb.magic")
-    from IPython.core.interactiveshell import InteractiveShell
-
-    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
-    ip = InteractiveShell.instance()
-    ip.extension_manager.load_extension("cometnb")
-    configure(ip, base_url=sim.base_url, history_dir=str(history_dir), timeout=FAST_TIMEOUT)
-    yield ip
-    configure(ip, base_url=None, history_dir=None, timeout=600.0)
+def shell(magic_shell: Any) -> Any:
+    """The magic's shell (conftest), with short timeouts so hangs fail fast."""
+    configure(magic_shell, timeout=FAST_TIMEOUT)
+    return magic_shell
 
 
 def configure(ip: Any, **traits: Any) -> None:

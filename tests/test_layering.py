@@ -18,7 +18,7 @@ CORE_MODULES = [
     "cometnb._core.capabilities",
     "cometnb._core.images",
     "cometnb.history",
-    "cometnb._views.render",
+    "cometnb._views.registry",
     "cometnb.sim",
 ]
 

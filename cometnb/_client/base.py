@@ -1,9 +1,11 @@
-"""What :class:`~._client.Client` and :class:`~._client.AsyncClient` share: everything but I/O.
+"""What :class:`Client` and :class:`AsyncClient` share: everything but I/O.
 
-:class:`_BaseClient` builds and validates requests, resolves the key, decides retries (through
-``_retry``), maps answers to results or failures (``_response``, ``_sse``) and stores outcomes.
-The exchange itself is :meth:`_BaseClient._plan`, a generator that yields I/O steps
-(:class:`_Send`, :class:`_Download`, :class:`_Sleep`); each client performs them its own way.
+:class:`_BaseClient` holds the configuration (base URL, timeouts, retry policy), resolves and
+checks the key, builds and validates requests, builds the httpx requests and headers, maps
+answers to results or failures (:mod:`~cometnb._client.response`) and stores outcomes in the
+history. The exchange itself — retries and downloads — is
+:func:`cometnb._client.steps.request_steps`, a generator of I/O steps each client performs its
+own way (:meth:`_BaseClient._steps` starts it).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import logging
 import random
 import re
 import ssl
-from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import httpx
@@ -22,13 +23,12 @@ import httpx
 from cometnb._client import logsafe as _logsafe
 from cometnb._client.response import (
     KEY_HINT,
-    ParsedResponse,
     failure_from_exception,
     failure_from_status,
     parse_result,
 )
 from cometnb._client.retry import Failure, RetryPolicy
-from cometnb._client.sse import SSEDecoder, SSEEvent, StreamAssembler
+from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
 from cometnb._core import settings as _settings
 from cometnb._core.errors import (
     AuthenticationError,
@@ -38,66 +38,24 @@ from cometnb._core.errors import (
     ValidationError,
     register_secret,
 )
-from cometnb._core.images import decode_b64_image, inspect_image
-from cometnb._core.models import (
-    ApiImage,
-    ApiResult,
-    ClientEvent,
-    GeneratedImage,
-    Generation,
-    ImageRequest,
-)
-from cometnb._core.protocols import HistorySink
+from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
+from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
 from cometnb._storage.folder import history as active_history
 from cometnb._version import __version__
 
-__all__ = ["OnEvent", "OnPartial", "OnResult", "RequestLike"]
+__all__ = ["HistoryArg", "OnEvent", "OnPartial", "OnResult", "RequestLike", "shared_ssl_context"]
 
 log = logging.getLogger("cometnb")
 
-
-OnPartial = Callable[[int, bytes], None]
-OnEvent = Callable[[ClientEvent], None]
 OnResult = Callable[[int, Generation], None]
 RequestLike = ImageRequest | Mapping[str, Any]
+HistoryArg = HistorySink | Literal[False] | None
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
 USER_AGENT = f"cometnb/{__version__}"
 # Printable ASCII without spaces: what a bearer token in a header may hold.
 _HEADER_SAFE_KEY = re.compile(r"[\x21-\x7e]+")
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
-
-
-HistoryArg = HistorySink | Literal[False] | None
-
-
-@dataclass(frozen=True)
-class _Send:
-    """I/O step: POST ``body`` once; the answer is ``(ParsedResponse, synthetic)`` or a Failure."""
-
-    body: dict[str, Any]
-    key: str
-    on_partial: OnPartial | None
-    on_event: OnEvent | None
-
-
-@dataclass(frozen=True)
-class _Download:
-    """I/O step: GET an image URL; the answer is its bytes."""
-
-    url: str
-
-
-@dataclass(frozen=True)
-class _Sleep:
-    """I/O step: wait before the next attempt."""
-
-    seconds: float
-
-
-_Step = _Send | _Download | _Sleep
-_Attempt = tuple[ParsedResponse, bool] | Failure
-_Plan = Generator[_Step, Any, ApiResult]
 
 
 @functools.cache
@@ -115,54 +73,6 @@ def _mask(key: str | None) -> str | None:
     if not key:
         return None
     return f"{key[:3]}…{key[-2:]}" if len(key) >= 12 else "…"
-
-
-def _notify(callback: Callable[..., None] | None, *args: Any) -> None:
-    """Call a user callback; a broken display callback must not lose a billed image."""
-    if callback is None:
-        return
-    try:
-        callback(*args)
-    except Exception:
-        log.exception("cometnb: a progress callback raised; ignoring it")
-
-
-class _StreamReader:
-    """Feeds SSE lines to the assembler and reports partial images as they arrive."""
-
-    def __init__(self, host: str, on_partial: OnPartial | None, on_event: OnEvent | None) -> None:
-        self.decoder = SSEDecoder()
-        self.assembler = StreamAssembler(host)
-        self.on_partial, self.on_event = on_partial, on_event
-
-    @property
-    def done(self) -> bool:
-        return self.assembler.done
-
-    def feed(self, line: str) -> bool:
-        """Consume one line; True once the stream said it is over (``[DONE]``)."""
-        event = self.decoder.feed(line)
-        if event is not None:
-            self._handle(event)
-        return self.done
-
-    def _handle(self, event: SSEEvent) -> None:
-        partial = self.assembler.handle(event)
-        if partial is None or (self.on_partial is None and self.on_event is None):
-            return
-        try:
-            data = decode_b64_image(partial.b64_json)
-        except ResponseError:
-            return  # a broken preview is not worth failing the generation for
-        _notify(self.on_partial, partial.index, data)
-        event_ = ClientEvent("partial", partial_index=partial.index, partial_image=data)
-        _notify(self.on_event, event_)
-
-    def finish(self) -> ParsedResponse:
-        last = self.decoder.flush()
-        if last is not None and not self.done:
-            self._handle(last)
-        return self.assembler.result()
 
 
 class _BaseClient:
@@ -205,7 +115,7 @@ class _BaseClient:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.base_url}/images/generations"
+        return _settings.generations_url(self.base_url)
 
     @property
     def _timeouts(self) -> httpx.Timeout:
@@ -266,45 +176,16 @@ class _BaseClient:
         """The :class:`ImageRequest` that ``generate`` would send (settings fill the gaps)."""
         if partial_images is not None:
             fields = {**fields, "stream": True, "partial_images": partial_images}
-        request = ImageRequest(prompt, model or _settings.active().model, n=n, **fields)
+        request = ImageRequest(prompt, model, n=n, **fields)
         explicit = {"size": size, "quality": quality}
         request = request.with_overrides(**{k: v for k, v in explicit.items() if v is not None})
-        return self._with_setting_defaults(request)
-
-    def _with_setting_defaults(self, request: ImageRequest) -> ImageRequest:
-        """Add ``%config`` size/quality defaults the request lacks, when its model takes them.
-
-        A configured default the chosen model rejects (say a gpt-image size with dall-e-3) is
-        skipped rather than blamed on the user, who did not ask for it in this call.
-        """
-        settings = _settings.active()
-        for name in ("size", "quality"):
-            default = getattr(settings, name)
-            if default is None or name in request.fields:
-                continue
-            candidate = request.with_overrides(**{name: default})
-            try:
-                candidate.validate()
-            except ValidationError as exc:
-                if exc.field == name:
-                    # Visible to anyone debugging "why was my %config size not sent?".
-                    log.info(
-                        "cometnb: CometImg.%s=%r does not apply to %s; not sent",
-                        name,
-                        default,
-                        request.model,
-                    )
-                    continue
-            request = candidate
-        return request
+        return request.with_session_defaults()
 
     def _request_from(self, item: object, index: int) -> ImageRequest:
         if isinstance(item, ImageRequest):
             return item
         if isinstance(item, Mapping):
-            data = dict(item)
-            data["model"] = data.get("model") or _settings.active().model
-            return self._with_setting_defaults(ImageRequest.from_dict(data))
+            return ImageRequest.from_dict(item).with_session_defaults()
         raise ValidationError(
             f"request {index} is a {type(item).__name__}, not an ImageRequest or a dict"
         )
@@ -355,16 +236,6 @@ class _BaseClient:
         # A server that ignores stream=true answers plain JSON: parse that as a normal result.
         return "event-stream" in ctype or (bool(body.get("stream")) and not ctype)
 
-    def _next_wait(self, failure: Failure, retries: int, billed: int) -> float:
-        """The wait before the next attempt, or raise the failure's error (final)."""
-        decision = self.policy.decide(failure, retries, billed)
-        if decision.wait_s is None:
-            if decision.hint:
-                failure.error.hint = decision.hint
-            raise failure.error
-        log.info("cometnb: %s; retrying in %.1f s", failure.reason, decision.wait_s)
-        return decision.wait_s
-
     def _download_error(self, url: str, why: str) -> ResponseError:
         host = httpx.URL(url).host or "the image host"
         return ResponseError(
@@ -383,59 +254,28 @@ class _BaseClient:
                 f"The server returned an image URL that is not http(s) or has no host: {url!r}"
             )
 
-    # -- the exchange, as I/O steps --------------------------------------------------
+    # -- the exchange, as I/O steps (performed by the subclass) -------------------------
 
-    def _plan(
+    def _steps(
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
-    ) -> _Plan:
-        """One request from key to result, yielding each I/O step for the client to perform.
-
-        The retry loop and the downloads exist once, here; :class:`Client` performs the steps
-        by blocking and :class:`AsyncClient` by awaiting (a sans-I/O generator, as in h11).
-        """
-        key = self._require_key()
-        retries = billed = 0
-        while True:
-            _notify(on_event, ClientEvent("sending", attempt=retries + 1))
-            outcome = yield _Send(body, key, on_partial, on_event)
-            if not isinstance(outcome, Failure):
-                parsed, synthetic = outcome
-                images = yield from self._fetch_images(parsed, on_event)
-                return _result(parsed, images, synthetic)
-            wait = self._next_wait(outcome, retries, billed)
-            retries, billed = retries + 1, billed + (outcome.safety == "billed")
-            _notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
-            yield _Sleep(wait)
-
-    def _fetch_images(
-        self, parsed: ParsedResponse, on_event: OnEvent | None
-    ) -> Generator[_Step, Any, list[ApiImage]]:
-        """Decode base64 results; download URL results at once (they expire)."""
-        images = []
-        for item in parsed.items:
-            if item.b64_json is not None:
-                images.append(_api_image(decode_b64_image(item.b64_json), item.revised_prompt))
-                continue
-            assert item.url is not None
-            _notify(on_event, ClientEvent("downloading"))
-            data = yield _Download(item.url)
-            images.append(_api_image(data, item.revised_prompt))
-        return images
+    ) -> RequestSteps:
+        """The I/O steps of one request, from the first attempt to its result."""
+        return request_steps(body, self._require_key(), self.policy, on_partial, on_event)
 
     @staticmethod
-    def _received(step: _Send, response: httpx.Response) -> None:
+    def _received(step: Send, response: httpx.Response) -> None:
         """Say a good answer has been read in full: the server is done with this request."""
         if response.is_success:
-            _notify(step.on_event, ClientEvent("received"))
+            notify(step.on_event, ClientEvent("received"))
 
-    def _complete_answer(self, response: httpx.Response) -> _Attempt:
+    def _complete_answer(self, response: httpx.Response) -> Attempt:
         """A fully read, non-streamed answer: the parsed result or the failure it means."""
         if not response.is_success:
             return self._status_failure(response)
         return parse_result(response.content, self.host), _is_synthetic(response)
 
-    def _stream_reader(self, step: _Send) -> _StreamReader:
-        return _StreamReader(self.host, step.on_partial, step.on_event)
+    def _stream_reader(self, step: Send) -> StreamReader:
+        return StreamReader(self.host, step.on_partial, step.on_event)
 
     def _download_request(
         self, client: httpx.Client | httpx.AsyncClient, url: str
@@ -505,15 +345,6 @@ class _BaseClient:
         return Generation(
             request=body, elapsed_s=elapsed_s, record_id=record_id, error=error, status=status
         )
-
-
-def _api_image(data: bytes, revised_prompt: str | None) -> ApiImage:
-    fmt, width, height = inspect_image(data)
-    return ApiImage(data, fmt, width, height, revised_prompt)
-
-
-def _result(parsed: ParsedResponse, images: list[ApiImage], synthetic: bool) -> ApiResult:
-    return ApiResult(images, parsed.created, parsed.usage, dict(parsed.meta), synthetic)
 
 
 def _is_synthetic(response: httpx.Response) -> bool:

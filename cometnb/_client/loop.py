@@ -73,12 +73,12 @@ class LoopThread:
             coro.close()
             raise RuntimeError("LoopThread.run() called from its own loop; await instead")
         loop = self.loop
-        job = _Job(coro)
+        call = _BlockingCall(coro)
         try:
-            loop.call_soon_threadsafe(job.start, loop)
-            return job.future.result()
+            loop.call_soon_threadsafe(call.start, loop)
+            return call.future.result()
         except KeyboardInterrupt:
-            job.interrupt(loop)
+            call.interrupt(loop)
             raise
 
     def _on_own_thread(self) -> bool:
@@ -97,7 +97,7 @@ class LoopThread:
             loop.close()
 
 
-class _Job(Generic[T]):
+class _BlockingCall(Generic[T]):
     """One :meth:`LoopThread.run` call: its task, result and cancellation, across two threads.
 
     A ``KeyboardInterrupt`` can land anywhere in the caller, even before the task exists, so

@@ -2,9 +2,10 @@
 
 * :func:`parse_result` — a JSON ``ImagesResponse`` → :class:`ParsedResponse` (items still
   base64 or URLs; decoding and downloads happen in the client).
-* :func:`failure_from_status` — an HTTP error status + body → :class:`~._retry.Failure`
-  (the mapped :class:`CometError` plus how risky a retry is).
-* :func:`failure_from_exception` — an httpx transport error → :class:`~._retry.Failure`.
+* :func:`failure_from_status` — an HTTP error status + body →
+  :class:`~cometnb._client.retry.Failure` (the mapped :class:`CometError` plus how risky a
+  retry is).
+* :func:`failure_from_exception` — an httpx transport error → a ``Failure``.
 * :func:`api_error_from_body` — an OpenAI-style ``{"error": {...}}`` object → ``APIError``.
 
 Every text that came from the server is passed through :func:`redact` before it is kept.
@@ -36,6 +37,7 @@ from cometnb._core.errors import (
     ResponseError,
     redact,
 )
+from cometnb._core.text import clip
 
 __all__ = [
     "META_KEYS",
@@ -163,8 +165,7 @@ def parse_request_id(message: str) -> str | None:
 def safe_excerpt(text: str, limit: int = 120) -> str:
     """A short, single-line, tag-free and redacted excerpt of a body for an error message."""
     flat = " ".join(html.unescape(_TAG.sub(" ", text)).split())
-    flat = redact(flat)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return clip(redact(flat), limit)
 
 
 def is_quota_exhausted(error: Mapping[str, Any]) -> bool:

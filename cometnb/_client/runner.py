@@ -1,14 +1,15 @@
 """Expand a grid of requests and run it concurrently off the caller's thread.
 
-The requests run as asyncio tasks on the client's private loop thread (``_loop.py``), at most
-``concurrency`` at a time. The calling thread (the kernel's main thread) only waits, in short
-slices, so that an interrupt (Ctrl-C, the notebook's stop button) lands promptly; it then
-cancels the tasks on the loop thread and waits briefly while the client records them as
-"cancelled". Progress (per-cell state and the client's :class:`ClientEvent` s) is collected
-from the loop thread into plain objects the caller reads on its own thread, so front ends never
-touch display machinery from another thread.
+The requests run as asyncio tasks on the client's private loop thread
+(:mod:`cometnb._client.loop`), at most ``concurrency`` at a time. The calling thread (the
+kernel's main thread) only waits, in short slices, so that an interrupt (Ctrl-C, the
+notebook's stop button) lands promptly; it then cancels the tasks on the loop thread and waits
+briefly while the client records them as "cancelled". Progress (per-cell state and the
+client's :class:`ClientEvent` s) is collected from the loop thread into plain
+:class:`~cometnb._core.progress.CellProgress` objects the caller reads on its own thread, so
+front ends never touch display machinery from another thread.
 
-This module is part of the core: it never imports IPython or ipywidgets.
+This module is part of the client layer: it never imports IPython or ipywidgets.
 """
 
 from __future__ import annotations
@@ -21,24 +22,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from cometnb._client.limiter import AdaptiveLimit, Slot
 from cometnb._core.errors import CancelledError, CometError, ValidationError
 from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
+from cometnb._core.progress import CellProgress, describe_event
 from cometnb._core.protocols import AsyncRunner
+from cometnb._core.text import clip
 
-__all__ = [
-    "AXIS_FIELDS",
-    "CellProgress",
-    "cell_label",
-    "describe_event",
-    "expand_grid",
-    "run_grid",
-    "validate_grid",
-    "with_setting_defaults",
-]
+__all__ = ["AXIS_FIELDS", "cell_label", "expand_grid", "run_grid", "validate_grid"]
 
 # Grid axes in display order, each with the API field it sets.
 AXIS_FIELDS: dict[str, str] = {
@@ -50,66 +43,12 @@ AXIS_FIELDS: dict[str, str] = {
     "background": "background",
 }
 
-State = Literal["queued", "running", "done", "failed", "cancelled"]
-
 log = logging.getLogger("cometnb")
 
 # How long the waiting thread sleeps between checks: short enough for a prompt interrupt.
 POLL_S = 0.1
 # After an interrupt, how long to wait for the tasks to record themselves as cancelled.
 CANCEL_GRACE_S = 3.0
-
-
-@dataclass
-class CellProgress:
-    """Live state of one cell, written on the loop thread and read on the caller's.
-
-    Example::
-
-        >>> p = CellProgress()
-        >>> p.text(now=0.0)
-        'queued'
-    """
-
-    state: State = "queued"
-    started: float | None = None  # time.monotonic() when the request started
-    note: str | None = None  # the latest client event, e.g. "waiting 2 s after HTTP 429"
-    partial: bytes | None = None  # the latest streamed preview (raw image bytes)
-    partial_index: int | None = None
-
-    def text(self, now: float | None = None) -> str:
-        """One short line: state, elapsed seconds and the latest event."""
-        if self.state != "running" or self.started is None:
-            return self.state
-        elapsed = int((time.monotonic() if now is None else now) - self.started)
-        return f"{elapsed} s · {self.note}" if self.note else f"{elapsed} s"
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
-
-
-def describe_event(event: ClientEvent) -> str:
-    """A status-line text for a client event, e.g. ``"waiting 2 s after HTTP 429"``."""
-    if event.kind == "waiting":
-        wait = _seconds(event.wait_s)
-        return f"waiting {wait} s after {event.reason}" if event.reason else f"waiting {wait} s"
-    if event.kind == "sending":
-        return "sending" if event.attempt <= 1 else f"retrying (attempt {event.attempt})"
-    if event.kind == "partial":
-        index = 0 if event.partial_index is None else event.partial_index
-        return f"partial image {index + 1} received"
-    if event.kind == "received":
-        return "decoding the image"
-    if event.kind == "downloading":
-        return "downloading the image"
-    return "saving to history"
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "a few"
-    return str(round(value)) if value >= 1 or value == 0 else f"{value:.1f}"
 
 
 # --- grid expansion and validation -----------------------------------------------------------
@@ -131,33 +70,9 @@ def expand_grid(base: ImageRequest, axes: Mapping[str, Sequence[Any]]) -> Grid:
     return Grid(axes={name: list(axes[name]) for name in names}, cells=cells)
 
 
-def with_setting_defaults(grid: Grid, defaults: Mapping[str, Any]) -> Grid:
-    """Add default fields (``CometImg.size``/``.quality``) to cells that lack them.
-
-    As in ``Client.generate``, a default the cell's model rejects is skipped (the user did not
-    ask for it in this cell); a cell that names the field keeps its own value.
-    """
-    for cell in grid.cells:
-        for name, default in defaults.items():
-            if default is None or name in cell.request.fields:
-                continue
-            candidate = cell.request.with_overrides(**{name: default})
-            try:
-                candidate.validate()
-            except ValidationError as exc:
-                if exc.field == name:
-                    continue
-            cell.request = candidate
-    return grid
-
-
 def cell_label(cell: GridCell, limit: int = 40) -> str:
     """``"model=dall-e-3, size=1024x1024"`` (long prompts clipped)."""
-    parts = []
-    for name, value in cell.coords.items():
-        text = str(value)
-        parts.append(f"{name}={text if len(text) <= limit else text[: limit - 1] + '…'}")
-    return ", ".join(parts)
+    return ", ".join(f"{name}={clip(str(value), limit)}" for name, value in cell.coords.items())
 
 
 def validate_grid(grid: Grid, *, listed: int = 3) -> None:
@@ -195,7 +110,7 @@ def _submit(coro: Coroutine[Any, Any, None]) -> concurrent.futures.Future[None]:
     return loop_thread().submit(coro)
 
 
-class _GridJob:
+class _GridRun:
     """The coroutine side of :func:`run_grid`: one task per cell, bounded by a semaphore."""
 
     def __init__(
@@ -294,16 +209,16 @@ def run_grid(
     becomes a failed Generation in its cell (it does not stop the others). An interrupt
     cancels every request still in flight and raises :class:`CancelledError`.
     """
-    job = _GridJob(client, grid, concurrency, tags, origin)
-    future = _submit(job.run())
+    grid_run = _GridRun(client, grid, concurrency, tags, origin)
+    future = _submit(grid_run.run())
     try:
-        _wait(future, job, on_update, poll_s)
+        _wait(future, grid_run, on_update, poll_s)
     except KeyboardInterrupt:
         future.cancel()  # cancels the task on the loop thread
-        _settle(job)
-        _last_update(on_update, job.progress)
-        raise _interrupted(job.progress) from None
-    _last_update(on_update, job.progress)
+        _settle(grid_run)
+        _last_update(on_update, grid_run.progress)
+        raise _interrupted(grid_run.progress) from None
+    _last_update(on_update, grid_run.progress)
     return grid
 
 
@@ -322,17 +237,17 @@ def _interrupted(progress: Sequence[CellProgress]) -> CancelledError:
 
 def _wait(
     future: concurrent.futures.Future[None],
-    job: _GridJob,
+    grid_run: _GridRun,
     on_update: Callable[[Sequence[CellProgress]], None] | None,
     poll_s: float,
 ) -> None:
     # Short, repeated waits instead of one long one: KeyboardInterrupt is delivered to the
     # main thread between them. (Not future.result(timeout=...): its timeout is the builtin
-    # TimeoutError, which the job itself may raise, and would then be taken for "not yet".)
+    # TimeoutError, which the run itself may raise, and would then be taken for "not yet".)
     while not concurrent.futures.wait((future,), timeout=poll_s).done:
-        if on_update is not None and not _safe_update(on_update, job.progress):
+        if on_update is not None and not _safe_update(on_update, grid_run.progress):
             on_update = None  # a broken progress display must not lose paid results
-    future.result()  # re-raises what went wrong in the job itself (a bug, not a request)
+    future.result()  # re-raises what went wrong in the run itself (a bug, not a request)
 
 
 def _safe_update(
@@ -355,14 +270,14 @@ def _last_update(
         _safe_update(on_update, progress)
 
 
-def _settle(job: _GridJob) -> None:
+def _settle(grid_run: _GridRun) -> None:
     """Give cancelled tasks a moment to record themselves; mark any straggler cancelled."""
     deadline = time.monotonic() + CANCEL_GRACE_S
     try:
-        while not job.settled.wait(POLL_S) and time.monotonic() < deadline:
+        while not grid_run.settled.wait(POLL_S) and time.monotonic() < deadline:
             pass
     except KeyboardInterrupt:
         pass  # a second interrupt: stop waiting
-    for cell, progress in zip(job.grid.cells, job.progress, strict=True):
+    for cell, progress in zip(grid_run.grid.cells, grid_run.progress, strict=True):
         if not progress.finished:
             _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))

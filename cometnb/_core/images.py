@@ -1,11 +1,8 @@
-"""Image payloads: base64 → bytes, format sniffing, header inspection and small previews.
+"""Image payloads: base64 → bytes, format sniffing and header inspection.
 
 Everything here works on bytes in memory and raises :class:`ResponseError` when the server sent
-something that is not a usable image, with a message that says what was wrong.
-
-Previews are what notebooks embed (never the multi-megabyte original), so :func:`make_preview`
-is on the hot path of every generated image: it uses Pillow's reduced decoding (``draft`` for
-JPEG) and ``thumbnail(reducing_gap=…)`` so a 1024² photo-like PNG takes a few tens of ms.
+something that is not a usable image, with a message that says what was wrong. Downscaled
+previews for display are made in :mod:`cometnb._core.previews`.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from cometnb._core.errors import ResponseError, redact
+from cometnb._core.text import ELLIPSIS, clip
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -25,16 +23,15 @@ if TYPE_CHECKING:
 __all__ = [
     "data_uri",
     "decode_b64_image",
-    "fits",
     "inspect_image",
-    "make_preview",
+    "longest_side",
     "mime_for",
+    "open_image",
     "sniff_format",
 ]
 
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 _PIL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
-_JPEG_QUALITY = 80
 _WHITESPACE = re.compile(rb"\s+")
 _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
 
@@ -139,7 +136,7 @@ def inspect_image(data: bytes) -> tuple[str, int, int]:
 
     Raises :class:`ResponseError` when the bytes are not an image or are visibly truncated.
     """
-    img, fmt = _open_checked(data)
+    img, fmt = open_image(data)
     width, height = img.size
     return fmt, width, height
 
@@ -148,11 +145,6 @@ def longest_side(data: bytes) -> int:
     """The image's longer side in pixels, from the header (:class:`ResponseError` if none)."""
     _, width, height = inspect_image(data)
     return max(width, height)
-
-
-def fits(data: bytes, max_px: int) -> bool:
-    """True when neither side of the image is larger than ``max_px``."""
-    return longest_side(data) <= max_px
 
 
 def _open(data: bytes) -> PILImage.Image:
@@ -172,7 +164,11 @@ def _open(data: bytes) -> PILImage.Image:
         ) from None
 
 
-def _open_checked(data: bytes) -> tuple[PILImage.Image, str]:
+def open_image(data: bytes) -> tuple[PILImage.Image, str]:
+    """``(image, format)``: the bytes opened lazily by Pillow (header read, pixels not yet).
+
+    Raises :class:`ResponseError` for bytes that are not an image or are visibly truncated.
+    """
     sniffed = sniff_format(data)
     # Before Pillow: some decoders (WebP) fail on a cut body with a vaguer error.
     if sniffed and not _tail_complete(sniffed, data):
@@ -193,9 +189,10 @@ def _excerpt(data: bytes, limit: int = 32) -> str:
         return "nothing"
     window = data[: limit + 1024]
     text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in window)
-    text = redact(text)
-    clipped = len(text) > limit or len(data) > len(window)
-    return f"'{text[:limit]}{'…' if clipped else ''}'"
+    if len(data) > len(window):
+        text += ELLIPSIS  # cut by the window even if redaction made the text short
+    # limit + 1: ``limit`` characters are shown before the ellipsis.
+    return f"'{clip(redact(text), limit + 1)}'"
 
 
 def _tail_complete(fmt: str, data: bytes) -> bool:
@@ -211,61 +208,3 @@ def _tail_complete(fmt: str, data: bytes) -> bool:
     if fmt == "webp":
         return int.from_bytes(data[4:8], "little") + 8 <= len(data)
     return True
-
-
-# --- previews --------------------------------------------------------------------------------
-
-
-def make_preview(data: bytes, max_px: int) -> tuple[bytes, str]:
-    """A downscaled copy for inline display: ``(bytes, mime)``.
-
-    JPEG (quality 80) for opaque images, PNG when the image has real transparency. Never
-    upscales: an image that already fits is returned as is, unless re-encoding makes it smaller.
-    Raises :class:`ResponseError` for bytes that are not a (complete) image.
-    """
-    if max_px < 1:
-        raise ValueError(f"max_px must be at least 1; got {max_px}")
-    img, fmt = _open_checked(data)
-    small = max(img.size) <= max_px
-    try:
-        # draft() lets libjpeg decode at 1/2, 1/4, 1/8 scale; a no-op for other formats.
-        img.draft("RGB", (max_px, max_px))
-        img = _displayable(img)  # decodes the pixels
-        if not small:
-            # reducing_gap=1.0: a box reduce() does nearly all the work (about 1 ms for
-            # 1024² → 512²; the default 2.0 costs ~8 ms more for no visible gain at this size).
-            img.thumbnail((max_px, max_px), reducing_gap=1.0)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ResponseError(f"the server sent a damaged {fmt.upper()} image ({exc})") from None
-    preview = _encode(img)
-    if small and len(preview[0]) >= len(data):
-        return bytes(data), mime_for(data)
-    return preview
-
-
-def _displayable(img: PILImage.Image) -> PILImage.Image:
-    """The pixels in a mode resizing and JPEG/PNG encoding handle: L, LA, RGB or RGBA."""
-    if img.mode == "PA" or (img.mode not in ("RGBA", "LA") and "transparency" in img.info):
-        return img.convert("RGBA")  # palette or colour-key transparency
-    if img.mode in ("RGB", "RGBA", "L", "LA"):
-        img.load()
-        return img
-    return img.convert("RGB")  # P, CMYK, YCbCr, 1, 16-bit grey …
-
-
-def _encode(img: PILImage.Image) -> tuple[bytes, str]:
-    out = io.BytesIO()
-    if _has_alpha(img):
-        img.save(out, "PNG", compress_level=6)
-        return out.getvalue(), "image/png"
-    opaque = {"RGBA": "RGB", "LA": "L"}.get(img.mode)
-    (img.convert(opaque) if opaque else img).save(out, "JPEG", quality=_JPEG_QUALITY)
-    return out.getvalue(), "image/jpeg"
-
-
-def _has_alpha(img: PILImage.Image) -> bool:
-    """True only for visible transparency: an all-opaque alpha channel still gets a JPEG."""
-    if img.mode not in ("RGBA", "LA"):
-        return False
-    low = img.getchannel("A").getextrema()[0]  # one band: (min, max)
-    return isinstance(low, (int, float)) and low < 255

@@ -1,7 +1,7 @@
 """Requests and results: the data that flows between the client, the history and the views.
 
 * :class:`ImageRequest` — one request; ``validate()`` refuses, before any I/O, what the model
-  cannot take (rules in ``_capabilities``).
+  cannot take (the table in ``capabilities``, the checker in ``validation``).
 * :class:`ApiImage` / :class:`ApiResult` — a parsed, decoded API response, not yet stored.
 * :class:`GeneratedImage` — one stored image: a file on disk, read lazily.
 * :class:`Generation` — the outcome of one request (images, or the error that stopped it).
@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cometnb._core.settings import active
+from cometnb._core.settings import Settings, active
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from cometnb._core.errors import CometError
 
 Status = Literal["ok", "error", "cancelled"]
+
+# The ``%config CometImg`` defaults a request takes when it does not name the field itself.
+SESSION_DEFAULT_FIELDS = ("size", "quality")
+
+log = logging.getLogger("cometnb")
 
 
 class ImageRequest:
@@ -42,7 +48,8 @@ class ImageRequest:
 
     def __init__(self, prompt: str, model: str | None = None, **fields: Any) -> None:
         self.prompt = prompt
-        self.model = model or active().model  # %config CometImg.model
+        # The one place the model default (%config CometImg.model) is applied.
+        self.model = model or active().model
         self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
 
     @classmethod
@@ -57,7 +64,7 @@ class ImageRequest:
 
     def validate(self) -> ImageRequest:
         """Raise :class:`ValidationError` if the model cannot take this request; return self."""
-        from cometnb._core.capabilities import validate_request
+        from cometnb._core.validation import validate_request
 
         validate_request(self.prompt, self.model, self.fields)
         return self
@@ -70,6 +77,38 @@ class ImageRequest:
         """A copy with some fields replaced (``None`` removes a field)."""
         body = {**self.to_body(), **overrides}
         return ImageRequest.from_dict({k: v for k, v in body.items() if v is not None})
+
+    def with_session_defaults(self, settings: Settings | None = None) -> ImageRequest:
+        """A copy with the ``%config`` size/quality defaults it lacks, where its model takes them.
+
+        A configured default the model rejects (say a gpt-image size with dall-e-3) is skipped
+        rather than blamed on the user, who did not ask for it in this call; a field the request
+        names keeps its own value. ``settings`` defaults to the active ones.
+
+        Example::
+
+            >>> req = ImageRequest("a kite", "dall-e-3")
+            >>> req.with_session_defaults(Settings(size="1536x1024", quality="hd")).fields
+            {'quality': 'hd'}
+        """
+        settings = settings or active()
+        request = self
+        for name in SESSION_DEFAULT_FIELDS:
+            default = getattr(settings, name)
+            if default is None or name in request.fields:
+                continue
+            candidate = request.with_overrides(**{name: default})
+            if _rejects(candidate, name):
+                # Visible to anyone debugging "why was my %config size not sent?".
+                log.info(
+                    "cometnb: CometImg.%s=%r does not apply to %s; not sent",
+                    name,
+                    default,
+                    request.model,
+                )
+                continue
+            request = candidate
+        return request
 
     @property
     def streaming(self) -> bool:
@@ -84,6 +123,17 @@ class ImageRequest:
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.fields.items())
         return f"ImageRequest({self.prompt!r}, model={self.model!r}{extra})"
+
+
+def _rejects(request: ImageRequest, name: str) -> bool:
+    """True when validation fails because of field ``name`` (other problems surface later)."""
+    from cometnb._core.errors import ValidationError
+
+    try:
+        request.validate()
+    except ValidationError as exc:
+        return exc.field == name
+    return False
 
 
 @dataclass(frozen=True)
@@ -177,8 +227,8 @@ class GeneratedImage:
 
     def preview(self, max_px: int | None = None) -> tuple[bytes, str]:
         """A downscaled preview for inline display: ``(bytes, mime type)``."""
-        from cometnb._core import images as _decode
-        from cometnb._core.settings import active
+        from cometnb._core.images import mime_for
+        from cometnb._core.previews import make_preview
 
         px = max_px or active().thumbnail_px
         if self.preview_path is not None and self.preview_path.exists():
@@ -187,15 +237,15 @@ class GeneratedImage:
             if side > px:
                 # Smaller than the stored preview (a grid's 256 px): scale the preview, a few
                 # ms, rather than decode the original, tens of ms for a 3 MB PNG.
-                return _decode.make_preview(cached, px)
+                return make_preview(cached, px)
             if side >= min(px, max(self.width, self.height)):
-                return cached, _decode.mime_for(cached)
-        return _decode.make_preview(self.data, px)
+                return cached, mime_for(cached)
+        return make_preview(self.data, px)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        from cometnb._core import hooks
+        from cometnb._core import display
 
-        return {"text/html": hooks.render("image", self), "text/plain": repr(self)}
+        return {"text/html": display.render("image", self), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "in memory"
@@ -204,11 +254,11 @@ class GeneratedImage:
 
 def _preview_side(data: bytes) -> int:
     """The longer side of a stored preview; 0 when it is damaged (then the original is used)."""
-    from cometnb._core import images as _decode
     from cometnb._core.errors import CometError
+    from cometnb._core.images import longest_side
 
     try:
-        return _decode.longest_side(data)
+        return longest_side(data)
     except CometError:
         return 0
 
@@ -264,9 +314,9 @@ class Generation:
         return self
 
     def _repr_html_(self) -> str:
-        from cometnb._core import hooks
+        from cometnb._core import display
 
-        return hooks.render("generation", self)
+        return display.render("generation", self)
 
     def __repr__(self) -> str:
         state = f"{len(self.images)} image(s)" if self.ok else f"{self.status}: {self.error}"
@@ -319,9 +369,9 @@ class Grid:
         raise KeyError(coords)
 
     def _repr_html_(self) -> str:
-        from cometnb._core import hooks
+        from cometnb._core import display
 
-        return hooks.render("grid", self)
+        return display.render("grid", self)
 
     def __repr__(self) -> str:
         done = sum(1 for c in self.cells if c.generation is not None)

@@ -16,10 +16,12 @@ if TYPE_CHECKING:
         ClientEvent,
         GeneratedImage,
         Generation,
+        Grid,
         ImageRequest,
     )
+    from cometnb._core.progress import CellProgress
 
-__all__ = ["AsyncRunner", "HistorySink", "RecordLike", "Runner"]
+__all__ = ["AsyncRunner", "CellView", "HistorySink", "RecordLike", "Runner"]
 
 OnPartial = Callable[[int, bytes], None]
 OnEvent = Callable[["ClientEvent"], None]
@@ -92,3 +94,22 @@ class AsyncRunner(Protocol):
         tags: Sequence[str] = ...,
         origin: str | None = ...,
     ) -> Generation: ...
+
+
+class CellView(Protocol):
+    """What a ``%%cometimg`` cell shows while it runs; the cell engine drives it.
+
+    ``update`` gets the grid runner's per-cell progress (on the kernel's main thread, every
+    poll), ``finish`` the result, ``clear`` is called when the cell ends without one.
+    """
+
+    @property
+    def shows_result(self) -> bool:
+        """True when the final view is already on screen (IPython must not show it again)."""
+        ...
+
+    def update(self, progress: Sequence[CellProgress]) -> None: ...
+
+    def finish(self, result: Generation | Grid) -> None: ...
+
+    def clear(self) -> None: ...

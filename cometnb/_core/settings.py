@@ -14,6 +14,8 @@ from pathlib import Path
 from cometnb._core.errors import register_secret
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+# The one endpoint cometnb calls, under the base URL (API_FACTS: POST /v1/images/generations).
+GENERATIONS_PATH = "/images/generations"
 DEFAULT_MODEL = "gpt-image-2"
 DEFAULT_HISTORY_DIR = "cometnb-history"
 KEY_ENV = "COMETAPI_KEY"
@@ -70,6 +72,17 @@ def resolve_base_url(explicit: str | None = None) -> str:
     env = os.environ.get(BASE_URL_ENV)
     url = explicit or _active.base_url or _simulator_url or env or DEFAULT_BASE_URL
     return url.rstrip("/")
+
+
+def generations_url(base_url: str | None = None) -> str:
+    """The URL requests are POSTed to: :data:`GENERATIONS_PATH` under :func:`resolve_base_url`.
+
+    Example::
+
+        >>> generations_url("https://api.cometapi.com/v1/")
+        'https://api.cometapi.com/v1/images/generations'
+    """
+    return resolve_base_url(base_url) + GENERATIONS_PATH
 
 
 def resolve_history_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

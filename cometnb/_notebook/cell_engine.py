@@ -1,4 +1,4 @@
-"""The plain engine behind ``%%cometimg``: plan → validate → run → show → result.
+"""The plain engine behind ``%%cometimg``: cell spec → grid → validate → run → show → result.
 
 The ``CometImg`` magics class only parses options and holds one :class:`CellEngine`; the engine
 holds no configuration (it reads :func:`cometnb._core.settings.active` on every cell) and no
@@ -12,17 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cometnb._client.response import KEY_HINT
-from cometnb._client.runner import (
-    expand_grid,
-    run_grid,
-    validate_grid,
-    with_setting_defaults,
-)
+from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
 from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
 from cometnb._core.models import Generation, Grid
-from cometnb._notebook.cell_views import LiveView, NullView, TextView, View, dry_run_text
-from cometnb._notebook.magic_args import CellPlan
+from cometnb._core.protocols import CellView
+from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
+from cometnb._notebook.magic_args import CellSpec
 
 if TYPE_CHECKING:
     from cometnb._core.protocols import AsyncRunner
@@ -37,7 +33,7 @@ ClientFactory = Callable[["History"], "AsyncRunner"]
 
 
 def _default_client(history: History) -> AsyncRunner:
-    from cometnb._client.clients import AsyncClient
+    from cometnb._client.async_client import AsyncClient
 
     settings = _settings.active()
     return AsyncClient(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
@@ -51,7 +47,7 @@ class CellEngine:
     Example::
 
         >>> engine = CellEngine(get_ipython())  # doctest: +SKIP
-        >>> engine.run(plan)  # doctest: +SKIP
+        >>> engine.run(spec)  # doctest: +SKIP
         <Generation gpt-image-2 1 image(s) in 41.2s record=...>
     """
 
@@ -71,44 +67,44 @@ class CellEngine:
 
     # --- entry point -------------------------------------------------------------------------
 
-    def run(self, plan: CellPlan) -> Generation | Grid | None:
+    def run(self, spec: CellSpec) -> Generation | Grid | None:
         """Run one cell; returns what the cell evaluates to (``None`` for a dry run)."""
-        settings = _settings.active()
-        grid = expand_grid(plan.base, plan.axes)
-        with_setting_defaults(grid, {"size": settings.size, "quality": settings.quality})
-        if plan.dry_run:
-            self._dry_run(plan, grid)
+        grid = expand_grid(spec.base, spec.axes)
+        for cell in grid.cells:  # per cell: whether a default applies depends on the model
+            cell.request = cell.request.with_session_defaults()
+        if spec.dry_run:
+            self._dry_run(spec, grid)
             return None
         validate_grid(grid)
         if _settings.resolve_api_key() is None:
             # Checked here too so a grid fails once, before any request, not once per cell.
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
-        view = self._view(plan, grid)
-        result = self._execute(plan, grid, view, history)
-        if plan.out:
-            self.shell.user_ns[plan.out] = result
+        view = self._view(spec, grid)
+        result = self._execute(spec, grid, view, history)
+        if spec.out:
+            self.shell.user_ns[spec.out] = result
         if view.shows_result:
             self._suppress_display(result)
         return result
 
     def _execute(
-        self, plan: CellPlan, grid: Grid, view: View, history: History
+        self, spec: CellSpec, grid: Grid, view: CellView, history: History
     ) -> Generation | Grid:
         settings = _settings.active()
         client = self.client_factory(history)
         try:
-            run_grid(client, grid, settings.concurrency, view.update, tags=plan.tags, origin=ORIGIN)
+            run_grid(client, grid, settings.concurrency, view.update, tags=spec.tags, origin=ORIGIN)
         except CancelledError:
-            self._show_partial_result(plan, grid, view)
+            self._show_partial_result(spec, grid, view)
             raise
         finally:
             _close(client)
-        if not plan.is_grid:
+        if not spec.is_grid:
             return self._single_result(grid, view)
         return self._grid_result(grid, view)
 
-    def _single_result(self, grid: Grid, view: View) -> Generation:
+    def _single_result(self, grid: Grid, view: CellView) -> Generation:
         gen = grid.cells[0].generation
         assert gen is not None
         if gen.error is not None:
@@ -117,40 +113,39 @@ class CellEngine:
         view.finish(gen)
         return gen
 
-    def _grid_result(self, grid: Grid, view: View) -> Grid:
+    def _grid_result(self, grid: Grid, view: CellView) -> Grid:
         view.finish(grid)
         failed = [g for g in grid.generations if not g.ok]
         if failed and len(failed) == len(grid.cells):
             raise _all_failed(failed[0].error, len(grid.cells))
         return grid
 
-    def _show_partial_result(self, plan: CellPlan, grid: Grid, view: View) -> None:
-        if plan.is_grid:
+    def _show_partial_result(self, spec: CellSpec, grid: Grid, view: CellView) -> None:
+        if spec.is_grid:
             view.finish(grid)
         else:
             view.clear()
 
     # --- dry run -----------------------------------------------------------------------------
 
-    def _dry_run(self, plan: CellPlan, grid: Grid) -> None:
+    def _dry_run(self, spec: CellSpec, grid: Grid) -> None:
         problems: dict[int, str] = {}
         for i, cell in enumerate(grid.cells):
             try:
                 cell.request.validate()
             except ValidationError as exc:
                 problems[i] = exc.message
-        endpoint = f"{_settings.resolve_base_url()}/images/generations"
-        if plan.display:
-            print(dry_run_text(grid, endpoint, problems))
-        if plan.out:
-            self.shell.user_ns[plan.out] = [c.request.to_body() for c in grid.cells]
+        if spec.display:
+            print(dry_run_text(grid, _settings.generations_url(), problems))
+        if spec.out:
+            self.shell.user_ns[spec.out] = [c.request.to_body() for c in grid.cells]
         if problems:
             validate_grid(grid)  # raises the usual short message naming the cells
 
     # --- display -----------------------------------------------------------------------------
 
-    def _view(self, plan: CellPlan, grid: Grid) -> View:
-        if not plan.display:
+    def _view(self, spec: CellSpec, grid: Grid) -> CellView:
+        if not spec.display:
             return NullView()
         if not self._is_rich():
             return TextView(grid)

@@ -1,7 +1,8 @@
 """What a ``%%cometimg`` cell shows while it runs, and its final view.
 
-A view gets :meth:`update` with the runner's per-cell progress (on the kernel's main thread,
-every poll) and :meth:`finish` with the result. Three kinds:
+Each view implements :class:`~cometnb._core.protocols.CellView`: it gets ``update`` with the
+runner's per-cell progress (on the kernel's main thread, every poll) and ``finish`` with the
+result. Three kinds:
 
 * :class:`LiveView` — notebooks (JupyterLab, Notebook 7, VS Code): one display handle updated
   in place, plain HTML + ``text/plain`` (no custom JS); a status line (partial previews when
@@ -21,33 +22,19 @@ import html
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from cometnb._client.runner import CellProgress, cell_label
+from cometnb._client.runner import cell_label
 from cometnb._core.models import Generation, Grid
+from cometnb._core.progress import CellProgress
 
-__all__ = ["LiveView", "NullView", "TextView", "View", "dry_run_text", "status_line"]
+__all__ = ["LiveView", "NullView", "TextView", "dry_run_text", "status_line"]
 
 Publish = Callable[..., Any]  # IPython.display.display's signature
 
 # Minimum seconds between grid re-renders when only status texts changed (a finished cell
 # re-renders at once). The grid embeds every finished preview, so keep the traffic down.
 GRID_REFRESH_S = 1.0
-
-
-class View(Protocol):
-    """What the cell engine drives."""
-
-    @property
-    def shows_result(self) -> bool:
-        """True when the final view is already on screen (IPython must not show it again)."""
-        ...
-
-    def update(self, progress: Sequence[CellProgress]) -> None: ...
-
-    def finish(self, result: Generation | Grid) -> None: ...
-
-    def clear(self) -> None: ...
 
 
 def status_line(request_body: dict[str, Any], progress: CellProgress) -> str:
@@ -97,10 +84,10 @@ class LiveView:
 
     def finish(self, result: Generation | Grid) -> None:
         if isinstance(result, Grid) and result is self.grid:
-            from cometnb._views import render as _render
+            from cometnb._views.grid import grid_html
 
             # The grid's own HTML, reusing the cells already drawn while it ran.
-            self._show(_bundle(_render.grid_html(result, None, self._cells), repr(result)))
+            self._show(_bundle(grid_html(result, None, self._cells), repr(result)))
             return
         self._show(_result_bundle(result))
 
@@ -133,17 +120,18 @@ class LiveView:
         return self._preview[1]
 
     def _render_grid(self, progress: Sequence[CellProgress]) -> dict[str, str]:
-        from cometnb._views import render as _render
+        from cometnb._views.grid import grid_html
 
         status = {i: p.text() for i, p in enumerate(progress) if not p.finished}
         done = sum(p.finished for p in progress)
         plain = f"⏳ {done}/{len(progress)} done"
-        return _bundle(_render.grid_html(self.grid, status, self._cells), plain)
+        return _bundle(grid_html(self.grid, status, self._cells), plain)
 
 
 def _preview_img(progress: CellProgress, max_px: int) -> str:
     from cometnb._core.errors import CometError
-    from cometnb._core.images import data_uri, make_preview
+    from cometnb._core.images import data_uri
+    from cometnb._core.previews import make_preview
 
     assert progress.partial is not None
     try:

@@ -1,4 +1,4 @@
-"""Turn the options and body of a ``%%cometimg`` cell into a :class:`CellPlan` (no I/O).
+"""Turn the options and body of a ``%%cometimg`` cell into a :class:`CellSpec` (no I/O).
 
 Parsing is kept apart from running (as in JupySQL) so every rule here is testable without a
 kernel: prompt interpolation, comma lists that build a grid, ``--param`` pass-through and the
@@ -23,8 +23,8 @@ from cometnb._core.models import ImageRequest
 from cometnb._core.settings import Settings
 
 __all__ = [
-    "CellPlan",
-    "build_plan",
+    "CellSpec",
+    "build_spec",
     "interpolate",
     "parse_params",
     "split_list",
@@ -51,16 +51,16 @@ _BRACES_HINT = "Write {{ and }} for literal braces."
 
 
 @dataclass(frozen=True)
-class CellPlan:
-    """What one ``%%cometimg`` cell asks for.
+class CellSpec:
+    """What one ``%%cometimg`` cell asks for (the parsed cell, before it becomes a grid).
 
     ``base`` holds every field shared by all requests (including single-valued axes);
     ``axes`` maps each axis that varies to its values (empty for a single request).
 
     Example::
 
-        >>> plan = CellPlan(ImageRequest("a cat"), {"size": ["1024x1024", "1536x1024"]})
-        >>> plan.is_grid, plan.count
+        >>> spec = CellSpec(ImageRequest("a cat"), {"size": ["1024x1024", "1536x1024"]})
+        >>> spec.is_grid, spec.count
         (True, 2)
     """
 
@@ -173,7 +173,7 @@ def _axis_values(
     """Every axis with its values (one value = shared by all requests; none = not sent).
 
     Size and quality defaults (``CometImg.size``/``.quality``) are added later, per request,
-    only where the model takes them (see ``_runner.with_setting_defaults``).
+    only where the model takes them (``ImageRequest.with_session_defaults``).
     """
     given = {
         "model": split_list(args.model, "--model"),
@@ -202,10 +202,10 @@ def _check_out_name(name: str | None) -> str | None:
     return name
 
 
-def build_plan(
+def build_spec(
     args: argparse.Namespace, cell: str, namespace: Mapping[str, Any], settings: Settings
-) -> CellPlan:
-    """Combine parsed options, the cell body and the defaults in ``settings`` into a plan."""
+) -> CellSpec:
+    """Combine parsed options, the cell body and the defaults in ``settings`` into a spec."""
     prompts = _prompts(cell or "", namespace, args.each_line)
     params = parse_params(args.param)
     values = _axis_values(args, settings, prompts, params)
@@ -219,7 +219,7 @@ def build_plan(
     shared.setdefault("model", values["model"][0])
     base = ImageRequest(**{**params, **fields, **shared})
     tags = tuple(dict.fromkeys(t.strip() for t in args.tag or () if t.strip()))
-    return CellPlan(
+    return CellSpec(
         base=base,
         axes={axis: v for axis, v in values.items() if len(v) > 1},
         tags=tags,

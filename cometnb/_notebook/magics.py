@@ -24,7 +24,7 @@ from cometnb._core import settings as _settings
 from cometnb._core.models import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.key_prompt import ask_for_key
-from cometnb._notebook.magic_args import build_plan
+from cometnb._notebook.magic_args import build_spec
 
 __all__ = ["CometImg", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -198,8 +198,8 @@ class CometImg(Magics, Configurable):
         args = parse_argstring(self.cometimg, line)
         self.pull_settings()
         shell: Any = self.shell
-        plan = build_plan(args, cell, shell.user_ns, _settings.active())
-        return self.engine.run(plan)
+        spec = build_spec(args, cell, shell.user_ns, _settings.active())
+        return self.engine.run(spec)
 
     @magic_arguments()
     @argument("--clear", action="store_true", help="forget the key held in memory")

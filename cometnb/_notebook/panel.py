@@ -1,10 +1,11 @@
 """``cometnb.panel()``: an ipywidgets panel for generating images and browsing the history.
 
 The panel follows ipywidgets' "Widget Asynchronous" pattern: a VBox of controls, a button and
-an output area; the long work runs as a task on the kernel's event loop, so the notebook stays
-responsive, and the buttons are relabelled while it runs and restored when it ends. The parts
-live in their own modules: the request form (``_panel_controls``), the queue that runs
-generations (``_panel_jobs``) and the history browser (``_panel_history``).
+an output area; the long work runs as a coroutine on the kernel's event loop, so the notebook
+stays responsive, and the buttons are relabelled while it runs and restored when it ends. The
+parts live in their own modules: the request form (``panel_form``), the queue that runs each
+generation as a :class:`~cometnb._notebook.panel_queue.PanelTask` (``panel_queue``) and the
+history browser (``panel_history``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import ipywidgets as W
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ClientEvent
+from cometnb._core.progress import describe_event
 from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
-from cometnb._notebook.panel_queue import Job, JobQueue
+from cometnb._notebook.panel_queue import PanelTask, TaskQueue
 
 if TYPE_CHECKING:
     from cometnb._core.models import Generation
@@ -93,7 +95,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.history_browser = HistoryBrowser(on_load=self._load_settings, report=self.report)
         self.history_section = W.Accordion(children=[self.history_browser.box], titles=("History",))
         self.history_section.add_class("cometnb-history-section")
-        self.jobs = JobQueue(self._generate, on_change=self._show_state)
+        self.tasks = TaskQueue(self._generate, on_change=self._show_state)
         super().__init__(children=self._children(), **kwargs)
         self.add_class("cometnb-panel")
         self._wire()
@@ -123,24 +125,24 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
 
     # --- public actions --------------------------------------------------------------------
 
-    def submit(self) -> Job | None:
+    def submit(self) -> PanelTask | None:
         """Validate the controls and queue a generation (what Generate does); None if refused."""
         self.message.value = ""
         try:
             request = self.form.build_request()
         except ValidationError:
             return None  # build_request showed it next to the control at fault
-        job = self.jobs.submit(Job(request, self.form.tag_list()))
+        task = self.tasks.submit(PanelTask(request, self.form.tag_list()))
         self._show_state()
-        return job
+        return task
 
     def cancel(self) -> bool:
         """Cancel the running generation (queued ones still run)."""
-        return self.jobs.cancel()
+        return self.tasks.cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every queued generation has finished (outside a kernel); False on timeout."""
-        return self.jobs.wait(timeout)
+        return self.tasks.wait(timeout)
 
     def report(self, text: str, kind: str = "error") -> None:
         """Show one short line in the panel's message area."""
@@ -150,11 +152,11 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         """Re-read the history into the browser (done on open and after each generation)."""
         self.history_browser.refresh()
 
-    # --- state shown while jobs run --------------------------------------------------------
+    # --- state shown while tasks run -------------------------------------------------------
 
     def _show_state(self) -> None:
-        busy = self.jobs.busy
-        queued = self.jobs.queued
+        busy = self.tasks.busy
+        queued = self.tasks.queued
         self.generate_button.description = "Queue another" if busy else "Generate"
         self.generate_button.icon = "plus" if busy else "play"
         self.cancel_button.layout.display = None if busy else "none"
@@ -162,48 +164,39 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.generate_button.tooltip = f"{queued} waiting" if queued else None
 
     def _progress_text(self) -> str:
-        job = self.jobs.current
+        task = self.tasks.current
         parts: list[str] = []
-        if job is not None and job.state == "running":
-            parts.append(f"Generating with {job.request.model} · {job.elapsed_s:.1f} s")
-            parts.extend(str(v) for v in job.notes.values())
-        queued = self.jobs.queued
+        if task is not None and task.state == "running":
+            parts.append(f"Generating with {task.request.model} · {task.elapsed_s:.1f} s")
+            if task.note:
+                parts.append(task.note)
+        queued = self.tasks.queued
         if queued:
             parts.append(f"{queued} queued")
         return message_html(" · ".join(parts), "info")
 
-    def _on_event(self, job: Job) -> Callable[[ClientEvent], None]:
+    def _on_event(self, task: PanelTask) -> Callable[[ClientEvent], None]:
         def on_event(event: ClientEvent) -> None:
             try:
-                self._apply_event(job, event)
+                self._apply_event(task, event)
                 self._show_state()
             except Exception as exc:  # progress display must never break the request
                 self.report(short_message(exc))
 
         return on_event
 
-    def _apply_event(self, job: Job, event: ClientEvent) -> None:
-        notes = job.notes
-        if event.kind == "sending":
-            notes.pop("waiting", None)
-            if event.attempt > 1:
-                notes["attempt"] = f"attempt {event.attempt}"
-        elif event.kind == "waiting":
-            reason = f" after {event.reason}" if event.reason else ""
-            notes["waiting"] = f"waiting {event.wait_s or 0:.0f} s{reason}"
-        elif event.kind == "partial" and event.partial_image:
-            notes["partial"] = f"preview {(event.partial_index or 0) + 1}"
+    def _apply_event(self, task: PanelTask, event: ClientEvent) -> None:
+        task.note = describe_event(event)  # the same words the %%cometimg status line uses
+        if event.kind == "partial" and event.partial_image:
             self._show_preview(event.partial_image)
-        elif event.kind in ("downloading", "storing"):
-            notes.pop("waiting", None)
-            notes["step"] = event.kind
 
     def _show_preview(self, data: bytes) -> None:
-        from cometnb._core import images as _decode
+        from cometnb._core.images import data_uri
+        from cometnb._core.previews import make_preview
 
-        small, _mime = _decode.make_preview(data, PREVIEW_PX)
+        small, _mime = make_preview(data, PREVIEW_PX)
         self.preview.value = (
-            f"<img src='{_decode.data_uri(small)}' style='max-width:{PREVIEW_PX}px;"
+            f"<img src='{data_uri(small)}' style='max-width:{PREVIEW_PX}px;"
             "border-radius:4px;opacity:.85' title='partial preview'/>"
         )
 
@@ -212,40 +205,40 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             await asyncio.sleep(TICK_S)
             self._show_state()
 
-    # --- the work of one job (runs on the loop) --------------------------------------------
+    # --- the work of one task (runs on the loop) -------------------------------------------
 
-    async def _generate(self, job: Job) -> None:
+    async def _generate(self, task: PanelTask) -> None:
         ticker = asyncio.ensure_future(self._tick())
         try:
-            gen = await _run_request(job, self._on_event(job))
+            gen = await _run_request(task, self._on_event(task))
         except CometCancelled:
-            job.state = "cancelled"
+            task.state = "cancelled"
             self.report("Cancelled.", "info")
         except asyncio.CancelledError:
             self.report("Cancelled.", "info")
             raise
         except Exception as exc:  # API errors and anything unexpected: one short line
-            job.state, job.error = "error", exc
+            task.state, task.error = "error", exc
             self.report(short_message(exc))
         else:
-            job.result = gen
+            task.result = gen
             self._add_result(gen)
         finally:
             ticker.cancel()
             self.preview.value = ""
-            self._after_job()
+            self._after_task()
 
     def _add_result(self, gen: Generation) -> None:
-        from cometnb._views import render as _render
+        from cometnb._views.cards import generation_html
 
         self.generations.append(gen)
         recent = self.generations[-GALLERY_SIZE:]
-        self.gallery.value = "".join(_render.generation_html(g) for g in reversed(recent))
+        self.gallery.value = "".join(generation_html(g) for g in reversed(recent))
         images = len(gen.images)
         note = " (synthetic image from the simulator)" if gen.synthetic else ""
         self.report(f"{images} image(s) in {gen.elapsed_s:.1f} s{note}", "ok")
 
-    def _after_job(self) -> None:
+    def _after_task(self) -> None:
         # The history changed (success, failure and cancellation are all recorded).
         with contextlib.suppress(Exception):
             if self.history_section.selected_index == 0:
@@ -264,12 +257,12 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.report("Settings loaded into the controls.", "ok")
 
 
-async def _run_request(job: Job, on_event: Callable[[ClientEvent], None]) -> Generation:
-    """Run ``job.request`` on the current loop with the active settings, key and history."""
-    from cometnb._client.clients import AsyncClient
+async def _run_request(task: PanelTask, on_event: Callable[[ClientEvent], None]) -> Generation:
+    """Run ``task.request`` on the current loop with the active settings, key and history."""
+    from cometnb._client.async_client import AsyncClient
 
     async with AsyncClient() as client:
-        return await client.run(job.request, on_event=on_event, tags=job.tags, origin="panel")
+        return await client.run(task.request, on_event=on_event, tags=task.tags, origin="panel")
 
 
 def _html(css_class: str) -> W.HTML:

@@ -1,9 +1,9 @@
 """The panel's request form: prompt, model and the options that model accepts.
 
-One job: turn widget values into a validated :class:`~cometnb._core.models.ImageRequest` (and back,
-for "load settings"), showing each validation error next to the control at fault. Changing the
-model swaps the option controls to what ``_capabilities.get_caps(model)`` allows, keeping the
-values that still apply; an unknown model gets generic controls (size, quality, n).
+Its one purpose: turn widget values into a validated :class:`~cometnb._core.models.ImageRequest`
+(and back, for "load settings"), showing each validation error next to the control at fault.
+Changing the model swaps the option controls to what ``capabilities.get_caps(model)`` allows,
+keeping the values that still apply; an unknown model gets generic controls (size, quality, n).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from cometnb._core.text import clip
 from cometnb._notebook.panel_messages import short_message
+from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
     from cometnb._storage.folder import History
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HistoryBrowser"]
 
-THUMB_PX = 96
 MAX_ROWS = 40  # newest matching records shown; the rest stay reachable through filters
 _ALL = ""
 
@@ -61,7 +62,7 @@ def _caption(rec: Record) -> str:
         "" if rec.status == "ok" else f" · <b style='color:#b00020'>{html.escape(rec.status)}</b>"
     )
     tags = "".join(f" <code>#{html.escape(t)}</code>" for t in rec.tags or ())
-    prompt = rec.prompt if len(rec.prompt) <= 160 else rec.prompt[:159] + "…"
+    prompt = clip(rec.prompt, 160)
     return (
         "<div style='display:inline-block;vertical-align:top;max-width:70%'>"
         f"<div>{html.escape(prompt)}</div>"
@@ -217,9 +218,9 @@ class HistoryBrowser:
         if len(records) < 2:
             self._report("Select two or more entries to compare.")
             return
-        from cometnb._views import render as _render
+        from cometnb._views.history import compare_html
 
-        self.compare_view.value = _render.compare_html(records)
+        self.compare_view.value = compare_html(records)
 
     def export(self, suffix: str) -> Path:
         """Export the whole history into ``<history>/exports/`` and show where it went."""
@@ -254,16 +255,7 @@ def _thumb_html(rec: Record) -> str:
         "margin-right:8px;vertical-align:top;background:#f3f3f3"
     )
     images = list(rec.images or ())
-    if not images:
+    uri = thumb_uri(images[0]) if images else None
+    if uri is None:  # no image, or a missing or broken file: an empty tile, not an error
         return f"<div style='{style};display:inline-block'></div>"
-    try:
-        from cometnb._core import images as _decode
-
-        source = images[0].preview_path
-        data = source.read_bytes() if source is not None and source.exists() else b""
-        if not data:  # no stored preview: the preview() helper downscales the original once
-            data, _mime = images[0].preview(THUMB_PX)
-        thumb, _mime = _decode.make_preview(data, THUMB_PX)
-        return f"<img class='cometnb-thumb' src='{_decode.data_uri(thumb)}' style='{style}'/>"
-    except Exception:  # a missing or broken file shows as an empty tile, not an error
-        return f"<div style='{style};display:inline-block'></div>"
+    return f"<img class='cometnb-thumb' src='{uri}' style='{style}'/>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from cometnb._core.errors import CometError, redact
+from cometnb._core.text import clip
 
 __all__ = ["message_html", "short_message"]
 
@@ -23,8 +24,7 @@ def short_message(exc: BaseException) -> str:
         text = str(exc)
     else:
         text = f"Unexpected error ({type(exc).__name__}): {exc}"
-    text = redact(" ".join(text.split()))
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+    return clip(redact(" ".join(text.split())), MAX_CHARS)
 
 
 def message_html(text: str, kind: str = "error") -> str:

@@ -1,10 +1,10 @@
-"""The panel's generation queue: run jobs one after another without blocking the kernel.
+"""The panel's generation queue: run :class:`PanelTask` s one after another without blocking.
 
-One job: scheduling. Inside a kernel, a widget callback runs on the kernel's asyncio loop, so
-the queue is drained by a task on that loop (the kernel keeps answering while it waits).
-Outside a running loop (scripts, unit tests) it is drained on cometnb's private loop thread
-(``_loop.py``), and :meth:`JobQueue.wait` lets the caller block until the queue is empty.
-What a job *does* is the ``work`` coroutine the panel passes in.
+This module only schedules. Inside a kernel, a widget callback runs on the kernel's asyncio
+loop, so the queue is drained by a coroutine on that loop (the kernel keeps answering while it
+waits). Outside a running loop (scripts, unit tests) it is drained on cometnb's private loop
+thread (:mod:`cometnb._client.loop`), and :meth:`TaskQueue.wait` lets the caller block until
+the queue is empty. What a task *does* is the ``work`` coroutine the panel passes in.
 """
 
 from __future__ import annotations
@@ -16,98 +16,98 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cometnb._core.models import ImageRequest
 
-__all__ = ["Job", "JobQueue"]
+__all__ = ["PanelTask", "TaskQueue"]
 
-JobState = Literal["queued", "running", "ok", "error", "cancelled"]
+TaskState = Literal["queued", "running", "ok", "error", "cancelled"]
 
 
 @dataclass
-class Job:
-    """One queued generation and what became of it."""
+class PanelTask:
+    """One generation the panel queued, and what became of it (not an asyncio task)."""
 
     request: ImageRequest
     tags: tuple[str, ...] = ()
-    state: JobState = "queued"
+    state: TaskState = "queued"
     started: float | None = None  # time.monotonic() when it began running
     result: Any = None  # the Generation on success
     error: BaseException | None = None
-    notes: dict[str, Any] = field(default_factory=dict)  # progress details for the status line
+    note: str | None = None  # the latest client event, described for the status line
 
     @property
     def elapsed_s(self) -> float:
         return 0.0 if self.started is None else time.monotonic() - self.started
 
 
-class JobQueue:
-    """Run ``work(job)`` for each submitted job, in order, one at a time.
+class TaskQueue:
+    """Run ``work(task)`` for each submitted task, in order, one at a time.
 
-    ``on_change()`` is called (on the loop) whenever the running job or queue length changes.
+    ``on_change()`` is called (on the loop) whenever the running task or queue length changes.
 
     Example::
 
-        >>> async def work(job): job.result = job.request.prompt.upper()
-        >>> q = JobQueue(work, on_change=lambda: None)
-        >>> q.submit(Job(ImageRequest("a cat"))).request.prompt
+        >>> async def work(task): task.result = task.request.prompt.upper()
+        >>> q = TaskQueue(work, on_change=lambda: None)
+        >>> q.submit(PanelTask(ImageRequest("a cat"))).request.prompt
         'a cat'
         >>> q.wait(5)
         True
     """
 
     def __init__(
-        self, work: Callable[[Job], Awaitable[None]], on_change: Callable[[], None]
+        self, work: Callable[[PanelTask], Awaitable[None]], on_change: Callable[[], None]
     ) -> None:
         self._work = work
         self._on_change = on_change
-        self._pending: deque[Job] = deque()
+        self._pending: deque[PanelTask] = deque()
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._job_task: asyncio.Future[None] | None = None
+        self._running: asyncio.Future[None] | None = None
         self._drainer: asyncio.Future[None] | concurrent.futures.Future[None] | None = None
-        self.current: Job | None = None
-        self.done: list[Job] = []
+        self.current: PanelTask | None = None
+        self.done: list[PanelTask] = []
 
     @property
     def queued(self) -> int:
-        """Jobs waiting behind the running one."""
+        """Tasks waiting behind the running one."""
         return len(self._pending)
 
     @property
     def busy(self) -> bool:
-        """True while a job runs or waits (False already during the final ``on_change``)."""
+        """True while a task runs or waits (False already during the final ``on_change``)."""
         return self._draining
 
-    def submit(self, job: Job) -> Job:
-        """Queue ``job``; start draining if nothing runs. Returns ``job``."""
+    def submit(self, task: PanelTask) -> PanelTask:
+        """Queue ``task``; start draining if nothing runs. Returns ``task``."""
         with self._lock:
-            self._pending.append(job)
+            self._pending.append(task)
             self._idle.clear()
             start = not self._draining
             self._draining = True
         if start:
             self._start()
-        return job
+        return task
 
     def cancel(self) -> bool:
-        """Cancel the running job (queued ones still run). True if there was one."""
-        loop, task = self._loop, self._job_task
-        if loop is None or task is None or task.done():
+        """Cancel the running task (queued ones still run). True if there was one."""
+        loop, running = self._loop, self._running
+        if loop is None or running is None or running.done():
             return False
-        loop.call_soon_threadsafe(task.cancel)
+        loop.call_soon_threadsafe(running.cancel)
         return True
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until every job has finished; False on timeout.
+        """Block until every task has finished; False on timeout.
 
-        Not from the loop that runs the jobs (inside a kernel: not from a cell), since the
-        jobs need that very loop to progress.
+        Not from the loop that runs the tasks (inside a kernel: not from a cell), since the
+        tasks need that very loop to progress.
         """
         if self._on_own_loop():
             raise RuntimeError("wait() would block the loop the generations run on")
@@ -126,7 +126,7 @@ class JobQueue:
             self._drainer = runner.submit(self._drain())
             return
         self._loop = loop
-        # Keep a reference: the loop holds tasks only weakly.
+        # Keep a reference: the loop holds its asyncio tasks only weakly.
         self._drainer = loop.create_task(self._drain())
 
     def _on_own_loop(self) -> bool:
@@ -142,29 +142,29 @@ class JobQueue:
                     self._draining = False
                     self.current = None
                     break
-                job = self._pending.popleft()
-                self.current = job
-            await self._run(job)
+                task = self._pending.popleft()
+                self.current = task
+            await self._run(task)
         self._safe_change()
         with self._lock:
             if not self._draining:  # a submit() during on_change started a new drain
                 self._idle.set()
 
-    async def _run(self, job: Job) -> None:
-        job.state, job.started = "running", time.monotonic()
+    async def _run(self, task: PanelTask) -> None:
+        task.state, task.started = "running", time.monotonic()
         self._safe_change()
-        task = asyncio.ensure_future(self._work(job))
-        self._job_task = task
-        # asyncio.wait does not raise when `task` is cancelled, only when _drain itself is.
-        await asyncio.wait([task])
-        self._job_task = None
-        if task.cancelled():
-            job.state = "cancelled"
-        elif task.exception() is not None:
-            job.state, job.error = "error", task.exception()
-        elif job.state == "running":
-            job.state = "ok"
-        self.done.append(job)
+        work = asyncio.ensure_future(self._work(task))
+        self._running = work
+        # asyncio.wait does not raise when `work` is cancelled, only when _drain itself is.
+        await asyncio.wait([work])
+        self._running = None
+        if work.cancelled():
+            task.state = "cancelled"
+        elif work.exception() is not None:
+            task.state, task.error = "error", work.exception()
+        elif task.state == "running":
+            task.state = "ok"
+        self.done.append(task)
 
     def _safe_change(self) -> None:
         # A failing UI callback must not stop the queue (the panel reports its own errors).

@@ -1,9 +1,9 @@
 """The history: every generation, durable across kernel restarts, searchable and exportable.
 
-A history folder holds ``index.sqlite3`` (one row per request, see ``_store``), ``images/``
+A history folder holds ``index.sqlite3`` (one row per request, see ``index``), ``images/``
 (the originals exactly as the API returned them) and ``previews/`` (small copies for inline
-display). Files are complete on disk before the row that names them commits, so a crash can
-leave an unreferenced file behind but never a record pointing at nothing.
+display). :class:`History` reads, searches and tags it; writing (files first, then the row
+that names them) is ``writer.HistoryWriter``'s job.
 
 Records are loaded with one query and kept as small objects; image bytes are read only when
 asked for. Several kernels can append to one folder at once.
@@ -11,7 +11,6 @@ asked for. Several kernels can append to one folder at once.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,29 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cometnb._core import hooks
-from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.models import (
-    ApiImage,
-    ApiResult,
-    Generation,
-    ImageRequest,
-    Status,
-)
+from cometnb._core.errors import ValidationError
+from cometnb._core.models import ApiResult, Generation, ImageRequest, Status
 from cometnb._core.protocols import Runner
-from cometnb._core.settings import active, resolve_history_dir
-from cometnb._storage import files as _files
+from cometnb._core.settings import resolve_history_dir
 from cometnb._storage.compare import Comparison
-from cometnb._storage.index import Store
-from cometnb._storage.records import (
-    IMAGES,
-    PREVIEWS,
-    Record,
-    _error_info,
-    _scrub_values,
-    new_record_id,
-    scrub_request,
-)
-from cometnb._version import __version__
+from cometnb._storage.index import Index
+from cometnb._storage.records import Record, tags_json
+from cometnb._storage.writer import HistoryWriter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,14 +56,14 @@ class History:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(os.path.abspath(resolve_history_dir(path)))
-        self._store = Store(self.path)
+        self._index = Index(self.path)
+        self._writer = HistoryWriter(self.path, self._index)
         self._lock = threading.RLock()
         self._ids: list[str] = []
         self._by_id: dict[str, Record] = {}
         self._seq = 0
-        self._folders_ready = False
 
-    # --- writing ---------------------------------------------------------------------------
+    # --- writing (the file and index work is the writer's) --------------------------------
 
     def record_success(
         self,
@@ -94,25 +78,9 @@ class History:
 
         Safe to call from several threads and processes at once.
         """
-        body = scrub_request(request)
-        record_id, created = new_record_id()
-        images = self._write_images(record_id, str(body.get("prompt", "")), result)
-        meta = _scrub_values(dict(result.meta))
-        if result.created is not None:
-            meta["created"] = result.created
-        doc = {
-            "request": body,
-            "images": images,
-            "usage": _scrub_values(result.usage) if result.usage is not None else None,
-            "meta": meta,
-            "elapsed_s": float(elapsed_s),
-            "error": None,
-            "http_status": None,
-            "origin": origin,
-            "synthetic": bool(result.synthetic),
-            "version": __version__,
-        }
-        return self._commit(record_id, created, body, "ok", tags, doc)
+        return self._writer.record_success(
+            request, result, elapsed_s=elapsed_s, tags=tags, origin=origin
+        )
 
     def record_failure(
         self,
@@ -126,137 +94,28 @@ class History:
         synthetic: bool = False,
     ) -> Record:
         """Commit the record of a request that failed (``"error"``) or was ``"cancelled"``."""
-        if status not in ("error", "cancelled"):
-            raise ValueError(f"a failure's status is 'error' or 'cancelled'; got {status!r}")
-        body = scrub_request(request)
-        record_id, created = new_record_id()
-        info = _error_info(error)
-        doc = {
-            "request": body,
-            "images": [],
-            "usage": None,
-            "meta": {},
-            "elapsed_s": float(elapsed_s),
-            "error": info,
-            "http_status": info.get("status"),
-            "origin": origin,
-            "synthetic": bool(synthetic),
-            "version": __version__,
-        }
-        return self._commit(record_id, created, body, status, tags, doc)
+        return self._writer.record_failure(
+            request,
+            error,
+            elapsed_s=elapsed_s,
+            tags=tags,
+            origin=origin,
+            status=status,
+            synthetic=synthetic,
+        )
 
     def check_writable(self) -> None:
         """Raise :class:`CometError` when images could not be saved here, before anything is
         sent (and billed): the folder cannot be created, or it is read-only. (A disk that
         fills up meanwhile is only found when writing.)"""
-        problem = None
-        try:
-            self._prepare_folders()
-        except OSError as exc:
-            problem = exc.strerror or type(exc).__name__
-        if problem is None and not os.access(self.path / IMAGES, os.W_OK):
-            problem = "read-only"
-        if problem is not None:
-            raise CometError(
-                f"the history folder {self.path} cannot hold new images ({problem}); "
-                "nothing was sent",
-                hint="Set a writable folder with %config CometImg.history_dir.",
-            )
-
-    def _write_images(self, record_id: str, prompt: str, result: ApiResult) -> list[dict[str, Any]]:
-        try:
-            self._prepare_folders()
-            return [
-                self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
-            ]
-        except OSError as exc:  # a full disk or a read-only folder: one clear error
-            named = [
-                (_files.image_name(record_id, i, prompt, img.format), img.data)
-                for i, img in enumerate(result.images)
-            ]
-            kept = _files.keep_elsewhere(named)
-            raise CometError(
-                f"could not save the generated image in {self.path / IMAGES} "
-                f"({exc.strerror or type(exc).__name__})"
-                + (f"; a copy is in {kept}" if kept else ""),
-                hint="Free disk space or set a writable folder with %config "
-                "CometImg.history_dir; the generation was billed.",
-            ) from None
-
-    def _prepare_folders(self) -> None:
-        if self._folders_ready:
-            return
-        for name in (IMAGES, PREVIEWS):
-            (self.path / name).mkdir(parents=True, exist_ok=True)
-        _files.sweep_temporaries(self.path / IMAGES, self.path / PREVIEWS)
-        self._folders_ready = True
-
-    def _write_image(
-        self, record_id: str, index: int, prompt: str, img: ApiImage
-    ) -> dict[str, Any]:
-        name = _files.image_name(record_id, index, prompt, img.format)
-        _files.atomic_write(self.path / IMAGES / name, img.data)
-        doc: dict[str, Any] = {
-            "file": f"{IMAGES}/{name}",
-            "preview": None,
-            "format": img.format,
-            "width": img.width,
-            "height": img.height,
-            "bytes": len(img.data),
-            "revised_prompt": redact(img.revised_prompt) if img.revised_prompt else None,
-        }
-        doc["preview"] = self._write_preview(record_id, index, img.data) or doc["file"]
-        return doc
-
-    def _write_preview(self, record_id: str, index: int, data: bytes) -> str | None:
-        """The preview's relative path; ``None`` when the original is small enough to show."""
-        from cometnb._core.images import make_preview
-
-        try:
-            preview, mime = make_preview(data, active().thumbnail_px)
-        except CometError:
-            return None  # the original stays the source of truth; views fall back to it
-        if preview == data:
-            return None
-        name = _files.preview_name(record_id, index, mime)
-        try:
-            _files.atomic_write(self.path / PREVIEWS / name, preview)
-        except OSError:
-            return None  # the original is saved; a preview is only a convenience
-        return f"{PREVIEWS}/{name}"
-
-    def _commit(
-        self,
-        record_id: str,
-        created: float,
-        body: Mapping[str, Any],
-        status: str,
-        tags: Iterable[str],
-        doc: Mapping[str, Any],
-    ) -> Record:
-        try:
-            row = self._store.insert(
-                record_id,
-                created,
-                str(body.get("prompt", "")),
-                str(body.get("model", "")),
-                status,
-                _tags_json(tags),
-                json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str),
-            )
-        except Exception as exc:  # sqlite3.Error, OSError: the files are safe, say where
-            raise CometError(
-                f"could not record the request in {self._store.path} ({type(exc).__name__}: {exc})",
-                hint=f"Any images are kept in {self.path / IMAGES}.",
-            ) from exc
-        return Record._from_row(row, self.path)
+        self._writer.check_writable()
 
     # --- reading ---------------------------------------------------------------------------
 
     def _sync(self) -> list[str]:
         """Catch up with rows added or changed (by any process) since the last look."""
         with self._lock:
-            rows = self._store.rows_after(self._seq)
+            rows = self._index.rows_after(self._seq)
             if rows:
                 known = len(self._by_id)
                 for row in rows:
@@ -354,7 +213,7 @@ class History:
     def tag(self, record: RecordRef, *tags: str) -> Record:
         """Add tags to a record (stored at once); returns the updated record."""
         rec = self._resolve(record)
-        self._store.set_tags(rec.id, _tags_json((*rec.tags, *tags)))
+        self._index.set_tags(rec.id, tags_json((*rec.tags, *tags)))
         with self._lock:
             self._sync()
             return self._by_id[rec.id]
@@ -362,7 +221,7 @@ class History:
     def untag(self, record: RecordRef, *tags: str) -> Record:
         """Remove tags from a record; returns the updated record."""
         rec = self._resolve(record)
-        self._store.set_tags(rec.id, _tags_json(t for t in rec.tags if t not in tags))
+        self._index.set_tags(rec.id, tags_json(t for t in rec.tags if t not in tags))
         with self._lock:
             self._sync()
             return self._by_id[rec.id]
@@ -406,7 +265,7 @@ class History:
 
     def close(self) -> None:
         """Close the index connection (reopened automatically when used again)."""
-        self._store.close()
+        self._index.close()
 
     def _repr_html_(self) -> str:
         return hooks.render("history", self.records())
@@ -419,15 +278,6 @@ def _mentions(rec: Record, needle: str) -> bool:
     if needle in rec.prompt.casefold():
         return True
     return any(needle in p.casefold() for p in rec.revised_prompts)
-
-
-def _tags_json(tags: Iterable[str]) -> str:
-    seen: dict[str, None] = {}
-    for tag in tags:
-        text = redact(str(tag).strip())
-        if text:
-            seen[text] = None
-    return json.dumps(list(seen), ensure_ascii=False)
 
 
 _histories: dict[str, History] = {}

@@ -1,6 +1,6 @@
 """The history's SQLite index: one row per record, shared safely by threads and processes.
 
-One connection per :class:`Store`, guarded by a lock (writes are rare: one per generation).
+One connection per :class:`Index`, guarded by a lock (writes are rare: one per generation).
 WAL mode lets readers run while another kernel writes; ``busy_timeout`` makes a second writer
 wait instead of failing; every write takes the write lock up front (``BEGIN IMMEDIATE``) so
 two processes appending at once serialise instead of tripping over stale snapshots.
@@ -21,14 +21,15 @@ from typing import Any
 
 from cometnb._core.errors import CometError
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "Row", "Store"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "Index", "IndexRow"]
 
 DB_NAME = "index.sqlite3"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 
-# id, seq, created_at, prompt, model, status, tags (JSON list), doc (JSON object)
-Row = tuple[str, int, float, str, str, str, str, str]
+# One row of the records table, as read: id, seq, created_at, prompt, model, status,
+# tags (JSON list), doc (the record's JSON document).
+IndexRow = tuple[str, int, float, str, str, str, str, str]
 _COLUMNS = "id, seq, created_at, prompt, model, status, tags, doc"
 
 _SCHEMA_V1 = """
@@ -49,13 +50,13 @@ _MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
 
 
-class Store:
+class Index:
     """The index file ``<root>/index.sqlite3``; created on the first write, not on reads.
 
     Example::
 
-        >>> store = Store(Path("cometnb-history"))  # doctest: +SKIP
-        >>> store.rows_after(0)  # every row, in change order  # doctest: +SKIP
+        >>> index = Index(Path("cometnb-history"))  # doctest: +SKIP
+        >>> index.rows_after(0)  # every row, in change order  # doctest: +SKIP
     """
 
     def __init__(self, root: Path) -> None:
@@ -166,7 +167,7 @@ class Store:
         status: str,
         tags: str,
         doc: str,
-    ) -> Row:
+    ) -> IndexRow:
         """Commit one row; returns it as stored (with its ``seq``)."""
         with self._write() as conn:
             conn.execute(
@@ -186,7 +187,7 @@ class Store:
             )
             return cur.rowcount > 0
 
-    def rows_after(self, seq: int) -> list[Row]:
+    def rows_after(self, seq: int) -> list[IndexRow]:
         """Rows inserted or changed since ``seq`` (all rows for 0), in ``seq`` order."""
         with self._lock:
             conn = self._connect(create=False)
@@ -196,6 +197,7 @@ class Store:
             return cur.fetchall()
 
     def count(self) -> int:
+        """How many records the index holds (0 when there is no index file yet)."""
         with self._lock:
             conn = self._connect(create=False)
             if conn is None:
@@ -203,7 +205,7 @@ class Store:
             return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
 
-def _as_row(row: Any) -> Row:
+def _as_row(row: Any) -> IndexRow:
     if row is None:  # pragma: no cover - the row was inserted in the same transaction
         raise CometError("history index lost a row it just wrote")
     return tuple(row)

@@ -8,7 +8,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,19 @@ from cometnb._core import errors as _errors
 from cometnb._core import hooks
 from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.models import GeneratedImage, Generation, Status
-from cometnb._storage.index import Row
+from cometnb._core.text import clip
+from cometnb._storage.index import IndexRow
 
-__all__ = ["Record", "new_record_id", "scrub_request"]
+__all__ = [
+    "IMAGES",
+    "PREVIEWS",
+    "Record",
+    "error_document",
+    "new_record_id",
+    "scrub_request",
+    "scrub_values",
+    "tags_json",
+]
 
 IMAGES = "images"
 PREVIEWS = "previews"
@@ -69,18 +79,29 @@ def scrub_request(value: Any) -> Any:
     return redact(str(value))
 
 
-def _scrub_values(value: Any) -> Any:
+def scrub_values(value: Any) -> Any:
     """Redact secrets in strings of response metadata (keys are kept: ``total_tokens`` stays)."""
     if isinstance(value, Mapping):
-        return {str(k): _scrub_values(v) for k, v in value.items()}
+        return {str(k): scrub_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_scrub_values(v) for v in value]
+        return [scrub_values(v) for v in value]
     if isinstance(value, str):
         return redact(value)
     return value
 
 
-def _error_info(error: BaseException) -> dict[str, Any]:
+def tags_json(tags: Iterable[str]) -> str:
+    """The index's tags column: a JSON list, redacted, blanks and repeats dropped."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        text = redact(str(tag).strip())
+        if text:
+            seen[text] = None
+    return json.dumps(list(seen), ensure_ascii=False)
+
+
+def error_document(error: BaseException) -> dict[str, Any]:
+    """What a failed record stores about its error (read back as :attr:`Record.error_info`)."""
     info: dict[str, Any] = {
         "type": type(error).__name__,
         "message": redact(getattr(error, "message", None) or str(error)),
@@ -160,7 +181,7 @@ class Record:
     _root: Path
 
     @classmethod
-    def _from_row(cls, row: Row, root: Path) -> Record:
+    def _from_row(cls, row: IndexRow, root: Path) -> Record:
         rid, _seq, created, prompt, model, status, tags, doc_text = row
         rec = cls.__new__(cls)
         rec.id, rec.timestamp, rec.prompt, rec.model = rid, created, prompt, model
@@ -171,7 +192,9 @@ class Record:
         rec._root = root
         return rec
 
-    def _d(self) -> dict[str, Any]:
+    def _document(self) -> dict[str, Any]:
+        """The record's stored JSON document (request, images, usage, meta, error, ...),
+        parsed on first use."""
         doc = self._doc
         if doc is None:
             # Two threads may both parse: harmless, they produce equal documents.
@@ -182,50 +205,50 @@ class Record:
     @property
     def request(self) -> dict[str, Any]:
         """The request body that was sent (prompt, model and every other field; no key)."""
-        return self._d().get("request") or {}
+        return self._document().get("request") or {}
 
     @property
     def usage(self) -> dict[str, Any] | None:
         """Token usage as the API reported it (GPT image models), else ``None``."""
-        return self._d().get("usage")
+        return self._document().get("usage")
 
     @property
     def meta(self) -> dict[str, Any]:
         """Response metadata: size, quality, background, output_format, created."""
-        return self._d().get("meta") or {}
+        return self._document().get("meta") or {}
 
     @property
     def elapsed_s(self) -> float:
         """Seconds from sending the request to storing the result."""
-        return float(self._d().get("elapsed_s") or 0.0)
+        return float(self._document().get("elapsed_s") or 0.0)
 
     @property
     def error_info(self) -> dict[str, Any] | None:
         """The stored error: type, message, hint, status, code, param, request_id, body."""
-        return self._d().get("error")
+        return self._document().get("error")
 
     @property
     def http_status(self) -> int | None:
-        return self._d().get("http_status")
+        return self._document().get("http_status")
 
     @property
     def origin(self) -> str | None:
         """The id of the record this one re-ran (``History.rerun``), else ``None``."""
-        return self._d().get("origin")
+        return self._document().get("origin")
 
     @property
     def synthetic(self) -> bool:
         """True when the images came from cometnb's simulator."""
-        return bool(self._d().get("synthetic"))
+        return bool(self._document().get("synthetic"))
 
     @property
     def version(self) -> str:
         """The cometnb version that wrote the record."""
-        return str(self._d().get("version", ""))
+        return str(self._document().get("version", ""))
 
     @property
     def _image_docs(self) -> list[dict[str, Any]]:
-        return self._d().get("images") or []
+        return self._document().get("images") or []
 
     @property
     def created_at(self) -> datetime:
@@ -324,7 +347,7 @@ class Record:
         return hooks.render("record", self)
 
     def __repr__(self) -> str:
-        prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:39] + "…"
+        prompt = clip(self.prompt, 40)
         what = f"{len(self._image_docs)} image(s)" if self.ok else self.status
         return f"<Record {self.id} {self.model} {what} {prompt!r}>"
 

@@ -11,6 +11,7 @@ It stands apart from the client: it imports only the core (for the capability ta
 
 from __future__ import annotations
 
-from cometnb.sim.control import FAULT_KINDS, SimServer, leave_simulator, main, use_if_keyless
+from cometnb.sim.cli import main
+from cometnb.sim.control import FAULT_KINDS, SimServer, leave_simulator, use_if_keyless
 
 __all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "main", "use_if_keyless"]

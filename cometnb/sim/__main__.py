@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from cometnb.sim.control import main
+from cometnb.sim.cli import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ usage, and injects faults on demand (rate limits, 5xx, resets, hangs, corrupt bo
 response carries ``X-CometNB-Simulator: 1`` and every image is stamped SIMULATED, so it can
 never pass for the real service.
 
-Run it in a terminal with ``python -m cometnb.sim``; in Python::
+Run it in a terminal with ``python -m cometnb.sim`` (``sim.cli``); in Python::
 
     with SimServer() as sim:
         client = Client(api_key="sim-any", base_url=sim.base_url)
@@ -14,20 +14,18 @@ Run it in a terminal with ``python -m cometnb.sim``; in Python::
 
 from __future__ import annotations
 
-import argparse
 import atexit
-import signal
-import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from cometnb.sim.handler import SimHTTPServer
+from cometnb.sim.handler import SimHandler
+from cometnb.sim.server import SimHTTPServer
 from cometnb.sim.state import FAULT_PARAMS, Fault, SimState
 
-__all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "main", "use_if_keyless"]
+__all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "use_if_keyless"]
 
 FAULT_KINDS: tuple[str, ...] = tuple(FAULT_PARAMS)
 PLACEHOLDER_KEY = "sim-offline-placeholder-key"
@@ -95,7 +93,7 @@ class SimServer:
         if self._httpd is not None:
             return self
         self._state.stopping.clear()
-        httpd = SimHTTPServer((self.host, self.port), self._state)
+        httpd = SimHTTPServer((self.host, self.port), self._state, SimHandler)
         self.port = httpd.server_address[1]
         self._httpd = httpd
         self._state.base_url = self.base_url
@@ -291,70 +289,3 @@ def leave_simulator() -> bool:
         _settings.set_session_key(None)
         changed = True
     return changed
-
-
-# --- the command line ---------------------------------------------------------------------
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m cometnb.sim",
-        description="Run cometnb's offline CometAPI simulator (synthetic images, no billing).",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
-    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
-    parser.add_argument("--url-ttl", type=float, default=3600.0, help="URL lifetime, seconds")
-    parser.add_argument("--texture", choices=("smooth", "photo"), default="smooth")
-    parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
-    parser.add_argument("--verbose", action="store_true", help="log each request line")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve in the foreground until Ctrl+C (or SIGTERM)."""
-    args = _parse_args(argv)
-    server = SimServer(
-        args.host,
-        args.port,
-        latency=args.latency,
-        url_ttl=args.url_ttl,
-        api_key=args.api_key,
-        texture=args.texture,
-        verbose=args.verbose,
-    )
-    server.start()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    _print_banner(server, args.api_key)
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        print("cometnb simulator stopped.", flush=True)
-    return 0
-
-
-def _print_banner(server: SimServer, fixed_key: str | None) -> None:
-    key = fixed_key and "<the --api-key value>"
-    lines = [
-        f"cometnb simulator listening on {server.base_url}",
-        "Images are SYNTHETIC (drawn locally, stamped SIMULATED); nothing reaches CometAPI.",
-        "Point cometnb at it (any non-empty placeholder key works):"
-        if key is None
-        else "Point cometnb at it (only the --api-key value is accepted):",
-        f"  export COMETAPI_BASE_URL={server.base_url}",
-        f"  export COMETAPI_KEY={key or 'sim-demo'}",
-        f'  or in Python: Client(api_key="{key or "sim-demo"}", base_url="{server.base_url}")',
-        "Press Ctrl+C to stop.",
-    ]
-    if server.host not in ("127.0.0.1", "localhost", "::1"):
-        lines.insert(1, f"WARNING: bound to {server.host}, not loopback: others can reach it.")
-    print("\n".join(lines), flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,165 +1,46 @@
-"""The simulator's HTTP layer: a threading server that tracks its connections, and the handler.
+"""The simulator's routes: generations (with their faults and streams), file downloads and
+the model list.
 
-Every connection runs on its own thread so latency is concurrent; waits use
-``SimState.stopping`` so a hung or slow handler wakes as soon as the server stops.
+The HTTP plumbing (sending, reading, waiting, the server that tracks connections) is in
+``sim.server``; what a valid request gets back is decided in ``sim.jobs``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import struct
-import sys
-import threading
-import time
 import traceback
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from cometnb._core.capabilities import validate_request
 from cometnb._core.errors import ValidationError
+from cometnb._core.validation import validate_request
 from cometnb.sim.bodies import (
+    HTML,
+    JSON,
     cdn_error,
     comet_error,
     error_body,
-    html_page,
+    fault_body,
     moderation_error,
+    retry_headers,
+    stream_error_event,
     to_json,
 )
-from cometnb.sim.jobs import Job, json_result, plan, stream_events
-from cometnb.sim.state import Fault, SimState
+from cometnb.sim.jobs import SimJob, json_result, parse_job, stream_events
+from cometnb.sim.server import SimHandlerBase
+from cometnb.sim.state import Fault
 
-__all__ = ["SimHTTPServer", "SimHandler"]
+__all__ = ["SimHandler"]
 
 _GENERATIONS = "/v1/images/generations"
 _FILES = "/v1/files/"
-_MAX_BODY = 16 * 1024 * 1024  # larger bodies get 413 (CometAPI lists it)
-_JSON = "application/json"
-_HTML = "text/html; charset=utf-8"
 _STATUS_FAULTS = {"429", "500", "500_invalid", "502", "503", "504", "524", "html_404", "http"}
 
 
-class SimHTTPServer(ThreadingHTTPServer):
-    """A ``ThreadingHTTPServer`` that knows its live connections, so ``stop()`` can close them
-    (waking keep-alive readers) and join their threads with a bounded wait."""
-
-    daemon_threads = True
-    block_on_close = False  # we join ourselves, with a deadline
-    request_queue_size = 128  # the default 5 drops SYNs when a benchmark opens 16 at once
-
-    def __init__(self, address: tuple[str, int], state: SimState) -> None:
-        self.state = state
-        self._conn_lock = threading.Lock()
-        self._conns: dict[socket.socket, threading.Thread] = {}
-        super().__init__(address, SimHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(request, client_address),
-            name="cometnb-sim-conn",
-            daemon=True,
-        )
-        with self._conn_lock:
-            self._conns[request] = thread
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._conns.pop(request, None)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-request is normal; anything else is a simulator bug.
-        if isinstance(_current_exception(), OSError):
-            return
-        self.state.note_error(traceback.format_exc())
-
-    def close_connections(self) -> None:
-        with self._conn_lock:
-            sockets = list(self._conns)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def join_connections(self, deadline: float) -> list[threading.Thread]:
-        """Join connection threads until ``deadline``; return the ones still alive."""
-        with self._conn_lock:
-            threads = list(self._conns.values())
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return [t for t in threads if t.is_alive()]
-
-
-def _current_exception() -> BaseException | None:
-    return sys.exc_info()[1]
-
-
-class SimHandler(BaseHTTPRequestHandler):
+class SimHandler(SimHandlerBase):
     """Routes: ``POST /v1/images/generations``, ``GET /v1/files/<name>``, ``GET /v1/models``."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real service
-    server_version = "cometnb-sim"
-    timeout = 300  # seconds an idle keep-alive connection is kept
-    server: SimHTTPServer
-    _responded = False  # a status line went out for the current request
-
-    @property
-    def state(self) -> SimState:
-        return self.server.state
-
-    # --- plumbing -------------------------------------------------------------------------
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        self._responded = True
-        super().send_response(code, message)
-        self.send_header("X-CometNB-Simulator", "1")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line only (never headers, so never the key), and only when asked.
-        if self.state.verbose:
-            super().log_message(format, *args)
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = _JSON,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _read_body(self) -> bytes | None:
-        """The request body; ``None`` (after answering 413) when it is too large to read."""
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            # Drain what was sent (up to a bound) so the client reads the 413 instead of
-            # failing its write on a reset connection.
-            remaining = min(length, 4 * _MAX_BODY)
-            while remaining > 0 and self.rfile.read(min(remaining, 1 << 20)):
-                remaining -= 1 << 20
-            self.close_connection = True
-            self._send(413, error_body("Request body too large.", "invalid_request_error"))
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def _wait(self, seconds: float) -> bool:
-        """Sleep without blocking other requests; False when the server is stopping."""
-        if seconds > 0 and self.state.stopping.wait(seconds):
-            self.close_connection = True
-            return False
-        return not self.state.stopping.is_set()
 
     # --- routes ---------------------------------------------------------------------------
 
@@ -282,8 +163,8 @@ class SimHandler(BaseHTTPRequestHandler):
         model = body.get("model")
         return isinstance(model, str) and self.state.family(model) == "gpt-image"
 
-    def _checked_job(self, body: dict[str, Any] | None) -> Job | None:
-        """Refuse what the real service refuses (answering the error); else plan the job."""
+    def _checked_job(self, body: dict[str, Any] | None) -> SimJob | None:
+        """Refuse what the real service refuses (answering the error); else parse the job."""
         if body is None:
             message = "We could not parse the JSON body of your request. Send valid JSON."
             self._send(400, error_body(message, "invalid_request_error"))
@@ -296,7 +177,7 @@ class SimHandler(BaseHTTPRequestHandler):
         fields = {k: v for k, v in body.items() if k not in ("prompt", "model")}
         try:
             validate_request(body.get("prompt"), model, fields)
-            return plan(body, self.state.family(str(model)))
+            return parse_job(body, self.state.family(str(model)))
         except ValidationError as exc:
             body_ = error_body(exc.message, "invalid_request_error", exc.field, "invalid_value")
         except ValueError as exc:
@@ -313,20 +194,20 @@ class SimHandler(BaseHTTPRequestHandler):
         self.connection.close()
 
     def _status_fault(self, kind: str, params: dict[str, Any]) -> None:
-        headers = _retry_headers(kind, params)
+        headers = retry_headers(kind, params)
         if kind == "http":
             status = int(params.get("status", 500))
             payload = params.get("body", {"error": {"message": "simulated error"}})
             if isinstance(payload, str):
-                return self._send(status, payload.encode(), _HTML, headers)
+                return self._send(status, payload.encode(), HTML, headers)
             extra = {str(k): str(v) for k, v in dict(params.get("headers") or {}).items()}
-            return self._send(status, json.dumps(payload).encode(), _JSON, headers | extra)
-        status, body, content_type = _fault_body(kind, params)
+            return self._send(status, json.dumps(payload).encode(), JSON, headers | extra)
+        status, body, content_type = fault_body(kind, params)
         self._send(status, body, content_type, headers)
 
     # --- streaming ------------------------------------------------------------------------
 
-    def _stream(self, job: Job, kind: str | None, params: dict[str, Any], delay: float) -> None:
+    def _stream(self, job: SimJob, kind: str | None, params: dict[str, Any], delay: float) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -345,13 +226,10 @@ class SimHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if kind == "stream_error":
-            self._chunk(_stream_error())
+            self._chunk(stream_error_event())
         elif self.state.sse_done and kind != "cut_stream":
             self._chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
@@ -360,57 +238,3 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _retry_headers(kind: str, params: dict[str, Any]) -> dict[str, str]:
-    if params.get("no_retry_after") or params.get("quota"):
-        return {}
-    seconds = params.get("retry_after", 1 if kind == "429" else None)
-    if seconds is None:
-        return {}
-    if params.get("retry_after_date"):
-        return {"Retry-After": formatdate(time.time() + float(seconds), usegmt=True)}
-    return {"Retry-After": str(seconds)}
-
-
-def _fault_body(kind: str, params: dict[str, Any]) -> tuple[int, bytes, str]:
-    """Status, body and content type of a status fault, shaped as the real gateway sends it."""
-    html = params.get("html")
-    if kind == "429" and params.get("quota"):
-        message = "You exceeded your current quota: the account balance is exhausted"
-        return 429, comet_error(message, "insufficient_quota"), _JSON
-    if kind == "429":
-        return (
-            429,
-            comet_error("Rate limit reached, please retry later", "rate_limit_exceeded"),
-            _JSON,
-        )
-    if kind == "500":
-        return 500, comet_error("Internal server error"), _JSON
-    if kind == "500_invalid":
-        return (
-            500,
-            comet_error("Invalid request: upstream rejected a parameter", "invalid_request"),
-            _JSON,
-        )
-    if kind == "503":
-        return 503, comet_error("The upstream service is overloaded, try again later"), _JSON
-    if kind == "html_404":
-        return 404, html_page(404), _HTML
-    status = int(kind)  # 502, 504, 524
-    if status == 524 and not html:
-        body = error_body("Gateway timeout.", "cf_gateway_timeout", None, 524)
-        return 524, body, _JSON
-    if html is False:
-        return status, comet_error(f"Upstream gateway error {status}"), _JSON
-    return status, html_page(status), _HTML
-
-
-def _stream_error() -> bytes:
-    error = {
-        "message": "Image generation failed upstream (simulated).",
-        "type": "server_error",
-        "param": None,
-        "code": "image_generation_failed",
-    }
-    return f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n".encode()

@@ -214,10 +214,10 @@ class ImageCache:
             self.misses += 1
         data = render(spec)
         item = Rendered(data, base64.b64encode(data).decode("ascii"), spec.mime)
-        self._store(spec, item)
+        self._keep(spec, item)
         return item
 
-    def _store(self, spec: ImageSpec, item: Rendered) -> None:
+    def _keep(self, spec: ImageSpec, item: Rendered) -> None:
         cost = len(item.data) + len(item.b64)
         with self._lock:
             if spec in self._items:

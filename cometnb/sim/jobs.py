@@ -1,6 +1,7 @@
-"""What the simulator answers to a valid request: a :class:`Job`, its JSON body, its SSE events.
+"""What the simulator answers to a valid request: a :class:`SimJob`, its JSON body, its SSE
+events.
 
-The handler (``_sim_server``) does the I/O and the timing; this module decides the content,
+The handler (``sim.handler``) does the I/O and the timing; this module decides the content,
 including the content faults (corrupt base64, non-image bytes, expired URLs).
 """
 
@@ -17,7 +18,7 @@ from cometnb.sim.bodies import revised_prompt, sse_event, usage
 from cometnb.sim.images import ImageSpec, Rendered
 from cometnb.sim.state import SimState
 
-__all__ = ["NON_IMAGE", "Job", "corrupt_b64", "json_result", "plan", "stream_events"]
+__all__ = ["NON_IMAGE", "SimJob", "corrupt_b64", "json_result", "parse_job", "stream_events"]
 
 _MAX_EDGE = 4096
 _MAX_PIXELS = 8_294_400  # 3840x2160, the largest gpt-image-2 size
@@ -26,12 +27,12 @@ NON_IMAGE = b"SIMULATED: these bytes are deliberately not an image.\n" * 8
 
 
 @dataclass(frozen=True)
-class Job:
+class SimJob:
     """A validated request, resolved to concrete values (defaults filled in).
 
     Example::
 
-        >>> plan({"prompt": "a cat", "model": "gpt-image-1"}, "gpt-image").size
+        >>> parse_job({"prompt": "a cat", "model": "gpt-image-1"}, "gpt-image").size
         '1024x1024'
     """
 
@@ -92,8 +93,8 @@ def _dimensions(size: Any) -> tuple[int, int]:
     return width, height
 
 
-def plan(body: dict[str, Any], family: str) -> Job:
-    """Resolve a validated body; ``ValueError`` when the size cannot be rendered."""
+def parse_job(body: dict[str, Any], family: str) -> SimJob:
+    """The job a validated request body asks for; ``ValueError`` when its size cannot be drawn."""
     width, height = _dimensions(body.get("size"))
     response_format = body.get("response_format") or "url"
     if family == "dall-e":
@@ -106,7 +107,7 @@ def plan(body: dict[str, Any], family: str) -> Job:
         fmt = str(body.get("output_format") or "png")
         quality = str(body.get("quality") or "auto")
         quality = "medium" if quality == "auto" else quality
-    return Job(
+    return SimJob(
         prompt=str(body["prompt"]),
         model=str(body["model"]),
         family=family,
@@ -140,11 +141,11 @@ def _b64(image: Rendered, fault: str | None) -> str:
     return image.b64
 
 
-def _images(job: Job, state: SimState) -> list[Rendered]:
+def _images(job: SimJob, state: SimState) -> list[Rendered]:
     return [state.cache.get(job.spec(i, state.texture)) for i in range(job.n)]
 
 
-def json_result(job: Job, state: SimState, fault: str | None) -> dict[str, Any]:
+def json_result(job: SimJob, state: SimState, fault: str | None) -> dict[str, Any]:
     """The complete (non-streamed) response body for ``job``."""
     created = int(time.time())
     if job.family == "gpt-image":
@@ -165,7 +166,7 @@ def json_result(job: Job, state: SimState, fault: str | None) -> dict[str, Any]:
     }
 
 
-def _dalle_item(job: Job, image: Rendered, state: SimState, fault: str | None) -> dict[str, Any]:
+def _dalle_item(job: SimJob, image: Rendered, state: SimState, fault: str | None) -> dict[str, Any]:
     item: dict[str, Any] = {}
     if job.model.startswith("dall-e-3"):
         item["revised_prompt"] = revised_prompt(job.prompt, job.style)
@@ -173,11 +174,11 @@ def _dalle_item(job: Job, image: Rendered, state: SimState, fault: str | None) -
         item["b64_json"] = _b64(image, fault)
         return item
     data = NON_IMAGE if fault == "non_image" else image.data
-    item["url"] = state.store_file(data, image.mime, job.fmt, expired=fault == "expired_url")
+    item["url"] = state.host_file(data, image.mime, job.fmt, expired=fault == "expired_url")
     return item
 
 
-def stream_events(job: Job, state: SimState, fault: str | None) -> Iterator[bytes]:
+def stream_events(job: SimJob, state: SimState, fault: str | None) -> Iterator[bytes]:
     """The SSE events of a streamed GPT image request, rendered lazily (one at a time)."""
     for variant in range(job.n):
         for index in range(job.partials):

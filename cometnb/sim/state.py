@@ -1,4 +1,4 @@
-"""The simulator's shared state: configuration, the fault queue, the request log, served files.
+"""The simulator's shared state: configuration, the fault queue, the request log, URL files.
 
 Handler threads and the test thread touch it concurrently, so every mutable part sits behind
 one lock that is only ever held for bookkeeping, never while sleeping or doing I/O.
@@ -17,7 +17,7 @@ from typing import Any
 from cometnb._core.capabilities import CAPABILITIES, get_caps
 from cometnb.sim.images import ImageCache, shared_cache
 
-__all__ = ["FAULT_PARAMS", "Fault", "SimState", "StoredFile"]
+__all__ = ["FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
 
 # Every fault kind and the keyword parameters it takes.
 FAULT_PARAMS: dict[str, frozenset[str]] = {
@@ -71,7 +71,7 @@ class Fault:
 
 
 @dataclass
-class StoredFile:
+class HostedFile:
     """A URL result: the bytes, their MIME type and when the URL stops working."""
 
     data: bytes
@@ -119,7 +119,7 @@ class SimState:
         self._log: list[tuple[float, dict[str, Any]]] = []
         self._spans: list[tuple[float, float]] = []
         self._errors: list[str] = []
-        self._files: OrderedDict[str, StoredFile] = OrderedDict()
+        self._files: OrderedDict[str, HostedFile] = OrderedDict()
         self._downloads = 0
 
     # --- models ---------------------------------------------------------------------------
@@ -183,17 +183,17 @@ class SimState:
 
     # --- URL results ----------------------------------------------------------------------
 
-    def store_file(self, data: bytes, mime: str, ext: str, *, expired: bool = False) -> str:
+    def host_file(self, data: bytes, mime: str, ext: str, *, expired: bool = False) -> str:
         """Keep ``data`` for download and return its URL (already expired when asked)."""
         name = f"{secrets.token_urlsafe(18)}.{ext}"
         expires = time.time() - 1 if expired else time.time() + self.url_ttl
         with self._lock:
-            self._files[name] = StoredFile(data, mime, expires)
+            self._files[name] = HostedFile(data, mime, expires)
             while len(self._files) > _MAX_FILES:
                 self._files.popitem(last=False)
         return f"{self.base_url}/files/{name}"
 
-    def get_file(self, name: str) -> StoredFile | None:
+    def get_file(self, name: str) -> HostedFile | None:
         with self._lock:
             self._downloads += 1
             found = self._files.get(name)

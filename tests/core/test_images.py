@@ -11,6 +11,7 @@ from conftest import SHARED_FIXTURES
 from PIL import Image
 
 from cometnb._core import images as _decode
+from cometnb._core import previews as _previews
 from cometnb._core.errors import ResponseError, register_secret
 
 FIXTURES = SHARED_FIXTURES
@@ -204,7 +205,7 @@ def test_truncated_image_is_refused(fmt: str) -> None:
         str(info.value) == f"the server sent a truncated {fmt.upper()} image ({len(cut):,} bytes)"
     )
     with pytest.raises(ResponseError, match="truncated"):
-        _decode.make_preview(cut, 64)
+        _previews.make_preview(cut, 64)
 
 
 def test_damaged_body_is_refused_by_preview() -> None:
@@ -214,7 +215,7 @@ def test_damaged_body_is_refused_by_preview() -> None:
     inspected = _decode.inspect_image(bytes(data))  # header-only: cannot see it
     assert inspected == ("png", 300, 300)
     with pytest.raises(ResponseError, match=r"^the server sent a damaged PNG image \("):
-        _decode.make_preview(bytes(data), 100)
+        _previews.make_preview(bytes(data), 100)
 
 
 def test_damaged_header_of_a_known_format() -> None:
@@ -227,8 +228,8 @@ def test_damaged_header_of_a_known_format() -> None:
 
 @pytest.mark.parametrize(("side", "limit", "expected"), [(64, 64, True), (65, 64, False)])
 def test_fits(side: int, limit: int, expected: bool) -> None:
-    assert _decode.fits(encode(photo(side, 10), "png"), limit) is expected
-    assert _decode.fits(encode(photo(10, side), "png"), limit) is expected
+    assert _previews.fits(encode(photo(side, 10), "png"), limit) is expected
+    assert _previews.fits(encode(photo(10, side), "png"), limit) is expected
 
 
 # --- previews ---------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def test_fits(side: int, limit: int, expected: bool) -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_preview_of_every_format_is_downscaled_jpeg(fmt: str) -> None:
     data = encode(photo(600, 400), fmt)
-    preview, mime = _decode.make_preview(data, 150)
+    preview, mime = _previews.make_preview(data, 150)
     assert mime == "image/jpeg"
     img = opened(preview)
     assert (img.format, img.size) == ("JPEG", (150, 100))
@@ -245,7 +246,7 @@ def test_preview_of_every_format_is_downscaled_jpeg(fmt: str) -> None:
 
 def test_photo_like_1024_png_preview_is_small(photo_png: bytes) -> None:
     assert len(photo_png) > 1_000_000  # really photo-like: PNG cannot compress the noise
-    preview, mime = _decode.make_preview(photo_png, 512)
+    preview, mime = _previews.make_preview(photo_png, 512)
     assert mime == "image/jpeg"
     assert len(preview) < 150_000
     assert opened(preview).size == (512, 512)
@@ -254,7 +255,7 @@ def test_photo_like_1024_png_preview_is_small(photo_png: bytes) -> None:
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_alpha_gives_png_preview(fmt: str) -> None:
     data = encode(with_alpha(photo(400, 200)), fmt)
-    preview, mime = _decode.make_preview(data, 100)
+    preview, mime = _previews.make_preview(data, 100)
     img = opened(preview)
     assert (mime, img.format, img.mode, img.size) == ("image/png", "PNG", "RGBA", (100, 50))
     assert img.getchannel("A").getextrema() == (128, 128)
@@ -263,7 +264,7 @@ def test_alpha_gives_png_preview(fmt: str) -> None:
 def test_grey_with_alpha_gives_png_preview() -> None:
     grey = Image.linear_gradient("L").resize((300, 300))
     la = Image.merge("LA", (grey, Image.new("L", grey.size, 10)))
-    preview, mime = _decode.make_preview(encode(la, "png"), 100)
+    preview, mime = _previews.make_preview(encode(la, "png"), 100)
     assert mime == "image/png"
     assert opened(preview).mode == "LA"
 
@@ -271,21 +272,21 @@ def test_grey_with_alpha_gives_png_preview() -> None:
 def test_palette_transparency_gives_png_preview() -> None:
     img = photo(300, 300).quantize(64)
     data = encode(img, "png", transparency=0)
-    preview, mime = _decode.make_preview(data, 100)
+    preview, mime = _previews.make_preview(data, 100)
     assert mime == "image/png"
     assert opened(preview).mode == "RGBA"
 
 
 def test_transparent_gif_gives_png_preview() -> None:
     img = photo(300, 300).quantize(64)
-    preview, mime = _decode.make_preview(encode(img, "gif", transparency=3), 100)
+    preview, mime = _previews.make_preview(encode(img, "gif", transparency=3), 100)
     assert mime == "image/png"
     assert opened(preview).getchannel("A").getextrema()[0] < 255
 
 
 def test_fully_opaque_alpha_channel_gives_jpeg() -> None:
     data = encode(with_alpha(photo(400, 400), 255), "png")
-    preview, mime = _decode.make_preview(data, 100)
+    preview, mime = _previews.make_preview(data, 100)
     assert mime == "image/jpeg"
     assert opened(preview).mode == "RGB"
 
@@ -301,26 +302,26 @@ def test_fully_opaque_alpha_channel_gives_jpeg() -> None:
 def test_preview_keeps_aspect_ratio(
     size: tuple[int, int], max_px: int, expected: tuple[int, int]
 ) -> None:
-    preview, _ = _decode.make_preview(encode(photo(*size), "jpeg"), max_px)
+    preview, _ = _previews.make_preview(encode(photo(*size), "jpeg"), max_px)
     assert opened(preview).size == expected
 
 
 def test_small_image_is_never_upscaled_and_kept_when_smaller() -> None:
     flat = encode(Image.new("RGB", (64, 48), (10, 120, 200)), "png")  # tiny PNG beats any JPEG
-    preview, mime = _decode.make_preview(flat, 512)
+    preview, mime = _previews.make_preview(flat, 512)
     assert (preview, mime) == (flat, "image/png")
 
 
 def test_small_image_is_reencoded_when_that_is_smaller() -> None:
     noisy = encode(photo(300, 200), "png")
-    preview, mime = _decode.make_preview(noisy, 512)
+    preview, mime = _previews.make_preview(noisy, 512)
     assert mime == "image/jpeg"
     assert len(preview) < len(noisy)
     assert opened(preview).size == (300, 200)  # same size: never upscaled
 
 
 def test_preview_of_exactly_max_px_is_not_resized(photo_png: bytes) -> None:
-    preview, _ = _decode.make_preview(photo_png, 1024)
+    preview, _ = _previews.make_preview(photo_png, 1024)
     assert opened(preview).size == (1024, 1024)
 
 
@@ -328,23 +329,23 @@ def test_unusual_modes_are_converted() -> None:
     cmyk = encode(photo(200, 200).convert("CMYK"), "jpeg")
     grey16 = encode(Image.linear_gradient("L").resize((300, 300)).convert("I;16"), "png")
     for data in (cmyk, grey16):
-        preview, mime = _decode.make_preview(data, 100)
+        preview, mime = _previews.make_preview(data, 100)
         assert mime == "image/jpeg"
         assert opened(preview).mode in ("RGB", "L")
 
 
 def test_preview_of_non_image_raises() -> None:
     with pytest.raises(ResponseError, match="not an image"):
-        _decode.make_preview(b"<html>oops</html>", 256)
+        _previews.make_preview(b"<html>oops</html>", 256)
 
 
 @pytest.mark.parametrize("max_px", [0, -5])
 def test_preview_needs_positive_max_px(photo_png: bytes, max_px: int) -> None:
     with pytest.raises(ValueError, match="max_px must be at least 1"):
-        _decode.make_preview(photo_png, max_px)
+        _previews.make_preview(photo_png, max_px)
 
 
 def test_cached_preview_fits_its_bound(photo_png: bytes) -> None:
-    preview, _ = _decode.make_preview(photo_png, 256)
-    assert _decode.fits(preview, 256)
-    assert not _decode.fits(photo_png, 256)
+    preview, _ = _previews.make_preview(photo_png, 256)
+    assert _previews.fits(preview, 256)
+    assert not _previews.fits(photo_png, 256)

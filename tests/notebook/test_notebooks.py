@@ -25,7 +25,7 @@ from cometnb._core import settings as _settings
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01-quickstart.ipynb", "02-compare.ipynb", "03-panel.ipynb", "04-history.ipynb"]
 CELL_TIMEOUT_S = 120

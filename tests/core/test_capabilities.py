@@ -13,9 +13,9 @@ from cometnb._core.capabilities import (
     OPTIONAL_FIELDS,
     FlexibleSize,
     get_caps,
-    validate_request,
 )
 from cometnb._core.errors import CometError, ValidationError, register_secret
+from cometnb._core.validation import validate_request
 
 GPT_FIXED = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
 GPT_ALL = ("gpt-image-2", *GPT_FIXED)

@@ -13,7 +13,12 @@ from _history_helpers import api_result, body, image_bytes, noisy_png
 
 from cometnb._core.errors import APIError, CometError
 from cometnb._core.models import GeneratedImage, Generation, Grid, GridCell, ImageRequest
-from cometnb._views import render as _render
+from cometnb._storage.compare import split_settings
+from cometnb._views.cards import generation_html, image_html, record_html
+from cometnb._views.gallery import gallery_html
+from cometnb._views.grid import grid_html
+from cometnb._views.history import compare_html, history_html
+from cometnb._views.thumbs import THUMB_PX
 from cometnb.history import History, Record
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -51,15 +56,15 @@ def test_every_view_escapes_user_text(hist: History, evil: Record, failed: Recor
     gen = evil.to_generation()
     grid = Grid({"prompt": [EVIL]}, [GridCell({"prompt": EVIL}, ImageRequest(EVIL), gen)])
     views = {
-        "image": _render.image_html(gen.image),
-        "generation": _render.generation_html(gen),
-        "failed generation": _render.generation_html(failed.to_generation()),
-        "grid": _render.grid_html(grid, {0: EVIL}),
-        "record": _render.record_html(evil),
-        "failed record": _render.record_html(failed),
-        "history": _render.history_html([evil, failed]),
-        "compare": _render.compare_html([evil, failed]),
-        "gallery": _render.gallery_html([evil, failed], title=EVIL),
+        "image": image_html(gen.image),
+        "generation": generation_html(gen),
+        "failed generation": generation_html(failed.to_generation()),
+        "grid": grid_html(grid, {0: EVIL}),
+        "record": record_html(evil),
+        "failed record": record_html(failed),
+        "history": history_html([evil, failed]),
+        "compare": compare_html([evil, failed]),
+        "gallery": gallery_html([evil, failed], title=EVIL),
     }
     for name, html in views.items():
         no_live_markup(html)
@@ -76,7 +81,7 @@ def test_generation_card_shows_preview_caption_and_link(
         api_result(original, usage={"total_tokens": 4160}, size="1024x1024", quality="high"),
         elapsed_s=42.25,
     )
-    html = _render.generation_html(rec.to_generation())
+    html = generation_html(rec.to_generation())
     (preview,) = data_uris(html)
     assert len(preview) < len(original) / 10  # a preview, never the multi-MB original
     for text in ("gpt-image-2", "1024x1024", "high", "42.2 s", "4160 tokens"):
@@ -89,19 +94,19 @@ def test_generation_card_shows_preview_caption_and_link(
 def test_in_memory_and_synthetic_results(monkeypatch: pytest.MonkeyPatch) -> None:
     img = GeneratedImage(None, "png", 64, 64, data=image_bytes())
     gen = Generation(body(), images=[img], elapsed_s=1.0, synthetic=True)
-    html = _render.generation_html(gen)
+    html = generation_html(gen)
     assert "synthetic (simulator)" in html and "not stored" in html
     assert data_uris(html)[0] == img.data  # small enough to embed as is
 
 
 def test_paths_outside_the_working_directory_are_shown_not_linked(evil: Record) -> None:
-    html = _render.image_html(evil.images[0])
+    html = image_html(evil.images[0])
     assert "<code" in html and "href=" not in html
 
 
 def test_failed_generation_shows_an_error_box() -> None:
     gen = Generation(body(), error=CometError("the server said no"), status="error")
-    html = _render.generation_html(gen)
+    html = generation_html(gen)
     assert "the server said no" in html and "#fdecea" in html and "error" in html
 
 
@@ -111,7 +116,7 @@ def test_missing_file_shows_a_placeholder(evil: Record) -> None:
     img.path.unlink()
     if img.preview_path and img.preview_path.exists():
         img.preview_path.unlink()
-    assert "image file missing" in _render.image_html(img)
+    assert "image file missing" in image_html(img)
 
 
 # --- grids -----------------------------------------------------------------------------------
@@ -137,7 +142,7 @@ def table_rows(html: str) -> list[str]:
 
 
 def test_grid_with_one_axis_is_one_row_of_columns(hist: History) -> None:
-    html = _render.grid_html(make_grid(hist, {"model": ["gpt-image-1", "gpt-image-2"]}))
+    html = grid_html(make_grid(hist, {"model": ["gpt-image-1", "gpt-image-2"]}))
     head, *rows = table_rows(html)
     assert "model=</span>gpt-image-1" in head and "model=</span>gpt-image-2" in head
     assert len(rows) == 1 and len(data_uris(rows[0])) == 2
@@ -145,7 +150,7 @@ def test_grid_with_one_axis_is_one_row_of_columns(hist: History) -> None:
 
 
 def test_grid_of_prompts_runs_down(hist: History) -> None:
-    html = _render.grid_html(make_grid(hist, {"prompt": ["a fox", "an owl", "a cat"]}))
+    html = grid_html(make_grid(hist, {"prompt": ["a fox", "an owl", "a cat"]}))
     _head, *rows = table_rows(html)
     assert [("a fox" in r, "an owl" in r, "a cat" in r) for r in rows] == [
         (True, False, False),
@@ -156,7 +161,7 @@ def test_grid_of_prompts_runs_down(hist: History) -> None:
 
 def test_grid_two_axes_first_across_second_down(hist: History) -> None:
     axes = {"model": ["m1", "m2"], "size": ["1024x1024", "1536x1024", "1024x1536"]}
-    html = _render.grid_html(make_grid(hist, axes))
+    html = grid_html(make_grid(hist, axes))
     head, *rows = table_rows(html)
     assert head.count("model=") == 2 and "size" in head
     assert len(rows) == 3 and all(len(data_uris(r)) == 2 for r in rows)
@@ -166,7 +171,7 @@ def test_grid_two_axes_first_across_second_down(hist: History) -> None:
 
 def test_grid_three_axes_rows_are_combinations(hist: History) -> None:
     axes = {"prompt": ["p1", "p2"], "quality": ["low", "high"], "format": ["png"]}
-    html = _render.grid_html(make_grid(hist, axes))
+    html = grid_html(make_grid(hist, axes))
     head, *rows = table_rows(html)
     assert head.count("quality=") == 2  # the first non-prompt axis goes across
     assert len(rows) == 2 and "prompt=</span>p2" in rows[1] and "format=</span>png" in rows[1]
@@ -179,23 +184,23 @@ def test_pending_and_failed_cells(hist: History) -> None:
         error=APIError("x" * 1000, status=500),
         status="error",
     )
-    html = _render.grid_html(grid, {2: "waiting 5 s (HTTP 429)"})
+    html = grid_html(grid, {2: "waiting 5 s (HTTP 429)"})
     assert "waiting 5 s (HTTP 429)" in html and "xxx…" in html and "x" * 300 not in html
     assert "1 failed" in html and "2/3 done" in html
-    listed = _render.grid_html(grid, ["", "", "queued"])
+    listed = grid_html(grid, ["", "", "queued"])
     assert "queued" in listed
-    assert "pending" in _render.grid_html(grid)
+    assert "pending" in grid_html(grid)
 
 
 def test_grid_names_what_every_cell_shares(hist: History) -> None:
     grid = make_grid(hist, {"model": ["m1", "m2"], "quality": ["low"]}, done=0)
     for cell in grid.cells:
         cell.request = cell.request.with_overrides(prompt="a <b>fox</b>", size="1024x1024")
-    (shared,) = re.findall(r'class="cometnb-grid-shared".*?</div></div>', _render.grid_html(grid))
+    (shared,) = re.findall(r'class="cometnb-grid-shared".*?</div></div>', grid_html(grid))
     assert "a &lt;b&gt;fox&lt;/b&gt;" in shared and "<b>" not in shared
     assert "quality=low" in shared and "size=1024x1024" in shared and "m1" not in shared
     by_prompt = make_grid(hist, {"prompt": ["a fox", "an owl"]}, done=0)
-    (line,) = re.findall(r'class="cometnb-grid-shared".*?</div>', _render.grid_html(by_prompt))
+    (line,) = re.findall(r'class="cometnb-grid-shared".*?</div>', grid_html(by_prompt))
     assert "a fox" not in line  # the prompt is an axis: it labels the rows instead
 
 
@@ -212,19 +217,19 @@ def test_a_live_grid_draws_each_finished_cell_once(
 
     monkeypatch.setattr(GeneratedImage, "preview", counted)
     finished: dict[int, str] = {}
-    first = _render.grid_html(grid, {1: "3 s", 2: "queued"}, finished)
+    first = grid_html(grid, {1: "3 s", 2: "queued"}, finished)
     later = make_grid(hist, {"size": ["b"]}).cells[0].generation
     grid.cells[1].generation = later  # a second cell finishes
-    second = _render.grid_html(grid, {2: "4 s"}, finished)
-    final = _render.grid_html(grid, None, finished)
+    second = grid_html(grid, {2: "4 s"}, finished)
+    final = grid_html(grid, None, finished)
     assert len(drawn) == 2, "each finished preview is made once, however often the grid redraws"
     assert len(data_uris(first)) == 1 and len(data_uris(second)) == 2 == len(data_uris(final))
-    assert final == _render.grid_html(grid), "the cache changes the cost, not the view"
+    assert final == grid_html(grid), "the cache changes the cost, not the view"
 
 
 def test_grid_without_axes_shows_its_single_cell(hist: History) -> None:
     grid = make_grid(hist, {})
-    assert len(grid.cells) == 1 and len(data_uris(_render.grid_html(grid))) == 1
+    assert len(grid.cells) == 1 and len(data_uris(grid_html(grid))) == 1
 
 
 # --- history, record and comparison views ---------------------------------------------------
@@ -233,7 +238,7 @@ def test_grid_without_axes_shows_its_single_cell(hist: History) -> None:
 def test_history_table_is_newest_first_and_capped(hist: History) -> None:
     for i in range(53):
         hist.record_success(body(f"prompt {i}"), api_result(), elapsed_s=0)
-    html = _render.history_html(hist.records())
+    html = history_html(hist.records())
     rows = table_rows(html)[1:]
     assert len(rows) == 50 and "prompt 52" in rows[0] and "prompt 3<" in rows[-1]
     assert "3 more" in html and "53 record(s)" in html
@@ -245,11 +250,11 @@ def test_history_table_thumbnails_are_small_even_for_big_images(hist: History) -
     (thumb,) = data_uris(hist._repr_html_())
     from cometnb._core.images import inspect_image
 
-    assert max(inspect_image(thumb)[1:]) <= _render.THUMB_PX
+    assert max(inspect_image(thumb)[1:]) <= THUMB_PX
 
 
 def test_record_card_has_id_time_tags_origin(evil: Record) -> None:
-    html = _render.record_html(evil)
+    html = record_html(evil)
     assert evil.id in html and "tags:" in html and "re-run of" in html
     assert str(evil.created_at.astimezone().year) in html
 
@@ -259,7 +264,7 @@ def test_compare_highlights_only_what_differs(hist: History) -> None:
     b = hist.record_success(
         body(quality="high", size="1024x1024"), api_result(image_bytes(200, 100)), elapsed_s=2
     )
-    html = _render.compare_html([a, b])
+    html = compare_html([a, b])
     highlighted = [r for r in table_rows(html) if "#fff3b0" in r]
     assert len(highlighted) == 1 and "quality" in highlighted[0]
     assert "low" in highlighted[0] and "high" in highlighted[0]
@@ -272,10 +277,10 @@ def test_compare_highlights_only_what_differs(hist: History) -> None:
 def test_compare_with_a_missing_field_says_not_sent(hist: History) -> None:
     a = hist.record_success(body(), api_result(), elapsed_s=1)
     b = hist.record_success(body(style="vivid"), api_result(), elapsed_s=1)
-    shared, differing = _render.split_settings([a, b])
+    shared, differing = split_settings([a, b])
     assert differing == {"style": [None, "vivid"]} and "style" not in shared
-    assert "(not sent)" in _render.compare_html([a, b])
+    assert "(not sent)" in compare_html([a, b])
 
 
 def test_empty_history_view(hist: History) -> None:
-    assert "empty" in _render.history_html([])
+    assert "empty" in history_html([])

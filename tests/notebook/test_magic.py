@@ -15,13 +15,12 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import FAKE_KEY, assert_no_key_in_tree
+from conftest import FAKE_KEY, assert_no_key_in_tree, new_magic_shell
 from IPython.core.displaypub import CapturingDisplayPublisher
 
 from cometnb._core import settings as _settings
@@ -67,31 +66,15 @@ class Recorder(CapturingDisplayPublisher):
 
 
 @pytest.fixture
-def ip(
-    sim: SimServer, history_dir: Path, fake_key: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
-    """A shell with cometnb loaded, pointed at the simulator, a temp history and a session key."""
-    from IPython.core.interactiveshell import InteractiveShell
-
-    shell = InteractiveShell.instance()
-    shell.extension_manager.load_extension("cometnb")
-    magics = shell.magics_manager.registry["CometImg"]
-    saved = {name: getattr(magics, name) for name in magics.trait_names() if name != "config"}
-    saved = {k: v for k, v in saved.items() if magics.trait_metadata(k, "config")}
-    configure(shell, base_url=sim.base_url, history_dir=str(history_dir))
+def ip(sim: SimServer, history_dir: Path, fake_key: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The magic's shell with a session key, its displays recorded, shown as in a notebook."""
+    shell = new_magic_shell(base_url=sim.base_url, history_dir=str(history_dir))
     _settings.set_session_key(fake_key)
     recorder = Recorder()
     recorder.history_dir = history_dir
     monkeypatch.setattr(shell, "display_pub", recorder)
-    magics.engine.rich = True
-    try:
-        yield shell
-    finally:
-        magics.engine.rich = None
-        for name, value in saved.items():
-            setattr(magics, name, value)
-        for var in ("g", "bodies", "result"):
-            shell.user_ns.pop(var, None)
+    shell.magics_manager.registry["CometImg"].engine.rich = True
+    return shell
 
 
 def configure(ip: Any, **traits: Any) -> None:

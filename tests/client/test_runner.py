@@ -10,17 +10,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import FAKE_KEY
 
-from cometnb._client.runner import (
-    CellProgress,
-    cell_label,
-    describe_event,
-    expand_grid,
-    run_grid,
-    validate_grid,
-    with_setting_defaults,
-)
+from cometnb._client.runner import cell_label, expand_grid, run_grid, validate_grid
 from cometnb._core.errors import CancelledError, ValidationError
 from cometnb._core.models import ClientEvent, Generation, Grid, ImageRequest
+from cometnb._core.progress import CellProgress, describe_event
+from cometnb._core.settings import Settings
 
 if TYPE_CHECKING:
     from cometnb._client.clients import AsyncClient
@@ -81,7 +75,8 @@ def test_prompt_and_model_axes_replace_the_base_values() -> None:
 def test_setting_defaults_apply_only_where_the_model_takes_them() -> None:
     grid = expand_grid(ImageRequest("a kite", MINI), {"model": ["dall-e-3", MINI]})
     grid.cells.append(expand_grid(ImageRequest("b", MINI, size="auto"), {}).cells[0])
-    with_setting_defaults(grid, {"size": "1536x1024", "quality": None})
+    for cell in grid.cells:
+        cell.request = cell.request.with_session_defaults(Settings(size="1536x1024"))
     dalle, mini, explicit = (c.request.fields.get("size") for c in grid.cells)
     assert dalle is None  # dall-e-3 cannot take 1536x1024: the default is skipped
     assert mini == "1536x1024"

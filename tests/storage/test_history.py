@@ -31,7 +31,7 @@ from cometnb._storage import files as _files
 from cometnb._storage.records import new_record_id
 from cometnb.history import History, Record, history
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -427,7 +427,7 @@ def fill(hist: History, count: int) -> None:
         elapsed_s=12.5,
         tags=["bench"],
     )
-    conn = sqlite3.connect(hist._store.path)
+    conn = sqlite3.connect(hist._index.path)
     (doc,) = conn.execute("SELECT doc FROM records WHERE id = ?", (rec.id,)).fetchone()
     rows = []
     for seq in range(2, count + 1):
@@ -457,7 +457,7 @@ def test_loading_thousands_of_records_is_light(hist: History) -> None:
 def test_newer_schema_is_refused_clearly(hist: History) -> None:
     hist.record_success(body(), api_result(), elapsed_s=0)
     hist.close()
-    conn = sqlite3.connect(hist._store.path)
+    conn = sqlite3.connect(hist._index.path)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
     with pytest.raises(CometError, match="newer cometnb"):

@@ -18,7 +18,7 @@ from cometnb._core.models import (
     GridCell,
     ImageRequest,
 )
-from cometnb._core.settings import DEFAULT_MODEL
+from cometnb._core.settings import DEFAULT_MODEL, Settings
 
 
 def png(width: int, height: int, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
@@ -146,6 +146,18 @@ def test_with_overrides_result_is_validated_like_any_request() -> None:
     base = ImageRequest("a cat", "gpt-image-1", quality="low")
     with pytest.raises(ValidationError, match="dall-e-3 accepts quality standard or hd; got low"):
         base.with_overrides(model="dall-e-3").validate()
+
+
+def test_session_defaults_fill_only_what_the_model_takes_and_the_request_lacks() -> None:
+    defaults = Settings(size="1536x1024", quality="high")
+    mini = ImageRequest("a cat", "gpt-image-1-mini").with_session_defaults(defaults)
+    assert mini.fields == {"size": "1536x1024", "quality": "high"}
+    dalle = ImageRequest("a cat", "dall-e-3").with_session_defaults(defaults)
+    assert dalle.fields == {}  # dall-e-3 takes neither value: both skipped, nothing blamed
+    named = ImageRequest("a cat", "gpt-image-1-mini", size="auto").with_session_defaults(defaults)
+    assert named.fields == {"size": "auto", "quality": "high"}  # the request's own value wins
+    plain = ImageRequest("a cat", "gpt-image-1-mini")
+    assert plain.with_session_defaults(Settings()) is plain  # no defaults: the same request
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def test_zip_member_names_cannot_escape(filled: History, tmp_path: Path) -> None
     # pulls in a file from outside the history folder.
     rec = filled[0]
     (tmp_path / "secret.png").write_bytes(b"not for export")
-    conn = sqlite3.connect(filled._store.path)
+    conn = sqlite3.connect(filled._index.path)
     (doc,) = conn.execute("SELECT doc FROM records WHERE id = ?", (rec.id,)).fetchone()
     evil = doc.replace(rec.files[0], "images/../../secret.png")
     with conn:

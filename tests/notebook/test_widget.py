@@ -20,7 +20,7 @@ import pytest
 from cometnb._core import settings as _settings
 from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_messages import short_message
-from cometnb._notebook.panel_queue import Job, JobQueue
+from cometnb._notebook.panel_queue import PanelTask, TaskQueue
 from cometnb.widget import Panel, panel
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def test_no_key_refuses_before_sending(sim: SimServer) -> None:
     made.prompt.value = "a cat"
     made.generate_button.click()
     assert "key" in made.form.error_for("key").lower()
-    assert not made.jobs.busy
+    assert not made.tasks.busy
     assert sim.request_count == 0
 
 
@@ -223,7 +223,7 @@ def test_validation_error_shows_next_to_the_field_and_sends_nothing(
     assert words in p.form.error_for(field)
     others = [n for n in p.form.fields if n != field]
     assert all(p.form.error_for(n) == "" for n in others)
-    assert not p.jobs.busy
+    assert not p.tasks.busy
     assert live.request_count == 0
     p.prompt.value = "a lighthouse"
     p.model.value = "gpt-image-1-mini"
@@ -293,10 +293,10 @@ def test_generations_queue_behind_the_running_one(p: Panel, live: SimServer) -> 
     p.prompt.value = "first"
     p.model.value = "gpt-image-1-mini"
     p.generate_button.click()
-    wait_until(lambda: live.request_count >= 1 or p.jobs.current is not None)
+    wait_until(lambda: live.request_count >= 1 or p.tasks.current is not None)
     p.prompt.value = "second"
     p.generate_button.click()
-    assert p.jobs.queued == 1
+    assert p.tasks.queued == 1
     assert "1 queued" in text_of(p.progress)
     assert p.wait(WAIT_S)
     assert [g.prompt for g in p.generations] == ["first", "second"]
@@ -310,13 +310,13 @@ def test_inside_a_running_loop_generation_is_a_task_on_that_loop(p: Panel, live:
     async def kernel_like() -> None:
         p.prompt.value = "a non-blocking click"
         p.generate_button.click()
-        # The handler returned before the job could even start: it is a task on this loop.
-        assert p.generations == [] and p.jobs.current is None
-        assert p.jobs.busy
-        assert p.jobs._loop is asyncio.get_running_loop()
+        # The handler returned before the task could even start: it is a task on this loop.
+        assert p.generations == [] and p.tasks.current is None
+        assert p.tasks.busy
+        assert p.tasks._loop is asyncio.get_running_loop()
         with pytest.raises(RuntimeError, match="block the loop"):
             p.wait(1)
-        while p.jobs.busy:  # the loop stays free: other coroutines keep running
+        while p.tasks.busy:  # the loop stays free: other coroutines keep running
             await asyncio.sleep(0.02)
 
     asyncio.run(asyncio.wait_for(kernel_like(), WAIT_S))
@@ -332,7 +332,7 @@ def test_cancel_stops_the_running_generation(p: Panel, live: SimServer) -> None:
     p.cancel_button.click()
     assert p.wait(WAIT_S)
     assert "Cancelled" in text_of(p.message)
-    assert p.jobs.done[-1].state == "cancelled"
+    assert p.tasks.done[-1].state == "cancelled"
     from cometnb.history import history
 
     assert history()[-1].status == "cancelled"
@@ -439,10 +439,10 @@ def test_history_compare_needs_two_and_shows_both(filled: Panel) -> None:
     b.rows[1].select.value = True
     assert not b.compare_button.disabled
     b.compare_button.click()
-    from cometnb._views import render as _render
+    from cometnb._views.history import compare_html
 
     chosen = [b.rows[0].record, b.rows[1].record]
-    assert b.compare_view.value == _render.compare_html(chosen)
+    assert b.compare_view.value == compare_html(chosen)
     assert "a red panda" in b.compare_view.value and "a blue whale" in b.compare_view.value
 
 
@@ -479,19 +479,19 @@ def test_export_writes_into_the_history_exports_folder(
 # --- the queue on its own ---------------------------------------------------------------------
 
 
-def test_job_queue_runs_in_order_and_reports_errors() -> None:
+def test_task_queue_runs_in_order_and_reports_errors() -> None:
     from cometnb._core.models import ImageRequest
 
     order: list[str] = []
 
-    async def work(job: Job) -> None:
-        order.append(job.request.prompt)
-        if job.request.prompt == "bad":
+    async def work(task: PanelTask) -> None:
+        order.append(task.request.prompt)
+        if task.request.prompt == "bad":
             raise ValueError("bad job")
 
-    q = JobQueue(work, on_change=lambda: None)
+    q = TaskQueue(work, on_change=lambda: None)
     for prompt in ("one", "bad", "three"):
-        q.submit(Job(ImageRequest(prompt)))
+        q.submit(PanelTask(ImageRequest(prompt)))
     assert q.wait(WAIT_S)
     assert order == ["one", "bad", "three"]
     assert [j.state for j in q.done] == ["ok", "error", "ok"]

@@ -10,7 +10,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from cometnb._core.settings import Settings
-from cometnb._notebook.magic_args import CellPlan, build_plan, interpolate, parse_params, split_list
+from cometnb._notebook.magic_args import CellSpec, build_spec, interpolate, parse_params, split_list
 from cometnb.magic import CometImg, parse_argstring
 
 
@@ -19,10 +19,10 @@ def parse(line: str) -> argparse.Namespace:
     return parse_argstring(CometImg.cometimg, line)  # type: ignore[no-any-return]
 
 
-def plan_for(
+def spec_for(
     line: str, cell: str = "a red kite", ns: dict[str, Any] | None = None, **settings: Any
-) -> CellPlan:
-    return build_plan(parse(line), cell, ns or {}, Settings(**settings))
+) -> CellSpec:
+    return build_spec(parse(line), cell, ns or {}, Settings(**settings))
 
 
 # --- interpolation ---------------------------------------------------------------------------
@@ -93,14 +93,14 @@ def test_bad_params(items: list[str], words: str) -> None:
     assert "sk-abc" not in str(info.value)
 
 
-# --- plans -----------------------------------------------------------------------------------
+# --- specs -----------------------------------------------------------------------------------
 
 
-def test_single_request_plan_uses_the_default_model() -> None:
-    plan = plan_for("", "  a red kite \n", model="gpt-image-1-mini")
-    assert not plan.is_grid and plan.count == 1
-    assert plan.base.to_body() == {"model": "gpt-image-1-mini", "prompt": "a red kite"}
-    assert plan.display and not plan.dry_run and plan.out is None
+def test_single_request_spec_uses_the_default_model() -> None:
+    spec = spec_for("", "  a red kite \n", model="gpt-image-1-mini")
+    assert not spec.is_grid and spec.count == 1
+    assert spec.base.to_body() == {"model": "gpt-image-1-mini", "prompt": "a red kite"}
+    assert spec.display and not spec.dry_run and spec.out is None
 
 
 def test_every_option_maps_to_its_field() -> None:
@@ -109,8 +109,8 @@ def test_every_option_maps_to_its_field() -> None:
         "--moderation low --partial 2 --param user=ann --param seed=7 --tag a --tag b --tag a "
         "-o result --dry-run --no-display"
     )
-    plan = plan_for(line)
-    assert plan.base.to_body() == {
+    spec = spec_for(line)
+    assert spec.base.to_body() == {
         "model": "gpt-image-1",
         "prompt": "a red kite",
         "size": "1024x1024",
@@ -125,53 +125,53 @@ def test_every_option_maps_to_its_field() -> None:
         "user": "ann",
         "seed": 7,
     }
-    assert plan.tags == ("a", "b")
-    assert plan.out == "result" and plan.dry_run and not plan.display
+    assert spec.tags == ("a", "b")
+    assert spec.out == "result" and spec.dry_run and not spec.display
 
 
 def test_dalle_options() -> None:
-    plan = plan_for("-m dall-e-3 --style vivid --response-format url")
-    assert plan.base.fields == {"style": "vivid", "response_format": "url"}
+    spec = spec_for("-m dall-e-3 --style vivid --response-format url")
+    assert spec.base.fields == {"style": "vivid", "response_format": "url"}
 
 
 def test_comma_lists_build_axes_in_a_fixed_order() -> None:
-    plan = plan_for("-q low,high -m gpt-image-1,gpt-image-1-mini -f png,jpeg --background auto")
-    assert list(plan.axes) == ["model", "quality", "format"]
-    assert plan.axes["format"] == ["png", "jpeg"]
-    assert plan.count == 8
-    assert plan.base.fields["background"] == "auto"  # one value: shared, not an axis
+    spec = spec_for("-q low,high -m gpt-image-1,gpt-image-1-mini -f png,jpeg --background auto")
+    assert list(spec.axes) == ["model", "quality", "format"]
+    assert spec.axes["format"] == ["png", "jpeg"]
+    assert spec.count == 8
+    assert spec.base.fields["background"] == "auto"  # one value: shared, not an axis
 
 
 def test_each_line_makes_a_prompt_axis() -> None:
     cell = "\n  a {animal}\n\nan owl\n a {animal}\n"
-    plan = plan_for("--each-line", cell, {"animal": "fox"})
-    assert plan.axes == {"prompt": ["a fox", "an owl"]}
-    single = plan_for("--each-line", "\n only one \n")
+    spec = spec_for("--each-line", cell, {"animal": "fox"})
+    assert spec.axes == {"prompt": ["a fox", "an owl"]}
+    single = spec_for("--each-line", "\n only one \n")
     assert not single.is_grid and single.base.prompt == "only one"
 
 
 def test_param_may_not_repeat_an_option() -> None:
     with pytest.raises(UsageError, match="repeats"):
-        plan_for("-s 1024x1024 --param size=auto")
+        spec_for("-s 1024x1024 --param size=auto")
     with pytest.raises(UsageError, match="repeats"):
-        plan_for("-n 2 --param n=3")
+        spec_for("-n 2 --param n=3")
 
 
 def test_param_replaces_a_configured_default() -> None:
-    plan = plan_for("--param size=auto", size="1024x1024")
-    assert plan.base.fields["size"] == "auto"
+    spec = spec_for("--param size=auto", size="1024x1024")
+    assert spec.base.fields["size"] == "auto"
 
 
 @pytest.mark.parametrize("line", ["-o 1x", "-o class", "-o a.b"])
 def test_out_needs_a_variable_name(line: str) -> None:
     with pytest.raises(UsageError, match="variable name"):
-        plan_for(line)
+        spec_for(line)
 
 
 @pytest.mark.parametrize("cell", ["", "   \n  \n"])
 def test_empty_cell_is_refused(cell: str) -> None:
     with pytest.raises(UsageError, match="no prompt"):
-        plan_for("", cell)
+        spec_for("", cell)
 
 
 def test_bad_option_values_are_usage_errors() -> None:

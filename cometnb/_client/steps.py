@@ -1,0 +1,176 @@
+"""The exchange of one request as I/O steps, without doing any I/O (sans-I/O, as in h11).
+
+:func:`request_steps` is a generator: it yields a :class:`Send` (POST the body once), a
+:class:`Download` (GET an image URL) or a :class:`Sleep` (wait before a retry), and receives
+the outcome of each step back through ``send()``. The retry loop, the billing-aware retry
+decisions and the image downloads exist once, here; :class:`~cometnb._client.sync_client.Client`
+performs the steps by blocking and :class:`~cometnb._client.async_client.AsyncClient` by
+awaiting. :class:`StreamReader` turns the lines of an SSE answer into a parsed response.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from cometnb._client.response import ParsedResponse
+from cometnb._client.retry import Failure, RetryPolicy
+from cometnb._client.sse import SSEDecoder, SSEEvent, StreamAssembler
+from cometnb._core.errors import ResponseError
+from cometnb._core.images import decode_b64_image, inspect_image
+from cometnb._core.models import ApiImage, ApiResult, ClientEvent
+from cometnb._core.protocols import OnEvent, OnPartial
+
+__all__ = [
+    "Attempt",
+    "Download",
+    "RequestSteps",
+    "Send",
+    "Sleep",
+    "Step",
+    "StreamReader",
+    "notify",
+    "request_steps",
+]
+
+log = logging.getLogger("cometnb")
+
+
+@dataclass(frozen=True)
+class Send:
+    """I/O step: POST ``body`` once; the answer is an :data:`Attempt`."""
+
+    body: dict[str, Any]
+    key: str
+    on_partial: OnPartial | None
+    on_event: OnEvent | None
+
+
+@dataclass(frozen=True)
+class Download:
+    """I/O step: GET an image URL; the answer is its bytes."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """I/O step: wait before the next attempt; the answer is ``None``."""
+
+    seconds: float
+
+
+Step = Send | Download | Sleep
+# What performing a Send gives back: the parsed answer and whether the simulator made it, or
+# the Failure it ended in.
+Attempt = tuple[ParsedResponse, bool] | Failure
+RequestSteps = Generator[Step, Any, ApiResult]
+
+
+def notify(callback: Callable[..., None] | None, *args: Any) -> None:
+    """Call a user callback; a broken display callback must not lose a billed image."""
+    if callback is None:
+        return
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("cometnb: a progress callback raised; ignoring it")
+
+
+def request_steps(
+    body: dict[str, Any],
+    key: str,
+    policy: RetryPolicy,
+    on_partial: OnPartial | None,
+    on_event: OnEvent | None,
+) -> RequestSteps:
+    """One request from the first attempt to its result, yielding each I/O step to perform.
+
+    Returns the :class:`ApiResult` (through ``StopIteration``) or raises the final error.
+    """
+    retries = billed = 0
+    while True:
+        notify(on_event, ClientEvent("sending", attempt=retries + 1))
+        outcome = yield Send(body, key, on_partial, on_event)
+        if not isinstance(outcome, Failure):
+            parsed, synthetic = outcome
+            images = yield from _fetch_images(parsed, on_event)
+            return ApiResult(images, parsed.created, parsed.usage, dict(parsed.meta), synthetic)
+        wait = _next_wait(policy, outcome, retries, billed)
+        retries, billed = retries + 1, billed + (outcome.safety == "billed")
+        notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
+        yield Sleep(wait)
+
+
+def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int) -> float:
+    """The wait before the next attempt, or raise the failure's error (final)."""
+    decision = policy.decide(failure, retries, billed)
+    if decision.wait_s is None:
+        if decision.hint:
+            failure.error.hint = decision.hint
+        raise failure.error
+    log.info("cometnb: %s; retrying in %.1f s", failure.reason, decision.wait_s)
+    return decision.wait_s
+
+
+def _fetch_images(
+    parsed: ParsedResponse, on_event: OnEvent | None
+) -> Generator[Step, Any, list[ApiImage]]:
+    """Decode base64 results; download URL results at once (they expire)."""
+    images = []
+    for item in parsed.items:
+        if item.b64_json is not None:
+            images.append(_api_image(decode_b64_image(item.b64_json), item.revised_prompt))
+            continue
+        assert item.url is not None
+        notify(on_event, ClientEvent("downloading"))
+        data = yield Download(item.url)
+        images.append(_api_image(data, item.revised_prompt))
+    return images
+
+
+def _api_image(data: bytes, revised_prompt: str | None) -> ApiImage:
+    fmt, width, height = inspect_image(data)
+    return ApiImage(data, fmt, width, height, revised_prompt)
+
+
+class StreamReader:
+    """Feeds SSE lines to the assembler and reports partial images as they arrive."""
+
+    def __init__(self, host: str, on_partial: OnPartial | None, on_event: OnEvent | None) -> None:
+        self.decoder = SSEDecoder()
+        self.assembler = StreamAssembler(host)
+        self.on_partial, self.on_event = on_partial, on_event
+
+    @property
+    def done(self) -> bool:
+        """True once the stream said it is over."""
+        return self.assembler.done
+
+    def feed(self, line: str) -> bool:
+        """Consume one line; True once the stream said it is over (``[DONE]``)."""
+        event = self.decoder.feed(line)
+        if event is not None:
+            self._handle(event)
+        return self.done
+
+    def _handle(self, event: SSEEvent) -> None:
+        partial = self.assembler.handle(event)
+        if partial is None or (self.on_partial is None and self.on_event is None):
+            return
+        try:
+            data = decode_b64_image(partial.b64_json)
+        except ResponseError:
+            return  # a broken preview is not worth failing the generation for
+        notify(self.on_partial, partial.index, data)
+        event_ = ClientEvent("partial", partial_index=partial.index, partial_image=data)
+        notify(self.on_event, event_)
+
+    def finish(self) -> ParsedResponse:
+        """The parsed response once the stream has ended (the last event may be unterminated)."""
+        last = self.decoder.flush()
+        if last is not None and not self.done:
+            self._handle(last)
+        return self.assembler.result()

@@ -1,0 +1,81 @@
+"""Small previews of generated images: what notebooks embed, never the multi-megabyte original.
+
+:func:`make_preview` is on the hot path of every generated image: it uses Pillow's reduced
+decoding (``draft`` for JPEG) and ``thumbnail(reducing_gap=…)`` so a 1024² photo-like PNG takes
+a few tens of ms. Bytes that are not a (complete) image raise :class:`ResponseError`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+from cometnb._core.errors import ResponseError
+from cometnb._core.images import longest_side, mime_for, open_image
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = ["fits", "make_preview"]
+
+_JPEG_QUALITY = 80
+
+
+def fits(data: bytes, max_px: int) -> bool:
+    """True when neither side of the image is larger than ``max_px``."""
+    return longest_side(data) <= max_px
+
+
+def make_preview(data: bytes, max_px: int) -> tuple[bytes, str]:
+    """A downscaled copy for inline display: ``(bytes, mime)``.
+
+    JPEG (quality 80) for opaque images, PNG when the image has real transparency. Never
+    upscales: an image that already fits is returned as is, unless re-encoding makes it smaller.
+    Raises :class:`ResponseError` for bytes that are not a (complete) image.
+    """
+    if max_px < 1:
+        raise ValueError(f"max_px must be at least 1; got {max_px}")
+    img, fmt = open_image(data)
+    small = max(img.size) <= max_px
+    try:
+        # draft() lets libjpeg decode at 1/2, 1/4, 1/8 scale; a no-op for other formats.
+        img.draft("RGB", (max_px, max_px))
+        img = _displayable(img)  # decodes the pixels
+        if not small:
+            # reducing_gap=1.0: a box reduce() does nearly all the work (about 1 ms for
+            # 1024² → 512²; the default 2.0 costs ~8 ms more for no visible gain at this size).
+            img.thumbnail((max_px, max_px), reducing_gap=1.0)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ResponseError(f"the server sent a damaged {fmt.upper()} image ({exc})") from None
+    preview = _encode(img)
+    if small and len(preview[0]) >= len(data):
+        return bytes(data), mime_for(data)
+    return preview
+
+
+def _displayable(img: PILImage.Image) -> PILImage.Image:
+    """The pixels in a mode resizing and JPEG/PNG encoding handle: L, LA, RGB or RGBA."""
+    if img.mode == "PA" or (img.mode not in ("RGBA", "LA") and "transparency" in img.info):
+        return img.convert("RGBA")  # palette or colour-key transparency
+    if img.mode in ("RGB", "RGBA", "L", "LA"):
+        img.load()
+        return img
+    return img.convert("RGB")  # P, CMYK, YCbCr, 1, 16-bit grey …
+
+
+def _encode(img: PILImage.Image) -> tuple[bytes, str]:
+    out = io.BytesIO()
+    if _has_alpha(img):
+        img.save(out, "PNG", compress_level=6)
+        return out.getvalue(), "image/png"
+    opaque = {"RGBA": "RGB", "LA": "L"}.get(img.mode)
+    (img.convert(opaque) if opaque else img).save(out, "JPEG", quality=_JPEG_QUALITY)
+    return out.getvalue(), "image/jpeg"
+
+
+def _has_alpha(img: PILImage.Image) -> bool:
+    """True only for visible transparency: an all-opaque alpha channel still gets a JPEG."""
+    if img.mode not in ("RGBA", "LA"):
+        return False
+    low = img.getchannel("A").getextrema()[0]  # one band: (min, max)
+    return isinstance(low, (int, float)) and low < 255

@@ -1,0 +1,224 @@
+"""Storing generations in a history folder: the image files first, then the record naming them.
+
+Originals go to ``images/`` exactly as the API returned them, small copies for inline display
+to ``previews/``; each file is complete on disk (``files.atomic_write``) before the index row
+that names it commits, so a crash can leave an unreferenced file behind but never a record
+pointing at nothing. Everything written is scrubbed of credentials first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cometnb._core.errors import CometError, redact
+from cometnb._core.models import ApiImage, ApiResult, Status
+from cometnb._core.settings import active
+from cometnb._storage import files as _files
+from cometnb._storage.index import Index
+from cometnb._storage.records import (
+    IMAGES,
+    PREVIEWS,
+    Record,
+    error_document,
+    new_record_id,
+    scrub_request,
+    scrub_values,
+    tags_json,
+)
+from cometnb._version import __version__
+
+__all__ = ["HistoryWriter"]
+
+
+class HistoryWriter:
+    """Stores successes and failures in the history folder ``root`` (whose index is ``index``).
+
+    :class:`~cometnb._storage.folder.History` holds one and hands it its writes; safe to call
+    from several threads and processes at once (the index serialises the commits).
+
+    Example::
+
+        >>> writer = HistoryWriter(Path("cometnb-history"), index)  # doctest: +SKIP
+        >>> writer.record_success(body, result, elapsed_s=1.2).files  # doctest: +SKIP
+        ['images/20261122-101500-4821-3f2a9c-0-a-red-fox.png']
+    """
+
+    def __init__(self, root: Path, index: Index) -> None:
+        self.root = root
+        self._index = index
+        self._folders_ready = False
+
+    def record_success(
+        self,
+        request: Mapping[str, Any],
+        result: ApiResult,
+        *,
+        elapsed_s: float,
+        tags: Iterable[str] = (),
+        origin: str | None = None,
+    ) -> Record:
+        """Store the images of a successful response, then commit its record; returns it."""
+        body = scrub_request(request)
+        record_id, created = new_record_id()
+        images = self._write_images(record_id, str(body.get("prompt", "")), result)
+        meta = scrub_values(dict(result.meta))
+        if result.created is not None:
+            meta["created"] = result.created
+        doc = {
+            "request": body,
+            "images": images,
+            "usage": scrub_values(result.usage) if result.usage is not None else None,
+            "meta": meta,
+            "elapsed_s": float(elapsed_s),
+            "error": None,
+            "http_status": None,
+            "origin": origin,
+            "synthetic": bool(result.synthetic),
+            "version": __version__,
+        }
+        return self._commit(record_id, created, body, "ok", tags, doc)
+
+    def record_failure(
+        self,
+        request: Mapping[str, Any],
+        error: BaseException,
+        *,
+        elapsed_s: float,
+        tags: Iterable[str] = (),
+        origin: str | None = None,
+        status: Status = "error",
+        synthetic: bool = False,
+    ) -> Record:
+        """Commit the record of a request that failed (``"error"``) or was ``"cancelled"``."""
+        if status not in ("error", "cancelled"):
+            raise ValueError(f"a failure's status is 'error' or 'cancelled'; got {status!r}")
+        body = scrub_request(request)
+        record_id, created = new_record_id()
+        info = error_document(error)
+        doc = {
+            "request": body,
+            "images": [],
+            "usage": None,
+            "meta": {},
+            "elapsed_s": float(elapsed_s),
+            "error": info,
+            "http_status": info.get("status"),
+            "origin": origin,
+            "synthetic": bool(synthetic),
+            "version": __version__,
+        }
+        return self._commit(record_id, created, body, status, tags, doc)
+
+    def check_writable(self) -> None:
+        """Raise :class:`CometError` when images could not be saved here, before anything is
+        sent (and billed): the folder cannot be created, or it is read-only. (A disk that
+        fills up meanwhile is only found when writing.)"""
+        problem = None
+        try:
+            self._prepare_folders()
+        except OSError as exc:
+            problem = exc.strerror or type(exc).__name__
+        if problem is None and not os.access(self.root / IMAGES, os.W_OK):
+            problem = "read-only"
+        if problem is not None:
+            raise CometError(
+                f"the history folder {self.root} cannot hold new images ({problem}); "
+                "nothing was sent",
+                hint="Set a writable folder with %config CometImg.history_dir.",
+            )
+
+    # --- files -----------------------------------------------------------------------------
+
+    def _prepare_folders(self) -> None:
+        if self._folders_ready:
+            return
+        for name in (IMAGES, PREVIEWS):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        _files.sweep_temporaries(self.root / IMAGES, self.root / PREVIEWS)
+        self._folders_ready = True
+
+    def _write_images(self, record_id: str, prompt: str, result: ApiResult) -> list[dict[str, Any]]:
+        try:
+            self._prepare_folders()
+            return [
+                self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
+            ]
+        except OSError as exc:  # a full disk or a read-only folder: one clear error
+            named = [
+                (_files.image_name(record_id, i, prompt, img.format), img.data)
+                for i, img in enumerate(result.images)
+            ]
+            kept = _files.keep_elsewhere(named)
+            raise CometError(
+                f"could not save the generated image in {self.root / IMAGES} "
+                f"({exc.strerror or type(exc).__name__})"
+                + (f"; a copy is in {kept}" if kept else ""),
+                hint="Free disk space or set a writable folder with %config "
+                "CometImg.history_dir; the generation was billed.",
+            ) from None
+
+    def _write_image(
+        self, record_id: str, index: int, prompt: str, img: ApiImage
+    ) -> dict[str, Any]:
+        name = _files.image_name(record_id, index, prompt, img.format)
+        _files.atomic_write(self.root / IMAGES / name, img.data)
+        doc: dict[str, Any] = {
+            "file": f"{IMAGES}/{name}",
+            "preview": None,
+            "format": img.format,
+            "width": img.width,
+            "height": img.height,
+            "bytes": len(img.data),
+            "revised_prompt": redact(img.revised_prompt) if img.revised_prompt else None,
+        }
+        doc["preview"] = self._write_preview(record_id, index, img.data) or doc["file"]
+        return doc
+
+    def _write_preview(self, record_id: str, index: int, data: bytes) -> str | None:
+        """The preview's relative path; ``None`` when the original is small enough to show."""
+        from cometnb._core.previews import make_preview  # Pillow: loaded on the first image
+
+        try:
+            preview, mime = make_preview(data, active().thumbnail_px)
+        except CometError:
+            return None  # the original stays the source of truth; views fall back to it
+        if preview == data:
+            return None
+        name = _files.preview_name(record_id, index, mime)
+        try:
+            _files.atomic_write(self.root / PREVIEWS / name, preview)
+        except OSError:
+            return None  # the original is saved; a preview is only a convenience
+        return f"{PREVIEWS}/{name}"
+
+    # --- the index -------------------------------------------------------------------------
+
+    def _commit(
+        self,
+        record_id: str,
+        created: float,
+        body: Mapping[str, Any],
+        status: str,
+        tags: Iterable[str],
+        doc: Mapping[str, Any],
+    ) -> Record:
+        try:
+            row = self._index.insert(
+                record_id,
+                created,
+                str(body.get("prompt", "")),
+                str(body.get("model", "")),
+                status,
+                tags_json(tags),
+                json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str),
+            )
+        except Exception as exc:  # sqlite3.Error, OSError: the files are safe, say where
+            raise CometError(
+                f"could not record the request in {self._index.path} ({type(exc).__name__}: {exc})",
+                hint=f"Any images are kept in {self.root / IMAGES}.",
+            ) from exc
+        return Record._from_row(row, self.root)
