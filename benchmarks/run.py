@@ -30,6 +30,7 @@ BENCHMARKS = (
     "memory",
     "startup",
     "scale",
+    "ratelimit",
     "history_scale",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

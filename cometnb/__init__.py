@@ -17,6 +17,8 @@ from cometnb._core import hooks as _hooks
 from cometnb._version import __version__
 
 if TYPE_CHECKING:
+    from cometnb._client.batch import Batch
+    from cometnb._client.batch_run import batch
     from cometnb._client.clients import AsyncClient, Client
     from cometnb._core.errors import (
         APIError,
@@ -35,6 +37,7 @@ __all__ = [
     "APIError",
     "AsyncClient",
     "AuthenticationError",
+    "Batch",
     "CancelledError",
     "Client",
     "CometError",
@@ -48,6 +51,7 @@ __all__ = [
     "ResponseError",
     "ValidationError",
     "__version__",
+    "batch",
     "history",
     "load_ipython_extension",
     "panel",
@@ -57,6 +61,8 @@ __all__ = [
 _LAZY = {
     "Client": "cometnb._client.clients",
     "AsyncClient": "cometnb._client.clients",
+    "batch": "cometnb._client.batch_run",
+    "Batch": "cometnb._client.batch",
     "CometError": "cometnb._core.errors",
     "ValidationError": "cometnb._core.errors",
     "AuthenticationError": "cometnb._core.errors",

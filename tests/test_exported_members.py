@@ -18,6 +18,8 @@ PUBLIC = {
     "Record",
     "history",
     "panel",
+    "batch",
+    "Batch",
     "CometError",
     "ValidationError",
     "AuthenticationError",

@@ -39,12 +39,14 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from cometnb._core.progress import RATE_LIMIT_REASON
+
 __all__ = ["RATE_LIMIT_REASON", "Pacer", "RateLimits", "Ticket", "Turn", "parse_duration"]
 
-# The ClientEvent reason while a request waits for its turn under the rate limit.
-RATE_LIMIT_REASON = "the rate limit"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_MAX_POLLS = 8  # re-checks of a wait before sending anyway (an injected sleep may not wait)
+# Waits after which a request goes anyway when the clock did not move meanwhile (a test's
+# instant sleep): a real wait always lets time pass, so it is never cut short.
+MAX_STALLS = 8
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -151,6 +153,7 @@ class Pacer:
         self._refused: deque[float] = deque()
         self._waiting = 0
         self._free = False  # a cut lets one request go at once (the retry of a lone request)
+        self._synced_at = -math.inf  # send time of the answer whose headers were last followed
         self.last: Ticket | None = None  # the latest ticket handed out (doctests, probes)
 
     # --- reading the state --------------------------------------------------------------
@@ -167,11 +170,16 @@ class Pacer:
 
     # --- the client's calls -------------------------------------------------------------
 
-    def next_send(self, polls: int = 0) -> Turn:
+    def now(self) -> float:
+        """The pacer's clock (the caller checks a wait really let time pass)."""
+        return self._clock()
+
+    def next_send(self, *, waited: bool = False, force: bool = False) -> Turn:
         """Send now (taking a turn) or wait ``Turn.wait_s`` and ask again.
 
-        ``polls`` is how many times this request already waited: after a few, it is sent
-        anyway (so a test's instant sleep cannot spin, and a stale wait cannot starve it).
+        ``waited``: this request already waited for a turn (it is counted in :attr:`waiting`
+        until it gets one). ``force``: send now anyway (the caller's sleeps do not let time
+        pass, see :data:`MAX_STALLS`).
         """
         with self._lock:
             now = self._clock()
@@ -179,24 +187,22 @@ class Pacer:
             free = self._free
             if free:
                 self._free = False
-            elif self.rate is not None and polls < _MAX_POLLS:
-                self._refill(now)
-                if self._tokens < 1.0:
-                    self._waiting += polls == 0
-                    return Turn((1.0 - self._tokens) / self.rate)
-                self._tokens -= 1.0
             elif self.rate is not None:
-                self._tokens -= 1.0  # sent anyway: the debt delays the next ones
-            self._waiting -= polls > 0 and self._waiting > 0
+                self._refill(now)
+                if self._tokens < 1.0 and not force:
+                    self._waiting += not waited
+                    return Turn((1.0 - self._tokens) / self.rate)
+                self._tokens -= 1.0  # forced: the debt delays the next ones
+            self._waiting -= waited and self._waiting > 0
             ticket = Ticket(now, free=free)
             self._sent.append(now)
             self.last = ticket
             return Turn(0.0, ticket)
 
-    def give_up(self, polls: int) -> None:
-        """A request that waited (``polls`` > 0) was cancelled before its turn."""
+    def give_up(self, waited: bool) -> None:
+        """A request that waited for a turn was cancelled before getting one."""
         with self._lock:
-            self._waiting -= polls > 0 and self._waiting > 0
+            self._waiting -= waited and self._waiting > 0
 
     def settle(
         self,
@@ -258,8 +264,9 @@ class Pacer:
             if self.rate is None or self.rate > self.ceiling:
                 self.rate = self.ceiling
                 self._at = now
-        if limits.remaining is None or self.rate is None:
-            return
+        if limits.remaining is None or self.rate is None or ticket.sent_at < self._synced_at:
+            return  # answers come back out of order: an older count is stale
+        self._synced_at = ticket.sent_at
         # The server counted `remaining` when this request arrived; sends since have taken
         # some, and the refill since has added some.
         since = sum(1 for t in self._sent if t > ticket.sent_at)

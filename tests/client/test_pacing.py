@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from cometnb._client.pacing import Pacer, RateLimits, Ticket, parse_duration
+from cometnb._client.pacing import MAX_STALLS, Pacer, RateLimits, Ticket, parse_duration
+from cometnb._client.retry import RetryPolicy
+from cometnb._client.steps import Send, Sleep, request_steps
 from cometnb.sim.ratelimit import RateLimiter
 
 
@@ -138,15 +140,32 @@ def test_waiting_counts_requests_held_back() -> None:
     pacer.settle(pacer.next_send().ticket, limited=False, limits=RateLimits(60, 0))
     assert pacer.next_send().wait_s > 0 and pacer.waiting == 1
     clock.now += 1.1
-    assert pacer.next_send(polls=1).wait_s == 0.0 and pacer.waiting == 0
+    assert pacer.next_send(waited=True).wait_s == 0.0 and pacer.waiting == 0
 
 
-def test_an_instant_sleep_cannot_spin_forever() -> None:
+def _steps_until_send(pacer: Pacer, clock: Clock | None) -> tuple[list[float], object]:
+    """Drive one request's steps to its first Send; sleeps advance ``clock`` (None: instant)."""
+    steps = request_steps({"prompt": "p", "model": "m"}, "sk-x", RetryPolicy(), None, None, pacer)
+    step, sleeps = next(steps), []
+    while isinstance(step, Sleep):
+        sleeps.append(step.seconds)
+        if clock is not None:
+            clock.now += step.seconds
+        step = steps.send(None)
+    return sleeps, step
+
+
+def test_a_request_waits_its_turn_in_real_time_and_an_instant_sleep_cannot_spin() -> None:
     clock = Clock()
     pacer = Pacer(clock=clock)
-    pacer.settle(pacer.next_send().ticket, limited=False, limits=RateLimits(1, 0))
-    waits = [pacer.next_send(polls=p).wait_s for p in range(10)]
-    assert waits[-1] == 0.0 and waits[0] > 0
+    pacer.settle(pacer.next_send().ticket, limited=False, limits=RateLimits(60, 0))
+    sleeps, step = _steps_until_send(pacer, clock)
+    assert isinstance(step, Send) and step.ticket is not None
+    assert sum(sleeps) == pytest.approx(1 / 0.98, rel=0.01)
+    frozen = Pacer(clock=Clock())
+    frozen.settle(frozen.next_send().ticket, limited=False, limits=RateLimits(1, 0))
+    sleeps, step = _steps_until_send(frozen, None)  # the clock never moves
+    assert isinstance(step, Send) and len(sleeps) == MAX_STALLS
 
 
 @pytest.mark.parametrize(
