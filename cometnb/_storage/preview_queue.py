@@ -43,7 +43,7 @@ def make_preview_file(job: PreviewJob) -> bytes | None:
     from cometnb._core.previews import make_preview  # Pillow: loaded on first use
 
     try:
-        data, _mime = make_preview(job.source.read_bytes(), job.max_px, fmt="webp")
+        data, _mime = make_preview(job.source.read_bytes(), job.max_px, encode="webp")
     except (OSError, CometError, ValueError):
         return None  # the original stays the source of truth; views fall back to it
     try:
