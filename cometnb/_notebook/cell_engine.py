@@ -21,6 +21,7 @@ from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_t
 from cometnb._notebook.magic_args import CellSpec
 
 if TYPE_CHECKING:
+    from cometnb._client.batch import Batch
     from cometnb._core.protocols import AsyncRunner
     from cometnb._storage.folder import History
 
@@ -67,7 +68,7 @@ class CellEngine:
 
     # --- entry point -------------------------------------------------------------------------
 
-    def run(self, spec: CellSpec) -> Generation | Grid | None:
+    def run(self, spec: CellSpec) -> Generation | Grid | Batch | None:
         """Run one cell; returns what the cell evaluates to (``None`` for a dry run)."""
         grid = expand_grid(spec.base, spec.axes)
         for cell in grid.cells:  # per cell: whether a default applies depends on the model
@@ -80,12 +81,36 @@ class CellEngine:
             # Checked here too so a grid fails once, before any request, not once per cell.
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
+        if spec.batch is not None:
+            return self._batch(spec, grid, history)
         view = self._view(spec, grid)
         result = self._execute(spec, grid, view, history)
         if spec.out:
             self.shell.user_ns[spec.out] = result
         if view.shows_result:
             self._suppress_display(result)
+        return result
+
+    def _batch(self, spec: CellSpec, grid: Grid, history: History) -> Batch:
+        """``--batch NAME``: the cell's requests as a resumable batch with a progress bar."""
+        from cometnb._client.batch_run import batch
+        from cometnb._client.sync_client import Client
+
+        settings = _settings.active()
+        client = Client(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
+        requests = [cell.request for cell in grid.cells]
+        try:
+            result = batch(
+                requests,
+                name=spec.batch or "",
+                client=client,
+                tags=spec.tags,
+                progress=spec.display,
+            )
+        finally:
+            client.close()
+        if spec.out:
+            self.shell.user_ns[spec.out] = result
         return result
 
     def _execute(

@@ -70,6 +70,7 @@ class CellSpec:
     out: str | None = None
     dry_run: bool = False
     display: bool = True
+    batch: str | None = None  # run as this resumable batch (cometnb.batch)
 
     @property
     def is_grid(self) -> bool:
@@ -202,6 +203,12 @@ def _check_out_name(name: str | None) -> str | None:
     return name
 
 
+def _check_batch_name(name: str | None) -> str | None:
+    if name is not None and not name.strip():
+        raise UsageError("--batch needs a name, e.g. --batch catalogue")
+    return name.strip() if name is not None else None
+
+
 def build_spec(
     args: argparse.Namespace, cell: str, namespace: Mapping[str, Any], settings: Settings
 ) -> CellSpec:
@@ -226,4 +233,5 @@ def build_spec(
         out=_check_out_name(args.out),
         dry_run=args.dry_run,
         display=not args.no_display,
+        batch=_check_batch_name(getattr(args, "batch", None)),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core import magic as _ipython_magic
 from IPython.core import magic_arguments as _ipython_magic_arguments
@@ -25,6 +25,9 @@ from cometnb._core.models import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.key_prompt import ask_for_key
 from cometnb._notebook.magic_args import build_spec
+
+if TYPE_CHECKING:
+    from cometnb._client.batch import Batch
 
 __all__ = ["CometImg", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -177,12 +180,18 @@ class CometImg(Magics, Configurable):
         help="any other API field (repeatable); VALUE is parsed as JSON when it parses",
     )
     @argument("--each-line", action="store_true", help="every non-empty line is its own prompt")
+    @argument(
+        "--batch",
+        metavar="NAME",
+        help="run the requests as the resumable batch NAME: run the cell again to send only "
+        "what is not done yet (see cometnb.batch)",
+    )
     @argument("-o", "--out", metavar="NAME", help="bind the result to NAME in the namespace")
     @argument("--tag", action="append", help="tag the history records (repeatable)")
     @argument("--dry-run", action="store_true", help="show the request JSON; send nothing")
     @argument("--no-display", action="store_true", help="render nothing")
     @cell_magic("cometimg")
-    def cometimg(self, line: str, cell: str) -> Generation | Grid | None:
+    def cometimg(self, line: str, cell: str) -> Generation | Grid | Batch | None:
         """Generate images: the cell body is the prompt.
 
         ``{name}`` in the prompt is replaced by the value of ``name`` in the notebook's
