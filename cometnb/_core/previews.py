@@ -43,6 +43,8 @@ def make_preview(data: bytes, max_px: int, *, encode: str = "auto") -> tuple[byt
         raise ValueError(f"max_px must be at least 1; got {max_px}")
     img, fmt = open_image(data)
     small = max(img.size) <= max_px
+    if small and encode == "webp" and fmt in ("png", "jpeg", "webp", "gif"):
+        return bytes(data), mime_for(data)  # already fits: shown exactly as generated
     try:
         # draft() lets libjpeg decode at 1/2, 1/4, 1/8 scale; a no-op for other formats.
         img.draft("RGB", (max_px, max_px))

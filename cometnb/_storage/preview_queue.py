@@ -20,7 +20,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from cometnb._core import hooks
 from cometnb._core.errors import CometError
+from cometnb._core.settings import active
 from cometnb._storage import files as _files
 
 __all__ = ["QUEUE", "PreviewJob", "PreviewQueue", "ensure_preview", "make_preview_file"]
@@ -118,7 +120,7 @@ QUEUE = PreviewQueue()
 atexit.register(QUEUE.drain, 5.0)
 
 
-def ensure_preview(source: Path, target: Path, max_px: int) -> bytes | None:
+def ensure_preview(source: Path, target: Path, max_px: int | None = None) -> bytes | None:
     """The preview at ``target``: read, waited for (queued), or made and written now."""
     if not target.exists():
         QUEUE.wait(target)
@@ -126,4 +128,9 @@ def ensure_preview(source: Path, target: Path, max_px: int) -> bytes | None:
         return target.read_bytes()
     except OSError:
         pass
-    return make_preview_file(PreviewJob(source, target, max_px))
+    px = max_px if max_px is not None else active().thumbnail_px
+    return make_preview_file(PreviewJob(source, target, px))
+
+
+# Records' images ask the core for previews the history has not written yet.
+hooks.install_preview_maker(ensure_preview)
