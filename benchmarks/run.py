@@ -27,6 +27,7 @@ BENCHMARKS = (
     "overhead",
     "concurrency",
     "notebook",
+    "preview_quality",
     "memory",
     "startup",
     "scale",

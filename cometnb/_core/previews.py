@@ -22,7 +22,7 @@ _JPEG_QUALITY = 80
 # WebP keeps alpha and, at these qualities, is as close to the pixels as JPEG 80 at about
 # 60% of the bytes on photo-like images (chosen by measurement: benchmarks/preview_quality.py,
 # the lowest quality whose PSNR matches today's JPEG 80). Every supported front end shows it.
-_WEBP_QUALITY = {512: 50, 0: 70}  # by the preview's longer side: at least this many pixels
+_WEBP_QUALITY = {512: 45, 0: 65}  # by the preview's longer side: at least this many pixels
 _WEBP_METHOD = 4  # libwebp's default speed / size trade-off
 
 
