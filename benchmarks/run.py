@@ -33,6 +33,7 @@ BENCHMARKS = (
     "scale",
     "ratelimit",
     "history_scale",
+    "history_100k",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

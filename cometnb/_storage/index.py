@@ -196,6 +196,26 @@ class Index:
             cur = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq", (seq,))
             return cur.fetchall()
 
+    def select(
+        self,
+        where: str = "1",
+        params: tuple[Any, ...] = (),
+        *,
+        order: str = "id",
+        limit: int = -1,
+        offset: int = 0,
+    ) -> list[IndexRow]:
+        """Rows matching ``where`` (SQL over the columns, with ``?`` ``params``), in ``order``.
+
+        For :mod:`~cometnb._storage.queries`: answers without loading every record.
+        """
+        with self._lock:
+            conn = self._connect(create=False)
+            if conn is None:
+                return []
+            sql = f"SELECT {_COLUMNS} FROM records WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+            return conn.execute(sql, (*params, limit, offset)).fetchall()
+
     def count(self) -> int:
         """How many records the index holds (0 when there is no index file yet)."""
         with self._lock:
