@@ -432,9 +432,14 @@ def fill(hist: History, count: int) -> None:
     conn = sqlite3.connect(hist._index.path)
     (doc,) = conn.execute("SELECT doc FROM records WHERE id = ?", (rec.id,)).fetchone()
     rows = []
+    template = json.loads(doc)
     for seq in range(2, count + 1):
         rid, ts = new_record_id()
-        rows.append((rid, seq, ts, f"prompt number {seq}", "gpt-image-2", "ok", '["bench"]', doc))
+        prompt = f"prompt number {seq}"
+        # As every write stores it: the prompt column and the document's request agree.
+        template["request"]["prompt"] = prompt
+        copy = json.dumps(template, ensure_ascii=False, separators=(",", ":"))
+        rows.append((rid, seq, ts, prompt, "gpt-image-2", "ok", '["bench"]', copy))
     with conn:
         conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.close()
