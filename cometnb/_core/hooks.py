@@ -8,24 +8,14 @@ implementations lazily (the first call imports them). Tests may install stand-in
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from cometnb._core.display import install_view_loader, register_view, render
 from cometnb._core.protocols import Runner
 
-__all__ = [
-    "install_preview_maker",
-    "install_runner_factory",
-    "install_view_loader",
-    "missing_preview",
-    "new_runner",
-    "register_view",
-    "render",
-]
+__all__ = ["install_runner_factory", "install_view_loader", "new_runner", "register_view", "render"]
 
 _runner_factory: Callable[[Any], Runner] | None = None
-_preview_maker: Callable[[Path, Path], bytes | None] | None = None
 
 
 def install_runner_factory(factory: Callable[[Any], Runner]) -> None:
@@ -39,15 +29,3 @@ def new_runner(history: Any) -> Runner:
     if _runner_factory is None:
         raise RuntimeError("no default runner is installed; pass client=…")
     return _runner_factory(history)
-
-
-def install_preview_maker(maker: Callable[[Path, Path], bytes | None]) -> None:
-    """``maker(original, preview)`` returns a stored preview's bytes, making it if needed."""
-    global _preview_maker
-    _preview_maker = maker
-
-
-def missing_preview(original: Path, preview: Path) -> bytes | None:
-    """The bytes of a preview the history named but has not written yet (it is made off the
-    request path); ``None`` when no maker is installed or it cannot be made."""
-    return None if _preview_maker is None else _preview_maker(original, preview)

@@ -253,9 +253,9 @@ class GeneratedImage:
             pass
         if self.path is None or self.preview_path == self.path:
             return None
-        from cometnb._core import hooks
+        from cometnb._core.preview_hook import missing_preview
 
-        return hooks.missing_preview(self.path, self.preview_path)
+        return missing_preview(self.path, self.preview_path)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         from cometnb._core import display

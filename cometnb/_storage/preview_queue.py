@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from cometnb._core import hooks
+from cometnb._core import preview_hook
 from cometnb._core.errors import CometError
 from cometnb._core.settings import active
 from cometnb._storage import files as _files
@@ -133,4 +133,4 @@ def ensure_preview(source: Path, target: Path, max_px: int | None = None) -> byt
 
 
 # Records' images ask the core for previews the history has not written yet.
-hooks.install_preview_maker(ensure_preview)
+preview_hook.install(ensure_preview)
