@@ -138,10 +138,11 @@ def _turn(pacer: Pacer, on_event: OnEvent | None) -> Generator[Step, Any, Ticket
 
 def _settle(pacer: Pacer, ticket: Ticket | None, outcome: Attempt) -> None:
     """Tell the pacer what the attempt met: a rate-limit 429 (not a spent quota) or not."""
-    limited = isinstance(outcome, Failure) and outcome.reason == "HTTP 429"
-    limited = limited and isinstance(outcome, Failure) and outcome.safety == "safe"
-    retry_after = outcome.retry_after if isinstance(outcome, Failure) else None
-    pacer.settle(ticket, limited=limited, retry_after=retry_after)
+    if isinstance(outcome, Failure):
+        limited = outcome.reason == "HTTP 429" and outcome.safety == "safe"
+        pacer.settle(ticket, limited=limited, retry_after=outcome.retry_after)
+    else:
+        pacer.settle(ticket, limited=False)
 
 
 def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int) -> float:

@@ -189,3 +189,11 @@ def test_rate_limits_from_headers() -> None:
     }
     assert RateLimits.from_headers(headers) == RateLimits(600, 7, 0.3)
     assert RateLimits.from_headers({"content-type": "application/json"}) is None
+
+
+def test_the_cell_says_when_it_waits_on_the_rate_limit() -> None:
+    from cometnb._core.models import ClientEvent
+    from cometnb._core.progress import RATE_LIMIT_REASON, describe_event
+
+    event = ClientEvent("waiting", 1, 2.0, RATE_LIMIT_REASON)
+    assert describe_event(event) == "waiting on the rate limit (2 s)"

@@ -87,3 +87,44 @@ def test_bad_settings_are_refused() -> None:
 )
 def test_format_reset(seconds: float, text: str) -> None:
     assert format_reset(seconds) == text
+
+
+def test_the_simulator_answers_429_with_retry_after_and_headers() -> None:
+    import httpx
+
+    from cometnb.sim import SimServer
+
+    body = {"model": "gpt-image-2", "prompt": "a fox", "size": "256x256"}
+    with SimServer(rpm=60, burst=2, ratelimit_headers=True) as sim:
+        answers = [
+            httpx.post(
+                f"{sim.base_url}/images/generations",
+                json=body,
+                headers={"Authorization": "Bearer sk-rate-limit-test-000"},
+                timeout=30,
+            )
+            for _ in range(3)
+        ]
+        other_key = httpx.post(
+            f"{sim.base_url}/images/generations",
+            json=body,
+            headers={"Authorization": "Bearer sk-another-key-00000000"},
+            timeout=30,
+        )
+        refused = sim.rate_limited
+    assert [a.status_code for a in answers] == [200, 200, 429] and other_key.status_code == 200
+    limited = answers[2]
+    assert limited.headers["retry-after"] == "1"
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+    assert limited.headers["x-ratelimit-limit-requests"] == "60"
+    assert limited.headers["x-ratelimit-remaining-requests"] == "0"
+    assert answers[0].headers["x-ratelimit-remaining-requests"] == "1"
+    assert len(refused) == 1 and refused[0][1]["prompt"] == "a fox"
+
+
+def test_the_command_line_takes_the_limits() -> None:
+    from cometnb.sim.cli import _parse_args
+
+    args = _parse_args(["--rpm", "600", "--ipm", "50", "--burst", "10", "--ratelimit-headers"])
+    assert (args.rpm, args.ipm, args.burst, args.ratelimit_headers) == (600, 50, 10, True)
+    assert _parse_args([]).rpm is None
