@@ -45,8 +45,17 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
 """
+# Indexes that let find() answer from a small part of the file (see _storage/queries.py):
+# prompts with their ids (a text search scans these, not the documents), and the few records
+# whose document holds a revised prompt. Indexes only: no schema version change, created on
+# the first write of a new folder or the first search of an older one.
+SEARCH_INDEXES = """
+CREATE INDEX IF NOT EXISTS records_prompt ON records (prompt, id);
+CREATE INDEX IF NOT EXISTS records_revised ON records (instr(doc, '"revised_prompt":"'))
+    WHERE instr(doc, '"revised_prompt":"') > 0;
+"""
 # Migrations: MIGRATIONS[v] upgrades a database at version v to v + 1.
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1 + SEARCH_INDEXES}
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
 
 
@@ -64,6 +73,7 @@ class Index:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._read_only = False  # opened by the read-only fallback: reopen before writing
+        self._search_ready = False  # SEARCH_INDEXES exist (or cannot be made)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -215,6 +225,20 @@ class Index:
                 return []
             sql = f"SELECT {_COLUMNS} FROM records WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
             return conn.execute(sql, (*params, limit, offset)).fetchall()
+
+    def ensure_search_indexes(self) -> None:
+        """Create :data:`SEARCH_INDEXES` once (no-op without an index file or write access:
+        searches then scan, with the same answers)."""
+        if self._search_ready or not self.path.exists():
+            return
+        self._search_ready = True
+        try:
+            with self._write() as conn:
+                for statement in SEARCH_INDEXES.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        except (sqlite3.Error, OSError, CometError):
+            pass
 
     def count(self) -> int:
         """How many records the index holds (0 when there is no index file yet)."""

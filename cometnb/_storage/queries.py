@@ -2,9 +2,10 @@
 
 ``len(h)``, ``h[i]``, ``h.get(id)`` and ``h.find(...)`` on a history of 100,000 records must not
 build 100,000 :class:`Record` s: each is one indexed query (``id`` is the primary key and sorts
-by time). ``find`` narrows in SQL — exact ``model`` / ``status``, ``LIKE`` on the tags and on
-the record's document (which holds the prompt and the revised prompts) — and then checks the
-few rows found exactly in Python, so its answer is the same as a full scan's.
+by time). ``find`` narrows in SQL — exact ``model`` / ``status``, ``LIKE`` on the tags, on the
+prompts and on the revised prompts (both through small indexes, ``Index.SEARCH_INDEXES``) —
+and then checks the few rows found exactly in Python, so its answer is the same as a full
+scan's.
 """
 
 from __future__ import annotations
@@ -54,12 +55,17 @@ def find_records(
         params.append(f"%{_like(json.dumps(tag))}%")
     needle = text.casefold() if text else None
     if needle is not None and needle.isascii():
-        # LIKE folds ASCII case only, so only an ASCII needle may narrow in SQL. The record's
-        # JSON document holds the request's prompt and the revised prompts: one LIKE over it
-        # (the needle escaped as JSON escapes text) finds both; the exact check below drops
-        # rows that matched elsewhere in the document.
-        clauses.append("doc LIKE ? ESCAPE '\\'")
-        params.append(f"%{_like(json.dumps(needle)[1:-1])}%")
+        # LIKE folds ASCII case only, so only an ASCII needle may narrow in SQL: prompts (a
+        # scan of the small prompt index), or revised prompts, in the documents of the few
+        # records that have one (their own index; the needle escaped as JSON escapes text).
+        # The exact check below drops rows that matched elsewhere in a document.
+        index.ensure_search_indexes()
+        clauses.append(
+            "id IN (SELECT id FROM records WHERE prompt LIKE ? ESCAPE '\\' UNION "
+            'SELECT id FROM records WHERE instr(doc, \'"revised_prompt":"\') > 0 '
+            "AND doc LIKE ? ESCAPE '\\')"
+        )
+        params += [f"%{_like(needle)}%", f"%{_like(json.dumps(needle)[1:-1])}%"]
     rows = index.select(" AND ".join(clauses) or "1", tuple(params))
     found = []
     for row in rows:

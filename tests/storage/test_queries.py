@@ -91,3 +91,20 @@ def test_tags_read_back_after_a_change(filled: History) -> None:
     rec = filled.tag(-1, "retry-later")
     assert rec.tags == ("retry-later",) and filled.find(tag="retry-later") == [rec]
     assert filled.untag(rec, "retry-later").tags == ()
+
+
+def test_an_older_folder_gets_its_search_indexes_on_the_first_search(filled: History) -> None:
+    import sqlite3
+
+    filled.close()
+    conn = sqlite3.connect(filled.path / "index.sqlite3")
+    conn.execute("DROP INDEX records_prompt")
+    conn.execute("DROP INDEX records_revised")
+    conn.commit()
+    conn.close()
+    older = History(filled.path)
+    assert [r.prompt for r in older.find(text="evening")] == ["Zürich old town at dusk"]
+    conn = sqlite3.connect(filled.path / "index.sqlite3")
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert {"records_prompt", "records_revised"} <= names
