@@ -1,10 +1,10 @@
 """9. Preview quality: which WebP quality matches today's JPEG 80 previews, at fewer bytes.
 
-For the simulator's photo-like 1024² image, each preview size the views embed (512 px cards,
-256 px grid cells) is encoded as JPEG quality 80 (the previous previews) and as WebP at
-qualities 30–90, and compared with the downscaled pixels by PSNR. The chosen WebP quality is
-the lowest whose PSNR is at least JPEG 80's: no visible loss against today's previews, and the
-fewest bytes. The table in ``cometnb/_core/previews.py`` (``_WEBP_QUALITY``) should say the same.
+For the simulator's photo-like 1024² images (three renders, averaged), each preview size the
+views embed (512 px cards, 256 px grid cells) is encoded as JPEG quality 80 (the previous
+previews) and as WebP at qualities 30–90, and compared with the downscaled pixels by PSNR. The
+chosen WebP quality is the lowest whose PSNR is at least JPEG 80's (within 0.05 dB, the
+measurement's noise between runs): no visible loss against today's previews, fewest bytes. The table in ``cometnb/_core/previews.py`` (``_WEBP_QUALITY``) should say the same.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from ._harness import BENCH_KEY, PHOTO_MODEL, PHOTO_SIZE, Result, need, simulato
 TITLE = "Preview quality (WebP against today's JPEG 80, photo-like 1024² image)"
 SIZES = (512, 256)
 QUALITIES = tuple(range(30, 95, 5))
+NOISE_DB = 0.05
+# Several renders, averaged: one image alone puts neighbouring qualities within noise.
+PROMPTS = ("a harbour at dawn", "a forest path in autumn", "a street market at night")
 
 
 def run() -> Result:
@@ -25,13 +28,17 @@ def run() -> Result:
     from PIL import Image
 
     result = Result(TITLE)
-    original = Image.open(io.BytesIO(_photo())).convert("RGB")
+    originals = [Image.open(io.BytesIO(data)).convert("RGB") for data in _photos()]
     for px in SIZES:
-        small = original.copy()
-        small.thumbnail((px, px), reducing_gap=1.0)
-        jpeg_size, jpeg_psnr = _encode(small, "JPEG", 80)
-        webp = {q: _encode(small, "WEBP", q) for q in QUALITIES}
-        chosen = min((q for q, (_, p) in webp.items() if p >= jpeg_psnr), default=max(QUALITIES))
+        smalls = []
+        for original in originals:
+            small = original.copy()
+            small.thumbnail((px, px), reducing_gap=1.0)
+            smalls.append(small)
+        jpeg_size, jpeg_psnr = _mean(_encode(s, "JPEG", 80) for s in smalls)
+        webp = {q: _mean(_encode(s, "WEBP", q) for s in smalls) for q in QUALITIES}
+        good = [q for q, (_, p) in webp.items() if p >= jpeg_psnr - NOISE_DB]
+        chosen = min(good, default=max(QUALITIES))
         size, psnr = webp[chosen]
         in_code = _quality_in_code(previews, px)
         result.row(
@@ -55,22 +62,30 @@ def run() -> Result:
     return result
 
 
-def _photo() -> bytes:
+def _photos() -> list[bytes]:
     import base64
 
     import httpx
 
+    found = []
     with simulator(texture="photo") as sim:
-        answer = httpx.post(
-            f"{sim.base_url}/images/generations",
-            json={"model": PHOTO_MODEL, "prompt": "a harbour at dawn", "size": PHOTO_SIZE},
-            headers={"Authorization": f"Bearer {BENCH_KEY}"},
-            timeout=60,
-        )
-    return base64.b64decode(answer.json()["data"][0]["b64_json"])
+        for prompt in PROMPTS:
+            answer = httpx.post(
+                f"{sim.base_url}/images/generations",
+                json={"model": PHOTO_MODEL, "prompt": prompt, "size": PHOTO_SIZE},
+                headers={"Authorization": f"Bearer {BENCH_KEY}"},
+                timeout=60,
+            )
+            found.append(base64.b64decode(answer.json()["data"][0]["b64_json"]))
+    return found
 
 
-def _encode(img: Any, fmt: str, quality: int) -> tuple[int, float]:
+def _mean(pairs: Any) -> tuple[float, float]:
+    sizes, psnrs = zip(*pairs, strict=True)
+    return sum(sizes) / len(sizes), sum(psnrs) / len(psnrs)
+
+
+def _encode(img: Any, fmt: str, quality: int) -> tuple[float, float]:
     from PIL import Image, ImageChops, ImageStat
 
     out = io.BytesIO()
