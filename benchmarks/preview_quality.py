@@ -4,7 +4,8 @@ For the simulator's photo-like 1024² images (three renders, averaged), each pre
 views embed (512 px cards, 256 px grid cells) is encoded as JPEG quality 80 (the previous
 previews) and as WebP at qualities 30–90, and compared with the downscaled pixels by PSNR. The
 chosen WebP quality is the lowest whose PSNR is at least JPEG 80's (within 0.05 dB, the
-measurement's noise between runs): no visible loss against today's previews, fewest bytes. The table in ``cometnb/_core/previews.py`` (``_WEBP_QUALITY``) should say the same.
+measurement's noise between runs): no visible loss against today's previews, fewest bytes.
+The table in ``cometnb/_core/previews.py`` (``_WEBP_QUALITY``) should say the same.
 """
 
 from __future__ import annotations
