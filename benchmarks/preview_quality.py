@@ -90,7 +90,7 @@ def _encode(img: Any, fmt: str, quality: int) -> tuple[float, float]:
     from PIL import Image, ImageChops, ImageStat
 
     out = io.BytesIO()
-    extra = {"method": 4} if fmt == "WEBP" else {}
+    extra = {"method": need("cometnb._core.previews")._WEBP_METHOD} if fmt == "WEBP" else {}
     img.save(out, fmt, quality=quality, **extra)
     decoded = Image.open(io.BytesIO(out.getvalue())).convert("RGB")
     rms = ImageStat.Stat(ImageChops.difference(img, decoded)).rms

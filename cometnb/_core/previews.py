@@ -20,10 +20,12 @@ __all__ = ["fits", "make_preview"]
 
 _JPEG_QUALITY = 80
 # WebP keeps alpha and, at these qualities, is as close to the pixels as JPEG 80 at about
-# 60% of the bytes on photo-like images (chosen by measurement: benchmarks/preview_quality.py,
+# 60-70% of the bytes on photo-like images (chosen by measurement: benchmarks/preview_quality.py,
 # the lowest quality whose PSNR matches today's JPEG 80). Every supported front end shows it.
-_WEBP_QUALITY = {512: 45, 0: 65}  # by the preview's longer side: at least this many pixels
-_WEBP_METHOD = 4  # libwebp's default speed / size trade-off
+_WEBP_QUALITY = {512: 45, 0: 70}  # by the preview's longer side: at least this many pixels
+# libwebp's effort: 1 makes a 512 px preview in ~10 ms at the size and PSNR the default 4
+# reaches in ~37 ms (measured on the photo-like image), so it is off the CPU soon.
+_WEBP_METHOD = 1
 
 
 def fits(data: bytes, max_px: int) -> bool:

@@ -29,6 +29,7 @@ __all__ = ["QUEUE", "PreviewJob", "PreviewQueue", "ensure_preview", "make_previe
 
 log = logging.getLogger("cometnb")
 _WAIT_S = 10.0  # at most this long a view waits for a queued preview before making its own
+_WORKERS = 2  # decoding and encoding release the GIL: a grid's previews use both cores
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def make_preview_file(job: PreviewJob) -> bytes | None:
 
 
 class PreviewQueue:
-    """One daemon thread making previews in order; :meth:`wait` lets a view join a queued job.
+    """Daemon threads making previews in order; :meth:`wait` lets a view join a queued job.
 
     Example::
 
@@ -69,7 +70,7 @@ class PreviewQueue:
         self._jobs: queue.Queue[PreviewJob | None] = queue.Queue()
         self._pending: dict[Path, threading.Event] = {}
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.enabled = True  # tests switch it off to stand for a crash before the preview
 
     def submit(self, jobs: list[PreviewJob]) -> None:
@@ -80,11 +81,11 @@ class PreviewQueue:
             for job in jobs:
                 self._pending.setdefault(job.target, threading.Event())
                 self._jobs.put(job)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._work, name="cometnb-previews", daemon=True
-                )
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < min(_WORKERS, self._jobs.qsize()):
+                thread = threading.Thread(target=self._work, name="cometnb-previews", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def wait(self, target: Path, timeout: float = _WAIT_S) -> bool:
         """Wait for a queued job making ``target``; False when none is queued (or it is late)."""
