@@ -34,6 +34,7 @@ BENCHMARKS = (
     "ratelimit",
     "history_scale",
     "history_100k",
+    "spend",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from cometnb._client.batch import Batch
     from cometnb._client.batch_run import batch
     from cometnb._client.clients import AsyncClient, Client
+    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._core.budget import BudgetError
+    from cometnb._core.cost import Cost
     from cometnb._core.errors import (
         APIError,
         AuthenticationError,
@@ -29,7 +32,9 @@ if TYPE_CHECKING:
         ResponseError,
         ValidationError,
     )
+    from cometnb._core.masks import mask
     from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
+    from cometnb._core.prices import PriceTable, prices
     from cometnb._notebook.panel import panel
     from cometnb.history import History, Record, history
 
@@ -38,14 +43,17 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Batch",
+    "BudgetError",
     "CancelledError",
     "Client",
     "CometError",
+    "Cost",
     "GeneratedImage",
     "Generation",
     "Grid",
     "History",
     "ImageRequest",
+    "PriceTable",
     "RateLimitError",
     "Record",
     "ResponseError",
@@ -54,7 +62,10 @@ __all__ = [
     "batch",
     "history",
     "load_ipython_extension",
+    "mask",
     "panel",
+    "prices",
+    "refresh_prices",
     "unload_ipython_extension",
 ]
 
@@ -78,6 +89,12 @@ _LAZY = {
     "Record": "cometnb.history",
     "history": "cometnb.history",
     "panel": "cometnb.widget",
+    "mask": "cometnb._core.masks",
+    "BudgetError": "cometnb._core.budget",
+    "Cost": "cometnb._core.cost",
+    "PriceTable": "cometnb._core.prices",
+    "prices": "cometnb._core.prices",
+    "refresh_prices": "cometnb._client.price_refresh",
 }
 
 
@@ -99,6 +116,12 @@ def _install_views() -> None:
     install()
 
 
+def _history_at(path: Any) -> Any:
+    from cometnb._storage.folder import history
+
+    return history(path)
+
+
 def _default_runner(history: Any) -> Any:
     from cometnb._client.clients import Client
 
@@ -109,6 +132,7 @@ def _default_runner(history: Any) -> Any:
 # the client; both load on first use.
 _hooks.install_view_loader(_install_views)
 _hooks.install_runner_factory(_default_runner)
+_hooks.install_history_lookup(_history_at)
 
 
 def __dir__() -> list[str]:

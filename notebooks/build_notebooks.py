@@ -1,6 +1,6 @@
 """Write the demo notebooks (``python notebooks/build_notebooks.py``).
 
-This script is the source of the four ``.ipynb`` files beside it: edit the cells here, run it,
+This script is the source of the five ``.ipynb`` files beside it: edit the cells here, run it,
 and commit both. The written notebooks carry no outputs and no execution counts (a test checks
 that, and that they match this script), and stable cell ids so a rebuild changes only what was
 edited.
@@ -395,11 +395,93 @@ other = cometnb.History(h.path)
 print(len(other) == len(h))"""),
 ]
 
+EDIT: list[Cell] = [
+    md("""\
+# Edits and reference images
+
+Most real work with gpt-image models is iterative: generate, pick one, then change it. This
+notebook goes through the loop: **generate → edit → edit with a mask → combine two images →
+follow the lineage** of the result back to where it started.
+
+An edit sends the input images to `POST /v1/images/edits` (multipart), checked first against
+what the model takes: up to 16 inputs for gpt-image models, a mask that is a PNG with an alpha
+channel and the size of the first image, `input_fidelity` only on gpt-image-1 / 1.5. Every input
+is kept once in the history folder, and every result remembers where it came from."""),
+    md(REAL_OR_SIM),
+    code(KEYLESS),
+    code("""\
+%load_ext cometnb
+%config CometImg.model = "gpt-image-1-mini"
+%config CometImg.quality = "low\""""),
+    md("""\
+## 1. Generate a starting image
+
+Low quality and the cheaper `gpt-image-1-mini` keep a real run to a few cents."""),
+    code("""\
+%%cometimg -q low -s 1024x1024 -o lighthouse
+a lighthouse on a rocky coast, late afternoon"""),
+    md("""\
+## 2. Edit it
+
+`--image @-1` takes the latest image in the history (`@-2` the one before, `@ID` a record by id,
+`@ID:1` its second image). `{lighthouse}` would work too: any notebook value that is an image,
+bytes, a path, a `Generation` or a `Record`."""),
+    code("""\
+%%cometimg -q low --image @-1 -o night
+the same scene at night, the lamp lit"""),
+    md("""\
+## 3. Change only one region
+
+A mask is a PNG whose transparent pixels mark where to edit. `cometnb.mask` builds one for a
+box (in pixels, or in fractions of the size as here: the top 40 %, the sky)."""),
+    code("""\
+import cometnb
+
+sky = cometnb.mask(night, box=(0.0, 0.0, 1.0, 0.4))
+storm = cometnb.Client().edit("a dramatic thunderstorm sky", night, mask=sky)
+storm"""),
+    md("""\
+`--dry-run` shows what an edit would send — the multipart fields and each input by name and
+size, never its bytes or your key — and sends nothing:"""),
+    code("""\
+%%cometimg --image {night} --mask {sky} --dry-run
+a dramatic thunderstorm sky"""),
+    md("""\
+## 4. Combine two images
+
+Several `--image` options send several inputs (`image[]` parts); the prompt says how to use
+them. A grid works as usual: here one pair of inputs, two prompts."""),
+    code("""\
+%%cometimg -q low --image @-1 --image {lighthouse} --each-line
+the stormy lighthouse, painted in the style of the sunny one
+both lighthouses side by side, as a postcard"""),
+    md("""\
+## 5. Lineage
+
+Each edit's record lists its inputs (`sources`, stored once by content in the history folder)
+and its `parent`: the record its first input came from. `lineage` follows the parents back."""),
+    code("""\
+h = cometnb.history()
+last_storm = h.get(storm.record_id)
+[(r.kind, r.prompt) for r in h.lineage(last_storm)]"""),
+    code("""\
+[(s.role, s.label, s.width, s.height) for s in last_storm.sources]"""),
+    md("""\
+`record.edit` continues from any record, and `h.find(kind="edit")` lists the edits. Exports
+carry the sources too: a `.zip` holds their files and `records.jsonl` the links, an `.html`
+gallery shows each source beside its result."""),
+    code("""\
+snow = last_storm.edit("now with snow on the rocks")
+page = h.export(h.path / "edits.html")  # beside the history, not the notebook
+len(h.find(kind="edit")), page.name"""),
+]
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01-quickstart.ipynb": QUICKSTART,
     "02-compare.ipynb": COMPARE,
     "03-panel.ipynb": PANEL,
     "04-history.ipynb": HISTORY,
+    "05-edit.ipynb": EDIT,
 }
 
 

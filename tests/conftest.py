@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from cometnb._core import budget as _budget
 from cometnb._core import settings as _settings
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setattr(_settings, "_active", _settings.Settings())
     monkeypatch.setattr(_settings, "_session_key", None)
     monkeypatch.setattr(_settings, "_simulator_url", None)
+    _budget.session.reset()  # the session's spend, which CometImg.budget caps
     return home
 
 

@@ -2,9 +2,10 @@
 
 A notebook starts the simulator inside the kernel and shows ``cometnb.panel()``; the browser
 types a prompt, picks a model, clicks Generate and sees the image, then compares two history
-entries. The run saves a screenshot of the panel beside its notebook; with
-``COMETNB_UPDATE_SCREENSHOTS=1`` it also replaces ``docs/panel.png`` (the README's), so an
-ordinary ``make test`` leaves the checkout untouched. Recipe and pitfalls:
+entries, then clicks Edit on the newest result, types a new prompt, clicks Generate and sees
+the edited result with its source beside it. The run saves a screenshot of the panel beside
+its notebook; with ``COMETNB_UPDATE_SCREENSHOTS=1`` it also replaces ``docs/panel.png`` (the
+README's), so an ordinary ``make test`` leaves the checkout untouched. Recipe and pitfalls:
 ``BROWSER_TESTING.md`` (server flags, kernel-ready check, Run All menu ids, settings files).
 """
 
@@ -208,6 +209,30 @@ def _generate(page: Any, prompt: str, model: str, count: int) -> None:
     )
 
 
+def _edit_the_newest_result(page: Any) -> None:
+    """Edit on the newest card, a new prompt, Generate: the edit shows its source beside it."""
+    page.click(".cometnb-panel .cometnb-result-actions .cometnb-edit-result >> nth=0")
+    page.locator(".cometnb-panel .cometnb-edit-strip .cometnb-edit-ref img").first.wait_for(
+        timeout=WAIT_MS
+    )
+    page.fill(".cometnb-panel .cometnb-prompt textarea", "the same fox, at night")
+    page.click(".cometnb-panel .cometnb-generate")
+    sources = page.locator(".cometnb-panel .cometnb-gallery .cometnb-sources img")
+    sources.first.wait_for(timeout=WAIT_MS)
+    page.wait_for_function(
+        """() => document.querySelectorAll('.cometnb-panel .cometnb-gallery .cometnb-card')
+                 .length >= 3""",
+        timeout=WAIT_MS,
+    )
+    newest = page.locator(".cometnb-panel .cometnb-gallery .cometnb-card").first
+    text = newest.inner_text()
+    assert "the same fox, at night" in text and "from" in text
+    assert newest.locator(".cometnb-sources img").count() == 1
+    assert (newest.locator(".cometnb-sources img").get_attribute("src") or "").startswith(
+        "data:image/"
+    )
+
+
 def _screenshot(page: Any, path: Path) -> None:
     """The whole panel: a viewport tall enough that the notebook needs no scrolling."""
     height = page.evaluate("document.querySelector('.cometnb-panel').scrollHeight")
@@ -243,6 +268,8 @@ def test_panel_generates_and_compares_in_jupyterlab(lab: str, browser: Any, home
         compare.nth(1).wait_for(timeout=WAIT_MS)
         text = page.inner_text(".cometnb-panel .cometnb-compare")
         assert "a red fox in fresh snow" in text and "a lighthouse at dusk" in text
+
+        _edit_the_newest_result(page)
 
         shot = home / "panel.png"
         _screenshot(page, shot)

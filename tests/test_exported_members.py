@@ -20,6 +20,7 @@ PUBLIC = {
     "panel",
     "batch",
     "Batch",
+    "mask",
     "CometError",
     "ValidationError",
     "AuthenticationError",
@@ -30,6 +31,11 @@ PUBLIC = {
     "load_ipython_extension",
     "unload_ipython_extension",
     "__version__",
+    "BudgetError",
+    "Cost",
+    "PriceTable",
+    "prices",
+    "refresh_prices",
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any, cast
 import httpx
 
 from cometnb._client.base import (
+    USER_AGENT,
     HistoryArg,
     OnEvent,
     OnPartial,
@@ -26,12 +27,26 @@ from cometnb._client.base import (
     _cancelled,
     _is_synthetic,
     shared_ssl_context,
+    unexpected,
 )
+from cometnb._client.capped import (
+    alines_capped,
+    aread_capped,
+    error_budget,
+    result_budget,
+    stream_budget,
+)
+from cometnb._client.fetch import adownload
+from cometnb._client.frames import drop_library_frames
 from cometnb._client.limiter import AdaptiveLimit
+from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
-from cometnb._core.errors import CometError
+from cometnb._core.budget import SpendGuard
+from cometnb._core.errors import CometError, ResponseError
+from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink
+from cometnb._core.secret import Secret
 
 __all__ = ["AsyncClient"]
 
@@ -50,7 +65,7 @@ class AsyncClient(_BaseClient):
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         base_url: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -60,6 +75,7 @@ class AsyncClient(_BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -69,6 +85,7 @@ class AsyncClient(_BaseClient):
             history=history,
             retry_billed=retry_billed,
             rng=rng,
+            limits=limits,
         )
         self._sleep = sleep or asyncio.sleep
         self._http = httpx.AsyncClient(
@@ -106,6 +123,25 @@ class AsyncClient(_BaseClient):
             request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin
         )
 
+    async def edit(
+        self,
+        prompt: str,
+        image: Any,
+        *,
+        mask: Any = None,
+        model: str | None = None,
+        on_partial: OnPartial | None = None,
+        on_event: OnEvent | None = None,
+        tags: Sequence[str] = (),
+        origin: str | None = None,
+        **fields: Any,
+    ) -> Generation:
+        """Edit ``image`` (see :meth:`cometnb.Client.edit`); raise on failure."""
+        request = self.build_edit(prompt, image, mask=mask, model=model, **fields)
+        return await self.run(
+            request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin
+        )
+
     async def run(
         self,
         request: ImageRequest,
@@ -115,13 +151,19 @@ class AsyncClient(_BaseClient):
         tags: Sequence[str] = (),
         origin: str | None = None,
     ) -> Generation:
-        """Send a prepared :class:`ImageRequest` (validated first); raise on failure."""
+        """Send a prepared :class:`ImageRequest` (validated first); raise on failure.
+
+        Refused (:class:`~cometnb.BudgetError`, nothing sent) when its estimate is more than
+        ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
+        """
         body = self._prepare(request)
+        gate = open_gate([body])
         history = await self._open_history()
-        gen = await self._outcome(history, body, on_partial, on_event, tuple(tags), origin)
+        gen = await self._gated(gate, history, body, on_partial, on_event, tuple(tags), origin)
         return gen.raise_for_error()
 
     agenerate = generate
+    aedit = edit
     arun = run
 
     async def generate_many(
@@ -132,7 +174,12 @@ class AsyncClient(_BaseClient):
         tags: Sequence[str] = (),
         on_result: OnResult | None = None,
     ) -> list[Generation]:
-        """Run many requests concurrently; results in input order, failures not raised."""
+        """Run many requests concurrently; results in input order, failures not raised.
+
+        The whole estimate is checked against ``CometImg.budget`` before the first request
+        (``BudgetError``); a request not yet sent once what is left cannot cover it is not
+        sent (its Generation holds the ``BudgetError``).
+        """
         bodies = self._prepare_many(requests)
         return await self._many(bodies, concurrency, tuple(tags), on_result)
 
@@ -159,12 +206,20 @@ class AsyncClient(_BaseClient):
         tags: tuple[str, ...],
         on_result: OnResult | None,
     ) -> list[Generation]:
+        gate = open_gate(bodies)  # the whole estimate, before the first request
         limit = AdaptiveLimit(concurrency)
         history = await self._open_history()  # once, not once per request
 
         async def one(index: int, body: dict[str, Any]) -> Generation:
             async with limit.slot() as slot:
-                gen = await self._outcome(history, body, None, slot.follow, tags, None)
+
+                def follow(event: ClientEvent) -> None:
+                    # Under a budget the slot is kept until this request's cost is known, so
+                    # the next one is admitted against what this one actually cost.
+                    if gate is None or event.kind != "received":
+                        slot.follow(event)
+
+                gen = await self._gated(gate, history, body, None, follow, tags, None)
             notify(on_result, index, gen)
             return gen
 
@@ -177,6 +232,29 @@ class AsyncClient(_BaseClient):
             return await asyncio.to_thread(self._writable_history)
         # Given (or False): a stat call, no thread, whose queue may be busy storing.
         return self._writable_history()
+
+    async def _gated(
+        self,
+        gate: SpendGuard | None,
+        history: HistorySink | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
+        """:meth:`_outcome` once the budget admits the request (when a budget is set)."""
+        if gate is None:
+            return await self._outcome(history, body, on_partial, on_event, tags, origin)
+        refused = gate.before_send(body)
+        if refused is not None:
+            return not_sent(body, refused)
+        gen = None
+        try:
+            gen = await self._outcome(history, body, on_partial, on_event, tags, origin)
+            return gen
+        finally:  # also on a cancel: the reservation must not outlive the request
+            gate.after(body, gen.cost if gen is not None else None)
 
     async def _outcome(
         self,
@@ -195,7 +273,14 @@ class AsyncClient(_BaseClient):
             return await asyncio.to_thread(
                 self._record_failure, history, body, error, elapsed, tags, origin
             )
-        except asyncio.CancelledError:
+        except Exception as exc:  # MemoryError, a bug below us: this request's error only
+            failure = unexpected(exc, "sending")
+            elapsed = time.monotonic() - start
+            return await asyncio.to_thread(
+                self._record_failure, history, body, failure, elapsed, tags, origin
+            )
+        except asyncio.CancelledError as cancel:
+            drop_library_frames(cancel)  # their locals hold the raw header bytes
             elapsed = time.monotonic() - start
             record = asyncio.to_thread(
                 self._record_failure,
@@ -211,7 +296,15 @@ class AsyncClient(_BaseClient):
             raise
         notify(on_event, ClientEvent("storing"))
         elapsed = time.monotonic() - start
-        return await asyncio.to_thread(self._store, history, body, result, elapsed, tags, origin)
+        try:
+            return await asyncio.to_thread(
+                self._store, history, body, result, elapsed, tags, origin
+            )
+        except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
+            failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
+            return await asyncio.to_thread(
+                self._record_failure, history, body, failure, elapsed, tags, origin
+            )
 
     async def _obtain(
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
@@ -234,31 +327,46 @@ class AsyncClient(_BaseClient):
         return None
 
     async def _attempt(self, step: Send) -> Attempt:
+        started = time.monotonic()
         try:
             request = self._http_request(self._http, step.body, step.key)
             response = await self._http.send(request, stream=True)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
-            if not response.is_success or not self._is_sse(response, step.body):
-                await response.aread()
+            if not response.is_success:
+                content = await aread_capped(
+                    response, error_budget(self.host, self.limits, started)
+                )
+                return self._status_failure(response, content)
+            if not self._is_sse(response, step.body):
+                budget = result_budget(self.host, self.limits, step.body, started)
+                content = await aread_capped(response, budget)
                 self._received(step, response)
-                return self._complete_answer(response)
+                return self._complete_answer(response, content)
             reader = self._stream_reader(step)
-            async for line in response.aiter_lines():
-                if reader.feed(line):
-                    break
+            budget = stream_budget(self.host, self.limits, step.body, started)
+            lines = alines_capped(response, budget, self.limits.sse_line_bytes)
+            try:
+                async for line in lines:
+                    if reader.feed(line):
+                        break
+            finally:
+                await lines.aclose()
             self._received(step, response)
             return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
+        except ResponseError as exc:  # over a size cap or past the deadline
+            return self._too_much(exc)
         finally:
             await response.aclose()
 
     async def _download(self, url: str) -> bytes:
-        request = self._download_request(self._http, url)
-        try:
-            response = await self._http.send(request, follow_redirects=True)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise self._download_error(url, type(exc).__name__) from None
-        return self._downloaded(url, response)
+        return await adownload(
+            self._http,
+            url,
+            user_agent=USER_AGENT,
+            allow_loopback=self._loopback,
+            limits=self.limits,
+        )

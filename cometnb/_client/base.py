@@ -13,14 +13,16 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 
+from cometnb._client import edits as _edits
 from cometnb._client import logsafe as _logsafe
+from cometnb._client.fetch_guard import is_loopback_host
+from cometnb._client.frames import drop_library_frames
 from cometnb._client.pacing import Pacer
 from cometnb._client.response import (
     KEY_HINT,
@@ -30,17 +32,22 @@ from cometnb._client.response import (
 )
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
+from cometnb._core import budget
 from cometnb._core import settings as _settings
+from cometnb._core import sources as _sources
+from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
     CometError,
-    ResponseError,
     ValidationError,
-    register_secret,
+    redact,
 )
+from cometnb._core.guards import check_no_key
+from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
+from cometnb._core.secret import Secret, mask
 from cometnb._storage.folder import history as active_history
 from cometnb._version import __version__
 
@@ -54,8 +61,6 @@ HistoryArg = HistorySink | Literal[False] | None
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
 USER_AGENT = f"cometnb/{__version__}"
-# Printable ASCII without spaces: what a bearer token in a header may hold.
-_HEADER_SAFE_KEY = re.compile(r"[\x21-\x7e]+")
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
 
 
@@ -69,19 +74,12 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _mask(key: str | None) -> str | None:
-    """``sk-cometnb-…a1e0`` → ``sk-…e0``: enough to tell keys apart, useless to an attacker."""
-    if not key:
-        return None
-    return f"{key[:3]}…{key[-2:]}" if len(key) >= 12 else "…"
-
-
 class _BaseClient:
     """Request building, policy, parsing and storage shared by both clients (no I/O)."""
 
     def __init__(
         self,
-        api_key: str | None,
+        api_key: str | Secret | None,
         base_url: str | None,
         timeout: float | None,
         max_retries: int | None,
@@ -89,11 +87,12 @@ class _BaseClient:
         history: HistoryArg,
         retry_billed: bool,
         rng: random.Random | None,
+        limits: Limits | None = None,
     ) -> None:
         settings = _settings.active()
-        register_secret(api_key)
         _logsafe.install()
-        self._api_key = api_key or None
+        # Held as a Secret from here to the header: no repr, traceback or log shows it.
+        self._api_key = Secret.of(api_key)
         self.base_url = _settings.resolve_base_url(base_url)
         url = httpx.URL(self.base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -103,6 +102,9 @@ class _BaseClient:
                 field="base_url",
             )
         self.host = url.host
+        # Image URLs on loopback are fetched only when the API itself is there (the simulator).
+        self._loopback = is_loopback_host(url.host)
+        self.limits = limits if limits is not None else settings.limits
         self.timeout = float(settings.timeout if timeout is None else timeout)
         self.connect_timeout = float(min(settings.connect_timeout, self.timeout))
         self.max_retries = int(settings.max_retries if max_retries is None else max_retries)
@@ -124,12 +126,11 @@ class _BaseClient:
     def _timeouts(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
-    def _require_key(self) -> str:
-        key = (_settings.resolve_api_key(self._api_key) or "").strip()
-        if not key:
+    def _require_key(self) -> Secret:
+        key = _settings.resolve_key(self._api_key)
+        if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
-        register_secret(key)
-        if not _HEADER_SAFE_KEY.fullmatch(key):
+        if not key.header_safe:
             # httpx would fail while writing the header and quote the key in its error text.
             raise AuthenticationError(
                 "The API key contains a space, line break or non-ASCII character, which an "
@@ -138,12 +139,15 @@ class _BaseClient:
             )
         return key
 
-    def _headers(self, key: str, stream: bool) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {key}",
-            "User-Agent": USER_AGENT,
-            "Accept": "text/event-stream, application/json" if stream else "application/json",
-        }
+    def _headers(self, key: Secret, stream: bool) -> httpx.Headers:
+        # httpx.Headers hides Authorization in its repr; the bare key exists only in here.
+        return httpx.Headers(
+            {
+                "Authorization": key.bearer(),
+                "User-Agent": USER_AGENT,
+                "Accept": "text/event-stream, application/json" if stream else "application/json",
+            }
+        )
 
     def _history(self) -> HistorySink | None:
         if self._history_arg is False:
@@ -160,8 +164,9 @@ class _BaseClient:
         return history
 
     def __repr__(self) -> str:
-        key = _mask(_settings.resolve_api_key(self._api_key))
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key!r})"
+        key = _settings.resolve_key(self._api_key)
+        shown = mask(key.reveal()) if key is not None else None
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={shown!r})"
 
     # -- requests --------------------------------------------------------------------
 
@@ -194,7 +199,9 @@ class _BaseClient:
         )
 
     def _prepare(self, request: ImageRequest) -> dict[str, Any]:
-        return request.validate().to_body()
+        body = request.validate().to_body()
+        check_no_key(body, _settings.resolve_key(self._api_key))  # this client's own key too
+        return body
 
     def _prepare_many(self, requests: Iterable[object]) -> list[dict[str, Any]]:
         """Validate every request before any is sent; the error names the bad one's index."""
@@ -211,24 +218,54 @@ class _BaseClient:
         return bodies
 
     def _http_request(
-        self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: str
+        self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: Secret
     ) -> httpx.Request:
-        log.debug("cometnb: POST %s", self.endpoint)
         stream = bool(body.get("stream"))
+        headers = self._headers(key, stream)
+        if _edits.is_multipart(body):
+            url = self.base_url + _edits.edit_path(body)
+            # Never log the parts: names and sizes only (the bytes can be megabytes).
+            log.debug("cometnb: POST %s (multipart, %d input(s))", url, len(body.images))
+            return client.build_request(
+                "POST",
+                url,
+                data=_edits.form_fields(body),
+                files=_edits.multipart_files(body),
+                headers=headers,
+                timeout=self._timeouts,
+            )
+        log.debug("cometnb: POST %s", self.endpoint)
         return client.build_request(
             "POST",
             self.endpoint,
-            json=body,
-            headers=self._headers(key, stream),
+            json=_edits.json_with_references(body),
+            headers=headers,
             timeout=self._timeouts,
         )
 
+    def build_edit(
+        self,
+        prompt: str,
+        image: Any,
+        *,
+        mask: Any = None,
+        model: str | None = None,
+        partial_images: int | None = None,
+        **fields: Any,
+    ) -> ImageRequest:
+        """The :class:`ImageRequest` that ``edit`` would send; ``@-1`` looks in this client's
+        history. ``image`` is one source or a list (see :mod:`cometnb._core.sources`)."""
+        found = self._history()
+        history = cast(_sources.HistoryLookup, found) if hasattr(found, "get") else None
+        images = _sources.resolve_sources(image, history=history)
+        mask_input = _sources.resolve_source(mask, history=history) if mask is not None else None
+        request = self.build_request(prompt, model=model, partial_images=partial_images, **fields)
+        return request.with_overrides(images=images, mask=mask_input)
+
     # -- responses -------------------------------------------------------------------
 
-    def _status_failure(self, response: httpx.Response) -> Failure:
-        return failure_from_status(
-            response.status_code, response.headers, response.content, self.host
-        )
+    def _status_failure(self, response: httpx.Response, content: bytes) -> Failure:
+        return failure_from_status(response.status_code, response.headers, content, self.host)
 
     def _transport_failure(self, exc: httpx.RequestError) -> Failure:
         return failure_from_exception(exc, self.host, self.timeout)
@@ -238,24 +275,6 @@ class _BaseClient:
         ctype = response.headers.get("content-type", "").lower()
         # A server that ignores stream=true answers plain JSON: parse that as a normal result.
         return "event-stream" in ctype or (bool(body.get("stream")) and not ctype)
-
-    def _download_error(self, url: str, why: str) -> ResponseError:
-        host = httpx.URL(url).host or "the image host"
-        return ResponseError(
-            f"Could not download the generated image from {host}: {why}.",
-            hint="Image URLs expire (about 60 minutes); the generation was billed, so run it "
-            "again only if you need the image.",
-        )
-
-    def _check_download(self, url: str) -> None:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            parsed = None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ResponseError(
-                f"The server returned an image URL that is not http(s) or has no host: {url!r}"
-            )
 
     # -- the exchange, as I/O steps (performed by the subclass) -------------------------
 
@@ -274,26 +293,21 @@ class _BaseClient:
         if response.is_success:
             notify(step.on_event, ClientEvent("received"))
 
-    def _complete_answer(self, response: httpx.Response) -> Attempt:
+    def _complete_answer(self, response: httpx.Response, content: bytes) -> Attempt:
         """A fully read, non-streamed answer: the parsed result or the failure it means."""
         if not response.is_success:
-            return self._status_failure(response)
-        return parse_result(response.content, self.host), _is_synthetic(response)
+            return self._status_failure(response, content)
+        return parse_result(content, self.host), _is_synthetic(response)
 
     def _stream_reader(self, step: Send) -> StreamReader:
-        return StreamReader(self.host, step.on_partial, step.on_event)
+        return StreamReader(self.host, step.on_partial, step.on_event, self.limits)
 
-    def _download_request(
-        self, client: httpx.Client | httpx.AsyncClient, url: str
-    ) -> httpx.Request:
-        # The URL is on another host: sent without the Authorization header.
-        self._check_download(url)
-        return client.build_request("GET", url, headers={"User-Agent": USER_AGENT})
-
-    def _downloaded(self, url: str, response: httpx.Response) -> bytes:
-        if not response.is_success:
-            raise self._download_error(url, f"HTTP {response.status_code}")
-        return response.content
+    @staticmethod
+    def _too_much(error: CometError) -> Failure:
+        """A reply over a size cap, past its deadline or unusable: the request was sent and
+        answered, so it may have been billed; never retried."""
+        error.may_be_billed = True
+        return Failure(error, "never", "reply over its limit")
 
     # -- storage (blocking: the async client runs these in a worker thread) ------------
 
@@ -308,6 +322,7 @@ class _BaseClient:
     ) -> Generation:
         images: list[GeneratedImage]
         record_id = None
+        cost = None
         if history is None:
             images = [
                 GeneratedImage(None, i.format, i.width, i.height, i.revised_prompt, data=i.data)
@@ -318,7 +333,8 @@ class _BaseClient:
                 body, result, elapsed_s=elapsed_s, tags=tags, origin=origin
             )
             images, record_id = list(record.images), record.id
-        return Generation(
+            cost = _stored_cost(record)
+        gen = Generation(
             request=body,
             images=images,
             usage=result.usage,
@@ -327,7 +343,10 @@ class _BaseClient:
             record_id=record_id,
             meta=dict(result.meta),
             synthetic=result.synthetic,
+            _cost=cost,
         )
+        budget.session.add(gen.cost)  # the kernel's spend, for CometImg.budget
+        return gen
 
     def _record_failure(
         self,
@@ -340,17 +359,32 @@ class _BaseClient:
         status: Literal["error", "cancelled"] = "error",
     ) -> Generation:
         record_id = None
+        cost = None
         if history is not None:
             try:
                 record = history.record_failure(
                     body, error, elapsed_s=elapsed_s, tags=tags, origin=origin, status=status
                 )
                 record_id = error.record_id = record.id
-            except Exception:  # the original error matters more than its record
-                log.exception("cometnb: could not record a failed request in the history")
-        return Generation(
-            request=body, elapsed_s=elapsed_s, record_id=record_id, error=error, status=status
+                cost = _stored_cost(record)
+            except Exception as exc:  # the original error matters more than its record
+                log.warning("cometnb: could not record a failed request in the history (%s)", exc)
+        gen = Generation(
+            request=body,
+            elapsed_s=elapsed_s,
+            record_id=record_id,
+            error=error,
+            status=status,
+            _cost=cost,
         )
+        budget.session.add(gen.cost)  # $0 when refused; its estimate when it may be billed
+        return gen
+
+
+def _stored_cost(record: object) -> Cost | None:
+    """The cost the history stored on the record (a stand-in history may not price)."""
+    cost = getattr(record, "cost", None)
+    return cost if isinstance(cost, Cost) else None
 
 
 def _is_synthetic(response: httpx.Response) -> bool:
@@ -359,3 +393,23 @@ def _is_synthetic(response: httpx.Response) -> bool:
 
 def _cancelled() -> CancelledError:
     return CancelledError(CANCELLED_MESSAGE)
+
+
+def unexpected(exc: BaseException, stage: Literal["sending", "storing"]) -> CometError:
+    """A failure that is not a :class:`CometError` (MemoryError, an OSError, a Pillow or an
+    encoding error) as one, so it is recorded like any other and fails only its request."""
+    drop_library_frames(exc)
+    detail = redact(str(exc)).strip()
+    what = f"{type(exc).__name__}{': ' + detail[:160] if detail else ''}"
+    if stage == "storing":
+        error = CometError(
+            f"Storing the result failed unexpectedly ({what}).",
+            hint="The generation was billed; the images may be lost. Check the disk and memory.",
+        )
+    else:
+        error = CometError(
+            f"The request failed unexpectedly after it was sent ({what}).",
+            hint="The generation may have been billed, so it was not retried.",
+        )
+    error.__cause__ = exc
+    return error

@@ -316,6 +316,7 @@ def failure_from_exception(exc: httpx.RequestError, host: str, timeout: float) -
             f"Could not decode the answer from {host} (corrupt compressed body).",
             hint="The generation may have been billed, so it was not retried.",
         )
+        undecodable.may_be_billed = True
         return Failure(undecodable, "never", "undecodable body")
     if isinstance(exc, httpx.ReadTimeout):
         error = APIError(

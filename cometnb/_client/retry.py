@@ -22,8 +22,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timezone
-from typing import Literal
 
+from cometnb._core.billing import BILLED_STATUSES, SAFE_STATUSES, Safety, status_safety
 from cometnb._core.errors import CometError
 
 __all__ = [
@@ -36,12 +36,10 @@ __all__ = [
     "status_safety",
 ]
 
-Safety = Literal["safe", "billed", "never"]
-
-# Statuses where the request certainly did not run: rate limiting and overload.
-_SAFE_STATUSES = frozenset({429, 503})
-# Statuses after which a generation may already have finished (and been billed).
-_BILLED_STATUSES = frozenset({408, 409, 500, 502, 504, 520, 522, 524})
+# The classification lives in the core (cometnb._core.billing) so the ledger prices failures
+# by the same rule: what is not retried because it may be billed is also counted as spent.
+_SAFE_STATUSES = SAFE_STATUSES
+_BILLED_STATUSES = BILLED_STATUSES
 
 BILLED_HINT = (
     "The generation may still have been billed, so it was not retried automatically; "
@@ -50,15 +48,6 @@ BILLED_HINT = (
 BILLED_RETRIED_HINT = (
     "It was already retried once (retry_billed=True); each attempt may have been billed."
 )
-
-
-def status_safety(status: int) -> Safety:
-    """How risky a retry of an HTTP error ``status`` is (before looking at the body)."""
-    if status in _SAFE_STATUSES:
-        return "safe"
-    if status in _BILLED_STATUSES or status >= 500:
-        return "billed"
-    return "never"
 
 
 @dataclass
@@ -133,11 +122,12 @@ class RetryPolicy:
 
 
 def _try_again_hint(seconds: float, now: float | None = None) -> str:
-    when = time.localtime((time.time() if now is None else now) + seconds)
-    return (
-        f"The server asks to wait {seconds:.0f} s; try again after "
-        f"{time.strftime('%H:%M:%S', when)} (local time)."
-    )
+    start = time.time() if now is None else now
+    when = time.localtime(start + seconds)
+    # A time alone would read as today; a wait past midnight gets its date.
+    same_day = time.strftime("%Y-%m-%d", when) == time.strftime("%Y-%m-%d", time.localtime(start))
+    shown = time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", when)
+    return f"The server asks to wait {seconds:.0f} s; try again after {shown} (local time)."
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from cometnb._client.limiter import AdaptiveLimit, Slot
+from cometnb._core.budget import BudgetError, SpendGuard, admitted
 from cometnb._core.errors import CancelledError, CometError, ValidationError
 from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.progress import CellProgress, describe_event
@@ -120,8 +121,10 @@ class _GridRun:
         concurrency: int,
         tags: Sequence[str],
         origin: str | None,
+        guard: SpendGuard | None = None,
     ) -> None:
         self.client = client
+        self.guard = guard
         self.grid = grid
         self.concurrency = max(1, concurrency)
         self.tags = tuple(tags)
@@ -146,8 +149,20 @@ class _GridRun:
         cell, progress = self.grid.cells[index], self.progress[index]
         try:
             async with limit.slot() as slot:
-                progress.state, progress.started = "running", time.monotonic()
-                gen = await self._request(cell.request, progress, slot)
+                # Checked when its turn comes, not at the start: what is left by then counts
+                # what the requests before it actually cost.
+                if self.guard is None:
+                    progress.state, progress.started = "running", time.monotonic()
+                    gen = await self._request(cell.request, progress, slot)
+                else:
+                    refused = self.guard.before_send(cell.request)
+                    if refused is not None:
+                        _finish(cell, progress, _failed(cell.request, refused, status="cancelled"))
+                        return
+                    progress.state, progress.started = "running", time.monotonic()
+                    with admitted():  # this guard checked it: the client must not again
+                        gen = await self._request(cell.request, progress, slot)
+                    self.guard.after(cell.request, gen.cost)
         except (asyncio.CancelledError, CancelledError):
             _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
             raise
@@ -158,7 +173,10 @@ class _GridRun:
     ) -> Generation:
         def on_event(event: ClientEvent) -> None:
             progress.note = describe_event(event)
-            slot.follow(event)
+            # Under a budget the slot is kept until this request's cost is known, so the next
+            # one is admitted against what this one actually cost, not only its estimate.
+            if self.guard is None or event.kind != "received":
+                slot.follow(event)
             if event.kind == "partial" and event.partial_image is not None:
                 progress.partial, progress.partial_index = event.partial_image, event.partial_index
 
@@ -179,9 +197,14 @@ class _GridRun:
             return _failed(request, exc)
 
 
-def _failed(request: ImageRequest, error: CometError) -> Generation:
-    status: Literal["error", "cancelled"]
-    status = "cancelled" if isinstance(error, CancelledError) else "error"
+def _failed(
+    request: ImageRequest,
+    error: CometError,
+    *,
+    status: Literal["error", "cancelled"] | None = None,
+) -> Generation:
+    if status is None:
+        status = "cancelled" if isinstance(error, CancelledError) else "error"
     return Generation(
         request=request.to_body(), error=error, status=status, record_id=error.record_id
     )
@@ -189,7 +212,12 @@ def _failed(request: ImageRequest, error: CometError) -> Generation:
 
 def _finish(cell: GridCell, progress: CellProgress, gen: Generation) -> None:
     cell.generation = gen
-    progress.state = "done" if gen.ok else ("cancelled" if gen.status == "cancelled" else "failed")
+    if gen.ok:
+        progress.state = "done"
+    elif isinstance(gen.error, BudgetError):
+        progress.state = "not sent (budget)"
+    else:
+        progress.state = "cancelled" if gen.status == "cancelled" else "failed"
 
 
 def run_grid(
@@ -201,15 +229,20 @@ def run_grid(
     tags: Sequence[str] = (),
     origin: str | None = None,
     poll_s: float = POLL_S,
+    guard: SpendGuard | None = None,
 ) -> Grid:
     """Run every cell of ``grid`` (filling ``cell.generation``) and return the grid.
 
     ``on_update(progress)`` is called on the calling thread every ``poll_s`` while the grid
     runs, and once at the end; it gets one :class:`CellProgress` per cell. A failed request
     becomes a failed Generation in its cell (it does not stop the others). An interrupt
-    cancels every request still in flight and raises :class:`CancelledError`.
+    cancels every request still in flight and raises :class:`CancelledError`. With a
+    ``guard`` (a budget), a request whose estimate no longer fits what is left when its turn
+    comes is not sent: its cell reads "not sent (budget)" and holds a ``BudgetError``; nothing
+    in flight stops. Without a guard, the client checks each request against
+    ``CometImg.budget`` itself.
     """
-    grid_run = _GridRun(client, grid, concurrency, tags, origin)
+    grid_run = _GridRun(client, grid, concurrency, tags, origin, guard)
     future = _submit(grid_run.run())
     try:
         _wait(future, grid_run, on_update, poll_s)

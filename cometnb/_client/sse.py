@@ -25,6 +25,9 @@ __all__ = ["COMPLETED", "PARTIAL", "Partial", "SSEDecoder", "SSEEvent", "StreamA
 
 PARTIAL = "image_generation.partial_image"
 COMPLETED = "image_generation.completed"
+# Edits stream the same events under another name (API_FACTS §7).
+PARTIALS = (PARTIAL, "image_edit.partial_image")
+COMPLETEDS = (COMPLETED, "image_edit.completed")
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,9 @@ class StreamAssembler:
         if payload.get("error") or kind == "error":
             body = payload if payload.get("error") else {"error": payload}
             raise api_error_from_body(None, body, self.host)
-        if kind == PARTIAL:
+        if kind in PARTIALS:
             return self._partial(payload)
-        if kind == COMPLETED:
+        if kind in COMPLETEDS:
             self._completed(payload)
         return None  # unknown event types are ignored: the API may add new ones
 

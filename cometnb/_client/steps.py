@@ -10,19 +10,23 @@ awaiting. :class:`StreamReader` turns the lines of an SSE answer into a parsed r
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+from cometnb._client.capped import CappedSSEDecoder
 from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLimits, Ticket
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import Failure, RetryPolicy
-from cometnb._client.sse import SSEDecoder, SSEEvent, StreamAssembler
-from cometnb._core.errors import ResponseError
+from cometnb._client.sse import SSEEvent, StreamAssembler
+from cometnb._core.errors import ResponseError, redact
 from cometnb._core.images import decode_b64_image, inspect_image
+from cometnb._core.limits import DEFAULT_LIMITS, Limits
 from cometnb._core.models import ApiImage, ApiResult, ClientEvent
 from cometnb._core.protocols import OnEvent, OnPartial
+from cometnb._core.secret import Secret
 
 __all__ = [
     "Attempt",
@@ -41,10 +45,13 @@ log = logging.getLogger("cometnb")
 
 @dataclass(frozen=True)
 class Send:
-    """I/O step: POST ``body`` once; the answer is an :data:`Attempt`."""
+    """I/O step: POST ``body`` once; the answer is an :data:`Attempt`.
+
+    ``key`` is a :class:`Secret`, so this step's repr (in any traceback) never shows it.
+    """
 
     body: dict[str, Any]
-    key: str
+    key: Secret
     on_partial: OnPartial | None
     on_event: OnEvent | None
     ticket: Ticket | None = None  # the pacer's turn; the answer's rate-limit headers go here
@@ -88,7 +95,7 @@ def notify(callback: Callable[..., None] | None, *args: Any) -> None:
 
 def request_steps(
     body: dict[str, Any],
-    key: str,
+    key: Secret,
     policy: RetryPolicy,
     on_partial: OnPartial | None,
     on_event: OnEvent | None,
@@ -110,7 +117,9 @@ def request_steps(
         if not isinstance(outcome, Failure):
             parsed, synthetic = outcome
             images = yield from _fetch_images(parsed, on_event)
-            return ApiResult(images, parsed.created, parsed.usage, dict(parsed.meta), synthetic)
+            # What the server sent is shown live (captions): never with a key it echoed.
+            usage, meta = _redacted(parsed.usage), _redacted(dict(parsed.meta))
+            return ApiResult(images, parsed.created, usage, meta or {}, synthetic)
         wait = _next_wait(policy, outcome, retries, billed)
         retries, billed = retries + 1, billed + (outcome.safety == "billed")
         notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
@@ -151,9 +160,22 @@ def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int)
     if decision.wait_s is None:
         if decision.hint:
             failure.error.hint = decision.hint
+        # What the ledger charges for it follows the same rule as what is not retried.
+        # An answer that arrived but was unusable is marked billed where it was made.
+        failure.error.may_be_billed = (
+            bool(failure.error.may_be_billed) or failure.safety == "billed" or billed > 0
+        )
         raise failure.error
     log.info("cometnb: %s; retrying in %.1f s", failure.reason, decision.wait_s)
     return decision.wait_s
+
+
+def _redacted(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    clean = redact(text)
+    return value if clean == text else dict(json.loads(clean))
 
 
 def _fetch_images(
@@ -168,8 +190,22 @@ def _fetch_images(
         assert item.url is not None
         notify(on_event, ClientEvent("downloading"))
         data = yield Download(item.url)
-        images.append(_api_image(data, item.revised_prompt))
+        images.append(_downloaded_image(data, item.url, item.revised_prompt))
     return images
+
+
+def _downloaded_image(data: bytes, url: str, revised_prompt: str | None) -> ApiImage:
+    """A downloaded image; the error never quotes the body (it came from an arbitrary host)."""
+    try:
+        return _api_image(data, revised_prompt)
+    except ResponseError as exc:
+        if "pixels" in exc.message:
+            raise
+        host = url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1] or "the image host"
+        raise ResponseError(
+            f"The image downloaded from {host} is not a usable image ({len(data):,} bytes).",
+            hint="The generation was billed; the image host may have failed.",
+        ) from None
 
 
 def _api_image(data: bytes, revised_prompt: str | None) -> ApiImage:
@@ -180,8 +216,14 @@ def _api_image(data: bytes, revised_prompt: str | None) -> ApiImage:
 class StreamReader:
     """Feeds SSE lines to the assembler and reports partial images as they arrive."""
 
-    def __init__(self, host: str, on_partial: OnPartial | None, on_event: OnEvent | None) -> None:
-        self.decoder = SSEDecoder()
+    def __init__(
+        self,
+        host: str,
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self.decoder = CappedSSEDecoder(host, limits.sse_line_bytes)
         self.assembler = StreamAssembler(host)
         self.on_partial, self.on_event = on_partial, on_event
 

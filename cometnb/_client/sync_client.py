@@ -18,6 +18,7 @@ import httpx
 
 from cometnb._client.async_client import AsyncClient
 from cometnb._client.base import (
+    USER_AGENT,
     HistoryArg,
     OnEvent,
     OnPartial,
@@ -27,11 +28,25 @@ from cometnb._client.base import (
     _cancelled,
     _is_synthetic,
     shared_ssl_context,
+    unexpected,
 )
+from cometnb._client.capped import (
+    error_budget,
+    lines_capped,
+    read_capped,
+    result_budget,
+    stream_budget,
+)
+from cometnb._client.fetch import download
+from cometnb._client.frames import drop_library_frames
 from cometnb._client.loop import loop_thread
+from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
-from cometnb._core.errors import CometError
+from cometnb._core.budget import SpendGuard
+from cometnb._core.errors import CometError, ResponseError
+from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
+from cometnb._core.secret import Secret
 
 __all__ = ["Client"]
 
@@ -49,12 +64,13 @@ class Client(_BaseClient):
     ``history=False`` keeps images in memory instead of the history folder; ``transport`` is an
     httpx transport (tests pass ``httpx.MockTransport``); ``sleep`` replaces ``time.sleep``
     between retries; ``retry_billed=True`` allows one retry of failures that may have been
-    billed (read timeouts, 5xx other than 503).
+    billed (read timeouts, 5xx other than 503). ``limits`` caps what one reply may cost in
+    memory and time (default ``CometImg``'s, see :class:`~cometnb._core.limits.Limits`).
     """
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         base_url: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -64,6 +80,7 @@ class Client(_BaseClient):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -73,6 +90,7 @@ class Client(_BaseClient):
             history=history,
             retry_billed=retry_billed,
             rng=rng,
+            limits=limits,
         )
         self._transport = transport
         self._sleep = sleep or time.sleep
@@ -110,6 +128,37 @@ class Client(_BaseClient):
         )
         return self.run(request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin)
 
+    def edit(
+        self,
+        prompt: str,
+        image: Any,
+        *,
+        mask: Any = None,
+        model: str | None = None,
+        on_partial: OnPartial | None = None,
+        on_event: OnEvent | None = None,
+        tags: Sequence[str] = (),
+        origin: str | None = None,
+        **fields: Any,
+    ) -> Generation:
+        """Edit ``image`` (one source or a list: path, ``@-1``, bytes, PIL image, record…).
+
+        ``mask`` is a PNG with alpha the size of the first image (``cometnb.mask`` makes one);
+        every other field (``input_fidelity``, ``size``, ``quality``, ``n``, ``partial_images``,
+        …) as for :meth:`generate`. Checked before anything is sent; raises on failure.
+
+        Example::
+
+            >>> gen = client.edit("the same scene at night", "@-1")  # doctest: +SKIP
+        """
+        request = self.build_edit(prompt, image, mask=mask, model=model, **fields)
+        return self.run(request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin)
+
+    async def aedit(self, prompt: str, image: Any, **kwargs: Any) -> Generation:
+        """Async :meth:`edit` on the caller's event loop."""
+        async with self._async_twin() as twin:
+            return await twin.edit(prompt, image, **kwargs)
+
     def run(
         self,
         request: ImageRequest,
@@ -119,8 +168,14 @@ class Client(_BaseClient):
         tags: Sequence[str] = (),
         origin: str | None = None,
     ) -> Generation:
-        """Send a prepared :class:`ImageRequest` (validated first); raise on failure."""
-        gen = self._outcome(self._prepare(request), on_partial, on_event, tuple(tags), origin)
+        """Send a prepared :class:`ImageRequest` (validated first); raise on failure.
+
+        Refused (:class:`~cometnb.BudgetError`, nothing sent) when its estimate is more than
+        ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
+        """
+        body = self._prepare(request)
+        gate = open_gate([body])
+        gen = self._gated(gate, body, on_partial, on_event, tuple(tags), origin)
         return gen.raise_for_error()
 
     def generate_many(
@@ -133,8 +188,11 @@ class Client(_BaseClient):
     ) -> list[Generation]:
         """Run many requests concurrently; results in input order, failures not raised.
 
-        Every request is validated before anything is sent. ``on_result(index, generation)``
-        is called (from the private loop thread) as each finishes.
+        Every request is validated, and the whole estimate checked against
+        ``CometImg.budget``, before anything is sent; once what is left cannot cover a request
+        not yet sent, it is not sent (its Generation holds a ``BudgetError``).
+        ``on_result(index, generation)`` is called (from the private loop thread) as each
+        finishes.
         """
         bodies = self._prepare_many(requests)
         return loop_thread().run(self._many_on_twin(bodies, concurrency, tuple(tags), on_result))
@@ -179,6 +237,7 @@ class Client(_BaseClient):
             retry_billed=self.retry_billed,
             transport=transport,
             rng=self.policy.rng,
+            limits=self.limits,
         )
         twin.connect_timeout = self.connect_timeout
         twin.pacer = self.pacer  # one rate limit per key: what one learns, both use
@@ -193,6 +252,28 @@ class Client(_BaseClient):
     ) -> list[Generation]:
         async with self._async_twin() as twin:
             return await twin._many(bodies, concurrency, tags, on_result)
+
+    def _gated(
+        self,
+        gate: SpendGuard | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
+        """:meth:`_outcome` once the budget admits the request (when a budget is set)."""
+        if gate is None:
+            return self._outcome(body, on_partial, on_event, tags, origin)
+        refused = gate.before_send(body)
+        if refused is not None:
+            return not_sent(body, refused)
+        gen = None
+        try:
+            gen = self._outcome(body, on_partial, on_event, tags, origin)
+            return gen
+        finally:  # also on an interrupt: the reservation must not outlive the request
+            gate.after(body, gen.cost if gen is not None else None)
 
     def _outcome(
         self,
@@ -209,12 +290,22 @@ class Client(_BaseClient):
         except CometError as error:
             elapsed = time.monotonic() - start
             return self._record_failure(history, body, error, elapsed, tags, origin)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            drop_library_frames(interrupt)  # their locals hold the raw header bytes
             elapsed = time.monotonic() - start
             self._record_failure(history, body, _cancelled(), elapsed, tags, origin, "cancelled")
             raise
+        except Exception as exc:  # MemoryError, a bug below us: recorded like any failure
+            failure = unexpected(exc, "sending")
+            elapsed = time.monotonic() - start
+            return self._record_failure(history, body, failure, elapsed, tags, origin)
         notify(on_event, ClientEvent("storing"))
-        return self._store(history, body, result, time.monotonic() - start, tags, origin)
+        try:
+            return self._store(history, body, result, time.monotonic() - start, tags, origin)
+        except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
+            failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
+            elapsed = time.monotonic() - start
+            return self._record_failure(history, body, failure, elapsed, tags, origin)
 
     def _obtain(
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
@@ -237,31 +328,40 @@ class Client(_BaseClient):
         return None
 
     def _attempt(self, step: Send) -> Attempt:
+        started = time.monotonic()
         try:
             request = self._http_request(self._http, step.body, step.key)
             response = self._http.send(request, stream=True)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
         try:
-            if not response.is_success or not self._is_sse(response, step.body):
-                response.read()
+            if not response.is_success:
+                content = read_capped(response, error_budget(self.host, self.limits, started))
+                return self._status_failure(response, content)
+            if not self._is_sse(response, step.body):
+                budget = result_budget(self.host, self.limits, step.body, started)
+                content = read_capped(response, budget)
                 self._received(step, response)
-                return self._complete_answer(response)
+                return self._complete_answer(response, content)
             reader = self._stream_reader(step)
-            for line in response.iter_lines():
+            budget = stream_budget(self.host, self.limits, step.body, started)
+            for line in lines_capped(response, budget, self.limits.sse_line_bytes):
                 if reader.feed(line):
                     break
             self._received(step, response)
             return reader.finish(), _is_synthetic(response)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
+        except ResponseError as exc:  # over a size cap or past the deadline
+            return self._too_much(exc)
         finally:
             response.close()
 
     def _download(self, url: str) -> bytes:
-        request = self._download_request(self._http, url)
-        try:
-            response = self._http.send(request, follow_redirects=True)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise self._download_error(url, type(exc).__name__) from None
-        return self._downloaded(url, response)
+        return download(
+            self._http,
+            url,
+            user_agent=USER_AGENT,
+            allow_loopback=self._loopback,
+            limits=self.limits,
+        )

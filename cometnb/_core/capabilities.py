@@ -23,7 +23,7 @@ __all__ = [
     "get_caps",
 ]
 
-Family = Literal["gpt-image", "dall-e", "qwen"]
+Family = Literal["gpt-image", "dall-e", "qwen", "seedream"]
 
 # Every optional API field cometnb knows, in the order the checker reports problems.
 # Any other field (``--param seed=5``) passes through with the JSON check only.
@@ -40,6 +40,9 @@ OPTIONAL_FIELDS: tuple[str, ...] = (
     "stream",
     "partial_images",
     "user",
+    "watermark",
+    "sequential_image_generation",
+    "sequential_image_generation_options",
 )
 
 # Which ModelCaps attribute lists the allowed values of a field.
@@ -122,6 +125,8 @@ class ModelCaps:
     family: Family
     sizes: tuple[str, ...] = ()
     size_rule: FlexibleSize | None = None
+    # Named sizes accepted besides WxH (seedream's 1K / 2K / 4K).
+    size_presets: tuple[str, ...] = ()
     max_n: int = 10
     qualities: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
@@ -146,7 +151,8 @@ class ModelCaps:
         ``size`` has one unless the size is flexible; a flexible model's ``sizes`` are presets.
         """
         if name == "size":
-            return () if self.flexible_size else self.sizes
+            # Flexible sizes and presets-or-WxH (seedream) have no closed list.
+            return () if self.flexible_size or self.size_presets else self.sizes
         attr = _CHOICES_ATTR.get(name)
         return tuple(getattr(self, attr)) if attr else ()
 
@@ -242,6 +248,26 @@ _QWEN_IMAGE = ModelCaps(
     unverified=frozenset(OPTIONAL_FIELDS) - {"n", "user"},
 )
 
+# ByteDance Seedream (API_FACTS §7): /v1/images/generations with JSON, size a preset or WxH,
+# URL results by default, up to 14 references (the edit table, edit_caps.py, has those rules).
+_SEEDREAM = ModelCaps(
+    name="doubao-seedream-4-0-250828",
+    family="seedream",
+    sizes=("1K", "2K", "4K", "2048x2048"),
+    size_presets=("1K", "2K", "4K"),
+    response_formats=("url", "b64_json"),
+    fields=frozenset(
+        {
+            "size",
+            "response_format",
+            "watermark",
+            "user",
+            "sequential_image_generation",
+            "sequential_image_generation_options",
+        }
+    ),
+)
+
 _TABLE: tuple[ModelCaps, ...] = (
     _GPT_IMAGE_2,
     replace(_GPT_IMAGE, name="gpt-image-1.5"),
@@ -250,6 +276,9 @@ _TABLE: tuple[ModelCaps, ...] = (
     _DALL_E_3,
     _DALL_E_2,
     _QWEN_IMAGE,
+    _SEEDREAM,
+    replace(_SEEDREAM, name="doubao-seedream-4-5-251128"),
+    replace(_SEEDREAM, name="doubao-seedream-5-0-260128"),
 )
 
 # Aliases in the SDK's model list. The dated snapshot is gpt-image-2. Which model

@@ -25,13 +25,20 @@ __all__ = [
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 REDACTED = "[REDACTED]"
+# Shorter values are not real keys (CometAPI's are "sk-" and 48 characters): redacting "test"
+# would blank ordinary words ("a [REDACTED] pattern for the con[REDACTED]").
+MIN_SECRET_CHARS = 16
 
 
-def register_secret(value: str | None) -> None:
-    """Remember a secret (the API key) so that :func:`redact` removes it from any text."""
-    if value and len(value) >= 4:
+def register_secret(value: object) -> None:
+    """Remember a secret (the API key) so that :func:`redact` removes it from any text.
+
+    Values shorter than :data:`MIN_SECRET_CHARS` are ignored; a :class:`Secret` registers
+    itself when it is made.
+    """
+    if isinstance(value, str) and len(value.strip()) >= MIN_SECRET_CHARS:
         with _secrets_lock:
-            _secrets.add(value)
+            _secrets.add(value.strip())
 
 
 def redact(text: str) -> str:
@@ -52,6 +59,9 @@ class CometError(Exception):
 
     hint: str | None = None
     record_id: str | None = None
+    # Set by the client when a request ends in this error: True when the server may have
+    # billed it (the retry policy's rule), so the ledger counts it; None when not known.
+    may_be_billed: bool | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = redact(message)

@@ -11,9 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 from cometnb._core.display import install_view_loader, register_view, render
+from cometnb._core.lookups import active_history, install_history_lookup
 from cometnb._core.protocols import Runner
 
-__all__ = ["install_runner_factory", "install_view_loader", "new_runner", "register_view", "render"]
+__all__ = [
+    "active_history",
+    "install_history_lookup",
+    "install_runner_factory",
+    "install_view_loader",
+    "new_runner",
+    "register_view",
+    "render",
+]
 
 _runner_factory: Callable[[Any], Runner] | None = None
 

@@ -11,9 +11,12 @@ import base64
 import binascii
 import io
 import re
+import struct
+import warnings
 from typing import TYPE_CHECKING
 
 from cometnb._core.errors import ResponseError, redact
+from cometnb._core.settings import active
 from cometnb._core.text import ELLIPSIS, clip
 
 if TYPE_CHECKING:
@@ -146,11 +149,29 @@ def longest_side(data: bytes) -> int:
     return max(width, height)
 
 
+def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> ResponseError:
+    if (width is None or height is None) and data[:8] == b"\x89PNG\r\n\x1a\n":
+        width, height = struct.unpack(">II", bytes(data[16:24]))  # the IHDR chunk
+    cap = active().limits.max_pixels
+    size = f"{width}×{height} pixels" if width and height else "more pixels than allowed"
+    return ResponseError(
+        f"the server sent an image of {size}, more than the {cap:,} pixels cometnb decodes "
+        "(Limits.max_pixels); it was not opened",
+        hint="Such an image is almost certainly a decompression bomb; the generation may "
+        "have been billed.",
+    )
+
+
 def _open(data: bytes) -> PILImage.Image:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(io.BytesIO(data))  # lazy: reads the header only
+        with warnings.catch_warnings():
+            # Pillow only warns below twice its limit; either way the image is refused.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))  # lazy: reads the header only
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels(data, None, None) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         sniffed = sniff_format(data)
         if sniffed:
@@ -161,6 +182,10 @@ def _open(data: bytes) -> PILImage.Image:
             f"the server sent {len(data):,} bytes that are not an image "
             f"(starts with {_excerpt(data)})"
         ) from None
+    width, height = img.size
+    if width * height > active().limits.max_pixels:
+        raise _too_many_pixels(data, width, height)
+    return img
 
 
 def open_image(data: bytes) -> tuple[PILImage.Image, str]:

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from cometnb._core.edit_caps import validate_edit
 from cometnb._core.settings import Settings, active
+from cometnb._core.sources import EditBody, ImageInput, resolve_source, resolve_sources
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
+    from cometnb._core.cost import Cost
     from cometnb._core.errors import CometError
 
 Status = Literal["ok", "error", "cancelled"]
@@ -36,6 +39,8 @@ class ImageRequest:
 
     Fields whose value is ``None`` are dropped, so optional arguments can be passed through
     unconditionally. Nothing is sent until a client runs it; ``validate()`` checks it first.
+    ``images=[...]`` (any edit source: path, ``@-1``, bytes, PIL image, record…) and ``mask=``
+    make it an edit (``POST /v1/images/edits``, or references in JSON for seedream).
 
     Example::
 
@@ -44,13 +49,27 @@ class ImageRequest:
         '1792x1024'
     """
 
-    __slots__ = ("fields", "model", "prompt")
+    __slots__ = ("fields", "images", "mask", "model", "prompt")
 
-    def __init__(self, prompt: str, model: str | None = None, **fields: Any) -> None:
+    def __init__(
+        self,
+        prompt: str,
+        model: str | None = None,
+        *,
+        images: Any = None,
+        mask: Any = None,
+        **fields: Any,
+    ) -> None:
         self.prompt = prompt
         # The one place the model default (%config CometImg.model) is applied.
         self.model = model or active().model
         self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        # Edit inputs, resolved now (a bad source is refused here, naming it; @-1 looks in the
+        # active history): one source or a list; a mask applies to the first image.
+        self.images: tuple[ImageInput, ...] = (
+            tuple(resolve_sources(images)) if images is not None else ()
+        )
+        self.mask: ImageInput | None = resolve_source(mask) if mask is not None else None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageRequest:
@@ -62,21 +81,55 @@ class ImageRequest:
             raise ValidationError("request has no 'prompt'", field="prompt")
         return cls(data["prompt"], data.get("model"), **rest)
 
+    def estimate(self) -> Cost:
+        """What this request will cost, before it is sent (``Cost.usd`` ``None``: unknown).
+
+        Priced with the table in force (``cometnb.prices()``); ``auto`` quality or size is
+        estimated at the most expensive choice.
+
+        Example::
+
+            >>> req = ImageRequest("a cat", "gpt-image-2", size="1024x1024", quality="medium")
+            >>> req.estimate().label, req.estimate().basis
+            ('≈ $0.05', '1756 image tokens out, 8 in')
+        """
+        from cometnb._core.costing import estimate
+
+        return estimate(self)
+
     def validate(self) -> ImageRequest:
-        """Raise :class:`ValidationError` if the model cannot take this request; return self."""
+        """Raise :class:`ValidationError` if the model cannot take this request, or its text
+        cannot be sent (a lone surrogate, the API key: see ``guards``); return self."""
+        from cometnb._core.guards import check_text
         from cometnb._core.validation import validate_request
 
+        check_text({"prompt": self.prompt, **self.fields})
         validate_request(self.prompt, self.model, self.fields)
+        validate_edit(self.model, self.images, self.mask, self.fields)
         return self
 
+    @property
+    def is_edit(self) -> bool:
+        """True when the request carries input images."""
+        return bool(self.images)
+
     def to_body(self) -> dict[str, Any]:
-        """The JSON body to send (no key: auth travels in a header)."""
-        return {"model": self.model, "prompt": self.prompt, **self.fields}
+        """The body to send (no key: auth travels in a header).
+
+        For an edit it is an :class:`~cometnb._core.sources.EditBody`: the same plain dict of
+        text fields, carrying the input images for the upload.
+        """
+        body = {"model": self.model, "prompt": self.prompt, **self.fields}
+        return EditBody(body, self.images, self.mask) if self.images else body
 
     def with_overrides(self, **overrides: Any) -> ImageRequest:
-        """A copy with some fields replaced (``None`` removes a field)."""
+        """A copy with some fields replaced (``None`` removes a field; ``images=``/``mask=``
+        replace the inputs)."""
+        images = overrides.pop("images", self.images) or None
+        mask = overrides.pop("mask", self.mask)
         body = {**self.to_body(), **overrides}
-        return ImageRequest.from_dict({k: v for k, v in body.items() if v is not None})
+        data = {k: v for k, v in body.items() if v is not None}
+        return ImageRequest.from_dict({**data, "images": images, "mask": mask})
 
     def with_session_defaults(self, settings: Settings | None = None) -> ImageRequest:
         """A copy with the ``%config`` size/quality defaults it lacks, where its model takes them.
@@ -115,13 +168,21 @@ class ImageRequest:
         return bool(self.fields.get("stream"))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ImageRequest) and self.to_body() == other.to_body()
+        return (
+            isinstance(other, ImageRequest)
+            and self.to_body() == other.to_body()
+            and (self.images, self.mask) == (other.images, other.mask)
+        )
 
     def __hash__(self) -> int:
         return hash((self.prompt, self.model))
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.fields.items())
+        if self.images:
+            extra += f", images=[{', '.join(repr(i.label) for i in self.images)}]"
+        if self.mask is not None:
+            extra += f", mask={self.mask.label!r}"
         return f"ImageRequest({self.prompt!r}, model={self.model!r}{extra})"
 
 
@@ -302,10 +363,33 @@ class Generation:
     error: CometError | None = None
     status: Status = "ok"
     synthetic: bool = False
+    # What it cost, as stored on its history record; priced on first use when not given.
+    _cost: Cost | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cost(self) -> Cost:
+        """What this request cost (``$0.053``; ``≈`` when estimated; ``usd=None``: unknown)."""
+        if self._cost is None:
+            from cometnb._core.costing import generation_cost
+
+            self._cost = generation_cost(self)
+        return self._cost
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def budget_stopped(self) -> bool:
+        """True when a budget stopped this request before it was sent."""
+        from cometnb._core.budget import BudgetError
+
+        return isinstance(self.error, BudgetError)
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``error``, ``cancelled`` or ``not sent (budget)`` (what views show)."""
+        return "not sent (budget)" if self.budget_stopped else self.status
 
     @property
     def image(self) -> GeneratedImage:
@@ -334,7 +418,7 @@ class Generation:
         return display.render("generation", self)
 
     def __repr__(self) -> str:
-        state = f"{len(self.images)} image(s)" if self.ok else f"{self.status}: {self.error}"
+        state = f"{len(self.images)} image(s)" if self.ok else f"{self.state}: {self.error}"
         return f"<Generation {self.model} {state} in {self.elapsed_s:.1f}s record={self.record_id}>"
 
 
@@ -391,5 +475,7 @@ class Grid:
     def __repr__(self) -> str:
         done = sum(1 for c in self.cells if c.generation is not None)
         shape = "x".join(str(n) for n in self.shape) or "1"
-        failed = sum(1 for g in self.generations if not g.ok)
-        return f"<Grid {shape} {done}/{len(self.cells)} done, {failed} failed>"
+        skipped = sum(1 for g in self.generations if g.budget_stopped)
+        failed = sum(1 for g in self.generations if not g.ok) - skipped
+        budget = f", {skipped} not sent (budget)" if skipped else ""
+        return f"<Grid {shape} {done}/{len(self.cells)} done, {failed} failed{budget}>"

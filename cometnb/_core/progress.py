@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RATE_LIMIT_REASON", "CellProgress", "CellState", "describe_event"]
 
-CellState = Literal["queued", "running", "done", "failed", "cancelled"]
+CellState = Literal["queued", "running", "done", "failed", "cancelled", "not sent (budget)"]
 
 
 # The ClientEvent reason while a request waits for its turn under the server's rate limit
@@ -84,4 +84,4 @@ class CellProgress:
     @property
     def finished(self) -> bool:
         """True once the cell is done, failed or cancelled."""
-        return self.state in ("done", "failed", "cancelled")
+        return self.state in ("done", "failed", "cancelled", "not sent (budget)")

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cometnb._core.errors import register_secret
+from cometnb._core.errors import ValidationError, register_secret
+from cometnb._core.limits import DEFAULT_LIMITS, Limits
+from cometnb._core.secret import MIN_KEY_CHARS, Secret
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
 # The one endpoint cometnb calls, under the base URL (API_FACTS: POST /v1/images/generations).
@@ -37,6 +39,10 @@ class Settings:
     thumbnail_px: int = 512
     history_dir: str | None = None
     base_url: str | None = None
+    budget: float | None = None  # USD this session may spend (None: no cap)
+    confirm_above: float | None = None  # USD: a cell estimated above it needs --yes
+    prices_file: str | None = None  # a JSON price table laid over the built-in one
+    limits: Limits = DEFAULT_LIMITS  # caps on reply size and time (see cometnb._core.limits)
 
 
 _active = Settings()
@@ -55,16 +61,33 @@ def active() -> Settings:
 def set_session_key(key: str | None) -> None:
     """Hold a key in memory for this process only (what ``%cometimg_key`` does)."""
     global _session_key, _simulator_url
-    _session_key = key.strip() if key and key.strip() else None
+    key = key.strip() if key and key.strip() else None
+    if key is not None and len(key) < MIN_KEY_CHARS:
+        raise ValidationError(
+            f"That key is too short to be a CometAPI key ({len(key)} characters; real keys "
+            f"have at least {MIN_KEY_CHARS}); it was not set.",
+            field="api_key",
+            hint="Copy the whole key from the CometAPI console (it starts with sk-).",
+        )
+    _session_key = key
     _simulator_url = None  # a key of the user's own leaves the keyless simulator
     register_secret(_session_key)
 
 
-def resolve_api_key(explicit: str | None = None) -> str | None:
+def resolve_api_key(explicit: str | Secret | None = None) -> str | None:
     """``Client(api_key=…)``, then ``%cometimg_key``, then ``$COMETAPI_KEY``."""
+    if isinstance(explicit, Secret):
+        return explicit.reveal()
     key = explicit or _session_key or os.environ.get(KEY_ENV) or None
     register_secret(key)
     return key
+
+
+def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
+    """:func:`resolve_api_key` as a :class:`Secret`, which never shows the key in a repr."""
+    if explicit:
+        return Secret.of(explicit)
+    return Secret.of(_session_key or os.environ.get(KEY_ENV) or None)
 
 
 def resolve_base_url(explicit: str | None = None) -> str:

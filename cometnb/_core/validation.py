@@ -66,6 +66,7 @@ _GENERIC: dict[str, Callable[[str, Any], str | None]] = {
     "output_compression": _int_in(0, 100),
     "partial_images": _int_in(0, 3),
     "stream": _is_bool,
+    "watermark": _is_bool,
 }
 # Type checks that hold for every known model (the fact sheet types them as strings).
 _KNOWN_TYPES: dict[str, Callable[[str, Any], str | None]] = {"user": _is_str}
@@ -124,6 +125,8 @@ def _check_prompt(prompt: Any, caps: ModelCaps | None) -> None:
 def _check_field(name: str, value: Any, caps: ModelCaps | None) -> None:
     if caps is not None and name in OPTIONAL_FIELDS and name not in caps.fields:
         _fail(f"{name} applies to {_who_accepts(name)} only; {caps.name} does not accept it", name)
+    if name == "size" and caps is not None and value in caps.size_presets:
+        return  # a named size (seedream's 2K) is not WxH
     allowed = caps.choices(name) if caps is not None and caps.verified(name) else ()
     if caps is not None and allowed:
         # A closed list says more than a syntax check: show the list even for 'big' or 5.

@@ -19,9 +19,11 @@ from cometnb._core.models import Generation, Grid
 from cometnb._core.protocols import CellView
 from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
 from cometnb._notebook.magic_args import CellSpec
+from cometnb._notebook.spend_check import check_cell, dry_run_costs, skipped_note
 
 if TYPE_CHECKING:
     from cometnb._client.batch import Batch
+    from cometnb._core.budget import SpendGuard
     from cometnb._core.protocols import AsyncRunner
     from cometnb._storage.folder import History
 
@@ -81,10 +83,12 @@ class CellEngine:
             # Checked here too so a grid fails once, before any request, not once per cell.
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
+        # The whole cell's estimate against the budgets, before the first request.
+        guard = check_cell(grid, budget=spec.budget, yes=spec.yes)
         if spec.batch is not None:
             return self._batch(spec, grid, history)
         view = self._view(spec, grid)
-        result = self._execute(spec, grid, view, history)
+        result = self._execute(spec, grid, view, history, guard)
         if spec.out:
             self.shell.user_ns[spec.out] = result
         if view.shows_result:
@@ -114,12 +118,25 @@ class CellEngine:
         return result
 
     def _execute(
-        self, spec: CellSpec, grid: Grid, view: CellView, history: History
+        self,
+        spec: CellSpec,
+        grid: Grid,
+        view: CellView,
+        history: History,
+        guard: SpendGuard | None = None,
     ) -> Generation | Grid:
         settings = _settings.active()
         client = self.client_factory(history)
         try:
-            run_grid(client, grid, settings.concurrency, view.update, tags=spec.tags, origin=ORIGIN)
+            run_grid(
+                client,
+                grid,
+                settings.concurrency,
+                view.update,
+                tags=spec.tags,
+                origin=ORIGIN,
+                guard=guard,
+            )
         except CancelledError:
             self._show_partial_result(spec, grid, view)
             raise
@@ -127,7 +144,11 @@ class CellEngine:
             _close(client)
         if not spec.is_grid:
             return self._single_result(grid, view)
-        return self._grid_result(grid, view)
+        result = self._grid_result(grid, view)
+        note = skipped_note(grid, guard)
+        if note:
+            print(note)
+        return result
 
     def _single_result(self, grid: Grid, view: CellView) -> Generation:
         gen = grid.cells[0].generation
@@ -162,6 +183,7 @@ class CellEngine:
                 problems[i] = exc.message
         if spec.display:
             print(dry_run_text(grid, _settings.generations_url(), problems))
+            print(dry_run_costs([c.request for c in grid.cells]))
         if spec.out:
             self.shell.user_ns[spec.out] = [c.request.to_body() for c in grid.cells]
         if problems:

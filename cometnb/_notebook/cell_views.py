@@ -24,7 +24,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cometnb._client.edits import describe_edit, edit_path, is_multipart
 from cometnb._client.runner import cell_label
+from cometnb._core.errors import redact
 from cometnb._core.models import Generation, Grid
 from cometnb._core.progress import CellProgress
 
@@ -195,13 +197,21 @@ class NullView:
 
 
 def dry_run_text(grid: Grid, endpoint: str, problems: dict[int, str]) -> str:
-    """The request(s) a cell would send, as JSON; the key is never part of a body."""
+    """The request(s) a cell would send, as JSON; the key is never part of a body.
+
+    An edit shows its multipart fields and each input by name, type and size, never its bytes.
+    """
     count = len(grid.cells)
+    first = grid.cells[0].request.to_body() if grid.cells else {}
+    if is_multipart(first):
+        endpoint = endpoint.removesuffix("/images/generations") + edit_path(first)
     lines = [f"# dry run: {count} request(s) to POST {endpoint} (nothing sent; key not shown)"]
     for i, cell in enumerate(grid.cells):
         if count > 1:
             lines.append(f"# [{i + 1}/{count}] {cell_label(cell)}")
         if i in problems:
             lines.append(f"# invalid: {problems[i]}")
-        lines.append(json.dumps(cell.request.to_body(), indent=2, ensure_ascii=False))
-    return "\n".join(lines)
+        shown = describe_edit(cell.request.to_body())
+        lines.append(json.dumps(shown, indent=2, ensure_ascii=False))
+    # A body refused for holding the key is still shown: never with the key in it.
+    return redact("\n".join(lines)).encode("utf-8", "backslashreplace").decode("utf-8")

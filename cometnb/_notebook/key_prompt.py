@@ -12,6 +12,7 @@ import getpass
 from collections.abc import Callable
 from typing import Any
 
+from cometnb._core.errors import ValidationError
 from cometnb._core.settings import set_session_key
 
 __all__ = ["KEY_SET", "ask_for_key", "key_widget", "store_key"]
@@ -25,7 +26,10 @@ def store_key(key: str | None) -> str:
     """Hold ``key`` for this process; return the message to show (never the key)."""
     if not key or not key.strip():
         return NO_KEY
-    set_session_key(key)
+    try:
+        set_session_key(key)
+    except ValidationError as exc:  # too short to be a real key: say so, keep nothing
+        return exc.message
     return KEY_SET
 
 

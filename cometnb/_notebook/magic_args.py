@@ -9,8 +9,11 @@ option conflicts that would otherwise silently drop a value. Problems raise IPyt
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import keyword
+import math
+import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +74,8 @@ class CellSpec:
     dry_run: bool = False
     display: bool = True
     batch: str | None = None  # run as this resumable batch (cometnb.batch)
+    budget: float | None = None  # --budget USD: this cell's cap
+    yes: bool = False  # --yes: send even above CometImg.confirm_above
 
     @property
     def is_grid(self) -> bool:
@@ -197,9 +202,24 @@ def _scalar_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+# Names the session itself needs: binding a result to one breaks the notebook.
+_RESERVED_OUT = frozenset({"In", "Out", "get_ipython", "exit", "quit", "display"})
+_OUTPUT_CACHE = re.compile(r"_+|_i+|_[io]?\d+|_[iod]h")  # _, __, _i, _ii, _3, _i3, _oh, _dh
+
+
 def _check_out_name(name: str | None) -> str | None:
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
         raise UsageError(f"-o/--out needs a Python variable name; got {name!r}")
+    if name is not None and (
+        name in _RESERVED_OUT
+        or hasattr(builtins, name)
+        or _OUTPUT_CACHE.fullmatch(name)
+        or (name.startswith("__") and name.endswith("__"))
+    ):
+        raise UsageError(
+            f"-o/--out {name} is a reserved name (a Python builtin or one IPython uses); "
+            "choose another variable name, e.g. -o result"
+        )
     return name
 
 
@@ -210,9 +230,17 @@ def _check_batch_name(name: str | None) -> str | None:
 
 
 def build_spec(
-    args: argparse.Namespace, cell: str, namespace: Mapping[str, Any], settings: Settings
+    args: argparse.Namespace,
+    cell: str,
+    namespace: Mapping[str, Any],
+    settings: Settings,
+    inputs: Mapping[str, Any] | None = None,
 ) -> CellSpec:
-    """Combine parsed options, the cell body and the defaults in ``settings`` into a spec."""
+    """Combine parsed options, the cell body and the defaults in ``settings`` into a spec.
+
+    ``inputs`` holds an edit's resolved ``images`` / ``mask`` / ``input_fidelity``
+    (``magic_edit.edit_fields``): every request of the grid shares them.
+    """
     prompts = _prompts(cell or "", namespace, args.each_line)
     params = parse_params(args.param)
     values = _axis_values(args, settings, prompts, params)
@@ -224,7 +252,7 @@ def build_spec(
     # A varying axis is filled in per cell by the runner; the base carries its first value.
     shared.setdefault("prompt", prompts[0])
     shared.setdefault("model", values["model"][0])
-    base = ImageRequest(**{**params, **fields, **shared})
+    base = ImageRequest(**{**params, **fields, **(inputs or {}), **shared})
     tags = tuple(dict.fromkeys(t.strip() for t in args.tag or () if t.strip()))
     return CellSpec(
         base=base,
@@ -234,4 +262,12 @@ def build_spec(
         dry_run=args.dry_run,
         display=not args.no_display,
         batch=_check_batch_name(getattr(args, "batch", None)),
+        budget=_check_budget(getattr(args, "budget", None)),
+        yes=bool(getattr(args, "yes", False)),
     )
+
+
+def _check_budget(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):  # NaN, inf
+        raise UsageError(f"--budget needs an amount of USD, 0 or more; got {value}")
+    return value

@@ -10,13 +10,15 @@ The class only parses options (:mod:`cometnb._notebook.magic_args`) and drives a
 from __future__ import annotations
 
 import contextlib
+import math
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core import magic as _ipython_magic
 from IPython.core import magic_arguments as _ipython_magic_arguments
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, magics_class
+from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
@@ -25,6 +27,7 @@ from cometnb._core.models import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.key_prompt import ask_for_key
 from cometnb._notebook.magic_args import build_spec
+from cometnb._notebook.magic_edit import edit_fields, expand_option_braces
 
 if TYPE_CHECKING:
     from cometnb._client.batch import Batch
@@ -42,8 +45,11 @@ SETTING_NAMES = (
     "thumbnail_px",
     "history_dir",
     "base_url",
+    "budget",
+    "confirm_above",
+    "prices_file",
 )
-_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url")
+_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url", "prices_file")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 # IPython's decorators are untyped (or typed as unions); these typed views keep mypy strict.
@@ -68,7 +74,14 @@ def argument(*args: Any, **kwargs: Any) -> Callable[[_F], _F]:
 
 
 def parse_argstring(magic: Callable[..., Any], line: str) -> Any:
-    return _ARGS.parse_argstring(magic, line)
+    """The magic's options, split the POSIX way: ``--tag "two words"`` is one value without
+    its quotes, and ``--param user="ann smith"`` stays whole (IPython's default split keeps
+    the quotes and cuts at the space)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # shlex: "No closing quotation"
+        raise UsageError(f"the options have an unmatched quote ({exc})") from None
+    return magic.parser.parse_args(argv)  # type: ignore[attr-defined]
 
 
 @magics_class
@@ -99,6 +112,15 @@ class CometImg(Magics, Configurable):
     base_url = Unicode(
         None, allow_none=True, help="API base URL (default https://api.cometapi.com/v1)."
     ).tag(config=True)
+    budget = Float(
+        None, allow_none=True, help="USD this kernel session may spend (None: no cap)."
+    ).tag(config=True)
+    confirm_above = Float(
+        None, allow_none=True, help="USD: a cell estimated above it is sent only with --yes."
+    ).tag(config=True)
+    prices_file = Unicode(
+        None, allow_none=True, help="JSON price table laid over the built-in prices."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Magics.__init__ appends self to shell.configurables and makes the shell the parent,
@@ -127,6 +149,30 @@ class CometImg(Magics, Configurable):
         if float(proposal["value"]) <= 0:
             raise TraitError("CometImg.timeout must be positive")
         return float(proposal["value"])
+
+    @validate("budget", "confirm_above")
+    def _usd(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        # NaN compares false with everything, so "< 0" alone would let it (and inf) through.
+        if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
+            raise TraitError(
+                f"CometImg.{proposal['trait'].name} must be an amount of USD, 0 or more "
+                f"(or None for no cap); got {value}"
+            )
+        return None if value is None else float(value)
+
+    @validate("prices_file")
+    def _readable_prices(self, proposal: Any) -> str | None:
+        value = proposal["value"]
+        if value:
+            from cometnb._core.errors import ValidationError
+            from cometnb._core.prices import load_table
+
+            try:
+                load_table(value)  # refuse a bad file now, not at the next cell
+            except ValidationError as exc:
+                raise TraitError(exc.message) from None
+        return value  # type: ignore[no-any-return]
 
     @observe(*SETTING_NAMES)
     def _mirror(self, change: Any) -> None:
@@ -179,6 +225,14 @@ class CometImg(Magics, Configurable):
         metavar="KEY=VALUE",
         help="any other API field (repeatable); VALUE is parsed as JSON when it parses",
     )
+    @argument(
+        "--image",
+        action="append",
+        metavar="SRC",
+        help="input image to edit (repeatable): a path, @ID, @ID:K, @-1 or {name}",
+    )
+    @argument("--mask", metavar="SRC", help="mask PNG with alpha (transparent = edit here)")
+    @argument("--fidelity", metavar="low|high", help="input_fidelity (gpt-image-1 / 1.5)")
     @argument("--each-line", action="store_true", help="every non-empty line is its own prompt")
     @argument(
         "--batch",
@@ -188,9 +242,16 @@ class CometImg(Magics, Configurable):
     )
     @argument("-o", "--out", metavar="NAME", help="bind the result to NAME in the namespace")
     @argument("--tag", action="append", help="tag the history records (repeatable)")
-    @argument("--dry-run", action="store_true", help="show the request JSON; send nothing")
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="show the request JSON and its estimated cost; send nothing",
+    )
+    @argument("--budget", type=float, metavar="USD", help="refuse what would cost this cell more")
+    @argument("--yes", action="store_true", help="send even above CometImg.confirm_above")
     @argument("--no-display", action="store_true", help="render nothing")
     @cell_magic("cometimg")
+    @no_var_expand  # {name} in --image must reach us as a name, not as str(value)
     def cometimg(self, line: str, cell: str) -> Generation | Grid | Batch | None:
         """Generate images: the cell body is the prompt.
 
@@ -199,6 +260,13 @@ class CometImg(Magics, Configurable):
         literal braces. A comma list in -m/-s/-q/-f/--background, or --each-line, builds a
         grid: every combination runs (CometImg.concurrency at a time) and shows as one
         labelled comparison grid. Every request is validated before anything is sent.
+        ``--image SRC`` (repeatable) edits images instead: SRC is a path, ``@ID``, ``@ID:K``,
+        ``@-1`` or ``{name}`` (bytes, a PIL image, a Path, a Generation, a Record…);
+        ``--mask SRC`` limits the edit, ``--fidelity high`` keeps details (gpt-image-1 / 1.5).
+
+        The whole cell is priced before its first request: it is refused when it would pass
+        CometImg.budget (this session) or --budget (this cell), or cost more than
+        CometImg.confirm_above without --yes; --dry-run shows each estimate and the total.
 
         Returns a Generation (one request) or a Grid (several), so ``_`` holds it. Images
         are saved in the history (CometImg.history_dir) before they are shown. The API key is
@@ -207,7 +275,9 @@ class CometImg(Magics, Configurable):
         args = parse_argstring(self.cometimg, line)
         self.pull_settings()
         shell: Any = self.shell
-        spec = build_spec(args, cell, shell.user_ns, _settings.active())
+        expand_option_braces(args, shell.user_ns)
+        inputs = edit_fields(args, shell.user_ns, None)  # None: @-1 uses the active history
+        spec = build_spec(args, cell, shell.user_ns, _settings.active(), inputs)
         return self.engine.run(spec)
 
     @magic_arguments()

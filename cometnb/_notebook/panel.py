@@ -17,14 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from cometnb._core.budget import BudgetError
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ClientEvent
 from cometnb._core.progress import describe_event
+from cometnb._notebook.panel_edit import EditStrip
 from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
+from cometnb._notebook.panel_spend import SpendLine
 
 if TYPE_CHECKING:
     from cometnb._core.models import Generation
@@ -89,10 +92,18 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.cancel_button.add_class("cometnb-cancel")
         self.cancel_button.layout.display = "none"
         self.progress = _html("cometnb-progress")
+        self.spend = SpendLine(self.form)
         self.message = _html("cometnb-message")
         self.preview = _html("cometnb-preview")
         self.gallery = _html("cometnb-gallery")
-        self.history_browser = HistoryBrowser(on_load=self._load_settings, report=self.report)
+        # One "Edit" button per result in the gallery, in the same order (newest first).
+        self.result_actions = W.HBox([], layout=W.Layout(flex_flow="row wrap"))
+        self.result_actions.add_class("cometnb-result-actions")
+        self.edit_strip = EditStrip()
+        self.edit_strip.set_model(str(self.form.model.value))
+        self.history_browser = HistoryBrowser(
+            on_load=self._load_settings, report=self.report, on_edit=self.edit_from
+        )
         self.history_section = W.Accordion(children=[self.history_browser.box], titles=("History",))
         self.history_section.add_class("cometnb-history-section")
         self.tasks = TaskQueue(self._generate, on_change=self._show_state)
@@ -103,16 +114,18 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     def _children(self) -> list[W.Widget]:
         title = W.HTML(PANEL_CSS + "<b style='font-size:115%'>cometnb</b> · image generation")
         buttons = W.HBox(
-            [self.generate_button, self.cancel_button, self.progress],
+            [self.generate_button, self.spend.widget, self.cancel_button, self.progress],
             layout=W.Layout(align_items="center"),
         )
         return [
             title,
             self.form.box,
+            self.edit_strip.box,
             buttons,
             self.message,
             self.preview,
             self.gallery,
+            self.result_actions,
             self.history_section,
         ]
 
@@ -121,6 +134,10 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.cancel_button.on_click(_guarded(self.report, lambda _b: self.cancel()))
         self.history_section.observe(
             _guarded(self.report, self._on_history_toggle), names="selected_index"
+        )
+        self.form.model.observe(
+            _guarded(self.report, lambda c: self.edit_strip.set_model(str(c["new"]).strip())),
+            names="value",
         )
 
     # --- public actions --------------------------------------------------------------------
@@ -132,9 +149,27 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             request = self.form.build_request()
         except ValidationError:
             return None  # build_request showed it next to the control at fault
+        if self.edit_strip.active:  # the strip holds images: Generate edits them
+            try:
+                request = request.with_overrides(**self.edit_strip.request_fields()).validate()
+            except ValidationError as exc:
+                self.report(exc.message)
+                return None
+        try:
+            self.spend.check(request)
+        except BudgetError as exc:
+            self.report(short_message(exc))
+            return None
         task = self.tasks.submit(PanelTask(request, self.form.tag_list()))
         self._show_state()
         return task
+
+    def edit_from(self, source: Any) -> None:
+        """Put an image in the edit strip (a Generation, Record, GeneratedImage, bytes, path):
+        the next Generate edits it (what the "Edit" buttons do)."""
+        found = self.edit_strip.add(source)
+        if found is not None:
+            self.report(f"Editing {found.label}: type what to change, then Generate.", "info")
 
     def cancel(self) -> bool:
         """Cancel the running generation (queued ones still run)."""
@@ -234,9 +269,24 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.generations.append(gen)
         recent = self.generations[-GALLERY_SIZE:]
         self.gallery.value = "".join(generation_html(g) for g in reversed(recent))
+        shown = [g for g in reversed(recent) if g.images]
+        self.result_actions.children = tuple(
+            self._edit_button(g, i) for i, g in enumerate(shown, start=1)
+        )
         images = len(gen.images)
         note = " (synthetic image from the simulator)" if gen.synthetic else ""
         self.report(f"{images} image(s) in {gen.elapsed_s:.1f} s{note}", "ok")
+
+    def _edit_button(self, gen: Generation, position: int) -> W.Button:
+        # No prompt in the label: widget text is not escaped everywhere (the card shows it).
+        which = "newest" if position == 1 else f"#{position}"
+        button = W.Button(
+            description=f"Edit {which}", icon="pencil", tooltip=f"Edit result {which}"
+        )
+        button.layout.width = "120px"
+        button.add_class("cometnb-edit-result")
+        button.on_click(_guarded(self.report, lambda _b: self.edit_from(gen)))
+        return button
 
     def _after_task(self) -> None:
         # The history changed (success, failure and cancellation are all recorded).
@@ -245,6 +295,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
                 self.refresh_history()
         with contextlib.suppress(Exception):
             self.form.refresh_key_field()
+        with contextlib.suppress(Exception):
+            self.spend.refresh()  # the session's spend changed
 
     # --- history browser hooks -------------------------------------------------------------
 

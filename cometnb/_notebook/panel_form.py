@@ -110,7 +110,10 @@ class RequestForm:
         self.partial_images = W.IntSlider(value=0, min=0, max=3)
         self.n = W.BoundedIntText(value=1, min=1, max=10)
         self.tags = W.Text(placeholder="comma, separated")
-        self.key = W.Password(placeholder="sk-…  (kept in memory only)")
+        # Not per keystroke: the value reaches the kernel on Enter (or the button), else the
+        # first character typed would be taken as the whole key.
+        self.key = W.Password(placeholder="sk-…  (kept in memory only)", continuous_update=False)
+        self.key_button = W.Button(description="Use key", tooltip="Held in memory only")
         self.key_note = W.HTML("")
         self.general_error = W.HTML("", layout=W.Layout(display="none"))
         self.general_error.add_class("cometnb-error")
@@ -119,6 +122,7 @@ class RequestForm:
         self.model.observe(self._on_model, names="value")
         self.output_format.observe(lambda _c: self._sync_compression(), names="value")
         self.key.observe(self._on_key, names="value")
+        self.key_button.on_click(lambda _button: self._take_key(str(self.key.value or "")))
         self.apply_model(self.model.value)
         self.refresh_key_field()
 
@@ -132,7 +136,7 @@ class RequestForm:
             for name in (*names, "tags", "key")
         }
         fields["n"].box.layout.width = "80px"
-        fields["key"].box.children = (*fields["key"].box.children, self.key_note)
+        fields["key"].box.children = (*fields["key"].box.children, self.key_button, self.key_note)
         return fields
 
     def _layout(self) -> W.VBox:
@@ -214,12 +218,19 @@ class RequestForm:
         self.fields["key"].show(_settings.resolve_api_key() is None)
 
     def _on_key(self, change: Mapping[str, Any]) -> None:
-        value = str(change["new"] or "").strip()
+        self._take_key(str(change["new"] or ""))
+
+    def _take_key(self, raw: str) -> None:
+        value = raw.strip()
         if not value:
             return
-        _settings.set_session_key(value)
         # Clear at once so the key never stays in widget state (saved notebooks keep it).
         self.key.value = ""
+        try:
+            _settings.set_session_key(value)
+        except ValidationError as exc:  # too short to be a real key
+            self.show_error(ValidationError(exc.message, field="key", hint=exc.hint))
+            return
         self.fields["key"].error.layout.display = "none"
         self.key_note.value = "Key set for this session (memory only)."
         self.refresh_key_field()

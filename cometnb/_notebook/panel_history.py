@@ -49,8 +49,13 @@ class _Row:
         self.load_button = W.Button(description="Load settings", icon="upload")
         self.load_button.layout.width = "130px"
         self.load_button.add_class("cometnb-load")
+        # "Edit" puts this record's image in the panel's edit strip (hidden without images).
+        self.edit_button = W.Button(description="Edit", icon="pencil", tooltip="Edit this image")
+        self.edit_button.layout.width = "80px"
+        self.edit_button.layout.display = None if rec.images else "none"
+        self.edit_button.add_class("cometnb-edit")
         self.box = W.HBox(
-            [self.select, self.info, self.load_button],
+            [self.select, self.info, self.edit_button, self.load_button],
             layout=W.Layout(align_items="center", border_bottom="1px solid #eee"),
         )
         self.box.add_class("cometnb-history-entry")
@@ -87,8 +92,10 @@ class HistoryBrowser:
         self,
         on_load: Callable[[dict[str, Any], tuple[str, ...]], None],
         report: Callable[[str], None],
+        on_edit: Callable[[Record], None] | None = None,
     ) -> None:
         self._on_load = on_load
+        self._on_edit = on_edit
         self._report = report
         self._thumbs: dict[str, str] = {}
         self.rows: list[_Row] = []
@@ -185,6 +192,11 @@ class HistoryBrowser:
         row.load_button.on_click(
             self._guard(lambda _b: self._on_load(_record_body(rec), tuple(rec.tags or ())))
         )
+        on_edit = self._on_edit
+        if on_edit is not None:
+            row.edit_button.on_click(self._guard(lambda _b: on_edit(rec)))
+        else:
+            row.edit_button.layout.display = "none"
         return row
 
     def _guard_noarg(self, fn: Callable[[], None]) -> Callable[[], None]:

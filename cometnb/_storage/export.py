@@ -69,12 +69,13 @@ def jsonl_text(records: Iterable[Record]) -> str:
     return "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
 
 
-def _member(file: str) -> str:
-    """A safe zip member name for a stored image: ``images/<last path component>``."""
+def _member(file: str, folder: str = "images") -> str:
+    """A safe zip member name for a stored file: ``images/<last path component>`` (edit
+    inputs: ``sources/…``, the path ``records.jsonl`` names them by)."""
     name = PurePosixPath(file.replace("\\", "/")).name
     if name in ("", ".", ".."):
         raise CometError(f"refusing to export an image with the file name {file!r}")
-    return f"images/{name}"
+    return f"{folder}/{name}"
 
 
 def _write_zip(records: Sequence[Record], tmp: Path, title: str) -> None:
@@ -87,17 +88,35 @@ def _write_zip(records: Sequence[Record], tmp: Path, title: str) -> None:
                 member = _member(file)
                 if member in written:
                     continue
-                if img.path is None or not img.path.is_file():
-                    missing.append(file)
-                    continue
-                if not _inside(img.path, rec.folder):
+                if img.path is None or not _inside(img.path, rec.folder):
+                    # Records refuse such paths (no path at all); checked here once more.
                     missing.append(f"{file} (outside the history folder: not exported)")
+                    continue
+                if not img.path.is_file():
+                    missing.append(file)
                     continue
                 # Stored, not deflated: PNG/JPEG/WebP are compressed already.
                 zf.write(img.path, member, compress_type=zipfile.ZIP_STORED)
                 written.add(member)
+            _write_sources(zf, rec, written, missing)
         if missing:
             zf.writestr("MISSING.txt", "".join(f"{m}\n" for m in missing))
+
+
+def _write_sources(zf: zipfile.ZipFile, rec: Record, written: set[str], missing: list[str]) -> None:
+    """An edit's input files, once each (content-addressed: the same name is the same bytes)."""
+    for src in rec.sources:
+        path = src.path
+        if path is None:
+            continue  # listed without a file (it could not be stored): nothing to copy
+        member = _member(path.name, "sources")
+        if member in written:
+            continue
+        if not path.is_file() or not _inside(path, rec.folder):
+            missing.append(f"sources/{path.name}")
+            continue
+        zf.write(path, member, compress_type=zipfile.ZIP_STORED)
+        written.add(member)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -121,10 +140,14 @@ _COLUMNS = (
     "images",
     "elapsed_s",
     "total_tokens",
+    "cost_usd",
+    "cost_estimated",
     "error",
     "http_status",
     "tags",
     "origin",
+    "kind",
+    "parent",
     "synthetic",
     "revised_prompt",
     "files",
@@ -135,6 +158,7 @@ _COLUMNS = (
 def _row(rec: Record) -> dict[str, Any]:
     params = rec.params
     revised = rec.revised_prompts
+    cost = rec.cost
     return {
         "id": rec.id,
         "created_at": rec.created_at,
@@ -147,10 +171,14 @@ def _row(rec: Record) -> dict[str, Any]:
         "images": len(rec.files),
         "elapsed_s": rec.elapsed_s,
         "total_tokens": (rec.usage or {}).get("total_tokens"),
+        "cost_usd": cost.usd,  # None (NaN in pandas) when unknown, never 0
+        "cost_estimated": cost.estimated,
         "error": rec.error,
         "http_status": rec.http_status,
         "tags": list(rec.tags),
         "origin": rec.origin,
+        "kind": rec.kind,  # "edit" or "generate"
+        "parent": rec.parent,
         "synthetic": rec.synthetic,
         "revised_prompt": revised[0] if revised else None,
         "files": [str(img.path) for img in rec.images],

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -79,12 +80,25 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         _fsync_dir(path.parent)
 
 
+_unsaved_lock = threading.Lock()
+_unsaved: Path | None = None
+
+
 def keep_elsewhere(named: list[tuple[str, bytes]]) -> Path | None:
     """Last resort for billed images the history could not take (a full disk): write them to
-    a new private folder ``<temp dir>/cometnb-unsaved-*`` (often another filesystem) and
-    return it, or ``None`` when that fails too."""
+    a private folder ``<temp dir>/cometnb-unsaved-*`` (often another filesystem) and return
+    it, or ``None`` when that fails too. One folder per process, so a grid that hits a full
+    disk leaves every billed copy in the same place."""
+    global _unsaved
     try:
-        folder = Path(tempfile.mkdtemp(prefix="cometnb-unsaved-"))  # mode 0700: only yours
+        with _unsaved_lock:
+            folder = _unsaved
+            if (
+                folder is None
+                or not folder.is_dir()
+                or folder.parent != Path(tempfile.gettempdir())
+            ):
+                folder = _unsaved = Path(tempfile.mkdtemp(prefix="cometnb-unsaved-"))  # 0700
         for name, data in named:
             # Plain writes: the helpers the history uses are what just failed.
             (folder / name).write_bytes(data)

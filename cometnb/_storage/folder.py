@@ -11,21 +11,26 @@ asked for. Several kernels can append to one folder at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cometnb._core import hooks
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import ApiResult, Generation, ImageRequest, Status
+from cometnb._core.models import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.settings import resolve_history_dir
 from cometnb._storage import queries
+from cometnb._storage import repair as _repair
 from cometnb._storage.compare import Comparison
 from cometnb._storage.index import Index
 from cometnb._storage.records import Record, tags_json
+from cometnb._storage.repair import RepairReport
+from cometnb._storage.sources import lineage_of
+from cometnb._storage.spend import By, SpendTable
 from cometnb._storage.writer import HistoryWriter
 
 if TYPE_CHECKING:
@@ -178,14 +183,15 @@ class History:
         model: str | None = None,
         tag: str | None = None,
         status: str | None = None,
+        kind: str | None = None,
     ) -> list[Record]:
         """Records matching every given filter, oldest → newest.
 
         ``text`` is a case-insensitive substring of the prompt or a revised prompt; ``model``,
-        ``tag`` and ``status`` must match exactly.
+        ``tag``, ``status`` and ``kind`` (``"edit"`` or ``"generate"``) must match exactly.
         """
         return queries.find_records(
-            self._index, self.path, text=text, model=model, tag=tag, status=status
+            self._index, self.path, text=text, model=model, tag=tag, status=status, kind=kind
         )
 
     def compare(self, *records: RecordRef) -> Comparison:
@@ -194,19 +200,52 @@ class History:
             raise ValidationError("compare() needs at least one record (an id, index or Record)")
         return Comparison([self._resolve(r) for r in records])
 
+    def lineage(self, record: RecordRef) -> list[Record]:
+        """``record``'s chain of ancestors by ``parent``, oldest first, ending with ``record``.
+
+        Example::
+
+            >>> [r.prompt for r in h.lineage(h[-1])]  # doctest: +SKIP
+            ['a lighthouse', 'the same scene at night', 'a stormy sky']
+        """
+        return lineage_of(self._resolve(record), self.get)
+
+    def children(self, record: RecordRef) -> list[Record]:
+        """The records made by editing ``record``'s images (their ``parent`` is it)."""
+        rec = self._resolve(record)
+        return [found for rid in self._index.children(rec.id) if (found := self.get(rid))]
+
     # --- changing --------------------------------------------------------------------------
 
     def tag(self, record: RecordRef, *tags: str) -> Record:
         """Add tags to a record (stored at once); returns the updated record."""
-        rec = self._resolve(record)
-        self._index.set_tags(rec.id, tags_json((*rec.tags, *tags)))
-        return self._resolve(rec.id)  # read back as stored (one query)
+        return self._retag(record, lambda old: tags_json((*old, *tags)))
 
     def untag(self, record: RecordRef, *tags: str) -> Record:
         """Remove tags from a record; returns the updated record."""
+        return self._retag(record, lambda old: tags_json(t for t in old if t not in tags))
+
+    def _retag(self, record: RecordRef, change: Callable[[list[str]], str]) -> Record:
+        # Read and write in one transaction: another process tagging meanwhile keeps its tags.
         rec = self._resolve(record)
-        self._index.set_tags(rec.id, tags_json(t for t in rec.tags if t not in tags))
+        row = self._index.update_tags(rec.id, change)
+        if row is not None:
+            with contextlib.suppress(OSError):  # the record document follows (for a rebuild)
+                _repair.write_document(self.path, _repair.document(row))
         return self._resolve(rec.id)  # read back as stored (one query)
+
+    def repair(self, *, dry_run: bool = False) -> RepairReport:
+        """Check this history and fix what can be fixed; returns a report of what it did.
+
+        A damaged index is moved aside and rebuilt from the record documents (``records/``),
+        records whose document is on disk but whose row is missing are put back, image files
+        no record names (a process killed while saving) are adopted as records tagged
+        ``adopted``, and abandoned temporary files are removed. ``dry_run=True`` only reports.
+        """
+        with self._lock:
+            report = _repair.repair(self.path, self._index, dry_run=dry_run)
+            self._ids, self._by_id, self._seq = [], {}, 0  # reload everything next time
+            return report
 
     def rerun(
         self, record: RecordRef, *, client: Runner | None = None, **overrides: Any
@@ -217,7 +256,7 @@ class History:
         history). ``None`` as an override removes a field.
         """
         rec = self._resolve(record)
-        request = ImageRequest.from_dict(rec.request).with_overrides(**overrides)
+        request = rec.to_request().with_overrides(**overrides)  # an edit's inputs included
         if client is not None:
             return client.run(request, origin=rec.id)
         own = hooks.new_runner(self)  # the default client, installed by the package root
@@ -244,6 +283,22 @@ class History:
         from cometnb._storage.export import to_dataframe
 
         return to_dataframe(self.records())
+
+    def spend(self, since: Any = None, by: By | None = None) -> float | SpendTable:
+        """USD spent: the total, or a table by ``"model"``, ``"day"`` (UTC) or ``"tag"``.
+
+        Each record counts at the cost it stored when it ran; costs that are unknown (a model
+        without a price) are left out of the figures and counted in the table's ``unknown``.
+        ``since`` (a datetime, date, ISO string or timestamp) keeps only later records.
+
+        Example::
+
+            >>> h.spend(), h.spend(by="model")  # doctest: +SKIP
+            (0.2256, {'dall-e-3': 0.12, 'gpt-image-2': 0.0528, 'gpt-image-1-mini': 0.0528})
+        """
+        from cometnb._storage.spend import spend
+
+        return spend(self.records(), since, by)
 
     def close(self) -> None:
         """Close the index connection (reopened automatically when used again)."""

@@ -12,9 +12,10 @@ The schema is versioned with ``PRAGMA user_version``; :data:`SCHEMA_VERSION` is 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from cometnb._core.errors import CometError
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "Index", "IndexRow"]
 
 DB_NAME = "index.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 # One row of the records table, as read: id, seq, created_at, prompt, model, status,
@@ -54,8 +55,16 @@ CREATE INDEX IF NOT EXISTS records_prompt ON records (prompt, id);
 CREATE INDEX IF NOT EXISTS records_revised ON records (instr(doc, '"revised_prompt":"'))
     WHERE instr(doc, '"revised_prompt":"') > 0;
 """
+# Schema 2 (edits): records may name a parent (the record an edit's first input came from) in
+# their document; an expression index finds an image's edits without reading every document.
+# Older rows have no parent and need no change: the migration only adds the index.
+_SCHEMA_V2 = """
+CREATE INDEX IF NOT EXISTS records_parent ON records (json_extract(doc, '$.parent'));
+"""
 # Migrations: MIGRATIONS[v] upgrades a database at version v to v + 1.
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1 + SEARCH_INDEXES}
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1 + SEARCH_INDEXES, 1: _SCHEMA_V2}
+# Schemas this code reads even where it cannot migrate (a read-only folder): same records table.
+_READABLE = range(1, SCHEMA_VERSION + 1)
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
 
 
@@ -117,11 +126,11 @@ class Index:
             except sqlite3.OperationalError:
                 conn.close()
                 continue
-            if version != SCHEMA_VERSION:
+            if version not in _READABLE:
                 conn.close()
                 raise CometError(
                     f"the history index {self.path} is read-only and at schema {version}; "
-                    f"this cometnb reads schema {SCHEMA_VERSION}",
+                    f"this cometnb reads schemas 1 to {SCHEMA_VERSION}",
                     hint="Open it where it is writable once, or use a matching cometnb version.",
                 )
             return conn
@@ -189,6 +198,22 @@ class Index:
             ).fetchone()
         return _as_row(row)
 
+    def update_tags(self, record_id: str, change: Callable[[list[str]], str]) -> IndexRow | None:
+        """Read a record's tags and write ``change(tags)`` in one transaction (so two
+        processes tagging at once both keep their tags); the new row, ``None`` if no record."""
+        with self._write() as conn:
+            found = conn.execute("SELECT tags FROM records WHERE id = ?", (record_id,)).fetchone()
+            if found is None:
+                return None
+            conn.execute(
+                f"UPDATE records SET tags = ?, seq = {_NEXT_SEQ} WHERE id = ?",
+                (change(list(json.loads(found[0]))), record_id),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)
+            ).fetchone()
+        return _as_row(row)
+
     def set_tags(self, record_id: str, tags: str) -> bool:
         """Replace a record's tags (bumping its ``seq``); False when there is no such record."""
         with self._write() as conn:
@@ -199,7 +224,7 @@ class Index:
 
     def rows_after(self, seq: int) -> list[IndexRow]:
         """Rows inserted or changed since ``seq`` (all rows for 0), in ``seq`` order."""
-        with self._lock:
+        with self._lock, self._readable():
             conn = self._connect(create=False)
             if conn is None:
                 return []
@@ -240,13 +265,45 @@ class Index:
         except (sqlite3.Error, OSError, CometError):
             pass
 
+    def children(self, record_id: str) -> list[str]:
+        """Ids of the records whose ``parent`` is ``record_id`` (edits of its images), in order."""
+        with self._lock:
+            conn = self._connect(create=False)
+            if conn is None:
+                return []
+            cur = conn.execute(
+                "SELECT id FROM records WHERE json_extract(doc, '$.parent') = ? ORDER BY id",
+                (record_id,),
+            )
+            return [row[0] for row in cur.fetchall()]
+
     def count(self) -> int:
         """How many records the index holds (0 when there is no index file yet)."""
-        with self._lock:
+        with self._lock, self._readable():
             conn = self._connect(create=False)
             if conn is None:
                 return 0
             return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    @contextmanager
+    def _readable(self) -> Iterator[None]:
+        """A corrupt or truncated file is a clear :class:`CometError`, not a raw sqlite3 one."""
+        try:
+            yield
+        except sqlite3.OperationalError:
+            raise  # locked, busy, cannot open: not damage
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise damaged_index_error(self.path, exc) from None
+
+
+def damaged_index_error(path: Path, exc: BaseException, note: str = "") -> CometError:
+    """The error for an index SQLite cannot read (corrupt, truncated, not a database)."""
+    return CometError(
+        f"the history index {path} is damaged ({exc}){note}",
+        hint=f"Run cometnb.history({str(path.parent)!r}).repair() to rebuild it from the "
+        "record files.",
+    )
 
 
 def _as_row(row: Any) -> IndexRow:

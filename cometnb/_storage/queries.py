@@ -41,6 +41,7 @@ def find_records(
     model: str | None,
     tag: str | None,
     status: str | None,
+    kind: str | None = None,
 ) -> list[Record]:
     """Records matching every given filter, oldest → newest (see ``History.find``)."""
     clauses, params = [], []
@@ -71,6 +72,8 @@ def find_records(
     for row in rows:
         rec = Record._from_row(row, root)
         if tag is not None and tag not in rec.tags:
+            continue
+        if kind is not None and rec.kind != kind:
             continue
         if needle is not None and not _mentions(rec, needle):
             continue

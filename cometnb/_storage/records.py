@@ -11,14 +11,19 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cometnb._core import errors as _errors
 from cometnb._core import hooks
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.models import GeneratedImage, Generation, Status
+from cometnb._core.models import GeneratedImage, Generation, ImageRequest, Status
+from cometnb._core.protocols import Runner
 from cometnb._core.text import clip
 from cometnb._storage.index import IndexRow
+from cometnb._storage.sources import Source, edit_record, request_of
+
+if TYPE_CHECKING:
+    from cometnb._core.cost import Cost
 
 __all__ = [
     "IMAGES",
@@ -237,6 +242,41 @@ class Record:
         return self._document().get("origin")
 
     @property
+    def kind(self) -> str:
+        """``"edit"`` when the request carried input images, else ``"generate"`` (also for
+        records written before edits existed)."""
+        return str(self._document().get("kind") or "generate")
+
+    @property
+    def sources(self) -> list[Source]:
+        """An edit's inputs (images, then the mask), stored once by content in the history
+        folder; ``[]`` for a generation."""
+        return [Source(d, self._root, self.id) for d in self._document().get("sources") or []]
+
+    @property
+    def parent(self) -> str | None:
+        """The id of the record the first input image came from (``None`` when it was a file
+        or a notebook value, and for generations)."""
+        return self._document().get("parent")
+
+    def to_request(self) -> ImageRequest:
+        """The request again, inputs included (what ``History.rerun`` sends)."""
+        return request_of(self)
+
+    def edit(self, prompt: str, *, client: Runner | None = None, **overrides: Any) -> Generation:
+        """Edit this record's first image with ``prompt`` (``image=K`` picks another; any
+        other field as for ``Client.edit``); the result's ``parent`` is this record.
+
+        ``client`` is a ``cometnb.Client`` to use (default: a new one storing into this
+        record's history).
+
+        Example::
+
+            >>> night = history()[-1].edit("the same scene at night")  # doctest: +SKIP
+        """
+        return edit_record(self, prompt, client, overrides)
+
+    @property
     def synthetic(self) -> bool:
         """True when the images came from cometnb's simulator."""
         return bool(self._document().get("synthetic"))
@@ -283,13 +323,28 @@ class Record:
     def _image(self, doc: Mapping[str, Any]) -> GeneratedImage:
         preview = doc.get("preview")
         return GeneratedImage(
-            self._root / doc["file"],
+            self._inside(doc.get("file")),
             str(doc.get("format", "")),
             int(doc.get("width", 0)),
             int(doc.get("height", 0)),
             doc.get("revised_prompt"),
-            preview_path=self._root / preview if preview else None,
+            preview_path=self._inside(preview),
         )
+
+    def _inside(self, relative: object) -> Path | None:
+        """``root / relative`` when it stays inside the history folder (symlinks resolved).
+
+        A crafted or damaged record naming ``../../secret.png`` or an absolute path gets no
+        path at all, so no view, export or ``.data`` ever reads a file outside the history.
+        """
+        if not isinstance(relative, str) or not relative:
+            return None
+        path = self._root / relative
+        try:
+            path.resolve().relative_to(self._root.resolve())
+        except (ValueError, OSError):
+            return None
+        return path
 
     @property
     def revised_prompts(self) -> list[str]:
@@ -319,7 +374,18 @@ class Record:
             error=_error_from_info(self.error_info) if self.error_info else None,
             status=self.status,
             synthetic=self.synthetic,
+            _cost=self.cost,
         )
+
+    @property
+    def cost(self) -> Cost:
+        """What the request cost, as stored when it ran (with the price table's name and date).
+
+        A record written before costs were kept is priced with today's table, marked estimated.
+        """
+        from cometnb._storage.spend import record_cost
+
+        return record_cost(self._document(), self.status)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description (what ``records.jsonl`` exports hold)."""
@@ -338,8 +404,12 @@ class Record:
             "meta": self.meta,
             "elapsed_s": self.elapsed_s,
             "tags": list(self.tags),
+            "kind": self.kind,
+            "sources": [src.to_dict() for src in self.sources],
+            "parent": self.parent,
             "origin": self.origin,
             "synthetic": self.synthetic,
+            "cost": self.cost.to_dict(),
             "version": self.version,
         }
 

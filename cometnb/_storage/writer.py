@@ -8,6 +8,7 @@ pointing at nothing. Everything written is scrubbed of credentials first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,9 @@ from typing import Any
 from cometnb._core.errors import CometError, redact
 from cometnb._core.models import ApiImage, ApiResult, Status
 from cometnb._core.settings import active
+from cometnb._core.sources import EditBody
 from cometnb._storage import files as _files
+from cometnb._storage import repair as _repair
 from cometnb._storage.index import Index
 from cometnb._storage.preview_queue import QUEUE, PreviewJob
 from cometnb._storage.records import (
@@ -30,6 +33,8 @@ from cometnb._storage.records import (
     scrub_values,
     tags_json,
 )
+from cometnb._storage.sources import parent_of, source_docs, store_sources
+from cometnb._storage.spend import cost_of_failure, cost_of_result
 from cometnb._version import __version__
 
 __all__ = ["HistoryWriter"]
@@ -52,6 +57,7 @@ class HistoryWriter:
         self.root = root
         self._index = index
         self._folders_ready = False
+        self._index_checked = False  # the full page check runs once per writer
 
     def record_success(
         self,
@@ -80,7 +86,10 @@ class HistoryWriter:
             "http_status": None,
             "origin": origin,
             "synthetic": bool(result.synthetic),
+            # Priced now, with the table in force: a later price change does not rewrite it.
+            "cost": cost_of_result(body, result).to_dict(),
             "version": __version__,
+            **self._lineage(request),
         }
         record = self._commit(record_id, created, body, "ok", tags, doc)
         QUEUE.submit(jobs)  # previews after the commit, off the request path
@@ -113,9 +122,22 @@ class HistoryWriter:
             "http_status": info.get("status"),
             "origin": origin,
             "synthetic": bool(synthetic),
+            "cost": cost_of_failure(body, error).to_dict(),
             "version": __version__,
+            **self._lineage(request),
         }
         return self._commit(record_id, created, body, status, tags, doc)
+
+    def _lineage(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``kind``, ``sources`` and ``parent`` of the record; an edit's inputs are stored once
+        by content under ``sources/`` (a failure to store them must not lose the result)."""
+        if not isinstance(request, EditBody):
+            return {"kind": "generate", "sources": [], "parent": None}
+        try:
+            docs = store_sources(self.root, request)
+        except OSError:
+            docs = source_docs(request)  # listed without files; the result matters more
+        return {"kind": "edit", "sources": scrub_values(docs), "parent": parent_of(docs)}
 
     def check_writable(self) -> None:
         """Raise :class:`CometError` when images could not be saved here, before anything is
@@ -134,13 +156,16 @@ class HistoryWriter:
                 "nothing was sent",
                 hint="Set a writable folder with %config CometImg.history_dir.",
             )
+        # The index too: a read-only, corrupt or newer one would fail after billing.
+        _repair.probe_index(self.root, integrity=not self._index_checked)
+        self._index_checked = True
 
     # --- files -----------------------------------------------------------------------------
 
     def _prepare_folders(self) -> None:
         if self._folders_ready:
             return
-        for name in (IMAGES, PREVIEWS):
+        for name in (IMAGES, PREVIEWS, _repair.RECORDS):
             (self.root / name).mkdir(parents=True, exist_ok=True)
         _files.sweep_temporaries(self.root / IMAGES, self.root / PREVIEWS)
         self._folders_ready = True
@@ -160,10 +185,11 @@ class HistoryWriter:
                 for i, img in enumerate(result.images)
             ]
             kept = _files.keep_elsewhere(named)
+            names = ", ".join(name for name, _ in named)
             raise CometError(
-                f"could not save the generated image in {self.root / IMAGES} "
+                f"could not save the generated image in the history "
                 f"({exc.strerror or type(exc).__name__})"
-                + (f"; a copy is in {kept}" if kept else ""),
+                + (f"; a copy is in {kept}: {names}" if kept else ""),
                 hint="Free disk space or set a writable folder with %config "
                 "CometImg.history_dir; the generation was billed.",
             ) from None
@@ -202,12 +228,25 @@ class HistoryWriter:
         tags: Iterable[str],
         doc: Mapping[str, Any],
     ) -> Record:
+        fields = {
+            "id": record_id,
+            "created_at": created,
+            "prompt": str(body.get("prompt", "")),
+            "model": str(body.get("model", "")),
+            "status": status,
+            "tags": json.loads(tags_json(tags)),
+            "doc": doc,
+        }
+        # Beside the images, before the row: the index can be rebuilt from these files. (The
+        # row below is the record; a full disk fails there, with the clear error.)
+        with contextlib.suppress(OSError):
+            _repair.write_document(self.root, fields)
         try:
             row = self._index.insert(
                 record_id,
                 created,
-                str(body.get("prompt", "")),
-                str(body.get("model", "")),
+                fields["prompt"],
+                fields["model"],
                 status,
                 tags_json(tags),
                 json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cometnb._core.cost import Cost
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CARD,
@@ -21,6 +22,8 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of
+from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage, Generation
@@ -56,9 +59,11 @@ def generation_html(gen: Generation) -> str:
         params=gen.request,
         usage=gen.usage,
         elapsed_s=gen.elapsed_s,
-        status=gen.status,
+        status=gen.state,
         error=str(gen.error) if gen.error is not None else None,
         synthetic=gen.synthetic,
+        header=sources_html(getattr(gen.request, "images", ())),
+        cost=cost_of(gen),
     )
 
 
@@ -69,6 +74,8 @@ def record_html(rec: Record) -> str:
         bits.append("tags: " + ", ".join(esc(t) for t in rec.tags))
     if rec.origin:
         bits.append(f"re-run of {esc(rec.origin)}")
+    if rec.parent:
+        bits.append(f"edit of {esc(rec.parent)}")
     header = f'<div style="{MUTED}margin-bottom:4px">{" · ".join(bits)}</div>'
     return _card(
         prompt=rec.prompt,
@@ -81,7 +88,8 @@ def record_html(rec: Record) -> str:
         status=rec.status,
         error=rec.error,
         synthetic=rec.synthetic,
-        header=header,
+        header=header + sources_html(rec.sources),
+        cost=cost_of(rec),
     )
 
 
@@ -99,6 +107,7 @@ def _card(
     synthetic: bool,
     header: str = "",
     link: bool = True,
+    cost: Cost | None = None,
 ) -> str:
     px = active().thumbnail_px
     badges = (synthetic_badge() if synthetic else "") + (
@@ -108,6 +117,8 @@ def _card(
     if status != "ok":
         body += error_box(error)
     caption = _caption(model, meta, params, images, elapsed_s, usage)
+    if cost is not None:
+        caption += " · " + cost_html(cost)
     return (
         f'<div class="cometnb-card" style="{CARD}max-width:{px * max(1, len(images)) + 40}px">'
         f"{header}{badges}<div>{body}</div>"

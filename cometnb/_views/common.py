@@ -82,8 +82,13 @@ def synthetic_badge() -> str:
 
 
 def status_badge(status: str) -> str:
-    """A coloured ``ok`` / ``error`` / ``cancelled`` label."""
-    colours = {"ok": "#2e7d32", "error": "#c62828", "cancelled": "#757575"}
+    """A coloured ``ok`` / ``error`` / ``cancelled`` / ``not sent (budget)`` label."""
+    colours = {
+        "ok": "#2e7d32",
+        "error": "#c62828",
+        "cancelled": "#757575",
+        "not sent (budget)": "#8d6e00",
+    }
     return _badge(status, colours.get(status, "#555"))
 
 

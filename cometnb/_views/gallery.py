@@ -14,6 +14,8 @@ from cometnb._views.common import (
     preview_uri,
     settings_text,
 )
+from cometnb._views.costs import total_html
+from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage
@@ -39,7 +41,7 @@ def gallery_html(records: Iterable[Record], title: str = "cometnb gallery") -> s
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_GALLERY_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1><p class=meta>{len(recs)} record(s)</p>"
+        f"<h1>{esc(title)}</h1><p class=meta>{len(recs)} record(s)</p>{total_html(recs)}"
         f'<div class="recs">{cards}</div></body></html>\n'
     )
 
@@ -51,7 +53,7 @@ def _gallery_card(rec: Record) -> str:
         pics += error_box(rec.error)
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in _facts(rec))
     return (
-        f'<div class="rec"><div class="pics">{pics}</div>'
+        f'<div class="rec">{sources_html(rec.sources)}<div class="pics">{pics}</div>'
         f'<div class="prompt">{esc(rec.prompt)}</div><table class="kv">{rows}</table></div>'
     )
 
@@ -65,6 +67,7 @@ def _facts(rec: Record) -> list[tuple[str, Any]]:
         ("status", rec.status),
         ("settings", settings_text(rec.params) or "defaults"),
         ("time", f"{rec.elapsed_s:.1f} s"),
+        ("cost", rec.cost.label),
     ]
     if rec.usage:
         facts.append(("usage", settings_text(_flat(rec.usage))))
@@ -72,6 +75,8 @@ def _facts(rec: Record) -> list[tuple[str, Any]]:
         facts.append(("tags", ", ".join(rec.tags)))
     if rec.origin:
         facts.append(("re-run of", rec.origin))
+    if rec.parent:
+        facts.append(("edit of", rec.parent))
     if rec.synthetic:
         facts.append(("source", "synthetic (simulator)"))
     return facts

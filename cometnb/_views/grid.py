@@ -22,6 +22,8 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_html, cost_of
+from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
     from cometnb._core.models import Grid, GridCell
@@ -110,7 +112,7 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
     if gen is None:
         return f'<div style="{MUTED}padding:8px">{esc(status or "pending")}</div>'
     if not gen.ok:
-        label = status_badge(gen.status)
+        label = status_badge(gen.state)
         box = error_box(str(gen.error) if gen.error else None, 200)
         # As wide as an image would be, so one failure does not stretch its whole column.
         return f'{label}<div style="max-width:{px}px">{box}</div>'
@@ -122,15 +124,20 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
     caption = " · ".join(p for p in (f"{gen.elapsed_s:.1f} s", tokens(gen.usage)) if p)
     extra = synthetic_badge() if gen.synthetic else ""
     note = f'<div style="{MUTED}">{esc(status)}</div>' if status else ""
-    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}</div>{note}'
+    cost = cost_html(cost_of(gen))
+    cost = f" · {cost}" if cost else ""
+    return f'{pics}<div style="{MUTED}">{extra}{esc(caption)}{cost}</div>{note}'
 
 
 def _grid_summary(grid: Grid) -> str:
     gens = grid.generations
-    failed = sum(1 for g in gens if not g.ok)
+    skipped = sum(1 for g in gens if g.budget_stopped)
+    failed = sum(1 for g in gens if not g.ok) - skipped
     shape = "×".join(str(n) for n in grid.shape) or "1"
-    text = f"{shape} grid · {len(gens)}/{len(grid.cells)} done" + (
-        f" · {failed} failed" if failed else ""
+    text = (
+        f"{shape} grid · {len(gens)}/{len(grid.cells)} done"
+        + (f" · {failed} failed" if failed else "")
+        + (f" · {skipped} not sent (budget)" if skipped else "")
     )
     badge = synthetic_badge() if any(g.synthetic for g in gens) else ""
     return f'<div style="margin-bottom:4px">{badge}{esc(text)}</div>{_grid_shared(grid)}'
@@ -147,4 +154,7 @@ def _grid_shared(grid: Grid) -> str:
     parts = [f"<div>{esc(one_line(str(prompt), 300))}</div>" if prompt is not None else ""]
     if settings:
         parts.append(f'<div style="{MUTED}">{esc(settings)}</div>')
+    inputs = [cell.request.images for cell in grid.cells]
+    if inputs[0] and all(i == inputs[0] for i in inputs):  # a grid of edits of the same inputs
+        parts.insert(0, sources_html(inputs[0]))
     return f'<div class="cometnb-grid-shared" style="margin-bottom:4px">{"".join(parts)}</div>'

@@ -25,6 +25,8 @@ from cometnb._views.common import (
     synthetic_badge,
     tokens,
 )
+from cometnb._views.costs import cost_cell_html, cost_of, total_html
+from cometnb._views.sources import sources_html
 from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
@@ -40,16 +42,23 @@ def history_html(records: Sequence[Record], limit: int = HISTORY_ROWS) -> str:
     if not records:
         return f'<div style="{FONT}{MUTED}">The history is empty.</div>'
     shown = list(reversed(records[-limit:])) if limit > 0 else []
-    heads = ("", "when", "prompt", "model", "settings", "status", "time", "tags", "id")
-    head = "".join(f'<th style="{CELL}">{h}</th>' for h in heads)
+    heads = ("", "when", "prompt", "model", "settings", "status", "time", "cost", "tags", "id")
+    head = "".join(
+        f'<th style="{CELL}{"text-align:right;" if i in _RIGHT else ""}">{h}</th>'
+        for i, h in enumerate(heads)
+    )
     rows = "".join(_history_row(r) for r in shown)
     more = len(records) - len(shown)
     tail = f'<div style="{MUTED}margin-top:4px">… {more} more (older)</div>' if more else ""
     return (
         f'<div class="cometnb-history" style="{FONT}"><div>{len(records)} record(s)</div>'
+        f"{total_html(records)}"
         f'<table style="{TABLE}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table>{tail}</div>"
     )
+
+
+_RIGHT = (6, 7)  # the time and cost columns: figures line up on the right
 
 
 def _history_row(rec: Record) -> str:
@@ -67,14 +76,16 @@ def _history_row(rec: Record) -> str:
         esc(settings),
         status,
         esc(f"{rec.elapsed_s:.1f} s"),
+        cost_cell_html(cost_of(rec)),
         esc(", ".join(rec.tags)),
         f"<code>{esc(rec.id)}</code>",
     )
-    nowrap = (1, 3, 6, 8)  # when, model, time, id: short values that read badly when wrapped
+    nowrap = (1, 3, 6, 7, 9)  # when, model, time, cost, id: short values that wrap badly
     return (
         "<tr>"
         + "".join(
-            f'<td style="{CELL}{"white-space:nowrap;" if i in nowrap else ""}">{c}</td>'
+            f'<td style="{CELL}{"white-space:nowrap;" if i in nowrap else ""}'
+            f'{"text-align:right;" if i in _RIGHT else ""}">{c}</td>'
             for i, c in enumerate(cells)
         )
         + "</tr>"
@@ -116,9 +127,10 @@ def _sent(value: Any) -> str:
 
 
 def _compare_images(rec: Record, px: int) -> str:
+    strip = sources_html(rec.sources, px // 3)  # source → result, for edits
     if not rec.images:
-        return error_box(rec.error or rec.status, 300)
-    return "".join(
+        return strip + error_box(rec.error or rec.status, 300)
+    return strip + "".join(
         img_tag(preview_uri(img, px), px, rec.prompt, fixed=True)
         + f"<div>{file_link(img.path, label='original')}</div>"
         for img in rec.images

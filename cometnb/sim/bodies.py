@@ -7,11 +7,13 @@ fixtures (same keys), so a client that parses these parses the real service.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import time
 from email.utils import formatdate
 from typing import Any
+
+from cometnb._core.costing import image_tokens, prompt_tokens
+from cometnb._core.prices import builtin_table
 
 __all__ = [
     "HTML",
@@ -76,13 +78,28 @@ def moderation_error(family: str) -> bytes:
 
 
 def usage(
-    prompt: str, width: int, height: int, quality: str, n: int, partials: int = 0
+    prompt: str,
+    width: int,
+    height: int,
+    quality: str,
+    n: int,
+    partials: int = 0,
+    *,
+    model: str = "",
+    extra_tokens: int = 0,
 ) -> dict[str, Any]:
-    """Plausible token counts: text tokens grow with the prompt, image tokens with area and
-    quality, plus the per-partial surcharge when streaming."""
-    text = max(1, math.ceil(len(prompt) / 4))
-    per_image = round(_TOKENS_1024.get(quality, _TOKENS_1024["medium"]) * width * height / 1024**2)
-    image = (per_image + _PARTIAL_TOKENS * partials) * n
+    """The token counts the real service reports (API_FACTS §8): the gpt-image-2 formula or
+    the gpt-image-1/1.5 table for the model, per image, plus the per-partial surcharge when
+    streaming; text tokens as cometnb estimates them. So for these models the estimate made
+    before sending equals the actual cost. Other models: the gpt-image-1 table scaled by area.
+    ``extra_tokens`` is added to each image (a service billing above the formula)."""
+    table = builtin_table()
+    text = prompt_tokens(prompt, table)
+    known = image_tokens(model, f"{width}x{height}", quality, table) if model else None
+    if known is None:
+        base = _TOKENS_1024.get(quality, _TOKENS_1024["medium"])
+        known = round(base * width * height / 1024**2)
+    image = (known + extra_tokens + _PARTIAL_TOKENS * partials) * n
     return {
         "input_tokens": text,
         "input_tokens_details": {"image_tokens": 0, "text_tokens": text},

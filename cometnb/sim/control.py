@@ -169,6 +169,16 @@ class SimServer:
         self._state.latency = seconds
 
     @property
+    def extra_output_tokens(self) -> int:
+        """Output tokens billed per image above the real counts (a service billing more than
+        the estimate: CometAPI's 1024² low sample reports 208 tokens, the formula 196)."""
+        return self._state.extra_output_tokens
+
+    @extra_output_tokens.setter
+    def extra_output_tokens(self, tokens: int) -> None:
+        self._state.extra_output_tokens = int(tokens)
+
+    @property
     def url_ttl(self) -> float:
         return self._state.url_ttl
 
@@ -207,7 +217,12 @@ class SimServer:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """The JSON bodies received, oldest first (never any header, so never the key)."""
+        """The bodies received, oldest first (never any header, so never the key).
+
+        An edit (``/v1/images/edits``) is logged as its text fields plus ``_path`` and
+        ``_parts``: each file part's name, filename, content type, size and sha256, never its
+        bytes; seedream references as ``_references`` (their count) instead of the data URIs.
+        """
         return [body for _, body in self._state.log()]
 
     @property

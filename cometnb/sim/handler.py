@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from cometnb._core.errors import ValidationError
 from cometnb._core.validation import validate_request
+from cometnb.sim import hostile
 from cometnb.sim.bodies import (
     HTML,
     JSON,
@@ -28,7 +29,10 @@ from cometnb.sim.bodies import (
     stream_error_event,
     to_json,
 )
+from cometnb.sim.catalog import catalog_body
+from cometnb.sim.edits import EditInputs, EditRefused, check_edit, form_request, json_references
 from cometnb.sim.jobs import SimJob, json_result, parse_job, stream_events
+from cometnb.sim.multipart import MultipartError, parse_form
 from cometnb.sim.ratelimit import Admission
 from cometnb.sim.server import SimHandlerBase
 from cometnb.sim.state import Fault
@@ -36,22 +40,29 @@ from cometnb.sim.state import Fault
 __all__ = ["SimHandler"]
 
 _GENERATIONS = "/v1/images/generations"
+_EDITS = "/v1/images/edits"
 _FILES = "/v1/files/"
 _STATUS_FAULTS = {"429", "500", "500_invalid", "502", "503", "504", "524", "html_404", "http"}
 
 
 class SimHandler(SimHandlerBase):
-    """Routes: ``POST /v1/images/generations``, ``GET /v1/files/<name>``, ``GET /v1/models``."""
+    """Routes: ``POST /v1/images/generations`` and ``/v1/images/edits``, ``GET /v1/files/<name>``,
+    ``GET /v1/models``."""
 
     # --- routes ---------------------------------------------------------------------------
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path.startswith(_FILES):
+        if path.startswith(_FILES + hostile.DOWNLOAD_PREFIX):
+            name = path[len(_FILES) :]
+            hostile.download(self, self.state.stopping, name, urlsplit(self.path).query)
+        elif path.startswith(_FILES):
             self._download(path[len(_FILES) :])
         elif path.rstrip("/") == "/v1/models":
             if self._authorized():
                 self._models()
+        elif path.rstrip("/") == "/api/models":  # CometAPI's public price catalog: no key
+            self._send(200, json.dumps(catalog_body(self.state.models)).encode())
         else:
             self._not_found("GET", path)
 
@@ -62,6 +73,8 @@ class SimHandler(SimHandlerBase):
             return
         if path.rstrip("/") == _GENERATIONS:
             self._generation(raw)
+        elif path.rstrip("/") == _EDITS:
+            self._edit(raw)
         else:
             self._not_found("POST", path)
 
@@ -106,7 +119,44 @@ class SimHandler(SimHandlerBase):
 
     def _generation(self, raw: bytes) -> None:
         body = _parse(raw)
-        logged = body if body is not None else {"_unparsed": raw[:200].decode("utf-8", "replace")}
+        logged: dict[str, Any] = (
+            body if body is not None else {"_unparsed": raw[:200].decode("utf-8", "replace")}
+        )
+        inputs, refusal = None, None
+        if body is not None and "image" in body:  # seedream's references, as data URIs
+            refs = body["image"]
+            logged = {k: v for k, v in body.items() if k != "image"}  # not megabytes of base64
+            logged.update(
+                _path=_GENERATIONS, _references=len(refs) if isinstance(refs, list) else 1
+            )
+            try:
+                inputs = json_references(body)
+            except EditRefused as exc:
+                refusal = exc
+        self._serve(body, logged, inputs, refusal)
+
+    def _edit(self, raw: bytes) -> None:
+        """``/v1/images/edits``: multipart; the log keeps every part's name, type, size and hash."""
+        body: dict[str, Any] = {}
+        inputs, refusal = None, None
+        try:
+            form = parse_form(self.headers.get("Content-Type"), raw)
+            parts = [p.summary() for p in form.files]
+            body, inputs = form_request(form)
+        except MultipartError as exc:
+            parts, refusal = [], EditRefused(str(exc), None, "invalid_multipart")
+        except EditRefused as exc:
+            refusal = exc
+            body = {k: v for k, v in form.fields.items()}
+        self._serve(body, {**body, "_path": _EDITS, "_parts": parts}, inputs, refusal)
+
+    def _serve(
+        self,
+        body: dict[str, Any] | None,
+        logged: dict[str, Any],
+        inputs: EditInputs | None,
+        refusal: EditRefused | None,
+    ) -> None:
         started, fault, admission = self.state.arrive(logged, self._bearer())
         self._responded = False
         self.limit_headers = admission.headers if admission else None
@@ -114,7 +164,7 @@ class SimHandler(SimHandlerBase):
             if admission is not None and not admission.allowed:
                 self._rate_limited(admission)
             else:
-                self._generate(body, fault)
+                self._generate(body, fault, inputs, refusal)
         except OSError:
             self.close_connection = True  # the client went away
         except Exception:
@@ -139,7 +189,13 @@ class SimHandler(SimHandlerBase):
         body = comet_error(message, "rate_limit_exceeded")
         self._send(429, body, headers={"Retry-After": admission.retry_after_header()})
 
-    def _generate(self, body: dict[str, Any] | None, fault: Fault | None) -> None:
+    def _generate(
+        self,
+        body: dict[str, Any] | None,
+        fault: Fault | None,
+        inputs: EditInputs | None = None,
+        refusal: EditRefused | None = None,
+    ) -> None:
         kind = fault.kind if fault else None
         params = fault.params if fault else {}
         delay = self.state.latency + (float(params.get("seconds", 1.0)) if kind == "latency" else 0)
@@ -147,7 +203,13 @@ class SimHandler(SimHandlerBase):
             return
         if not self._authorized() or self._answer_fault(kind, params, body):
             return
-        job = self._checked_job(body)
+        if refusal is not None:
+            error = error_body(
+                refusal.message, "invalid_request_error", refusal.param, refusal.code
+            )
+            self._send(400, error)
+            return
+        job = self._checked_job(body, inputs)
         if job is None:
             return
         if job.stream and self.state.stream_passthrough:
@@ -172,6 +234,8 @@ class SimHandler(SimHandlerBase):
             self._send(400, moderation_error(self.state.family(model)))
         elif kind in _STATUS_FAULTS:
             self._status_fault(str(kind), params)
+        elif kind in hostile.FAULT_PARAMS:
+            hostile.answer(self, self.state.stopping, kind, params)
         else:
             return False
         return True
@@ -182,7 +246,9 @@ class SimHandler(SimHandlerBase):
         model = body.get("model")
         return isinstance(model, str) and self.state.family(model) == "gpt-image"
 
-    def _checked_job(self, body: dict[str, Any] | None) -> SimJob | None:
+    def _checked_job(
+        self, body: dict[str, Any] | None, inputs: EditInputs | None = None
+    ) -> SimJob | None:
         """Refuse what the real service refuses (answering the error); else parse the job."""
         if body is None:
             message = "We could not parse the JSON body of your request. Send valid JSON."
@@ -193,10 +259,12 @@ class SimHandler(SimHandlerBase):
             message = f"model {model} is not available: no channel serves it"
             self._send(404, comet_error(message, "model_not_found"))
             return None
-        fields = {k: v for k, v in body.items() if k not in ("prompt", "model")}
+        fields = {k: v for k, v in body.items() if k not in ("prompt", "model", "image")}
         try:
             validate_request(body.get("prompt"), model, fields)
-            return parse_job(body, self.state.family(str(model)))
+            if inputs is not None:
+                check_edit(body, inputs)  # the client's own edit rules (API_FACTS §7)
+            return parse_job(body, self.state.family(str(model)), inputs)
         except ValidationError as exc:
             body_ = error_body(exc.message, "invalid_request_error", exc.field, "invalid_value")
         except ValueError as exc:

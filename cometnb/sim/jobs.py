@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb.sim.bodies import revised_prompt, sse_event, usage
+from cometnb.sim.edits import EditInputs, input_tokens, render_edit
 from cometnb.sim.images import ImageSpec, Rendered
 from cometnb.sim.state import SimState
 
@@ -23,6 +24,7 @@ __all__ = ["NON_IMAGE", "SimJob", "corrupt_b64", "json_result", "parse_job", "st
 _MAX_EDGE = 4096
 _MAX_PIXELS = 8_294_400  # 3840x2160, the largest gpt-image-2 size
 _DEFAULT_SIZE = (1024, 1024)  # what "auto" and a missing size become
+_PRESETS = {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)}  # seedream
 NON_IMAGE = b"SIMULATED: these bytes are deliberately not an image.\n" * 8
 
 
@@ -50,6 +52,8 @@ class SimJob:
     style: str | None
     stream: bool
     partials: int
+    inputs: EditInputs | None = None  # an edit (or seedream references): results derive from them
+    fidelity: str | None = None
 
     @property
     def size(self) -> str:
@@ -85,6 +89,8 @@ class SimJob:
 def _dimensions(size: Any) -> tuple[int, int]:
     if size in (None, "auto"):
         return _DEFAULT_SIZE
+    if size in _PRESETS:
+        return _PRESETS[size]
     width, height = (int(side) for side in str(size).split("x"))
     if not (16 <= width <= _MAX_EDGE and 16 <= height <= _MAX_EDGE):
         raise ValueError(f"Invalid size {size}: each side must be between 16 and {_MAX_EDGE}.")
@@ -93,11 +99,13 @@ def _dimensions(size: Any) -> tuple[int, int]:
     return width, height
 
 
-def parse_job(body: dict[str, Any], family: str) -> SimJob:
+def parse_job(body: dict[str, Any], family: str, inputs: EditInputs | None = None) -> SimJob:
     """The job a validated request body asks for; ``ValueError`` when its size cannot be drawn."""
     width, height = _dimensions(body.get("size"))
     response_format = body.get("response_format") or "url"
-    if family == "dall-e":
+    if family == "seedream":
+        fmt, quality = "jpeg", "auto"  # seedream's signed URLs point at .jpeg files
+    elif family == "dall-e":
         # CometAPI's dall-e-3 URLs point at .webp files; b64 results are PNG.
         is_url_webp = response_format == "url" and str(body["model"]).startswith("dall-e-3")
         fmt = "webp" if is_url_webp else "png"
@@ -124,6 +132,8 @@ def parse_job(body: dict[str, Any], family: str) -> SimJob:
         style=body.get("style"),
         stream=bool(body.get("stream")) and family == "gpt-image",
         partials=int(body.get("partial_images") or 0),
+        inputs=inputs,
+        fidelity=body.get("input_fidelity"),
     )
 
 
@@ -142,7 +152,39 @@ def _b64(image: Rendered, fault: str | None) -> str:
 
 
 def _images(job: SimJob, state: SimState) -> list[Rendered]:
-    return [state.cache.get(job.spec(i, state.texture)) for i in range(job.n)]
+    return [_render(job, state, i) for i in range(job.n)]
+
+
+def _render(job: SimJob, state: SimState, variant: int, preview: int = 0) -> Rendered:
+    """One image of ``job``: drawn from the prompt (cached), or derived from its inputs."""
+    if job.inputs is None:
+        return state.cache.get(job.spec(variant, state.texture, preview))
+    size = (job.width, job.height)
+    data = render_edit(
+        job.inputs, job.prompt, size, job.fmt, variant=variant, preview=preview,
+        compression=job.compression,
+    )  # fmt: skip
+    mime = {"jpeg": "image/jpeg", "webp": "image/webp"}.get(job.fmt, "image/png")
+    return Rendered(data, base64.b64encode(data).decode("ascii"), mime)
+
+
+def _usage(job: SimJob, state: SimState, n: int, partials: int = 0) -> dict[str, Any]:
+    found = usage(
+        job.prompt,
+        job.width,
+        job.height,
+        job.quality,
+        n,
+        partials,
+        model=job.model,
+        extra_tokens=state.extra_output_tokens,
+    )
+    if job.inputs is not None:  # each input image costs image tokens (API_FACTS §8)
+        extra = input_tokens(job.inputs, job.fidelity)
+        found["input_tokens"] += extra
+        found["input_tokens_details"]["image_tokens"] = extra
+        found["total_tokens"] += extra
+    return found
 
 
 def json_result(job: SimJob, state: SimState, fault: str | None) -> dict[str, Any]:
@@ -152,9 +194,11 @@ def json_result(job: SimJob, state: SimState, fault: str | None) -> dict[str, An
         return {
             "created": created,
             **job.meta(),
-            "usage": usage(job.prompt, job.width, job.height, job.quality, job.n),
+            "usage": _usage(job, state, job.n),
             "data": [{"b64_json": _b64(img, fault)} for img in _images(job, state)],
         }
+    if job.family == "seedream":
+        return _seedream_result(job, state, fault, created)
     if job.family == "dall-e":
         return {
             "created": created,
@@ -163,6 +207,28 @@ def json_result(job: SimJob, state: SimState, fault: str | None) -> dict[str, An
     return {
         "created": created,
         "data": [{"b64_json": _b64(img, fault)} for img in _images(job, state)],
+    }
+
+
+def _seedream_result(
+    job: SimJob, state: SimState, fault: str | None, created: int
+) -> dict[str, Any]:
+    """As in seedream-url.json: URL (or b64) items with their size, and seedream's usage."""
+    items = []
+    for img in _images(job, state):
+        item: dict[str, Any] = {"size": job.size}
+        if job.response_format == "b64_json":
+            item["b64_json"] = _b64(img, fault)
+        else:
+            data = NON_IMAGE if fault == "non_image" else img.data
+            item["url"] = state.host_file(data, img.mime, job.fmt, expired=fault == "expired_url")
+        items.append(item)
+    tokens = job.n * job.width * job.height // 256
+    return {
+        "model": job.model,
+        "created": created,
+        "data": items,
+        "usage": {"generated_images": job.n, "output_tokens": tokens, "total_tokens": tokens},
     }
 
 
@@ -180,29 +246,30 @@ def _dalle_item(job: SimJob, image: Rendered, state: SimState, fault: str | None
 
 def stream_events(job: SimJob, state: SimState, fault: str | None) -> Iterator[bytes]:
     """The SSE events of a streamed GPT image request, rendered lazily (one at a time)."""
+    kind = "image_edit" if job.inputs is not None else "image_generation"
     for variant in range(job.n):
         for index in range(job.partials):
             # Earlier partials are blurrier; the last one is close to the final image.
-            preview = state.cache.get(job.spec(variant, state.texture, job.partials - index))
+            preview = _render(job, state, variant, job.partials - index)
             yield sse_event(
-                "image_generation.partial_image",
+                f"{kind}.partial_image",
                 {
-                    "type": "image_generation.partial_image",
+                    "type": f"{kind}.partial_image",
                     "b64_json": preview.b64,
                     "partial_image_index": index,
                     "created_at": int(time.time()),
                     **job.meta(),
                 },
             )
-        final = state.cache.get(job.spec(variant, state.texture))
+        final = _render(job, state, variant)
         completed = {
-            "type": "image_generation.completed",
+            "type": f"{kind}.completed",
             "b64_json": _b64(final, fault),
             "created_at": int(time.time()),
             **job.meta(),
-            "usage": usage(job.prompt, job.width, job.height, job.quality, 1, job.partials),
+            "usage": _usage(job, state, 1, job.partials),
         }
-        yield sse_event("image_generation.completed", _maybe_truncated(completed, fault))
+        yield sse_event(f"{kind}.completed", _maybe_truncated(completed, fault))
 
 
 def _maybe_truncated(payload: dict[str, Any], fault: str | None) -> dict[str, Any] | str:

@@ -135,8 +135,15 @@ class SimHandlerBase(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _read_body(self) -> bytes | None:
-        """The request body; ``None`` (after answering 413) when it is too large to read."""
-        length = int(self.headers.get("Content-Length") or 0)
+        """The request body; ``None`` (after answering 400 or 413) when it cannot be read."""
+        raw = (self.headers.get("Content-Length") or "0").strip()
+        # "abc", "-5", "1e3": a real server answers 400; it must not crash the handler.
+        if not (raw.isascii() and raw.isdigit()):
+            self.close_connection = True
+            message = f"Invalid Content-Length header: {raw[:20]!r}"
+            self._send(400, error_body(message, "invalid_request_error"))
+            return None
+        length = int(raw)
         if length > MAX_BODY:
             # Drain what was sent (up to a bound) so the client reads the 413 instead of
             # failing its write on a reset connection.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cometnb._core.capabilities import CAPABILITIES, get_caps
+from cometnb.sim import hostile
 from cometnb.sim.images import ImageCache, shared_cache
 from cometnb.sim.ratelimit import Admission, RateLimiter
 
@@ -22,6 +23,7 @@ __all__ = ["FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
 
 # Every fault kind and the keyword parameters it takes.
 FAULT_PARAMS: dict[str, frozenset[str]] = {
+    **hostile.FAULT_PARAMS,  # replies built to exhaust memory or time (abuse tests)
     "429": frozenset({"retry_after", "retry_after_date", "no_retry_after", "quota"}),
     "500": frozenset({"retry_after"}),
     "500_invalid": frozenset(),
@@ -105,6 +107,7 @@ class SimState:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
         self.latency = latency
+        self.extra_output_tokens = 0  # billed per image above the real counts (tests)
         self.url_ttl = url_ttl
         self.api_key = api_key
         self.texture = texture

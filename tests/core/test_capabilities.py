@@ -22,6 +22,12 @@ GPT_ALL = ("gpt-image-2", *GPT_FIXED)
 DALL_E = ("dall-e-2", "dall-e-3")
 ALIASES = ("gpt-image-2-2026-04-21", "chatgpt-image-latest")
 UNKNOWN = "brand-new-model-9"
+SEEDREAM = (
+    "doubao-seedream-4-0-250828",
+    "doubao-seedream-4-5-251128",
+    "doubao-seedream-5-0-260128",
+)
+NOT_SEEDREAM = tuple(m for m in KNOWN_MODELS if m not in SEEDREAM)
 
 
 def refuse(model: str, fields: dict[str, Any], prompt: Any = "a lighthouse") -> ValidationError:
@@ -38,7 +44,7 @@ def accept(model: str, fields: dict[str, Any], prompt: Any = "a lighthouse") -> 
 
 
 def test_known_models_in_display_order() -> None:
-    assert KNOWN_MODELS == (
+    assert (
         "gpt-image-2",
         "gpt-image-1.5",
         "gpt-image-1",
@@ -46,7 +52,8 @@ def test_known_models_in_display_order() -> None:
         "dall-e-3",
         "dall-e-2",
         "qwen-image",
-    )
+        *SEEDREAM,
+    ) == KNOWN_MODELS
 
 
 def test_table_holds_known_models_and_aliases_only() -> None:
@@ -224,9 +231,21 @@ def test_flexible_rule_is_data() -> None:
 # --- n ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", [*KNOWN_MODELS, *ALIASES, UNKNOWN])
+@pytest.mark.parametrize("model", [*NOT_SEEDREAM, *ALIASES, UNKNOWN])
 def test_n_one_accepted_everywhere(model: str) -> None:
     accept(model, {"n": 1})
+
+
+@pytest.mark.parametrize("model", SEEDREAM)
+def test_seedream_sizes_watermark_and_no_n(model: str) -> None:
+    for size in ("1K", "2K", "4K", "2048x2048", "1728x2304"):
+        accept(model, {"size": size, "watermark": False, "response_format": "url"})
+    assert "size must be auto or WIDTHxHEIGHT" in str(refuse(model, {"size": "8K"}))
+    assert str(refuse(model, {"watermark": "no"})) == "watermark must be true or false; got 'no'"
+    assert "n applies to" in str(refuse(model, {"n": 2}))
+    assert str(refuse("gpt-image-2", {"watermark": True})) == (
+        "watermark applies to seedream models only; gpt-image-2 does not accept it"
+    )
 
 
 @pytest.mark.parametrize("model", [*GPT_ALL, "dall-e-2", *ALIASES, UNKNOWN])
@@ -348,7 +367,8 @@ NOT_APPLICABLE = [
             m,
             "response_format",
             "b64_json",
-            f"response_format applies to dall-e models only; {m} does not accept it",
+            f"response_format applies to dall-e models and seedream models only; {m} does not "
+            "accept it",
         )
         for m in (*GPT_ALL, *ALIASES)
     ),

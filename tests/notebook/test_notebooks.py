@@ -27,7 +27,13 @@ nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-EXPECTED = ["01-quickstart.ipynb", "02-compare.ipynb", "03-panel.ipynb", "04-history.ipynb"]
+EXPECTED = [
+    "01-quickstart.ipynb",
+    "02-compare.ipynb",
+    "03-panel.ipynb",
+    "04-history.ipynb",
+    "05-edit.ipynb",
+]
 CELL_TIMEOUT_S = 120
 
 

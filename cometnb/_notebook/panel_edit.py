@@ -1,0 +1,219 @@
+"""The panel's edit strip: the images the next Generate starts from, a mask, and fidelity.
+
+"Edit" on a result card or a history row puts that image here; a ``FileUpload`` adds files and
+another sets the mask. Each reference shows as a small thumbnail with a remove button. The
+fidelity control is shown only for models that take ``input_fidelity`` (gpt-image-1 / 1.5).
+While the strip holds an image, Generate sends an edit; empty, it generates as before (only
+the "Image to edit" upload shows then).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import ipywidgets as W
+
+from cometnb._core import images as _decode
+from cometnb._core.edit_caps import FIDELITIES, get_edit_caps, takes_fidelity
+from cometnb._core.errors import ValidationError
+from cometnb._core.previews import make_preview
+from cometnb._core.sources import ImageInput, resolve_source
+
+__all__ = ["EditStrip"]
+
+THUMB_PX = 72
+
+
+class EditStrip:
+    """References, mask and fidelity for the panel's next request (see the module docstring).
+
+    Example::
+
+        >>> strip = EditStrip()
+        >>> strip.add(history()[-1])  # doctest: +SKIP
+        >>> strip.request_fields()["images"][0].record_id  # doctest: +SKIP
+        '20261122-101500-4821-3f2a9c'
+    """
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self._images: list[ImageInput] = []
+        self._mask: ImageInput | None = None
+        self._model = ""
+        self._on_change = on_change
+        self.title = W.HTML("<b>Edit from</b>")
+        self.thumbs = W.HBox([], layout=W.Layout(flex_flow="row wrap"))
+        self.thumbs.add_class("cometnb-edit-thumbs")
+        self.upload = W.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=True)
+        self.upload.description = "Image to edit"
+        self.upload.add_class("cometnb-edit-upload")
+        self.mask_upload = W.FileUpload(accept="image/png", multiple=False)
+        self.mask_upload.description = "Mask"
+        self.mask_upload.add_class("cometnb-edit-mask")
+        self.fidelity = W.Dropdown(
+            options=[("default", ""), *((f, f) for f in FIDELITIES)],
+            description="Fidelity",
+            layout=W.Layout(width="180px"),
+        )
+        self.fidelity.add_class("cometnb-edit-fidelity")
+        self.clear_button = W.Button(description="Clear", layout=W.Layout(width="70px"))
+        self.clear_button.add_class("cometnb-edit-clear")
+        self.error = W.HTML("", layout=W.Layout(display="none"))
+        self.error.add_class("cometnb-error")
+        controls = W.HBox([self.upload, self.mask_upload, self.fidelity, self.clear_button])
+        self.box = W.VBox([self.title, self.thumbs, controls, self.error])
+        self.box.add_class("cometnb-edit-strip")
+        self.upload.observe(self._uploaded, names="value")
+        self.mask_upload.observe(self._mask_uploaded, names="value")
+        self.clear_button.on_click(lambda _b: self.clear())
+        self._redraw()
+
+    # --- what the form reads ------------------------------------------------------------
+
+    @property
+    def images(self) -> list[ImageInput]:
+        return list(self._images)
+
+    @property
+    def mask(self) -> ImageInput | None:
+        return self._mask
+
+    @property
+    def active(self) -> bool:
+        """True while the strip holds an image: Generate then sends an edit."""
+        return bool(self._images)
+
+    def request_fields(self) -> dict[str, Any]:
+        """``images``, ``mask`` and ``input_fidelity`` for an ImageRequest (empty when inactive)."""
+        if not self._images:
+            return {}
+        fields: dict[str, Any] = {"images": list(self._images), "mask": self._mask}
+        if self.fidelity.value and takes_fidelity(self._model):
+            fields["input_fidelity"] = self.fidelity.value
+        return fields
+
+    # --- changing it --------------------------------------------------------------------
+
+    def add(self, source: Any, label: str | None = None) -> ImageInput | None:
+        """Add a reference (any edit source: a Record, GeneratedImage, bytes, path…).
+
+        A source that cannot be read shows its error in the strip instead of raising.
+        """
+        try:
+            found = resolve_source(source, label=label)
+        except ValidationError as exc:
+            self._show_error(exc.message)
+            return None
+        self._images.append(found)
+        self._changed()
+        return found
+
+    def remove(self, index: int) -> None:
+        del self._images[index]
+        if not self._images:
+            self._mask = None
+        self._changed()
+
+    def set_mask(self, source: Any | None, label: str | None = None) -> None:
+        if source is None:
+            self._mask = None
+        else:
+            try:
+                self._mask = resolve_source(source, label=label)
+            except ValidationError as exc:
+                self._show_error(exc.message)
+                return
+        self._changed()
+
+    def clear(self) -> None:
+        self._images.clear()
+        self._mask = None
+        self._changed()
+
+    def set_model(self, model: str) -> None:
+        """Show the fidelity control only for models that take it."""
+        self._model = model
+        self._redraw()
+
+    # --- widgets ------------------------------------------------------------------------
+
+    def _uploaded(self, change: Mapping[str, Any]) -> None:
+        for item in _upload_items(change.get("new")):
+            self.add(bytes(item["content"]), label=str(item.get("name") or "upload"))
+        self._reset_upload(self.upload)
+
+    def _mask_uploaded(self, change: Mapping[str, Any]) -> None:
+        items = _upload_items(change.get("new"))
+        if items:
+            self.set_mask(bytes(items[0]["content"]), label=str(items[0].get("name") or "mask"))
+        self._reset_upload(self.mask_upload)
+
+    @staticmethod
+    def _reset_upload(widget: W.FileUpload) -> None:
+        if widget.value:
+            widget.value = ()  # so the same file can be chosen again
+
+    def _changed(self) -> None:
+        self._show_error("")
+        self._redraw()
+        if self._on_change is not None:
+            self._on_change()
+
+    def _show_error(self, message: str) -> None:
+        self.error.value = f"<span>{html.escape(message)}</span>" if message else ""
+        self.error.layout.display = None if message else "none"
+
+    def _redraw(self) -> None:
+        cards: list[W.Widget] = [self._thumb(i, img) for i, img in enumerate(self._images)]
+        if self._mask is not None:
+            cards.append(self._mask_thumb(self._mask))
+        self.thumbs.children = tuple(cards)
+        caps = get_edit_caps(self._model)
+        show_mask = self.active and (caps is None or caps.mask)
+        self.mask_upload.layout.display = None if show_mask else "none"
+        self.fidelity.layout.display = None if takes_fidelity(self._model) else "none"
+        # Only "Add image" shows while the strip is empty: uploading a file starts an edit.
+        for part in (self.title, self.thumbs):
+            part.layout.display = None if self.active else "none"
+        self.clear_button.layout.display = None if self.active else "none"
+
+    def _thumb(self, index: int, img: ImageInput) -> W.VBox:
+        remove = W.Button(description="✕", tooltip="Remove this image")
+        remove.layout = W.Layout(width="28px", height="24px", padding="0")
+        remove.add_class("cometnb-edit-remove")
+        remove.on_click(lambda _b, i=index: self.remove(i))
+        card = W.VBox([W.HTML(_thumb_html(img)), remove])
+        card.add_class("cometnb-edit-ref")
+        return card
+
+    def _mask_thumb(self, img: ImageInput) -> W.VBox:
+        remove = W.Button(description="✕", tooltip="Remove the mask")
+        remove.layout = W.Layout(width="28px", height="24px", padding="0")
+        remove.add_class("cometnb-edit-remove-mask")
+        remove.on_click(lambda _b: self.set_mask(None))
+        card = W.VBox([W.HTML(_thumb_html(img, "mask")), remove])
+        card.add_class("cometnb-edit-ref")
+        return card
+
+
+def _upload_items(value: Any) -> list[dict[str, Any]]:
+    """FileUpload values: a tuple of dicts (ipywidgets 8) or a name → dict mapping (7)."""
+    if not value:
+        return []
+    if isinstance(value, Mapping):
+        return [{"name": name, **dict(item)} for name, item in value.items()]
+    return [dict(item) for item in value]
+
+
+def _thumb_html(img: ImageInput, role: str = "") -> str:
+    try:
+        thumb, _mime = make_preview(img.data, THUMB_PX)
+        src = _decode.data_uri(thumb)
+    except Exception:  # a preview is a convenience; the label still says what it is
+        src = ""
+    caption = f"{role}: {img.label}" if role else img.label
+    tip = html.escape(f"{caption} ({img.width}x{img.height})", quote=True)
+    shown = html.escape(caption if len(caption) <= 14 else caption[:13] + "…")
+    pic = f"<img src='{src}' title='{tip}' style='max-width:{THUMB_PX}px;max-height:{THUMB_PX}px'/>"
+    return f"<div class='cometnb-edit-thumb'>{pic}<div style='font-size:11px'>{shown}</div></div>"
