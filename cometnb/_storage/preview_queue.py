@@ -14,7 +14,9 @@ so it is written atomically but without fsync.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ __all__ = ["QUEUE", "PreviewJob", "PreviewQueue", "ensure_preview", "make_previe
 
 log = logging.getLogger("cometnb")
 _WAIT_S = 10.0  # at most this long a view waits for a queued preview before making its own
+_NICE = 10
 _WORKERS = 2  # decoding and encoding release the GIL: a grid's previews use both cores
 
 
@@ -100,6 +103,10 @@ class PreviewQueue:
         return all(event.wait(timeout) for event in events)
 
     def _work(self) -> None:
+        # Below the request path: on Linux a thread has its own nice value, so a busy machine
+        # gives the cores to decoding and storing answers first (previews can wait a moment).
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)
         while True:
             job = self._jobs.get()
             if job is None:
