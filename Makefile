@@ -8,12 +8,14 @@ STAMP  := $(VENV)/.installed
 # sudo only when not root and sudo exists (root on a fresh Debian machine has no sudo).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo; })
 
-.PHONY: demo test lint typecheck pytest bench chromium clean help
+.PHONY: demo test lint typecheck pytest bench chromium clean help nox package
 
 help:
 	@echo "make demo   - JupyterLab with the demo notebooks (real API if COMETAPI_KEY is set, else the simulator)"
 	@echo "make test   - every test, lint and type check"
 	@echo "make bench  - benchmarks against the alternatives; writes benchmarks/RESULTS.md"
+	@echo "make nox    - the suite on each installed Python 3.10-3.13"
+	@echo "make package - build, twine check, install into a fresh venv and smoke-test"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "cometnb needs Python >= 3.10"'
@@ -49,6 +51,14 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# The suite on every installed Python 3.10-3.13 (missing ones are skipped), each in its own venv.
+nox: $(STAMP)
+	$(VENV)/bin/nox -s tests
+
+# Wheel + sdist checked by twine, then the wheel in a fresh venv: %load_ext and a keyless image.
+package: $(STAMP)
+	$(VENV)/bin/nox -s build package
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,11 +1,12 @@
 """``make demo``: JupyterLab on the demo notebooks, against the real API or the simulator.
 
-``python -m cometnb.demo`` starts JupyterLab (loopback only, with a token) on
-``notebooks/01-quickstart.ipynb``, says whether the notebooks will call the real API
-(``COMETAPI_KEY`` is set) or the offline simulator (synthetic images), prints the URL and runs
-until Ctrl-C. ``python -m cometnb.demo --check`` is a smoke test of the whole thing for
-headless machines: start Lab, wait until it answers, run the quickstart top to bottom in
-keyless mode, stop everything.
+``python -m cometnb.demo`` copies the demo notebooks to a working folder outside the checkout
+(``$COMETNB_DEMO_DIR``, default ``~/.local/share/cometnb/demo``; ``--workdir`` to choose),
+starts JupyterLab there (loopback only, with a token) on ``01-quickstart.ipynb``, says whether
+the notebooks will call the real API (``COMETAPI_KEY`` is set) or the offline simulator
+(synthetic images), prints the URL and runs until Ctrl-C. ``python -m cometnb.demo --check``
+is a smoke test of the whole thing for headless machines: start Lab, wait until it answers,
+run the quickstart top to bottom in keyless mode, stop everything.
 
 Example::
 
@@ -21,7 +22,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from cometnb import _demo_work
 from cometnb._core.settings import BASE_URL_ENV, DEFAULT_BASE_URL, HISTORY_ENV, KEY_ENV
 
 FIRST_NOTEBOOK = "01-quickstart.ipynb"
@@ -41,6 +42,17 @@ NOTEBOOK_DIR = "notebooks"
 # The repository root, when running from a checkout (make demo installs it editable).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 90.0
+# The keyless demo's simulator takes this long per image (seconds), so a newcomer sees the
+# progress line, Cancel, the queue and partial previews; tests leave it unset (instant).
+SIM_LATENCY_ENV = "COMETNB_SIM_LATENCY"
+DEMO_SIM_LATENCY = "4"
+# Counted from the notebooks (tests/test_demo.py checks the count): what running all five costs.
+COST_NOTE = (
+    "Every image is billed to your account. Running all five notebooks makes about 26 images,\n"
+    "one per request, quality low except one at medium (02-compare), mostly 1024x1024 with a\n"
+    "few 1536x1024 and 1024x1536: about US$0.20 at 2026 list prices. The panel sends only what\n"
+    "you click."
+)
 STOP_TIMEOUT_S = 20.0
 # Jupyter state for --check lives in a temp dir, so a user's workspace or config can't interfere.
 JUPYTER_DIR_VARS = {
@@ -66,11 +78,7 @@ def mode_message(env: Mapping[str, str]) -> str:
     """What the notebooks will talk to, in plain words (never the key itself)."""
     if api_mode(env) == "real":
         url = env.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        return (
-            f"{KEY_ENV} is set: the notebooks call the real API at {url}.\n"
-            "Every image is billed to your account; the examples use low quality, 1024x1024, "
-            "one image per request."
-        )
+        return f"{KEY_ENV} is set: the notebooks call the real API at {url}.\n{COST_NOTE}"
     return (
         f"{KEY_ENV} is not set: the notebooks start a local simulator. Images are SYNTHETIC\n"
         "(made on this machine, no API call, no cost). For the real API, stop this and run\n"
@@ -222,11 +230,27 @@ def _require_jupyterlab() -> None:
         )
 
 
-def run_demo(notebooks: Path, port: int | None, open_browser: bool | None) -> int:
-    """Start Lab for a person: print the mode and the URL, run until Ctrl-C."""
+def run_demo(
+    notebooks: Path,
+    port: int | None,
+    open_browser: bool | None,
+    workdir: Path | None = None,
+) -> int:
+    """Start Lab for a person on working copies: print the mode and the URL, run until Ctrl-C.
+
+    Lab serves copies of the notebooks (outside the checkout), so its autosave never writes
+    outputs into the tracked files.
+    """
     _require_jupyterlab()
+    notebooks = _demo_work.prepare(notebooks, workdir)
     env = dict(os.environ)
+    env.setdefault(SIM_LATENCY_ENV, DEMO_SIM_LATENCY)
     print(mode_message(env), flush=True)
+    print(
+        f"Working copies of the notebooks: {notebooks}\n"
+        "(your runs and edits stay there; delete the folder to start over)",
+        flush=True,
+    )
     port = port or free_port()
     token = secrets.token_urlsafe(24)
     browser = has_display() if open_browser is None else open_browser
@@ -289,7 +313,7 @@ def run_check(notebooks: Path, timeout: float) -> int:
     with tempfile.TemporaryDirectory(prefix="cometnb-demo-check-") as tmp:
         home = Path(tmp)
         work = home / NOTEBOOK_DIR
-        shutil.copytree(notebooks, work, ignore=shutil.ignore_patterns("cometnb-history", ".*"))
+        _demo_work.prepare(notebooks, work)
         env = keyless_env(os.environ, home)
         make_state_dirs(env)
         port, token = free_port(), secrets.token_urlsafe(24)
@@ -327,6 +351,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--check", action="store_true", help="headless smoke test, then exit")
     parser.add_argument("--notebooks", help="folder with the demo notebooks (default: ./notebooks)")
     parser.add_argument("--port", type=int, help="port for JupyterLab (default: a free one)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where the working copies of the notebooks go (default: $COMETNB_DEMO_DIR or "
+        "~/.local/share/cometnb/demo)",
+    )
     browser = parser.add_mutually_exclusive_group()
     browser.add_argument("--browser", dest="browser", action="store_true", default=None)
     browser.add_argument("--no-browser", dest="browser", action="store_false")
@@ -340,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         notebooks = find_notebooks(args.notebooks)
         if args.check:
             return run_check(notebooks, args.timeout)
-        return run_demo(notebooks, args.port, args.browser)
+        return run_demo(notebooks, args.port, args.browser, args.workdir)
     except DemoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,7 +17,16 @@ from nbformat import NotebookNode
 HERE = Path(__file__).resolve().parent
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-LANGUAGE_INFO = {"name": "python", "pygments_lexer": "ipython3"}
+# What JupyterLab fills in on open, minus the Python version (which differs per machine), so
+# opening a notebook does not mark it modified for these fields.
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
 
 # The first code cell of every notebook: a no-op with a key, the simulator without one.
 KEYLESS = """\
@@ -25,13 +34,16 @@ import cometnb.sim
 
 mode = cometnb.sim.use_if_keyless()  # "real" with a key, else "simulator" (synthetic images)"""
 
-REAL_OR_SIM = """\
+REAL_OR_SIM_TEXT = """\
 ## Real API or simulator
 
-The next cell looks for an API key. If you have one (see *Your API key* in
-`01-quickstart.ipynb`), it does nothing and every call below goes to CometAPI and is billed.
-Without a key, it starts a small local simulator that answers like the API. Its images are
-**synthetic** (generated on this machine, free of charge), and the cell's output says so."""
+The next cell looks for an API key. If you have one (see *Your API key* {where}), it does
+nothing and every call below goes to CometAPI and is billed. Without a key, it starts a small
+local simulator that answers like the API. Its images are **synthetic** (generated on this
+machine, free of charge), and the cell's output says so."""
+REAL_OR_SIM = REAL_OR_SIM_TEXT.format(where="in `01-quickstart.ipynb`")
+# The quickstart is the notebook that section is in.
+REAL_OR_SIM_HERE = REAL_OR_SIM_TEXT.format(where="below")
 
 Cell = tuple[str, str]  # ("md" | "code", source)
 
@@ -58,7 +70,7 @@ options you will use most.
 **Cost.** Against the real API every image is billed. The examples here keep it small: one
 image per request (`n=1`), 1024×1024, `quality low`, and the cheaper models `gpt-image-1-mini`
 and `gpt-image-2`."""),
-    md(REAL_OR_SIM),
+    md(REAL_OR_SIM_HERE),
     code(KEYLESS),
     md("""\
 ## Load the extension
@@ -252,8 +264,9 @@ A watercolor map of an imaginary island"""),
 
 A grid runs up to `CometImg.concurrency` requests at a time (default 4). If the API answers
 429 (rate limited), cometnb waits as long as the server asks (`Retry-After`) and retries. The
-cell says when it is waiting. To stay further from the limit, lower the concurrency:"""),
-    code("%config CometImg.concurrency = 2"),
+cell says when it is waiting. To stay further from the limit, lower the concurrency *before*
+running your grids, for example with `%config CometImg.concurrency = 2`; it applies to every
+grid after it in this session."""),
 ]
 
 PANEL: list[Cell] = [
@@ -295,7 +308,8 @@ p.quality.value = "low\""""),
     md("""\
 If the panel shows up as plain text (`Panel(children=...)`) instead of controls, the notebook
 front end lacks ipywidgets support. JupyterLab 4 with `ipywidgets>=8` has it, and so does
-Binder.
+Binder. A panel lives in its kernel: after a restart, or when you reopen a saved notebook,
+its old output reads "Error displaying widget: model not found" until you run the cell again.
 
 The same history, from Python:"""),
     code("""\
@@ -379,12 +393,20 @@ for name in ("gallery.html", "history.zip", "records.jsonl"):
     md("""\
 ## As a DataFrame
 
-`to_dataframe()` returns one row per record, indexed by record id (it needs pandas)."""),
+`to_dataframe()` returns one row per record, indexed by record id. It needs pandas
+(`pip install cometnb[pandas]`; `make demo` installs it); without pandas the next cells say so
+and the rest of the notebook still runs."""),
     code("""\
-df = h.to_dataframe()
-df[["model", "size", "quality", "status", "elapsed_s", "prompt"]]"""),
+import importlib.util
+
+if importlib.util.find_spec("pandas") is None:
+    df = None
+    print("pandas is not installed: pip install 'cometnb[pandas]' for to_dataframe()")
+else:
+    df = h.to_dataframe()
+df[["model", "size", "quality", "status", "elapsed_s", "prompt"]] if df is not None else None"""),
     code("""\
-df.groupby("model")["elapsed_s"].agg(["count", "mean"])"""),
+df.groupby("model")["elapsed_s"].agg(["count", "mean"]) if df is not None else None"""),
     md("""\
 ## Any history folder
 

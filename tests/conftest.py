@@ -45,6 +45,12 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setattr(_settings, "_session_key", None)
     monkeypatch.setattr(_settings, "_simulator_url", None)
     _budget.session.reset()  # the session's spend, which CometImg.budget caps
+    # A .env in the checkout (a developer's own key) must never reach a test: look beside the
+    # test instead, where tests that want one write it.
+    from cometnb._core import key_sources
+
+    monkeypatch.setattr(key_sources, "dotenv_folder", tmp_path)
+    key_sources.reset()
     return home
 
 

@@ -17,7 +17,11 @@ import venv
 from pathlib import Path
 
 import pytest
-import tomllib
+
+try:  # tomllib is 3.11+; the package supports 3.10, where tomli is the same parser
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 BINDER = REPO / "binder"

@@ -1,18 +1,24 @@
-"""End to end in a real browser: JupyterLab on loopback, driven by headless Chromium.
+"""End to end in a real browser: JupyterLab (and Voila) on loopback, driven by headless Chromium.
 
 A notebook starts the simulator inside the kernel and shows ``cometnb.panel()``; the browser
 types a prompt, picks a model, clicks Generate and sees the image, then compares two history
 entries, then clicks Edit on the newest result, types a new prompt, clicks Generate and sees
-the edited result with its source beside it. The run saves a screenshot of the panel beside
-its notebook; with ``COMETNB_UPDATE_SCREENSHOTS=1`` it also replaces ``docs/panel.png`` (the
-README's), so an ordinary ``make test`` leaves the checkout untouched. Recipe and pitfalls:
+the edited result with its source beside it. A second notebook opens the panel on a realistic
+history (60 records, mixed ok / error / cancelled, long prompts): rows keep their height and
+show their prompt, the list scrolls and pages, validation follows the controls, and export
+offers a download link. The runs save screenshots beside their notebooks; with
+``COMETNB_UPDATE_SCREENSHOTS=1`` they also replace ``docs/panel.png`` (Lab) and
+``docs/panel-voila.png`` (the README's), so an ordinary ``make test`` leaves the checkout
+untouched. Recipe and pitfalls:
 ``BROWSER_TESTING.md`` (server flags, kernel-ready check, Run All menu ids, settings files).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,6 +32,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from _seed_history import seed
 
 pytestmark = pytest.mark.browser
 
@@ -35,6 +42,9 @@ if CHROMIUM is None:  # the only reason to skip: `make chromium` installs it
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "panel.png"
+VOILA_SCREENSHOT = REPO / "docs" / "panel-voila.png"
+SEEDED = 60  # records in the realistic history
+PAGE_ROWS = 20  # rows the panel builds at a time (panel_pager.PAGE_SIZE)
 TOKEN = "cometnb-browser-test"
 ARGS = [
     "--no-sandbox",  # required as root
@@ -72,9 +82,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_notebook(path: Path) -> None:
+def _write_notebook(path: Path, setup: str = SETUP) -> None:
     nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(PANEL)]
+        cells=[nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(PANEL)]
     )
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -128,6 +138,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps(value))
     _write_notebook(h / "panel.ipynb")
+    seed(h / "seeded", SEEDED)
+    seeded_setup = SETUP + f"\n_settings.active().history_dir = {str(h / 'seeded')!r}"
+    _write_notebook(h / "history.ipynb", seeded_setup)
     return h
 
 
@@ -183,9 +196,9 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def _open_notebook(browser: Any, lab: str) -> Any:
+def _open_notebook(browser: Any, lab: str, name: str = "panel.ipynb") -> Any:
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
-    page.goto(f"{lab}/lab/tree/panel.ipynb?token={TOKEN}&reset", timeout=60_000)
+    page.goto(f"{lab}/lab/tree/{name}?token={TOKEN}&reset", timeout=60_000)
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     page.wait_for_function(KERNEL_IDLE, timeout=60_000)
     page.click(".lm-MenuBar-item:has-text('Run')")  # Lab has no default Run All shortcut
@@ -233,15 +246,15 @@ def _edit_the_newest_result(page: Any) -> None:
     )
 
 
-def _screenshot(page: Any, path: Path) -> None:
+def _screenshot(page: Any, path: Path, docs: Path | None = None) -> None:
     """The whole panel: a viewport tall enough that the notebook needs no scrolling."""
     height = page.evaluate("document.querySelector('.cometnb-panel').scrollHeight")
     page.set_viewport_size({"width": 1200, "height": int(height) + 400})
     panel = page.locator(".cometnb-panel")
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(path), animations="disabled")
-    if os.environ.get("COMETNB_UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOT.write_bytes(path.read_bytes())
+    if docs is not None and os.environ.get("COMETNB_UPDATE_SCREENSHOTS") == "1":
+        docs.write_bytes(path.read_bytes())
 
 
 def test_panel_generates_and_compares_in_jupyterlab(lab: str, browser: Any, home: Path) -> None:
@@ -272,9 +285,164 @@ def test_panel_generates_and_compares_in_jupyterlab(lab: str, browser: Any, home
         _edit_the_newest_result(page)
 
         shot = home / "panel.png"
-        _screenshot(page, shot)
+        _screenshot(page, shot)  # docs/panel.png shows the realistic history instead
         assert shot.stat().st_size > 10_000
     finally:
         page.close()
     records = (home / "history").rglob("*")
     assert any(p.suffix in (".png", ".jpeg", ".jpg", ".webp") for p in records)
+
+
+# --- a realistic history ----------------------------------------------------------------------
+
+ROW_BOXES = """() => [
+    ...document.querySelectorAll('.cometnb-history .cometnb-history-entry')].map(e => {
+        const p = e.querySelector('.cometnb-history-prompt');
+        const r = p.getBoundingClientRect();
+        return {height: e.getBoundingClientRect().height, promptHeight: r.height,
+                promptWidth: r.width, prompt: p.innerText}; })"""
+
+
+def _check_rows(page: Any) -> list[dict[str, Any]]:
+    """Every built row keeps its height and shows its prompt (the defect squeezed them)."""
+    page.wait_for_function(
+        f"document.querySelectorAll('.cometnb-history .cometnb-history-entry').length"
+        f" === {PAGE_ROWS}",
+        timeout=WAIT_MS,
+    )
+    rows: list[dict[str, Any]] = page.evaluate(ROW_BOXES)
+    assert len(rows) == PAGE_ROWS
+    for row in rows:
+        assert row["height"] >= 100, rows  # a 96 px thumbnail plus padding, never squeezed
+        assert row["promptHeight"] >= 14 and row["promptWidth"] >= 200, row
+        assert len(row["prompt"]) >= 20, row
+    heights = [row["height"] for row in rows]
+    assert max(heights) - min(heights) <= 40, heights  # one or three prompt lines
+    scroll = page.evaluate(
+        "(() => { const l = document.querySelector('.cometnb-history-list');"
+        " return [l.scrollHeight, l.clientHeight]; })()"
+    )
+    assert scroll[0] > scroll[1] + 500, scroll  # the list scrolls instead of squeezing
+    return rows
+
+
+CLIPPED = """() => [...document.querySelectorAll('.cometnb-form .cometnb-field')]
+    .filter(f => f.offsetParent !== null)
+    .map(f => { const box = f.getBoundingClientRect();
+                const control = f.children[1].getBoundingClientRect();
+                return {field: f.innerText.split('\\n')[0], over: control.right - box.right}; })
+    .filter(x => x.over > 0.5)"""
+
+
+def _check_controls_fit(page: Any) -> None:
+    """No control sticks out of (and is clipped by) its field box (Model, n, Tags, ...)."""
+    assert page.evaluate(CLIPPED) == []
+
+
+def _check_live_validation(page: Any) -> None:
+    size = page.locator(".cometnb-panel .cometnb-size input")
+    error = page.locator(".cometnb-panel .cometnb-field:has(.cometnb-size) .cometnb-error")
+    generate = page.locator(".cometnb-panel .cometnb-generate")
+    size.fill("800x600")
+    error.wait_for(state="visible", timeout=WAIT_MS)  # before any click
+    assert "800x600" in error.inner_text()
+    # The field widens for its message (a line beside the control, not one word a line);
+    # each widget update is its own message, so wait for the layout rather than read it once.
+    page.wait_for_function(
+        """() => { const e = document.querySelector(
+                     '.cometnb-panel .cometnb-field:has(.cometnb-size) .cometnb-error');
+                   return e && e.getBoundingClientRect().width >= 250; }""",
+        timeout=WAIT_MS,
+    )
+    page.wait_for_function(
+        "document.querySelector('.cometnb-panel .cometnb-generate').disabled", timeout=WAIT_MS
+    )
+    size.fill("1024x1024")
+    error.wait_for(state="hidden", timeout=WAIT_MS)
+    page.wait_for_function(
+        "!document.querySelector('.cometnb-panel .cometnb-generate').disabled", timeout=WAIT_MS
+    )
+    assert generate.is_enabled()
+
+
+def _check_export_link(page: Any) -> None:
+    search = page.locator(".cometnb-history input[placeholder='search prompts']")
+    search.fill("ramen")
+    search.press("Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('.cometnb-history .cometnb-history-entry').length < 20",
+        timeout=WAIT_MS,
+    )
+    shown = page.locator(".cometnb-history .cometnb-history-entry").count()
+    page.click(".cometnb-history button:has-text('Export zip')")
+    link = page.locator(".cometnb-history-status a.cometnb-download")
+    link.wait_for(timeout=WAIT_MS)
+    href = link.get_attribute("href") or ""
+    assert href.startswith("data:application/zip;base64,")
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(href.split(",", 1)[1]))) as zf:
+        lines = zf.read("records.jsonl").decode().splitlines()
+    assert len(lines) == shown and all("ramen" in line for line in lines)
+    assert re.search(
+        rf"Exported {shown} records matching the filter", link.locator("..").inner_text()
+    )
+    search.fill("")
+    search.press("Enter")
+
+
+def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: Path) -> None:
+    page = _open_notebook(browser, lab, "history.ipynb")
+    try:
+        rows = _check_rows(page)
+        assert rows[0]["prompt"].endswith(f"(take {SEEDED})")  # newest first
+        _check_controls_fit(page)
+        label = page.locator(".cometnb-history .cometnb-page-label")
+        assert label.inner_text() == f"1–{PAGE_ROWS} of {SEEDED}"
+        shot = home / "panel-history.png"  # the first page, as a person opening it sees it
+        _screenshot(page, shot, SCREENSHOT)
+        assert shot.stat().st_size > 10_000
+        page.click(".cometnb-history .cometnb-page-older")
+        page.wait_for_function(
+            "document.querySelector('.cometnb-history .cometnb-history-prompt').innerText"
+            f".endsWith('(take {SEEDED - PAGE_ROWS})')",
+            timeout=WAIT_MS,
+        )
+        assert label.inner_text() == f"{PAGE_ROWS + 1}–{2 * PAGE_ROWS} of {SEEDED}"
+        _check_rows(page)
+        page.click(".cometnb-history .cometnb-page-newer")
+        _check_live_validation(page)
+        _check_export_link(page)
+    finally:
+        page.close()
+
+
+def test_panel_with_a_long_history_in_voila(browser: Any, home: Path) -> None:
+    pytest.importorskip("voila")
+    port = _free_port()
+    cmd = [
+        *("timeout", "300"),
+        *(sys.executable, "-m", "voila", "history.ipynb", "--no-browser"),
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+    ]
+    with open(home / "voila.log", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=home, env=_kernel_env(home), stdout=log, stderr=log)
+    try:
+        # GET / would run the notebook in a kernel: probe a static path instead.
+        _wait_ready(proc, f"http://127.0.0.1:{port}/voila/static/", home)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        try:
+            page.route("https://**", lambda route: route.abort())  # offline: no CDN fonts
+            page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+            page.wait_for_selector(".cometnb-panel .cometnb-generate", timeout=60_000)
+            _check_rows(page)
+            _check_live_validation(page)
+            shot = home / "panel-voila.png"
+            _screenshot(page, shot, VOILA_SCREENSHOT)
+            assert shot.stat().st_size > 10_000
+        finally:
+            page.close()
+    finally:
+        _stop(proc)

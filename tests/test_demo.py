@@ -170,12 +170,44 @@ def wait_for_line(
     return seen
 
 
+def _images_made(source: str) -> int:
+    """How many images a %%cometimg cell (or a Python call) makes when run with a key."""
+    if source.startswith("%%cometimg"):
+        line, _, body = source.partition("\n")
+        if "--dry-run" in line:
+            return 0
+        words = line.split()
+        count = 1
+        for flag in ("-m", "-s", "-q"):
+            if flag in words:
+                count *= len(words[words.index(flag) + 1].split(","))
+        if "--each-line" in words:
+            count *= sum(1 for text in body.splitlines() if text.strip())
+        return count
+    return source.count("client.generate(") + source.count(".rerun(") + source.count(".edit(")
+
+
+def test_the_cost_note_matches_what_the_notebooks_make() -> None:
+    import nbformat
+
+    made = 0
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        made += sum(_images_made(c.source) for c in nb.cells if c.cell_type == "code")
+    assert 24 <= made <= 28, made  # the note says "about 26 images"
+    assert "about 26 images" in demo.COST_NOTE
+    readme = (REPO / "README.md").read_text()
+    assert "about 26 images" in readme.replace("\n  ", " ")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
     demo_env: tuple[dict[str, str], str], tmp_path: Path
 ) -> None:
     env, mark = demo_env
+    env["COMETNB_DEMO_DIR"] = str(tmp_path / "work")
+    tracked_before = _git_status_notebooks(), _notebook_bytes()
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     with subprocess.Popen(
@@ -198,6 +230,8 @@ def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
             base, token = url.group(0).split("/lab/")[0], url.group(0).split("token=")[1]
             with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=10) as r:
                 assert r.status == 200
+            assert "Working copies of the notebooks" in seen
+            _save_through_lab(base, token, "01-quickstart.ipynb")
             proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
             assert proc.wait(60) == 0
         finally:
@@ -206,3 +240,42 @@ def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
                 proc.wait(10)
         reader.join(10)
     assert_nothing_left(mark)
+    saved = (tmp_path / "work" / "01-quickstart.ipynb").read_text()
+    assert "saved by the demo test" in saved  # Lab wrote into the working copy ...
+    # ... and the tracked notebooks are untouched (git status as clean as it was before).
+    assert (_git_status_notebooks(), _notebook_bytes()) == tracked_before
+
+
+def _git_status_notebooks() -> str:
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--", "notebooks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def _notebook_bytes() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((REPO / "notebooks").iterdir()) if p.is_file()}
+
+
+def _save_through_lab(base: str, token: str, name: str) -> None:
+    """What Lab's autosave does: GET the notebook, add an output, PUT it back."""
+    import json
+
+    url = f"{base}/api/contents/{name}?token={token}"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        model = json.load(r)
+    cell = next(c for c in model["content"]["cells"] if c["cell_type"] == "code")
+    cell["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": "saved by the demo test\n"}
+    ]
+    cell["execution_count"] = 1
+    body = json.dumps({"type": "notebook", "format": "json", "content": model["content"]})
+    request = urllib.request.Request(
+        url, data=body.encode(), method="PUT", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 200

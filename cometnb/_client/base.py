@@ -324,8 +324,15 @@ class _BaseClient:
         record_id = None
         cost = None
         if history is None:
+            source = {
+                "prompt": body.get("prompt", ""),
+                "model": body.get("model", ""),
+                "params": {k: v for k, v in body.items() if k not in ("prompt", "model")},
+            }
             images = [
-                GeneratedImage(None, i.format, i.width, i.height, i.revised_prompt, data=i.data)
+                GeneratedImage(
+                    None, i.format, i.width, i.height, i.revised_prompt, data=i.data, source=source
+                )
                 for i in result.images
             ]
         else:

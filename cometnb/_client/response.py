@@ -63,7 +63,10 @@ _REQUEST_ID = re.compile(r"\(request id:\s*([^)\s]+)\s*\)", re.IGNORECASE)
 _QUOTA_WORDS = re.compile(r"quota|balance|insufficient|credit|额度|余额", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 
-KEY_HINT = "Set COMETAPI_KEY or run %cometimg_key."
+KEY_HINT = (
+    "Run %cometimg_key, or set COMETAPI_KEY (in the environment or a .env file beside the "
+    "notebook)."
+)
 MODERATION_HINT = (
     "The prompt was refused by the content policy; the same prompt gets the same verdict, "
     "so it was not retried. Rephrase the prompt."

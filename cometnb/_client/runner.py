@@ -164,7 +164,7 @@ class _GridRun:
                         gen = await self._request(cell.request, progress, slot)
                     self.guard.after(cell.request, gen.cost)
         except (asyncio.CancelledError, CancelledError):
-            _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
+            _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))
             raise
         _finish(cell, progress, gen)
 
@@ -173,6 +173,8 @@ class _GridRun:
     ) -> Generation:
         def on_event(event: ClientEvent) -> None:
             progress.note = describe_event(event)
+            if event.kind == "sending":
+                progress.sent = True
             # Under a budget the slot is kept until this request's cost is known, so the next
             # one is admitted against what this one actually cost, not only its estimate.
             if self.guard is None or event.kind != "received":
@@ -195,6 +197,15 @@ class _GridRun:
             raise
         except CometError as exc:
             return _failed(request, exc)
+
+
+UNSENT = "cancelled before sending (nothing billed)"
+SENT = "cancelled after sending (may be billed)"
+
+
+def cancelled_error(sent: bool) -> CancelledError:
+    """The error of a cell stopped by an interrupt: whether it had been sent matters."""
+    return CancelledError(SENT if sent else UNSENT, sent=sent)
 
 
 def _failed(
@@ -261,9 +272,13 @@ def _interrupted(progress: Sequence[CellProgress]) -> CancelledError:
             "interrupted: the request was cancelled.",
             hint="If it had reached the server it may still be billed.",
         )
-    stopped = sum(1 for p in progress if p.state == "cancelled")
+    stopped = [p for p in progress if p.state == "cancelled"]
+    sent = sum(1 for p in stopped if p.sent)
+    parts = [f"{len(stopped) - sent} cancelled before sending (nothing billed)"]
+    if sent:
+        parts.append(f"{sent} cancelled after sending (may be billed)")
     return CancelledError(
-        f"interrupted: {stopped} of {len(progress)} requests cancelled.",
+        f"interrupted: {len(stopped)} of {len(progress)} requests cancelled: {', '.join(parts)}.",
         hint="Finished images are in the history.",
     )
 
@@ -313,4 +328,4 @@ def _settle(grid_run: _GridRun) -> None:
         pass  # a second interrupt: stop waiting
     for cell, progress in zip(grid_run.grid.cells, grid_run.progress, strict=True):
         if not progress.finished:
-            _finish(cell, progress, _failed(cell.request, CancelledError("cancelled")))
+            _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))

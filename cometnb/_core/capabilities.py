@@ -70,21 +70,35 @@ class FlexibleSize:
     max_aspect: float = 3.0  # long side / short side
     max_edge: int = 3840
     max_pixels: int = 8_294_400  # 3840x2160
-    # A minimum of 655,360 pixels is reported only by third parties (unverified): not enforced.
+    # OpenAI's cookbook (image-gen-models-prompting-guide) and third parties: 655,360 minimum.
+    min_pixels: int = 655_360
 
     def problem(self, width: int, height: int) -> str | None:
-        """Why ``width``x``height`` breaks the rule, or ``None`` if it is allowed."""
+        """Why ``width``x``height`` breaks the rule, or ``None`` if it is allowed; the reason
+        names the nearest size that follows every rule."""
+        from cometnb._core.size_rules import nearest_flexible_size, pixel_problem
+
         long, short = max(width, height), min(width, height)
+        size = nearest_flexible_size(
+            width,
+            height,
+            step=self.step,
+            max_aspect=self.max_aspect,
+            max_edge=self.max_edge,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+        )
+        nearest = f" (nearest valid size: {size})"
         if width % self.step or height % self.step:
-            return f"both sides must be multiples of {self.step}"
+            return f"both sides must be multiples of {self.step}{nearest}"
         if long > self.max_aspect * short:
             ratio = f"{_num(self.max_aspect)}"
-            return f"the aspect ratio must be between 1:{ratio} and {ratio}:1"
+            return f"the aspect ratio must be between 1:{ratio} and {ratio}:1{nearest}"
         if long > self.max_edge:
-            return f"the long edge must be at most {self.max_edge} px"
-        if width * height > self.max_pixels:
-            return f"at most {self.max_pixels:,} pixels are allowed; it has {width * height:,}"
-        return None
+            return f"the long edge must be at most {self.max_edge} px{nearest}"
+        return pixel_problem(
+            width, height, min_pixels=self.min_pixels, max_pixels=self.max_pixels, nearest=size
+        )
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,11 @@ class CometError(Exception):
         super().__init__(self.message)
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        # "…got 800x600. Nothing was sent.": the hint is its own sentence.
+        stop = "" if self.message.rstrip().endswith((".", "!", "?", ":")) else "."
+        return f"{self.message.rstrip()}{stop} {self.hint}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -92,7 +96,15 @@ class ValidationError(CometError, ValueError):
 
 
 class CancelledError(CometError):
-    """The user cancelled (interrupt, Cancel button) before the result arrived."""
+    """The user cancelled (interrupt, Cancel button) before the result arrived.
+
+    ``sent`` says whether the request had been sent: ``False`` means nothing was billed,
+    ``True`` that the server may have started (and may bill) it, ``None`` unknown.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, sent: bool | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.sent = sent
 
 
 class APIError(CometError):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,7 +248,16 @@ class GeneratedImage:
     stored (``Client(history=False)``) keeps its bytes in memory and has ``path=None``.
     """
 
-    __slots__ = ("_data", "format", "height", "path", "preview_path", "revised_prompt", "width")
+    __slots__ = (
+        "_data",
+        "format",
+        "height",
+        "path",
+        "preview_path",
+        "revised_prompt",
+        "source",
+        "width",
+    )
 
     def __init__(
         self,
@@ -259,8 +269,11 @@ class GeneratedImage:
         *,
         data: bytes | None = None,
         preview_path: Path | None = None,
+        source: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = path
+        # Where it came from (prompt, model, params, record_id): written into saved copies.
+        self.source = dict(source) if source else None
         self.format = format
         self.width = width
         self.height = height
@@ -276,6 +289,26 @@ class GeneratedImage:
         if self.path is None:
             raise FileNotFoundError("image has neither a file nor bytes")
         return self.path.read_bytes()
+
+    def save(self, path: str | os.PathLike[str], *, metadata: bool = True) -> Path:
+        """Write a copy to ``path`` (a file, or a folder to keep the original's name).
+
+        The copy carries its provenance in the file's own metadata (prompt, model, settings,
+        record id, cometnb version: PNG text chunks, XMP in JPEG/WebP) unless ``metadata`` is
+        False; the pixels are the server's, never re-encoded, and the history's original is
+        not touched. The suffix must match the format (no conversion happens here).
+
+        Example::
+
+            >>> gen.image.save("lighthouse.png")  # doctest: +SKIP
+            PosixPath('lighthouse.png')
+        """
+        from cometnb._core.provenance import save_copy
+
+        name = self.path.name if self.path is not None else None
+        return save_copy(
+            self.data, self.format, Path(path), name=name, source=self.source, metadata=metadata
+        )
 
     def pil(self) -> PILImage.Image:
         """The image as a ``PIL.Image`` (decoded now, from disk)."""

@@ -73,6 +73,7 @@ class CellProgress:
     note: str | None = None  # the latest client event, e.g. "waiting 2 s after HTTP 429"
     partial: bytes | None = None  # the latest streamed preview (raw image bytes)
     partial_index: int | None = None
+    sent: bool = False  # the request went out (so a cancel may still be billed)
 
     def text(self, now: float | None = None) -> str:
         """One short line: state, elapsed seconds and the latest event."""

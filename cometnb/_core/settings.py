@@ -2,7 +2,8 @@
 
 The magic's traitlets (``%config CometImg.…``) are copied into :func:`active` so the core never
 imports IPython. The API key is *not* a setting: it lives only in :data:`_session_key` (set by
-``%cometimg_key``) or the environment, and is resolved at call time.
+``%cometimg_key``), a ``.env`` file, Colab's secrets or the environment, and is resolved at call
+time.
 """
 
 from __future__ import annotations
@@ -74,11 +75,22 @@ def set_session_key(key: str | None) -> None:
     register_secret(_session_key)
 
 
+def _configured_key() -> str | None:
+    """``%cometimg_key``, then a ``.env`` file beside the notebook, then Colab's secrets, then
+    ``$COMETAPI_KEY`` (:mod:`cometnb._core.key_sources`): the one order every caller uses."""
+    if _session_key:
+        return _session_key
+    from cometnb._core.key_sources import find_key
+
+    found = find_key()
+    return (found.key if found is not None else None) or os.environ.get(KEY_ENV) or None
+
+
 def resolve_api_key(explicit: str | Secret | None = None) -> str | None:
-    """``Client(api_key=…)``, then ``%cometimg_key``, then ``$COMETAPI_KEY``."""
+    """``Client(api_key=…)``, then the configured key (:func:`_configured_key`)."""
     if isinstance(explicit, Secret):
         return explicit.reveal()
-    key = explicit or _session_key or os.environ.get(KEY_ENV) or None
+    key = explicit or _configured_key()
     register_secret(key)
     return key
 
@@ -87,7 +99,7 @@ def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
     """:func:`resolve_api_key` as a :class:`Secret`, which never shows the key in a repr."""
     if explicit:
         return Secret.of(explicit)
-    return Secret.of(_session_key or os.environ.get(KEY_ENV) or None)
+    return Secret.of(_configured_key())  # a Secret registers itself for redaction
 
 
 def resolve_base_url(explicit: str | None = None) -> str:

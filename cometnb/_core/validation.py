@@ -22,6 +22,7 @@ from cometnb._core.capabilities import (
     get_caps,
 )
 from cometnb._core.errors import ValidationError, redact
+from cometnb._core.size_rules import generic_size_problem
 from cometnb._core.text import clip
 
 __all__ = ["validate_request"]
@@ -55,9 +56,13 @@ def _is_str(name: str, value: Any) -> str | None:
 
 
 def _size_syntax(name: str, value: Any) -> str | None:
-    if value == "auto" or (isinstance(value, str) and _SIZE_RE.fullmatch(value)):
+    if value == "auto":
         return None
-    return f"{name} must be auto or WIDTHxHEIGHT such as 1024x1024; got {_repr(value)}"
+    match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return f"{name} must be auto or WIDTHxHEIGHT such as 1024x1024; got {_repr(value)}"
+    # Unknown models pass through, but not with a size no image model can make.
+    return generic_size_problem(int(match.group(1)), int(match.group(2)))
 
 
 _GENERIC: dict[str, Callable[[str, Any], str | None]] = {

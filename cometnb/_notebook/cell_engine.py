@@ -8,9 +8,11 @@ module-level state, so tests drive it through a real ``InteractiveShell``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from cometnb._client.model_list import explain_missing_model
 from cometnb._client.response import KEY_HINT
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
@@ -29,7 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_KEY_HINT", "CellEngine"]
 
-NO_KEY_HINT = KEY_HINT
+# Outside the demo a newcomer has no key yet: say how to try everything offline first.
+NO_KEY_HINT = (
+    KEY_HINT.rstrip(".") + ", or try it offline first with %cometimg_sim "
+    "(synthetic images from a local simulator, nothing billed)."
+)
 ORIGIN = "magic"
 
 ClientFactory = Callable[["History"], "AsyncRunner"]
@@ -79,6 +85,7 @@ class CellEngine:
             self._dry_run(spec, grid)
             return None
         validate_grid(grid)
+        _warn_model_typos(grid.cells)
         if _settings.resolve_api_key() is None:
             # Checked here too so a grid fails once, before any request, not once per cell.
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
@@ -155,13 +162,20 @@ class CellEngine:
         assert gen is not None
         if gen.error is not None:
             view.clear()
+            explain_missing_model(gen.error, str(gen.request.get("model", "")))
             raise gen.error
         view.finish(gen)
         return gen
 
     def _grid_result(self, grid: Grid, view: CellView) -> Grid:
-        view.finish(grid)
         failed = [g for g in grid.generations if not g.ok]
+        explained: set[str] = set()
+        for gen in failed:  # one GET /v1/models per missing model, not per cell
+            model = str(gen.request.get("model", ""))
+            known = model in explained
+            if gen.error is not None and not known and explain_missing_model(gen.error, model):
+                explained.add(model)
+        view.finish(grid)
         if failed and len(failed) == len(grid.cells):
             raise _all_failed(failed[0].error, len(grid.cells))
         return grid
@@ -272,3 +286,16 @@ def _close(client: object) -> None:
     # Best effort: the results are already stored.
     with contextlib.suppress(Exception):
         loop_thread().submit(aclose()).result(timeout=5.0)
+
+
+def _warn_model_typos(cells: Iterable[Any]) -> None:
+    """One line per unknown model that is nearly a known one (it would come back a 404)."""
+    from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
+    from cometnb._core.suggest import model_typo_warning
+
+    for model in dict.fromkeys(str(c.request.model) for c in cells):
+        if model in CAPABILITIES:
+            continue
+        warning = model_typo_warning(model, KNOWN_MODELS)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)

@@ -111,8 +111,9 @@ class LiveView:
 
     def _render_single(self, progress: CellProgress) -> dict[str, str]:
         line = status_line(self.grid.cells[0].request.to_body(), progress)
-        body = f'<div class="cometnb-status">⏳ {html.escape(line)}</div>'
-        return _bundle(body + self._partial_html(progress), f"⏳ {line}")
+        # Text, not an emoji: the hourglass showed as a box where no emoji font exists.
+        body = f'<div class="cometnb-status">Working: {html.escape(line)}</div>'
+        return _bundle(body + self._partial_html(progress), f"Working: {line}")
 
     def _partial_html(self, progress: CellProgress) -> str:
         if progress.partial is None:
@@ -126,7 +127,7 @@ class LiveView:
 
         status = {i: p.text() for i, p in enumerate(progress) if not p.finished}
         done = sum(p.finished for p in progress)
-        plain = f"⏳ {done}/{len(progress)} done"
+        plain = f"Working: {done}/{len(progress)} finished"
         return _bundle(grid_html(self.grid, status, self._cells), plain)
 
 

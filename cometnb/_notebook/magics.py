@@ -28,6 +28,7 @@ from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.key_prompt import ask_for_key
 from cometnb._notebook.magic_args import build_spec
 from cometnb._notebook.magic_edit import edit_fields, expand_option_braces
+from cometnb._notebook.magic_help import parse_with_hints, plain_help
 
 if TYPE_CHECKING:
     from cometnb._client.batch import Batch
@@ -76,12 +77,12 @@ def argument(*args: Any, **kwargs: Any) -> Callable[[_F], _F]:
 def parse_argstring(magic: Callable[..., Any], line: str) -> Any:
     """The magic's options, split the POSIX way: ``--tag "two words"`` is one value without
     its quotes, and ``--param user="ann smith"`` stays whole (IPython's default split keeps
-    the quotes and cuts at the space)."""
+    the quotes and cuts at the space). A mistyped option gains "Did you mean …?"."""
     try:
         argv = shlex.split(line)
     except ValueError as exc:  # shlex: "No closing quotation"
         raise UsageError(f"the options have an unmatched quote ({exc})") from None
-    return magic.parser.parse_args(argv)  # type: ignore[attr-defined]
+    return parse_with_hints(magic, line, argv)
 
 
 @magics_class
@@ -301,6 +302,35 @@ class CometImg(Magics, Configurable):
             return
         ask_for_key(self.shell)
 
+    @magic_arguments()
+    @argument("--off", action="store_true", help="leave the simulator (back to the real API)")
+    @line_magic("cometimg_sim")
+    def cometimg_sim(self, line: str) -> None:
+        """Try cometnb without a key: a local simulator answers like the API (synthetic images,
+        nothing billed). Does nothing when a key is configured; --off leaves it.
+        """
+        from cometnb.sim import leave_simulator, use_if_keyless
+
+        if parse_argstring(self.cometimg_sim, line).off:
+            print("left the simulator" if leave_simulator() else "the simulator was not in use")
+            return
+        if use_if_keyless() == "real":
+            print("A CometAPI key is configured: cells call the real API (nothing changed).")
+
+    @classmethod
+    def class_get_help(cls, inst: Any = None) -> str:
+        """``%config CometImg``: the traits, then the values a request would really use."""
+        from cometnb._core.effective import effective_text
+
+        help_text: str = super().class_get_help(inst)
+        return help_text if inst is None else f"{help_text}\n{effective_text()}"
+
+
+# ``%%cometimg?`` shows the docstring: plain text with a ``%%`` usage line, not the RST that
+# magic_arguments writes (whose usage line says ``%cometimg``).
+_CELL_MAGIC: Any = CometImg.cometimg
+_CELL_MAGIC.__doc__ = plain_help(_CELL_MAGIC, "%%cometimg", _CELL_MAGIC.parser.description or "")
+
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics on ``ipython`` (``%load_ext cometnb``)."""
@@ -315,6 +345,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = manager.registry.pop("CometImg", None)
     manager.magics["cell"].pop("cometimg", None)
     manager.magics["line"].pop("cometimg_key", None)
+    manager.magics["line"].pop("cometimg_sim", None)
     if magics is None:
         return
     magics.engine.forget_shown()

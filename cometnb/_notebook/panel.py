@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from cometnb._client.model_list import explain_missing_model
 from cometnb._core.budget import BudgetError
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
@@ -28,6 +29,7 @@ from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
 from cometnb._notebook.panel_spend import SpendLine
+from cometnb._notebook.panel_validation import LiveValidation
 
 if TYPE_CHECKING:
     from cometnb._core.models import Generation
@@ -107,6 +109,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.history_section = W.Accordion(children=[self.history_browser.box], titles=("History",))
         self.history_section.add_class("cometnb-history-section")
         self.tasks = TaskQueue(self._generate, on_change=self._show_state)
+        # Checks the form as it changes; Generate is disabled while the form is invalid.
+        self.validation = LiveValidation(self.form, on_state=self._on_valid)
         super().__init__(children=self._children(), **kwargs)
         self.add_class("cometnb-panel")
         self._wire()
@@ -128,6 +132,9 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self.result_actions,
             self.history_section,
         ]
+
+    def _on_valid(self, valid: bool) -> None:
+        self.generate_button.disabled = not valid
 
     def _wire(self) -> None:
         self.generate_button.on_click(_guarded(self.report, lambda _b: self.submit()))
@@ -254,6 +261,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             raise
         except Exception as exc:  # API errors and anything unexpected: one short line
             task.state, task.error = "error", exc
+            # A missing model: list what the API serves (a short GET, off the kernel's loop).
+            await asyncio.to_thread(explain_missing_model, exc, task.request.model or "")
             self.report(short_message(exc))
         else:
             task.result = gen

@@ -46,6 +46,8 @@ _LABELS = {
 # Validation errors name API fields; these live on a differently named control.
 _FIELD_ALIASES = {"stream": "partial_images"}
 _DEFAULT = ""  # the "(default)" choice: the field is not sent and the API default applies
+_ERROR_WIDTH = "420px"  # how wide a field grows to show its error beside the next control
+EMPTY_PROMPT = "Type a prompt first."
 
 
 @dataclass
@@ -56,6 +58,7 @@ class _Field:
     widget: W.Widget
     box: W.VBox
     error: W.HTML
+    width: str = "150px"
 
     def show(self, visible: bool) -> None:
         self.box.layout.display = None if visible else "none"
@@ -69,11 +72,12 @@ def _field(name: str, widget: W.Widget, width: str = "150px") -> _Field:
     label = W.HTML(f"<b>{html.escape(_LABELS[name])}</b>")
     error = W.HTML("", layout=W.Layout(display="none"))
     error.add_class("cometnb-error")
-    widget.layout.width = "100%"
+    # auto, not 100%: a widget keeps its 2 px margins, so 100% overflowed and was clipped.
+    widget.layout.width = "auto"
     widget.add_class(f"cometnb-{name.replace('_', '-')}")
     box = W.VBox([label, widget, error], layout=W.Layout(width=width, margin="0 8px 4px 0"))
     box.add_class("cometnb-field")
-    return _Field(name, widget, box, error)
+    return _Field(name, widget, box, error, width)
 
 
 def _dropdown_options(values: Iterable[str]) -> list[tuple[str, str]]:
@@ -135,7 +139,7 @@ class RequestForm:
             name: _field(name, getattr(self, name), widths.get(name, "150px"))
             for name in (*names, "tags", "key")
         }
-        fields["n"].box.layout.width = "80px"
+        fields["n"].box.layout.width = fields["n"].width = "80px"
         fields["key"].box.children = (*fields["key"].box.children, self.key_button, self.key_note)
         return fields
 
@@ -171,6 +175,7 @@ class RequestForm:
         max_n = caps.max_n if caps else 10
         if self.n.value > max_n:
             self.n.value = max_n
+        self.n.max = max_n  # the control offers only what the model takes
         streams = bool(caps and caps.streaming)
         self.fields["partial_images"].show(streams)
         if not streams:
@@ -266,6 +271,8 @@ class RequestForm:
             if _settings.resolve_api_key() is None:
                 raise ValidationError("Enter your CometAPI key first.", field="key")
             model = str(self.model.value).strip()
+            if not str(self.prompt.value).strip():
+                raise ValidationError(EMPTY_PROMPT, field="prompt")
             request = ImageRequest(str(self.prompt.value), model or None, **self.values())
             if not model:
                 raise ValidationError("Choose or type a model name.", field="model")
@@ -297,14 +304,31 @@ class RequestForm:
         """Show ``exc`` under its control (or under the form when no control matches)."""
         name = _FIELD_ALIASES.get(exc.field or "", exc.field or "")
         target = self.fields.get(name)
-        line = target.error if target is not None and target.visible else self.general_error
+        shown = target is not None and target.visible
+        line = target.error if target is not None and shown else self.general_error
         line.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
+        line.layout.display = None
+        if target is not None and shown and target.name != "prompt":
+            # The field widens to hold its message on a few lines, instead of one word a line.
+            target.box.layout.width = "auto"
+            target.box.layout.min_width = target.width
+            target.box.layout.max_width = _ERROR_WIDTH
+
+    def show_hint(self, name: str, text: str) -> None:
+        """A note under control ``name`` that does not block Generate (e.g. a likely typo)."""
+        line = self.fields[name].error
+        line.value = f"<span style='color:#8a5a00'>{html.escape(text)}</span>"
         line.layout.display = None
 
     def clear_errors(self) -> None:
         for line in (self.general_error, *(f.error for f in self.fields.values())):
             line.value = ""
             line.layout.display = "none"
+        for f in self.fields.values():
+            if f.box.layout.width == "auto":
+                f.box.layout.width = f.width
+                f.box.layout.min_width = None
+                f.box.layout.max_width = None
 
     def error_for(self, name: str) -> str:
         """The plain text of the error shown under control ``name`` ("" when none)."""

@@ -2,13 +2,14 @@
 
 One job: browsing the active :func:`cometnb.history` (the same one the magic writes to, so both
 front ends see each other's records). Thumbnails are made from the stored previews, never
-from the originals, and cached per record so refreshing stays cheap.
+from the originals, and cached per record so refreshing stays cheap. Only one page of rows is
+built at a time (:mod:`cometnb._notebook.panel_pager`), so a history of 1,000 records browses
+as quickly as one of 10; rows keep their height and the list scrolls.
 """
 
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from cometnb._core.text import clip
+from cometnb._notebook.panel_export import export_shown
 from cometnb._notebook.panel_messages import short_message
+from cometnb._notebook.panel_pager import LIST_HEIGHT, ROW_FLEX, Pager
 from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
@@ -25,8 +28,19 @@ if TYPE_CHECKING:
 
 __all__ = ["HistoryBrowser"]
 
-MAX_ROWS = 40  # newest matching records shown; the rest stay reachable through filters
 _ALL = ""
+# Rows keep their size (the list scrolls), captions wrap instead of running under the button,
+# and a long prompt shows its first three lines. Scoped to the history browser.
+HISTORY_CSS = """<style>
+.cometnb-history .cometnb-history-list { flex: 0 0 auto; }
+.cometnb-history .cometnb-history-entry { flex: 0 0 auto; min-height: 104px; }
+.cometnb-history .cometnb-history-entry .widget-html-content {
+  white-space: normal; line-height: 1.35; }
+.cometnb-history .cometnb-history-prompt {
+  display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical;
+  overflow: hidden; overflow-wrap: anywhere; }
+.cometnb-history .cometnb-row-note { color: #1b5e20; font-size: 90%; }
+</style>"""
 
 
 def _record_body(rec: Record) -> dict[str, Any]:
@@ -45,7 +59,9 @@ class _Row:
         self.select = W.Checkbox(value=False, indent=False, layout=W.Layout(width="24px"))
         self.select.add_class("cometnb-select")
         self.select.observe(lambda _c: on_select(), names="value")
-        self.info = W.HTML(thumb_html + _caption(rec), layout=W.Layout(flex="1 1 auto"))
+        self.info = W.HTML(
+            _row_html(thumb_html, rec), layout=W.Layout(flex="1 1 auto", width="auto")
+        )
         self.load_button = W.Button(description="Load settings", icon="upload")
         self.load_button.layout.width = "130px"
         self.load_button.add_class("cometnb-load")
@@ -54,11 +70,29 @@ class _Row:
         self.edit_button.layout.width = "80px"
         self.edit_button.layout.display = None if rec.images else "none"
         self.edit_button.add_class("cometnb-edit")
+        # Said beside the row that was clicked, not only in the panel's message line.
+        self.note = W.HTML("", layout=W.Layout(width="130px"))
+        self.note.add_class("cometnb-row-note")
+        actions = W.VBox(
+            [self.edit_button, self.load_button, self.note], layout=W.Layout(flex="0 0 auto")
+        )
         self.box = W.HBox(
-            [self.select, self.info, self.edit_button, self.load_button],
-            layout=W.Layout(align_items="center", border_bottom="1px solid #eee"),
+            [self.select, self.info, actions],
+            layout=W.Layout(
+                align_items="center",
+                border_bottom="1px solid #eee",
+                flex=ROW_FLEX,
+                padding="4px 0",
+            ),
         )
         self.box.add_class("cometnb-history-entry")
+
+
+def _row_html(thumb_html: str, rec: Record) -> str:
+    return (
+        "<div style='display:flex;gap:8px;align-items:flex-start'>"
+        f"{thumb_html}{_caption(rec)}</div>"
+    )
 
 
 def _caption(rec: Record) -> str:
@@ -67,10 +101,11 @@ def _caption(rec: Record) -> str:
         "" if rec.status == "ok" else f" · <b style='color:#b00020'>{html.escape(rec.status)}</b>"
     )
     tags = "".join(f" <code>#{html.escape(t)}</code>" for t in rec.tags or ())
-    prompt = clip(rec.prompt, 160)
+    prompt = clip(rec.prompt, 300)
     return (
-        "<div style='display:inline-block;vertical-align:top;max-width:70%'>"
-        f"<div>{html.escape(prompt)}</div>"
+        "<div class='cometnb-history-caption' style='flex:1 1 auto;min-width:0'>"
+        f"<div class='cometnb-history-prompt' title='{html.escape(prompt, quote=True)}'>"
+        f"{html.escape(prompt)}</div>"
         f"<div style='color:#666;font-size:90%'>{html.escape(rec.model)} · {when}{status}{tags}"
         "</div></div>"
     )
@@ -98,7 +133,10 @@ class HistoryBrowser:
         self._on_edit = on_edit
         self._report = report
         self._thumbs: dict[str, str] = {}
-        self.rows: list[_Row] = []
+        self.rows: list[_Row] = []  # the rows of the page shown (only those are built)
+        self.found: list[Record] = []  # every record matching the filter, newest first
+        self._chosen: dict[str, None] = {}  # selected record ids, kept across pages
+        self.pager = Pager(on_change=self._guard_noarg(self._show_page))
         self.filter_text = W.Text(placeholder="search prompts", continuous_update=False)
         self.filter_model = W.Dropdown(options=[("all models", _ALL)])
         self.filter_tag = W.Dropdown(options=[("all tags", _ALL)])
@@ -109,7 +147,9 @@ class HistoryBrowser:
         self.export_zip_button = W.Button(description="Export zip", icon="download")
         self.status = W.HTML("")
         self.status.add_class("cometnb-history-status")
-        self.entries = W.VBox([], layout=W.Layout(max_height="420px", overflow="auto"))
+        self.entries = W.VBox(
+            [], layout=W.Layout(max_height=LIST_HEIGHT, overflow="hidden auto", flex="0 0 auto")
+        )
         self.entries.add_class("cometnb-history-list")
         self.compare_view = W.HTML("")
         self.compare_view.add_class("cometnb-compare")
@@ -127,13 +167,23 @@ class HistoryBrowser:
             [self.filter_text, self.filter_model, self.filter_tag, self.refresh_button]
         )
         actions = W.HBox([self.compare_button, self.export_html_button, self.export_zip_button])
-        box = W.VBox([filters, actions, self.status, self.entries, self.compare_view])
+        box = W.VBox(
+            [
+                W.HTML(HISTORY_CSS),
+                filters,
+                actions,
+                self.status,
+                self.entries,
+                self.pager.box,
+                self.compare_view,
+            ]
+        )
         box.add_class("cometnb-history")
         return box
 
     def _wire(self) -> None:
         for w in (self.filter_text, self.filter_model, self.filter_tag):
-            w.observe(self._guard(lambda _c: self.refresh()), names="value")
+            w.observe(self._guard(lambda _c: self._filter_changed()), names="value")
         self.refresh_button.on_click(self._guard(lambda _b: self.refresh()))
         self.compare_button.on_click(self._guard(lambda _b: self.compare()))
         self.export_html_button.on_click(self._guard(lambda _b: self.export(".html")))
@@ -157,9 +207,8 @@ class HistoryBrowser:
         return history()
 
     def refresh(self) -> None:
-        """Re-read the history and rebuild the list (selection is kept by record id)."""
+        """Re-read the history and show the current page (selection is kept by record id)."""
         hist = self.history()
-        chosen = {r.record.id for r in self.rows if r.select.value}
         self._update_filter_choices(hist)
         found = list(
             hist.find(
@@ -169,13 +218,21 @@ class HistoryBrowser:
             )
         )
         found.reverse()  # find() lists oldest first; the browser shows newest first
-        shown = found[:MAX_ROWS]
-        self.rows = [self._row(rec) for rec in shown]
+        self.found = found
+        self.pager.set_total(len(found))
+        self._show_page()
+        self.status.value = f"{len(found)} of {len(hist)} records"
+
+    def _filter_changed(self) -> None:
+        self.pager.reset()  # a new filter starts at its newest match
+        self.refresh()
+
+    def _show_page(self) -> None:
+        """Build the rows of the current page only (thumbnails are cached per record)."""
+        self.rows = [self._row(self.found[i]) for i in self.pager.window()]
         for row in self.rows:
-            row.select.value = row.record.id in chosen
+            row.select.value = row.record.id in self._chosen
         self.entries.children = [r.box for r in self.rows]
-        more = f" (newest {len(shown)} shown)" if len(found) > len(shown) else ""
-        self.status.value = f"{len(found)} of {len(hist)} records{more}"
         self._update_compare_button()
 
     def _update_filter_choices(self, hist: History) -> None:
@@ -188,10 +245,23 @@ class HistoryBrowser:
         _set_options(self.filter_tag, "all tags", sorted(tags))
 
     def _row(self, rec: Record) -> _Row:
-        row = _Row(rec, self._thumb(rec), self._guard_noarg(self._update_compare_button))
-        row.load_button.on_click(
-            self._guard(lambda _b: self._on_load(_record_body(rec), tuple(rec.tags or ())))
-        )
+        row: _Row
+
+        def selected() -> None:
+            if row.select.value:
+                self._chosen[rec.id] = None
+            else:
+                self._chosen.pop(rec.id, None)
+            self._update_compare_button()
+
+        def load(_b: Any) -> None:
+            self._on_load(_record_body(rec), tuple(rec.tags or ()))
+            for other in self.rows:
+                other.note.value = ""
+            row.note.value = "Loaded into the form."
+
+        row = _Row(rec, self._thumb(rec), self._guard_noarg(selected))
+        row.load_button.on_click(self._guard(load))
         on_edit = self._on_edit
         if on_edit is not None:
             row.edit_button.on_click(self._guard(lambda _b: on_edit(rec)))
@@ -211,13 +281,15 @@ class HistoryBrowser:
     # --- actions ---------------------------------------------------------------------------
 
     def selected(self) -> list[Record]:
-        return [r.record for r in self.rows if r.select.value]
+        """The ticked records, on any page, newest first."""
+        return [rec for rec in self.found if rec.id in self._chosen]
 
     def select(self, record_ids: Iterable[str]) -> None:
         """Tick the entries with these ids (what a click on their check boxes does)."""
-        wanted = set(record_ids)
+        self._chosen = dict.fromkeys(record_ids)
         for row in self.rows:
-            row.select.value = row.record.id in wanted
+            row.select.value = row.record.id in self._chosen
+        self._update_compare_button()
 
     def _update_compare_button(self) -> None:
         count = len(self.selected())
@@ -235,21 +307,26 @@ class HistoryBrowser:
         self.compare_view.value = compare_html(records)
 
     def export(self, suffix: str) -> Path:
-        """Export the whole history into ``<history>/exports/`` and show where it went."""
+        """Export what is shown: the selection if any, else every record matching the filter.
+
+        The file goes to ``<history>/exports/`` and is offered as a download link.
+        """
         hist = self.history()
-        folder = Path(getattr(hist, "path", None) or _history_dir()) / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"cometnb-history-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
-        written = hist.export(target)
-        path = Path(written) if isinstance(written, str | Path) else target
-        self.status.value = f"Exported to <code>{html.escape(str(path))}</code>"
+        records = self.selected()
+        if records:
+            what = f"{len(records)} selected record{'s' if len(records) != 1 else ''}"
+        else:
+            records = list(self.found)
+            filtered = len(records) != len(hist)
+            what = f"{len(records)} record{'s' if len(records) != 1 else ''}" + (
+                " matching the filter" if filtered else ""
+            )
+        if not records:
+            self._report("Nothing to export: no record matches the filter.")
+            return Path(hist.path) / "exports"
+        path, status = export_shown(hist, records, suffix, what=what)
+        self.status.value = status
         return path
-
-
-def _history_dir() -> Path:
-    from cometnb._core.settings import resolve_history_dir
-
-    return resolve_history_dir()
 
 
 def _set_options(widget: W.Dropdown, all_label: str, values: list[str]) -> None:
@@ -264,7 +341,7 @@ def _thumb_html(rec: Record) -> str:
     """A small inline thumbnail made from the record's stored preview (never the original)."""
     style = (
         f"width:{THUMB_PX}px;height:{THUMB_PX}px;object-fit:cover;border-radius:4px;"
-        "margin-right:8px;vertical-align:top;background:#f3f3f3"
+        "flex:0 0 auto;vertical-align:top;background:#f3f3f3"
     )
     images = list(rec.images or ())
     uri = thumb_uri(images[0]) if images else None

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core.errors import CometError, ValidationError
+from cometnb._core.provenance import source_fields, stamp
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,8 +96,10 @@ def _write_zip(records: Sequence[Record], tmp: Path, title: str) -> None:
                 if not img.path.is_file():
                     missing.append(file)
                     continue
-                # Stored, not deflated: PNG/JPEG/WebP are compressed already.
-                zf.write(img.path, member, compress_type=zipfile.ZIP_STORED)
+                # Stored, not deflated: PNG/JPEG/WebP are compressed already. The copy carries
+                # its provenance (prompt, model, settings, record id); the original is untouched.
+                data = stamp(img.path.read_bytes(), source_fields(img.source or {}))
+                zf.writestr(member, data, compress_type=zipfile.ZIP_STORED)
                 written.add(member)
             _write_sources(zf, rec, written, missing)
         if missing:

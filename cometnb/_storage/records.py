@@ -329,6 +329,12 @@ class Record:
             int(doc.get("height", 0)),
             doc.get("revised_prompt"),
             preview_path=self._inside(preview),
+            source={
+                "prompt": self.prompt,
+                "model": self.model,
+                "params": self.params,
+                "record_id": self.id,
+            },
         )
 
     def _inside(self, relative: object) -> Path | None:

@@ -17,6 +17,7 @@ from cometnb._views.common import (
     img_tag,
     local_time,
     one_line,
+    origin_label,
     preview_uri,
     status_badge,
     synthetic_badge,
@@ -73,7 +74,7 @@ def record_html(rec: Record) -> str:
     if rec.tags:
         bits.append("tags: " + ", ".join(esc(t) for t in rec.tags))
     if rec.origin:
-        bits.append(f"re-run of {esc(rec.origin)}")
+        bits.append(esc(origin_label(rec.origin)))
     if rec.parent:
         bits.append(f"edit of {esc(rec.parent)}")
     header = f'<div style="{MUTED}margin-bottom:4px">{" · ".join(bits)}</div>'

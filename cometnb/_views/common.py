@@ -173,3 +173,11 @@ def local_time(when: datetime) -> str:
 def settings_text(params: Mapping[str, Any]) -> str:
     """``key=value, key=value`` for a record's settings."""
     return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def origin_label(origin: str) -> str:
+    """Where a record came from: ``made in the magic`` / ``made in the panel`` /
+    ``re-run of <record id>`` (a re-run's origin is the id of the record it repeats)."""
+    if origin in ("magic", "panel"):
+        return f"made in the {origin}"
+    return f"re-run of {origin}"

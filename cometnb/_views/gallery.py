@@ -11,6 +11,7 @@ from cometnb._views.common import (
     esc,
     img_tag,
     local_time,
+    origin_label,
     preview_uri,
     settings_text,
 )
@@ -74,7 +75,7 @@ def _facts(rec: Record) -> list[tuple[str, Any]]:
     if rec.tags:
         facts.append(("tags", ", ".join(rec.tags)))
     if rec.origin:
-        facts.append(("re-run of", rec.origin))
+        facts.append(("origin", origin_label(rec.origin)))
     if rec.parent:
         facts.append(("edit of", rec.parent))
     if rec.synthetic:

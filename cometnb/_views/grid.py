@@ -66,9 +66,10 @@ def grid_html(
         return f'<td style="{CELL}">{finished[index]}</td>'
 
     corner = esc(" / ".join(row_axes))
-    head = "".join(
-        f'<th style="{CELL}">{_axis_label(col_axis, v) if col_axis else ""}</th>' for v in columns
-    )
+    if col_axis is None:  # --each-line: prompts down, one column of images (named, not blank)
+        head = f'<th style="{CELL}">image</th>'
+    else:
+        head = "".join(f'<th style="{CELL}">{_axis_label(col_axis, v)}</th>' for v in columns)
     body = []
     for row in rows:
         label = "<br>".join(_axis_label(n, v) for n, v in zip(row_axes, row, strict=True))
@@ -132,13 +133,27 @@ def _grid_cell(cell: GridCell, status: str | None, px: int) -> str:
 def _grid_summary(grid: Grid) -> str:
     gens = grid.generations
     skipped = sum(1 for g in gens if g.budget_stopped)
-    failed = sum(1 for g in gens if not g.ok) - skipped
-    shape = "×".join(str(n) for n in grid.shape) or "1"
-    text = (
-        f"{shape} grid · {len(gens)}/{len(grid.cells)} done"
-        + (f" · {failed} failed" if failed else "")
-        + (f" · {skipped} not sent (budget)" if skipped else "")
+    done = sum(1 for g in gens if g.ok)
+    cancelled = [g for g in gens if g.status == "cancelled" and not g.budget_stopped]
+    sent = sum(1 for g in cancelled if getattr(g.error, "sent", None))
+    failed = len(gens) - done - len(cancelled) - skipped
+    total = len(grid.cells)
+    # "2×3 grid"; a one-axis grid is simply "3 requests" (not "3 grid").
+    shape = (
+        f"{'×'.join(str(n) for n in grid.shape)} grid"
+        if len(grid.shape) > 1
+        else (f"{total} requests")
     )
+    parts = [shape, f"{done}/{total} done"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if len(cancelled) - sent:
+        parts.append(f"{len(cancelled) - sent} cancelled before sending")
+    if sent:
+        parts.append(f"{sent} cancelled after sending (may be billed)")
+    if skipped:
+        parts.append(f"{skipped} not sent (budget)")
+    text = " · ".join(parts)
     badge = synthetic_badge() if any(g.synthetic for g in gens) else ""
     return f'<div style="margin-bottom:4px">{badge}{esc(text)}</div>{_grid_shared(grid)}'
 

@@ -15,6 +15,7 @@ Run it in a terminal with ``python -m cometnb.sim`` (``sim.cli``); in Python::
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -30,6 +31,22 @@ __all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "use_if_keyless"]
 
 FAULT_KINDS: tuple[str, ...] = tuple(FAULT_PARAMS)
 PLACEHOLDER_KEY = "sim-offline-placeholder-key"
+# Seconds the keyless simulator takes per image. `make demo` sets 4 so a newcomer sees the
+# progress line, Cancel, the queue and (with --partial) previews arrive one by one; unset
+# (tests, scripts) it answers at once.
+LATENCY_ENV = "COMETNB_SIM_LATENCY"
+
+
+def keyless_latency(explicit: float | None = None) -> float:
+    """``explicit``, else ``$COMETNB_SIM_LATENCY`` (seconds), else 0."""
+    if explicit is not None:
+        return max(0.0, float(explicit))
+    try:
+        return max(0.0, float(os.environ.get(LATENCY_ENV, "") or 0.0))
+    except ValueError:
+        return 0.0
+
+
 _STOP_WAIT = 5.0  # seconds stop() waits for threads in total
 
 
@@ -267,22 +284,25 @@ _background: SimServer | None = None
 _background_lock = threading.Lock()
 
 
-def _background_server() -> SimServer:
+def _background_server(latency: float = 0.0) -> SimServer:
     """The process-wide simulator for the keyless demo, started once."""
     global _background
     with _background_lock:
         if _background is None or not _background.running:
             _background = SimServer().start()
             atexit.register(_background.stop)
+        _background.latency = latency
         return _background
 
 
-def use_if_keyless(quiet: bool = False) -> str:
+def use_if_keyless(quiet: bool = False, latency: float | None = None) -> str:
     """Point cometnb at a background simulator when no API key is configured.
 
     Returns ``"real"`` (a key was found; nothing changes) or ``"simulator"``. The simulator's
     URL goes to ``_settings._simulator_url`` rather than ``active().base_url``, which the magic
     overwrites with its traits before every cell; setting a key (``%cometimg_key``) ends it.
+    ``latency`` is how long each image takes, in seconds (default ``$COMETNB_SIM_LATENCY``,
+    else 0: instant); the demo uses a few seconds so progress and Cancel can be seen.
 
     Example::
 
@@ -294,7 +314,7 @@ def use_if_keyless(quiet: bool = False) -> str:
     key = _settings.resolve_api_key()
     if key and key != PLACEHOLDER_KEY:  # the placeholder is ours from an earlier call
         return "real"
-    server = _background_server()
+    server = _background_server(keyless_latency(latency))
     _settings.set_session_key(PLACEHOLDER_KEY)  # first: setting a key clears _simulator_url
     _settings._simulator_url = server.base_url
     if not quiet:
@@ -302,7 +322,13 @@ def use_if_keyless(quiet: bool = False) -> str:
             "No CometAPI key found: using cometnb's offline simulator at "
             f"{server.base_url}. Images are synthetic (stamped SIMULATED), nothing is billed.\n"
             "To use the real service, set COMETAPI_KEY before starting Jupyter, "
-            "or run %cometimg_key.",
+            "or run %cometimg_key."
+            + (
+                f" It takes {server.latency:g} s per image, like a real service "
+                f"({LATENCY_ENV}=0 for instant answers)."
+                if server.latency
+                else ""
+            ),
             flush=True,
         )
     return "simulator"

@@ -274,6 +274,10 @@ def test_interrupt_cancels_in_flight_requests(
     assert [c.generation.status for c in grid.cells] == ["cancelled"] * 3  # type: ignore[union-attr]
     assert sim.request_count == 2  # the queued third never started
     assert sorted(r.status for r in hist) == ["cancelled", "cancelled"]
+    sent = [c.generation.error.sent for c in grid.cells]  # type: ignore[union-attr]
+    assert sent == [True, True, False]  # two were in flight (may be billed), one never left
+    assert "1 cancelled before sending (nothing billed)" in str(info.value)
+    assert "2 cancelled after sending (may be billed)" in str(info.value)
 
 
 def test_a_broken_progress_display_does_not_lose_results(

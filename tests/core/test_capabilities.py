@@ -140,7 +140,7 @@ SIZE_OK = [
             "1024x3072",
             "3840x2160",
             "2160x3840",
-            "16x16",
+            "816x816",
             "2880x2880",
         )
     ),
@@ -172,32 +172,47 @@ SIZE_BAD = [
         "big",
         "gpt-image-1 accepts size 1024x1024, 1536x1024, 1024x1536 or auto; got big",
     ),
-    ("gpt-image-2", "1000x1000", "gpt-image-2 size 1000x1000: both sides must be multiples of 16"),
-    ("gpt-image-2", "1024x1000", "gpt-image-2 size 1024x1000: both sides must be multiples of 16"),
+    (
+        "gpt-image-2",
+        "1000x1000",
+        "gpt-image-2 size 1000x1000: both sides must be multiples of 16"
+        " (nearest valid size: 992x992)",
+    ),
+    (
+        "gpt-image-2",
+        "1024x1000",
+        "gpt-image-2 size 1024x1000: both sides must be multiples of 16"
+        " (nearest valid size: 1024x1008)",
+    ),
     (
         "gpt-image-2",
         "3088x1024",
-        "gpt-image-2 size 3088x1024: the aspect ratio must be between 1:3 and 3:1",
+        "gpt-image-2 size 3088x1024: the aspect ratio must be between 1:3 and 3:1"
+        " (nearest valid size: 3072x1024)",
     ),
     (
         "gpt-image-2",
         "1024x3088",
-        "gpt-image-2 size 1024x3088: the aspect ratio must be between 1:3 and 3:1",
+        "gpt-image-2 size 1024x3088: the aspect ratio must be between 1:3 and 3:1"
+        " (nearest valid size: 1024x3072)",
     ),
     (
         "gpt-image-2",
         "3856x1296",
-        "gpt-image-2 size 3856x1296: the long edge must be at most 3840 px",
+        "gpt-image-2 size 3856x1296: the long edge must be at most 3840 px"
+        " (nearest valid size: 3808x1280)",
     ),
     (
         "gpt-image-2",
         "3840x2176",
-        "gpt-image-2 size 3840x2176: at most 8,294,400 pixels are allowed; it has 8,355,840",
+        "gpt-image-2 size 3840x2176: it has 8,355,840 pixels; allowed are 655,360 to 8,294,400"
+        " (nearest valid size: 3808x2160)",
     ),
     (
         "gpt-image-2-2026-04-21",
         "1000x1000",
-        "gpt-image-2-2026-04-21 size 1000x1000: both sides must be multiples of 16",
+        "gpt-image-2-2026-04-21 size 1000x1000: both sides must be multiples of 16"
+        " (nearest valid size: 992x992)",
     ),
     ("gpt-image-2", "big", "size must be auto or WIDTHxHEIGHT such as 1024x1024; got 'big'"),
     (
@@ -220,12 +235,36 @@ def test_size_refused(model: str, size: Any, message: str) -> None:
 
 
 def test_flexible_rule_is_data() -> None:
-    rule = FlexibleSize(step=8, max_aspect=2.0, max_edge=100, max_pixels=5000)
+    rule = FlexibleSize(step=8, max_aspect=2.0, max_edge=100, max_pixels=5000, min_pixels=1000)
     assert rule.problem(64, 64) is None
-    assert rule.problem(12, 16) == "both sides must be multiples of 8"
-    assert rule.problem(96, 40) == "the aspect ratio must be between 1:2 and 2:1"
-    assert rule.problem(104, 104) == "the long edge must be at most 100 px"
-    assert rule.problem(96, 96) == "at most 5,000 pixels are allowed; it has 9,216"
+    assert rule.problem(12, 16) == "both sides must be multiples of 8 (nearest valid size: 32x40)"
+    assert rule.problem(96, 40) == (
+        "the aspect ratio must be between 1:2 and 2:1 (nearest valid size: 80x40)"
+    )
+    assert rule.problem(104, 104) == (
+        "the long edge must be at most 100 px (nearest valid size: 64x64)"
+    )
+    assert rule.problem(96, 96) == (
+        "it has 9,216 pixels; allowed are 1,000 to 5,000 (nearest valid size: 64x64)"
+    )
+    assert rule.problem(16, 16) == (
+        "it has 256 pixels; allowed are 1,000 to 5,000 (nearest valid size: 32x32)"
+    )
+
+
+def test_gpt_image_2_refuses_sizes_below_the_pixel_minimum() -> None:
+    err = refuse("gpt-image-2", {"size": "512x512"})
+    assert str(err) == (
+        "gpt-image-2 size 512x512: it has 262,144 pixels; allowed are 655,360 to 8,294,400"
+        " (nearest valid size: 816x816)"
+    )
+    assert "800x800" in str(refuse("gpt-image-2", {"size": "800x800"}))
+
+
+def test_unknown_models_get_a_generic_size_limit() -> None:
+    err = refuse(UNKNOWN, {"size": "99999x99999"})
+    assert "each side must be at most 8,192 px" in str(err) and err.field == "size"
+    accept(UNKNOWN, {"size": "4096x4096"})
 
 
 # --- n ----------------------------------------------------------------------------------------

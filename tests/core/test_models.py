@@ -85,7 +85,8 @@ def test_validate_returns_self_for_chaining() -> None:
         (
             ImageRequest("a cat", size="1000x1000"),
             "size",
-            "gpt-image-2 size 1000x1000: both sides must be multiples of 16",
+            "gpt-image-2 size 1000x1000: both sides must be multiples of 16"
+            " (nearest valid size: 992x992)",
         ),
         (ImageRequest("", "dall-e-2"), "prompt", "prompt must be a non-empty string; got ''"),
         (ImageRequest("a cat", n="2"), "n", "n must be an integer from 1 to 10; got '2'"),

@@ -129,7 +129,9 @@ def test_one_request_shows_a_live_status_then_the_image_once(
     display_ids = {o["transient"]["display_id"] for o in outputs}
     assert len(display_ids) == 1, "everything goes through one display handle"
     assert not outputs[0]["update"] and all(o["update"] for o in outputs[1:])
-    assert "⏳" in outputs[0]["data"]["text/plain"] and MINI in outputs[0]["data"]["text/plain"]
+    assert (
+        "Working:" in outputs[0]["data"]["text/plain"] and MINI in outputs[0]["data"]["text/plain"]
+    )
     final = outputs[-1]["data"]
     assert final["text/plain"] == repr(gen) and "<img" in final["text/html"]
     previews = data_uris(final["text/html"])

@@ -206,8 +206,7 @@ def test_key_never_reaches_widget_state(p: Panel, fake_key: str) -> None:
 @pytest.mark.parametrize(
     ("values", "field", "words"),
     [
-        ({"prompt": "   "}, "prompt", "prompt"),
-        ({"model": "dall-e-3", "n": 2}, "n", "n=1"),
+        ({"prompt": "   "}, "prompt", "Type a prompt first."),
         ({"model": "gpt-image-2", "size": "1000x1000"}, "size", "multiples of 16"),
         ({"model": "dall-e-2", "size": "640x480"}, "size", "256x256"),
         ({"model": "  "}, "model", "model"),
@@ -231,6 +230,34 @@ def test_validation_error_shows_next_to_the_field_and_sends_nothing(
     p.n.value = 1
     generate(p, "a lighthouse")  # a valid request clears the error
     assert p.form.error_for(field) == ""
+
+
+def test_n_offers_only_what_the_model_takes(p: Panel) -> None:
+    p.model.value = "gpt-image-1"
+    p.n.value = 4
+    for model in ("dall-e-3", "qwen-image"):
+        p.model.value = model
+        assert (p.n.max, p.n.value) == (1, 1)
+        p.n.value = 3  # the control clamps it: never an error after the fact
+        assert p.n.value == 1
+    p.model.value = "gpt-image-1"
+    assert p.n.max == 10
+
+
+def test_errors_follow_the_controls_before_any_click(p: Panel, live: SimServer) -> None:
+    p.prompt.value = "a lighthouse"
+    p.model.value = "gpt-image-2"
+    p.size.value = "800x600"
+    assert "800x600" in p.form.error_for("size") and p.generate_button.disabled
+    assert p.form.fields["size"].box.layout.width == "auto"  # widens to hold the message
+    p.size.value = "1024x1024"
+    assert p.form.error_for("size") == "" and not p.generate_button.disabled
+    assert p.form.fields["size"].box.layout.width == "150px"
+    p.size.value = "1536x1024"
+    p.model.value = "dall-e-3"  # a fixed list without that size: back to the default
+    assert p.size.value == "" and p.form.error_for("size") == ""
+    assert not p.generate_button.disabled
+    assert live.request_count == 0
 
 
 def test_cross_field_rule_is_shown_on_the_triggering_control(p: Panel, live: SimServer) -> None:
@@ -472,8 +499,95 @@ def test_export_writes_into_the_history_exports_folder(
     getattr(filled.history_browser, button).click()
     written = list((isolated_env / "exports").glob(f"*{suffix}"))
     assert len(written) == 1 and written[0].stat().st_size > 0
-    assert str(written[0]) in text_of(filled.history_browser.status)
+    status = filled.history_browser.status.value
+    assert f"download='{written[0].name}'" in status  # a link the browser downloads
+    assert text_of(filled.history_browser.status).startswith("Exported 3 records: Download")
     assert_no_key_in_tree(isolated_env, fake_key)
+
+
+def test_export_takes_the_selection_or_else_what_the_filter_shows(
+    filled: Panel, isolated_env: Path
+) -> None:
+    import json
+    import zipfile
+
+    b = filled.history_browser
+    b.filter_text.value = "red"
+    path = b.export(".jsonl")
+    assert len(path.read_text().splitlines()) == 2
+    assert "2 records matching the filter" in text_of(b.status)
+    b.rows[1].select.value = True
+    path = b.export(".zip")
+    with zipfile.ZipFile(path) as zf:
+        lines = zf.read("records.jsonl").decode().splitlines()
+    assert [json.loads(line)["prompt"] for line in lines] == ["a red fox in snow"]
+    assert "1 selected record:" in text_of(b.status)
+
+
+# --- a long history ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded_1000(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,000 realistic records, built once (a few seconds) and copied for each test."""
+    import _seed_history
+
+    folder = tmp_path_factory.mktemp("seeded") / "history"
+    _seed_history.seed(folder, 1000)
+    return folder
+
+
+@pytest.fixture
+def long_history(p: Panel, isolated_env: Path, seeded_1000: Path) -> Panel:
+    import shutil
+
+    shutil.rmtree(isolated_env, ignore_errors=True)
+    shutil.copytree(seeded_1000, isolated_env)
+    p.history_browser.refresh()
+    return p
+
+
+def test_a_thousand_records_build_one_page_of_rows(long_history: Panel) -> None:
+    b = long_history.history_browser
+    assert len(b.found) == 1000 and len(b.rows) == 20
+    assert len(b.entries.children) == 20
+    assert b.pager.label.value == "1–20 of 1,000"
+    assert b.rows[0].record.prompt.endswith("(take 1000)")  # newest first
+    assert all(row.box.layout.flex == "0 0 auto" for row in b.rows)  # rows never shrink
+    b.pager.older_button.click()
+    assert b.rows[0].record.prompt.endswith("(take 980)")
+    assert b.pager.label.value == "21–40 of 1,000"
+
+
+def test_selection_survives_paging_and_a_filter_starts_at_the_newest(
+    long_history: Panel,
+) -> None:
+    b = long_history.history_browser
+    first = b.rows[0].record
+    b.rows[0].select.value = True
+    b.pager.older_button.click()
+    b.rows[3].select.value = True
+    assert [r.id for r in b.selected()] == [first.id, b.rows[3].record.id]
+    assert not b.compare_button.disabled
+    b.pager.newer_button.click()
+    assert b.rows[0].select.value
+    b.filter_text.value = "ramen"
+    assert b.pager.page == 0 and all("ramen" in r.record.prompt for r in b.rows)
+    assert len(b.found) == 125 and "125 of 1000" in text_of(b.status)
+
+
+def test_long_prompts_wrap_in_their_row_with_the_full_text_as_a_tooltip(
+    long_history: Panel,
+) -> None:
+    row = next(r for r in long_history.history_browser.rows if len(r.record.prompt) > 150)
+    assert "cometnb-history-prompt" in row.info.value
+    assert f"title='{row.record.prompt}" in row.info.value
+
+
+def test_load_settings_is_confirmed_beside_the_row(filled: Panel) -> None:
+    rows = filled.history_browser.rows
+    rows[1].load_button.click()
+    assert rows[1].note.value == "Loaded into the form." and rows[0].note.value == ""
 
 
 # --- the queue on its own ---------------------------------------------------------------------

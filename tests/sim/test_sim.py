@@ -786,6 +786,19 @@ def test_use_if_keyless_starts_the_simulator_once(
     assert _settings.resolve_base_url() == base_url  # the same server is reused
 
 
+def test_keyless_latency_is_public_and_configurable(
+    background: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COMETNB_SIM_LATENCY", "2.5")  # what make demo sets (it uses 4)
+    assert sim_module.use_if_keyless() == "simulator"
+    assert sim_module._background is not None and sim_module._background.latency == 2.5
+    assert "2.5 s per image" in capsys.readouterr().out
+    assert sim_module.use_if_keyless(quiet=True, latency=0) == "simulator"
+    assert sim_module._background.latency == 0  # explicit wins; tests stay instant
+    monkeypatch.setenv("COMETNB_SIM_LATENCY", "soon")
+    assert sim_module.keyless_latency() == 0.0  # a bad value never breaks the demo
+
+
 def test_keyless_mode_survives_front_ends_copying_settings(background: None) -> None:
     assert sim_module.use_if_keyless(quiet=True) == "simulator"
     url = _settings.resolve_base_url()

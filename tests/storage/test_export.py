@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sqlite3
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _history_helpers import api_result, body, image_bytes
+from PIL import Image
 
 from cometnb._core.errors import APIError, CometError, ValidationError
 from cometnb._storage.preview_queue import QUEUE
@@ -57,7 +59,11 @@ def test_zip_has_originals_and_records(filled: History, tmp_path: Path) -> None:
         for rec in filled:
             for img, file in zip(rec.images, rec.files, strict=True):
                 assert img.path is not None
-                assert zf.read(file) == img.path.read_bytes()
+                # The server's pixels, never re-encoded, plus the record's provenance.
+                data = zf.read(file)
+                with Image.open(io.BytesIO(data)) as copy, Image.open(img.path) as orig:
+                    assert copy.tobytes() == orig.tobytes()
+                    assert rec.id in str(copy.info.get("cometnb") or copy.info.get("xmp"))
     assert [x["prompt"] for x in lines] == ["a red fox", EVIL, "blocked"]
     assert lines[2]["status"] == "error" and lines[2]["http_status"] == 400
 

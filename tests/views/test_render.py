@@ -146,7 +146,8 @@ def test_grid_with_one_axis_is_one_row_of_columns(hist: History) -> None:
     head, *rows = table_rows(html)
     assert "model=</span>gpt-image-1" in head and "model=</span>gpt-image-2" in head
     assert len(rows) == 1 and len(data_uris(rows[0])) == 2
-    assert "1×2" not in html and "2 grid" in html and "2/2 done" in html
+    assert "1×2" not in html and "2 grid" not in html
+    assert "2 requests · 2/2 done" in html  # a one-axis grid is a row of requests
 
 
 def test_grid_of_prompts_runs_down(hist: History) -> None:
@@ -177,6 +178,22 @@ def test_grid_three_axes_rows_are_combinations(hist: History) -> None:
     assert len(rows) == 2 and "prompt=</span>p2" in rows[1] and "format=</span>png" in rows[1]
 
 
+def test_interrupted_grid_says_what_was_sent(hist: History) -> None:
+    from cometnb._client.runner import cancelled_error
+
+    grid = make_grid(hist, {"size": ["a", "b", "c", "d"]}, done=1)
+    for i, sent in ((1, False), (2, False), (3, True)):
+        grid.cells[i].generation = Generation(
+            grid.cells[i].request.to_body(), error=cancelled_error(sent), status="cancelled"
+        )
+    html = grid_html(grid)
+    assert "1/4 done · 2 cancelled before sending · 1 cancelled after sending (may be billed)" in (
+        html
+    )
+    assert "failed" not in html.split("</div>")[0]
+    assert "cancelled before sending (nothing billed)" in html  # in the cells too
+
+
 def test_pending_and_failed_cells(hist: History) -> None:
     grid = make_grid(hist, {"size": ["a", "b", "c"]}, done=1)
     grid.cells[1].generation = Generation(
@@ -186,7 +203,7 @@ def test_pending_and_failed_cells(hist: History) -> None:
     )
     html = grid_html(grid, {2: "waiting 5 s (HTTP 429)"})
     assert "waiting 5 s (HTTP 429)" in html and "xxx…" in html and "x" * 300 not in html
-    assert "1 failed" in html and "2/3 done" in html
+    assert "1/3 done · 1 failed" in html  # done counts images made, not cells finished
     listed = grid_html(grid, ["", "", "queued"])
     assert "queued" in listed
     assert "pending" in grid_html(grid)
@@ -257,6 +274,25 @@ def test_record_card_has_id_time_tags_origin(evil: Record) -> None:
     html = record_html(evil)
     assert evil.id in html and "tags:" in html and "re-run of" in html
     assert str(evil.created_at.astimezone().year) in html
+
+
+@pytest.mark.parametrize(
+    ("origin", "label"),
+    [("magic", "made in the magic"), ("panel", "made in the panel"), ("r-1", "re-run of r-1")],
+)
+def test_origin_says_where_a_record_was_made(hist: History, origin: str, label: str) -> None:
+    rec = hist.record_success(body(), api_result(), elapsed_s=1, origin=origin)
+    html = record_html(rec)
+    assert label in html
+    if origin in ("magic", "panel"):
+        assert "re-run of" not in html
+
+
+def test_each_line_grid_has_no_blank_column_header(hist: History) -> None:
+    html = grid_html(make_grid(hist, {"prompt": ["a fox", "a whale"]}))
+    head = table_rows(html)[0]
+    assert "<th" in head and "></th>" not in head.split("</th>", 1)[1]
+    assert ">image</th>" in head
 
 
 def test_compare_highlights_only_what_differs(hist: History) -> None:
