@@ -31,7 +31,7 @@ REQUESTS = 100
 RPM, BURST = 600, 10
 CONCURRENCY = 16
 LATENCY = 0.5
-MODEL, SIZE = "gpt-image-2", "256x256"
+MODEL, SIZE = "gpt-image-2", "816x816"
 COOKBOOK_PAUSE_S = 15.0  # the cookbook's seconds_to_pause_after_rate_limit_error
 
 

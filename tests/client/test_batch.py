@@ -29,7 +29,7 @@ from cometnb.sim import SimServer
 from tests.conftest import FAKE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL, SIZE = "gpt-image-2", "256x256"
+MODEL, SIZE = "gpt-image-2", "816x816"
 CATALOGUE = [
     "a ceramic mug with a fox glaze, studio light",
     "a linen tote bag printed with ferns, on a wooden table",
@@ -196,7 +196,7 @@ _WORKER = textwrap.dedent(
     client = Client(api_key="sk-worker-0000000000000000", base_url=base_url,
                     history=History(folder))
     batch(items, name="catalogue", client=client, concurrency=4, progress=False,
-          model="gpt-image-2", size="256x256")
+          model="gpt-image-2", size="816x816")
     """
 )
 

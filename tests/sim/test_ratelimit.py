@@ -94,7 +94,7 @@ def test_the_simulator_answers_429_with_retry_after_and_headers() -> None:
 
     from cometnb.sim import SimServer
 
-    body = {"model": "gpt-image-2", "prompt": "a fox", "size": "256x256"}
+    body = {"model": "gpt-image-2", "prompt": "a fox", "size": "816x816"}
     with SimServer(rpm=60, burst=2, ratelimit_headers=True) as sim:
         answers = [
             httpx.post(
