@@ -43,7 +43,9 @@ def client_for(sim: SimServer, history: History) -> Client:
 
 
 def sent_prompts(sim: SimServer, since: int = 0) -> list[str]:
-    return [body["prompt"] for body in sim.requests[since:]]
+    """Prompts of the POSTs received; a body the kill cut short (the simulator could not even
+    parse it, so nothing was generated) is not a sent request."""
+    return [body["prompt"] for body in sim.requests[since:] if "prompt" in body]
 
 
 # --- reading items --------------------------------------------------------------------------
