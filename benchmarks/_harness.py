@@ -160,7 +160,17 @@ def workdir(prefix: str, base: Path | None = None) -> Iterator[Path]:
     base = base or WORK
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=prefix, dir=base) as tmp:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            drain_previews()  # previews made after each commit still write into the folder
+
+
+def drain_previews(timeout: float = 120.0) -> None:
+    """Wait until the history's background previews are made (when cometnb made any)."""
+    queue = sys.modules.get("cometnb._storage.preview_queue")
+    if queue is not None:
+        queue.QUEUE.drain(timeout)
 
 
 def need(module: str) -> Any:

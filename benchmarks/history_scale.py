@@ -63,7 +63,7 @@ def run() -> Result:
     return result
 
 
-def _build(history_mod: Any, path: Any) -> float:
+def _build(history_mod: Any, path: Any, records: int = RECORDS) -> float:
     from PIL import Image
 
     models = need("cometnb._core.models")
@@ -73,12 +73,12 @@ def _build(history_mod: Any, path: Any) -> float:
     png = buf.getvalue()
     hist = history_mod.History(path)
     start = time.perf_counter()
-    _fill(hist, models, errors, png)
+    _fill(hist, models, errors, png, records)
     return time.perf_counter() - start
 
 
-def _fill(hist: Any, models: Any, errors: Any, png: bytes) -> None:
-    for i in range(RECORDS):
+def _fill(hist: Any, models: Any, errors: Any, png: bytes, records: int) -> None:
+    for i in range(records):
         body = {"model": "gpt-image-1-mini", "prompt": f"record {i}: a kite over dunes"}
         body["size"] = "1024x1024"
         if i % 50 == 49:

@@ -27,10 +27,13 @@ BENCHMARKS = (
     "overhead",
     "concurrency",
     "notebook",
+    "preview_quality",
     "memory",
     "startup",
     "scale",
+    "ratelimit",
     "history_scale",
+    "history_100k",
     "spend",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

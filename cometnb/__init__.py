@@ -17,6 +17,8 @@ from cometnb._core import hooks as _hooks
 from cometnb._version import __version__
 
 if TYPE_CHECKING:
+    from cometnb._client.batch import Batch
+    from cometnb._client.batch_run import batch
     from cometnb._client.clients import AsyncClient, Client
     from cometnb._client.price_refresh import refresh_prices
     from cometnb._core.budget import BudgetError
@@ -40,6 +42,7 @@ __all__ = [
     "APIError",
     "AsyncClient",
     "AuthenticationError",
+    "Batch",
     "BudgetError",
     "CancelledError",
     "Client",
@@ -56,6 +59,7 @@ __all__ = [
     "ResponseError",
     "ValidationError",
     "__version__",
+    "batch",
     "history",
     "load_ipython_extension",
     "mask",
@@ -68,6 +72,8 @@ __all__ = [
 _LAZY = {
     "Client": "cometnb._client.clients",
     "AsyncClient": "cometnb._client.clients",
+    "batch": "cometnb._client.batch_run",
+    "Batch": "cometnb._client.batch",
     "CometError": "cometnb._core.errors",
     "ValidationError": "cometnb._core.errors",
     "AuthenticationError": "cometnb._core.errors",

@@ -49,14 +49,14 @@ def main() -> None:
     elif point == "mid-image":
         original_write = files.atomic_write
 
-        def atomic_write(path: Any, data: bytes) -> None:
+        def atomic_write(path: Any, data: bytes, **kw: Any) -> None:
             if "images" in str(path) and not str(path).endswith(".json"):
                 seen["n"] += 1
                 if seen["n"] == count:
                     tmp = path.with_name(f".{path.name}.{os.getpid()}.abcdef{files.TEMP_SUFFIX}")
                     tmp.write_bytes(data[: len(data) // 2])
                     die()
-            original_write(path, data)
+            original_write(path, data, **kw)
 
         files.atomic_write = atomic_write  # type: ignore[assignment]
     with Client(

@@ -18,6 +18,8 @@ PUBLIC = {
     "Record",
     "history",
     "panel",
+    "batch",
+    "Batch",
     "mask",
     "CometError",
     "ValidationError",

@@ -23,6 +23,7 @@ from cometnb._client import edits as _edits
 from cometnb._client import logsafe as _logsafe
 from cometnb._client.fetch_guard import is_loopback_host
 from cometnb._client.frames import drop_library_frames
+from cometnb._client.pacing import Pacer
 from cometnb._client.response import (
     KEY_HINT,
     failure_from_exception,
@@ -113,6 +114,8 @@ class _BaseClient:
             max_retries=self.max_retries, retry_billed=retry_billed, rng=rng or random.Random()
         )
         self._history_arg = history
+        # Sends at the server's rate limit once one shows (headers or 429s); None: unpaced.
+        self.pacer: Pacer | None = Pacer()
 
     # -- configuration ---------------------------------------------------------------
 
@@ -286,11 +289,14 @@ class _BaseClient:
         self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
     ) -> RequestSteps:
         """The I/O steps of one request, from the first attempt to its result."""
-        return request_steps(body, self._require_key(), self.policy, on_partial, on_event)
+        key = self._require_key()
+        return request_steps(body, key, self.policy, on_partial, on_event, self.pacer)
 
     @staticmethod
     def _received(step: Send, response: httpx.Response) -> None:
-        """Say a good answer has been read in full: the server is done with this request."""
+        """An answer has been read in full: keep its rate-limit headers for the pacer, and say
+        when it is a good one (the server is done with this request)."""
+        step.note_headers(response.headers)
         if response.is_success:
             notify(step.on_event, ClientEvent("received"))
 

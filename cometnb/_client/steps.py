@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb._client.capped import CappedSSEDecoder
+from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLimits, Ticket
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.sse import SSEEvent, StreamAssembler
@@ -53,6 +54,12 @@ class Send:
     key: Secret
     on_partial: OnPartial | None
     on_event: OnEvent | None
+    ticket: Ticket | None = None  # the pacer's turn; the answer's rate-limit headers go here
+
+    def note_headers(self, headers: Any) -> None:
+        """Keep the answer's rate-limit headers for the pacer (the I/O side calls this)."""
+        if self.ticket is not None:
+            self.ticket.limits = RateLimits.from_headers(headers)
 
 
 @dataclass(frozen=True)
@@ -92,15 +99,21 @@ def request_steps(
     policy: RetryPolicy,
     on_partial: OnPartial | None,
     on_event: OnEvent | None,
+    pacer: Pacer | None = None,
 ) -> RequestSteps:
     """One request from the first attempt to its result, yielding each I/O step to perform.
 
-    Returns the :class:`ApiResult` (through ``StopIteration``) or raises the final error.
+    Every attempt waits for its turn under ``pacer`` (the server's rate limit) first, and
+    tells it how the attempt went. Returns the :class:`ApiResult` (through ``StopIteration``)
+    or raises the final error.
     """
     retries = billed = 0
     while True:
+        ticket = None if pacer is None else (yield from _turn(pacer, on_event))
         notify(on_event, ClientEvent("sending", attempt=retries + 1))
-        outcome = yield Send(body, key, on_partial, on_event)
+        outcome = yield Send(body, key, on_partial, on_event, ticket)
+        if pacer is not None:
+            _settle(pacer, ticket, outcome)
         if not isinstance(outcome, Failure):
             parsed, synthetic = outcome
             _check_count(parsed, body)  # before decoding any of them
@@ -112,6 +125,34 @@ def request_steps(
         retries, billed = retries + 1, billed + (outcome.safety == "billed")
         notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
         yield Sleep(wait)
+
+
+def _turn(pacer: Pacer, on_event: OnEvent | None) -> Generator[Step, Any, Ticket]:
+    """Wait (as Sleep steps) until the pacer lets this attempt go; say so once."""
+    waited, stalls = False, 0
+    try:
+        while True:
+            turn = pacer.next_send(waited=waited, force=stalls >= MAX_STALLS)
+            if turn.ticket is not None:
+                waited = False
+                return turn.ticket
+            if not waited:
+                notify(on_event, ClientEvent("waiting", 1, turn.wait_s, RATE_LIMIT_REASON))
+            waited = True
+            before = pacer.now()
+            yield Sleep(turn.wait_s)
+            stalls += pacer.now() - before < turn.wait_s / 2  # an injected sleep did not wait
+    finally:
+        pacer.give_up(waited)  # cancelled while waiting: no longer counted as waiting
+
+
+def _settle(pacer: Pacer, ticket: Ticket | None, outcome: Attempt) -> None:
+    """Tell the pacer what the attempt met: a rate-limit 429 (not a spent quota) or not."""
+    if isinstance(outcome, Failure):
+        limited = outcome.reason == "HTTP 429" and outcome.safety == "safe"
+        pacer.settle(ticket, limited=limited, retry_after=outcome.retry_after)
+    else:
+        pacer.settle(ticket, limited=False)
 
 
 def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int) -> float:

@@ -242,6 +242,7 @@ class Client(_BaseClient):
             limits=self.limits,
         )
         twin.connect_timeout = self.connect_timeout
+        twin.pacer = self.pacer  # one rate limit per key: what one learns, both use
         return twin
 
     async def _many_on_twin(

@@ -331,16 +331,31 @@ class GeneratedImage:
         from cometnb._core.previews import make_preview
 
         px = max_px or active().thumbnail_px
-        if self.preview_path is not None and self.preview_path.exists():
-            cached = self.preview_path.read_bytes()
+        cached = self._stored_preview()
+        if cached is not None:
             side = _preview_side(cached)
             if side > px:
                 # Smaller than the stored preview (a grid's 256 px): scale the preview, a few
                 # ms, rather than decode the original, tens of ms for a 3 MB PNG.
-                return make_preview(cached, px)
+                return make_preview(cached, px, encode="webp")
             if side >= min(px, max(self.width, self.height)):
                 return cached, mime_for(cached)
-        return make_preview(self.data, px)
+        return make_preview(self.data, px, encode="webp")
+
+    def _stored_preview(self) -> bytes | None:
+        """The history's preview: read, or made now when the history has not written it yet
+        (previews are made after the record commits, off the request path)."""
+        if self.preview_path is None:
+            return None
+        try:
+            return self.preview_path.read_bytes()
+        except OSError:
+            pass
+        if self.path is None or self.preview_path == self.path:
+            return None
+        from cometnb._core.preview_hook import missing_preview
+
+        return missing_preview(self.path, self.preview_path)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         from cometnb._core import display

@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from cometnb._core.models import ClientEvent
 
-__all__ = ["CellProgress", "CellState", "describe_event"]
+__all__ = ["RATE_LIMIT_REASON", "CellProgress", "CellState", "describe_event"]
 
 CellState = Literal["queued", "running", "done", "failed", "cancelled", "not sent (budget)"]
+
+
+# The ClientEvent reason while a request waits for its turn under the server's rate limit
+# (the client's pacer spaces sends; see cometnb._client.pacing).
+RATE_LIMIT_REASON = "the rate limit"
 
 
 def describe_event(event: ClientEvent) -> str:
@@ -31,6 +36,8 @@ def describe_event(event: ClientEvent) -> str:
     """
     if event.kind == "waiting":
         wait = _seconds(event.wait_s)
+        if event.reason == RATE_LIMIT_REASON:
+            return f"waiting on the rate limit ({wait} s)"
         return f"waiting {wait} s after {event.reason}" if event.reason else f"waiting {wait} s"
     if event.kind == "sending":
         return "sending" if event.attempt <= 1 else f"retrying (attempt {event.attempt})"

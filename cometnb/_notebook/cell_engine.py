@@ -24,6 +24,7 @@ from cometnb._notebook.magic_args import CellSpec
 from cometnb._notebook.spend_check import check_cell, dry_run_costs, skipped_note
 
 if TYPE_CHECKING:
+    from cometnb._client.batch import Batch
     from cometnb._core.budget import SpendGuard
     from cometnb._core.protocols import AsyncRunner
     from cometnb._storage.folder import History
@@ -75,7 +76,7 @@ class CellEngine:
 
     # --- entry point -------------------------------------------------------------------------
 
-    def run(self, spec: CellSpec) -> Generation | Grid | None:
+    def run(self, spec: CellSpec) -> Generation | Grid | Batch | None:
         """Run one cell; returns what the cell evaluates to (``None`` for a dry run)."""
         grid = expand_grid(spec.base, spec.axes)
         for cell in grid.cells:  # per cell: whether a default applies depends on the model
@@ -91,12 +92,36 @@ class CellEngine:
         history = _writable_history()
         # The whole cell's estimate against the budgets, before the first request.
         guard = check_cell(grid, budget=spec.budget, yes=spec.yes)
+        if spec.batch is not None:
+            return self._batch(spec, grid, history)
         view = self._view(spec, grid)
         result = self._execute(spec, grid, view, history, guard)
         if spec.out:
             self.shell.user_ns[spec.out] = result
         if view.shows_result:
             self._suppress_display(result)
+        return result
+
+    def _batch(self, spec: CellSpec, grid: Grid, history: History) -> Batch:
+        """``--batch NAME``: the cell's requests as a resumable batch with a progress bar."""
+        from cometnb._client.batch_run import batch
+        from cometnb._client.sync_client import Client
+
+        settings = _settings.active()
+        client = Client(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
+        requests = [cell.request for cell in grid.cells]
+        try:
+            result = batch(
+                requests,
+                name=spec.batch or "",
+                client=client,
+                tags=spec.tags,
+                progress=spec.display,
+            )
+        finally:
+            client.close()
+        if spec.out:
+            self.shell.user_ns[spec.out] = result
         return result
 
     def _execute(

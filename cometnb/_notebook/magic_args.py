@@ -73,6 +73,7 @@ class CellSpec:
     out: str | None = None
     dry_run: bool = False
     display: bool = True
+    batch: str | None = None  # run as this resumable batch (cometnb.batch)
     budget: float | None = None  # --budget USD: this cell's cap
     yes: bool = False  # --yes: send even above CometImg.confirm_above
 
@@ -222,6 +223,12 @@ def _check_out_name(name: str | None) -> str | None:
     return name
 
 
+def _check_batch_name(name: str | None) -> str | None:
+    if name is not None and not name.strip():
+        raise UsageError("--batch needs a name, e.g. --batch catalogue")
+    return name.strip() if name is not None else None
+
+
 def build_spec(
     args: argparse.Namespace,
     cell: str,
@@ -254,6 +261,7 @@ def build_spec(
         out=_check_out_name(args.out),
         dry_run=args.dry_run,
         display=not args.no_display,
+        batch=_check_batch_name(getattr(args, "batch", None)),
         budget=_check_budget(getattr(args, "budget", None)),
         yes=bool(getattr(args, "yes", False)),
     )

@@ -13,7 +13,7 @@ import contextlib
 import math
 import shlex
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core import magic as _ipython_magic
 from IPython.core import magic_arguments as _ipython_magic_arguments
@@ -30,6 +30,9 @@ from cometnb._notebook.key_prompt import ask_for_key
 from cometnb._notebook.magic_args import build_spec
 from cometnb._notebook.magic_edit import edit_fields, expand_option_braces
 from cometnb._notebook.magic_help import parse_with_hints, plain_help
+
+if TYPE_CHECKING:
+    from cometnb._client.batch import Batch
 
 __all__ = ["CometImg", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -233,6 +236,12 @@ class CometImg(Magics, Configurable):
     @argument("--mask", metavar="SRC", help="mask PNG with alpha (transparent = edit here)")
     @argument("--fidelity", metavar="low|high", help="input_fidelity (gpt-image-1 / 1.5)")
     @argument("--each-line", action="store_true", help="every non-empty line is its own prompt")
+    @argument(
+        "--batch",
+        metavar="NAME",
+        help="run the requests as the resumable batch NAME: run the cell again to send only "
+        "what is not done yet (see cometnb.batch)",
+    )
     @argument("-o", "--out", metavar="NAME", help="bind the result to NAME in the namespace")
     @argument("--tag", action="append", help="tag the history records (repeatable)")
     @argument(
@@ -245,7 +254,7 @@ class CometImg(Magics, Configurable):
     @argument("--no-display", action="store_true", help="render nothing")
     @cell_magic("cometimg")
     @no_var_expand  # {name} in --image must reach us as a name, not as str(value)
-    def cometimg(self, line: str, cell: str) -> Generation | Grid | None:
+    def cometimg(self, line: str, cell: str) -> Generation | Grid | Batch | None:
         """Generate images: the cell body is the prompt.
 
         ``{name}`` in the prompt is replaced by the value of ``name`` in the notebook's

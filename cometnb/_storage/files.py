@@ -72,24 +72,31 @@ def image_name(record_id: str, index: int, prompt: str, fmt: str) -> str:
 
 
 def preview_name(record_id: str, index: int, mime: str) -> str:
-    return f"{record_id}-{index}.{'png' if mime == 'image/png' else 'jpg'}"
+    ext = {"image/png": "png", "image/webp": "webp"}.get(mime, "jpg")
+    return f"{record_id}-{index}.{ext}"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial.
+
+    ``durable=False`` skips the fsyncs: still atomic for readers and crashes of this process,
+    but a power loss may lose the file (right for previews, which can be made again).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 _unsaved_lock = threading.Lock()

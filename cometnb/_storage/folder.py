@@ -23,6 +23,7 @@ from cometnb._core.errors import ValidationError
 from cometnb._core.models import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.settings import resolve_history_dir
+from cometnb._storage import queries
 from cometnb._storage import repair as _repair
 from cometnb._storage.compare import Comparison
 from cometnb._storage.index import Index
@@ -140,24 +141,21 @@ class History:
             return [self._by_id[i] for i in ids]
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._sync())
+        return self._index.count()  # one query: no record is loaded
 
     @overload
     def __getitem__(self, index: int) -> Record: ...
     @overload
     def __getitem__(self, index: slice) -> list[Record]: ...
     def __getitem__(self, index: int | slice) -> Record | list[Record]:
-        with self._lock:
-            ids = self._sync()
-            if isinstance(index, slice):
+        if isinstance(index, slice):
+            with self._lock:
+                ids = self._sync()
                 return [self._by_id[i] for i in ids[index]]
-            try:
-                return self._by_id[ids[index]]
-            except IndexError:
-                raise IndexError(
-                    f"history index {index} out of range ({len(ids)} records)"
-                ) from None
+        found = queries.record_at(self._index, self.path, index)  # h[-1]: one indexed query
+        if found is None:
+            raise IndexError(f"history index {index} out of range ({len(self)} records)")
+        return found
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records())
@@ -169,9 +167,7 @@ class History:
     def get(self, record_id: str | Record) -> Record | None:
         """The record with this id (``None`` when there is none)."""
         rid = record_id.id if isinstance(record_id, Record) else record_id
-        with self._lock:
-            self._sync()
-            return self._by_id.get(rid)
+        return queries.record_by_id(self._index, self.path, rid)
 
     def _resolve(self, ref: RecordRef) -> Record:
         if isinstance(ref, int) and not isinstance(ref, bool):
@@ -194,21 +190,9 @@ class History:
         ``text`` is a case-insensitive substring of the prompt or a revised prompt; ``model``,
         ``tag``, ``status`` and ``kind`` (``"edit"`` or ``"generate"``) must match exactly.
         """
-        needle = text.casefold() if text else None
-        found = []
-        for rec in self.records():
-            if model is not None and rec.model != model:
-                continue
-            if kind is not None and rec.kind != kind:
-                continue
-            if status is not None and rec.status != status:
-                continue
-            if tag is not None and tag not in rec.tags:
-                continue
-            if needle is not None and not _mentions(rec, needle):
-                continue
-            found.append(rec)
-        return found
+        return queries.find_records(
+            self._index, self.path, text=text, model=model, tag=tag, status=status, kind=kind
+        )
 
     def compare(self, *records: RecordRef) -> Comparison:
         """Records side by side (ids, indexes or Records); differing settings highlighted."""
@@ -248,9 +232,7 @@ class History:
         if row is not None:
             with contextlib.suppress(OSError):  # the record document follows (for a rebuild)
                 _repair.write_document(self.path, _repair.document(row))
-        with self._lock:
-            self._sync()
-            return self._by_id[rec.id]
+        return self._resolve(rec.id)  # read back as stored (one query)
 
     def repair(self, *, dry_run: bool = False) -> RepairReport:
         """Check this history and fix what can be fixed; returns a report of what it did.
@@ -332,12 +314,6 @@ class History:
         except Exception:  # any failure reading the index
             count = "index unreadable: run .repair()"
         return f"<History {self.path} ({count})>"
-
-
-def _mentions(rec: Record, needle: str) -> bool:
-    if needle in rec.prompt.casefold():
-        return True
-    return any(needle in p.casefold() for p in rec.revised_prompts)
 
 
 _histories: dict[str, History] = {}

@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
 """
+# Indexes that let find() answer from a small part of the file (see _storage/queries.py):
+# prompts with their ids (a text search scans these, not the documents), and the few records
+# whose document holds a revised prompt. Indexes only: no schema version change, created on
+# the first write of a new folder or the first search of an older one.
+SEARCH_INDEXES = """
+CREATE INDEX IF NOT EXISTS records_prompt ON records (prompt, id);
+CREATE INDEX IF NOT EXISTS records_revised ON records (instr(doc, '"revised_prompt":"'))
+    WHERE instr(doc, '"revised_prompt":"') > 0;
+"""
 # Schema 2 (edits): records may name a parent (the record an edit's first input came from) in
 # their document; an expression index finds an image's edits without reading every document.
 # Older rows have no parent and need no change: the migration only adds the index.
@@ -53,7 +62,7 @@ _SCHEMA_V2 = """
 CREATE INDEX IF NOT EXISTS records_parent ON records (json_extract(doc, '$.parent'));
 """
 # Migrations: MIGRATIONS[v] upgrades a database at version v to v + 1.
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1 + SEARCH_INDEXES, 1: _SCHEMA_V2}
 # Schemas this code reads even where it cannot migrate (a read-only folder): same records table.
 _READABLE = range(1, SCHEMA_VERSION + 1)
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
@@ -73,6 +82,7 @@ class Index:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._read_only = False  # opened by the read-only fallback: reopen before writing
+        self._search_ready = False  # SEARCH_INDEXES exist (or cannot be made)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -220,6 +230,40 @@ class Index:
                 return []
             cur = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq", (seq,))
             return cur.fetchall()
+
+    def select(
+        self,
+        where: str = "1",
+        params: tuple[Any, ...] = (),
+        *,
+        order: str = "id",
+        limit: int = -1,
+        offset: int = 0,
+    ) -> list[IndexRow]:
+        """Rows matching ``where`` (SQL over the columns, with ``?`` ``params``), in ``order``.
+
+        For :mod:`~cometnb._storage.queries`: answers without loading every record.
+        """
+        with self._lock:
+            conn = self._connect(create=False)
+            if conn is None:
+                return []
+            sql = f"SELECT {_COLUMNS} FROM records WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+            return conn.execute(sql, (*params, limit, offset)).fetchall()
+
+    def ensure_search_indexes(self) -> None:
+        """Create :data:`SEARCH_INDEXES` once (no-op without an index file or write access:
+        searches then scan, with the same answers)."""
+        if self._search_ready or not self.path.exists():
+            return
+        self._search_ready = True
+        try:
+            with self._write() as conn:
+                for statement in SEARCH_INDEXES.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        except (sqlite3.Error, OSError, CometError):
+            pass
 
     def children(self, record_id: str) -> list[str]:
         """Ids of the records whose ``parent`` is ``record_id`` (edits of its images), in order."""

@@ -22,6 +22,7 @@ from cometnb._core.sources import EditBody
 from cometnb._storage import files as _files
 from cometnb._storage import repair as _repair
 from cometnb._storage.index import Index
+from cometnb._storage.preview_queue import QUEUE, PreviewJob
 from cometnb._storage.records import (
     IMAGES,
     PREVIEWS,
@@ -70,7 +71,8 @@ class HistoryWriter:
         """Store the images of a successful response, then commit its record; returns it."""
         body = scrub_request(request)
         record_id, created = new_record_id()
-        images = self._write_images(record_id, str(body.get("prompt", "")), result)
+        jobs: list[PreviewJob] = []
+        images = self._write_images(record_id, str(body.get("prompt", "")), result, jobs)
         meta = scrub_values(dict(result.meta))
         if result.created is not None:
             meta["created"] = result.created
@@ -89,7 +91,9 @@ class HistoryWriter:
             "version": __version__,
             **self._lineage(request),
         }
-        return self._commit(record_id, created, body, "ok", tags, doc)
+        record = self._commit(record_id, created, body, "ok", tags, doc)
+        QUEUE.submit(jobs)  # previews after the commit, off the request path
+        return record
 
     def record_failure(
         self,
@@ -166,11 +170,14 @@ class HistoryWriter:
         _files.sweep_temporaries(self.root / IMAGES, self.root / PREVIEWS)
         self._folders_ready = True
 
-    def _write_images(self, record_id: str, prompt: str, result: ApiResult) -> list[dict[str, Any]]:
+    def _write_images(
+        self, record_id: str, prompt: str, result: ApiResult, jobs: list[PreviewJob]
+    ) -> list[dict[str, Any]]:
         try:
             self._prepare_folders()
             return [
-                self._write_image(record_id, i, prompt, img) for i, img in enumerate(result.images)
+                self._write_image(record_id, i, prompt, img, jobs)
+                for i, img in enumerate(result.images)
             ]
         except OSError as exc:  # a full disk or a read-only folder: one clear error
             named = [
@@ -188,38 +195,27 @@ class HistoryWriter:
             ) from None
 
     def _write_image(
-        self, record_id: str, index: int, prompt: str, img: ApiImage
+        self, record_id: str, index: int, prompt: str, img: ApiImage, jobs: list[PreviewJob]
     ) -> dict[str, Any]:
+        """Write the original (the one fsync of the image); name its preview, made later."""
         name = _files.image_name(record_id, index, prompt, img.format)
-        _files.atomic_write(self.root / IMAGES / name, img.data)
+        original = self.root / IMAGES / name
+        _files.atomic_write(original, img.data)
         doc: dict[str, Any] = {
             "file": f"{IMAGES}/{name}",
-            "preview": None,
+            "preview": f"{IMAGES}/{name}",  # small enough to show as it is
             "format": img.format,
             "width": img.width,
             "height": img.height,
             "bytes": len(img.data),
             "revised_prompt": redact(img.revised_prompt) if img.revised_prompt else None,
         }
-        doc["preview"] = self._write_preview(record_id, index, img.data) or doc["file"]
+        px = active().thumbnail_px
+        if max(img.width, img.height) > px:
+            preview = _files.preview_name(record_id, index, "image/webp")
+            doc["preview"] = f"{PREVIEWS}/{preview}"
+            jobs.append(PreviewJob(original, self.root / PREVIEWS / preview, px))
         return doc
-
-    def _write_preview(self, record_id: str, index: int, data: bytes) -> str | None:
-        """The preview's relative path; ``None`` when the original is small enough to show."""
-        from cometnb._core.previews import make_preview  # Pillow: loaded on the first image
-
-        try:
-            preview, mime = make_preview(data, active().thumbnail_px)
-        except CometError:
-            return None  # the original stays the source of truth; views fall back to it
-        if preview == data:
-            return None
-        name = _files.preview_name(record_id, index, mime)
-        try:
-            _files.atomic_write(self.root / PREVIEWS / name, preview)
-        except OSError:
-            return None  # the original is saved; a preview is only a convenience
-        return f"{PREVIEWS}/{name}"
 
     # --- the index -------------------------------------------------------------------------
 

@@ -25,6 +25,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--texture", choices=("smooth", "photo"), default="smooth")
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
     parser.add_argument("--verbose", action="store_true", help="log each request line")
+    parser.add_argument("--rpm", type=float, default=None, help="requests per minute per key")
+    parser.add_argument("--ipm", type=float, default=None, help="images per minute per key")
+    parser.add_argument("--burst", type=float, default=None, help="requests allowed at once")
+    parser.add_argument(
+        "--ratelimit-headers",
+        action="store_true",
+        help="send x-ratelimit-limit/remaining/reset-requests on every answer",
+    )
     return parser.parse_args(argv)
 
 
@@ -39,11 +47,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_key=args.api_key,
         texture=args.texture,
         verbose=args.verbose,
+        rpm=args.rpm,
+        ipm=args.ipm,
+        burst=args.burst,
+        ratelimit_headers=args.ratelimit_headers,
     )
     server.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     _print_banner(server, args.api_key)
+    if args.rpm or args.ipm:
+        limits = [
+            f"{v:g} {unit} a minute"
+            for v, unit in ((args.rpm, "requests"), (args.ipm, "images"))
+            if v
+        ]
+        print(
+            f"Rate limit per key: {' and '.join(limits)} (429 with Retry-After beyond).", flush=True
+        )
     try:
         while not done.wait(0.5):
             pass

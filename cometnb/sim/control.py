@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from cometnb.sim.handler import SimHandler
+from cometnb.sim.ratelimit import RateLimiter
 from cometnb.sim.server import SimHTTPServer
 from cometnb.sim.state import FAULT_PARAMS, Fault, SimState
 
@@ -58,7 +59,11 @@ class SimServer:
     ``sse_done`` appends ``data: [DONE]`` to streams; ``stream_passthrough=False`` answers
     ``stream: true`` with plain JSON (a proxy that ignores streaming). ``models`` replaces the
     served model names (default: every known model); names starting with one of
-    ``model_prefixes`` are served too and behave like gpt-image-1.
+    ``model_prefixes`` are served too and behave like gpt-image-1. ``rpm`` / ``ipm`` limit
+    requests / images per minute per key (a token bucket of ``burst`` / ``image_burst``,
+    default one second's worth): over the limit a POST gets 429 with ``Retry-After``, and with
+    ``ratelimit_headers=True`` every answer carries OpenAI's ``x-ratelimit-*-requests``
+    headers (:mod:`cometnb.sim.ratelimit`).
 
     Example::
 
@@ -82,6 +87,11 @@ class SimServer:
         models: Iterable[str] | None = None,
         model_prefixes: Iterable[str] = ("gpt-image", "sim-"),
         verbose: bool = False,
+        rpm: float | None = None,
+        ipm: float | None = None,
+        burst: float | None = None,
+        image_burst: float | None = None,
+        ratelimit_headers: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -95,6 +105,9 @@ class SimServer:
             models=models,
             model_prefixes=model_prefixes,
             verbose=verbose,
+            ratelimit=RateLimiter(
+                rpm, ipm, burst=burst, image_burst=image_burst, headers=ratelimit_headers
+            ),
         )
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -239,6 +252,11 @@ class SimServer:
     def spans(self) -> list[tuple[float, float]]:
         """``(arrival, finished)`` monotonic times of every completed generation POST."""
         return self._state.spans()
+
+    @property
+    def rate_limited(self) -> list[tuple[float, dict[str, Any]]]:
+        """``(arrival, body)`` of every POST the rate limiter refused (429), oldest first."""
+        return self._state.refused()
 
     @property
     def downloads(self) -> int:

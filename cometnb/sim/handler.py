@@ -33,6 +33,7 @@ from cometnb.sim.catalog import catalog_body
 from cometnb.sim.edits import EditInputs, EditRefused, check_edit, form_request, json_references
 from cometnb.sim.jobs import SimJob, json_result, parse_job, stream_events
 from cometnb.sim.multipart import MultipartError, parse_form
+from cometnb.sim.ratelimit import Admission
 from cometnb.sim.server import SimHandlerBase
 from cometnb.sim.state import Fault
 
@@ -160,10 +161,14 @@ class SimHandler(SimHandlerBase):
         inputs: EditInputs | None,
         refusal: EditRefused | None,
     ) -> None:
-        started, fault = self.state.arrive(logged)
+        started, fault, admission = self.state.arrive(logged, self._bearer())
         self._responded = False
+        self.limit_headers = admission.headers if admission else None
         try:
-            self._generate(body, fault, inputs, refusal)
+            if admission is not None and not admission.allowed:
+                self._rate_limited(admission)
+            else:
+                self._generate(body, fault, inputs, refusal)
         except OSError:
             self.close_connection = True  # the client went away
         except Exception:
@@ -172,7 +177,21 @@ class SimHandler(SimHandlerBase):
             if not self._responded:  # mid-stream, dropping the connection is all we can do
                 self._send(500, comet_error("cometnb simulator internal error"))
         finally:
+            self.limit_headers = None
             self.state.finish(started)
+
+    def _bearer(self) -> str:
+        """The bearer token (the rate limiter's key; it only ever sees a hash of it)."""
+        return self.headers.get("Authorization", "").partition(" ")[2].strip()
+
+    def _rate_limited(self, admission: Admission) -> None:
+        """429 at once, as a gateway's limiter answers: no latency, no generation."""
+        if admission.limited_by == "images":
+            message = "Rate limit reached for images per minute, please retry later"
+        else:
+            message = "Rate limit reached for requests per minute, please retry later"
+        body = comet_error(message, "rate_limit_exceeded")
+        self._send(429, body, headers={"Retry-After": admission.retry_after_header()})
 
     def _generate(
         self,

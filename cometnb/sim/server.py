@@ -101,6 +101,7 @@ class SimHandlerBase(BaseHTTPRequestHandler):
     timeout = 300  # seconds an idle keep-alive connection is kept
     server: SimHTTPServer
     _responded = False  # a status line went out for the current request
+    limit_headers: dict[str, str] | None = None  # the rate limiter's headers for this answer
 
     @property
     def state(self) -> SimState:
@@ -110,6 +111,8 @@ class SimHandlerBase(BaseHTTPRequestHandler):
         self._responded = True
         super().send_response(code, message)
         self.send_header("X-CometNB-Simulator", "1")
+        for name, value in (self.limit_headers or {}).items():
+            self.send_header(name, value)
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line only (never headers, so never the key), and only when asked.

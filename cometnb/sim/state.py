@@ -18,6 +18,7 @@ from cometnb._core.capabilities import CAPABILITIES, get_caps
 from cometnb._core.edit_caps import EDIT_CAPABILITIES
 from cometnb.sim import hostile
 from cometnb.sim.images import ImageCache, shared_cache
+from cometnb.sim.ratelimit import Admission, RateLimiter
 
 __all__ = ["EDIT_ONLY", "FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
 
@@ -111,6 +112,7 @@ class SimState:
         model_prefixes: Iterable[str] = ("gpt-image", "sim-"),
         verbose: bool = False,
         cache: ImageCache | None = None,
+        ratelimit: RateLimiter | None = None,
     ) -> None:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
@@ -125,11 +127,13 @@ class SimState:
         self.model_prefixes = tuple(model_prefixes)
         self.verbose = verbose
         self.cache = cache if cache is not None else shared_cache()
+        self.ratelimit = ratelimit if ratelimit is not None else RateLimiter()
         self.stopping = threading.Event()
         self.base_url = ""
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
         self._log: list[tuple[float, dict[str, Any]]] = []
+        self._refused: list[tuple[float, dict[str, Any]]] = []  # by the rate limiter
         self._spans: list[tuple[float, float]] = []
         self._errors: list[str] = []
         self._files: OrderedDict[str, HostedFile] = OrderedDict()
@@ -160,12 +164,25 @@ class SimState:
         with self._lock:
             return list(self._faults)
 
-    def arrive(self, body: dict[str, Any]) -> tuple[float, Fault | None]:
-        """Log a generation POST and take the next queued fault (faulted requests count too)."""
+    def arrive(
+        self, body: dict[str, Any], key: str = ""
+    ) -> tuple[float, Fault | None, Admission | None]:
+        """Log a generation POST, ask the rate limiter (per ``key``) and, when admitted, take
+        the next queued fault (faulted and refused requests are logged too)."""
         now = time.monotonic()
+        admission = None
+        if self.ratelimit.active:
+            admission = self.ratelimit.admit(key, images=_images(body))
         with self._lock:
             self._log.append((now, body))
-            return now, (self._faults.popleft() if self._faults else None)
+            if admission is not None and not admission.allowed:
+                self._refused.append((now, body))
+                return now, None, admission
+            return now, (self._faults.popleft() if self._faults else None), admission
+
+    def refused(self) -> list[tuple[float, dict[str, Any]]]:
+        with self._lock:
+            return list(self._refused)
 
     def finish(self, started: float) -> None:
         with self._lock:
@@ -192,10 +209,12 @@ class SimState:
         with self._lock:
             self._faults.clear()
             self._log.clear()
+            self._refused.clear()
             self._spans.clear()
             self._errors.clear()
             self._files.clear()
             self._downloads = 0
+        self.ratelimit.reset()
 
     # --- URL results ----------------------------------------------------------------------
 
@@ -221,3 +240,9 @@ class SimState:
     def downloads(self) -> int:
         with self._lock:
             return self._downloads
+
+
+def _images(body: dict[str, Any]) -> int:
+    """How many images a request asks for (what an images-per-minute limit counts)."""
+    n = body.get("n", 1)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import json
 import ssl
 import threading
@@ -825,8 +826,9 @@ def test_async_generate_many() -> None:
     assert [g.ok for g in asyncio.run(main())] == [True, True]
 
 
-def test_generate_many_lowers_concurrency_after_a_429() -> None:
-    """After a 429, requests that start later see at most half the concurrency in flight."""
+def test_generate_many_keeps_its_concurrency_after_a_retry_now_429() -> None:
+    """A 429 with ``Retry-After: 0`` asks for a retry, not a lower rate: later requests still
+    run four at a time (the old limit halved itself for 30 s)."""
     active = peak_late = 0
     saw_429 = False
 
@@ -846,7 +848,30 @@ def test_generate_many_lowers_concurrency_after_a_429() -> None:
     client, _ = make(handler)
     results = client.generate_many([{"prompt": str(i)} for i in range(12)], concurrency=4)
     assert all(g.ok for g in results) and saw_429
-    assert peak_late == 2  # 4 halved; without the 429 it would be 4
+    assert peak_late == 4 and client.pacer is not None and client.pacer.rate is None
+
+
+def test_generate_many_paces_after_a_rate_limit_and_shares_what_it_learned() -> None:
+    """A 429 asking to wait sets a sending rate on the client's pacer (shared by the async
+    twin that runs generate_many), spacing the sends after it."""
+    sent: list[float] = []
+    limited = False
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal limited
+        sent.append(time.monotonic())
+        if len(sent) == 2 and not limited:
+            limited = True
+            return err(429, **{"retry-after-ms": "200"})
+        return httpx.Response(200, json=ok_body(png()))
+
+    client, _ = make(handler)
+    results = client.generate_many([{"prompt": str(i)} for i in range(5)], concurrency=4)
+    assert all(g.ok for g in results) and limited
+    assert client.pacer is not None and client.pacer.rate is not None
+    late = sorted(sent)[-3:]
+    gaps = [b - a for a, b in itertools.pairwise(late)]
+    assert min(gaps) >= 0.8 / client.pacer.rate * 0.5  # spaced, not sent at once
 
 
 # ----------------------------------------------------------------------------- review fixes

@@ -28,6 +28,7 @@ from cometnb._core.errors import (
     register_secret,
 )
 from cometnb._storage import files as _files
+from cometnb._storage.preview_queue import QUEUE
 from cometnb._storage.records import new_record_id
 from cometnb.history import History, Record, history
 
@@ -68,6 +69,7 @@ def test_success_stores_original_bytes_preview_and_metadata(hist: History) -> No
     assert img.path is not None and img.path.read_bytes() == original  # not re-encoded
     assert (img.format, img.width, img.height) == ("png", 1024, 768)
     assert img.preview_path is not None and img.preview_path.parent.name == "previews"
+    assert QUEUE.drain(10)  # made after the commit, off the request path
     preview = img.preview_path.read_bytes()
     assert len(preview) < len(original) or max(img.width, img.height) <= 512
     from cometnb._core.images import inspect_image
@@ -430,9 +432,14 @@ def fill(hist: History, count: int) -> None:
     conn = sqlite3.connect(hist._index.path)
     (doc,) = conn.execute("SELECT doc FROM records WHERE id = ?", (rec.id,)).fetchone()
     rows = []
+    template = json.loads(doc)
     for seq in range(2, count + 1):
         rid, ts = new_record_id()
-        rows.append((rid, seq, ts, f"prompt number {seq}", "gpt-image-2", "ok", '["bench"]', doc))
+        prompt = f"prompt number {seq}"
+        # As every write stores it: the prompt column and the document's request agree.
+        template["request"]["prompt"] = prompt
+        copy = json.dumps(template, ensure_ascii=False, separators=(",", ":"))
+        rows.append((rid, seq, ts, prompt, "gpt-image-2", "ok", '["bench"]', copy))
     with conn:
         conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.close()
@@ -523,10 +530,10 @@ def _fail_writes(monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
     """``atomic_write`` raises ENOSPC for files under ``folder`` (images/ or previews/)."""
     real = _files.atomic_write
 
-    def write(path: Path, data: bytes) -> None:
+    def write(path: Path, data: bytes, *, durable: bool = True) -> None:
         if path.parent.name == folder:
             raise OSError(28, "No space left on device")
-        real(path, data)
+        real(path, data, durable=durable)
 
     monkeypatch.setattr(_files, "atomic_write", write)
 
@@ -547,9 +554,10 @@ def test_a_preview_that_cannot_be_saved_does_not_lose_the_image(
     original = image_bytes(1024, 768)
     _fail_writes(monkeypatch, "previews")
     rec = hist.record_success(body(), api_result(original), elapsed_s=1.0)
+    assert QUEUE.drain(10)
     (img,) = rec.images
     assert img.path is not None and img.path.read_bytes() == original
-    assert img.preview_path is None or img.preview_path == img.path
+    assert img.preview_path is not None and not img.preview_path.exists()
     from cometnb._core.images import inspect_image
 
     assert max(inspect_image(img.preview(256)[0])[1:]) <= 256  # made from the original

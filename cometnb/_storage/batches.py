@@ -1,0 +1,200 @@
+"""Batch state: which items of a named batch are done, failed, in flight or still to send.
+
+A resumable batch (``cometnb.batch``) keeps one row per item in ``<history>/batches.sqlite3``,
+beside the history index (its own file, so the record schema and its migrations stay apart).
+An item is marked ``sending`` (committed) before its request leaves, and ``done`` / ``failed``
+/ ``uncertain`` once its record is in the history, so after an exception, a kernel restart or
+``kill -9`` the next run knows exactly what is left. A row still ``sending`` when a run starts
+was in flight when the last one died: :meth:`BatchStore.begin` hands it back as
+``interrupted`` for the runner to settle (its record may be in the history already).
+
+States: ``pending`` (never sent, or sent and certainly not billed), ``sending``, ``done``,
+``failed`` (an answer that was not an image; not billed), ``uncertain`` (may have been billed:
+read timeout, 5xx after sending; sent again only with ``retry_billed=True``).
+
+Like the history index, it is safe for several threads (one connection behind a lock) and
+processes (WAL, ``BEGIN IMMEDIATE``, a busy timeout). This module imports the core only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["DB_NAME", "BatchStore", "ItemState", "State"]
+
+DB_NAME = "batches.sqlite3"
+State = Literal["pending", "sending", "done", "failed", "uncertain"]
+_BUSY_MS = 30_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch_items (
+    batch      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    record_id  TEXT,
+    error      TEXT,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (batch, key)
+);
+CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items (batch, state);
+"""
+_COLUMNS = "key, position, state, record_id, error, attempts"
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """One item's row: where it is in the input, its state, its record and its last error."""
+
+    key: str
+    position: int
+    state: State
+    record_id: str | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+class BatchStore:
+    """The batch table of one history folder (created on first use).
+
+    Example::
+
+        >>> store = BatchStore(Path("cometnb-history"))  # doctest: +SKIP
+        >>> store.begin("catalog", ["a1", "b2"])  # doctest: +SKIP
+        ({'a1': ItemState(key='a1', position=0, state='pending', ...), ...}, [])
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / DB_NAME
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=_BUSY_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                # NORMAL: a commit survives the process dying (kill -9), which is what resuming
+                # needs; only power loss may lose the last marks, never a history record.
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.executescript(_SCHEMA)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __del__(self) -> None:
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            conn.close()
+
+    # --- a run -------------------------------------------------------------------------------
+
+    def begin(
+        self, batch: str, keys: Sequence[str]
+    ) -> tuple[dict[str, ItemState], list[ItemState]]:
+        """Register this run's ``keys`` (new ones as pending, in input order) and return every
+        key's state, plus the items a dead run left ``sending`` (now ``interrupted``: the
+        caller settles each with :meth:`mark`)."""
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO batch_items (batch, key, position, state, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?) "
+                "ON CONFLICT (batch, key) DO UPDATE SET position = excluded.position",
+                [(batch, key, position, now) for position, key in enumerate(keys)],
+            )
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM batch_items WHERE batch = ?", (batch,)
+            ).fetchall()
+        states = {row[0]: _state(row) for row in rows}
+        wanted = set(keys)
+        interrupted = [s for k, s in states.items() if k in wanted and s.state == "sending"]
+        return {k: s for k, s in states.items() if k in wanted}, interrupted
+
+    def mark(
+        self,
+        batch: str,
+        key: str,
+        state: State,
+        *,
+        record_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Commit ``key``'s new state (``sending`` also counts an attempt)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE batch_items SET state = ?, record_id = COALESCE(?, record_id), "
+                "error = ?, attempts = attempts + ?, updated_at = ? WHERE batch = ? AND key = ?",
+                (state, record_id, error, int(state == "sending"), time.time(), batch, key),
+            )
+
+    def states(self, batch: str) -> dict[str, ItemState]:
+        """Every item of ``batch`` ever registered, by key."""
+        with self._lock:
+            rows = self._connect().execute(
+                f"SELECT {_COLUMNS} FROM batch_items WHERE batch = ? ORDER BY position", (batch,)
+            )
+            return {row[0]: _state(row) for row in rows.fetchall()}
+
+    def names(self) -> list[str]:
+        """The batches this folder holds, oldest first."""
+        with self._lock:
+            rows = self._connect().execute(
+                "SELECT batch FROM batch_items GROUP BY batch ORDER BY MIN(updated_at)"
+            )
+            return [row[0] for row in rows.fetchall()]
+
+    def forget(self, batch: str, keys: Iterable[str] | None = None) -> int:
+        """Drop ``batch``'s rows (only ``keys`` when given): its items are sent again next
+        time. Records in the history stay. Returns how many rows went."""
+        with self._write() as conn:
+            if keys is None:
+                cur = conn.execute("DELETE FROM batch_items WHERE batch = ?", (batch,))
+            else:
+                cur = conn.executemany(
+                    "DELETE FROM batch_items WHERE batch = ? AND key = ?",
+                    [(batch, key) for key in keys],
+                )
+            return int(cur.rowcount)
+
+
+def _state(row: tuple[str, int, str, str | None, str | None, int]) -> ItemState:
+    key, position, state, record_id, error, attempts = row
+    known: tuple[State, ...] = ("pending", "sending", "done", "failed", "uncertain")
+    value: State = state if state in known else "pending"
+    return ItemState(key, position, value, record_id, error, attempts)

@@ -1,0 +1,91 @@
+"""History questions answered by SQLite, not by loading every record.
+
+``len(h)``, ``h[i]``, ``h.get(id)`` and ``h.find(...)`` on a history of 100,000 records must not
+build 100,000 :class:`Record` s: each is one indexed query (``id`` is the primary key and sorts
+by time). ``find`` narrows in SQL — exact ``model`` / ``status``, ``LIKE`` on the tags, on the
+prompts and on the revised prompts (both through small indexes, ``Index.SEARCH_INDEXES``) —
+and then checks the few rows found exactly in Python, so its answer is the same as a full
+scan's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cometnb._storage.index import Index
+from cometnb._storage.records import Record
+
+__all__ = ["find_records", "record_at", "record_by_id"]
+
+
+def record_by_id(index: Index, root: Path, record_id: str) -> Record | None:
+    rows = index.select("id = ?", (record_id,), limit=1)
+    return Record._from_row(rows[0], root) if rows else None
+
+
+def record_at(index: Index, root: Path, position: int) -> Record | None:
+    """The record at ``position`` (oldest first; negative counts from the newest)."""
+    if position >= 0:
+        rows = index.select(offset=position, limit=1)
+    else:
+        rows = index.select(order="id DESC", offset=-position - 1, limit=1)
+    return Record._from_row(rows[0], root) if rows else None
+
+
+def find_records(
+    index: Index,
+    root: Path,
+    *,
+    text: str | None,
+    model: str | None,
+    tag: str | None,
+    status: str | None,
+    kind: str | None = None,
+) -> list[Record]:
+    """Records matching every given filter, oldest → newest (see ``History.find``)."""
+    clauses, params = [], []
+    if model is not None:
+        clauses.append("model = ?")
+        params.append(model)
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    if tag is not None:
+        clauses.append("tags LIKE ? ESCAPE '\\'")
+        params.append(f"%{_like(json.dumps(tag))}%")
+    needle = text.casefold() if text else None
+    if needle is not None and needle.isascii():
+        # LIKE folds ASCII case only, so only an ASCII needle may narrow in SQL: prompts (a
+        # scan of the small prompt index), or revised prompts, in the documents of the few
+        # records that have one (their own index; the needle escaped as JSON escapes text).
+        # The exact check below drops rows that matched elsewhere in a document.
+        index.ensure_search_indexes()
+        clauses.append(
+            "id IN (SELECT id FROM records WHERE prompt LIKE ? ESCAPE '\\' UNION "
+            'SELECT id FROM records WHERE instr(doc, \'"revised_prompt":"\') > 0 '
+            "AND doc LIKE ? ESCAPE '\\')"
+        )
+        params += [f"%{_like(needle)}%", f"%{_like(json.dumps(needle)[1:-1])}%"]
+    rows = index.select(" AND ".join(clauses) or "1", tuple(params))
+    found = []
+    for row in rows:
+        rec = Record._from_row(row, root)
+        if tag is not None and tag not in rec.tags:
+            continue
+        if kind is not None and rec.kind != kind:
+            continue
+        if needle is not None and not _mentions(rec, needle):
+            continue
+        found.append(rec)
+    return found
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _mentions(rec: Record, needle: str) -> bool:
+    if needle in rec.prompt.casefold():
+        return True
+    return any(needle in p.casefold() for p in rec.revised_prompts)
