@@ -24,13 +24,13 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
-    "TooManyPixels",
     "data_uri",
     "decode_b64_image",
     "inspect_image",
     "longest_side",
     "mime_for",
     "open_image",
+    "pixel_excess",
     "sniff_format",
 ]
 
@@ -151,14 +151,25 @@ def longest_side(data: bytes) -> int:
     return max(width, height)
 
 
-class TooManyPixels(ResponseError):
-    """An image over ``Limits.max_pixels`` (not opened); ``size`` is ``"W×H"`` when known.
+def pixel_excess(data: bytes) -> str | None:
+    """``"W×H pixels"`` when the header declares more than ``Limits.max_pixels`` (nothing is
+    decoded); ``None`` when it does not, or the bytes are not an image. Lets an input image
+    be refused as too large rather than as damaged."""
+    from PIL import Image
 
-    A subclass so that an input image can be refused as too large, not as damaged.
-    """
-
-    size: str | None = None
-    cap: int = 0
+    width = height = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:  # lazy: reads the header only
+                width, height = img.size
+    except Image.DecompressionBombError:
+        if data[:8] != b"\x89PNG\r\n\x1a\n":
+            return "more pixels than allowed"
+        width, height = struct.unpack(">II", bytes(data[16:24]))  # the IHDR chunk
+    except Exception:  # not an image at all: the caller says so
+        return None
+    return f"{width}×{height} pixels" if width * height > active().limits.max_pixels else None
 
 
 def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> ResponseError:
@@ -166,15 +177,12 @@ def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> Resp
         width, height = struct.unpack(">II", bytes(data[16:24]))  # the IHDR chunk
     cap = active().limits.max_pixels
     size = f"{width}×{height} pixels" if width and height else "more pixels than allowed"
-    error = TooManyPixels(
+    return ResponseError(
         f"the server sent an image of {size}, more than the {cap:,} pixels cometnb decodes "
         "(Limits.max_pixels); it was not opened",
         hint="Such an image is almost certainly a decompression bomb; the generation may "
         "have been billed.",
     )
-    error.size = f"{width}×{height}" if width and height else None
-    error.cap = cap
-    return error
 
 
 def _open(data: bytes) -> PILImage.Image:
