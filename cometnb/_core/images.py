@@ -12,6 +12,7 @@ import binascii
 import io
 import re
 import struct
+import sys
 import warnings
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ __all__ = [
     "longest_side",
     "mime_for",
     "open_image",
-    "pixel_overflow",
+    "pixel_excess",
     "sniff_format",
 ]
 
@@ -112,9 +113,9 @@ def _b64_payload(text: str | bytes) -> bytes:
 
 
 def _strict_b64(raw: bytes) -> bytes:
-    # validate=True checks the alphabet and the padding with one regex scan, then decodes in C:
-    # as strict as binascii's strict_mode for image payloads and ~40% faster on 4 MB (measured:
-    # 9.3 ms against 15.5 ms), which is on the path of every image.
+    if sys.version_info >= (3, 11):
+        # C fast path; rejects whitespace and characters outside the alphabet.
+        return binascii.a2b_base64(raw, strict_mode=True)
     return base64.b64decode(raw, validate=True)
 
 
@@ -150,14 +151,25 @@ def longest_side(data: bytes) -> int:
     return max(width, height)
 
 
-def pixel_overflow(error: BaseException) -> tuple[str | None, int] | None:
-    """``(size, cap)`` when ``error`` refused an image over ``Limits.max_pixels``, else None.
+def pixel_excess(data: bytes) -> str | None:
+    """``"W×H pixels"`` when the header declares more than ``Limits.max_pixels`` (nothing is
+    decoded); ``None`` when it does not, or the bytes are not an image. Lets an input image
+    be refused as too large rather than as damaged."""
+    from PIL import Image
 
-    Lets an input image be refused as too large, not as damaged, while what is recorded for a
-    server's image stays a plain :class:`ResponseError`.
-    """
-    found = getattr(error, "pixel_overflow", None)
-    return found if isinstance(found, tuple) else None
+    width = height = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:  # lazy: reads the header only
+                width, height = img.size
+    except Image.DecompressionBombError:
+        if data[:8] != b"\x89PNG\r\n\x1a\n":
+            return "more pixels than allowed"
+        width, height = struct.unpack(">II", bytes(data[16:24]))  # the IHDR chunk
+    except Exception:  # not an image at all: the caller says so
+        return None
+    return f"{width}×{height} pixels" if width * height > active().limits.max_pixels else None
 
 
 def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> ResponseError:
@@ -165,14 +177,12 @@ def _too_many_pixels(data: bytes, width: int | None, height: int | None) -> Resp
         width, height = struct.unpack(">II", bytes(data[16:24]))  # the IHDR chunk
     cap = active().limits.max_pixels
     size = f"{width}×{height} pixels" if width and height else "more pixels than allowed"
-    error = ResponseError(
+    return ResponseError(
         f"the server sent an image of {size}, more than the {cap:,} pixels cometnb decodes "
         "(Limits.max_pixels); it was not opened",
         hint="Such an image is almost certainly a decompression bomb; the generation may "
         "have been billed.",
     )
-    error.pixel_overflow = (f"{width}×{height}" if width and height else None, cap)  # type: ignore[attr-defined]
-    return error
 
 
 def _open(data: bytes) -> PILImage.Image:

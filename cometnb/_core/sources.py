@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.images import inspect_image, pixel_overflow, sniff_format
+from cometnb._core.images import inspect_image, pixel_excess, sniff_format
 
 __all__ = [
     "EditBody",
@@ -315,23 +315,28 @@ def _from_bytes(data: bytes, label: str, stem: str) -> ImageInput:
     try:
         fmt, width, height = inspect_image(data)
         alpha = _alpha(data)
-    except CometError as exc:
-        overflow = pixel_overflow(exc)
-        if overflow is None:
-            raise ValidationError(
-                f"image source {label} is a damaged or truncated image ({len(data):,} bytes)",
-                field="image",
-            ) from None
-        shown, cap = overflow
-        size = f"{shown} pixels" if shown else "more pixels than allowed"
+    except CometError:
+        _refuse_if_too_large(data, label)
         raise ValidationError(
-            f"image source {label} is too large: {size}, over the {cap:,} pixels cometnb "
-            "opens (Limits.max_pixels); scale it down first",
+            f"image source {label} is a damaged or truncated image ({len(data):,} bytes)",
             field="image",
         ) from None
     safe_stem = re.sub(r"[^A-Za-z0-9._-]+", "-", redact(stem)).strip("-.")[:60] or "image"
     filename = f"{safe_stem}.{_EXT.get(fmt, fmt)}"
     return ImageInput(data, filename, fmt, width, height, alpha, redact(label))
+
+
+def _refuse_if_too_large(data: bytes, label: str) -> None:
+    size = pixel_excess(data)
+    if size is not None:
+        from cometnb._core.settings import active
+
+        raise ValidationError(
+            f"image source {label} is too large: {size}, over the "
+            f"{active().limits.max_pixels:,} pixels cometnb opens (Limits.max_pixels); "
+            "scale it down first",
+            field="image",
+        ) from None
 
 
 def _replace_link(found: ImageInput, record_id: str | None, index: int | None) -> ImageInput:

@@ -244,7 +244,7 @@ class Index:
 
         For :mod:`~cometnb._storage.queries`: answers without loading every record.
         """
-        with self._lock:
+        with self._lock, self._readable():
             conn = self._connect(create=False)
             if conn is None:
                 return []
