@@ -392,6 +392,23 @@ def _check_export_link(page: Any) -> None:
     search.press("Enter")
 
 
+def _check_shift_enter_generates(page: Any) -> None:
+    """Shift+Enter in the prompt presses Generate: a result, and no newline in the prompt."""
+    images = "document.querySelectorAll('.cometnb-panel .cometnb-gallery img').length"
+    before = page.evaluate(images)
+    prompt = page.locator(".cometnb-panel .cometnb-prompt textarea")
+    prompt.fill("a paper boat on a rainy street")
+    prompt.press("Shift+Enter")
+    page.wait_for_function(
+        f"""() => {images} > {before}
+                 && document.querySelector('.cometnb-panel .cometnb-generate')
+                        .textContent.includes('Generate')""",
+        timeout=WAIT_MS,
+    )
+    assert "a paper boat on a rainy street" in page.inner_text(".cometnb-panel .cometnb-gallery")
+    assert prompt.input_value() == "a paper boat on a rainy street"
+
+
 def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: Path) -> None:
     page = _open_notebook(browser, lab, "history.ipynb")
     try:
@@ -414,6 +431,7 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
         page.click(".cometnb-history .cometnb-page-newer")
         _check_live_validation(page)
         _check_export_link(page)
+        _check_shift_enter_generates(page)
     finally:
         page.close()
 
@@ -442,6 +460,7 @@ def test_panel_with_a_long_history_in_voila(browser: Any, home: Path) -> None:
             shot = home / "panel-voila.png"
             _screenshot(page, shot, VOILA_SCREENSHOT)
             assert shot.stat().st_size > 10_000
+            _check_shift_enter_generates(page)
         finally:
             page.close()
     finally:

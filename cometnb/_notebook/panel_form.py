@@ -20,6 +20,7 @@ from cometnb._core import capabilities as caps_mod
 from cometnb._core import settings as _settings
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ImageRequest
+from cometnb._notebook.prompt_area import PromptArea
 
 __all__ = ["FIELD_WIDGETS", "RequestForm"]
 
@@ -97,7 +98,8 @@ class RequestForm:
     """
 
     def __init__(self) -> None:
-        self.prompt = W.Textarea(placeholder="Describe the image…", rows=3)
+        # Shift+Enter in it presses Generate (the panel wires ``prompt.on_submit``).
+        self.prompt = PromptArea(placeholder="Describe the image…  (Shift+Enter: Generate)", rows=3)
         self.model = W.Combobox(
             value=_settings.active().model,
             options=list(caps_mod.KNOWN_MODELS),
