@@ -262,6 +262,18 @@ def test_errors_follow_the_controls_before_any_click(p: Panel, live: SimServer) 
     assert live.request_count == 0
 
 
+def test_a_typo_hint_widens_its_field_like_an_error(p: Panel) -> None:
+    p.model.value = "gpt-imgae-2"
+    assert "Did you mean gpt-image-2?" in p.form.error_for("model")
+    assert not p.generate_button.disabled  # a hint, not an error
+    box = p.form.fields["model"].box.layout
+    # The same rule as an error's: grow from its own width up to a few words a line.
+    assert (box.width, box.min_width, box.max_width) == ("auto", "190px", "420px")
+    p.model.value = "gpt-image-2"
+    assert p.form.error_for("model") == ""
+    assert (box.width, box.min_width, box.max_width) == ("190px", None, None)
+
+
 def test_cross_field_rule_is_shown_on_the_triggering_control(p: Panel, live: SimServer) -> None:
     p.prompt.value = "a logo"
     p.model.value = "gpt-image-1"
