@@ -392,6 +392,41 @@ def _check_export_link(page: Any) -> None:
     search.press("Enter")
 
 
+TOOLBAR_CLIPPED = """() => {
+    const inside = Math.min(window.innerWidth,
+        document.querySelector('.cometnb-history').getBoundingClientRect().right,
+        document.querySelector('.cometnb-panel').getBoundingClientRect().right);
+    const bars = ['.cometnb-history-toolbar > *', '.cometnb-pager > *']
+        .map(b => '.cometnb-history ' + b).join(', ');
+    return [...document.querySelectorAll(bars)].filter(c => c.offsetParent !== null).flatMap(c => {
+        const box = c.getBoundingClientRect();
+        const name = c.innerText || c.querySelector('input')?.placeholder || c.className;
+        const bad = [];
+        if (box.right > inside + 0.5) bad.push({name, out: box.right - inside});
+        for (const e of [c, ...c.querySelectorAll('button, input, select')]) {
+            const r = e.getBoundingClientRect();
+            if (r.right > box.right + 0.5) bad.push({name, sticksOut: r.right - box.right});
+            if (e.matches('button') && e.scrollWidth > e.clientWidth + 1)
+                bad.push({name, truncated: e.scrollWidth - e.clientWidth});
+        }
+        return bad; }); }"""
+
+
+def _check_narrow_history(page: Any, home: Path, width: int) -> None:
+    """In a narrow Lab window the toolbars wrap: no control is cut off, rows stay readable."""
+    page.set_viewport_size({"width": width, "height": 1200})
+    page.wait_for_function(
+        f"document.querySelector('.cometnb-panel').getBoundingClientRect().width < {width}",
+        timeout=WAIT_MS,
+    )
+    page.wait_for_timeout(500)  # let Lab finish laying out after the resize (not timed)
+    assert page.evaluate(TOOLBAR_CLIPPED) == [], width
+    rows: list[dict[str, Any]] = page.evaluate(ROW_BOXES)
+    assert rows and all(r["promptWidth"] >= 120 for r in rows), (width, rows[:3])
+    page.locator(".cometnb-history").screenshot(path=str(home / f"panel-history-{width}.png"))
+    page.set_viewport_size({"width": 1200, "height": 1000})
+
+
 def _check_shift_enter_generates(page: Any) -> None:
     """Shift+Enter in the prompt presses Generate: a result, and no newline in the prompt."""
     images = "document.querySelectorAll('.cometnb-panel .cometnb-gallery img').length"
@@ -431,6 +466,8 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
         page.click(".cometnb-history .cometnb-page-newer")
         _check_live_validation(page)
         _check_export_link(page)
+        for width in (850, 700):
+            _check_narrow_history(page, home, width)
         _check_shift_enter_generates(page)
     finally:
         page.close()
