@@ -398,7 +398,8 @@ TOOLBAR_CLIPPED = """() => {
         document.querySelector('.cometnb-panel').getBoundingClientRect().right);
     const bars = ['.cometnb-history-toolbar > *', '.cometnb-pager > *']
         .map(b => '.cometnb-history ' + b).join(', ');
-    return [...document.querySelectorAll(bars)].filter(c => c.offsetParent !== null).flatMap(c => {
+    const shown = [...document.querySelectorAll(bars)].filter(c => c.offsetParent !== null);
+    return {controls: shown.length, clipped: shown.flatMap(c => {
         const box = c.getBoundingClientRect();
         const name = c.innerText || c.querySelector('input')?.placeholder || c.className;
         const bad = [];
@@ -409,7 +410,7 @@ TOOLBAR_CLIPPED = """() => {
             if (e.matches('button') && e.scrollWidth > e.clientWidth + 1)
                 bad.push({name, truncated: e.scrollWidth - e.clientWidth});
         }
-        return bad; }); }"""
+        return bad; })}; }"""
 
 
 def _check_narrow_history(page: Any, home: Path, width: int) -> None:
@@ -420,7 +421,8 @@ def _check_narrow_history(page: Any, home: Path, width: int) -> None:
         timeout=WAIT_MS,
     )
     page.wait_for_timeout(500)  # let Lab finish laying out after the resize (not timed)
-    assert page.evaluate(TOOLBAR_CLIPPED) == [], width
+    # 4 filters, 3 actions, Newer / label / Older: all found, none clipped
+    assert page.evaluate(TOOLBAR_CLIPPED) == {"controls": 10, "clipped": []}, width
     rows: list[dict[str, Any]] = page.evaluate(ROW_BOXES)
     assert rows and all(r["promptWidth"] >= 120 for r in rows), (width, rows[:3])
     page.locator(".cometnb-history").screenshot(path=str(home / f"panel-history-{width}.png"))
