@@ -504,3 +504,40 @@ def test_panel_with_a_long_history_in_voila(browser: Any, home: Path) -> None:
             page.close()
     finally:
         _stop(proc)
+
+
+def test_shift_enter_generates_in_notebook_7(browser: Any, home: Path) -> None:
+    """Notebook 7 matches its shortcuts in the capture phase: Shift+Enter in the prompt must
+    still press Generate, not run the cell (which would replace the panel and add a cell)."""
+    pytest.importorskip("notebook")
+    port = _free_port()
+    cmd = [
+        *("timeout", "300"),
+        *(sys.executable, "-m", "jupyter", "notebook", "--no-browser", "--allow-root"),
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={home}",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+    ]
+    with open(home / "notebook7.log", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=home, env=_kernel_env(home), stdout=log, stderr=log)
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={TOKEN}", home)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        try:
+            page.goto(f"http://127.0.0.1:{port}/notebooks/panel.ipynb?token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+            page.click(".lm-MenuBar-item:has-text('Run')")
+            page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+            page.wait_for_selector(".cometnb-panel .cometnb-generate", timeout=60_000)
+            cells = "document.querySelectorAll('.jp-Notebook .jp-Cell').length"
+            before = page.evaluate(cells)
+            page.fill(".cometnb-panel .cometnb-model input", "gpt-image-1-mini")
+            _check_shift_enter_generates(page)
+            assert page.evaluate(cells) == before  # the cell did not run again
+        finally:
+            page.close()
+    finally:
+        _stop(proc)

@@ -26,19 +26,24 @@ function render({ model, el }) {
   area.rows = model.get("rows");
   const push = () => { model.set("value", area.value); model.save_changes(); };
   area.addEventListener("input", push);
-  area.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" || !event.shiftKey || event.isComposing) return;
-    event.preventDefault();  // no newline, and the notebook does not run the cell
-    event.stopPropagation();
+  const onKey = (event) => {
+    if (event.target !== area || event.key !== "Enter" || !event.shiftKey) return;
+    if (event.isComposing) return;
+    event.preventDefault();  // no newline
+    event.stopPropagation();  // and the notebook does not run the cell
     push();  // the text typed so far reaches the kernel before the submit
     model.send({ event: "submit" });
-  });
+  };
+  // On window, capture phase: Notebook 7 matches its shortcuts in the capture phase on the
+  // document, so a listener on the textarea would hear Shift+Enter after the cell had run.
+  window.addEventListener("keydown", onKey, true);
   model.on("change:value", () => {
     if (area.value !== model.get("value")) area.value = model.get("value");
   });
   model.on("change:placeholder", () => { area.placeholder = model.get("placeholder"); });
   model.on("change:rows", () => { area.rows = model.get("rows"); });
   el.appendChild(area);
+  return () => window.removeEventListener("keydown", onKey, true);
 }
 export default { render };
 """
