@@ -363,6 +363,25 @@ def _check_live_validation(page: Any) -> None:
         "!document.querySelector('.cometnb-panel .cometnb-generate').disabled", timeout=WAIT_MS
     )
     assert generate.is_enabled()
+    _check_hint_widens(page)
+
+
+def _check_hint_widens(page: Any) -> None:
+    """The model typo note widens its field like an error (it wrapped 2-4 words a line)."""
+    model = page.locator(".cometnb-panel .cometnb-model input")
+    was = model.input_value()
+    model.fill("gpt-imgae-2")
+    hint = page.locator(".cometnb-panel .cometnb-field:has(.cometnb-model) .cometnb-error")
+    hint.wait_for(state="visible", timeout=WAIT_MS)
+    assert "Did you mean gpt-image-2?" in hint.inner_text()
+    page.wait_for_function(
+        """() => { const e = document.querySelector(
+                     '.cometnb-panel .cometnb-field:has(.cometnb-model) .cometnb-error');
+                   return e && e.getBoundingClientRect().width >= 250; }""",
+        timeout=WAIT_MS,
+    )
+    model.fill(was)
+    hint.wait_for(state="hidden", timeout=WAIT_MS)
 
 
 def _check_export_link(page: Any) -> None:
