@@ -367,6 +367,25 @@ def _check_live_validation(page: Any) -> None:
         "!document.querySelector('.cometnb-panel .cometnb-generate').disabled", timeout=WAIT_MS
     )
     assert generate.is_enabled()
+    _check_hint_widens(page)
+
+
+def _check_hint_widens(page: Any) -> None:
+    """The model typo note widens its field like an error (it wrapped 2-4 words a line)."""
+    model = page.locator(".cometnb-panel .cometnb-model input")
+    was = model.input_value()
+    model.fill("gpt-imgae-2")
+    hint = page.locator(".cometnb-panel .cometnb-field:has(.cometnb-model) .cometnb-error")
+    hint.wait_for(state="visible", timeout=WAIT_MS)
+    assert "Did you mean gpt-image-2?" in hint.inner_text()
+    page.wait_for_function(
+        """() => { const e = document.querySelector(
+                     '.cometnb-panel .cometnb-field:has(.cometnb-model) .cometnb-error');
+                   return e && e.getBoundingClientRect().width >= 250; }""",
+        timeout=WAIT_MS,
+    )
+    model.fill(was)
+    hint.wait_for(state="hidden", timeout=WAIT_MS)
 
 
 def _check_export_link(page: Any) -> None:
@@ -396,6 +415,60 @@ def _check_export_link(page: Any) -> None:
     search.press("Enter")
 
 
+TOOLBAR_CLIPPED = """() => {
+    const inside = Math.min(window.innerWidth,
+        document.querySelector('.cometnb-history').getBoundingClientRect().right,
+        document.querySelector('.cometnb-panel').getBoundingClientRect().right);
+    const bars = ['.cometnb-history-toolbar > *', '.cometnb-pager > *']
+        .map(b => '.cometnb-history ' + b).join(', ');
+    const shown = [...document.querySelectorAll(bars)].filter(c => c.offsetParent !== null);
+    return {controls: shown.length, clipped: shown.flatMap(c => {
+        const box = c.getBoundingClientRect();
+        const name = c.innerText || c.querySelector('input')?.placeholder || c.className;
+        const bad = [];
+        if (box.right > inside + 0.5) bad.push({name, out: box.right - inside});
+        for (const e of [c, ...c.querySelectorAll('button, input, select')]) {
+            const r = e.getBoundingClientRect();
+            if (r.right > box.right + 0.5) bad.push({name, sticksOut: r.right - box.right});
+            if (e.matches('button') && e.scrollWidth > e.clientWidth + 1)
+                bad.push({name, truncated: e.scrollWidth - e.clientWidth});
+        }
+        return bad; })}; }"""
+
+
+def _check_narrow_history(page: Any, home: Path, width: int) -> None:
+    """In a narrow Lab window the toolbars wrap: no control is cut off, rows stay readable."""
+    page.set_viewport_size({"width": width, "height": 1200})
+    page.wait_for_function(
+        f"document.querySelector('.cometnb-panel').getBoundingClientRect().width < {width}",
+        timeout=WAIT_MS,
+    )
+    page.wait_for_timeout(500)  # let Lab finish laying out after the resize (not timed)
+    # 4 filters, 3 actions, Newer / label / Older: all found, none clipped
+    assert page.evaluate(TOOLBAR_CLIPPED) == {"controls": 10, "clipped": []}, width
+    rows: list[dict[str, Any]] = page.evaluate(ROW_BOXES)
+    assert rows and all(r["promptWidth"] >= 120 for r in rows), (width, rows[:3])
+    page.locator(".cometnb-history").screenshot(path=str(home / f"panel-history-{width}.png"))
+    page.set_viewport_size({"width": 1200, "height": 1000})
+
+
+def _check_shift_enter_generates(page: Any) -> None:
+    """Shift+Enter in the prompt presses Generate: a result, and no newline in the prompt."""
+    images = "document.querySelectorAll('.cometnb-panel .cometnb-gallery img').length"
+    before = page.evaluate(images)
+    prompt = page.locator(".cometnb-panel .cometnb-prompt textarea")
+    prompt.fill("a paper boat on a rainy street")
+    prompt.press("Shift+Enter")
+    page.wait_for_function(
+        f"""() => {images} > {before}
+                 && document.querySelector('.cometnb-panel .cometnb-generate')
+                        .textContent.includes('Generate')""",
+        timeout=WAIT_MS,
+    )
+    assert "a paper boat on a rainy street" in page.inner_text(".cometnb-panel .cometnb-gallery")
+    assert prompt.input_value() == "a paper boat on a rainy street"
+
+
 def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: Path) -> None:
     page = _open_notebook(browser, lab, "history.ipynb")
     try:
@@ -418,6 +491,9 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
         page.click(".cometnb-history .cometnb-page-newer")
         _check_live_validation(page)
         _check_export_link(page)
+        for width in (850, 700):
+            _check_narrow_history(page, home, width)
+        _check_shift_enter_generates(page)
     finally:
         page.close()
 
@@ -446,6 +522,44 @@ def test_panel_with_a_long_history_in_voila(browser: Any, home: Path) -> None:
             shot = home / "panel-voila.png"
             _screenshot(page, shot, VOILA_SCREENSHOT)
             assert shot.stat().st_size > 10_000
+            _check_shift_enter_generates(page)
+        finally:
+            page.close()
+    finally:
+        _stop(proc)
+
+
+def test_shift_enter_generates_in_notebook_7(browser: Any, home: Path) -> None:
+    """Notebook 7 matches its shortcuts in the capture phase: Shift+Enter in the prompt must
+    still press Generate, not run the cell (which would replace the panel and add a cell)."""
+    pytest.importorskip("notebook")
+    port = _free_port()
+    cmd = [
+        *("timeout", "300"),
+        *(sys.executable, "-m", "jupyter", "notebook", "--no-browser", "--allow-root"),
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={home}",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+    ]
+    with open(home / "notebook7.log", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=home, env=_kernel_env(home), stdout=log, stderr=log)
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={TOKEN}", home)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        try:
+            page.goto(f"http://127.0.0.1:{port}/notebooks/panel.ipynb?token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+            page.click(".lm-MenuBar-item:has-text('Run')")
+            page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+            page.wait_for_selector(".cometnb-panel .cometnb-generate", timeout=60_000)
+            cells = "document.querySelectorAll('.jp-Notebook .jp-Cell').length"
+            before = page.evaluate(cells)
+            page.fill(".cometnb-panel .cometnb-model input", "gpt-image-1-mini")
+            _check_shift_enter_generates(page)
+            assert page.evaluate(cells) == before  # the cell did not run again
         finally:
             page.close()
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping
@@ -49,6 +50,7 @@ from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
 from cometnb._core.secret import Secret, mask
+from cometnb._storage.folder import History
 from cometnb._storage.folder import history as active_history
 from cometnb._version import __version__
 
@@ -58,7 +60,7 @@ log = logging.getLogger("cometnb")
 
 OnResult = Callable[[int, Generation], None]
 RequestLike = ImageRequest | Mapping[str, Any]
-HistoryArg = HistorySink | Literal[False] | None
+HistoryArg = HistorySink | str | os.PathLike[str] | Literal[False] | None
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
 USER_AGENT = f"cometnb/{__version__}"
@@ -73,6 +75,20 @@ def shared_ssl_context() -> ssl.SSLContext:
     ``SSLContext`` may be shared by many connections and threads.
     """
     return httpx.create_ssl_context()
+
+
+def _history_sink(history: object) -> HistorySink | Literal[False] | None:
+    """``history=`` as the client keeps it: a folder path becomes ``History(path)``."""
+    if history is None or history is False:
+        return history
+    if isinstance(history, str | os.PathLike):
+        return History(history)
+    if history is True or not hasattr(history, "record_success"):
+        raise TypeError(
+            "history= takes a folder path, a cometnb.History, False (keep images in memory) "
+            f"or None (the active history); got {type(history).__name__}"
+        )
+    return cast(HistorySink, history)
 
 
 class _BaseClient:
@@ -113,7 +129,7 @@ class _BaseClient:
         self.policy = RetryPolicy(
             max_retries=self.max_retries, retry_billed=retry_billed, rng=rng or random.Random()
         )
-        self._history_arg = history
+        self._history_arg = _history_sink(history)
         # Sends at the server's rate limit once one shows (headers or 429s); None: unpaced.
         self.pacer: Pacer | None = Pacer()
 

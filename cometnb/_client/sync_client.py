@@ -61,7 +61,8 @@ class Client(_BaseClient):
         >>> gen.image.path  # doctest: +SKIP
         PosixPath('cometnb-history/images/20261122-101500-3f2a-0.png')
 
-    ``history=False`` keeps images in memory instead of the history folder; ``transport`` is an
+    ``history`` is a folder path or a ``History`` (default: the active one); ``history=False``
+    keeps images in memory instead of the history folder; ``transport`` is an
     httpx transport (tests pass ``httpx.MockTransport``); ``sleep`` replaces ``time.sleep``
     between retries; ``retry_billed=True`` allows one retry of failures that may have been
     billed (read timeouts, 5xx other than 503). ``limits`` caps what one reply may cost in

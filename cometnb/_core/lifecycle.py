@@ -73,11 +73,22 @@ def image_model_ids(ids: Iterable[str]) -> list[str]:
 
 def _with_status(model: str, today: _dt.date | None) -> str:
     """``dall-e-3 (retired upstream)``: a listed model may still be one OpenAI shut down."""
-    date = SHUTDOWN_DATES.get(model)
-    if date is None:
+    if model not in SHUTDOWN_DATES:
         return model
-    gone = date <= (today or _dt.date.today())
-    return f"{model} ({'retired' if gone else 'deprecated'} upstream)"
+    return f"{model} ({'retired' if _is_gone(model, today) else 'deprecated'} upstream)"
+
+
+def _is_gone(model: str, today: _dt.date | None) -> bool:
+    date = SHUTDOWN_DATES.get(model)
+    return date is not None and date <= (today or _dt.date.today())
+
+
+def _suggest_current(model: str, names: Sequence[str], today: _dt.date | None) -> str:
+    """``" Did you mean X?"`` over the models not retired upstream; only when none is close,
+    over the retired ones too (the list after it marks them) - never a shut-down model beside
+    the line that says so when a current one fits."""
+    current = [m for m in names if not _is_gone(m, today)]
+    return did_you_mean(model, current, 0.8) or did_you_mean(model, names, 0.8)
 
 
 def model_gone_message(
@@ -101,7 +112,7 @@ def model_gone_message(
     note = retired_note(model, today)
     head = f"The API does not serve {model}" + (f": it is {note}." if note else ".")
     live = [m for m in (available or ()) if m != model]
-    hint = did_you_mean(model, live or [k for k in known if k not in SHUTDOWN_DATES], 0.8)
+    hint = _suggest_current(model, live or list(known), today)
     if available is None:
         tail = " The list of current models could not be read (GET /v1/models)."
     elif live:

@@ -140,6 +140,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     def _wire(self) -> None:
         self.generate_button.on_click(_guarded(self.report, lambda _b: self.submit()))
         self.cancel_button.on_click(_guarded(self.report, lambda _b: self.cancel()))
+        self.form.prompt.on_submit(_guarded(self.report, lambda _p: self._press_generate()))
         self.history_section.observe(
             _guarded(self.report, self._on_history_toggle), names="selected_index"
         )
@@ -147,6 +148,12 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             _guarded(self.report, lambda c: self.edit_strip.set_model(str(c["new"]).strip())),
             names="value",
         )
+
+    def _press_generate(self) -> None:
+        # Shift+Enter in the prompt: what a click does, and nothing while Generate is disabled
+        # (the form is invalid; its error is already shown next to the control at fault).
+        if not self.generate_button.disabled:
+            self.generate_button.click()
 
     # --- public actions --------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from cometnb._core import capabilities as caps_mod
 from cometnb._core import settings as _settings
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ImageRequest
+from cometnb._notebook.prompt_area import PromptArea
 
 __all__ = ["FIELD_WIDGETS", "RequestForm"]
 
@@ -97,7 +98,8 @@ class RequestForm:
     """
 
     def __init__(self) -> None:
-        self.prompt = W.Textarea(placeholder="Describe the image…", rows=3)
+        # Shift+Enter in it presses Generate (the panel wires ``prompt.on_submit``).
+        self.prompt = PromptArea(placeholder="Describe the image…  (Shift+Enter: Generate)", rows=3)
         self.model = W.Combobox(
             value=_settings.active().model,
             options=list(caps_mod.KNOWN_MODELS),
@@ -308,17 +310,15 @@ class RequestForm:
         line = target.error if target is not None and shown else self.general_error
         line.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
         line.layout.display = None
-        if target is not None and shown and target.name != "prompt":
-            # The field widens to hold its message on a few lines, instead of one word a line.
-            target.box.layout.width = "auto"
-            target.box.layout.min_width = target.width
-            target.box.layout.max_width = _ERROR_WIDTH
+        if target is not None and shown:
+            _widen(target)
 
     def show_hint(self, name: str, text: str) -> None:
         """A note under control ``name`` that does not block Generate (e.g. a likely typo)."""
-        line = self.fields[name].error
-        line.value = f"<span style='color:#8a5a00'>{html.escape(text)}</span>"
-        line.layout.display = None
+        target = self.fields[name]
+        target.error.value = f"<span style='color:#8a5a00'>{html.escape(text)}</span>"
+        target.error.layout.display = None
+        _widen(target)
 
     def clear_errors(self) -> None:
         for line in (self.general_error, *(f.error for f in self.fields.values())):
@@ -334,6 +334,16 @@ class RequestForm:
         """The plain text of the error shown under control ``name`` ("" when none)."""
         line = self.general_error if name == "general" else self.fields[name].error
         return _strip_tags(line.value) if line.layout.display != "none" else ""
+
+
+def _widen(target: _Field) -> None:
+    """Let a field showing a message (error or hint) grow to hold it on a few lines, instead
+    of one word a line; ``clear_errors`` puts its width back. The prompt is full width."""
+    if target.name == "prompt":
+        return
+    target.box.layout.width = "auto"
+    target.box.layout.min_width = target.width
+    target.box.layout.max_width = _ERROR_WIDTH
 
 
 def _option_values(widget: W.Dropdown) -> tuple[Any, ...]:

@@ -59,8 +59,10 @@ class _Row:
         self.select = W.Checkbox(value=False, indent=False, layout=W.Layout(width="24px"))
         self.select.add_class("cometnb-select")
         self.select.observe(lambda _c: on_select(), names="value")
+        # At least ~260 px for thumbnail and prompt: in a narrow panel the buttons wrap below
+        # instead of squeezing the prompt to a few letters a line.
         self.info = W.HTML(
-            _row_html(thumb_html, rec), layout=W.Layout(flex="1 1 auto", width="auto")
+            _row_html(thumb_html, rec), layout=W.Layout(flex="1 1 260px", width="auto")
         )
         self.load_button = W.Button(description="Load settings", icon="upload")
         self.load_button.layout.width = "130px"
@@ -82,6 +84,7 @@ class _Row:
                 align_items="center",
                 border_bottom="1px solid #eee",
                 flex=ROW_FLEX,
+                flex_flow="row wrap",
                 padding="4px 0",
             ),
         )
@@ -163,10 +166,21 @@ class HistoryBrowser:
         for b in (self.refresh_button, self.export_html_button, self.export_zip_button):
             b.layout.width = "120px"
         self.compare_button.layout.width = "200px"
+        # The toolbars wrap in a narrow panel (a Lab window of 850 px or less) rather than
+        # clip their last controls or shrink the buttons to "Export …"; controls keep size.
+        toolbar = W.Layout(flex_flow="row wrap", align_items="center")
         filters = W.HBox(
-            [self.filter_text, self.filter_model, self.filter_tag, self.refresh_button]
+            [self.filter_text, self.filter_model, self.filter_tag, self.refresh_button],
+            layout=toolbar,
         )
-        actions = W.HBox([self.compare_button, self.export_html_button, self.export_zip_button])
+        actions = W.HBox(
+            [self.compare_button, self.export_html_button, self.export_zip_button],
+            layout=toolbar,
+        )
+        for bar in (filters, actions):
+            bar.add_class("cometnb-history-toolbar")
+            for control in bar.children:
+                control.layout.flex = "0 0 auto"
         box = W.VBox(
             [
                 W.HTML(HISTORY_CSS),

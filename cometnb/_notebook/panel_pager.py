@@ -48,7 +48,7 @@ class Pager:
         self.older_button.on_click(lambda _b: self.move(1))
         self.box = W.HBox(
             [self.newer_button, self.label, self.older_button],
-            layout=W.Layout(align_items="center", grid_gap="8px"),
+            layout=W.Layout(align_items="center", grid_gap="8px", flex_flow="row wrap"),
         )
         self.box.add_class("cometnb-pager")
         self._sync()

@@ -211,6 +211,31 @@ def test_generate_many_runs_concurrently(sim: SimServer, hist: History) -> None:
     assert len(spans) == 4 and spans[-1][0] < spans[0][1]  # all four overlapped
 
 
+@pytest.mark.parametrize("as_str", [True, False], ids=["str", "Path"])
+def test_history_may_be_a_folder_path(sim: SimServer, tmp_path: Path, as_str: bool) -> None:
+    from cometnb.history import History
+
+    folder = tmp_path / "my-history"
+    where = str(folder) if as_str else folder
+    with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=where) as c:
+        gen = c.generate("a lighthouse at dusk", model="gpt-image-1-mini")
+    assert gen.image.path is not None and gen.image.path.is_relative_to(folder)
+    records = History(folder).records()
+    assert [r.prompt for r in records] == ["a lighthouse at dusk"]
+
+    async def main() -> str | None:
+        async with AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=where) as ac:
+            return (await ac.generate("a red fox", model="gpt-image-1-mini")).record_id
+
+    assert History(folder).get(asyncio.run(main()) or "") is not None
+
+
+@pytest.mark.parametrize("wrong", [True, 3, ["a", "b"]])
+def test_history_of_another_kind_is_a_clear_type_error(wrong: object) -> None:
+    with pytest.raises(TypeError, match=r"folder path, a cometnb.History, False .* or None"):
+        Client(api_key=FAKE_KEY, history=wrong)  # type: ignore[arg-type]
+
+
 def test_async_client_against_the_simulator(sim: SimServer, hist: History) -> None:
     async def main() -> list[bool]:
         async with AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:

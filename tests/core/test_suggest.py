@@ -66,3 +66,15 @@ def test_model_gone_message_without_a_list_suggests_a_known_name() -> None:
     text = lifecycle.model_gone_message("gpt-imgae-2", None, KNOWN_MODELS)
     assert "Did you mean gpt-image-2?" in text
     assert "could not be read (GET /v1/models)" in text
+
+
+def test_model_gone_message_suggests_only_current_models_when_one_fits() -> None:
+    # The simulator's list as the reviewer saw it: gpt-image-1 is close too, but retired.
+    served = ["dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-2", "qwen-image"]
+    text = lifecycle.model_gone_message("gpt-imgae-2", served, today=dt.date(2026, 12, 2))
+    assert "Did you mean gpt-image-2?" in text
+    assert "gpt-image-1 (retired upstream)" in text  # still listed, marked, not suggested
+    assert "or gpt-image-1" not in text
+    # Only a retired model is close: it is still offered (the list beside it says retired).
+    old = lifecycle.model_gone_message("dall-e-33", served, today=dt.date(2026, 12, 2))
+    assert "Did you mean dall-e-3?" in old and "dall-e-3 (retired upstream)" in old

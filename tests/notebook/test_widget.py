@@ -21,6 +21,7 @@ from cometnb._core import settings as _settings
 from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_messages import short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
+from cometnb._notebook.prompt_area import PromptArea
 from cometnb.widget import Panel, panel
 
 if TYPE_CHECKING:
@@ -106,7 +107,8 @@ def test_panel_is_a_vbox_with_stable_css_classes(p: Panel) -> None:
         (p.history_browser.compare_view, "cometnb-compare"),
     ]:
         assert css in widget._dom_classes
-    assert isinstance(p.prompt, W.Textarea)
+    assert isinstance(p.prompt, PromptArea)
+    assert p.prompt.placeholder.startswith("Describe the image")
     assert isinstance(p.key, W.Password)
 
 
@@ -260,6 +262,18 @@ def test_errors_follow_the_controls_before_any_click(p: Panel, live: SimServer) 
     assert live.request_count == 0
 
 
+def test_a_typo_hint_widens_its_field_like_an_error(p: Panel) -> None:
+    p.model.value = "gpt-imgae-2"
+    assert "Did you mean gpt-image-2?" in p.form.error_for("model")
+    assert not p.generate_button.disabled  # a hint, not an error
+    box = p.form.fields["model"].box.layout
+    # The same rule as an error's: grow from its own width up to a few words a line.
+    assert (box.width, box.min_width, box.max_width) == ("auto", "190px", "420px")
+    p.model.value = "gpt-image-2"
+    assert p.form.error_for("model") == ""
+    assert (box.width, box.min_width, box.max_width) == ("190px", None, None)
+
+
 def test_cross_field_rule_is_shown_on_the_triggering_control(p: Panel, live: SimServer) -> None:
     p.prompt.value = "a logo"
     p.model.value = "gpt-image-1"
@@ -271,6 +285,30 @@ def test_cross_field_rule_is_shown_on_the_triggering_control(p: Panel, live: Sim
 
 
 # --- generating -------------------------------------------------------------------------------
+
+
+def test_shift_enter_in_the_prompt_presses_generate(p: Panel, live: SimServer) -> None:
+    p.prompt.value = "a lighthouse at dusk"
+    p.model.value = "gpt-image-1-mini"
+    # What the front end sends on Shift+Enter (after syncing the text typed).
+    p.prompt._handle_custom_msg({"event": "submit"}, [])
+    assert p.wait(WAIT_S)
+    assert live.request_count == 1 and live.requests[-1]["prompt"] == "a lighthouse at dusk"
+    assert p.generations[-1].ok and "<img" in p.gallery.value
+
+
+def test_shift_enter_goes_the_buttons_way_and_refuses_the_same(p: Panel, live: SimServer) -> None:
+    p.prompt.value = ""
+    p.prompt._handle_custom_msg({"event": "submit"}, [])  # an empty prompt: told, not sent
+    assert "prompt" in p.form.error_for("prompt").lower() and not p.tasks.busy
+    p.prompt.value = "a lighthouse"
+    p.model.value = "gpt-image-2"
+    p.size.value = "800x600"  # invalid: Generate is disabled, so Shift+Enter does nothing
+    assert p.generate_button.disabled
+    p.prompt._handle_custom_msg({"event": "submit"}, [])
+    p.prompt._handle_custom_msg({"event": "other"}, [])  # other messages are ignored
+    assert not p.tasks.busy and live.request_count == 0
+    assert "800x600" in p.form.error_for("size")
 
 
 def test_generate_shows_the_image_and_records_it(p: Panel, live: SimServer) -> None:
