@@ -1,11 +1,11 @@
 """What :class:`Client` and :class:`AsyncClient` share: everything but I/O.
 
 :class:`_BaseClient` holds the configuration (base URL, timeouts, retry policy), resolves and
-checks the key, builds and validates requests, builds the httpx requests and headers, maps
-answers to results or failures (:mod:`~cometnb._client.response`) and stores outcomes in the
-history. The exchange itself — retries and downloads — is
-:func:`cometnb._client.steps.request_steps`, a generator of I/O steps each client performs its
-own way (:meth:`_BaseClient._steps` starts it).
+checks the key, builds and validates requests, builds the httpx requests and headers and maps
+answers to results or failures (:mod:`~cometnb._client.response`); storing outcomes in the
+history is :class:`~cometnb._client.storing._Storing`, which it inherits. The exchange itself —
+retries and downloads — is :func:`cometnb._client.steps.request_steps`, a generator of I/O steps
+each client performs its own way (:meth:`_BaseClient._steps` starts it).
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from cometnb._client.response import (
 )
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
-from cometnb._core import budget
+from cometnb._client.storing import _Storing
 from cometnb._core import settings as _settings
 from cometnb._core import sources as _sources
-from cometnb._core.cost import Cost
 from cometnb._core.edit_caps import NO_INPUT_IMAGE
 from cometnb._core.errors import (
     AuthenticationError,
@@ -47,7 +46,7 @@ from cometnb._core.errors import (
 )
 from cometnb._core.guards import check_no_key, check_stored
 from cometnb._core.limits import Limits
-from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
+from cometnb._core.models import ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
 from cometnb._core.secret import Secret, mask
 from cometnb._storage.folder import History
@@ -91,7 +90,7 @@ def _history_sink(history: object) -> HistorySink | Literal[False] | None:
     return cast(HistorySink, history)
 
 
-class _BaseClient:
+class _BaseClient(_Storing):
     """Request building, policy, parsing and storage shared by both clients (no I/O)."""
 
     def __init__(
@@ -331,90 +330,6 @@ class _BaseClient:
         answered, so it may have been billed; never retried."""
         error.may_be_billed = True
         return Failure(error, "never", "reply over its limit")
-
-    # -- storage (blocking: the async client runs these in a worker thread) ------------
-
-    def _store(
-        self,
-        history: HistorySink | None,
-        body: dict[str, Any],
-        result: ApiResult,
-        elapsed_s: float,
-        tags: tuple[str, ...],
-        origin: str | None,
-    ) -> Generation:
-        images: list[GeneratedImage]
-        record_id = None
-        cost = None
-        if history is None:
-            source = {
-                "prompt": body.get("prompt", ""),
-                "model": body.get("model", ""),
-                "params": {k: v for k, v in body.items() if k not in ("prompt", "model")},
-            }
-            images = [
-                GeneratedImage(
-                    None, i.format, i.width, i.height, i.revised_prompt, data=i.data, source=source
-                )
-                for i in result.images
-            ]
-        else:
-            record = history.record_success(
-                body, result, elapsed_s=elapsed_s, tags=tags, origin=origin
-            )
-            images, record_id = list(record.images), record.id
-            cost = _stored_cost(record)
-        gen = Generation(
-            request=body,
-            images=images,
-            usage=result.usage,
-            created=result.created,
-            elapsed_s=elapsed_s,
-            record_id=record_id,
-            meta=dict(result.meta),
-            synthetic=result.synthetic,
-            _cost=cost,
-        )
-        budget.session.add(gen.cost)  # the kernel's spend, for CometImg.budget
-        return gen
-
-    def _record_failure(
-        self,
-        history: HistorySink | None,
-        body: dict[str, Any],
-        error: CometError,
-        elapsed_s: float,
-        tags: tuple[str, ...],
-        origin: str | None,
-        status: Literal["error", "cancelled"] = "error",
-    ) -> Generation:
-        record_id = None
-        cost = None
-        if history is not None:
-            try:
-                record = history.record_failure(
-                    body, error, elapsed_s=elapsed_s, tags=tags, origin=origin, status=status
-                )
-                record_id = error.record_id = record.id
-                cost = _stored_cost(record)
-            except Exception as exc:  # the original error matters more than its record
-                log.warning("cometnb: could not record a failed request in the history (%s)", exc)
-        gen = Generation(
-            request=body,
-            elapsed_s=elapsed_s,
-            record_id=record_id,
-            error=error,
-            status=status,
-            _cost=cost,
-        )
-        budget.session.add(gen.cost)  # $0 when refused; its estimate when it may be billed
-        return gen
-
-
-def _stored_cost(record: object) -> Cost | None:
-    """The cost the history stored on the record (a stand-in history may not price)."""
-    cost = getattr(record, "cost", None)
-    return cost if isinstance(cost, Cost) else None
 
 
 def _is_synthetic(response: httpx.Response) -> bool:

@@ -15,16 +15,26 @@ recognised by their shape, so this module imports no model class (``models`` imp
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.images import inspect_image, pixel_excess, sniff_format
+from cometnb._core.errors import ValidationError
+from cometnb._core.image_inputs import (
+    ImageInput,
+    _from_bytes,
+    _from_generated,
+    _from_generation,
+    _from_path,
+    _from_record,
+    _is_generated,
+    _is_generation,
+    _is_pil,
+    _is_record,
+    _pil_png,
+    _stem_of,
+)
 
 __all__ = [
     "EditBody",
@@ -35,33 +45,11 @@ __all__ = [
     "resolve_sources",
 ]
 
-_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
-_EXT = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
 # @ID, @ID:K, @-1, @-1:K  (ids look like 20261122-101500-4821-3f2a9c)
 _REF = re.compile(r"@(?P<ref>-?[0-9]+|[0-9]{8}-[0-9]{6}-[0-9A-Za-z-]+?)(?::(?P<k>[0-9]+))?")
 _VAR = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_.]*)\}")
 # Any other {…} (indexing, calls): named in a clear refusal rather than read as a file path.
 _BRACED = re.compile(r"\{[^{}]+\}")
-# Stored image names start with the record id, then the image index (see _storage.files).
-_STORED_NAME = re.compile(r"(?P<id>[0-9]{8}-[0-9]{6}-[0-9]{4}-[0-9a-f]{6})-(?P<k>[0-9]+)[-.]")
-
-
-class StoredImage(Protocol):
-    """An image result as a source needs it (``cometnb.GeneratedImage``)."""
-
-    @property
-    def path(self) -> Path | None: ...
-    @property
-    def data(self) -> bytes: ...
-
-
-class RecordImages(Protocol):
-    """A history record as a source needs it (``cometnb.Record`` has both)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def images(self) -> list[Any]: ...
 
 
 class HistoryLookup(Protocol):
@@ -70,51 +58,6 @@ class HistoryLookup(Protocol):
     def get(self, record_id: str) -> Any: ...
     def __getitem__(self, index: int) -> Any: ...
     def __len__(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class ImageInput:
-    """One resolved input image: bytes plus everything an upload and the history need.
-
-    ``label`` is how the user named it (``photo.png``, ``@-1``, ``{logo}``); ``record_id`` and
-    ``index`` say which history image it is, when it is one. The bytes never show in a repr.
-
-    Example::
-
-        >>> from cometnb._core.masks import mask
-        >>> src = resolve_source(mask((64, 64), box=(0, 0, 32, 32)))
-        >>> src.filename, src.content_type, src.width, src.has_alpha
-        ('image.png', 'image/png', 64, True)
-    """
-
-    data: bytes = field(repr=False)
-    filename: str
-    format: str
-    width: int
-    height: int
-    has_alpha: bool
-    label: str
-    record_id: str | None = None
-    index: int | None = None
-
-    @property
-    def content_type(self) -> str:
-        return _MIME.get(self.format, "application/octet-stream")
-
-    @property
-    def size_bytes(self) -> int:
-        return len(self.data)
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-    def describe(self) -> str:
-        """``photo.png (image/png, 1024x1024, 1.2 MB)``: what ``--dry-run`` shows (no bytes)."""
-        return (
-            f"{self.filename} ({self.content_type}, {self.width}x{self.height}, "
-            f"{_human_bytes(self.size_bytes)})"
-        )
 
 
 def resolve_sources(
@@ -248,162 +191,6 @@ def _from_history(ref: str, k: str | None, history: HistoryLookup | None, label:
                 f"image source {label}: no record {ref} in the history", field="image"
             )
     return _from_record(record, int(k) if k else 0, label)
-
-
-def _from_record(record: RecordImages, index: int, label: str) -> ImageInput:
-    images = record.images
-    if not images:
-        raise ValidationError(
-            f"image source {label}: record {record.id} has no images", field="image"
-        )
-    if index >= len(images):
-        raise ValidationError(
-            f"image source {label}: record {record.id} has {len(images)} image(s) "
-            f"(K from 0 to {len(images) - 1}); got {index}",
-            field="image",
-        )
-    return _from_generated(images[index], label, record.id, index)
-
-
-def _from_generation(gen: Any, label: str, index: int) -> ImageInput:
-    if not gen.images:
-        raise ValidationError(f"image source {label} has no images ({gen.status})", field="image")
-    return _from_generated(gen.images[index], label, gen.record_id, index)
-
-
-def _from_generated(
-    img: StoredImage, label: str, record_id: str | None, index: int | None
-) -> ImageInput:
-    if record_id is None and img.path is not None:
-        stored = _STORED_NAME.match(img.path.name)
-        if stored:  # an image from the history: keep the link for lineage
-            record_id, index = stored.group("id"), int(stored.group("k"))
-    try:
-        data = img.data
-    except OSError as exc:
-        raise ValidationError(
-            f"image source {label}: cannot read {img.path} ({exc.strerror or exc})", field="image"
-        ) from None
-    stem = img.path.stem if img.path is not None else "image"
-    found = _from_bytes(data, label, stem)
-    return _replace_link(found, record_id, index)
-
-
-def _from_path(path: Path, label: str) -> ImageInput:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ValidationError(f"image file {label} does not exist", field="image") from None
-    except IsADirectoryError:
-        raise ValidationError(
-            f"image source {label} is a folder, not a file", field="image"
-        ) from None
-    except OSError as exc:
-        raise ValidationError(
-            f"image file {label} cannot be read ({exc.strerror or type(exc).__name__})",
-            field="image",
-        ) from None
-    return _from_bytes(data, label, path.stem or "image")
-
-
-def _from_bytes(data: bytes, label: str, stem: str) -> ImageInput:
-    if sniff_format(data) is None:
-        raise ValidationError(
-            f"image source {label} is not a PNG, JPEG, WebP or GIF image ({len(data):,} bytes)",
-            field="image",
-        )
-    try:
-        fmt, width, height = inspect_image(data)
-        alpha = _alpha(data)
-    except CometError:
-        _refuse_if_too_large(data, label)
-        raise ValidationError(
-            f"image source {label} is a damaged or truncated image ({len(data):,} bytes)",
-            field="image",
-        ) from None
-    safe_stem = re.sub(r"[^A-Za-z0-9._-]+", "-", redact(stem)).strip("-.")[:60] or "image"
-    filename = f"{safe_stem}.{_EXT.get(fmt, fmt)}"
-    return ImageInput(data, filename, fmt, width, height, alpha, redact(label))
-
-
-def _refuse_if_too_large(data: bytes, label: str) -> None:
-    size = pixel_excess(data)
-    if size is not None:
-        from cometnb._core.settings import active
-
-        raise ValidationError(
-            f"image source {label} is too large: {size}, over the "
-            f"{active().limits.max_pixels:,} pixels cometnb opens (Limits.max_pixels); "
-            "scale it down first",
-            field="image",
-        ) from None
-
-
-def _replace_link(found: ImageInput, record_id: str | None, index: int | None) -> ImageInput:
-    from dataclasses import replace
-
-    return replace(found, record_id=record_id, index=index)
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _alpha(data: bytes) -> bool:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-
-
-def _is_pil(value: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        return False
-    return isinstance(value, Image.Image)
-
-
-def _pil_png(img: Any) -> bytes:
-    buf = io.BytesIO()
-    if img.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-        img = img.convert("RGBA")
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _stem_of(label: str | None) -> str:
-    """An upload's name (``product.png``) gives its bytes their filename; else ``image``."""
-    if label and "." in label and not label.startswith(("{", "@", "<")):
-        return Path(label).stem or "image"
-    return "image"
-
-
-def _is_generated(value: Any) -> bool:
-    # GeneratedImage (models imports this module, so it is recognised by shape).
-    return hasattr(value, "preview_path") and hasattr(value, "revised_prompt")
-
-
-def _is_generation(value: Any) -> bool:
-    return (
-        isinstance(getattr(value, "images", None), list)
-        and hasattr(value, "record_id")
-        and isinstance(getattr(value, "request", None), dict)
-    )
-
-
-def _is_record(value: Any) -> bool:
-    # Records live in the storage layer; recognise them by shape, not by import.
-    return isinstance(getattr(value, "id", None), str) and isinstance(
-        getattr(value, "images", None), list
-    )
-
-
-def _human_bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KB"
-    return f"{n / (1024 * 1024):.1f} MB"
 
 
 class EditBody(dict[str, Any]):
