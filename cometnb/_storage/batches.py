@@ -19,13 +19,14 @@ processes (WAL, ``BEGIN IMMEDIATE``, a busy timeout). This module imports the co
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from cometnb._storage.sqlite_file import SqliteFile, immediate
 
 __all__ = ["DB_NAME", "BatchStore", "ItemState", "State"]
 
@@ -61,7 +62,7 @@ class ItemState:
     attempts: int = 0
 
 
-class BatchStore:
+class BatchStore(SqliteFile):
     """The batch table of one history folder (created on first use).
 
     Example::
@@ -73,8 +74,7 @@ class BatchStore:
 
     def __init__(self, root: Path) -> None:
         self.path = Path(root) / DB_NAME
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        super().__init__()
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -102,25 +102,8 @@ class BatchStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __del__(self) -> None:
-        conn, self._conn = getattr(self, "_conn", None), None
-        if conn is not None:
-            conn.close()
 
     # --- a run -------------------------------------------------------------------------------
 

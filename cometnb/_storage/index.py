@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cometnb._core.errors import CometError
+from cometnb._storage.sqlite_file import SqliteFile, immediate
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "Index", "IndexRow"]
 
@@ -68,7 +68,7 @@ _READABLE = range(1, SCHEMA_VERSION + 1)
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
 
 
-class Index:
+class Index(SqliteFile):
     """The index file ``<root>/index.sqlite3``; created on the first write, not on reads.
 
     Example::
@@ -79,8 +79,7 @@ class Index:
 
     def __init__(self, root: Path) -> None:
         self.path = root / DB_NAME
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        super().__init__()
         self._read_only = False  # opened by the read-only fallback: reopen before writing
         self._search_ready = False  # SEARCH_INDEXES exist (or cannot be made)
 
@@ -154,26 +153,8 @@ class Index:
         with self._lock:
             conn = self._connect(create=True)
             assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 yield conn
-                conn.execute("COMMIT")  # may fail too (a full disk): then roll back as well
-            except BaseException:
-                with suppress(sqlite3.Error):  # the original error is the one to report
-                    conn.execute("ROLLBACK")
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __del__(self) -> None:
-        # Newer Pythons warn about connections left to the garbage collector.
-        conn, self._conn = getattr(self, "_conn", None), None
-        if conn is not None:
-            conn.close()
 
     # --- queries ---------------------------------------------------------------------------
 
