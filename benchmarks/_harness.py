@@ -113,12 +113,16 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def interleaved(
-    paths: dict[str, Callable[[int], Any]], rounds: int, warmup: int = 2
+    paths: dict[str, Callable[[int], Any]],
+    rounds: int,
+    warmup: int = 2,
+    settle: Callable[[], Any] | None = None,
 ) -> dict[str, list[float]]:
     """Time each path once per round, rotating the order so none always runs first.
 
     Warm-up rounds (not recorded) fill caches: the simulator's rendered image, TLS-free
-    connection pools, imports made on first use.
+    connection pools, imports made on first use. ``settle``, when given, runs untimed after
+    every call, so that what one path leaves behind is not charged to the next.
     """
     names = list(paths)
     times: dict[str, list[float]] = {n: [] for n in names}
@@ -128,6 +132,8 @@ def interleaved(
             elapsed, _ = timed(lambda name=name, r=r: paths[name](r))  # type: ignore[misc]
             if r >= warmup:
                 times[name].append(elapsed)
+            if settle is not None:
+                settle()
     return times
 
 
