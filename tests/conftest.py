@@ -6,6 +6,7 @@ default history at a temp folder, so no test can write beside the repository.
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,10 @@ def new_magic_shell(**config: object) -> Any:
     settings.HistoryAccessor.enabled = False  # no IPython history database per test
     InteractiveShell.clear_instance()
     shell = InteractiveShell.instance(config=settings)
+    # IPython registers atexit_operations for every shell, and each runs a full gc.collect()
+    # at exit: hundreds of test shells kept pytest busy for a minute after its summary. These
+    # shells keep no history database and make no temp files, so nothing needs that clean-up.
+    atexit.unregister(shell.atexit_operations)
     shell.extension_manager.load_extension("cometnb")
     for name, value in config.items():
         shell.run_line_magic("config", f"CometImg.{name} = {value!r}")
