@@ -6,6 +6,11 @@ previews) and as WebP at qualities 30–90, and compared with the downscaled pix
 chosen WebP quality is the lowest whose PSNR is at least JPEG 80's (within 0.05 dB, the
 measurement's noise between runs): no visible loss against today's previews, fewest bytes.
 The table in ``cometnb/_core/previews.py`` (``_WEBP_QUALITY``) should say the same.
+
+So that the choice is also looked at, not only measured, the run writes
+``benchmarks/previews-side-by-side.png``: for each preview size, the same part of the first
+render as the downscaled pixels, the JPEG 80 preview and the chosen WebP preview, enlarged
+without smoothing so that every codec artefact shows.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import io
 import math
 from typing import Any
 
-from ._harness import BENCH_KEY, PHOTO_MODEL, PHOTO_SIZE, Result, need, simulator
+from ._harness import BENCH_KEY, PHOTO_MODEL, PHOTO_SIZE, ROOT, Result, need, simulator
 
 TITLE = "Preview quality (WebP against today's JPEG 80, photo-like 1024² image)"
 SIZES = (512, 256)
@@ -22,6 +27,11 @@ QUALITIES = tuple(range(30, 95, 5))
 NOISE_DB = 0.05
 # Several renders, averaged: one image alone puts neighbouring qualities within noise.
 PROMPTS = ("a harbour at dawn", "a forest path in autumn", "a street market at night")
+SHEET = ROOT / "benchmarks" / "previews-side-by-side.png"
+# The part of the render shown (fractions of the side: the prompt label and the disc's edge,
+# where artefacts show first), and its width on the sheet: 2x the 512 px preview's pixels,
+# 4x the 256 px one's, enlarged without smoothing.
+CROP_BOX, TILE = (0.08, 0.10, 0.40, 0.42), 328
 
 
 def run() -> Result:
@@ -30,6 +40,7 @@ def run() -> Result:
 
     result = Result(TITLE)
     originals = [Image.open(io.BytesIO(data)).convert("RGB") for data in _photos()]
+    tiles: list[tuple[int, int, Any]] = []
     for px in SIZES:
         smalls = []
         for original in originals:
@@ -42,6 +53,7 @@ def run() -> Result:
         chosen = min(good, default=max(QUALITIES))
         size, psnr = webp[chosen]
         in_code = _quality_in_code(previews, px)
+        tiles.append((px, chosen, smalls[0]))
         result.row(
             f"{px} px: JPEG 80 (before)", f"{jpeg_size / 1000:.1f} KB, PSNR {jpeg_psnr:.2f} dB"
         )
@@ -56,11 +68,54 @@ def run() -> Result:
             in_code == chosen,
             "set _WEBP_QUALITY in cometnb/_core/previews.py to the measured quality",
         )
+    _write_sheet(tiles)
     result.notes.append(
         "PSNR against the downscaled pixels themselves (what the preview should show); the "
         "simulator's photo-like texture is noise-heavy, the hardest case for both codecs."
     )
+    result.notes.append(
+        f"Side by side, to look at: {SHEET.relative_to(ROOT)} (per size: the "
+        "downscaled pixels, JPEG 80, the chosen WebP; the prompt label and the disc's edge, "
+        "enlarged without smoothing)."
+    )
     return result
+
+
+def _write_sheet(tiles: list[tuple[int, int, Any]]) -> None:
+    """One row per preview size: reference, JPEG 80 and WebP crops, labelled."""
+    from PIL import Image, ImageDraw
+
+    side, label_h = TILE, 18
+    sheet = Image.new("RGB", (3 * side + 4 * 8, len(tiles) * (side + label_h + 8) + 8), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, (px, quality, small) in enumerate(tiles):
+        box = tuple(round(f * small.width) for f in CROP_BOX)
+        versions = [
+            (f"{px} px: downscaled pixels", small),
+            (f"{px} px: JPEG 80 (before)", _decoded(small, "JPEG", 80)),
+            (f"{px} px: WebP {quality} (now)", _decoded(small, "WEBP", quality)),
+        ]
+        y = 8 + row * (side + label_h + 8)
+        for col, (label, img) in enumerate(versions):
+            x = 8 + col * (side + 8)
+            draw.text((x, y), label, fill="black")
+            crop = img.crop(box).resize((side, side), Image.Resampling.NEAREST)
+            sheet.paste(crop, (x, y + label_h))
+    sheet.save(SHEET, optimize=True)
+
+
+def _decoded(img: Any, fmt: str, quality: int) -> Any:
+    return _codec(img, fmt, quality)[1]
+
+
+def _codec(img: Any, fmt: str, quality: int) -> tuple[int, Any]:
+    """Encoded size in bytes, and the image as a viewer decodes it."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    extra = {"method": need("cometnb._core.previews")._WEBP_METHOD} if fmt == "WEBP" else {}
+    img.save(out, fmt, quality=quality, **extra)
+    return len(out.getvalue()), Image.open(io.BytesIO(out.getvalue())).convert("RGB")
 
 
 def _photos() -> list[bytes]:
@@ -87,15 +142,12 @@ def _mean(pairs: Any) -> tuple[float, float]:
 
 
 def _encode(img: Any, fmt: str, quality: int) -> tuple[float, float]:
-    from PIL import Image, ImageChops, ImageStat
+    from PIL import ImageChops, ImageStat
 
-    out = io.BytesIO()
-    extra = {"method": need("cometnb._core.previews")._WEBP_METHOD} if fmt == "WEBP" else {}
-    img.save(out, fmt, quality=quality, **extra)
-    decoded = Image.open(io.BytesIO(out.getvalue())).convert("RGB")
+    size, decoded = _codec(img, fmt, quality)
     rms = ImageStat.Stat(ImageChops.difference(img, decoded)).rms
     mse = sum(v * v for v in rms) / len(rms)
-    return len(out.getvalue()), 10 * math.log10(255**2 / mse) if mse else 99.0
+    return size, 10 * math.log10(255**2 / mse) if mse else 99.0
 
 
 def _quality_in_code(previews: Any, px: int) -> int:
