@@ -2,7 +2,7 @@
 
 The figures come from the small ``records_spend`` index (``Index.SPEND_INDEX``: time, model,
 tags and two values of each record's stored cost), not from the documents: a total is one
-aggregate over a range of it, a table one ``GROUP BY`` over a materialized copy of the range
+aggregate over a range of it, a table one ``GROUP BY`` over a subquery reading that range
 (SQLite 3.40 recomputes indexed expressions from the documents in a ``GROUP BY`` of its own).
 The few records SQL cannot judge as Python does (no stored cost: an older record, priced with
 today's table; odd JSON types) are read and priced in Python, like records made before 1970
@@ -26,8 +26,6 @@ from cometnb._storage.spend import By, SpendTable, record_cost, spend_keys, spen
 
 __all__ = ["spend_from_index"]
 
-# Before SQLite 3.35 a CTE cannot be told to materialize: same answer, slower.
-_MATERIALIZED = "MATERIALIZED" if sqlite3.sqlite_version_info >= (3, 35, 0) else ""
 # The key a row is grouped by. By day: the UTC day number as Python finds it for a timestamp
 # >= 0 (datetime.fromtimestamp rounds to the microsecond, so the last half microsecond of a
 # day belongs to the next one; SQLite's date() rounds to the millisecond instead).
@@ -36,11 +34,12 @@ _DAY = (
     "((created_at - CAST(created_at AS INTEGER)) * 1000000.0 >= 999999.5)) / 86400"
 )
 _GROUP_KEY = {"model": "model", "day": _DAY, "tag": "tags"}  # tag: by tag list, split below
-# Per group: USD of the rows SQL prices, their count, unknown, estimated; rows left to Python.
-_FIGURES = "TOTAL(CASE WHEN k IN (1, 2) THEN u END), SUM(k < 3), SUM(k = 0), SUM(k = 2), SUM(k = 3)"
+# The index's range from a lower bound: each row's kind (k), usd (u) and group key.
 _RANGE = (
     f"SELECT {SPEND_KIND} AS k, {SPEND_USD} AS u, {{}} AS key FROM records WHERE created_at >= ?"
 )
+# The total: the USD of the rows SQL prices (u is NULL where k = 0) and how many are Python's.
+_TOTAL = f"SELECT TOTAL(CASE WHEN k < 3 THEN u END), SUM(k = 3) FROM ({_RANGE.format('NULL')})"
 _PYTHON_ROWS = "SELECT id, created_at, model, status, tags, doc FROM records WHERE created_at >= ?"
 _EPOCH = _dt.date(1970, 1, 1)
 
@@ -54,19 +53,25 @@ def spend_from_index(index: Index, since: Any = None, by: By | None = None) -> f
     with index.reading() as conn:
         if conn is None:  # no index file yet: nothing was spent
             return 0.0 if by is None else SpendTable(by)._finish(0.0, 0)
+        if by is None:
+            usd, python = conn.execute(_TOTAL, (low,)).fetchone()
+            left = list(_python_rows(conn, start, low, bool(python)))
+            return float(usd + sum(row.cost.usd or 0.0 for row in left))
         groups = conn.execute(_grouped(by), (low,)).fetchall()
-        left = list(_python_rows(conn, start, low, any(g[5] for g in groups)))
-    if by is None:
-        return float(sum(g[1] for g in groups) + sum(row.cost.usd or 0.0 for row in left))
+        left = list(_python_rows(conn, start, low, any(g[1] == 3 for g in groups)))
     return _table(by, groups, left)
 
 
-def _grouped(by: str | None) -> str:
-    """The figures per group of ``by`` (one row for a total), read from the index only."""
-    if by is None:
-        return f"SELECT NULL, {_FIGURES} FROM ({_RANGE.format('NULL')})"
+def _grouped(by: str) -> str:
+    """USD and count per key of ``by`` and kind, read from the index only.
+
+    ``LIMIT -1`` keeps SQLite from flattening the subquery into the ``GROUP BY`` (a subquery
+    with a LIMIT is never flattened into an aggregate), so its expressions come from the
+    index; it runs as a co-routine, on every SQLite version (a MATERIALIZED CTE needs 3.35
+    and is slower: it writes the rows to a temporary table first).
+    """
     rows = _RANGE.format(_GROUP_KEY[by])
-    return f"WITH r AS {_MATERIALIZED} ({rows}) SELECT key, {_FIGURES} FROM r GROUP BY key"
+    return f"SELECT key, k, TOTAL(u), COUNT(*) FROM ({rows} LIMIT -1) GROUP BY key, k"
 
 
 @dataclass
@@ -102,12 +107,12 @@ def _python_rows(
 def _table(by: str, groups: list[tuple[Any, ...]], left: list[_Row]) -> SpendTable:
     table = SpendTable(by)
     total, requests = 0.0, 0
-    for key, usd, count, unknown, estimated, _python in groups:
-        if not count:
-            continue  # only rows Python prices: added below
+    for key, kind, usd, count in groups:
+        if kind == 3:
+            continue  # rows Python prices: added below
         total, requests = total + usd, requests + count
         for name in _keys(by, key):
-            table._merge(name, usd, count, unknown, estimated)
+            table._merge(name, usd, count, count * (kind == 0), count * (kind == 2))
     for row in left:
         total, requests = total + (row.cost.usd or 0.0), requests + 1
         for name in spend_keys(row, by):
