@@ -64,10 +64,11 @@ CREATE INDEX IF NOT EXISTS records_parent ON records (json_extract(doc, '$.paren
 """
 # The index History.spend() reads instead of the documents (see _storage/spend_queries.py):
 # each record's time, model and tags with two values of its stored cost. SPEND_KIND: 0 = cost
-# unknown (usd null), 1 = exact, 2 = estimated, 3 = read by Python (no stored cost: an older
-# record, priced now; or a value JSON types SQL would judge differently from Cost.from_dict).
-# SPEND_USD: the usd when it is a number. Queries must spell the expressions exactly so (SQLite
-# matches them to the index by their text). Created like SEARCH_INDEXES; no version change.
+# unknown (usd null), 1 = exact, 2 = estimated, 3 = left to Python (no stored cost: an older
+# record, priced now; or a usd / estimated of another JSON type, which Cost.from_dict reads
+# its own way). SPEND_USD: the usd when it is a number. Queries use these very expressions
+# (SQLite reads an indexed expression from the index only where the query's is the same).
+# Created like SEARCH_INDEXES (new folders; older ones on their first spend question).
 _USD_TYPE = "json_type(doc, '$.cost.usd')"
 _ESTIMATED = "json_extract(doc, '$.cost.estimated')"
 SPEND_KIND = (
