@@ -31,6 +31,7 @@ from cometnb._storage.records import Record, tags_json
 from cometnb._storage.repair import RepairReport
 from cometnb._storage.sources import lineage_of
 from cometnb._storage.spend import By, SpendTable
+from cometnb._storage.spend_queries import spend_from_index
 from cometnb._storage.writer import HistoryWriter
 
 if TYPE_CHECKING:
@@ -296,9 +297,9 @@ class History:
             >>> h.spend(), h.spend(by="model")  # doctest: +SKIP
             (0.2256, {'dall-e-3': 0.12, 'gpt-image-2': 0.0528, 'gpt-image-1-mini': 0.0528})
         """
-        from cometnb._storage.spend import spend
-
-        return spend(self.records(), since, by)
+        # SQL over the spend index: no Record is built (the same answer as
+        # spend.spend(self.records(), since, by)).
+        return spend_from_index(self._index, since, by)
 
     def close(self) -> None:
         """Close the index connection (reopened automatically when used again)."""

@@ -12,6 +12,7 @@ The schema is versioned with ``PRAGMA user_version``; :data:`SCHEMA_VERSION` is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 from cometnb._core.errors import CometError
 from cometnb._storage.sqlite_file import SqliteFile, immediate
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "Index", "IndexRow"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "SPEND_KIND", "SPEND_USD", "Index", "IndexRow"]
 
 DB_NAME = "index.sqlite3"
 SCHEMA_VERSION = 2
@@ -61,8 +62,27 @@ CREATE INDEX IF NOT EXISTS records_revised ON records (instr(doc, '"revised_prom
 _SCHEMA_V2 = """
 CREATE INDEX IF NOT EXISTS records_parent ON records (json_extract(doc, '$.parent'));
 """
+# The index History.spend() reads instead of the documents (see _storage/spend_queries.py):
+# each record's time, model and tags with two values of its stored cost. SPEND_KIND: 0 = cost
+# unknown (usd null), 1 = exact, 2 = estimated, 3 = left to Python (no stored cost: an older
+# record, priced now; or a usd / estimated of another JSON type, which Cost.from_dict reads
+# its own way). SPEND_USD: the usd when it is a number. Queries use these very expressions
+# (SQLite reads an indexed expression from the index only where the query's is the same).
+# Created like SEARCH_INDEXES (new folders; older ones on their first spend question).
+_USD_TYPE = "json_type(doc, '$.cost.usd')"
+_ESTIMATED = "json_extract(doc, '$.cost.estimated')"
+SPEND_KIND = (
+    f"CASE WHEN {_USD_TYPE} = 'null' THEN 0 WHEN {_USD_TYPE} IN ('integer', 'real') THEN "
+    f"CASE typeof({_ESTIMATED}) WHEN 'null' THEN 1 WHEN 'integer' THEN 1 + ({_ESTIMATED} != 0) "
+    "ELSE 3 END ELSE 3 END"
+)
+SPEND_USD = f"CASE WHEN {_USD_TYPE} IN ('integer', 'real') THEN json_extract(doc, '$.cost.usd') END"
+SPEND_INDEX = f"""
+CREATE INDEX IF NOT EXISTS records_spend ON records
+    (created_at, model, tags, ({SPEND_KIND}), ({SPEND_USD}));
+"""
 # Migrations: MIGRATIONS[v] upgrades a database at version v to v + 1.
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1 + SEARCH_INDEXES, 1: _SCHEMA_V2}
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1 + SEARCH_INDEXES + SPEND_INDEX, 1: _SCHEMA_V2}
 # Schemas this code reads even where it cannot migrate (a read-only folder): same records table.
 _READABLE = range(1, SCHEMA_VERSION + 1)
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
@@ -81,7 +101,7 @@ class Index(SqliteFile):
         self.path = root / DB_NAME
         super().__init__()
         self._read_only = False  # opened by the read-only fallback: reopen before writing
-        self._search_ready = False  # SEARCH_INDEXES exist (or cannot be made)
+        self._ensured: set[str] = set()  # index DDL already made (or that cannot be made)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -235,16 +255,46 @@ class Index(SqliteFile):
     def ensure_search_indexes(self) -> None:
         """Create :data:`SEARCH_INDEXES` once (no-op without an index file or write access:
         searches then scan, with the same answers)."""
-        if self._search_ready or not self.path.exists():
+        self._ensure(SEARCH_INDEXES, ("records_prompt", "records_revised"))
+
+    def ensure_spend_index(self) -> None:
+        """Create :data:`SPEND_INDEX` once (no-op without an index file or write access:
+        ``History.spend`` then scans the documents, with the same answer)."""
+        self._ensure(SPEND_INDEX, ("records_spend",))
+
+    def _ensure(self, ddl: str, names: tuple[str, ...]) -> None:
+        if ddl in self._ensured or not self.path.exists():
             return
-        self._search_ready = True
-        try:
+        self._ensured.add(ddl)
+        with contextlib.suppress(sqlite3.Error, OSError, CometError):
+            with self._lock, self._readable():  # already there: no write lock to wait for
+                conn = self._connect(create=False)
+                marks = ", ".join("?" * len(names))
+                sql = (
+                    f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ({marks})"
+                )
+                if conn is not None and conn.execute(sql, names).fetchone()[0] == len(names):
+                    return
             with self._write() as conn:
-                for statement in SEARCH_INDEXES.split(";"):
+                for statement in ddl.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-        except (sqlite3.Error, OSError, CometError):
-            pass
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection | None]:
+        """One read transaction (so several queries see one snapshot, while other processes
+        write) under the lock, failures reported as by every read; ``None`` without a file."""
+        with self._lock, self._readable():
+            conn = self._connect(create=False)
+            if conn is None:
+                yield None
+                return
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                with contextlib.suppress(sqlite3.Error):  # reads only: nothing to keep
+                    conn.execute("ROLLBACK")
 
     def children(self, record_id: str) -> list[str]:
         """Ids of the records whose ``parent`` is ``record_id`` (edits of its images), in order."""

@@ -32,7 +32,15 @@ class Record(Protocol):
     tags: tuple[str, ...]
 
 
-__all__ = ["SpendTable", "cost_of_failure", "cost_of_result", "record_cost", "spend"]
+__all__ = [
+    "SpendTable",
+    "cost_of_failure",
+    "cost_of_result",
+    "record_cost",
+    "spend",
+    "spend_start",
+    "tag_keys",
+]
 
 By = Literal["model", "day", "tag"]
 UNTAGGED = "(untagged)"
@@ -99,12 +107,35 @@ class SpendTable(dict[str, float]):
         return self.requests is not None and sum(self.counts.values()) > self.requests
 
     def _add(self, key: str, cost: Cost) -> None:
-        self.counts[key] = self.counts.get(key, 0) + 1
-        self[key] = self.get(key, 0.0) + (cost.usd or 0.0)
-        if cost.usd is None:
-            self.unknown[key] = self.unknown.get(key, 0) + 1
-        elif cost.estimated:
-            self.estimated[key] = self.estimated.get(key, 0) + 1
+        unknown = cost.usd is None
+        self._merge(key, cost.usd or 0.0, 1, int(unknown), int(not unknown and cost.estimated))
+
+    def _merge(self, key: str, usd: float, count: int, unknown: int, estimated: int) -> None:
+        """Add ``count`` requests costing ``usd`` in all to row ``key`` (``unknown`` of them
+        without a price, ``estimated`` of the others estimated)."""
+        self.counts[key] = self.counts.get(key, 0) + count
+        self[key] = self.get(key, 0.0) + usd
+        if unknown:
+            self.unknown[key] = self.unknown.get(key, 0) + unknown
+        if estimated:
+            self.estimated[key] = self.estimated.get(key, 0) + estimated
+
+    def _finish(self, total: float, requests: int) -> SpendTable:
+        """Order the rows largest first (ties by name) and set :attr:`total` and ``requests``.
+
+        The sort rounds to a billionth of a dollar: the same figures added in another order
+        (SQL's ``SUM`` against a Python loop) may differ in the last bits, which must not
+        reorder rows of equal spend.
+        """
+        ordered = sorted(self.items(), key=lambda kv: (-round(kv[1], 9), kv[0]))
+        self.clear()
+        self.update(ordered)
+        for counts in (self.counts, self.unknown, self.estimated):
+            kept = {k: counts[k] for k in self if k in counts}
+            counts.clear()
+            counts.update(kept)
+        self._total, self.requests = total, requests
+        return self
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -132,6 +163,13 @@ class SpendTable(dict[str, float]):
         return html.escape(", ".join(parts))
 
 
+def spend_start(since: Any, by: Any) -> float | None:
+    """Check ``spend``'s arguments; ``since`` as a Unix timestamp (``None``: from the start)."""
+    if by not in (None, "model", "day", "tag"):
+        raise ValueError(f"by must be 'model', 'day' or 'tag' (or None for a total); got {by!r}")
+    return _since(since)
+
+
 def _since(value: Any) -> float | None:
     """``since`` as a Unix timestamp: a datetime, a date, an ISO string or a number."""
     if value is None:
@@ -150,12 +188,18 @@ def _since(value: Any) -> float | None:
     )
 
 
-def _keys(rec: Record, by: str) -> list[str]:
+def spend_keys(rec: Record, by: str) -> list[str]:
+    """The rows of a table ``by`` model, day or tag that ``rec`` counts in."""
     if by == "model":
         return [rec.model]
     if by == "day":
         return [rec.created_at.date().isoformat()]
-    return list(rec.tags) or [UNTAGGED]
+    return tag_keys(rec.tags)
+
+
+def tag_keys(tags: Iterable[str]) -> list[str]:
+    """The rows of ``spend(by="tag")`` a record with these tags counts in."""
+    return list(tags) or [UNTAGGED]
 
 
 def spend(records: Iterable[Record], since: Any = None, by: By | None = None) -> float | SpendTable:
@@ -172,9 +216,7 @@ def spend(records: Iterable[Record], since: Any = None, by: By | None = None) ->
         >>> h.spend(by="model")  # doctest: +SKIP
         {'gpt-image-2': 0.3687, 'dall-e-3': 0.0528}
     """
-    if by not in (None, "model", "day", "tag"):
-        raise ValueError(f"by must be 'model', 'day' or 'tag' (or None for a total); got {by!r}")
-    start = _since(since)
+    start = spend_start(since, by)
     chosen = [r for r in records if start is None or r.timestamp >= start]
     if by is None:
         return float(sum(r.cost.usd or 0.0 for r in chosen))
@@ -183,10 +225,6 @@ def spend(records: Iterable[Record], since: Any = None, by: By | None = None) ->
     for rec in chosen:
         cost = rec.cost
         total += cost.usd or 0.0
-        for key in _keys(rec, by):
+        for key in spend_keys(rec, by):
             table._add(key, cost)
-    ordered = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
-    table.clear()
-    table.update(ordered)
-    table._total, table.requests = total, len(chosen)
-    return table
+    return table._finish(total, len(chosen))
