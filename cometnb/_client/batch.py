@@ -48,12 +48,14 @@ class Batch:
         store: BatchStore,
         *,
         resent: Sequence[str] = (),
+        notes: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.items = list(items)
         self.history = history
         self._store = store
         self.resent_after_interrupt = list(resent)  # keys in flight when a run died, sent again
+        self.notes = list(notes)  # what the last run has to tell (e.g. the budget stopped it)
         self._states: dict[str, ItemState] = {}
         self.refresh()
 

@@ -9,9 +9,14 @@ yet done, and never one that may have been billed (``uncertain``) unless
 history (its record names the item in ``origin``): found, it counts as done or failed; not
 found, its answer never arrived and it is sent again (``Batch.resent_after_interrupt``).
 
+Budgets: the items about to be sent are estimated together and refused before the first
+request when ``CometImg.budget`` cannot cover them (``_client/batch_budget.py``); while the
+batch runs, an item the budget stops is not sent and stays pending (``Batch.notes`` says so).
+
 The requests run on the client's private loop thread, at most ``concurrency`` at a time and
 paced by the client under the server's rate limit; the calling thread draws the progress bar
-(done / failed / rate / ETA, and when it is waiting on the rate limit) and takes interrupts.
+(done / failed / rate / ETA / spend, and when it is waiting on the rate limit) and takes
+interrupts.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cometnb._client.batch import Batch
+from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
 from cometnb._client.batch_items import BatchItem, load_items
 from cometnb._client.clients import AsyncClient, Client
 from cometnb._client.limiter import AdaptiveLimit
@@ -31,6 +37,8 @@ from cometnb._client.loop import loop_thread
 from cometnb._client.pacing import RATE_LIMIT_REASON
 from cometnb._client.retry import status_safety
 from cometnb._core import settings as _settings
+from cometnb._core.budget import SpendGuard, admitted
+from cometnb._core.cost import Cost, format_usd
 from cometnb._core.errors import (
     APIError,
     CancelledError,
@@ -38,11 +46,11 @@ from cometnb._core.errors import (
     ResponseError,
     ValidationError,
 )
-from cometnb._core.models import ClientEvent
+from cometnb._core.models import ClientEvent, Generation
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
 
-__all__ = ["batch", "may_be_billed"]
+__all__ = ["batch", "may_be_billed", "run_batch"]
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 5.0
@@ -74,6 +82,32 @@ def batch(
         >>> b.failed, b.uncertain  # doctest: +SKIP
         ([], [])
     """
+    return run_batch(
+        items,
+        name=name,
+        concurrency=concurrency,
+        retry_billed=retry_billed,
+        client=client,
+        progress=progress,
+        check=session_check,
+        defaults=defaults,
+    )
+
+
+def run_batch(
+    items: object,
+    *,
+    name: str,
+    check: BudgetCheck,
+    defaults: dict[str, Any],
+    concurrency: int | None = None,
+    retry_billed: bool = False,
+    client: Client | None = None,
+    progress: bool = True,
+) -> Batch:
+    """:func:`batch`, with the budget check given: ``check`` gets the requests about to be
+    sent and raises :class:`~cometnb._core.budget.BudgetError` or returns the run's guard
+    (``%%cometimg --batch`` passes one that also applies the cell's ``--budget``)."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError(
             "a batch needs a name (name='catalogue'): the name is what lets a later call resume it",
@@ -89,13 +123,18 @@ def batch(
         resent = _settle_interrupted(name, interrupted, history, store)
         states = store.states(name)
         todo = [item for item in loaded if _to_send(states.get(item.key), retry_billed)]
+        # What is about to be sent, against the budgets, before the first request.
+        guard = check([item.request for item in todo]) if todo else None
         sending = {item.key for item in todo}
         failed = sum(1 for k, s in states.items() if k not in sending and s.state != "done")
         limit = max(1, int(concurrency or _settings.active().concurrency))
-        job = _BatchJob(runner, name, todo, store, limit)
-        job.failed_before = failed
+        job = _BatchJob(runner, name, todo, store, limit, guard)
+        job.failed_before, job.history = failed, history
         _run(job, len(loaded) - len(todo), len(loaded), name if progress else None)
-        return Batch(name, loaded, history, store, resent=resent)
+        note = stopped_note(guard, len(loaded))
+        if note is not None and progress:
+            print(note)
+        return Batch(name, loaded, history, store, resent=resent, notes=[note] if note else [])
     finally:
         if own:
             runner.close()
@@ -164,10 +203,18 @@ class _BatchJob:
     """The coroutine side: one task per item, bounded by the concurrency limit."""
 
     def __init__(
-        self, client: Client, name: str, todo: list[BatchItem], store: BatchStore, limit: int
+        self,
+        client: Client,
+        name: str,
+        todo: list[BatchItem],
+        store: BatchStore,
+        limit: int,
+        guard: SpendGuard | None = None,
     ) -> None:
         self.client, self.name, self.todo, self.store = client, name, todo, store
-        self.limit = limit
+        self.limit, self.guard = limit, guard
+        self.spent = 0.0  # USD this run's requests cost (estimates where billing is uncertain)
+        self.history: History | None = None  # where failed items' records are looked up
         self.done = self.failed = 0
         self.failed_before = 0  # failed or uncertain in earlier runs, not sent again now
         self.limited_until = 0.0  # monotonic time the latest rate-limit wait ends
@@ -194,9 +241,12 @@ class _BatchJob:
                 if event.kind == "waiting" and event.reason in _LIMITED and event.wait_s:
                     self.limited_until = max(self.limited_until, time.monotonic() + event.wait_s)
 
+            refused = self.guard.before_send(item.request) if self.guard else None
+            if refused is not None:
+                return  # not sent: the item stays pending for a later run with more budget
             self.store.mark(self.name, item.key, "sending")
             try:
-                gen = await twin.run(item.request, on_event=on_event, tags=tags, origin=origin)
+                gen = await self._send(twin, item, on_event, tags, origin)
             except asyncio.CancelledError:
                 self.store.mark(self.name, item.key, "pending")  # its answer never arrived
                 raise
@@ -212,6 +262,38 @@ class _BatchJob:
                 return
         self.store.mark(self.name, item.key, "done", record_id=gen.record_id)
         self.done += 1
+
+    async def _send(
+        self,
+        twin: AsyncClient,
+        item: BatchItem,
+        on_event: Callable[[ClientEvent], None],
+        tags: tuple[str, ...],
+        origin: str,
+    ) -> Generation:
+        """One item's request, admitted by the run's guard (not checked again per request);
+        its cost is added to :attr:`spent` and settled with the guard however it ends."""
+        cost: Cost | None = None
+        try:
+            with admitted():
+                gen = await twin.run(item.request, on_event=on_event, tags=tags, origin=origin)
+            cost = gen.cost
+            return gen
+        except CometError as error:
+            cost = self._failure_cost(error)
+            raise
+        finally:
+            if cost is not None:
+                self.spent += cost.usd or 0.0
+            if self.guard is not None:
+                self.guard.after(item.request, cost)
+
+    def _failure_cost(self, error: CometError) -> Cost | None:
+        """What a failed item's record says it cost (an estimate when it may have been billed)."""
+        if error.record_id is None:
+            return None
+        record = self.history.get(error.record_id) if self.history is not None else None
+        return record.cost if record is not None else None
 
 
 def _run(job: _BatchJob, already: int, total: int, title: str | None) -> None:
@@ -248,7 +330,9 @@ def _draw(bar: Any, job: _BatchJob, already: int, *, final: bool = False) -> Non
         finished = already + job.done + job.failed
         if finished > bar.n:
             bar.update(finished - bar.n)
-        postfix = {"failed": job.failed_before + job.failed}
+        postfix: dict[str, object] = {"failed": job.failed_before + job.failed}
+        if job.spent or job.guard is not None:
+            postfix["spend"] = format_usd(job.spent)
         if not final and time.monotonic() < job.limited_until:
-            postfix["waiting"] = "on the rate limit"  # type: ignore[assignment]
+            postfix["waiting"] = "on the rate limit"
         bar.set_postfix(postfix, refresh=final)

@@ -21,10 +21,11 @@ from cometnb._core.budget import BudgetError, Limits, SpendGuard, check_before, 
 from cometnb._core.costing import estimate_all
 from cometnb._core.models import Generation
 
-__all__ = ["not_sent", "open_gate"]
+__all__ = ["not_sent", "open_gate", "session_cap"]
 
 
-def _session_budget() -> float | None:
+def session_cap() -> float | None:
+    """``CometImg.budget`` as USD, or ``None`` when no session budget is set."""
     value = getattr(_settings.active(), "budget", None)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -37,7 +38,7 @@ def open_gate(bodies: Sequence[dict[str, Any]]) -> SpendGuard | None:
     Returns the guard that admits each request in turn, or ``None`` when no budget is set
     (or a caller's guard already admitted these requests). Raises :class:`BudgetError`.
     """
-    cap = _session_budget()
+    cap = session_cap()
     if cap is None or pre_admitted():
         return None
     estimates = estimate_all(bodies)

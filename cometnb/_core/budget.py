@@ -27,6 +27,7 @@ __all__ = [
     "SpendGuard",
     "admitted",
     "check_before",
+    "guard_requests",
     "pre_admitted",
     "session",
 ]
@@ -241,6 +242,38 @@ def check_before(
             hint="Add --yes to the cell to send it anyway.",
         )
     return total
+
+
+def guard_requests(
+    requests: Sequence[Any],
+    *,
+    session_budget: float | None,
+    cell_budget: float | None,
+    confirm_above: float | None,
+    yes: bool,
+    ledger: Ledger = session,
+) -> SpendGuard | None:
+    """:func:`check_before` on the requests' estimates, then the guard that admits each one
+    when its turn comes (``None`` when no cap is set). Raises :class:`BudgetError`.
+
+    A cell's whole grid, or the items a batch is about to send, are checked this way.
+    """
+    from cometnb._core.costing import estimate_all
+
+    estimates = estimate_all(requests)
+    check_before(
+        estimates,
+        session_budget=session_budget,
+        cell_budget=cell_budget,
+        confirm_above=confirm_above,
+        yes=yes,
+        ledger=ledger,
+    )
+    limits = Limits(session_budget, cell_budget)
+    if not limits.capped:
+        return None
+    by_request = {id(r): e for r, e in zip(requests, estimates, strict=True)}
+    return SpendGuard(limits, ledger=ledger, estimates=by_request)
 
 
 class SpendGuard:

@@ -21,7 +21,7 @@ from cometnb._core.models import Generation, Grid
 from cometnb._core.protocols import CellView
 from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
 from cometnb._notebook.magic_args import CellSpec
-from cometnb._notebook.spend_check import check_cell, dry_run_costs, skipped_note
+from cometnb._notebook.spend_check import check_cell, check_requests, dry_run_costs, skipped_note
 
 if TYPE_CHECKING:
     from cometnb._client.batch import Batch
@@ -90,10 +90,10 @@ class CellEngine:
             # Checked here too so a grid fails once, before any request, not once per cell.
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
+        if spec.batch is not None:  # checks what it will send, not the items already done
+            return self._batch(spec, grid, history)
         # The whole cell's estimate against the budgets, before the first request.
         guard = check_cell(grid, budget=spec.budget, yes=spec.yes)
-        if spec.batch is not None:
-            return self._batch(spec, grid, history)
         view = self._view(spec, grid)
         result = self._execute(spec, grid, view, history, guard)
         if spec.out:
@@ -104,19 +104,20 @@ class CellEngine:
 
     def _batch(self, spec: CellSpec, grid: Grid, history: History) -> Batch:
         """``--batch NAME``: the cell's requests as a resumable batch with a progress bar."""
-        from cometnb._client.batch_run import batch
+        from cometnb._client.batch_run import run_batch
         from cometnb._client.sync_client import Client
 
         settings = _settings.active()
         client = Client(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
         requests = [cell.request for cell in grid.cells]
         try:
-            result = batch(
+            result = run_batch(
                 requests,
                 name=spec.batch or "",
                 client=client,
-                tags=spec.tags,
                 progress=spec.display,
+                check=lambda todo: check_requests(todo, budget=spec.budget, yes=spec.yes),
+                defaults={"tags": spec.tags},
             )
         finally:
             client.close()

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import Limits, SpendGuard, check_before, session
+from cometnb._core.budget import SpendGuard, guard_requests
 from cometnb._core.cost import Cost, format_usd
 from cometnb._core.costing import estimate_all
 from cometnb._core.models import Generation, Grid
 from cometnb._core.prices import active_table
 
-__all__ = ["check_cell", "dry_run_costs", "skipped_note"]
+__all__ = ["check_cell", "check_requests", "dry_run_costs", "skipped_note"]
 
 
 def _setting(name: str) -> float | None:
@@ -28,20 +28,21 @@ def _setting(name: str) -> float | None:
 def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
     """Check the whole cell before the first request; returns the run's guard (``None`` when
     no budget is set). Raises :class:`~cometnb._core.budget.BudgetError` to refuse it."""
-    estimates = estimate_all(c.request for c in grid.cells)
-    session_budget = _setting("budget")
-    check_before(
-        estimates,
-        session_budget=session_budget,
+    return check_requests([c.request for c in grid.cells], budget=budget, yes=yes)
+
+
+def check_requests(
+    requests: Sequence[Any], *, budget: float | None, yes: bool
+) -> SpendGuard | None:
+    """:func:`check_cell` for a list of requests (a ``--batch`` cell checks what it will send:
+    the items an earlier run did not finish)."""
+    return guard_requests(
+        requests,
+        session_budget=_setting("budget"),
         cell_budget=budget,
         confirm_above=_setting("confirm_above"),
         yes=yes,
     )
-    limits = Limits(session_budget, budget)
-    if not limits.capped:
-        return None
-    by_request = {id(c.request): e for c, e in zip(grid.cells, estimates, strict=True)}
-    return SpendGuard(limits, ledger=session, estimates=by_request)
 
 
 def skipped_note(grid: Grid, guard: SpendGuard | None) -> str | None:
