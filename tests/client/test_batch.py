@@ -203,46 +203,82 @@ _WORKER = textwrap.dedent(
 )
 
 
+def _kill_midway(sim: SimServer, folder: Path, prompts: list[str], after: int) -> None:
+    """Run the batch in a worker process and ``kill -9`` it once ``after`` POSTs arrived."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, sim.base_url, str(folder), json.dumps(prompts)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sim.request_count < after and time.monotonic() < deadline:
+            assert worker.poll() is None, "the worker ended before it was killed"
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+
+
 def test_kill_9_midway_then_the_rerun_sends_exactly_what_was_not_done(tmp_path: Path) -> None:
     prompts = [f"catalogue item {i:03d}: a product photo on white" for i in range(100)]
     folder = tmp_path / "hist"
     with SimServer(latency=0.1) as sim:
         sim.fault("latency", times=6, seconds=0)
         sim.fault("504", html=False)  # the 7th POST may have been billed
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        worker = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, sim.base_url, str(folder), json.dumps(prompts)],
-            env=env,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while sim.request_count < 40 and time.monotonic() < deadline:
-                assert worker.poll() is None, "the worker ended before it was killed"
-                time.sleep(0.02)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(10)
+        _kill_midway(sim, folder, prompts, after=40)
         first_run = sent_prompts(sim)
         billed = first_run[6]
         history = History(folder)
         recorded_ok = {r.prompt for r in history if r.status == "ok"}
         assert 30 <= len(first_run) < 100 and billed not in recorded_ok
+        # Received but with no record: their answer was on its way when the worker died.
+        in_flight = set(first_run) - recorded_ok - {billed}
 
         client = client_for(sim, history)
         b = batch(prompts, name="catalogue", client=client, progress=False, model=MODEL, size=SIZE)
         rerun = sent_prompts(sim, len(first_run))
+        uncertain = {i.request.prompt for i in b.uncertain}
+        # Every request the simulator received and that has no image is uncertain, the 504 one
+        # too; beyond those, only a POST the kill cut short (or caught leaving) may be: no more
+        # than the worker's concurrency of 4 were on the wire at once.
+        assert in_flight | {billed} <= uncertain
+        assert (uncertain - in_flight - {billed}).isdisjoint(first_run)
+        assert len(uncertain - set(first_run)) <= 4
+        assert sorted(rerun) == sorted(set(prompts) - set(first_run) - uncertain)  # never sent
+        assert Counter(rerun).most_common(1)[0][1] == 1 and not set(rerun) & set(first_run)
+        assert b.counts() == {
+            "done": 100 - len(uncertain),
+            "failed": 0,
+            "uncertain": len(uncertain),
+            "pending": 0,
+        }
+        assert b.resent_after_interrupt == []
+        shown = [r.prompt if r else None for r in b.results]
+        assert shown == [None if p in uncertain - {billed} else p for p in prompts]
+        assert f"{len(uncertain)} items may have been billed" in repr(b)
 
-    expected = set(prompts) - recorded_ok - {billed}
-    assert sorted(rerun) == sorted(expected)  # each once: nothing done, nothing uncertain
-    assert Counter(rerun).most_common(1)[0][1] == 1
+        mark = sim.request_count
+        b = batch(
+            prompts,
+            name="catalogue",
+            client=client,
+            progress=False,
+            retry_billed=True,
+            model=MODEL,
+            size=SIZE,
+        )
+        third = sent_prompts(sim, mark)
+
+    assert sorted(third) == sorted(uncertain)  # the uncertain ones, each once, and only them
+    assert {i.request.prompt for i in b.items if i.key in b.resent_after_interrupt} == (
+        uncertain - {billed}
+    )
+    assert b.counts() == {"done": 100, "failed": 0, "uncertain": 0, "pending": 0}
     assert [r.prompt if r else None for r in b.results] == prompts  # all 100, in input order
-    assert [i.request.prompt for i in b.uncertain] == [billed]
-    assert b.counts() == {"done": 99, "failed": 0, "uncertain": 1, "pending": 0}
-    in_flight = set(b.resent_after_interrupt)
-    assert in_flight <= {i.key for i in b.items if i.request.prompt in expected}
+    assert repr(b) == "<Batch 'catalogue': 100 done, 0 failed, 0 uncertain, 0 pending of 100>"
 
 
 def test_store_survives_reopen_and_forget(tmp_path: Path) -> None:
