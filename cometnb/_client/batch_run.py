@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,6 +51,7 @@ from cometnb._core.models import ClientEvent
 from cometnb._core.protocols import OnEvent
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
+from cometnb._storage.records import Record
 
 __all__ = ["batch", "may_be_billed"]
 
@@ -188,10 +190,15 @@ def _settle_in_flight(
         elif record.status == "ok":
             store.mark(name, state.key, "done", record_id=record.id)
         else:
-            error = record.to_generation().error
-            billed = error is not None and may_be_billed(error)
-            new: State = "uncertain" if billed else "failed"
+            new: State = "uncertain" if _record_may_be_billed(record) else "failed"
             store.mark(name, state.key, new, record_id=record.id, error=_error_text(record))
+
+
+def _record_may_be_billed(record: Record) -> bool:
+    """A failed record's error by the live rule, or a cost it kept above $0 (what the ledger
+    charged because the failure may have been billed; a refusal costs $0)."""
+    error = record.to_generation().error
+    return (error is not None and may_be_billed(error)) or (record.cost.usd or 0) > 0
 
 
 def _error_text(record: Any) -> str:
@@ -211,13 +218,18 @@ class _BatchJob:
         # Failed / uncertain in earlier runs, not sent again now.
         self.failed_before = self.uncertain_before = 0
         self.limited_until = 0.0  # monotonic time the latest rate-limit wait ends
+        self.started, self.finished = threading.Event(), threading.Event()
 
     async def run(self) -> None:
-        async with self.client._async_twin() as twin:
-            limit = AdaptiveLimit(self.limit)
-            outcomes = await asyncio.gather(
-                *(self._one(twin, limit, item) for item in self.todo), return_exceptions=True
-            )
+        self.started.set()
+        try:
+            async with self.client._async_twin() as twin:
+                limit = AdaptiveLimit(self.limit)
+                outcomes = await asyncio.gather(
+                    *(self._one(twin, limit, item) for item in self.todo), return_exceptions=True
+                )
+        finally:  # after every item's cancellation was marked (the interrupt waits for it)
+            self.finished.set()
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(
                 outcome, asyncio.CancelledError
@@ -283,9 +295,10 @@ def _run(job: _BatchJob, already: int, total: int, title: str | None) -> None:
             _draw(bar, job, already)
         future.result()
     except KeyboardInterrupt:
-        future.cancel()
-        with contextlib.suppress(KeyboardInterrupt, concurrent.futures.CancelledError):
-            concurrent.futures.wait((future,), timeout=CANCEL_GRACE_S)
+        future.cancel()  # done at once; the task then marks each item (uncertain or pending)
+        with contextlib.suppress(KeyboardInterrupt):
+            if job.started.is_set():
+                job.finished.wait(CANCEL_GRACE_S)
         raise
     finally:
         _draw(bar, job, already, final=True)
