@@ -178,5 +178,5 @@ class Batch:
 
 def billed_note(uncertain: int) -> str:
     """The short note on items that may have been billed (the repr and the progress bar's)."""
-    items = "1 item" if uncertain == 1 else f"{uncertain} items"
-    return f"{items} may have been billed without an image; retry_billed=True sends them again"
+    items, them = ("1 item", "it") if uncertain == 1 else (f"{uncertain} items", "them")
+    return f"{items} may have been billed without an image; retry_billed=True sends {them} again"

@@ -229,7 +229,7 @@ def test_an_interrupt_leaves_the_request_in_flight_uncertain_and_the_queued_ones
     b = batch(CATALOGUE, name="cut", client=client, model=MODEL)  # with its progress bar
     assert sorted(sent_prompts(sim, 1)) == sorted(CATALOGUE[1:])  # not the one maybe billed
     assert [i.request.prompt for i in b.uncertain] == CATALOGUE[:1]
-    note = "1 item may have been billed without an image; retry_billed=True sends them again"
+    note = "1 item may have been billed without an image; retry_billed=True sends it again"
     assert f"batch cut: {note}" in capsys.readouterr().err
     assert repr(b) == f"<Batch 'cut': 3 done, 0 failed, 1 uncertain, 0 pending of 4; {note}>"
 
