@@ -3,7 +3,9 @@
 A :class:`Batch` reads its items' states from the history folder's batch table and their
 records from the history, so it describes the batch as it stands — including what earlier
 runs did — not only what the last call sent. ``cometnb.batch(...)`` (``_client/batch_run.py``)
-returns one.
+returns one. ``uncertain`` items may have been billed without an image coming back — a read
+timeout or a 5xx after sending, or a request in flight when a run was killed, restarted or
+interrupted — and are sent again only with ``retry_billed=True``; the repr says how many.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from cometnb._storage.records import Record
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "billed_note"]
 
 
 class Batch:
@@ -54,7 +56,9 @@ class Batch:
         self.items = list(items)
         self.history = history
         self._store = store
-        self.resent_after_interrupt = list(resent)  # keys in flight when a run died, sent again
+        # Keys in flight when a run stopped (killed, restarted, interrupted), so uncertain,
+        # and sent again by this call because retry_billed=True.
+        self.resent_after_interrupt = list(resent)
         self.notes = list(notes)  # what the last run has to tell (e.g. the budget stopped it)
         self._states: dict[str, ItemState] = {}
         self.refresh()
@@ -94,12 +98,14 @@ class Batch:
 
     @property
     def uncertain(self) -> list[BatchItem]:
-        """Items that may have been billed without an image (read timeout, 5xx after sending)."""
+        """Items that may have been billed without an image (read timeout, 5xx after sending,
+        or in flight when a run stopped); sent again only with ``retry_billed=True``."""
         return self._with("uncertain")
 
     @property
     def pending(self) -> list[BatchItem]:
-        """Items not sent yet, or to send again (failures that were certainly not billed)."""
+        """Items not sent yet (waiting for their turn included), or to send again (failures
+        that were certainly not billed); ``sending`` ones are on the wire in a running call."""
         return self._with("pending", "sending")
 
     @property
@@ -165,7 +171,14 @@ class Batch:
 
     def __repr__(self) -> str:
         c = self.counts()
+        note = f"; {billed_note(c['uncertain'])}" if c["uncertain"] else ""
         return (
             f"<Batch {self.name!r}: {c['done']} done, {c['failed']} failed, "
-            f"{c['uncertain']} uncertain, {c['pending']} pending of {len(self.items)}>"
+            f"{c['uncertain']} uncertain, {c['pending']} pending of {len(self.items)}{note}>"
         )
+
+
+def billed_note(uncertain: int) -> str:
+    """The short note on items that may have been billed (the repr and the progress bar's)."""
+    items, them = ("1 item", "it") if uncertain == 1 else (f"{uncertain} items", "them")
+    return f"{items} may have been billed without an image; retry_billed=True sends {them} again"

@@ -1,13 +1,20 @@
 """``cometnb.batch(items, name=...)``: a resumable, named batch run with a progress bar.
 
 Every item is validated before anything is sent. Its state lives in the history folder
-(``_storage/batches.py``): it is marked ``sending`` (committed) before its request leaves and
-``done`` / ``failed`` / ``uncertain`` once its record is in the history. Calling ``batch`` again
-with the same name — after an exception, a kernel restart or ``kill -9`` — sends only items not
-yet done, and never one that may have been billed (``uncertain``) unless
-``retry_billed=True``. A request that was in flight when a process died is looked up in the
-history (its record names the item in ``origin``): found, it counts as done or failed; not
-found, its answer never arrived and it is sent again (``Batch.resent_after_interrupt``).
+(``_storage/batches.py``). An item is ``sending`` exactly while its request is on the wire: it
+is committed on the client's ``"sending"`` event, right before each POST, and goes back to
+``pending`` on a ``"waiting"`` event after a failure that was certainly not billed (429,
+connect error, 503) — an item waiting for a concurrency slot or the rate limit is ``pending``.
+Once its record is in the history it is ``done`` / ``failed`` / ``uncertain``.
+
+Calling ``batch`` again with the same name — after an exception, a kernel restart or
+``kill -9`` — sends only items not yet done, and never one that may have been billed
+(``uncertain``) unless ``retry_billed=True``. An item a dead run left ``sending`` is looked up in
+the history (its record names it in ``origin``): found, it counts as done, failed or uncertain
+as its record says; not found, its POST had left and may have been generated and billed, so it
+becomes ``uncertain`` too. Cancelling a run (an interrupt) makes an item in flight
+``uncertain`` and one not yet sent ``pending``. Items in flight when a run stopped and sent
+again because ``retry_billed=True`` are listed in ``Batch.resent_after_interrupt``.
 
 Budgets: the items about to be sent are estimated together and refused before the first
 request when ``CometImg.budget`` cannot cover them (``_client/batch_budget.py``); while the
@@ -24,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cometnb._client.batch import Batch
+from cometnb._client.batch import Batch, billed_note
 from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
 from cometnb._client.batch_items import BatchItem, load_items
 from cometnb._client.clients import AsyncClient, Client
@@ -47,8 +56,10 @@ from cometnb._core.errors import (
     ValidationError,
 )
 from cometnb._core.models import ClientEvent, Generation
+from cometnb._core.protocols import OnEvent
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
+from cometnb._storage.records import Record
 
 __all__ = ["batch", "may_be_billed", "run_batch"]
 
@@ -56,6 +67,12 @@ POLL_S = 0.2
 CANCEL_GRACE_S = 5.0
 ORIGIN = "batch:{name}/{key}"
 _LIMITED = ("HTTP 429", RATE_LIMIT_REASON)
+# The errors of items whose request was in flight when a run stopped: no answer is known.
+KILLED_IN_FLIGHT = (
+    "in flight when an earlier run stopped (kill or restart): it may have been billed"
+)
+CANCELLED_IN_FLIGHT = "in flight when the run was interrupted: it may have been billed"
+IN_FLIGHT = (KILLED_IN_FLIGHT, CANCELLED_IN_FLIGHT)
 
 
 def batch(
@@ -119,17 +136,19 @@ def run_batch(
     try:
         history = _history_of(runner)
         store = BatchStore(history.path)
-        _, interrupted = store.begin(name, [item.key for item in loaded])
-        resent = _settle_interrupted(name, interrupted, history, store)
+        states, interrupted = store.begin(name, [item.key for item in loaded])
+        _settle_in_flight(name, [*interrupted, *_cancelled_in_flight(states)], history, store)
         states = store.states(name)
         todo = [item for item in loaded if _to_send(states.get(item.key), retry_billed)]
+        resent = [item.key for item in todo if _in_flight_before(states.get(item.key))]
         # What is about to be sent, against the budgets, before the first request.
         guard = check([item.request for item in todo]) if todo else None
+        job = _BatchJob(runner, name, todo, store, _limit(concurrency), guard)
+        job.history = history
         sending = {item.key for item in todo}
-        failed = sum(1 for k, s in states.items() if k not in sending and s.state != "done")
-        limit = max(1, int(concurrency or _settings.active().concurrency))
-        job = _BatchJob(runner, name, todo, store, limit, guard)
-        job.failed_before, job.history = failed, history
+        left = [s for k, s in states.items() if k not in sending and s.state != "done"]
+        job.uncertain_before = sum(1 for s in left if s.state == "uncertain")
+        job.failed_before = len(left) - job.uncertain_before
         _run(job, len(loaded) - len(todo), len(loaded), name if progress else None)
         note = stopped_note(guard, len(loaded))
         if note is not None and progress:
@@ -166,32 +185,60 @@ def _history_of(client: Client) -> History:
     return history
 
 
+def _limit(concurrency: int | None) -> int:
+    return max(1, int(concurrency or _settings.active().concurrency))
+
+
 def _to_send(state: ItemState | None, retry_billed: bool) -> bool:
     if state is None or state.state in ("pending", "failed"):
         return True
     return state.state == "uncertain" and retry_billed
 
 
-def _settle_interrupted(
-    name: str, interrupted: Sequence[ItemState], history: History, store: BatchStore
-) -> list[str]:
-    """Items a dead run left ``sending``: done or failed if their record made it to the
-    history, else sent again (their answer never arrived). Returns the keys sent again."""
-    if not interrupted:
-        return []
-    origins = {ORIGIN.format(name=name, key=s.key): s.key for s in interrupted}
-    found = {origins[r.origin]: r for r in history if r.origin in origins}
-    resent = []
-    for state in interrupted:
+def _in_flight_before(state: ItemState | None) -> bool:
+    return state is not None and state.state == "uncertain" and state.error in IN_FLIGHT
+
+
+def _cancelled_in_flight(states: dict[str, ItemState]) -> list[ItemState]:
+    """Items an interrupt left ``uncertain`` in flight: their record may have landed since
+    (a cancel while storing lets the store finish)."""
+    return [s for s in states.values() if s.state == "uncertain" and s.error == CANCELLED_IN_FLIGHT]
+
+
+def _settle_in_flight(
+    name: str, in_flight: Sequence[ItemState], history: History, store: BatchStore
+) -> None:
+    """Items whose request was in flight when a run stopped: done, failed or uncertain as their
+    record in the history says; with no record, ``uncertain`` (the POST had left, so it may
+    have been generated and billed)."""
+    if not in_flight:
+        return
+    origins = {ORIGIN.format(name=name, key=s.key): s.key for s in in_flight}
+    # The batch's records by tag (SQL over the tags column, not a load of every record),
+    # oldest first, so the newest record of each item wins. A "cancelled" record says only
+    # that the answer never came; a record the state already names is an earlier run's.
+    found = {
+        origins[r.origin]: r
+        for r in history.find(tag=f"batch:{name}")
+        if r.origin in origins and r.status != "cancelled"
+    }
+    for state in in_flight:
         record = found.get(state.key)
-        if record is None:
-            store.mark(name, state.key, "pending")
-            resent.append(state.key)
+        if record is None or record.id == state.record_id:
+            if state.state == "sending":
+                store.mark(name, state.key, "uncertain", error=KILLED_IN_FLIGHT)
         elif record.status == "ok":
             store.mark(name, state.key, "done", record_id=record.id)
         else:
-            store.mark(name, state.key, "failed", record_id=record.id, error=_error_text(record))
-    return resent
+            new: State = "uncertain" if _record_may_be_billed(record) else "failed"
+            store.mark(name, state.key, new, record_id=record.id, error=_error_text(record))
+
+
+def _record_may_be_billed(record: Record) -> bool:
+    """A failed record's error by the live rule, or a cost it kept above $0 (what the ledger
+    charged because the failure may have been billed; a refusal costs $0)."""
+    error = record.to_generation().error
+    return (error is not None and may_be_billed(error)) or (record.cost.usd or 0) > 0
 
 
 def _error_text(record: Any) -> str:
@@ -215,16 +262,22 @@ class _BatchJob:
         self.limit, self.guard = limit, guard
         self.spent = 0.0  # USD this run's requests cost (estimates where billing is uncertain)
         self.history: History | None = None  # where failed items' records are looked up
-        self.done = self.failed = 0
-        self.failed_before = 0  # failed or uncertain in earlier runs, not sent again now
+        self.done = self.failed = self.uncertain = 0
+        # Failed / uncertain in earlier runs, not sent again now.
+        self.failed_before = self.uncertain_before = 0
         self.limited_until = 0.0  # monotonic time the latest rate-limit wait ends
+        self.started, self.finished = threading.Event(), threading.Event()
 
     async def run(self) -> None:
-        async with self.client._async_twin() as twin:
-            limit = AdaptiveLimit(self.limit)
-            outcomes = await asyncio.gather(
-                *(self._one(twin, limit, item) for item in self.todo), return_exceptions=True
-            )
+        self.started.set()
+        try:
+            async with self.client._async_twin() as twin:
+                limit = AdaptiveLimit(self.limit)
+                outcomes = await asyncio.gather(
+                    *(self._one(twin, limit, item) for item in self.todo), return_exceptions=True
+                )
+        finally:  # after every item's cancellation was marked (the interrupt waits for it)
+            self.finished.set()
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(
                 outcome, asyncio.CancelledError
@@ -235,30 +288,25 @@ class _BatchJob:
         origin = ORIGIN.format(name=self.name, key=item.key)
         tags = (*item.tags, f"batch:{self.name}")
         async with limit.slot() as slot:
-
-            def on_event(event: ClientEvent) -> None:
-                slot.follow(event)
-                if event.kind == "waiting" and event.reason in _LIMITED and event.wait_s:
-                    self.limited_until = max(self.limited_until, time.monotonic() + event.wait_s)
-
             refused = self.guard.before_send(item.request) if self.guard else None
             if refused is not None:
                 return  # not sent: the item stays pending for a later run with more budget
-            self.store.mark(self.name, item.key, "sending")
+            on_event, in_flight = self._marker(item, slot)
             try:
                 gen = await self._send(twin, item, on_event, tags, origin)
-            except asyncio.CancelledError:
-                self.store.mark(self.name, item.key, "pending")  # its answer never arrived
-                raise
-            except CancelledError:
-                self.store.mark(self.name, item.key, "pending")
+            except (asyncio.CancelledError, CancelledError):
+                if in_flight():  # its POST had left: the answer may come, and be billed
+                    self.store.mark(self.name, item.key, "uncertain", error=CANCELLED_IN_FLIGHT)
+                else:
+                    self.store.mark(self.name, item.key, "pending")
                 raise
             except CometError as error:
                 state: State = "uncertain" if may_be_billed(error) else "failed"
                 self.store.mark(
                     self.name, item.key, state, record_id=error.record_id, error=error.message
                 )
-                self.failed += 1
+                self.uncertain += state == "uncertain"
+                self.failed += state == "failed"
                 return
         self.store.mark(self.name, item.key, "done", record_id=gen.record_id)
         self.done += 1
@@ -267,7 +315,7 @@ class _BatchJob:
         self,
         twin: AsyncClient,
         item: BatchItem,
-        on_event: Callable[[ClientEvent], None],
+        on_event: OnEvent,
         tags: tuple[str, ...],
         origin: str,
     ) -> Generation:
@@ -295,6 +343,31 @@ class _BatchJob:
         record = self.history.get(error.record_id) if self.history is not None else None
         return record.cost if record is not None else None
 
+    def _marker(self, item: BatchItem, slot: Any) -> tuple[OnEvent, Callable[[], bool]]:
+        """The item's event handler, and whether its request is in flight now.
+
+        Called on the loop thread, synchronously, before the POST leaves: ``sending`` is
+        committed before a byte of it is sent. A wait after a failure certainly not billed
+        puts it back to ``pending``; once an attempt may have been billed it stays in flight.
+        """
+        now: list[State] = ["pending"]
+        billed = [False]
+
+        def on_event(event: ClientEvent) -> None:
+            slot.follow(event)
+            if event.kind == "sending":  # every attempt: the mark counts it
+                self.store.mark(self.name, item.key, "sending")
+                now[0] = "sending"
+            elif event.kind == "waiting":
+                billed[0] = billed[0] or event.may_be_billed
+                if now[0] == "sending" and not billed[0]:
+                    self.store.mark(self.name, item.key, "pending")
+                    now[0] = "pending"
+                if event.reason in _LIMITED and event.wait_s:
+                    self.limited_until = max(self.limited_until, time.monotonic() + event.wait_s)
+
+        return on_event, lambda: now[0] == "sending"
+
 
 def _run(job: _BatchJob, already: int, total: int, title: str | None) -> None:
     """Run ``job`` on the loop thread; draw progress here; an interrupt cancels it."""
@@ -305,14 +378,18 @@ def _run(job: _BatchJob, already: int, total: int, title: str | None) -> None:
             _draw(bar, job, already)
         future.result()
     except KeyboardInterrupt:
-        future.cancel()
-        with contextlib.suppress(KeyboardInterrupt, concurrent.futures.CancelledError):
-            concurrent.futures.wait((future,), timeout=CANCEL_GRACE_S)
+        future.cancel()  # done at once; the task then marks each item (uncertain or pending)
+        with contextlib.suppress(KeyboardInterrupt):
+            if job.started.is_set():
+                job.finished.wait(CANCEL_GRACE_S)
         raise
     finally:
         _draw(bar, job, already, final=True)
         if bar is not None:
             bar.close()
+            uncertain = job.uncertain_before + job.uncertain
+            if uncertain:
+                print(f"batch {title}: {billed_note(uncertain)}", file=sys.stderr)
 
 
 def _progress_bar(title: str | None, already: int, total: int) -> Any:
@@ -327,10 +404,13 @@ def _draw(bar: Any, job: _BatchJob, already: int, *, final: bool = False) -> Non
     if bar is None:
         return
     with contextlib.suppress(Exception):  # a broken display must not lose paid results
-        finished = already + job.done + job.failed
+        finished = already + job.done + job.failed + job.uncertain
         if finished > bar.n:
             bar.update(finished - bar.n)
         postfix: dict[str, object] = {"failed": job.failed_before + job.failed}
+        uncertain = job.uncertain_before + job.uncertain
+        if uncertain:
+            postfix["may be billed"] = uncertain
         if job.spent or job.guard is not None:
             postfix["spend"] = format_usd(job.spent)
         if not final and time.monotonic() < job.limited_until:

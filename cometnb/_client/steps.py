@@ -110,6 +110,7 @@ def request_steps(
     retries = billed = 0
     while True:
         ticket = None if pacer is None else (yield from _turn(pacer, on_event))
+        # Right before the POST, nothing awaited in between: a batch commits "in flight" here.
         notify(on_event, ClientEvent("sending", attempt=retries + 1))
         outcome = yield Send(body, key, on_partial, on_event, ticket)
         if pacer is not None:
@@ -123,7 +124,8 @@ def request_steps(
             return ApiResult(images, parsed.created, usage, meta or {}, synthetic)
         wait = _next_wait(policy, outcome, retries, billed)
         retries, billed = retries + 1, billed + (outcome.safety == "billed")
-        notify(on_event, ClientEvent("waiting", retries + 1, wait, outcome.reason))
+        why = outcome.reason
+        notify(on_event, ClientEvent("waiting", retries + 1, wait, why, may_be_billed=billed > 0))
         yield Sleep(wait)
 
 

@@ -221,6 +221,10 @@ class ClientEvent:
     ``"received"`` (the answer is read: the server is done with the request, so a concurrency
     slot may go to the next one), ``"downloading"`` (fetching URL results), ``"storing"``
     (writing to the history).
+
+    ``"sending"`` comes right before each POST leaves; a ``"waiting"`` before a retry has
+    ``may_be_billed=True`` when an earlier attempt of this request may have been billed (a read
+    timeout or 504 retried under ``retry_billed=True``), so a batch keeps such an item in flight.
     """
 
     kind: Literal["sending", "waiting", "partial", "received", "downloading", "storing"]
@@ -229,6 +233,7 @@ class ClientEvent:
     reason: str | None = None
     partial_index: int | None = None
     partial_image: bytes | None = None
+    may_be_billed: bool = False
 
 
 @dataclass

@@ -2,15 +2,18 @@
 
 A resumable batch (``cometnb.batch``) keeps one row per item in ``<history>/batches.sqlite3``,
 beside the history index (its own file, so the record schema and its migrations stay apart).
-An item is marked ``sending`` (committed) before its request leaves, and ``done`` / ``failed``
-/ ``uncertain`` once its record is in the history, so after an exception, a kernel restart or
-``kill -9`` the next run knows exactly what is left. A row still ``sending`` when a run starts
-was in flight when the last one died: :meth:`BatchStore.begin` hands it back as
-``interrupted`` for the runner to settle (its record may be in the history already).
+An item is marked ``sending`` (committed) right before each POST of its request and only
+then — back to ``pending`` while it backs off after a failure certainly not billed — and
+``done`` / ``failed`` / ``uncertain`` once its record is in the history, so after an
+exception, a kernel restart or ``kill -9`` the next run knows exactly what is left. A row still
+``sending`` when a run starts was on the wire when the last one died: :meth:`BatchStore.begin`
+hands it back as ``interrupted`` for the runner to settle (by its record in the history, or
+``uncertain`` without one).
 
-States: ``pending`` (never sent, or sent and certainly not billed), ``sending``, ``done``,
-``failed`` (an answer that was not an image; not billed), ``uncertain`` (may have been billed:
-read timeout, 5xx after sending; sent again only with ``retry_billed=True``).
+States: ``pending`` (never sent, waiting for its turn, or sent and certainly not billed),
+``sending``, ``done``, ``failed`` (an answer that was not an image; not billed),
+``uncertain`` (may have been billed: read timeout, 5xx after sending, in flight when a run
+stopped; sent again only with ``retry_billed=True``).
 
 Like the history index, it is safe for several threads (one connection behind a lock) and
 processes (WAL, ``BEGIN IMMEDIATE``, a busy timeout). This module imports the core only.

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,8 +24,11 @@ import pytest
 from cometnb._client.batch_items import load_items, request_key
 from cometnb._client.batch_run import batch, may_be_billed
 from cometnb._client.clients import Client
+from cometnb._client.retry import Failure, RetryPolicy
+from cometnb._client.steps import Send, Sleep, request_steps
 from cometnb._core.errors import APIError, ResponseError, ValidationError
-from cometnb._core.models import ImageRequest
+from cometnb._core.models import ClientEvent, ImageRequest
+from cometnb._core.secret import Secret
 from cometnb._storage.batches import BatchStore
 from cometnb.history import History
 from cometnb.sim import SimServer
@@ -185,6 +191,95 @@ def test_progress_bar_reports_done_and_failed(
     assert "batch bar" in err and "4/4" in err and "failed=1" in err
 
 
+# --- an interrupt (Ctrl-C, the notebook's stop button) -------------------------------------
+
+
+def _interrupt_when(ready: Callable[[], bool]) -> threading.Event:
+    """Deliver SIGINT to this process (as Jupyter's interrupt does) once ``ready()`` (or after
+    a bounded wait); the event says ``ready()`` was seen true before the interrupt."""
+    seen = threading.Event()
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if ready():
+                seen.set()
+                break
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    return seen
+
+
+def test_an_interrupt_leaves_the_request_in_flight_uncertain_and_the_queued_ones_pending(
+    sim: SimServer, hist: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = client_for(sim, hist)
+    sim.fault("hang", seconds=30)  # the first POST gets no answer: it is in flight
+    seen = _interrupt_when(lambda: sim.request_count >= 1)
+    with pytest.raises(KeyboardInterrupt):
+        batch(CATALOGUE, name="cut", client=client, concurrency=1, progress=False, model=MODEL)
+    assert seen.is_set()
+    states = BatchStore(hist.path).states("cut")
+    assert [s.state for s in states.values()] == ["uncertain", "pending", "pending", "pending"]
+    assert sent_prompts(sim) == CATALOGUE[:1]
+
+    capsys.readouterr()
+    b = batch(CATALOGUE, name="cut", client=client, model=MODEL)  # with its progress bar
+    assert sorted(sent_prompts(sim, 1)) == sorted(CATALOGUE[1:])  # not the one maybe billed
+    assert [i.request.prompt for i in b.uncertain] == CATALOGUE[:1]
+    note = "1 item may have been billed without an image; retry_billed=True sends it again"
+    assert f"batch cut: {note}" in capsys.readouterr().err
+    assert repr(b) == f"<Batch 'cut': 3 done, 0 failed, 1 uncertain, 0 pending of 4; {note}>"
+
+    b = batch(CATALOGUE, name="cut", client=client, progress=False, retry_billed=True, model=MODEL)
+    assert sent_prompts(sim, 4) == CATALOGUE[:1]
+    assert b.resent_after_interrupt == [b.items[0].key] and b.counts()["done"] == 4
+
+
+def test_an_item_backing_off_after_a_429_is_pending_not_in_flight(
+    sim: SimServer, hist: History
+) -> None:
+    client = client_for(sim, hist)
+    sim.fault("429", retry_after=30)  # certainly not billed: the client waits 30 s to retry
+    store = BatchStore(hist.path)
+
+    def backing_off() -> bool:  # marked sending for the POST, then pending while it waits
+        found = store.states("wait").get(first_key) if store.path.exists() else None
+        return found is not None and found.state == "pending" and found.attempts == 1
+
+    first_key = load_items(CATALOGUE[:2], {"model": MODEL})[0].key
+    seen = _interrupt_when(backing_off)
+    with pytest.raises(KeyboardInterrupt):
+        batch(CATALOGUE[:2], name="wait", client=client, concurrency=1, progress=False, model=MODEL)
+    # Seen pending during the wait, before the interrupt: what a kill -9 then would leave.
+    assert seen.is_set() and sim.request_count == 1
+    assert [s.state for s in store.states("wait").values()] == ["pending", "pending"]
+    # A new client, as after a restart: this one's pacer still honours the 30 s Retry-After.
+    b = batch(CATALOGUE[:2], name="wait", client=client_for(sim, hist), progress=False, model=MODEL)
+    assert sorted(sent_prompts(sim, 1)) == sorted(CATALOGUE[:2]) and b.uncertain == []
+    assert b.counts()["done"] == 2
+
+
+def test_a_wait_after_a_billed_attempt_says_so() -> None:
+    policy = RetryPolicy(max_retries=3, retry_billed=True, rng=random.Random(0))
+    events: list[ClientEvent] = []
+    steps = request_steps({"prompt": "a fox"}, Secret(FAKE_KEY), policy, None, events.append)
+    failures = [
+        Failure(APIError("overloaded", status=429), "safe", "HTTP 429", retry_after=0),
+        Failure(APIError("gateway", status=504), "billed", "HTTP 504"),
+        Failure(APIError("overloaded", status=429), "safe", "HTTP 429", retry_after=0),
+    ]
+    step = next(steps)
+    for failure in failures:
+        assert isinstance(step, Send) and events[-1].kind == "sending"  # before the POST
+        assert isinstance(steps.send(failure), Sleep)
+        step = steps.send(None)
+    waits = [e.may_be_billed for e in events if e.kind == "waiting"]
+    assert waits == [False, True, True]  # a 429 after the 504 does not make it unbilled
+
+
 # --- kill -9 midway, then resume ------------------------------------------------------------
 
 _WORKER = textwrap.dedent(
@@ -203,46 +298,109 @@ _WORKER = textwrap.dedent(
 )
 
 
+def _kill_midway(sim: SimServer, folder: Path, prompts: list[str], after: int) -> None:
+    """Run the batch in a worker process and ``kill -9`` it once ``after`` POSTs arrived."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, sim.base_url, str(folder), json.dumps(prompts)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sim.request_count < after and time.monotonic() < deadline:
+            assert worker.poll() is None, "the worker ended before it was killed"
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+
+
 def test_kill_9_midway_then_the_rerun_sends_exactly_what_was_not_done(tmp_path: Path) -> None:
     prompts = [f"catalogue item {i:03d}: a product photo on white" for i in range(100)]
     folder = tmp_path / "hist"
     with SimServer(latency=0.1) as sim:
         sim.fault("latency", times=6, seconds=0)
         sim.fault("504", html=False)  # the 7th POST may have been billed
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        worker = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, sim.base_url, str(folder), json.dumps(prompts)],
-            env=env,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while sim.request_count < 40 and time.monotonic() < deadline:
-                assert worker.poll() is None, "the worker ended before it was killed"
-                time.sleep(0.02)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(10)
+        _kill_midway(sim, folder, prompts, after=40)
         first_run = sent_prompts(sim)
         billed = first_run[6]
         history = History(folder)
         recorded_ok = {r.prompt for r in history if r.status == "ok"}
         assert 30 <= len(first_run) < 100 and billed not in recorded_ok
+        # Received but with no record: their answer was on its way when the worker died.
+        in_flight = set(first_run) - recorded_ok - {billed}
 
         client = client_for(sim, history)
         b = batch(prompts, name="catalogue", client=client, progress=False, model=MODEL, size=SIZE)
         rerun = sent_prompts(sim, len(first_run))
+        uncertain = {i.request.prompt for i in b.uncertain}
+        # Every request the simulator received and that has no image is uncertain, the 504 one
+        # too; beyond those, only a POST the kill cut short (or caught leaving) may be: no more
+        # than the worker's concurrency of 4 were on the wire at once.
+        assert in_flight | {billed} <= uncertain
+        assert (uncertain - in_flight - {billed}).isdisjoint(first_run)
+        assert len(uncertain - set(first_run)) <= 4
+        assert sorted(rerun) == sorted(set(prompts) - set(first_run) - uncertain)  # never sent
+        assert Counter(rerun).most_common(1)[0][1] == 1 and not set(rerun) & set(first_run)
+        assert b.counts() == {
+            "done": 100 - len(uncertain),
+            "failed": 0,
+            "uncertain": len(uncertain),
+            "pending": 0,
+        }
+        assert b.resent_after_interrupt == []
+        shown = [r.prompt if r else None for r in b.results]
+        assert shown == [None if p in uncertain - {billed} else p for p in prompts]
+        assert f"{len(uncertain)} items may have been billed" in repr(b)
 
-    expected = set(prompts) - recorded_ok - {billed}
-    assert sorted(rerun) == sorted(expected)  # each once: nothing done, nothing uncertain
-    assert Counter(rerun).most_common(1)[0][1] == 1
+        mark = sim.request_count
+        b = batch(
+            prompts,
+            name="catalogue",
+            client=client,
+            progress=False,
+            retry_billed=True,
+            model=MODEL,
+            size=SIZE,
+        )
+        third = sent_prompts(sim, mark)
+
+    assert sorted(third) == sorted(uncertain)  # the uncertain ones, each once, and only them
+    assert {i.request.prompt for i in b.items if i.key in b.resent_after_interrupt} == (
+        uncertain - {billed}
+    )
+    assert b.counts() == {"done": 100, "failed": 0, "uncertain": 0, "pending": 0}
     assert [r.prompt if r else None for r in b.results] == prompts  # all 100, in input order
-    assert [i.request.prompt for i in b.uncertain] == [billed]
-    assert b.counts() == {"done": 99, "failed": 0, "uncertain": 1, "pending": 0}
-    in_flight = set(b.resent_after_interrupt)
-    assert in_flight <= {i.key for i in b.items if i.request.prompt in expected}
+    assert repr(b) == "<Batch 'catalogue': 100 done, 0 failed, 0 uncertain, 0 pending of 100>"
+
+
+def test_a_record_found_for_an_item_left_in_flight_decides_it(
+    sim: SimServer, hist: History
+) -> None:
+    client = client_for(sim, hist)
+    sim.fault("504", html=False)  # may be billed
+    sim.fault("moderation")  # refused: certainly not billed
+    sim.fault("latency", seconds=0)  # (the third one succeeds)
+    sim.fault("moderation")
+    b = batch(CATALOGUE, name="rec", client=client, progress=False, concurrency=1, model=MODEL)
+    assert [b.state(i) for i in b.items] == ["uncertain", "failed", "done", "failed"]
+    # What a kill leaves between a record's commit and the item's mark (the first three: no
+    # record named yet), and in the middle of a re-send (the last: the record it names is the
+    # earlier run's, so its fate is unknown).
+    store = BatchStore(hist.path)
+    keys = [item.key for item in b.items]
+    store.forget("rec", keys[:3])
+    store.begin("rec", keys)
+    for key in keys:
+        store.mark("rec", key, "sending")
+    mark = sim.request_count
+    b = batch(CATALOGUE, name="rec", client=client, progress=False, model=MODEL)
+    assert sent_prompts(sim, mark) == [CATALOGUE[1]]  # only the refusal: $0, not billed
+    assert [b.state(i) for i in b.items] == ["uncertain", "done", "done", "uncertain"]
+    errors = list(b.to_dataframe()["error"])
+    assert "504" in errors[0] and errors[3].startswith("in flight when an earlier run stopped")
 
 
 def test_store_survives_reopen_and_forget(tmp_path: Path) -> None:
