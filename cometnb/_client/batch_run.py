@@ -34,45 +34,42 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from cometnb._client.batch import Batch, billed_note
 from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
 from cometnb._client.batch_items import BatchItem, load_items
+from cometnb._client.batch_recovery import (
+    CANCELLED_IN_FLIGHT,
+    ORIGIN,
+    cancelled_in_flight,
+    in_flight_before,
+    may_be_billed,
+    settle_in_flight,
+)
 from cometnb._client.clients import AsyncClient, Client
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.loop import loop_thread
 from cometnb._client.pacing import RATE_LIMIT_REASON
-from cometnb._client.retry import status_safety
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, admitted
 from cometnb._core.cost import Cost, format_usd
 from cometnb._core.errors import (
-    APIError,
     CancelledError,
     CometError,
-    ResponseError,
     ValidationError,
 )
 from cometnb._core.models import ClientEvent, Generation
 from cometnb._core.protocols import OnEvent
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
-from cometnb._storage.records import Record
 
 __all__ = ["batch", "may_be_billed", "run_batch"]
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 5.0
-ORIGIN = "batch:{name}/{key}"
 _LIMITED = ("HTTP 429", RATE_LIMIT_REASON)
-# The errors of items whose request was in flight when a run stopped: no answer is known.
-KILLED_IN_FLIGHT = (
-    "in flight when an earlier run stopped (kill or restart): it may have been billed"
-)
-CANCELLED_IN_FLIGHT = "in flight when the run was interrupted: it may have been billed"
-IN_FLIGHT = (KILLED_IN_FLIGHT, CANCELLED_IN_FLIGHT)
 
 
 def batch(
@@ -137,10 +134,10 @@ def run_batch(
         history = _history_of(runner)
         store = BatchStore(history.path)
         states, interrupted = store.begin(name, [item.key for item in loaded])
-        _settle_in_flight(name, [*interrupted, *_cancelled_in_flight(states)], history, store)
+        settle_in_flight(name, [*interrupted, *cancelled_in_flight(states)], history, store)
         states = store.states(name)
         todo = [item for item in loaded if _to_send(states.get(item.key), retry_billed)]
-        resent = [item.key for item in todo if _in_flight_before(states.get(item.key))]
+        resent = [item.key for item in todo if in_flight_before(states.get(item.key))]
         # What is about to be sent, against the budgets, before the first request.
         guard = check([item.request for item in todo]) if todo else None
         job = _BatchJob(runner, name, todo, store, _limit(concurrency), guard)
@@ -157,21 +154,6 @@ def run_batch(
     finally:
         if own:
             runner.close()
-
-
-def may_be_billed(error: CometError) -> bool:
-    """True when the failed request may still have been billed (read timeout, a 5xx after
-    sending, an unusable answer): such an item is not sent again without ``retry_billed``."""
-    flag = getattr(error, "may_be_billed", None)
-    if isinstance(flag, bool):
-        return flag
-    if isinstance(error, ResponseError):
-        return True
-    if isinstance(error, APIError):
-        if error.status is not None:
-            return status_safety(error.status) == "billed"
-        return "read timeout" in error.message or "dropped after the request" in error.message
-    return False
 
 
 def _history_of(client: Client) -> History:
@@ -193,57 +175,6 @@ def _to_send(state: ItemState | None, retry_billed: bool) -> bool:
     if state is None or state.state in ("pending", "failed"):
         return True
     return state.state == "uncertain" and retry_billed
-
-
-def _in_flight_before(state: ItemState | None) -> bool:
-    return state is not None and state.state == "uncertain" and state.error in IN_FLIGHT
-
-
-def _cancelled_in_flight(states: dict[str, ItemState]) -> list[ItemState]:
-    """Items an interrupt left ``uncertain`` in flight: their record may have landed since
-    (a cancel while storing lets the store finish)."""
-    return [s for s in states.values() if s.state == "uncertain" and s.error == CANCELLED_IN_FLIGHT]
-
-
-def _settle_in_flight(
-    name: str, in_flight: Sequence[ItemState], history: History, store: BatchStore
-) -> None:
-    """Items whose request was in flight when a run stopped: done, failed or uncertain as their
-    record in the history says; with no record, ``uncertain`` (the POST had left, so it may
-    have been generated and billed)."""
-    if not in_flight:
-        return
-    origins = {ORIGIN.format(name=name, key=s.key): s.key for s in in_flight}
-    # The batch's records by tag (SQL over the tags column, not a load of every record),
-    # oldest first, so the newest record of each item wins. A "cancelled" record says only
-    # that the answer never came; a record the state already names is an earlier run's.
-    found = {
-        origins[r.origin]: r
-        for r in history.find(tag=f"batch:{name}")
-        if r.origin in origins and r.status != "cancelled"
-    }
-    for state in in_flight:
-        record = found.get(state.key)
-        if record is None or record.id == state.record_id:
-            if state.state == "sending":
-                store.mark(name, state.key, "uncertain", error=KILLED_IN_FLIGHT)
-        elif record.status == "ok":
-            store.mark(name, state.key, "done", record_id=record.id)
-        else:
-            new: State = "uncertain" if _record_may_be_billed(record) else "failed"
-            store.mark(name, state.key, new, record_id=record.id, error=_error_text(record))
-
-
-def _record_may_be_billed(record: Record) -> bool:
-    """A failed record's error by the live rule, or a cost it kept above $0 (what the ledger
-    charged because the failure may have been billed; a refusal costs $0)."""
-    error = record.to_generation().error
-    return (error is not None and may_be_billed(error)) or (record.cost.usd or 0) > 0
-
-
-def _error_text(record: Any) -> str:
-    info = record.error_info or {}
-    return str(info.get("message") or record.status)
 
 
 class _BatchJob:

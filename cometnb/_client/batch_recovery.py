@@ -1,0 +1,104 @@
+"""Where a batch's items stand after a run stopped, and which failures may have been billed.
+
+A run can stop with requests in flight: killed (``kill -9``, a kernel restart) or interrupted.
+Those items are settled here on the next run from what the history holds: the record the item's
+request left (its ``origin`` names the item) decides it; with no record, the POST had left and
+may have been generated and billed, so the item is ``uncertain`` and is sent again only with
+``retry_billed=True``. :func:`may_be_billed` is the rule for a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cometnb._client.retry import status_safety
+from cometnb._core.errors import APIError, CometError, ResponseError
+from cometnb._storage.batches import BatchStore, ItemState, State
+from cometnb._storage.folder import History
+from cometnb._storage.records import Record
+
+__all__ = [
+    "CANCELLED_IN_FLIGHT",
+    "IN_FLIGHT",
+    "KILLED_IN_FLIGHT",
+    "ORIGIN",
+    "cancelled_in_flight",
+    "in_flight_before",
+    "may_be_billed",
+    "settle_in_flight",
+]
+
+ORIGIN = "batch:{name}/{key}"
+# The errors of items whose request was in flight when a run stopped: no answer is known.
+KILLED_IN_FLIGHT = (
+    "in flight when an earlier run stopped (kill or restart): it may have been billed"
+)
+CANCELLED_IN_FLIGHT = "in flight when the run was interrupted: it may have been billed"
+IN_FLIGHT = (KILLED_IN_FLIGHT, CANCELLED_IN_FLIGHT)
+
+
+def may_be_billed(error: CometError) -> bool:
+    """True when the failed request may still have been billed (read timeout, a 5xx after
+    sending, an unusable answer): such an item is not sent again without ``retry_billed``."""
+    flag = getattr(error, "may_be_billed", None)
+    if isinstance(flag, bool):
+        return flag
+    if isinstance(error, ResponseError):
+        return True
+    if isinstance(error, APIError):
+        if error.status is not None:
+            return status_safety(error.status) == "billed"
+        return "read timeout" in error.message or "dropped after the request" in error.message
+    return False
+
+
+def in_flight_before(state: ItemState | None) -> bool:
+    return state is not None and state.state == "uncertain" and state.error in IN_FLIGHT
+
+
+def cancelled_in_flight(states: dict[str, ItemState]) -> list[ItemState]:
+    """Items an interrupt left ``uncertain`` in flight: their record may have landed since
+    (a cancel while storing lets the store finish)."""
+    return [s for s in states.values() if s.state == "uncertain" and s.error == CANCELLED_IN_FLIGHT]
+
+
+def settle_in_flight(
+    name: str, in_flight: Sequence[ItemState], history: History, store: BatchStore
+) -> None:
+    """Items whose request was in flight when a run stopped: done, failed or uncertain as their
+    record in the history says; with no record, ``uncertain`` (the POST had left, so it may
+    have been generated and billed)."""
+    if not in_flight:
+        return
+    origins = {ORIGIN.format(name=name, key=s.key): s.key for s in in_flight}
+    # The batch's records by tag (SQL over the tags column, not a load of every record),
+    # oldest first, so the newest record of each item wins. A "cancelled" record says only
+    # that the answer never came; a record the state already names is an earlier run's.
+    found = {
+        origins[r.origin]: r
+        for r in history.find(tag=f"batch:{name}")
+        if r.origin in origins and r.status != "cancelled"
+    }
+    for state in in_flight:
+        record = found.get(state.key)
+        if record is None or record.id == state.record_id:
+            if state.state == "sending":
+                store.mark(name, state.key, "uncertain", error=KILLED_IN_FLIGHT)
+        elif record.status == "ok":
+            store.mark(name, state.key, "done", record_id=record.id)
+        else:
+            new: State = "uncertain" if _record_may_be_billed(record) else "failed"
+            store.mark(name, state.key, new, record_id=record.id, error=_error_text(record))
+
+
+def _record_may_be_billed(record: Record) -> bool:
+    """A failed record's error by the live rule, or a cost it kept above $0 (what the ledger
+    charged because the failure may have been billed; a refusal costs $0)."""
+    error = record.to_generation().error
+    return (error is not None and may_be_billed(error)) or (record.cost.usd or 0) > 0
+
+
+def _error_text(record: Any) -> str:
+    info = record.error_info or {}
+    return str(info.get("message") or record.status)

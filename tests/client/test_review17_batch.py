@@ -1,0 +1,208 @@
+"""Review of issue 17 (batches): reproductions of defects found in review.
+
+Each test states the behaviour the contract asks for (DESIGN.md §1 "Batches": a re-run "never
+resends one that may have been billed"); those marked xfail fail on 89ce3df and document a
+defect (strict: they flip to a failure, to be un-marked, once it is fixed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cometnb._client.batch_run import batch, run_batch
+from cometnb._client.clients import Client
+from cometnb._core import settings as _settings
+from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
+from cometnb._core.costing import estimate
+from cometnb._core.models import ImageRequest
+from cometnb._storage.batches import BatchStore
+from cometnb._storage.folder import History as _History
+from cometnb.history import History
+from cometnb.sim import SimServer
+from tests.conftest import FAKE_KEY
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+MODEL = "gpt-image-2"
+FIELDS = {"model": MODEL, "size": "1024x1024", "quality": "low"}
+CATALOGUE = [
+    "a ceramic mug with a fox glaze, studio light",
+    "a linen tote bag printed with ferns, on a wooden table",
+    "a brass desk lamp with a green shade, evening light",
+    "a pair of wool socks with a mountain pattern, flat lay",
+]
+
+
+def client_for(sim: SimServer, history: History) -> Client:
+    return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=history)
+
+
+def sent(sim: SimServer, since: int = 0) -> list[str]:
+    return [body["prompt"] for body in sim.requests[since:] if "prompt" in body]
+
+
+@pytest.mark.xfail(strict=True, reason="review 17 #1: a billed image whose store failed is resent")
+def test_a_billed_answer_whose_store_failed_is_not_sent_again(
+    sim: SimServer, hist: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answered with an image (billed), then writing it failed (disk full): the
+    client's own hint says "The generation was billed", the ledger charges its estimate, but
+    the batch marks the item ``failed`` -- and failed items are sent again on the next run."""
+    real = _History.record_success
+    calls = {"n": 0}
+
+    def full_disk(self: _History, *args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_History, "record_success", full_disk)
+    client = client_for(sim, hist)
+    first = batch(
+        CATALOGUE[:2], name="disk", client=client, progress=False, concurrency=1, **FIELDS
+    )
+    print("after run 1:", first, [first.state(i) for i in first.items])
+    print("ledger after run 1:", session.usd, "error:", first.to_dataframe()["error"][0])
+    mark = sim.request_count
+    again = batch(CATALOGUE[:2], name="disk", client=client, progress=False, **FIELDS)
+    print("sent by run 2:", sent(sim, mark))
+    assert sent(sim, mark) == []  # the billed one is not paid for a second time
+    assert again.state(again.items[0]) == "uncertain"
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from cometnb._client.batch_run import batch
+    from cometnb._client.clients import Client
+    from cometnb.history import History
+    base_url, folder, items = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    client = Client(api_key="sk-worker-0000000000000000", base_url=base_url,
+                    history=History(folder))
+    b = batch(items, name="shop", client=client, concurrency=2, progress=False,
+              model="gpt-image-2", size="1024x1024", quality="low")
+    print(repr(b))
+    """
+)
+
+
+@pytest.mark.xfail(strict=True, reason="review 17 #2: two runs of one batch both send its items")
+def test_two_processes_running_one_batch_never_send_an_item_twice(tmp_path: Path) -> None:
+    """Two kernels (or a kernel and a script) run the same named batch at the same time."""
+    prompts = [f"catalogue item {i:02d}: a product photo on white" for i in range(12)]
+    folder = tmp_path / "hist"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with SimServer(latency=0.3) as sim:
+        args = [sys.executable, "-c", WORKER, sim.base_url, str(folder), json.dumps(prompts)]
+        first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while sim.request_count < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+        out1, _ = first.communicate(timeout=90)
+        out2, _ = second.communicate(timeout=90)
+        posts = Counter(sent(sim))
+    print("run 1:", out1.strip())
+    print("run 2:", out2.strip())
+    twice = sorted(p for p, n in posts.items() if n > 1)
+    print(f"{sum(posts.values())} POSTs for {len(prompts)} items; sent twice: {len(twice)}")
+    assert twice == []
+
+
+@pytest.mark.xfail(strict=True, reason="review 17 #3: a budget-stopped item stays 'failed'")
+def test_an_item_the_budget_stops_is_pending_even_if_it_failed_before(
+    sim: SimServer, hist: History
+) -> None:
+    client = client_for(sim, hist)
+    sim.fault("503", times=3)  # item 0: 503 three times (certainly not billed): failed
+    first = batch(CATALOGUE, name="b", client=client, progress=False, concurrency=1, **FIELDS)
+    assert [first.state(i) for i in first.items] == ["failed", "done", "done", "done"]
+
+    def nothing_left(requests: object) -> SpendGuard:  # the budget stops every item
+        return SpendGuard(Limits(cell_budget=0.0), ledger=session)
+
+    b = run_batch(
+        CATALOGUE, name="b", client=client, progress=False, check=nothing_left, defaults=FIELDS
+    )
+    print(b.notes, repr(b))
+    assert "are still pending" in b.notes[0]
+    assert b.counts()["pending"] == 1 and b.failed == []  # as the note says
+
+
+@pytest.mark.xfail(strict=True, reason="review 17 #4: resent_after_interrupt lists unsent items")
+def test_resent_after_interrupt_lists_only_items_actually_sent(
+    sim: SimServer, hist: History
+) -> None:
+    """An item a killed run left in flight, asked to be resent (retry_billed=True), that the
+    budget then stops: it was not sent, yet it is reported as resent."""
+    from cometnb._client.batch_items import load_items
+    from cometnb._client.batch_run import KILLED_IN_FLIGHT
+
+    keys = [i.key for i in load_items(CATALOGUE[:1], FIELDS)]
+    store = BatchStore(hist.path)
+    store.begin("r", keys)
+    store.mark("r", keys[0], "uncertain", error=KILLED_IN_FLIGHT)  # as a kill -9 leaves it
+
+    def nothing_left(requests: object) -> SpendGuard:
+        return SpendGuard(Limits(cell_budget=0.0), ledger=session)
+
+    client = client_for(sim, hist)
+    b = run_batch(
+        CATALOGUE[:1],
+        name="r",
+        client=client,
+        progress=False,
+        retry_billed=True,
+        check=nothing_left,
+        defaults=FIELDS,
+    )
+    print("sent:", sent(sim), "resent_after_interrupt:", b.resent_after_interrupt, b.notes)
+    assert sent(sim) == []
+    assert b.resent_after_interrupt == []  # nothing was sent again
+
+
+def test_python_callers_are_not_told_about_a_cell_flag(sim: SimServer, hist: History) -> None:
+    """``cometnb.batch`` is Python: its refusal should not tell the caller to use --budget."""
+    _settings.active().budget = 0.5 * (estimate(ImageRequest(CATALOGUE[0], **FIELDS)).usd or 0)
+    with pytest.raises(BudgetError) as info:
+        batch(CATALOGUE, name="m", client=client_for(sim, hist), progress=False, **FIELDS)
+    print(str(info.value))
+    if "--budget" in str(info.value):
+        pytest.xfail("review 17 #5: the Python API's refusal names the magic's --budget")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 17 #6: the POST leaves though 'sending' was not kept"
+)
+def test_no_post_leaves_when_its_sending_mark_cannot_be_committed(
+    sim: SimServer, hist: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 'sending' mark is what keeps a killed run from paying twice; the client's notify()
+    swallows the handler's exception, so the POST goes out with the item still 'pending' (a
+    kill -9 now, and the next run sends it again)."""
+    import sqlite3
+
+    real = BatchStore.mark
+
+    def locked(self: BatchStore, batch: str, key: str, state: str, **kw: object) -> None:
+        if state == "sending":
+            raise sqlite3.OperationalError("database is locked")
+        real(self, batch, key, state, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BatchStore, "mark", locked)
+    client = client_for(sim, hist)
+    b = batch(CATALOGUE[:1], name="lock", client=client, progress=False, **FIELDS)
+    seen = sent(sim)
+    print("POSTs sent while 'sending' could not be committed:", seen, repr(b))
+    assert seen == []  # not sent: it could not be marked as in flight
