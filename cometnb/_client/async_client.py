@@ -27,6 +27,7 @@ from cometnb._client.base import (
     _cancelled,
     _is_synthetic,
     shared_ssl_context,
+    storing_failure,
     unexpected,
 )
 from cometnb._client.capped import (
@@ -302,7 +303,7 @@ class AsyncClient(_BaseClient):
                 self._store, history, body, result, elapsed, tags, origin
             )
         except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
-            failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
+            failure = storing_failure(exc)
             return await asyncio.to_thread(
                 self._record_failure, history, body, failure, elapsed, tags, origin
             )

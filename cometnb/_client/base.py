@@ -357,4 +357,13 @@ def unexpected(exc: BaseException, stage: Literal["sending", "storing"]) -> Come
             hint="The generation may have been billed, so it was not retried.",
         )
     error.__cause__ = exc
+    error.may_be_billed = True  # it failed after sending: the batch must not resend it
     return error
+
+
+def storing_failure(exc: BaseException) -> CometError:
+    """The error of a request whose answer arrived but could not be stored (a full disk, a
+    locked index): the generation was billed, whatever the error says."""
+    failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
+    failure.may_be_billed = True
+    return failure

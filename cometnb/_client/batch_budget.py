@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cometnb._client.spend_gate import session_cap
-from cometnb._core.budget import SpendGuard, guard_requests
+from cometnb._core.budget import BudgetError, SpendGuard, guard_requests
 from cometnb._core.cost import format_usd
 
 __all__ = ["BudgetCheck", "session_check", "stopped_note"]
@@ -22,11 +22,24 @@ __all__ = ["BudgetCheck", "session_check", "stopped_note"]
 BudgetCheck = Callable[[Sequence[Any]], SpendGuard | None]
 
 
+# For a Python caller: no cell, so no --budget to raise (the magic's hint names it).
+PYTHON_HINT = (
+    "Raise it with %config CometImg.budget = USD, or run fewer items (a later call with the "
+    "same name sends the rest)."
+)
+
+
 def session_check(requests: Sequence[Any]) -> SpendGuard | None:
-    """What ``cometnb.batch`` checks: the session budget, as ``generate_many`` does."""
-    return guard_requests(
-        requests, session_budget=session_cap(), cell_budget=None, confirm_above=None, yes=True
-    )
+    """What ``cometnb.batch`` checks: the session budget, as ``generate_many`` does
+    (``CometImg.confirm_above`` is the magic's: a Python call is its own confirmation)."""
+    try:
+        return guard_requests(
+            requests, session_budget=session_cap(), cell_budget=None, confirm_above=None, yes=True
+        )
+    except BudgetError as refused:
+        if refused.left_usd is not None:  # over what is left (not an unknown price)
+            refused.hint = PYTHON_HINT
+        raise
 
 
 def stopped_note(guard: SpendGuard | None, total: int) -> str | None:
@@ -36,6 +49,6 @@ def stopped_note(guard: SpendGuard | None, total: int) -> str | None:
     left = guard.left() or 0.0
     return (
         f"Budget reached: {guard.skipped} of {total} items were not sent "
-        f"({format_usd(left)} left) and are still pending. {guard.raise_hint}, then run the "
-        "batch again with the same name to send them."
+        f"({format_usd(left)} left). {guard.raise_hint}, then run the batch again with the "
+        "same name to send them."
     )

@@ -12,8 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cometnb._client.response import QUOTA_HINT
 from cometnb._client.retry import status_safety
-from cometnb._core.errors import APIError, CometError, ResponseError
+from cometnb._core.errors import (
+    APIError,
+    AuthenticationError,
+    CometError,
+    RateLimitError,
+    ResponseError,
+)
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
 from cometnb._storage.records import Record
@@ -24,6 +31,7 @@ __all__ = [
     "KILLED_IN_FLIGHT",
     "ORIGIN",
     "cancelled_in_flight",
+    "halts_the_batch",
     "in_flight_before",
     "may_be_billed",
     "settle_in_flight",
@@ -51,6 +59,14 @@ def may_be_billed(error: CometError) -> bool:
             return status_safety(error.status) == "billed"
         return "read timeout" in error.message or "dropped after the request" in error.message
     return False
+
+
+def halts_the_batch(error: CometError) -> bool:
+    """A failure the next items would meet too: the account's quota or balance is spent
+    (a 429 that waiting will not cure), or the key is refused (401 / 403)."""
+    if isinstance(error, AuthenticationError):
+        return error.status in (401, 403)
+    return isinstance(error, RateLimitError) and error.hint == QUOTA_HINT
 
 
 def in_flight_before(state: ItemState | None) -> bool:

@@ -19,6 +19,8 @@ again because ``retry_billed=True`` are listed in ``Batch.resent_after_interrupt
 Budgets: the items about to be sent are estimated together and refused before the first
 request when ``CometImg.budget`` cannot cover them (``_client/batch_budget.py``); while the
 batch runs, an item the budget stops is not sent and stays pending (``Batch.notes`` says so).
+A spent quota or a refused key stops the run the same way: the items not sent stay pending.
+One run of a batch name at a time (``_storage/batch_lock.py``): a second is refused at once.
 
 The requests run on the client's private loop thread, at most ``concurrency`` at a time and
 paced by the client under the server's rate limit; the calling thread draws the progress bar
@@ -29,32 +31,32 @@ interrupts.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from cometnb._client.batch import Batch, billed_note
+from cometnb._client.batch import Batch
 from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
 from cometnb._client.batch_items import BatchItem, load_items
+from cometnb._client.batch_progress import run_job
 from cometnb._client.batch_recovery import (
     CANCELLED_IN_FLIGHT,
     ORIGIN,
     cancelled_in_flight,
+    halts_the_batch,
     in_flight_before,
     may_be_billed,
     settle_in_flight,
 )
 from cometnb._client.clients import AsyncClient, Client
 from cometnb._client.limiter import AdaptiveLimit
-from cometnb._client.loop import loop_thread
 from cometnb._client.pacing import RATE_LIMIT_REASON
+from cometnb._client.steps import NotSent
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, admitted
-from cometnb._core.cost import Cost, format_usd
+from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     CancelledError,
     CometError,
@@ -62,13 +64,12 @@ from cometnb._core.errors import (
 )
 from cometnb._core.models import ClientEvent, Generation
 from cometnb._core.protocols import OnEvent
+from cometnb._storage.batch_lock import hold_batch
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
 
 __all__ = ["batch", "may_be_billed", "run_batch"]
 
-POLL_S = 0.2
-CANCEL_GRACE_S = 5.0
 _LIMITED = ("HTTP 429", RATE_LIMIT_REASON)
 
 
@@ -132,28 +133,46 @@ def run_batch(
     runner = client if client is not None else Client()
     try:
         history = _history_of(runner)
-        store = BatchStore(history.path)
-        states, interrupted = store.begin(name, [item.key for item in loaded])
-        settle_in_flight(name, [*interrupted, *cancelled_in_flight(states)], history, store)
-        states = store.states(name)
-        todo = [item for item in loaded if _to_send(states.get(item.key), retry_billed)]
-        resent = [item.key for item in todo if in_flight_before(states.get(item.key))]
-        # What is about to be sent, against the budgets, before the first request.
-        guard = check([item.request for item in todo]) if todo else None
-        job = _BatchJob(runner, name, todo, store, _limit(concurrency), guard)
-        job.history = history
-        sending = {item.key for item in todo}
-        left = [s for k, s in states.items() if k not in sending and s.state != "done"]
-        job.uncertain_before = sum(1 for s in left if s.state == "uncertain")
-        job.failed_before = len(left) - job.uncertain_before
-        _run(job, len(loaded) - len(todo), len(loaded), name if progress else None)
-        note = stopped_note(guard, len(loaded))
-        if note is not None and progress:
-            print(note)
-        return Batch(name, loaded, history, store, resent=resent, notes=[note] if note else [])
+        with hold_batch(history.path, name):  # one run of this batch at a time
+            return _run_held(
+                name, loaded, runner, history, check, concurrency, retry_billed, progress
+            )
     finally:
         if own:
             runner.close()
+
+
+def _run_held(
+    name: str,
+    loaded: list[BatchItem],
+    runner: Client,
+    history: History,
+    check: BudgetCheck,
+    concurrency: int | None,
+    retry_billed: bool,
+    progress: bool,
+) -> Batch:
+    """The run itself, while this process holds the batch: settle what a stopped run left in
+    flight, check the budget on what is left to send, send it, and say what stopped it."""
+    store = BatchStore(history.path)
+    states, interrupted = store.begin(name, [item.key for item in loaded])
+    settle_in_flight(name, [*interrupted, *cancelled_in_flight(states)], history, store)
+    states = store.states(name)
+    todo = [item for item in loaded if _to_send(states.get(item.key), retry_billed)]
+    # What is about to be sent, against the budgets, before the first request.
+    guard = check([item.request for item in todo]) if todo else None
+    job = _BatchJob(runner, name, todo, store, _limit(concurrency), guard)
+    job.history, job.before = history, states
+    sending = {item.key for item in todo}
+    left = [s for k, s in states.items() if k not in sending and s.state != "done"]
+    job.uncertain_before = sum(1 for s in left if s.state == "uncertain")
+    job.failed_before = len(left) - job.uncertain_before
+    run_job(job, len(loaded) - len(todo), len(loaded), name if progress else None)
+    notes = [n for n in (stopped_note(guard, len(loaded)), job.halt_note()) if n]
+    if progress:
+        for note in notes:
+            print(f"batch {name}: {note}", file=sys.stderr)
+    return Batch(name, loaded, history, store, resent=job.resent, notes=notes)
 
 
 def _history_of(client: Client) -> History:
@@ -198,6 +217,12 @@ class _BatchJob:
         self.failed_before = self.uncertain_before = 0
         self.limited_until = 0.0  # monotonic time the latest rate-limit wait ends
         self.started, self.finished = threading.Event(), threading.Event()
+        self.before: dict[str, ItemState] = {}  # each item's state when the run began
+        self.resent: list[str] = []  # in flight when a run stopped, sent again (retry_billed)
+        # Set by a failure no other item can get past (the quota is spent, the key refused):
+        # the items not sent yet stay pending instead of each failing the same way.
+        self.halted: CometError | None = None
+        self.held_back = 0
 
     async def run(self) -> None:
         self.started.set()
@@ -219,9 +244,14 @@ class _BatchJob:
         origin = ORIGIN.format(name=self.name, key=item.key)
         tags = (*item.tags, f"batch:{self.name}")
         async with limit.slot() as slot:
+            if self.halted is not None:
+                self.held_back += 1
+                self._not_sent(item)
+                return
             refused = self.guard.before_send(item.request) if self.guard else None
             if refused is not None:
-                return  # not sent: the item stays pending for a later run with more budget
+                self._not_sent(item)  # for a later run with more budget
+                return
             on_event, in_flight = self._marker(item, slot)
             try:
                 gen = await self._send(twin, item, on_event, tags, origin)
@@ -238,6 +268,8 @@ class _BatchJob:
                 )
                 self.uncertain += state == "uncertain"
                 self.failed += state == "failed"
+                if self.halted is None and halts_the_batch(error):
+                    self.halted = error
                 return
         self.store.mark(self.name, item.key, "done", record_id=gen.record_id)
         self.done += 1
@@ -267,6 +299,23 @@ class _BatchJob:
             if self.guard is not None:
                 self.guard.after(item.request, cost)
 
+    def _not_sent(self, item: BatchItem) -> None:
+        """An item this run does not send: one that failed before goes back to ``pending``;
+        one that may have been billed stays ``uncertain`` (a plain re-run must not send it)."""
+        before = self.before.get(item.key)
+        if before is not None and before.state == "failed":
+            self.store.mark(self.name, item.key, "pending")
+
+    def halt_note(self) -> str | None:
+        """``Stopped: …`` when a failure made the run hold back the items not sent yet."""
+        if self.halted is None or not self.held_back:
+            return None
+        items = "item was" if self.held_back == 1 else "items were"
+        return (
+            f"Stopped early: {self.halted.message} {self.held_back} {items} not sent and "
+            "stay pending; run the batch again once this is fixed."
+        )
+
     def _failure_cost(self, error: CometError) -> Cost | None:
         """What a failed item's record says it cost (an estimate when it may have been billed)."""
         if error.record_id is None:
@@ -287,7 +336,18 @@ class _BatchJob:
         def on_event(event: ClientEvent) -> None:
             slot.follow(event)
             if event.kind == "sending":  # every attempt: the mark counts it
-                self.store.mark(self.name, item.key, "sending")
+                try:
+                    self.store.mark(self.name, item.key, "sending")
+                except Exception as exc:  # unrecorded, a kill now would resend it: hold it back
+                    raise NotSent(
+                        f"not sent: the batch could not record that {item.key} is being sent "
+                        f"({type(exc).__name__}: {exc})",
+                        hint="Check the history folder (disk space, another process holding "
+                        "batches.sqlite3), then run the batch again.",
+                    ) from exc
+                was = self.before.get(item.key)
+                if in_flight_before(was) and item.key not in self.resent:
+                    self.resent.append(item.key)
                 now[0] = "sending"
             elif event.kind == "waiting":
                 billed[0] = billed[0] or event.may_be_billed
@@ -298,52 +358,3 @@ class _BatchJob:
                     self.limited_until = max(self.limited_until, time.monotonic() + event.wait_s)
 
         return on_event, lambda: now[0] == "sending"
-
-
-def _run(job: _BatchJob, already: int, total: int, title: str | None) -> None:
-    """Run ``job`` on the loop thread; draw progress here; an interrupt cancels it."""
-    bar = _progress_bar(title, already, total)
-    future = loop_thread().submit(job.run())
-    try:
-        while not concurrent.futures.wait((future,), timeout=POLL_S).done:
-            _draw(bar, job, already)
-        future.result()
-    except KeyboardInterrupt:
-        future.cancel()  # done at once; the task then marks each item (uncertain or pending)
-        with contextlib.suppress(KeyboardInterrupt):
-            if job.started.is_set():
-                job.finished.wait(CANCEL_GRACE_S)
-        raise
-    finally:
-        _draw(bar, job, already, final=True)
-        if bar is not None:
-            bar.close()
-            uncertain = job.uncertain_before + job.uncertain
-            if uncertain:
-                print(f"batch {title}: {billed_note(uncertain)}", file=sys.stderr)
-
-
-def _progress_bar(title: str | None, already: int, total: int) -> Any:
-    if title is None:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=already, desc=f"batch {title}", unit="item", smoothing=0.1)
-
-
-def _draw(bar: Any, job: _BatchJob, already: int, *, final: bool = False) -> None:
-    if bar is None:
-        return
-    with contextlib.suppress(Exception):  # a broken display must not lose paid results
-        finished = already + job.done + job.failed + job.uncertain
-        if finished > bar.n:
-            bar.update(finished - bar.n)
-        postfix: dict[str, object] = {"failed": job.failed_before + job.failed}
-        uncertain = job.uncertain_before + job.uncertain
-        if uncertain:
-            postfix["may be billed"] = uncertain
-        if job.spent or job.guard is not None:
-            postfix["spend"] = format_usd(job.spent)
-        if not final and time.monotonic() < job.limited_until:
-            postfix["waiting"] = "on the rate limit"
-        bar.set_postfix(postfix, refresh=final)

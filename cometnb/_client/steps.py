@@ -21,7 +21,7 @@ from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLim
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.sse import SSEEvent, StreamAssembler
-from cometnb._core.errors import ResponseError, redact
+from cometnb._core.errors import CometError, ResponseError, redact
 from cometnb._core.images import decode_b64_image, inspect_image
 from cometnb._core.limits import DEFAULT_LIMITS, Limits
 from cometnb._core.models import ApiImage, ApiResult, ClientEvent
@@ -31,6 +31,7 @@ from cometnb._core.secret import Secret
 __all__ = [
     "Attempt",
     "Download",
+    "NotSent",
     "RequestSteps",
     "Send",
     "Sleep",
@@ -83,12 +84,25 @@ Attempt = tuple[ParsedResponse, bool] | Failure
 RequestSteps = Generator[Step, Any, ApiResult]
 
 
+class NotSent(CometError):
+    """Raised by an ``on_event`` callback on the ``"sending"`` event to hold the request back:
+    nothing is sent (a batch that could not record its item as in flight raises it, since a
+    request it cannot account for could be paid twice after a kill)."""
+
+    may_be_billed = False
+
+
 def notify(callback: Callable[..., None] | None, *args: Any) -> None:
-    """Call a user callback; a broken display callback must not lose a billed image."""
+    """Call a user callback; a broken display callback must not lose a billed image.
+
+    Only :class:`NotSent` gets through, and only before a request leaves.
+    """
     if callback is None:
         return
     try:
         callback(*args)
+    except NotSent:
+        raise
     except Exception:
         log.exception("cometnb: a progress callback raised; ignoring it")
 
@@ -111,7 +125,12 @@ def request_steps(
     while True:
         ticket = None if pacer is None else (yield from _turn(pacer, on_event))
         # Right before the POST, nothing awaited in between: a batch commits "in flight" here.
-        notify(on_event, ClientEvent("sending", attempt=retries + 1))
+        try:
+            notify(on_event, ClientEvent("sending", attempt=retries + 1))
+        except NotSent:
+            if pacer is not None:
+                pacer.settle(ticket, limited=False)
+            raise
         outcome = yield Send(body, key, on_partial, on_event, ticket)
         if pacer is not None:
             _settle(pacer, ticket, outcome)

@@ -28,6 +28,7 @@ from cometnb._client.base import (
     _cancelled,
     _is_synthetic,
     shared_ssl_context,
+    storing_failure,
     unexpected,
 )
 from cometnb._client.capped import (
@@ -306,7 +307,7 @@ class Client(_BaseClient):
         try:
             return self._store(history, body, result, time.monotonic() - start, tags, origin)
         except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
-            failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
+            failure = storing_failure(exc)
             elapsed = time.monotonic() - start
             return self._record_failure(history, body, failure, elapsed, tags, origin)
 

@@ -8,7 +8,9 @@ The few records SQL cannot judge as Python does (no stored cost: an older record
 today's table; odd JSON types) are read and priced in Python, like records made before 1970
 (their day is computed in Python). The answer is :func:`spend.spend`'s on ``h.records()``:
 same rows in the same order, counts, unknown, estimated and requests; the figures may differ
-in their last bits (a ``SUM`` adds in another order than the Python loop).
+in their last bits (a ``SUM`` adds in another order than the Python loop). This holds for
+the documents cometnb writes (``json.dumps`` never repeats a key); in a hand-edited document
+that repeats one, SQLite reads the first value and Python's ``json`` the last.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Review of issue 17 (batches): reproductions of defects found in review.
 
 Each test states the behaviour the contract asks for (DESIGN.md §1 "Batches": a re-run "never
-resends one that may have been billed"); those marked xfail fail on 89ce3df and document a
-defect (strict: they flip to a failure, to be un-marked, once it is fixed).
+resends one that may have been billed"); each failed on 89ce3df, where the review found it.
 """
 
 from __future__ import annotations
@@ -51,7 +50,6 @@ def sent(sim: SimServer, since: int = 0) -> list[str]:
     return [body["prompt"] for body in sim.requests[since:] if "prompt" in body]
 
 
-@pytest.mark.xfail(strict=True, reason="review 17 #1: a billed image whose store failed is resent")
 def test_a_billed_answer_whose_store_failed_is_not_sent_again(
     sim: SimServer, hist: History, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,7 +95,6 @@ WORKER = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="review 17 #2: two runs of one batch both send its items")
 def test_two_processes_running_one_batch_never_send_an_item_twice(tmp_path: Path) -> None:
     """Two kernels (or a kernel and a script) run the same named batch at the same time."""
     prompts = [f"catalogue item {i:02d}: a product photo on white" for i in range(12)]
@@ -105,22 +102,28 @@ def test_two_processes_running_one_batch_never_send_an_item_twice(tmp_path: Path
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with SimServer(latency=0.3) as sim:
         args = [sys.executable, "-c", WORKER, sim.base_url, str(folder), json.dumps(prompts)]
-        first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+        first = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 30
         while sim.request_count < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        second = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+        second = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         out1, _ = first.communicate(timeout=90)
-        out2, _ = second.communicate(timeout=90)
+        out2, err2 = second.communicate(timeout=90)
         posts = Counter(sent(sim))
     print("run 1:", out1.strip())
     print("run 2:", out2.strip())
     twice = sorted(p for p, n in posts.items() if n > 1)
     print(f"{sum(posts.values())} POSTs for {len(prompts)} items; sent twice: {len(twice)}")
     assert twice == []
+    assert "12 done" in out1  # the first run is untouched by the second
+    assert second.returncode != 0 and "is running in another kernel or process" in err2
+    assert "nothing was sent" in err2
 
 
-@pytest.mark.xfail(strict=True, reason="review 17 #3: a budget-stopped item stays 'failed'")
 def test_an_item_the_budget_stops_is_pending_even_if_it_failed_before(
     sim: SimServer, hist: History
 ) -> None:
@@ -136,18 +139,17 @@ def test_an_item_the_budget_stops_is_pending_even_if_it_failed_before(
         CATALOGUE, name="b", client=client, progress=False, check=nothing_left, defaults=FIELDS
     )
     print(b.notes, repr(b))
-    assert "are still pending" in b.notes[0]
+    assert b.notes[0].startswith("Budget reached: 1 of 4 items were not sent")
     assert b.counts()["pending"] == 1 and b.failed == []  # as the note says
 
 
-@pytest.mark.xfail(strict=True, reason="review 17 #4: resent_after_interrupt lists unsent items")
 def test_resent_after_interrupt_lists_only_items_actually_sent(
     sim: SimServer, hist: History
 ) -> None:
     """An item a killed run left in flight, asked to be resent (retry_billed=True), that the
     budget then stops: it was not sent, yet it is reported as resent."""
     from cometnb._client.batch_items import load_items
-    from cometnb._client.batch_run import KILLED_IN_FLIGHT
+    from cometnb._client.batch_recovery import KILLED_IN_FLIGHT
 
     keys = [i.key for i in load_items(CATALOGUE[:1], FIELDS)]
     store = BatchStore(hist.path)
@@ -178,13 +180,10 @@ def test_python_callers_are_not_told_about_a_cell_flag(sim: SimServer, hist: His
     with pytest.raises(BudgetError) as info:
         batch(CATALOGUE, name="m", client=client_for(sim, hist), progress=False, **FIELDS)
     print(str(info.value))
-    if "--budget" in str(info.value):
-        pytest.xfail("review 17 #5: the Python API's refusal names the magic's --budget")
+    assert "--budget" not in str(info.value)
+    assert "%config CometImg.budget" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 17 #6: the POST leaves though 'sending' was not kept"
-)
 def test_no_post_leaves_when_its_sending_mark_cannot_be_committed(
     sim: SimServer, hist: History, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -206,3 +205,45 @@ def test_no_post_leaves_when_its_sending_mark_cannot_be_committed(
     seen = sent(sim)
     print("POSTs sent while 'sending' could not be committed:", seen, repr(b))
     assert seen == []  # not sent: it could not be marked as in flight
+
+
+def test_a_spent_quota_stops_the_batch_and_leaves_the_rest_pending(
+    sim: SimServer, hist: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Build item 2: a quota-exhausted 429 stops at once; in a batch, the items not sent yet
+    stay pending instead of each being sent to fail the same way."""
+    prompts = [f"catalogue item {i:02d}: a product photo" for i in range(20)]
+    sim.fault("latency", times=2, seconds=0)  # two items go through
+    sim.fault("429", quota=True, times=100)  # then the balance is gone
+    client = client_for(sim, hist)
+    b = batch(prompts, name="q", client=client, concurrency=2, **FIELDS)
+    counts = b.counts()
+    assert counts["done"] == 2 and counts["done"] + counts["failed"] == sim.request_count
+    assert sim.request_count <= 2 + 2  # what was in flight when the quota ran out, no more
+    assert counts["pending"] == 20 - sim.request_count
+    assert len(b.notes) == 1 and b.notes[0].startswith("Stopped early: HTTP 429")
+    assert f"{counts['pending']} items were not sent and stay pending" in b.notes[0]
+    assert "Stopped early" in capsys.readouterr().err
+    sim.reset()  # the account is topped up (this also clears the request log)
+    again = batch(prompts, name="q", client=client, progress=False, **FIELDS)
+    assert len(sent(sim)) == 20 - 2  # the failed and the held-back items, nothing done
+    assert again.counts()["done"] == 20
+
+
+def test_a_refused_key_stops_the_batch(sim: SimServer, hist: History) -> None:
+    refused = {"error": {"message": "Invalid token", "type": "invalid_request_error"}}
+    sim.fault("http", times=100, status=401, body=refused)
+    client = client_for(sim, hist)
+    b = batch(CATALOGUE, name="k", client=client, concurrency=1, progress=False, **FIELDS)
+    assert sim.request_count == 1 and b.counts()["pending"] == 3
+    assert b.notes[0].startswith("Stopped early: HTTP 401")
+
+
+def test_a_storing_failure_is_marked_as_may_be_billed() -> None:
+    from cometnb._client.base import storing_failure, unexpected
+    from cometnb._client.batch_recovery import may_be_billed
+    from cometnb._core.errors import CometError
+
+    assert may_be_billed(storing_failure(OSError(28, "No space left on device")))
+    assert may_be_billed(storing_failure(CometError("could not save the generated image")))
+    assert may_be_billed(unexpected(RuntimeError("boom"), "sending"))
