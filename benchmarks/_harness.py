@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -118,7 +119,9 @@ def interleaved(
     warmup: int = 2,
     settle: Callable[[], Any] | None = None,
 ) -> dict[str, list[float]]:
-    """Time each path once per round, rotating the order so none always runs first.
+    """Time each path once per round, in an order shuffled per round (seeded, so every run
+    shuffles alike): no path always runs first, nor always right after the same one (what a
+    path leaves running, such as cometnb's background previews, lands on all the others).
 
     Warm-up rounds (not recorded) fill caches: the simulator's rendered image, TLS-free
     connection pools, imports made on first use. ``settle``, when given, runs untimed after
@@ -126,9 +129,9 @@ def interleaved(
     """
     names = list(paths)
     times: dict[str, list[float]] = {n: [] for n in names}
+    order = random.Random(17)
     for r in range(warmup + rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in order.sample(names, len(names)):
             elapsed, _ = timed(lambda name=name, r=r: paths[name](r))  # type: ignore[misc]
             if r >= warmup:
                 times[name].append(elapsed)

@@ -208,7 +208,7 @@ def _report(
         f"({ms(steps[STEP_PREVIEW])}) is made after the commit on a background thread"
     )
     result.goal(
-        "cometnb within 1.5× of the floor",
+        "cometnb within 1.5× of the floor (same disk)",
         f"≤ {GOAL_RATIO_FLOOR}× floor",
         ratio(comet / floor),
         comet <= GOAL_RATIO_FLOOR * floor,
