@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import secrets
+import stat
 import tempfile
 import threading
 import time
@@ -45,11 +46,35 @@ def inside(root: Path, relative: object) -> Path | None:
     """
     if not isinstance(relative, str) or not relative:
         return None
+    plain = _plain_inside(root, relative)
+    if plain is not None:
+        return plain
     path = root / relative
     try:
         path.resolve().relative_to(root.resolve())
     except (ValueError, OSError):
         return None
+    return path
+
+
+def _plain_inside(root: Path, relative: str) -> Path | None:
+    """The common case without resolving anything: ``images/<name>``-like paths (no ``..``,
+    not absolute, nothing odd) whose parts below ``root`` are not symlinks. ``None`` sends
+    the caller to the full check. Two ``lstat`` calls instead of one per path component twice
+    over (iterating 5,000 records spent most of its time resolving paths)."""
+    parts = relative.split("/")
+    if any(p in ("", ".", "..") or "\\" in p or ":" in p or "\0" in p for p in parts):
+        return None
+    path = root
+    for part in parts:
+        path = path / part
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return None  # a link may point outside: resolve it
+        except FileNotFoundError:
+            return root.joinpath(*parts)  # nothing further to follow; lexically inside
+        except OSError:
+            return None
     return path
 
 
