@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cometnb._client.batch_run import batch, run_batch
-from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
 from cometnb._core.costing import estimate
 from cometnb._core.models import ImageRequest
 from cometnb._storage.batches import BatchStore
-from tests.conftest import FAKE_KEY
+from tests.client.test_batch import client_for, sent_prompts
 
 if TYPE_CHECKING:
     from cometnb.history import History
@@ -40,12 +39,7 @@ def _each() -> float:
     return usd
 
 
-def _client(sim: SimServer, hist: History) -> Client:
-    return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist)
-
-
-def _prompts(sim: SimServer, since: int = 0) -> list[str]:
-    return [body["prompt"] for body in sim.requests[since:] if "prompt" in body]
+_client, _prompts = client_for, sent_prompts
 
 
 def test_a_batch_over_the_session_budget_is_refused_before_anything_is_sent(

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from cometnb._client.batch_run import batch, run_batch
-from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
 from cometnb._core.costing import estimate
@@ -27,27 +26,14 @@ from cometnb._storage.batches import BatchStore
 from cometnb._storage.folder import History as _History
 from cometnb.history import History
 from cometnb.sim import SimServer
-from tests.conftest import FAKE_KEY
+from tests.client.test_batch import CATALOGUE, client_for, sent_prompts
 
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MODEL = "gpt-image-2"
 FIELDS = {"model": MODEL, "size": "1024x1024", "quality": "low"}
-CATALOGUE = [
-    "a ceramic mug with a fox glaze, studio light",
-    "a linen tote bag printed with ferns, on a wooden table",
-    "a brass desk lamp with a green shade, evening light",
-    "a pair of wool socks with a mountain pattern, flat lay",
-]
-
-
-def client_for(sim: SimServer, history: History) -> Client:
-    return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=history)
-
-
-def sent(sim: SimServer, since: int = 0) -> list[str]:
-    return [body["prompt"] for body in sim.requests[since:] if "prompt" in body]
+sent = sent_prompts
 
 
 def test_a_billed_answer_whose_store_failed_is_not_sent_again(
