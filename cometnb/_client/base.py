@@ -144,15 +144,20 @@ class _BaseClient(_Storing):
 
     def _require_key(self) -> Secret:
         key = _settings.resolve_key(self._api_key)
+        error = None
         if key is None:
-            raise AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
-        if not key.header_safe:
+            error = AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
+        elif not key.header_safe:
             # httpx would fail while writing the header and quote the key in its error text.
-            raise AuthenticationError(
+            error = AuthenticationError(
                 "The API key contains a space, line break or non-ASCII character, which an "
                 "HTTP header cannot carry; nothing was sent.",
                 hint="Copy the key again (only the key) and " + KEY_HINT[0].lower() + KEY_HINT[1:],
             )
+        if error is not None:
+            error.may_be_billed = False  # found before sending: $0, and nothing to hold back
+            raise error
+        assert key is not None
         return key
 
     def _headers(self, key: Secret, stream: bool) -> httpx.Headers:

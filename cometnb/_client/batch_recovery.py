@@ -63,9 +63,9 @@ def may_be_billed(error: CometError) -> bool:
 
 def halts_the_batch(error: CometError) -> bool:
     """A failure the next items would meet too: the account's quota or balance is spent
-    (a 429 that waiting will not cure), or the key is refused (401 / 403)."""
+    (a 429 that waiting will not cure), or the key is missing, unusable or refused."""
     if isinstance(error, AuthenticationError):
-        return error.status in (401, 403)
+        return True  # no key, an unusable one, or the server refused it (401 / 403)
     return isinstance(error, RateLimitError) and error.hint == QUOTA_HINT
 
 

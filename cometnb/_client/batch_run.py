@@ -64,7 +64,7 @@ from cometnb._core.errors import (
 )
 from cometnb._core.models import ClientEvent, Generation
 from cometnb._core.protocols import OnEvent
-from cometnb._storage.batch_lock import hold_batch
+from cometnb._storage.batch_lock import BatchHold, hold_batch
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
 
@@ -133,9 +133,9 @@ def run_batch(
     runner = client if client is not None else Client()
     try:
         history = _history_of(runner)
-        with hold_batch(history.path, name):  # one run of this batch at a time
+        with hold_batch(history.path, name) as hold:  # one run of this batch at a time
             return _run_held(
-                name, loaded, runner, history, check, concurrency, retry_billed, progress
+                name, loaded, runner, history, check, concurrency, retry_billed, progress, hold
             )
     finally:
         if own:
@@ -151,6 +151,7 @@ def _run_held(
     concurrency: int | None,
     retry_billed: bool,
     progress: bool,
+    hold: BatchHold,
 ) -> Batch:
     """The run itself, while this process holds the batch: settle what a stopped run left in
     flight, check the budget on what is left to send, send it, and say what stopped it."""
@@ -167,7 +168,12 @@ def _run_held(
     left = [s for k, s in states.items() if k not in sending and s.state != "done"]
     job.uncertain_before = sum(1 for s in left if s.state == "uncertain")
     job.failed_before = len(left) - job.uncertain_before
-    run_job(job, len(loaded) - len(todo), len(loaded), name if progress else None)
+    try:
+        run_job(job, len(loaded) - len(todo), len(loaded), name if progress else None)
+    except BaseException:
+        if job.started.is_set() and not job.finished.is_set():
+            hold.release_after(job.finished)  # its tasks are still marking items
+        raise
     notes = [n for n in (stopped_note(guard, len(loaded)), job.halt_note()) if n]
     if progress:
         for note in notes:

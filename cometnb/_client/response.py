@@ -60,7 +60,8 @@ MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 
 _REQUEST_ID = re.compile(r"\(request id:\s*([^)\s]+)\s*\)", re.IGNORECASE)
 # English and Chinese wordings CometAPI uses when an account has run out of credit.
-_QUOTA_WORDS = re.compile(r"quota|balance|insufficient|credit|额度|余额", re.IGNORECASE)
+# Whole words: "load balancer is saturated" is a rate limit, not a spent balance.
+_QUOTA_WORDS = re.compile(r"\b(?:quota|balance|insufficient|credits?)\b|额度|余额", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 
 KEY_HINT = (

@@ -93,14 +93,22 @@ class NotSent(CometError):
 
 
 def notify(callback: Callable[..., None] | None, *args: Any) -> None:
-    """Call a user callback; a broken display callback must not lose a billed image.
-
-    Only :class:`NotSent` gets through, and only before a request leaves.
-    """
+    """Call a user callback; a broken display callback must not lose a billed image."""
     if callback is None:
         return
     try:
         callback(*args)
+    except Exception:
+        log.exception("cometnb: a progress callback raised; ignoring it")
+
+
+def _notify_sending(on_event: OnEvent | None, attempt: int) -> None:
+    """The ``"sending"`` event, the one a callback may veto (:class:`NotSent`): it comes
+    before a byte of the request leaves, so holding it back costs nothing."""
+    if on_event is None:
+        return
+    try:
+        on_event(ClientEvent("sending", attempt=attempt))
     except NotSent:
         raise
     except Exception:
@@ -126,10 +134,11 @@ def request_steps(
         ticket = None if pacer is None else (yield from _turn(pacer, on_event))
         # Right before the POST, nothing awaited in between: a batch commits "in flight" here.
         try:
-            notify(on_event, ClientEvent("sending", attempt=retries + 1))
-        except NotSent:
+            _notify_sending(on_event, retries + 1)
+        except NotSent as held:
             if pacer is not None:
                 pacer.settle(ticket, limited=False)
+            held.may_be_billed = billed > 0  # an earlier attempt of it may have been billed
             raise
         outcome = yield Send(body, key, on_partial, on_event, ticket)
         if pacer is not None:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cometnb._client.batch_run import batch, run_batch
+from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
 from cometnb._core.costing import estimate
@@ -27,6 +30,7 @@ from cometnb._storage.folder import History as _History
 from cometnb.history import History
 from cometnb.sim import SimServer
 from tests.client.test_batch import CATALOGUE, client_for, sent_prompts
+from tests.conftest import FAKE_KEY
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,7 +110,7 @@ def test_two_processes_running_one_batch_never_send_an_item_twice(tmp_path: Path
     print(f"{sum(posts.values())} POSTs for {len(prompts)} items; sent twice: {len(twice)}")
     assert twice == []
     assert "12 done" in out1  # the first run is untouched by the second
-    assert second.returncode != 0 and "is running in another kernel or process" in err2
+    assert second.returncode != 0 and "is already running in another kernel or process" in err2
     assert "nothing was sent" in err2
 
 
@@ -233,3 +237,87 @@ def test_a_storing_failure_is_marked_as_may_be_billed() -> None:
     assert may_be_billed(storing_failure(OSError(28, "No space left on device")))
     assert may_be_billed(storing_failure(CometError("could not save the generated image")))
     assert may_be_billed(unexpected(RuntimeError("boom"), "sending"))
+
+
+# --- the second review ----------------------------------------------------------------------
+
+
+def test_an_unusable_key_stops_the_batch_charges_nothing_and_sends_nothing(
+    sim: SimServer, hist: History
+) -> None:
+    client = Client(api_key="sk-abc def", base_url=sim.base_url, history=hist)
+    b = batch(CATALOGUE, name="key", client=client, progress=False, concurrency=1, **FIELDS)
+    assert sim.request_count == 0 and session.usd == 0.0 and hist.spend() == 0.0
+    assert b.counts() == {"done": 0, "failed": 1, "uncertain": 0, "pending": 3}
+    assert b.notes[0].startswith("Stopped early: The API key contains a space")
+
+
+def test_a_held_back_retry_after_a_billed_attempt_stays_uncertain(
+    sim: SimServer, hist: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attempt 1 met a 504 (may be billed; the client may retry it), attempt 2 could not be
+    recorded as in flight, so it was held back: the item may still have been billed."""
+    real = BatchStore.mark
+    sends = {"n": 0}
+
+    def flaky(self: BatchStore, name: str, key: str, state: str, **kw: Any) -> None:
+        if state == "sending":
+            sends["n"] += 1
+            if sends["n"] == 2:
+                raise sqlite3.OperationalError("database is locked")
+        real(self, name, key, state, **kw)
+
+    monkeypatch.setattr(BatchStore, "mark", flaky)
+    sim.fault("504", html=False)
+    client = Client(
+        api_key=FAKE_KEY, base_url=sim.base_url, history=hist, retry_billed=True, max_retries=2
+    )
+    b = batch(CATALOGUE[:1], name="rb", client=client, progress=False, **FIELDS)
+    assert sim.request_count == 1 and b.state(b.items[0]) == "uncertain"
+    mark = sim.request_count
+    batch(CATALOGUE[:1], name="rb", client=client, progress=False, **FIELDS)
+    assert sent(sim, mark) == []  # not paid twice
+
+
+def test_a_load_balancer_429_is_a_rate_limit_not_a_spent_balance() -> None:
+    from cometnb._client.response import is_quota_exhausted
+
+    assert not is_quota_exhausted({"message": "Upstream load balancer is saturated, retry"})
+    assert is_quota_exhausted({"message": "Your account balance is exhausted"})
+    assert is_quota_exhausted({"message": "You exceeded your current quota"})
+
+
+def test_a_second_run_in_this_kernel_is_told_so(tmp_path: Path) -> None:
+    from cometnb._storage.batch_lock import BatchBusyError, hold_batch
+
+    with (
+        hold_batch(tmp_path, "shop"),
+        pytest.raises(BatchBusyError, match="in this kernel"),
+        hold_batch(tmp_path, "shop"),
+    ):
+        pass
+    with hold_batch(tmp_path, "cat\udc80"):  # a name Python can hold but UTF-8 cannot
+        pass
+    with hold_batch(tmp_path, "shop"):  # released
+        pass
+
+
+def test_an_interrupted_run_keeps_the_lock_until_its_tasks_are_done(tmp_path: Path) -> None:
+    import threading
+
+    from cometnb._storage.batch_lock import BatchBusyError, hold_batch
+
+    finished = threading.Event()
+    with hold_batch(tmp_path, "shop") as hold:
+        hold.release_after(finished)
+    with pytest.raises(BatchBusyError), hold_batch(tmp_path, "shop"):
+        pass
+    finished.set()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with hold_batch(tmp_path, "shop"):
+                break
+        except BatchBusyError:
+            assert time.monotonic() < deadline, "the lock was never released"
+            time.sleep(0.02)
