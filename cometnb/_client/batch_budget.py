@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cometnb._client.spend_gate import session_cap
-from cometnb._core.budget import BudgetError, SpendGuard, guard_requests
+from cometnb._client.spend_gate import open_gate
+from cometnb._core.budget import BudgetError, SpendGuard
 from cometnb._core.cost import format_usd
 
 __all__ = ["BudgetCheck", "session_check", "stopped_note"]
@@ -33,9 +33,7 @@ def session_check(requests: Sequence[Any]) -> SpendGuard | None:
     """What ``cometnb.batch`` checks: the session budget, as ``generate_many`` does
     (``CometImg.confirm_above`` is the magic's: a Python call is its own confirmation)."""
     try:
-        return guard_requests(
-            requests, session_budget=session_cap(), cell_budget=None, confirm_above=None, yes=True
-        )
+        return open_gate(requests)
     except BudgetError as refused:
         if refused.left_usd is not None:  # over what is left (not an unknown price)
             refused.hint = PYTHON_HINT

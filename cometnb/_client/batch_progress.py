@@ -62,7 +62,7 @@ def _draw(bar: Any, job: Any, already: int, *, final: bool = False) -> None:
         finished = already + job.done + job.failed + job.uncertain
         if finished > bar.n:
             bar.update(finished - bar.n)
-        postfix: dict[str, object] = {"failed": job.failed_before + job.failed}
+        postfix: dict[str, object] = {"failed": job.failed}
         uncertain = job.uncertain_before + job.uncertain
         if uncertain:
             postfix["may be billed"] = uncertain

@@ -162,12 +162,12 @@ def _run_held(
     todo = [item for item in loaded if _to_send(states.get(item.key), retry_billed)]
     # What is about to be sent, against the budgets, before the first request.
     guard = check([item.request for item in todo]) if todo else None
-    job = _BatchJob(runner, name, todo, store, _limit(concurrency), guard)
-    job.history, job.before = history, states
+    job = _BatchJob(runner, name, todo, store, _limit(concurrency), guard, history, states)
     sending = {item.key for item in todo}
-    left = [s for k, s in states.items() if k not in sending and s.state != "done"]
-    job.uncertain_before = sum(1 for s in left if s.state == "uncertain")
-    job.failed_before = len(left) - job.uncertain_before
+    # Failed items are always sent again, so what an earlier run left behind is uncertain.
+    job.uncertain_before = sum(
+        1 for item in loaded if item.key not in sending and states[item.key].state == "uncertain"
+    )
     try:
         run_job(job, len(loaded) - len(todo), len(loaded), name if progress else None)
     except BaseException:
@@ -212,18 +212,19 @@ class _BatchJob:
         todo: list[BatchItem],
         store: BatchStore,
         limit: int,
-        guard: SpendGuard | None = None,
+        guard: SpendGuard | None,
+        history: History,
+        before: dict[str, ItemState],
     ) -> None:
         self.client, self.name, self.todo, self.store = client, name, todo, store
         self.limit, self.guard = limit, guard
+        self.history = history  # where failed items' records are looked up
+        self.before = before  # each item's state when the run began
         self.spent = 0.0  # USD this run's requests cost (estimates where billing is uncertain)
-        self.history: History | None = None  # where failed items' records are looked up
         self.done = self.failed = self.uncertain = 0
-        # Failed / uncertain in earlier runs, not sent again now.
-        self.failed_before = self.uncertain_before = 0
+        self.uncertain_before = 0  # uncertain after earlier runs, not sent again now
         self.limited_until = 0.0  # monotonic time the latest rate-limit wait ends
         self.started, self.finished = threading.Event(), threading.Event()
-        self.before: dict[str, ItemState] = {}  # each item's state when the run began
         self.resent: list[str] = []  # in flight when a run stopped, sent again (retry_billed)
         # Set by a failure no other item can get past (the quota is spent, the key refused):
         # the items not sent yet stay pending instead of each failing the same way.
@@ -326,7 +327,7 @@ class _BatchJob:
         """What a failed item's record says it cost (an estimate when it may have been billed)."""
         if error.record_id is None:
             return None
-        record = self.history.get(error.record_id) if self.history is not None else None
+        record = self.history.get(error.record_id)
         return record.cost if record is not None else None
 
     def _marker(self, item: BatchItem, slot: Any) -> tuple[OnEvent, Callable[[], bool]]:

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, Limits, SpendGuard, check_before, pre_admitted
-from cometnb._core.costing import estimate_all
+from cometnb._core.budget import BudgetError, SpendGuard, guard_requests, pre_admitted
 from cometnb._core.models import Generation
 
 __all__ = ["not_sent", "open_gate", "session_cap"]
@@ -32,8 +31,8 @@ def session_cap() -> float | None:
     return float(value)
 
 
-def open_gate(bodies: Sequence[dict[str, Any]]) -> SpendGuard | None:
-    """Check every body's estimate against the session budget before anything is sent.
+def open_gate(bodies: Sequence[Any]) -> SpendGuard | None:
+    """Check every body's (or ImageRequest's) estimate against the session budget first.
 
     Returns the guard that admits each request in turn, or ``None`` when no budget is set
     (or a caller's guard already admitted these requests). Raises :class:`BudgetError`.
@@ -41,10 +40,9 @@ def open_gate(bodies: Sequence[dict[str, Any]]) -> SpendGuard | None:
     cap = session_cap()
     if cap is None or pre_admitted():
         return None
-    estimates = estimate_all(bodies)
-    check_before(estimates, session_budget=cap, cell_budget=None, confirm_above=None, yes=True)
-    by_body = {id(b): e for b, e in zip(bodies, estimates, strict=True)}
-    return SpendGuard(Limits(session_budget=cap), estimates=by_body)
+    return guard_requests(
+        bodies, session_budget=cap, cell_budget=None, confirm_above=None, yes=True
+    )
 
 
 def not_sent(body: dict[str, Any], error: BudgetError) -> Generation:
