@@ -63,6 +63,7 @@ HistoryArg = HistorySink | str | os.PathLike[str] | Literal[False] | None
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
 USER_AGENT = f"cometnb/{__version__}"
+_UNSAFE_KEY_HINT = "Copy the key again (only the key) and " + KEY_HINT[0].lower() + KEY_HINT[1:]
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
 
 
@@ -144,20 +145,19 @@ class _BaseClient(_Storing):
 
     def _require_key(self) -> Secret:
         key = _settings.resolve_key(self._api_key)
-        error = None
         if key is None:
-            error = AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
-        elif not key.header_safe:
-            # httpx would fail while writing the header and quote the key in its error text.
-            error = AuthenticationError(
-                "The API key contains a space, line break or non-ASCII character, which an "
-                "HTTP header cannot carry; nothing was sent.",
-                hint="Copy the key again (only the key) and " + KEY_HINT[0].lower() + KEY_HINT[1:],
+            raise _before_sending(
+                AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
             )
-        if error is not None:
-            error.may_be_billed = False  # found before sending: $0, and nothing to hold back
-            raise error
-        assert key is not None
+        if not key.header_safe:
+            # httpx would fail while writing the header and quote the key in its error text.
+            raise _before_sending(
+                AuthenticationError(
+                    "The API key contains a space, line break or non-ASCII character, which an "
+                    "HTTP header cannot carry; nothing was sent.",
+                    hint=_UNSAFE_KEY_HINT,
+                )
+            )
         return key
 
     def _headers(self, key: Secret, stream: bool) -> httpx.Headers:
@@ -363,6 +363,12 @@ def unexpected(exc: BaseException, stage: Literal["sending", "storing"]) -> Come
         )
     error.__cause__ = exc
     error.may_be_billed = True  # it failed after sending: the batch must not resend it
+    return error
+
+
+def _before_sending(error: CometError) -> CometError:
+    """An error found before the request left: $0, and nothing a batch must hold back."""
+    error.may_be_billed = False
     return error
 
 

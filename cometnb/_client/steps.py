@@ -92,24 +92,21 @@ class NotSent(CometError):
     may_be_billed = False
 
 
-def notify(callback: Callable[..., None] | None, *args: Any) -> None:
-    """Call a user callback; a broken display callback must not lose a billed image."""
+def notify(
+    callback: Callable[..., None] | None,
+    *args: Any,
+    lets_through: tuple[type[Exception], ...] = (),
+) -> None:
+    """Call a user callback; a broken display callback must not lose a billed image.
+
+    ``lets_through``: errors the callback may raise on purpose (only the ``"sending"`` event
+    lets :class:`NotSent` through: it comes before a byte of the request leaves).
+    """
     if callback is None:
         return
     try:
         callback(*args)
-    except Exception:
-        log.exception("cometnb: a progress callback raised; ignoring it")
-
-
-def _notify_sending(on_event: OnEvent | None, attempt: int) -> None:
-    """The ``"sending"`` event, the one a callback may veto (:class:`NotSent`): it comes
-    before a byte of the request leaves, so holding it back costs nothing."""
-    if on_event is None:
-        return
-    try:
-        on_event(ClientEvent("sending", attempt=attempt))
-    except NotSent:
+    except lets_through:
         raise
     except Exception:
         log.exception("cometnb: a progress callback raised; ignoring it")
@@ -134,7 +131,8 @@ def request_steps(
         ticket = None if pacer is None else (yield from _turn(pacer, on_event))
         # Right before the POST, nothing awaited in between: a batch commits "in flight" here.
         try:
-            _notify_sending(on_event, retries + 1)
+            sending = ClientEvent("sending", attempt=retries + 1)
+            notify(on_event, sending, lets_through=(NotSent,))
         except NotSent as held:
             if pacer is not None:
                 pacer.settle(ticket, limited=False)
