@@ -38,6 +38,7 @@ __all__ = [
     "cost_of_result",
     "record_cost",
     "spend",
+    "spend_keys",
     "spend_start",
     "tag_keys",
 ]
