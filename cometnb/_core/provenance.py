@@ -1,10 +1,24 @@
-"""Provenance inside an image file: prompt, model, settings, record id and cometnb version.
+"""Provenance inside an image file: "AI-generated" in the standard field, plus prompt, model,
+settings, record id and cometnb version.
 
-Copies that leave the history (``GeneratedImage.save``, zip exports, download links) carry
-where they came from in the file's own metadata, the way image tools keep their
-"parameters": PNG text chunks (``iTXt``), an XMP packet for JPEG (APP1) and WebP (``XMP ``
-chunk). The metadata is spliced into the byte stream; the pixels are never re-encoded, so a
-JPEG loses nothing, and the history's originals are never touched (callers pass copies).
+Copies that leave the history (``GeneratedImage.save``, zip exports, the gallery's embedded
+images, any download) all go through :func:`labelled_copy`. It writes IPTC's
+``DigitalSourceType`` = ``trainedAlgorithmicMedia`` (what stock sites and publishers check,
+and what the EU AI Act's marking duty asks for) and cometnb's own fields, the way image tools
+keep their "parameters": an XMP packet (PNG ``iTXt`` ``XML:com.adobe.xmp``, JPEG APP1, WebP
+``XMP `` chunk, GIF application extension, SVG ``<metadata>``) and, in PNG, plain text chunks.
+The metadata is spliced into the byte stream; the pixels are never re-encoded, and the
+history's originals are never touched (callers pass copies).
+
+A file that carries the server's Content Credentials (C2PA) cannot take a single added byte
+without breaking the manifest's hard binding (:mod:`cometnb._core.c2pa_store`), so a copy
+chooses, and says which in its metadata (``cometnb:content_credentials``):
+
+- ``kept`` (``keep_c2pa=True``, the default): the file is the server's bytes, its manifest
+  still validates, and the labels go in an XMP sidecar beside it (``name.xmp``);
+- ``removed`` (``keep_c2pa=False``, and downscaled previews): the manifest is dropped and the
+  labels are written into the file;
+- ``none``: the original carried no manifest; the labels are in the file.
 
 Reading it back needs nothing of ours::
 
@@ -16,20 +30,38 @@ Reading it back needs nothing of ours::
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
+from cometnb._core.c2pa_store import container, store_spans, strip_store
 from cometnb._core.errors import ValidationError, redact
 
-__all__ = ["provenance", "save_copy", "stamp", "stamp_jpeg", "stamp_png", "stamp_webp"]
+__all__ = [
+    "DIGITAL_SOURCE_TYPE",
+    "LabelledCopy",
+    "labelled_copy",
+    "provenance",
+    "save_copy",
+    "stamp",
+    "stamp_gif",
+    "stamp_jpeg",
+    "stamp_png",
+    "stamp_svg",
+    "stamp_webp",
+    "xmp_packet",
+]
 
 XMP_NS = "https://github.com/cometnb/cometnb/ns/1.0/"
+IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+C2paChoice = Literal["kept", "removed", "none"]
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Fields of a request body that describe the image (the prompt and model are listed apart).
 _SKIP = frozenset({"prompt", "model", "stream", "user"})
 
@@ -75,9 +107,11 @@ def save_copy(
     name: str | None = None,
     source: Mapping[str, Any] | None = None,
     metadata: bool = True,
+    keep_c2pa: bool = True,
 ) -> Path:
     """What :meth:`GeneratedImage.save` does: ``data`` (a ``fmt`` image) written to ``path``
-    (a folder keeps ``name``), stamped with ``source`` unless ``metadata`` is False."""
+    (a folder keeps ``name``) as :func:`labelled_copy` makes it; a sidecar, when there is one,
+    goes beside it as ``<stem>.xmp``."""
     target = path.expanduser()
     if target.is_dir():
         target = target / (name or f"image.{fmt or 'png'}")
@@ -89,10 +123,58 @@ def save_copy(
             "(cometnb does not convert images)",
             field="path",
         )
-    if metadata and source:
-        data = stamp(data, source_fields(source))
-    target.write_bytes(data)
+    copy = labelled_copy(data, source, keep_c2pa=keep_c2pa, metadata=metadata)
+    target.write_bytes(copy.data)
+    if copy.sidecar is not None:
+        target.with_suffix(".xmp").write_bytes(copy.sidecar)
     return target
+
+
+@dataclass(frozen=True)
+class LabelledCopy:
+    """A copy ready to leave the history: ``data`` (the file), ``sidecar`` (an XMP packet to
+    write beside it as ``<stem>.xmp``, or ``None``) and ``c2pa``: ``kept``, ``removed`` or
+    ``none`` (see the module's docstring)."""
+
+    data: bytes
+    sidecar: bytes | None
+    c2pa: C2paChoice
+
+
+def labelled_copy(
+    data: bytes,
+    source: Mapping[str, Any] | None,
+    *,
+    keep_c2pa: bool = True,
+    metadata: bool = True,
+    original_has_c2pa: bool | None = None,
+) -> LabelledCopy:
+    """The one way a copy leaves the history: ``data`` labelled AI-generated, with ``source``
+    (``{prompt, model, params, record_id}``) in its metadata, and the server's C2PA manifest
+    either kept valid (labels in a sidecar) or removed (``keep_c2pa=False``).
+
+    ``metadata=False`` writes no labels (the server's bytes; without their manifest when
+    ``keep_c2pa`` is False). ``original_has_c2pa`` is for derived bytes (a preview): whether
+    the original they were made from had a manifest, so the copy says it was removed.
+
+    Example::
+
+        >>> source = {"prompt": "a cat", "model": "gpt-image-2"}
+        >>> copy = labelled_copy(png_bytes, source)  # doctest: +SKIP
+        >>> copy.c2pa, copy.sidecar is None  # doctest: +SKIP
+        ('none', True)
+    """
+    signed = bool(store_spans(data))
+    had = signed if original_has_c2pa is None else (original_has_c2pa or signed)
+    choice: C2paChoice = "none" if not had else "kept" if signed and keep_c2pa else "removed"
+    if signed and not keep_c2pa:
+        data = strip_store(data)
+    if not metadata:
+        return LabelledCopy(data, None, choice)
+    fields = {**source_fields(source or {}), "content_credentials": choice}
+    if choice == "kept":  # not one byte may be added: the labels travel beside the file
+        return LabelledCopy(data, xmp_packet(fields), choice)
+    return LabelledCopy(stamp(data, fields), None, choice)
 
 
 def source_fields(source: Mapping[str, Any]) -> dict[str, str]:
@@ -110,14 +192,17 @@ def _text(value: Any) -> str:
 
 
 def stamp(data: bytes, fields: Mapping[str, str]) -> bytes:
-    """``data`` with ``fields`` added to its metadata (PNG, JPEG or WebP; others unchanged)."""
-    if data.startswith(_PNG_SIGNATURE):
-        return stamp_png(data, fields)
-    if data.startswith(b"\xff\xd8"):
-        return stamp_jpeg(data, fields)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return stamp_webp(data, fields)
-    return data
+    """``data`` with ``fields`` added to its metadata (PNG, JPEG, WebP, GIF or SVG; anything
+    else unchanged). Breaks a C2PA manifest's binding: :func:`labelled_copy` decides."""
+    stampers = {
+        "png": stamp_png,
+        "jpeg": stamp_jpeg,
+        "webp": stamp_webp,
+        "gif": stamp_gif,
+        "svg": stamp_svg,
+    }
+    stamper = stampers.get(container(data[:1024]) or "")
+    return stamper(data, fields) if stamper else data
 
 
 # --- PNG: one iTXt chunk per field, right after IHDR --------------------------------------
@@ -129,13 +214,15 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def stamp_png(data: bytes, fields: Mapping[str, str]) -> bytes:
-    """Insert ``iTXt`` chunks (UTF-8, uncompressed) after the IHDR chunk."""
+    """Insert ``iTXt`` chunks (UTF-8, uncompressed) after the IHDR chunk: one per field, and
+    the XMP packet under the keyword ``XML:com.adobe.xmp`` (where XMP readers look)."""
     ihdr_len = struct.unpack(">I", data[8:12])[0]
     end = 8 + 12 + ihdr_len  # signature + length/type/crc + body
+    texts = {**fields, "XML:com.adobe.xmp": xmp_packet(fields).decode("utf-8")}
     chunks = b"".join(
         # keyword \0 compression-flag compression-method language \0 translated \0 text
         _png_chunk(b"iTXt", key.encode("latin-1")[:79] + b"\x00\x00\x00\x00\x00" + value.encode())
-        for key, value in fields.items()
+        for key, value in texts.items()
     )
     return data[:end] + chunks + data[end:]
 
@@ -144,7 +231,8 @@ def stamp_png(data: bytes, fields: Mapping[str, str]) -> bytes:
 
 
 def xmp_packet(fields: Mapping[str, str]) -> bytes:
-    """An XMP packet: ``dc:description`` holds the prompt, ``cometnb:*`` the rest."""
+    """An XMP packet: IPTC's ``DigitalSourceType`` (AI-generated), ``dc:description`` the
+    prompt, ``xmp:CreatorTool`` the cometnb version, ``cometnb:*`` the rest."""
     own = "".join(
         f"<cometnb:{key}>{escape(value)}</cometnb:{key}>"
         for key, value in fields.items()
@@ -157,7 +245,9 @@ def xmp_packet(fields: Mapping[str, str]) -> bytes:
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
         '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-        f'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:cometnb="{XMP_NS}">'
+        f'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:cometnb="{XMP_NS}" '
+        f'xmlns:Iptc4xmpExt="{IPTC_EXT_NS}">'
+        f"<Iptc4xmpExt:DigitalSourceType>{DIGITAL_SOURCE_TYPE}</Iptc4xmpExt:DigitalSourceType>"
         f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{description}</rdf:li>'
         f"</rdf:Alt></dc:description><xmp:CreatorTool>{software}</xmp:CreatorTool>{own}"
         '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="r"?>'
@@ -218,3 +308,36 @@ def _vp8x_header(data: bytes) -> bytes:
         + (width - 1).to_bytes(3, "little")
         + (height - 1).to_bytes(3, "little")
     )
+
+
+# --- GIF: an XMP application extension; SVG: a <metadata> element ----------------------------
+
+# The XMP spec's GIF form: the packet's bytes stand as sub-blocks, and a 258-byte "magic
+# trailer" (0x01, 0xFF down to 0x00, then the 0 terminator) makes any reader skip them.
+_GIF_XMP_TRAILER = b"\x01" + bytes(range(255, -1, -1)) + b"\x00"
+
+
+def stamp_gif(data: bytes, fields: Mapping[str, str]) -> bytes:
+    """Insert an ``XMP DataXMP`` application extension after the global colour table."""
+    flags = data[10] if len(data) > 10 else 0
+    at = 13 + (3 * 2 ** ((flags & 0x07) + 1) if flags & 0x80 else 0)
+    extension = b"\x21\xff\x0bXMP DataXMP" + xmp_packet(fields) + _GIF_XMP_TRAILER
+    return data[:at] + extension + data[at:]
+
+
+_SVG_ROOT = re.compile(rb"<!--.*?-->|<svg\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>", re.S)
+
+
+def stamp_svg(data: bytes, fields: Mapping[str, str]) -> bytes:
+    """Insert a ``<metadata>`` element (the XMP packet, every value escaped) as the root
+    element's first child; a self-closing or unrecognised root is left unchanged."""
+    for match in _SVG_ROOT.finditer(data):
+        tag = match.group()
+        if tag.startswith(b"<!--"):
+            continue
+        if tag.endswith(b"/>"):
+            return data
+        packet = xmp_packet(fields).split(b"?>", 1)[1].rsplit(b"<?xpacket", 1)[0]
+        element = b'<metadata id="cometnb-provenance">' + packet + b"</metadata>"
+        return data[: match.end()] + element + data[match.end() :]
+    return data

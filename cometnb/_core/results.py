@@ -17,6 +17,7 @@ from cometnb._core.settings import active
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
+    from cometnb._core.content_credentials import ContentCredentials
     from cometnb._core.cost import Cost
     from cometnb._core.errors import CometError
 
@@ -73,13 +74,21 @@ class GeneratedImage:
             raise FileNotFoundError("image has neither a file nor bytes")
         return self.path.read_bytes()
 
-    def save(self, path: str | os.PathLike[str], *, metadata: bool = True) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], *, metadata: bool = True, keep_c2pa: bool = True
+    ) -> Path:
         """Write a copy to ``path`` (a file, or a folder to keep the original's name).
 
-        The copy carries its provenance in the file's own metadata (prompt, model, settings,
-        record id, cometnb version: PNG text chunks, XMP in JPEG/WebP) unless ``metadata`` is
-        False; the pixels are the server's, never re-encoded, and the history's original is
-        not touched. The suffix must match the format (no conversion happens here).
+        The copy is labelled AI-generated (IPTC ``DigitalSourceType``) and carries its
+        provenance (prompt, model, settings, record id, cometnb version) in XMP and, for PNG,
+        text chunks, unless ``metadata`` is False; the pixels are the server's, never
+        re-encoded, and the history's original is not touched. The suffix must match the
+        format (no conversion happens here).
+
+        When the original carries the server's Content Credentials (C2PA), ``keep_c2pa=True``
+        keeps them valid: the file is the server's bytes and the labels go in ``<stem>.xmp``
+        beside it; ``keep_c2pa=False`` drops the manifest and writes the labels into the file.
+        Either way the copy's metadata says which (``content_credentials``).
 
         Example::
 
@@ -90,8 +99,24 @@ class GeneratedImage:
 
         name = self.path.name if self.path is not None else None
         return save_copy(
-            self.data, self.format, Path(path), name=name, source=self.source, metadata=metadata
+            self.data,
+            self.format,
+            Path(path),
+            name=name,
+            source=self.source,
+            metadata=metadata,
+            keep_c2pa=keep_c2pa,
         )
+
+    @property
+    def c2pa(self) -> ContentCredentials | None:
+        """The original's Content Credentials (C2PA manifest: issuer, claim generator, digital
+        source type, ``state``); ``None`` when it carries none. Read on first use, cached."""
+        from cometnb._core.content_credentials import read_credentials
+
+        if self._data is not None:
+            return read_credentials(self._data)
+        return read_credentials(self.path) if self.path is not None else None
 
     def pil(self) -> PILImage.Image:
         """The image as a ``PIL.Image`` (decoded now, from disk)."""

@@ -105,12 +105,14 @@ def _caption(rec: Record) -> str:
     )
     tags = "".join(f" <code>#{html.escape(t)}</code>" for t in rec.tags or ())
     prompt = clip(rec.prompt, 300)
+    from cometnb._views.credentials import record_mark  # the Content Credentials mark (issue 24)
+
     return (
         "<div class='cometnb-history-caption' style='flex:1 1 auto;min-width:0'>"
         f"<div class='cometnb-history-prompt' title='{html.escape(prompt, quote=True)}'>"
         f"{html.escape(prompt)}</div>"
         f"<div style='color:#666;font-size:90%'>{html.escape(rec.model)} · {when}{status}{tags}"
-        "</div></div>"
+        f"</div>{record_mark(rec)}</div>"
     )
 
 

@@ -1,9 +1,13 @@
 """Exports of history records: a gallery page, a zip of originals, JSON lines, a DataFrame.
 
+Images leave through :func:`cometnb._core.provenance.labelled_copy` (AI-generated label,
+provenance, C2PA kept valid), the one copy path every exporter uses.
+
 Each file is written next to its destination under a temporary name and renamed into place,
 so a failed export never leaves a half-written file where the user asked for one. Zip members
-are only ``records.jsonl`` and ``images/<plain file name>``: names taken from the index are
-reduced to their last component, so nothing in a record can steer a write elsewhere.
+are only ``records.jsonl`` and ``images/<plain file name>`` (with its ``.xmp`` sidecar): names
+taken from the index are reduced to their last component, so nothing in a record can steer a
+write elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core.errors import CometError, ValidationError
-from cometnb._core.provenance import source_fields, stamp
+from cometnb._core.provenance import labelled_copy
 from cometnb._storage import files as _files
 
 if TYPE_CHECKING:
@@ -97,10 +101,13 @@ def _write_zip(records: Sequence[Record], tmp: Path, title: str) -> None:
                 if not img.path.is_file():
                     missing.append(file)
                     continue
-                # Stored, not deflated: PNG/JPEG/WebP are compressed already. The copy carries
-                # its provenance (prompt, model, settings, record id); the original is untouched.
-                data = stamp(img.path.read_bytes(), source_fields(img.source or {}))
-                zf.writestr(member, data, compress_type=zipfile.ZIP_STORED)
+                # Stored, not deflated: PNG/JPEG/WebP are compressed already. The copy is
+                # labelled AI-generated and carries its provenance; a server's C2PA manifest
+                # stays valid (labels in a sidecar member). The original is untouched.
+                copy = labelled_copy(img.path.read_bytes(), img.source)
+                zf.writestr(member, copy.data, compress_type=zipfile.ZIP_STORED)
+                if copy.sidecar is not None:
+                    zf.writestr(str(PurePosixPath(member).with_suffix(".xmp")), copy.sidecar)
                 written.add(member)
             _write_sources(zf, rec, written, missing)
         if missing:

@@ -24,6 +24,7 @@ from cometnb._storage.index import IndexRow
 from cometnb._storage.sources import Source, edit_record, request_of
 
 if TYPE_CHECKING:
+    from cometnb._core.content_credentials import ContentCredentials
     from cometnb._core.cost import Cost
 
 __all__ = [
@@ -337,6 +338,18 @@ class Record:
                 "record_id": self.id,
             },
         )
+
+    @property
+    def c2pa(self) -> ContentCredentials | None:
+        """The Content Credentials (C2PA) of the record's first image that carries any:
+        issuer, claim generator, digital source type, ``state`` (``"valid"``, ``"invalid"``)
+        and a short ``summary``; ``None`` when no image has them. Read on first use, cached.
+        Each image's own are ``rec.images[k].c2pa``."""
+        for image in self.images:
+            found = image.c2pa
+            if found is not None:
+                return found
+        return None
 
     def _inside(self, relative: object) -> Path | None:
         """``root / relative`` when it stays inside the history folder (``files.inside``)."""

@@ -24,6 +24,7 @@ from cometnb._views.common import (
     tokens,
 )
 from cometnb._views.costs import cost_html, cost_of
+from cometnb._views.credentials import image_mark
 from cometnb._views.sources import SOURCE_PX, with_sources
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def image_html(img: GeneratedImage, px: int | None = None, *, link: bool = True)
     return (
         f'<figure class="cometnb-image" style="margin:0 4px 4px 0;display:inline-block;'
         f'vertical-align:top;{FONT}">{tag}'
-        f'<figcaption style="{MUTED}">{caption}</figcaption>{revised}</figure>'
+        f'<figcaption style="{MUTED}">{caption}</figcaption>{image_mark(img)}{revised}</figure>'
     )
 
 

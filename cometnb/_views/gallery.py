@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from cometnb._core.settings import active
 from cometnb._views.common import (
+    data_uri,
     error_box,
     esc,
     img_tag,
     local_time,
     origin_label,
-    preview_uri,
     settings_text,
 )
 from cometnb._views.costs import total_html
+from cometnb._views.credentials import image_mark
 from cometnb._views.sources import with_sources
 
 if TYPE_CHECKING:
@@ -88,12 +89,31 @@ def _gallery_figure(img: GeneratedImage, px: int, prompt: str) -> str:
     revised = (
         f"<div class=meta>revised: {esc(img.revised_prompt)}</div>" if img.revised_prompt else ""
     )
-    tag = img_tag(preview_uri(img, px), px, prompt, fluid=True)
+    tag = img_tag(_labelled_preview(img, px), px, prompt, fluid=True)
     return (
         f'<figure style="margin:0;min-width:0;max-width:{px}px">{tag}'
         f"<figcaption class=meta>{esc(img.path.name if img.path else '')} · "
-        f"{img.width}×{img.height} {esc(img.format)}</figcaption>{revised}</figure>"
+        f"{img.width}×{img.height} {esc(img.format)}</figcaption>{image_mark(img)}"
+        f"{revised}</figure>"
     )
+
+
+def _labelled_preview(img: GeneratedImage, px: int) -> str | None:
+    """The embedded preview as a data URI, labelled AI-generated with its provenance like every
+    copy that leaves the history. A data URI has no room for a sidecar, so the label goes in
+    the file and a manifest (a small original is embedded as it is) is removed, which the
+    copy says; the card's mark tells what the original's Content Credentials were."""
+    from cometnb._core.c2pa_store import file_has_store
+    from cometnb._core.errors import CometError
+    from cometnb._core.provenance import labelled_copy
+
+    try:
+        data, _mime = img.preview(px)
+    except (OSError, CometError, ValueError):
+        return None
+    signed = img.path is not None and file_has_store(img.path)
+    copy = labelled_copy(data, img.source, keep_c2pa=False, original_has_c2pa=signed)
+    return data_uri(copy.data)
 
 
 def _flat(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

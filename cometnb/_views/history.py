@@ -26,6 +26,7 @@ from cometnb._views.common import (
     tokens,
 )
 from cometnb._views.costs import cost_cell_html, cost_of, total_html
+from cometnb._views.credentials import image_mark, record_mark
 from cometnb._views.sources import with_sources
 from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
@@ -66,6 +67,7 @@ def _history_row(rec: Record) -> str:
     thumb = img_tag(thumb_uri(images[0]), THUMB_PX // 2 * 2, rec.prompt) if images else ""
     settings = one_line(settings_text(rec.params), 120)
     status = status_badge(rec.status) + (synthetic_badge() if rec.synthetic else "")
+    status += record_mark(rec)
     if rec.error:
         status += f'<div style="color:#c62828">{esc(one_line(rec.error, 160))}</div>'
     cells = (
@@ -132,7 +134,7 @@ def _compare_images(rec: Record, px: int) -> str:
     else:
         result = "".join(
             img_tag(preview_uri(img, px), px, rec.prompt, fixed=True)
-            + f"<div>{file_link(img.path, label='original')}</div>"
+            + f"<div>{file_link(img.path, label='original')}</div>{image_mark(img)}"
             for img in rec.images
         )
     return with_sources(rec.sources, result, px // 3)  # source → result, for edits

@@ -33,6 +33,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="send x-ratelimit-limit/remaining/reset-requests on every answer",
     )
+    parser.add_argument(
+        "--c2pa",
+        action="store_true",
+        default=None,
+        help="sign images with Content Credentials from a throwaway test CA "
+        "(needs cometnb[c2pa]; also $COMETNB_SIM_C2PA=1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -51,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ipm=args.ipm,
         burst=args.burst,
         ratelimit_headers=args.ratelimit_headers,
+        sign_c2pa=args.c2pa,
     )
     server.start()
     done = threading.Event()

@@ -25,6 +25,7 @@ from typing import Any
 from cometnb.sim.handler import SimHandler
 from cometnb.sim.ratelimit import RateLimiter
 from cometnb.sim.server import SimHTTPServer
+from cometnb.sim.signing import SimSigner, signing_wanted
 from cometnb.sim.state import FAULT_PARAMS, Fault, SimState
 
 __all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "use_if_keyless"]
@@ -63,7 +64,9 @@ class SimServer:
     requests / images per minute per key (a token bucket of ``burst`` / ``image_burst``,
     default one second's worth): over the limit a POST gets 429 with ``Retry-After``, and with
     ``ratelimit_headers=True`` every answer carries OpenAI's ``x-ratelimit-*-requests``
-    headers (:mod:`cometnb.sim.ratelimit`).
+    headers (:mod:`cometnb.sim.ratelimit`). ``sign_c2pa=True`` (or ``$COMETNB_SIM_C2PA=1``)
+    signs every final image with Content Credentials from a throwaway CA
+    (:mod:`cometnb.sim.signing`; needs ``cometnb[c2pa]``); off by default.
 
     Example::
 
@@ -92,6 +95,7 @@ class SimServer:
         burst: float | None = None,
         image_burst: float | None = None,
         ratelimit_headers: bool = False,
+        sign_c2pa: bool | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -108,6 +112,8 @@ class SimServer:
             ratelimit=RateLimiter(
                 rpm, ipm, burst=burst, image_burst=image_burst, headers=ratelimit_headers
             ),
+            # Off unless asked (``sign_c2pa=True``, ``--c2pa`` or $COMETNB_SIM_C2PA=1).
+            signer=SimSigner() if signing_wanted(sign_c2pa) else None,
         )
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None

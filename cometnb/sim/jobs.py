@@ -156,15 +156,22 @@ def _images(job: SimJob, state: SimState) -> list[Rendered]:
 
 
 def _render(job: SimJob, state: SimState, variant: int, preview: int = 0) -> Rendered:
-    """One image of ``job``: drawn from the prompt (cached), or derived from its inputs."""
+    """One image of ``job``: drawn from the prompt (cached), or derived from its inputs;
+    a final image is signed with Content Credentials when the simulator signs."""
     if job.inputs is None:
-        return state.cache.get(job.spec(variant, state.texture, preview))
-    size = (job.width, job.height)
-    data = render_edit(
-        job.inputs, job.prompt, size, job.fmt, variant=variant, preview=preview,
-        compression=job.compression,
-    )  # fmt: skip
-    mime = {"jpeg": "image/jpeg", "webp": "image/webp"}.get(job.fmt, "image/png")
+        drawn = state.cache.get(job.spec(variant, state.texture, preview))
+        if state.signer is None or preview:
+            return drawn
+        data, mime = drawn.data, drawn.mime
+    else:
+        size = (job.width, job.height)
+        data = render_edit(
+            job.inputs, job.prompt, size, job.fmt, variant=variant, preview=preview,
+            compression=job.compression,
+        )  # fmt: skip
+        mime = {"jpeg": "image/jpeg", "webp": "image/webp"}.get(job.fmt, "image/png")
+    if state.signer is not None and not preview:
+        data = state.signer.sign(data, mime, job.prompt[:200])
     return Rendered(data, base64.b64encode(data).decode("ascii"), mime)
 
 

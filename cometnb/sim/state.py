@@ -12,13 +12,16 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cometnb._core.capabilities import CAPABILITIES, get_caps
 from cometnb._core.edit_caps import EDIT_CAPABILITIES
 from cometnb.sim import hostile
 from cometnb.sim.images import ImageCache, shared_cache
 from cometnb.sim.ratelimit import Admission, RateLimiter
+
+if TYPE_CHECKING:
+    from cometnb.sim.signing import SimSigner
 
 __all__ = ["EDIT_ONLY", "FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
 
@@ -113,6 +116,7 @@ class SimState:
         verbose: bool = False,
         cache: ImageCache | None = None,
         ratelimit: RateLimiter | None = None,
+        signer: SimSigner | None = None,
     ) -> None:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
@@ -128,6 +132,7 @@ class SimState:
         self.verbose = verbose
         self.cache = cache if cache is not None else shared_cache()
         self.ratelimit = ratelimit if ratelimit is not None else RateLimiter()
+        self.signer = signer  # Content Credentials on final images (``sign_c2pa``; off)
         self.stopping = threading.Event()
         self.base_url = ""
         self._lock = threading.Lock()

@@ -89,7 +89,8 @@ def test_xmp_is_well_formed_xml() -> None:
 
 
 def test_other_bytes_are_returned_unchanged() -> None:
-    assert stamp(b"GIF89a...", _fields()) == b"GIF89a..."
+    for other in (b"BM6\x00\x00\x00 a bitmap", b"%PDF-1.7 not an image", b""):
+        assert stamp(other, _fields()) == other
 
 
 def test_the_key_never_reaches_the_metadata(fake_key: str) -> None:
