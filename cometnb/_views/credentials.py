@@ -25,7 +25,7 @@ _CR = (
     '<b style="border:1px solid currentColor;border-radius:4px;padding:0 2px;margin-right:4px;'
     'font-size:10px">cr</b>'
 )
-_ROW = "padding:1px 8px 1px 0;vertical-align:top;text-align:left;"
+_ROW = "padding:1px 8px 1px 0;vertical-align:top;text-align:left;overflow-wrap:anywhere;"
 
 
 def image_mark(img: GeneratedImage) -> str:
@@ -53,14 +53,16 @@ def credentials_mark(cc: ContentCredentials | None) -> str:
         f'title="{esc(cc.summary)}">{_CR}{esc(label)}</span>'
     )
     rows = "".join(
-        f'<tr><th style="{_ROW}font-weight:600">{esc(k)}</th><td style="{_ROW}">{esc(v)}</td></tr>'
+        f'<tr><th style="{_ROW}font-weight:600;white-space:nowrap">{esc(k)}</th>'
+        f'<td style="{_ROW}">{esc(v)}</td></tr>'
         for k, v in _details(cc)
     )
     return (
         f'<details class="cometnb-c2pa cometnb-c2pa-{cc.state}" '
         'style="display:block;margin:2px 0;font-size:11px">'
         f'<summary style="cursor:pointer">{badge}</summary>'
-        f'<table style="border-collapse:collapse;margin:2px 0 2px 14px">{rows}</table></details>'
+        f'<table style="border-collapse:collapse;margin:2px 0 2px 14px;font-size:11px;'
+        f'max-width:480px">{rows}</table></details>'
     )
 
 
