@@ -8,7 +8,8 @@ there yet — waits for that job, or makes the preview itself when none is queue
 that crashed between the commit and the preview: the record still shows, and its preview is
 made then). Nothing generated is lost either way: the original is on disk, fsynced, before
 the record that names it commits; a preview is a convenience that can always be made again,
-so it is written atomically but without fsync.
+so it is written atomically but without fsync. The same worker then reads the original's
+Content Credentials into their cache (:mod:`cometnb._core.content_credentials`).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class PreviewQueue:
                 return
             try:
                 make_preview_file(job)
+                _read_credentials_ahead(job.source)  # the preview file is there already
             except Exception:  # a bug must not stop later previews
                 log.exception("cometnb: making a preview failed")
             finally:
@@ -120,6 +122,17 @@ class PreviewQueue:
                     event = self._pending.pop(job.target, None)
                 if event is not None:
                     event.set()
+
+
+def _read_credentials_ahead(source: Path) -> None:
+    """Read (and cache) the new original's Content Credentials here, off the request path, so
+    the first view of a signed image does not validate it; unsigned files cost a header scan."""
+    from cometnb._core.content_credentials import read_credentials
+
+    try:
+        read_credentials(source)
+    except Exception:  # a damaged manifest or a library fault: the view will say so itself
+        log.info("cometnb: could not read the Content Credentials of %s", source)
 
 
 QUEUE = PreviewQueue()

@@ -31,7 +31,17 @@ from cometnb._core.models import ApiImage, ApiResult
 from cometnb._core.provenance import DIGITAL_SOURCE_TYPE, labelled_copy, stamp
 from cometnb.sim.signing import SimSigner
 
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+MIME = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "svg": "image/svg+xml",
+}
+SVG = (
+    b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="80" height="56">'
+    b'<rect width="80" height="56" fill="#1e6ec8"/><circle cx="40" cy="28" r="12"/></svg>'
+)
 PROMPT = 'a harbour at night, "neon" <signs> & rain'
 IPTC_TAG = "Iptc4xmpExt:DigitalSourceType"
 
@@ -49,6 +59,8 @@ def _fresh_cache() -> None:
 
 
 def _picture(fmt: str, colour: tuple[int, int, int] = (30, 110, 200)) -> bytes:
+    if fmt == "svg":
+        return SVG
     im = Image.new("RGB", (80, 56), colour)
     for x in range(0, 80, 8):
         im.paste((250, 250, 250), (x, 20, x + 4, 30))
@@ -87,6 +99,8 @@ def _chunk(data: bytes, kind: bytes) -> bytes:
 
 def _xmp_of(data: bytes) -> str:
     """The XMP packet in a file, read with Pillow where it can, else by plain parsing (GIF)."""
+    if data.lstrip().startswith(b"<?xml"):  # SVG: the <metadata> element's packet
+        return data.decode("utf-8")
     if data[:4] == b"GIF8":
         start = data.index(b"XMP DataXMP") + len(b"XMP DataXMP")
         end = data.index(b'<?xpacket end="r"?>', start) + len(b'<?xpacket end="r"?>')
@@ -128,7 +142,7 @@ SOURCE = {
 # --- finding and reading manifests --------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "gif"])
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "gif", "svg"])
 def test_a_signed_image_reads_issuer_generator_source_type_and_valid(
     signer: SimSigner, fmt: str
 ) -> None:
@@ -296,7 +310,7 @@ def test_an_svg_copy_carries_an_escaped_metadata_element() -> None:
     assert b"&lt;script&gt;" in copy.data
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "gif"])
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "gif", "svg"])
 def test_kept_manifest_still_validates_and_the_labels_go_beside_it(
     signer: SimSigner, fmt: str
 ) -> None:
@@ -387,7 +401,10 @@ def test_the_simulator_signs_only_when_asked(hist: Any, tmp_path: Path) -> None:
             c.generate("a signed lighthouse", model="gpt-image-1-mini", output_format=f)
             for f in ("png", "jpeg", "webp")
         ]
+    from cometnb._views.cards import generation_html  # the cell's card and the panel's results
+
     for gen in gens:
+        assert "cometnb-c2pa-valid" in generation_html(gen)
         found = hist.get(gen.record_id).c2pa
         assert found is not None and found.valid
         assert found.claim_generator is not None
@@ -399,3 +416,24 @@ def test_the_simulator_signs_only_when_asked(hist: Any, tmp_path: Path) -> None:
     ):
         plain = c.generate("an unsigned lighthouse", model="gpt-image-1-mini")
     assert hist.get(plain.record_id).c2pa is None
+    assert "cometnb-c2pa" not in generation_html(plain)
+
+
+def test_new_signed_images_are_read_in_the_background(
+    hist: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cometnb import Client
+    from cometnb._storage.preview_queue import QUEUE
+    from cometnb.sim import SimServer
+
+    with (
+        SimServer(sign_c2pa=True) as sim,
+        Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
+    ):
+        gen = c.generate("a signed harbour", model="gpt-image-1-mini", n=2)
+    assert QUEUE.drain(30.0)
+    calls: list[Any] = []
+    monkeypatch.setattr(cc_mod, "_parse", lambda stream: calls.append(stream))
+    rec = hist.get(gen.record_id)
+    assert [img.c2pa.state for img in rec.images] == ["valid", "valid"]  # type: ignore[union-attr]
+    assert calls == []  # both were read by the preview worker, after the record committed
