@@ -166,7 +166,9 @@ def _parse(stream: BinaryIO) -> ContentCredentials | None:
     mime = _MIME.get(container(stream.read(1024)) or "", "application/octet-stream")
     stream.seek(0)
     try:
-        with c2pa.Reader(mime, stream, None, _context()) as reader:
+        # One read at a time: the preview workers and a view may ask together, and the native
+        # context is shared.
+        with _read_lock, c2pa.Reader(mime, stream, None, _context()) as reader:
             report = json.loads(reader.json())
     except c2pa.C2paError as exc:  # a store the library cannot even parse: damaged
         return ContentCredentials(state="invalid", problems=(f"unreadable manifest: {exc}",))
@@ -174,6 +176,7 @@ def _parse(stream: BinaryIO) -> ContentCredentials | None:
 
 
 _context_made: Any = None
+_read_lock = threading.Lock()
 
 
 def _context() -> Any:

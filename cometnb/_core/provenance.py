@@ -82,8 +82,7 @@ def provenance(
         ...            record_id="r1", version="0.3")["parameters"]
         'a cat\\nModel: dall-e-3, size: 1024x1024, Record: r1, cometnb 0.3'
     """
-    if version is None:
-        from cometnb._version import __version__ as version
+    version = version or _software().removeprefix("cometnb ")
     settings = {k: v for k, v in (params or {}).items() if k not in _SKIP and v is not None}
     parts = [f"Model: {model}", *(f"{k}: {_text(v)}" for k, v in settings.items())]
     if record_id:
@@ -171,7 +170,9 @@ def labelled_copy(
         data = strip_store(data)
     if not metadata:
         return LabelledCopy(data, None, choice)
-    fields = {**source_fields(source or {}), "content_credentials": choice}
+    # An image with no known request (made outside cometnb's client) still gets the label.
+    known = source_fields(source) if source else {"Software": _software()}
+    fields = {**known, "content_credentials": choice}
     if choice == "kept":  # not one byte may be added: the labels travel beside the file
         return LabelledCopy(data, xmp_packet(fields), choice)
     return LabelledCopy(stamp(data, fields), None, choice)
@@ -185,6 +186,12 @@ def source_fields(source: Mapping[str, Any]) -> dict[str, str]:
         params=source.get("params") or {},
         record_id=source.get("record_id"),
     )
+
+
+def _software() -> str:
+    from cometnb._version import __version__
+
+    return f"cometnb {__version__}"
 
 
 def _text(value: Any) -> str:

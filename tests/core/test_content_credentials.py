@@ -437,3 +437,11 @@ def test_new_signed_images_are_read_in_the_background(
     rec = hist.get(gen.record_id)
     assert [img.c2pa.state for img in rec.images] == ["valid", "valid"]  # type: ignore[union-attr]
     assert calls == []  # both were read by the preview worker, after the record committed
+
+
+def test_a_copy_without_a_known_request_is_still_labelled() -> None:
+    copy = labelled_copy(_picture("png"), None)
+    with Image.open(io.BytesIO(copy.data)) as im:
+        text = dict(im.text)  # type: ignore[attr-defined]
+    assert "parameters" not in text and text["Software"].startswith("cometnb ")
+    assert _iptc_source_type(text["XML:com.adobe.xmp"]) == DIGITAL_SOURCE_TYPE
