@@ -209,7 +209,14 @@ def stamp(data: bytes, fields: Mapping[str, str]) -> bytes:
         "svg": stamp_svg,
     }
     stamper = stampers.get(container(data[:1024]) or "")
-    return stamper(data, fields) if stamper else data
+    if stamper is None:
+        return data
+    try:
+        return stamper(data, fields)
+    except (struct.error, ValueError, IndexError, OSError):
+        # A damaged file (cut short, headers broken) is copied as it is: splicing into a
+        # structure that is not there could only make it worse.
+        return data
 
 
 # --- PNG: one iTXt chunk per field, right after IHDR --------------------------------------

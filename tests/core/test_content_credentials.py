@@ -445,3 +445,40 @@ def test_a_copy_without_a_known_request_is_still_labelled() -> None:
         text = dict(im.text)  # type: ignore[attr-defined]
     assert "parameters" not in text and text["Software"].startswith("cometnb ")
     assert _iptc_source_type(text["XML:com.adobe.xmp"]) == DIGITAL_SOURCE_TYPE
+
+
+def test_an_animated_gif_copy_keeps_its_frames_timing_and_loop() -> None:
+    colours = [(230, 60, 40), (40, 180, 90), (30, 90, 220), (240, 200, 40)]
+    frames = [Image.new("RGB", (48, 32), c) for c in colours]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
+    original = out.getvalue()
+    copy = labelled_copy(original, SOURCE)
+    assert _iptc_source_type(_xmp_of(copy.data)) == DIGITAL_SOURCE_TYPE
+
+    def frames_of(data: bytes) -> tuple[int, Any, Any, list[bytes]]:
+        with Image.open(io.BytesIO(data)) as im:
+            pixels = []
+            for k in range(im.n_frames):
+                im.seek(k)
+                pixels.append(im.convert("RGB").tobytes())
+            return im.n_frames, im.info.get("loop"), im.info.get("duration"), pixels
+
+    assert frames_of(copy.data) == frames_of(original)
+    assert frames_of(copy.data)[:3] == (4, 0, 120)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "gif", "svg"])
+def test_truncated_or_damaged_files_never_raise(signer: SimSigner, fmt: str) -> None:
+    signed = signer.sign(_picture(fmt), MIME[fmt])
+    spans = store_spans(signed)
+    assert spans
+    at, length = spans[0]
+    cuts = [signed[:n] for n in (4, 16, at + 12, at + length // 2, len(signed) - 3)]
+    garbled = signed[: at + 40] + bytes(200) + signed[at + 240 :]  # the manifest itself damaged
+    for damaged in [*cuts, garbled]:
+        found = read_credentials(damaged)
+        assert found is None or found.state == "invalid"
+        labelled_copy(damaged, SOURCE)  # a copy of a damaged file is still made
+        labelled_copy(damaged, SOURCE, keep_c2pa=False)
+    assert read_credentials(garbled) is not None  # a damaged manifest is not "no manifest"
