@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     _print_banner(server, args.api_key)
+    if server.signs_c2pa:
+        print("Images carry Content Credentials (C2PA) from a throwaway test CA.", flush=True)
     if args.rpm or args.ipm:
         limits = [
             f"{v:g} {unit} a minute"

@@ -174,6 +174,11 @@ class SimServer:
         return self._httpd is not None
 
     @property
+    def signs_c2pa(self) -> bool:
+        """True when final images carry Content Credentials (``sign_c2pa``)."""
+        return self._state.signer is not None
+
+    @property
     def base_url(self) -> str:
         """``http://HOST:PORT/v1``: what ``COMETAPI_BASE_URL`` or ``Client(base_url=)`` takes."""
         if self._httpd is None:

@@ -389,7 +389,10 @@ def test_every_exported_copy_carries_the_iptc_field(
 # --- the simulator signs when asked ---------------------------------------------------------
 
 
-def test_the_simulator_signs_only_when_asked(hist: Any, tmp_path: Path) -> None:
+def test_the_simulator_signs_only_when_asked(
+    hist: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMETNB_SIM_C2PA", raising=False)
     from cometnb import Client
     from cometnb.sim import SimServer
 
@@ -397,6 +400,7 @@ def test_the_simulator_signs_only_when_asked(hist: Any, tmp_path: Path) -> None:
         SimServer(sign_c2pa=True) as sim,
         Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
     ):
+        assert sim.signs_c2pa
         gens = [
             c.generate("a signed lighthouse", model="gpt-image-1-mini", output_format=f)
             for f in ("png", "jpeg", "webp")
@@ -414,6 +418,7 @@ def test_the_simulator_signs_only_when_asked(hist: Any, tmp_path: Path) -> None:
         SimServer() as sim,
         Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
     ):
+        assert not sim.signs_c2pa  # off by default
         plain = c.generate("an unsigned lighthouse", model="gpt-image-1-mini")
     assert hist.get(plain.record_id).c2pa is None
     assert "cometnb-c2pa" not in generation_html(plain)
