@@ -31,6 +31,7 @@ __all__ = [
     "FONT",
     "HIGHLIGHT",
     "MUTED",
+    "ONE_LINE",
     "TABLE",
     "data_uri",
     "error_box",
@@ -39,6 +40,7 @@ __all__ = [
     "img_tag",
     "local_time",
     "one_line",
+    "one_line_box",
     "preview_uri",
     "settings_text",
     "status_badge",
@@ -59,6 +61,7 @@ ERROR_BOX = (
     "border:1px solid #d33;background:#fdecea;color:#611;border-radius:4px;padding:6px;"
     "margin:4px 0;white-space:pre-wrap;"
 )
+ONE_LINE = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
 BADGE = "display:inline-block;border-radius:3px;padding:0 5px;margin-right:4px;font-size:11px;"
 
 
@@ -93,8 +96,19 @@ def status_badge(status: str) -> str:
 
 
 def error_box(message: str | None, limit: int = 600) -> str:
-    """An error message in a red box, on one line and clipped to ``limit`` characters."""
-    return f'<div style="{ERROR_BOX}">{esc(one_line(message or "failed", limit))}</div>'
+    """An error message in a red box; one past ``limit`` characters shows its first words and
+    opens to the whole text with a click (``<details>``: no script, works in a saved page), so
+    an excerpt never hides the advice at its end."""
+    text = " ".join((message or "failed").split())
+    if len(text) <= limit:
+        return f'<div class="cometnb-error" style="{ERROR_BOX}">{esc(text)}</div>'
+    excerpt = clip(text, limit, at_word=True)
+    return (
+        f'<details class="cometnb-error" style="{ERROR_BOX}">'
+        f'<summary style="cursor:pointer">{esc(excerpt)} '
+        f'<span style="text-decoration:underline">show the full error</span></summary>'
+        f'<div style="margin-top:4px">{esc(text)}</div></details>'
+    )
 
 
 def data_uri(data: bytes) -> str:
@@ -132,19 +146,44 @@ def img_tag(uri: str | None, px: int, alt: str, *, fixed: bool = False, fluid: b
 
 
 def file_link(path: Path | None, *, link: bool = True, label: str | None = None) -> str:
-    """The original's location: a relative link when it lies below the working directory.
+    """The original's location: the file name, linked, with the full path in its tooltip.
 
-    ``label`` replaces the file name as the visible text (narrow grid cells); the full path
-    is always in the tooltip.
+    Two links, because no one link works everywhere: the name links relative to the working
+    directory (JupyterLab, Notebook 7 and VS Code open it from the notebook's folder, and a
+    browser page served over http cannot follow a ``file://`` link), and a small ``file`` link
+    holds the original's absolute ``file://`` URI, which still reaches it from an nbconvert or
+    saved HTML page moved elsewhere on the same machine. Originals are never embedded: they
+    are megabytes, and notebooks stay light. ``label`` replaces the file name as the visible
+    text (narrow grid cells).
     """
     if path is None:
         return f'<span style="{MUTED}">not stored</span>'
-    rel = _relative(path)
     text = esc(label or path.name)
-    if link and rel is not None:
-        href = quote(rel.replace(os.sep, "/"))
-        return f'<a href="{esc(href)}" target="_blank" title="{esc(path)}">{text}</a>'
-    return f'<code title="{esc(path)}">{text}</code>'
+    if not link:
+        return f'<code title="{esc(path)}">{text}</code>'
+    absolute = Path(os.path.abspath(path))
+    uri = esc(absolute.as_uri())
+    disk = (
+        f'<a class="cometnb-file-uri" href="{uri}" target="_blank" style="{MUTED}" '
+        f'title="{esc(absolute)} (file:// link: works from a saved or exported HTML page on '
+        f'this machine)">file</a>'
+    )
+    rel = _relative(path)
+    if rel is None:  # outside the working directory: only the absolute link can reach it
+        return f'<code title="{esc(path)}">{text}</code> {disk}'
+    href = quote(rel.replace(os.sep, "/"))
+    return f'<a href="{esc(href)}" target="_blank" title="{esc(path)}">{text}</a> {disk}'
+
+
+def one_line_box(inner_html: str, title: str, px: int | None = None) -> str:
+    """``inner_html`` on one line, cut with "…" where it overflows; ``title`` (plain text, the
+    whole of it) shows on hover. As wide as its container, never wider: ``width:0`` with
+    ``min-width:100%`` keeps a long file name from widening the figure it sits under."""
+    width = f"max-width:{px}px;" if px else ""
+    return (
+        f'<div title="{esc(title)}" style="{ONE_LINE}width:0;min-width:100%;{width}">'
+        f"{inner_html}</div>"
+    )
 
 
 def _relative(path: Path) -> str | None:
