@@ -32,6 +32,7 @@ def test_lab_command_is_loopback_with_token() -> None:
     cmd = demo.lab_command(Path("/x/nb"), 8123, "tok", open_browser=False, as_root=True)
     assert cmd[:4] == [sys.executable, "-m", "jupyter", "lab"]
     assert cmd[4] == "/x/nb/01-quickstart.ipynb"
+    assert not any(arg.startswith("--ServerApp.token") for arg in cmd)
     for flag in (
         "--ServerApp.ip=127.0.0.1",
         "--ServerApp.port=8123",
@@ -279,3 +280,61 @@ def _save_through_lab(base: str, token: str, name: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as r:
         assert r.status == 200
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_demo_stops_lab_and_cleans_up_on_sigterm_and_sighup(
+    demo_env: tuple[dict[str, str], str], tmp_path: Path, signum: int
+) -> None:
+    """``kill`` / ``timeout`` (SIGTERM) and a closed terminal (SIGHUP) stop Lab as Ctrl-C
+    does: no orphan server on the port, no ``cometnb-demo-*`` folder left, and Lab started
+    without the ``ServerApp.token`` deprecation warning."""
+    env, mark = demo_env
+    env["COMETNB_DEMO_DIR"] = str(tmp_path / "work")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env["TMPDIR"] = str(temp)  # where the demo's temporary folder goes
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "cometnb.demo"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=read_lines, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        try:
+            seen = wait_for_line(proc, lines, "Press Ctrl-C", 120)
+            port = int(re.search(r"http://127\.0\.0\.1:(\d+)/lab/", seen).group(1))  # type: ignore[union-attr]
+            (folder,) = temp.glob("cometnb-demo-*")
+            log = (folder / "jupyterlab.log").read_text(errors="replace")
+            assert "ServerApp.token" not in log and "deprecated" not in log.lower(), log
+            assert _port_open(port)
+            proc.send_signal(signum)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        reader.join(10)
+        out = seen
+        while not lines.empty():
+            out += lines.get_nowait()
+    assert_nothing_left(mark)
+    assert not _port_open(port), "an orphan JupyterLab still holds the port"
+    assert list(temp.glob("cometnb-demo-*")) == [], "the demo left its temporary folder"
+    assert f"{signal.Signals(signum).name} received: stopping JupyterLab" in out
