@@ -13,7 +13,7 @@ from cometnb._views.common import (
     MUTED,
     error_box,
     esc,
-    file_link,
+    file_links,
     img_tag,
     local_time,
     one_line,
@@ -41,10 +41,10 @@ def image_html(img: GeneratedImage, px: int | None = None, *, link: bool = True)
     and path on hover), so it never wraps into a block under a small thumbnail.
     """
     px = px or active().thumbnail_px
-    where = file_link(img.path, link=link)
-    facts = f"{esc(img.format)} {img.width}×{img.height}"
+    name_link, uri_link = file_links(img.path, link=link)
+    facts = f"{esc(img.format)} {img.width}×{img.height} ·"
     name = img.path.name if img.path else "not stored"
-    caption = one_line_box(f"{facts} · {where}", f"{facts} · {name}", px)
+    caption = one_line_box(facts, name_link, uri_link, f"{facts} {name}", px)
     revised = (
         f'<div style="{MUTED}max-width:{px}px">revised: {esc(img.revised_prompt)}</div>'
         if img.revised_prompt

@@ -37,6 +37,7 @@ __all__ = [
     "error_box",
     "esc",
     "file_link",
+    "file_links",
     "img_tag",
     "local_time",
     "one_line",
@@ -146,43 +147,54 @@ def img_tag(uri: str | None, px: int, alt: str, *, fixed: bool = False, fluid: b
 
 
 def file_link(path: Path | None, *, link: bool = True, label: str | None = None) -> str:
-    """The original's location: the file name, linked, with the full path in its tooltip.
+    """The original's location: the file name, linked, with the full path in its tooltip,
+    then a small ``file`` link to its absolute URI (:func:`file_links`)."""
+    name, uri = file_links(path, link=link, label=label)
+    return f"{name} {uri}" if uri else name
 
-    Two links, because no one link works everywhere: the name links relative to the working
+
+def file_links(
+    path: Path | None, *, link: bool = True, label: str | None = None
+) -> tuple[str, str]:
+    """The two links to an original: its name and a small ``file`` link (``""`` if none).
+
+    Two, because no one link works everywhere: the name links relative to the working
     directory (JupyterLab, Notebook 7 and VS Code open it from the notebook's folder, and a
-    browser page served over http cannot follow a ``file://`` link), and a small ``file`` link
-    holds the original's absolute ``file://`` URI, which still reaches it from an nbconvert or
-    saved HTML page moved elsewhere on the same machine. Originals are never embedded: they
-    are megabytes, and notebooks stay light. ``label`` replaces the file name as the visible
-    text (narrow grid cells).
+    page served over http cannot follow a ``file://`` link), and ``file`` holds the
+    original's absolute ``file://`` URI, which still reaches it from an nbconvert or saved
+    HTML page moved elsewhere on the same machine. Originals are never embedded: they are
+    megabytes, and notebooks stay light. ``label`` replaces the file name as the visible text
+    (narrow grid cells).
     """
     if path is None:
-        return f'<span style="{MUTED}">not stored</span>'
+        return f'<span style="{MUTED}">not stored</span>', ""
     text = esc(label or path.name)
     if not link:
-        return f'<code title="{esc(path)}">{text}</code>'
+        return f'<code title="{esc(path)}">{text}</code>', ""
     absolute = Path(os.path.abspath(path))
-    uri = esc(absolute.as_uri())
     disk = (
-        f'<a class="cometnb-file-uri" href="{uri}" target="_blank" style="{MUTED}" '
-        f'title="{esc(absolute)} (file:// link: works from a saved or exported HTML page on '
-        f'this machine)">file</a>'
+        f'<a class="cometnb-file-uri" href="{esc(absolute.as_uri())}" target="_blank" '
+        f'style="{MUTED}" title="{esc(absolute)} (file:// link: works from a saved or '
+        f'exported HTML page on this machine)">file</a>'
     )
     rel = _relative(path)
     if rel is None:  # outside the working directory: only the absolute link can reach it
-        return f'<code title="{esc(path)}">{text}</code> {disk}'
-    href = quote(rel.replace(os.sep, "/"))
-    return f'<a href="{esc(href)}" target="_blank" title="{esc(path)}">{text}</a> {disk}'
+        return f'<code title="{esc(path)}">{text}</code>', disk
+    href = esc(quote(rel.replace(os.sep, "/")))
+    return f'<a href="{href}" target="_blank" title="{esc(path)}">{text}</a>', disk
 
 
-def one_line_box(inner_html: str, title: str, px: int | None = None) -> str:
-    """``inner_html`` on one line, cut with "…" where it overflows; ``title`` (plain text, the
+def one_line_box(head: str, cut: str, tail: str, title: str, px: int | None = None) -> str:
+    """``head · cut tail`` on one line: ``cut`` (HTML; a long file name) shrinks with "…"
+    where the line is too long, ``head`` and ``tail`` always show; ``title`` (plain text, the
     whole of it) shows on hover. As wide as its container, never wider: ``width:0`` with
-    ``min-width:100%`` keeps a long file name from widening the figure it sits under."""
+    ``min-width:100%`` keeps a long name from widening the figure it sits under."""
     width = f"max-width:{px}px;" if px else ""
     return (
-        f'<div title="{esc(title)}" style="{ONE_LINE}width:0;min-width:100%;{width}">'
-        f"{inner_html}</div>"
+        f'<div title="{esc(title)}" style="display:flex;gap:4px;white-space:nowrap;'
+        f'width:0;min-width:100%;{width}"><span style="flex:none">{head}</span>'
+        f'<span style="{ONE_LINE}min-width:0">{cut}</span>'
+        f'<span style="flex:none">{tail}</span></div>'
     )
 
 

@@ -59,9 +59,13 @@ def test_long_file_names_stay_on_one_line_with_the_name_on_hover(hist: History) 
     captions = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", html)
     assert len(captions) == 2
     for caption, name in zip(captions, names, strict=True):
-        style = re.search(r'<div title="[^"]*" style="([^"]*)"', caption)[1]
-        assert "white-space:nowrap" in style and "text-overflow:ellipsis" in style
+        line = re.search(r'<div title="[^"]*" style="([^"]*)"', caption)[1]
+        assert "white-space:nowrap" in line and "min-width:100%" in line  # never wraps or widens
+        shrinking = re.findall(r'<span style="([^"]*)">(.*?)</span>', caption)
+        cut = [inner for style, inner in shrinking if "text-overflow:ellipsis" in style]
+        assert len(cut) == 1 and name in cut[0]  # the name is what shrinks, with "…"
         assert f'title="png 64×64 · {name}"' in caption  # the whole name on hover
+        assert 'class="cometnb-file-uri"' not in cut[0]  # the file:// link always shows
 
 
 def test_a_long_error_shows_an_excerpt_and_the_whole_text_one_click_away() -> None:
