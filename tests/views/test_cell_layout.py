@@ -100,3 +100,20 @@ def test_each_line_grid_with_a_failed_cell_keeps_its_advice_reachable(hist: Hist
     assert "<details" in tiles[3] and "pass -s 1536x1024" in tiles[3].split("</summary>")[1]
     assert all("<details" not in t for i, t in enumerate(tiles) if i != 3)
     assert "7 requests · 6/7 done · 1 failed" in html
+
+
+def test_edit_source_labels_wrap_instead_of_cutting_mid_word(hist: History) -> None:
+    """A grid of edits names its inputs above the cells: "from generation <id>" wraps under
+    the thumbnail (it read "from generatio…"), the whole label and record on hover."""
+    from cometnb._core.sources import resolve_source
+    from cometnb._views.sources import sources_html
+
+    base = hist.record_success(body("a lighthouse"), api_result(), elapsed_s=0.1)
+    gen = base.to_generation()
+    html = sources_html([resolve_source(gen)])
+    (caption,) = re.findall(r'<figcaption style="([^"]*)">([^<]*)</figcaption>', html)
+    style, text = caption
+    assert text == f"from generation {base.id}"  # whole, not "from generatio…"
+    assert "overflow-wrap:anywhere" in style and "-webkit-line-clamp:3" in style
+    assert "nowrap" not in style
+    assert f'title="generation {base.id} ({base.id})"' in html
