@@ -170,6 +170,14 @@ class SpendTable(dict[str, float]):
             f"<th style='font-weight:normal'>{html.escape('; '.join(notes))}</th></tr></table>"
         )
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Terminal IPython: the HTML table's rows as text (``unknown``, not ``0.0``)."""
+        lines = [f"{k}: {self._figure(k)} ({self.counts.get(k, 0)} requests)" for k in self]
+        total = f"total: {format_spend(self.total)}"
+        if self.unknown and self.by != "tag":
+            total += f", excluding {self.unknown_total} request(s) of unknown cost"
+        printer.text("\n".join([*lines, total]))
+
     def _figure(self, key: str) -> str:
         """A row's USD to the cent, or ``unknown`` when none of its requests had a price."""
         if self.unknown.get(key, 0) == self.counts.get(key, 0) and self.counts.get(key):

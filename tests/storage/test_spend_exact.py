@@ -112,3 +112,11 @@ def test_history_total_is_to_the_cent_and_names_the_unknown(mixed: History) -> N
 )
 def test_spend_is_shown_to_the_cent(usd: float, shown: str) -> None:
     assert format_spend(usd) == shown
+
+
+def test_terminal_text_says_unknown_too(mixed: History) -> None:
+    from IPython.lib.pretty import pretty
+
+    text = pretty(mixed.spend(by="model"))
+    assert "qwen-image-unpriced: unknown (40 requests)" in text
+    assert text.splitlines()[-1].startswith("total: $") and "excluding 40 request(s)" in text
