@@ -180,24 +180,31 @@ class Limits:
         return max(0.0, min(lefts)) if lefts else None
 
 
-def budget_note(budget: float | None, ledger: Ledger = session) -> str | None:
-    """One line when a session budget leaves nothing because this session already spent it
-    (typically ``%config CometImg.budget = 0.05`` after $0.10 was spent); ``None`` otherwise.
+def budget_note(
+    budget: float | None, ledger: Ledger = session, *, just_set: bool = False
+) -> str | None:
+    """One line when a session budget leaves nothing because this session already spent it;
+    ``None`` otherwise. ``just_set``: said as ``%config CometImg.budget = 0.05`` runs after
+    $0.10 was spent (otherwise the budget may have been set first and then reached).
 
     Example::
 
         >>> spent = Ledger(); spent.add(Cost(0.10, False, ""))
-        >>> budget_note(0.05, spent)  # doctest: +ELLIPSIS
+        >>> budget_note(0.05, spent, just_set=True)  # doctest: +ELLIPSIS
         'budget $0.05 set after $0.10 was already spent this session: nothing left; ...'
     """
     spent = ledger.usd
     if budget is None or spent < budget:
         return None
+    what = (
+        f"budget {format_spend(budget)} set after {format_spend(spent)} was already spent"
+        if just_set
+        else f"budget {format_spend(budget)} used up: {format_spend(spent)} was spent"
+    )
     return (
-        f"budget {format_spend(budget)} set after {format_spend(spent)} was already spent this "
-        f"session: nothing left; raise it above {format_spend(spent)} (%config CometImg.budget "
-        "= USD) or remove it (%config CometImg.budget = None). The budget counts everything "
-        "this kernel session spent, before it was set too."
+        f"{what} this session: nothing left; raise it above {format_spend(spent)} "
+        "(%config CometImg.budget = USD) or remove it (%config CometImg.budget = None). The "
+        "budget counts everything this kernel session spent, before it was set too."
     )
 
 

@@ -210,7 +210,7 @@ class CometImg(Magics, Configurable):
         before = self.budget
         super().update_config(config)
         if self.budget != before:
-            note = budget_note(self.budget)
+            note = budget_note(self.budget, just_set=True)
             if note is not None:
                 print(f"Note: {note}")
 

@@ -163,13 +163,16 @@ def test_a_budget_below_the_session_spend_is_explained_not_shown_as_zero_left() 
     ledger = Ledger()
     for usd in (0.05268, 0.05268):  # two gpt-image-2 medium images: $0.10537
         ledger.add(Cost(usd, False, "1756 image tokens"))
-    note = budget_note(0.05, ledger)
+    note = budget_note(0.05, ledger, just_set=True)
     assert note is not None
     assert note.startswith("budget $0.05 set after $0.11 was already spent this session")
     assert "nothing left; raise it above $0.11" in note
     with pytest.raises(BudgetError) as info:
         _check([Cost(0.006, True, "low")], ledger, session_budget=0.05)
-    assert "budget $0.05 set after $0.11" in str(info.value) and "$0.000" not in str(info.value)
+    # Refused later, it cannot tell when the budget was set: it says what it counts instead.
+    text = str(info.value)
+    assert "budget $0.05 used up: $0.11 was spent this session: nothing left" in text
+    assert "before it was set too" in text and "$0.000" not in text
     assert info.value.left_usd == 0.0
     assert budget_note(0.20, ledger) is None and budget_note(None, ledger) is None
     # A cell's --budget that leaves less than the session's is named as usual.

@@ -294,7 +294,7 @@ def test_a_budget_set_below_what_the_session_spent_is_explained_in_one_line(
     assert note.startswith(f"Note: budget $0.05 set after ${spent:.2f} was already spent")
     assert "nothing left" in note and "%config CometImg.budget = None" in note
     result, out = run(ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low\n{PROMPT}")
-    line = assert_short_error(result, out, BudgetError, "budget $0.05 set after", "nothing left")
+    line = assert_short_error(result, out, BudgetError, "budget $0.05 used up", "nothing left")
     assert "$0.000" not in line and "nothing was sent" in line
     assert sim.request_count == 2
     # Raised above what was spent, the budget covers the next request again.
