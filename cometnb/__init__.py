@@ -97,8 +97,15 @@ _LAZY = {
     "refresh_prices": "cometnb._client.price_refresh",
 }
 
+# The public submodules, imported on first use: ``import cometnb`` then
+# ``cometnb.sim.use_if_keyless()`` works as the README shows, and stays light until then.
+_SUBMODULES = ("demo", "magic", "sim", "widget")
+
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        # Importing a submodule binds it on the package: this hook is not called again.
+        return _importlib.import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cometnb' has no attribute {name!r}")

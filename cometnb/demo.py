@@ -4,9 +4,13 @@
 (``$COMETNB_DEMO_DIR``, default ``~/.local/share/cometnb/demo``; ``--workdir`` to choose),
 starts JupyterLab there (loopback only, with a token) on ``01-quickstart.ipynb``, says whether
 the notebooks will call the real API (``COMETAPI_KEY`` is set) or the offline simulator
-(synthetic images), prints the URL and runs until Ctrl-C. ``python -m cometnb.demo --check``
-is a smoke test of the whole thing for headless machines: start Lab, wait until it answers,
-run the quickstart top to bottom in keyless mode, stop everything.
+(synthetic images), prints the URL and runs until Ctrl-C. SIGTERM (``kill``, ``timeout``) and
+SIGHUP (a closed terminal) stop it the same way: Lab runs in its own session, so no signal
+reaches it but ours, and an orphan Lab would keep the port and serve the folder. Lab's log goes
+to a ``cometnb-demo-*`` temporary folder, removed when the demo ends.
+``python -m cometnb.demo --check`` is a smoke test of the whole thing for headless machines:
+start Lab, wait until it answers, run the quickstart top to bottom in keyless mode, stop
+everything.
 
 Example::
 
@@ -30,7 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -67,6 +71,48 @@ JUPYTER_DIR_VARS = {
 
 class DemoError(Exception):
     """Something the user can fix (no notebooks, no JupyterLab, Lab did not start)."""
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP arrived: stop Lab and clean up, as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# SIGTERM: kill, timeout, a service manager; SIGHUP: the terminal was closed.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` inside the block (Python's default for
+    them ends the process at once, skipping the ``finally`` that stops Lab). A second signal
+    while the first is being handled is ignored, so the clean-up is not cut short."""
+    stopping = False
+
+    def raise_stopped(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, raise_stopped) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _say(text: str) -> None:
+    """Print, even when the terminal is gone (after SIGHUP stdout may raise)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, flush=True)
 
 
 def api_mode(env: Mapping[str, str]) -> str:
@@ -137,7 +183,12 @@ def lab_command(
     cmd = [python, "-m", "jupyter", "lab", str(notebooks / FIRST_NOTEBOOK)]
     cmd += [f"--ServerApp.root_dir={notebooks}", "--ServerApp.ip=127.0.0.1"]
     cmd += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
-    cmd += [f"--IdentityProvider.token={token}"]
+    cmd += [f"--IdentityProvider.token={token}"]  # ServerApp.token is deprecated
+    # notebook_shim's server extension (Notebook 7 installs it) reads every ServerApp member at
+    # start-up, the deprecated ServerApp.token among them, and that read logs a deprecation
+    # warning although only IdentityProvider.token is set. It only carries classic-notebook
+    # server extensions over, which the demo has none of: off for the demo's Lab.
+    cmd += ["--ServerApp.jpserver_extensions", "notebook_shim=False"]
     # Offline-friendly: no news feed, no update checks.
     cmd += [
         "--LabApp.news_url=None",
@@ -201,7 +252,25 @@ def start_lab(
 
 
 def stop_lab(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM (Lab then shuts its kernels down), bounded; then kill the whole group."""
+    """SIGTERM (Lab then shuts its kernels down), bounded; then kill the whole group.
+
+    The stop signals are ignored meanwhile: a second ``kill`` must not leave Lab half-stopped.
+    """
+    with _signals_ignored():
+        _stop(proc, timeout)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (*STOP_SIGNALS, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
     if proc.poll() is None:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -255,10 +324,20 @@ def run_demo(
     token = secrets.token_urlsafe(24)
     browser = has_display() if open_browser is None else open_browser
     cmd = lab_command(notebooks, port, token, open_browser=browser, as_root=is_root())
-    log = Path(tempfile.mkdtemp(prefix="cometnb-demo-")) / "jupyterlab.log"
+    # The handlers outlast the folder: a signal during its removal is ignored, not fatal.
+    with stop_on_signals(), tempfile.TemporaryDirectory(prefix="cometnb-demo-") as tmp:
+        log = Path(tmp) / "jupyterlab.log"
+        return _serve(cmd, notebooks, env, log, port, token)
+
+
+def _serve(
+    cmd: Sequence[str], notebooks: Path, env: Mapping[str, str], log: Path, port: int, token: str
+) -> int:
+    """Run Lab until it exits, Ctrl-C, SIGTERM or SIGHUP; Lab is stopped in every case."""
+    proc: subprocess.Popen[bytes] | None = None
     with log.open("wb") as log_file:
-        proc = start_lab(cmd, notebooks, env, log_file)
         try:
+            proc = start_lab(cmd, notebooks, env, log_file)
             wait_ready(proc, port, token, STARTUP_TIMEOUT_S, log)
             print(f"\nJupyterLab is running (log: {log}). Open:\n  {lab_url(port, token)}")
             print("Press Ctrl-C to stop.", flush=True)
@@ -266,10 +345,14 @@ def run_demo(
             print(f"JupyterLab stopped (code {proc.returncode}):\n{_tail(log)}")
             return proc.returncode or 0
         except KeyboardInterrupt:
-            print("\nstopping JupyterLab...", flush=True)
+            _say("\nstopping JupyterLab...")
+            return 0
+        except Stopped as stop:
+            _say(f"\n{stop} received: stopping JupyterLab...")
             return 0
         finally:
-            stop_lab(proc)
+            if proc is not None:
+                stop_lab(proc)
 
 
 def keyless_env(base: Mapping[str, str], home: Path) -> dict[str, str]:
@@ -310,7 +393,7 @@ def execute_notebook(path: Path, env: Mapping[str, str], timeout: float) -> int:
 def run_check(notebooks: Path, timeout: float) -> int:
     """Smoke test: Lab starts and serves the notebooks; the quickstart runs keyless; all stops."""
     _require_jupyterlab()
-    with tempfile.TemporaryDirectory(prefix="cometnb-demo-check-") as tmp:
+    with stop_on_signals(), tempfile.TemporaryDirectory(prefix="cometnb-demo-check-") as tmp:
         home = Path(tmp)
         work = home / NOTEBOOK_DIR
         _demo_work.prepare(notebooks, work)
@@ -374,6 +457,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DemoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Stopped as stop:  # --check, or before Lab started: everything is stopped by now
+        _say(f"{stop} received: stopped")
+        return 128 + stop.signum
 
 
 if __name__ == "__main__":

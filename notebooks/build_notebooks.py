@@ -434,7 +434,10 @@ is kept once in the history folder, and every result remembers where it came fro
     code("""\
 %load_ext cometnb
 %config CometImg.model = "gpt-image-1-mini"
-%config CometImg.quality = "low\""""),
+%config CometImg.quality = "low"
+import datetime as dt
+
+started = dt.datetime.now(dt.timezone.utc)  # the export at the end keeps what this run made"""),
     md("""\
 ## 1. Generate a starting image
 
@@ -491,11 +494,13 @@ last_storm = h.get(storm.record_id)
     md("""\
 `record.edit` continues from any record, and `h.find(kind="edit")` lists the edits. Exports
 carry the sources too: a `.zip` holds their files and `records.jsonl` the links, an `.html`
-gallery shows each source beside its result."""),
+gallery shows each source beside its result. `export` takes the records to write: here the
+ones this notebook made (since `started`), not the whole history."""),
     code("""\
 snow = last_storm.edit("now with snow on the rocks")
-page = h.export(h.path / "edits.html")  # beside the history, not the notebook
-len(h.find(kind="edit")), page.name"""),
+made_here = [r for r in h.records() if r.created_at >= started]
+page = h.export(h.path / "edits.html", made_here)  # beside the history, not the notebook
+len(made_here), sum(r.kind == "edit" for r in made_here), page.name"""),
 ]
 
 NOTEBOOKS: dict[str, list[Cell]] = {

@@ -6,6 +6,7 @@ process they start inherits a marker in its environment, and none may carry it a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -32,6 +33,7 @@ def test_lab_command_is_loopback_with_token() -> None:
     cmd = demo.lab_command(Path("/x/nb"), 8123, "tok", open_browser=False, as_root=True)
     assert cmd[:4] == [sys.executable, "-m", "jupyter", "lab"]
     assert cmd[4] == "/x/nb/01-quickstart.ipynb"
+    assert not any(arg.startswith("--ServerApp.token") for arg in cmd)
     for flag in (
         "--ServerApp.ip=127.0.0.1",
         "--ServerApp.port=8123",
@@ -200,14 +202,10 @@ def test_the_cost_note_matches_what_the_notebooks_make() -> None:
     assert "about 26 images" in readme.replace("\n  ", " ")
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(200)
-def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
-    demo_env: tuple[dict[str, str], str], tmp_path: Path
-) -> None:
-    env, mark = demo_env
-    env["COMETNB_DEMO_DIR"] = str(tmp_path / "work")
-    tracked_before = _git_status_notebooks(), _notebook_bytes()
+@contextlib.contextmanager
+def running_demo(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str]]]:
+    """``python -m cometnb.demo`` headless, its output read line by line; killed if still
+    running when the block ends (a failed test), and its reader joined."""
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     with subprocess.Popen(
@@ -222,23 +220,35 @@ def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
         reader = threading.Thread(target=read_lines, args=(proc.stdout, lines), daemon=True)
         reader.start()
         try:
-            seen = wait_for_line(proc, lines, "Press Ctrl-C", 120)
-            assert "real API" in seen  # a key was set: it says so (and would be billed)
-            assert FAKE_KEY not in seen
-            url = re.search(r"http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=\S+", seen)
-            assert url, seen
-            base, token = url.group(0).split("/lab/")[0], url.group(0).split("token=")[1]
-            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=10) as r:
-                assert r.status == 200
-            assert "Working copies of the notebooks" in seen
-            _save_through_lab(base, token, "01-quickstart.ipynb")
-            proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
-            assert proc.wait(60) == 0
+            yield proc, lines
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
         reader.join(10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
+    demo_env: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    env, mark = demo_env
+    env["COMETNB_DEMO_DIR"] = str(tmp_path / "work")
+    tracked_before = _git_status_notebooks(), _notebook_bytes()
+    with running_demo(env) as (proc, lines):
+        seen = wait_for_line(proc, lines, "Press Ctrl-C", 120)
+        assert "real API" in seen  # a key was set: it says so (and would be billed)
+        assert FAKE_KEY not in seen
+        url = re.search(r"http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=\S+", seen)
+        assert url, seen
+        base, token = url.group(0).split("/lab/")[0], url.group(0).split("token=")[1]
+        with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=10) as r:
+            assert r.status == 200
+        assert "Working copies of the notebooks" in seen
+        _save_through_lab(base, token, "01-quickstart.ipynb")
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
+        assert proc.wait(60) == 0
     assert_nothing_left(mark)
     saved = (tmp_path / "work" / "01-quickstart.ipynb").read_text()
     assert "saved by the demo test" in saved  # Lab wrote into the working copy ...
@@ -279,3 +289,43 @@ def _save_through_lab(base: str, token: str, name: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as r:
         assert r.status == 200
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_demo_stops_lab_and_cleans_up_on_sigterm_and_sighup(
+    demo_env: tuple[dict[str, str], str], tmp_path: Path, signum: int
+) -> None:
+    """``kill`` / ``timeout`` (SIGTERM) and a closed terminal (SIGHUP) stop Lab as Ctrl-C
+    does: no orphan server on the port, no ``cometnb-demo-*`` folder left, and Lab started
+    without the ``ServerApp.token`` deprecation warning."""
+    env, mark = demo_env
+    env["COMETNB_DEMO_DIR"] = str(tmp_path / "work")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env["TMPDIR"] = str(temp)  # where the demo's temporary folder goes
+    with running_demo(env) as (proc, lines):
+        seen = wait_for_line(proc, lines, "Press Ctrl-C", 120)
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/lab/", seen).group(1))  # type: ignore[union-attr]
+        (folder,) = temp.glob("cometnb-demo-*")
+        log = (folder / "jupyterlab.log").read_text(errors="replace")
+        assert "ServerApp.token" not in log, log  # the deprecation warning is gone
+        assert _port_open(port)
+        proc.send_signal(signum)
+        assert proc.wait(60) == 0
+    out = seen
+    while not lines.empty():
+        out += lines.get_nowait()
+    assert_nothing_left(mark)
+    assert not _port_open(port), "an orphan JupyterLab still holds the port"
+    assert list(temp.glob("cometnb-demo-*")) == [], "the demo left its temporary folder"
+    assert f"{signal.Signals(signum).name} received: stopping JupyterLab" in out

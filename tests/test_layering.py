@@ -57,3 +57,13 @@ def test_import_cometnb_is_light() -> None:
     """`import cometnb` alone must not pull in httpx, Pillow or sqlite (they load on first use)."""
     loaded = _loaded_after("import cometnb")
     assert not {m for m in loaded if m.split(".")[0] in ("httpx", "PIL", "sqlite3")}
+
+
+def test_public_submodules_load_on_first_use() -> None:
+    """``import cometnb`` then ``cometnb.sim.use_if_keyless()`` works (as the README says),
+    without ``import cometnb`` loading the simulator, the magic or the widgets up front."""
+    public = {"cometnb.sim", "cometnb.magic", "cometnb.widget", "cometnb.demo"}
+    assert not public & _loaded_after("import cometnb")
+    loaded = _loaded_after("import cometnb\nassert callable(cometnb.sim.use_if_keyless)")
+    assert "cometnb.sim" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("IPython", "ipywidgets", "httpx")}

@@ -14,7 +14,7 @@ from typing import Any
 
 from cometnb._client.spend_gate import open_gate
 from cometnb._core.budget import BudgetError, SpendGuard
-from cometnb._core.cost import format_usd
+from cometnb._core.cost import format_spend
 
 __all__ = ["BudgetCheck", "session_check", "stopped_note"]
 
@@ -47,6 +47,6 @@ def stopped_note(guard: SpendGuard | None, total: int) -> str | None:
     left = guard.left() or 0.0
     return (
         f"Budget reached: {guard.skipped} of {total} items were not sent "
-        f"({format_usd(left)} left). {guard.raise_hint}, then run the batch again with the "
-        "same name to send them."
+        f"({format_spend(left, exact_below_cent=True)} left). {guard.raise_hint}, then run the "
+        "batch again with the same name to send them."
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from cometnb._client.batch import billed_note
 from cometnb._client.loop import loop_thread
-from cometnb._core.cost import format_usd
+from cometnb._core.cost import format_spend
 
 __all__ = ["run_job"]
 
@@ -67,7 +67,7 @@ def _draw(bar: Any, job: Any, already: int, *, final: bool = False) -> None:
         if uncertain:
             postfix["may be billed"] = uncertain
         if job.spent or job.guard is not None:
-            postfix["spend"] = format_usd(job.spent)
+            postfix["spend"] = format_spend(job.spent)
         if not final and time.monotonic() < job.limited_until:
             postfix["waiting"] = "on the rate limit"
         bar.set_postfix(postfix, refresh=final)

@@ -18,14 +18,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cometnb._core.cost import Cost, format_usd
+from cometnb._core.cost import Cost, format_spend, format_usd, from_nanos, to_nanos
 from cometnb._core.errors import ValidationError
 
 __all__ = [
+    "BUDGET_MEANING",
     "BudgetError",
     "Ledger",
     "SpendGuard",
     "admitted",
+    "budget_note",
     "check_before",
     "guard_requests",
     "pre_admitted",
@@ -37,6 +39,11 @@ _PROCEED = (
     "fewer requests."
 )
 _PROCEED_CELL = "Raise the cell's --budget USD, or send fewer requests."
+# What CometImg.budget means, said once (the trait's help and the README say the same).
+BUDGET_MEANING = (
+    "USD this kernel session may spend in all: what it spent before the budget was set counts "
+    "too (None: no cap)."
+)
 
 # Set while a request runs that a caller's guard (the grid runner's) has already admitted, so
 # the client does not check the same request against the session budget a second time.
@@ -81,16 +88,20 @@ class BudgetError(ValidationError):
 
 
 class Ledger:
-    """Money spent in this process: known costs summed, unknown ones counted (thread-safe)."""
+    """Money spent in this process: known costs summed, unknown ones counted (thread-safe).
+
+    Amounts are kept in whole nano-dollars (``cost.to_nanos``), so the session's spend is an
+    exact sum (``0.51842``, not ``0.5184200000000001``).
+    """
 
     def __init__(self) -> None:
         # Re-entrant: a guard admits under this lock and reads usd/reserved inside it.
         self.lock = threading.RLock()
         self._lock = self.lock
-        self._usd = 0.0
+        self._nanos = 0
         self._unknown = 0
         self._requests = 0
-        self._reserved = 0.0
+        self._reserved = 0
 
     def add(self, cost: Cost) -> None:
         with self._lock:
@@ -98,26 +109,26 @@ class Ledger:
             if cost.usd is None:
                 self._unknown += 1
             else:
-                self._usd += cost.usd
+                self._nanos += to_nanos(cost.usd)
 
     @property
     def usd(self) -> float:
         with self._lock:
-            return self._usd
+            return from_nanos(self._nanos)
 
     @property
     def reserved(self) -> float:
         """Estimates of requests admitted by a guard and still in flight (any client, thread)."""
         with self._lock:
-            return self._reserved
+            return from_nanos(self._reserved)
 
     def reserve(self, usd: float) -> None:
         with self._lock:
-            self._reserved += usd
+            self._reserved += to_nanos(usd)
 
     def release(self, usd: float) -> None:
         with self._lock:
-            self._reserved = max(0.0, self._reserved - usd)
+            self._reserved = max(0, self._reserved - to_nanos(usd))
 
     @property
     def unknown(self) -> int:
@@ -132,12 +143,12 @@ class Ledger:
 
     def reset(self) -> None:
         with self._lock:
-            self._usd, self._unknown, self._requests, self._reserved = 0.0, 0, 0, 0.0
+            self._nanos, self._unknown, self._requests, self._reserved = 0, 0, 0, 0
 
     @property
     def label(self) -> str:
-        """``$0.158 this session`` (plus ``and 2 requests of unknown cost``)."""
-        text = f"{format_usd(self.usd)} this session"
+        """``$0.16 this session`` (plus ``and 2 requests of unknown cost``)."""
+        text = f"{format_spend(self.usd)} this session"
         unknown = self.unknown
         if unknown:
             text += f" and {unknown} request{'s' if unknown != 1 else ''} of unknown cost"
@@ -167,6 +178,40 @@ class Limits:
         if self.cell_budget is not None:
             lefts.append(self.cell_budget - spent_in_cell)
         return max(0.0, min(lefts)) if lefts else None
+
+
+def budget_note(
+    budget: float | None, ledger: Ledger = session, *, just_set: bool = False
+) -> str | None:
+    """One line when a session budget leaves nothing because this session already spent it;
+    ``None`` otherwise. ``just_set``: said as ``%config CometImg.budget = 0.05`` runs after
+    $0.10 was spent (otherwise the budget may have been set first and then reached).
+
+    Example::
+
+        >>> spent = Ledger(); spent.add(Cost(0.10, False, ""))
+        >>> budget_note(0.05, spent, just_set=True)  # doctest: +ELLIPSIS
+        'budget $0.05 set after $0.10 was already spent this session: nothing left; ...'
+    """
+    spent = ledger.usd
+    if budget is None or spent < budget:
+        return None
+    what = (
+        f"budget {format_spend(budget)} set after {format_spend(spent)} was already spent"
+        if just_set
+        else f"budget {format_spend(budget)} used up: {format_spend(spent)} was spent"
+    )
+    return (
+        f"{what} this session: nothing left; raise it above {format_spend(spent)} "
+        "(%config CometImg.budget = USD) or remove it (%config CometImg.budget = None). The "
+        "budget counts everything this kernel session spent, before it was set too."
+    )
+
+
+def _used_up(limits: Limits, ledger: Ledger) -> bool:
+    """True when the session budget itself (not the cell's) left nothing before this run."""
+    budget = limits.session_budget
+    return budget is not None and not _cell_binds(limits, ledger) and ledger.usd >= budget
 
 
 def _cell_binds(limits: Limits, ledger: Ledger, cell_spent: float = 0.0) -> bool:
@@ -225,10 +270,17 @@ def check_before(
             )
         left = limits.left(0.0, ledger)
         assert left is not None and total.usd is not None
+        if total.usd > left + 1e-12 and _used_up(limits, ledger):
+            raise BudgetError(
+                f"refused ({what} would cost {total.label}; nothing was sent): "
+                f"{budget_note(limits.session_budget, ledger)}",
+                estimate_usd=total.usd,
+                left_usd=0.0,
+            )
         if total.usd > left + 1e-12:
             raise BudgetError(
                 f"refused: {what} would cost {total.label} and {_which(limits, ledger)} has "
-                f"{format_usd(left)} left; nothing was sent.",
+                f"{format_spend(left, exact_below_cent=True)} left; nothing was sent.",
                 estimate_usd=total.usd,
                 left_usd=left,
                 hint=_proceed(limits, ledger),
@@ -342,7 +394,7 @@ class SpendGuard:
                 self.skipped += 1
                 return BudgetError(
                     f"not sent: its estimate ({estimate.label}) is more than the budget has "
-                    f"left ({format_usd(left)}).",
+                    f"left ({format_spend(left, exact_below_cent=True)}).",
                     estimate_usd=estimate.usd,
                     left_usd=left,
                     hint=_proceed(self.limits, self.ledger, self._spent + self._reserved),

@@ -3,11 +3,33 @@ amounts of USD are written in views and messages."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cost", "format_usd"]
+__all__ = ["NANOS_PER_USD", "Cost", "format_spend", "format_usd", "from_nanos", "to_nanos"]
+
+# Sums of money are kept in whole nano-dollars (10⁻⁹ USD): integers add exactly, so a total is
+# the same whatever the order (SQL's or Python's) and prints as 0.51842, not
+# 0.5184200000000001. Each cost is counted to the nearest nano-dollar (a millionth of a cent:
+# far below what any price table or bill shows); the total is exact to that.
+NANOS_PER_USD = 1_000_000_000
+_INT64_MAX = 2**63 - 1  # what SQLite's CAST AS INTEGER gives for a larger value
+
+
+def to_nanos(usd: float) -> int:
+    """``usd`` in whole nano-dollars, rounded half up, as the spend query's SQL rounds it
+    (``CAST(u * 1e9 + 0.5 AS INTEGER)``: the same float operations, so the same integer)."""
+    scaled = usd * float(NANOS_PER_USD) + 0.5
+    if not math.isfinite(scaled) or abs(scaled) > _INT64_MAX:
+        return _INT64_MAX if scaled > 0 else -_INT64_MAX
+    return int(scaled)
+
+
+def from_nanos(nanos: int | float) -> float:
+    """Whole nano-dollars back to USD: the float nearest the exact decimal (so ``0.51842``)."""
+    return int(nanos) / NANOS_PER_USD
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,21 @@ class Cost:
         for cost in costs:
             out = out + cost
         return out
+
+
+def format_spend(usd: float, *, exact_below_cent: bool = False) -> str:
+    """Money spent or left, to the cent: ``$0.52``, ``$1,204.10``; under a cent but not
+    nothing, ``<$0.01`` (``exact_below_cent``: ``$0.003``, for a budget's remainder set
+    against a sub-cent estimate). One request's cost keeps three decimals: :func:`format_usd`.
+
+    Example::
+
+        >>> format_spend(0.51842), format_spend(0.004), format_spend(0.0)
+        ('$0.52', '<$0.01', '$0.00')
+    """
+    if 0 < usd < 0.01:  # "$0.01" would overstate it, "$0.00" say it was free
+        return format_usd(usd) if exact_below_cent else "<$0.01"
+    return f"${usd:,.2f}"
 
 
 def format_usd(usd: float, *, rough: bool = False) -> str:

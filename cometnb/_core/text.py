@@ -7,12 +7,22 @@ __all__ = ["clip"]
 ELLIPSIS = "…"
 
 
-def clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int, *, at_word: bool = False) -> str:
     """``text`` cut to at most ``limit`` characters, ending in "…" when it was cut.
+
+    ``at_word`` cuts at the last space that keeps at least half of ``limit`` (a label reads
+    "a red fox…", not "a red f…"); a text without such a space is cut where it must be.
 
     Example::
 
-        >>> clip("a red fox asleep", 8)
-        'a red f…'
+        >>> clip("a red fox asleep", 8), clip("a red fox asleep", 12, at_word=True)
+        ('a red f…', 'a red fox…')
     """
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    if at_word:
+        space = cut.rfind(" ")
+        if space >= limit // 2:
+            cut = cut[:space].rstrip()
+    return cut + ELLIPSIS

@@ -23,6 +23,7 @@ from traitlets import Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from cometnb._core import settings as _settings
+from cometnb._core.budget import BUDGET_MEANING, budget_note
 from cometnb._core.errors import redact
 from cometnb._core.models import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
@@ -114,9 +115,7 @@ class CometImg(Magics, Configurable):
     base_url = Unicode(
         None, allow_none=True, help="API base URL (default https://api.cometapi.com/v1)."
     ).tag(config=True)
-    budget = Float(
-        None, allow_none=True, help="USD this kernel session may spend (None: no cap)."
-    ).tag(config=True)
+    budget = Float(None, allow_none=True, help=BUDGET_MEANING).tag(config=True)
     confirm_above = Float(
         None, allow_none=True, help="USD: a cell estimated above it is sent only with --yes."
     ).tag(config=True)
@@ -203,9 +202,17 @@ class CometImg(Magics, Configurable):
                     setattr(self, name, value)
 
     def update_config(self, config: Any) -> None:
-        """``%config CometImg.x = …``: compare against the active settings, then apply."""
+        """``%config CometImg.x = …``: compare against the active settings, then apply.
+
+        A budget set below what this session already spent is explained at once, in one line.
+        """
         self.pull_settings()
+        before = self.budget
         super().update_config(config)
+        if self.budget != before:
+            note = budget_note(self.budget, just_set=True)
+            if note is not None:
+                print(f"Note: {note}")
 
     # --- magics ------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, guard_requests
-from cometnb._core.cost import Cost, format_usd
+from cometnb._core.cost import Cost, format_spend
 from cometnb._core.costing import estimate_all
 from cometnb._core.models import Generation, Grid
 from cometnb._core.prices import active_table
@@ -55,7 +55,7 @@ def skipped_note(grid: Grid, guard: SpendGuard | None) -> str | None:
     left = guard.left() or 0.0
     return (
         f"Budget reached: {guard.skipped} of {total} requests were not sent ({kept}; "
-        f"{format_usd(left)} left). {guard.raise_hint} to send the rest."
+        f"{format_spend(left, exact_below_cent=True)} left). {guard.raise_hint} to send the rest."
     )
 
 

@@ -3,6 +3,10 @@
 A record stores its cost when it is written (``doc["cost"]``: USD, estimated or not, the basis
 and the price table's name and date), so a later price change does not rewrite history. A
 record written before costs were kept is priced with today's table and marked estimated.
+
+Sums are exact: each cost is counted in whole nano-dollars (``_core.cost.to_nanos``) and the
+integers added, so ``h.spend()`` is ``0.51842``, never ``0.5184200000000001``, and the SQL and
+Python answers are equal, not merely close. Views show spend to the cent (``format_spend``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from cometnb._core.cost import Cost, format_usd
+from cometnb._core.cost import Cost, format_spend, from_nanos, to_nanos
 from cometnb._core.costing import actual_cost, failure_cost
 
 if TYPE_CHECKING:
@@ -83,9 +87,10 @@ class SpendTable(dict[str, float]):
     """USD spent per model, day or tag (``h.spend(by=...)``), largest first.
 
     ``counts`` holds how many requests each row has, ``unknown`` how many of them had no price
-    (not in the figure), ``estimated`` how many were estimated. :attr:`total` counts each
-    record once, so it equals ``h.spend()``; by tag, rows may overlap (a record with two tags
-    is in both), so they can add up to more than the total.
+    (not in the figure: a row whose every request is of unknown cost is 0.0 here and shows as
+    "unknown"), ``estimated`` how many were estimated. :attr:`total` counts each record once,
+    so it equals ``h.spend()``; by tag, rows may overlap (a record with two tags is in both),
+    so they can add up to more than the total. Figures are exact sums of whole nano-dollars.
     """
 
     def __init__(self, by: str) -> None:
@@ -94,73 +99,98 @@ class SpendTable(dict[str, float]):
         self.counts: dict[str, int] = {}
         self.unknown: dict[str, int] = {}
         self.estimated: dict[str, int] = {}
-        self._total: float | None = None  # each record once (set by spend())
+        self._nanos: dict[str, int] = {}
+        self._total: int | None = None  # nano-dollars, each record once (set by _finish)
         self.requests: int | None = None
 
     @property
     def total(self) -> float:
         """What the records cost, each counted once (``h.spend()`` for the same records)."""
-        return self._total if self._total is not None else sum(self.values())
+        if self._total is not None:
+            return from_nanos(self._total)
+        return from_nanos(sum(self._nanos.values()))
 
     @property
     def overlaps(self) -> bool:
         """True when some record is in more than one row (by tag, with two tags)."""
         return self.requests is not None and sum(self.counts.values()) > self.requests
 
+    @property
+    def unknown_total(self) -> int:
+        """How many requests (each counted once by model or day) had no price."""
+        return sum(self.unknown.values())
+
     def _add(self, key: str, cost: Cost) -> None:
         unknown = cost.usd is None
-        self._merge(key, cost.usd or 0.0, 1, int(unknown), int(not unknown and cost.estimated))
+        nanos = 0 if cost.usd is None else to_nanos(cost.usd)
+        self._merge(key, nanos, 1, int(unknown), int(not unknown and cost.estimated))
 
-    def _merge(self, key: str, usd: float, count: int, unknown: int, estimated: int) -> None:
-        """Add ``count`` requests costing ``usd`` in all to row ``key`` (``unknown`` of them
-        without a price, ``estimated`` of the others estimated)."""
+    def _merge(self, key: str, nanos: int, count: int, unknown: int, estimated: int) -> None:
+        """Add ``count`` requests costing ``nanos`` nano-dollars in all to row ``key``
+        (``unknown`` of them without a price, ``estimated`` of the others estimated)."""
         self.counts[key] = self.counts.get(key, 0) + count
-        self[key] = self.get(key, 0.0) + usd
+        self._nanos[key] = self._nanos.get(key, 0) + nanos
+        self[key] = from_nanos(self._nanos[key])
         if unknown:
             self.unknown[key] = self.unknown.get(key, 0) + unknown
         if estimated:
             self.estimated[key] = self.estimated.get(key, 0) + estimated
 
-    def _finish(self, total: float, requests: int) -> SpendTable:
-        """Order the rows largest first (ties by name) and set :attr:`total` and ``requests``.
-
-        The sort rounds to a billionth of a dollar: the same figures added in another order
-        (SQL's ``SUM`` against a Python loop) may differ in the last bits, which must not
-        reorder rows of equal spend.
-        """
-        ordered = sorted(self.items(), key=lambda kv: (-round(kv[1], 9), kv[0]))
+    def _finish(self, total_nanos: int, requests: int) -> SpendTable:
+        """Order the rows largest first (ties by name) and set :attr:`total` and ``requests``."""
+        ordered = sorted(self._nanos.items(), key=lambda kv: (-kv[1], kv[0]))
         self.clear()
-        self.update(ordered)
-        for counts in (self.counts, self.unknown, self.estimated):
+        self.update((k, from_nanos(v)) for k, v in ordered)
+        for counts in (self.counts, self.unknown, self.estimated, self._nanos):
             kept = {k: counts[k] for k in self if k in counts}
             counts.clear()
             counts.update(kept)
-        self._total, self.requests = total, requests
+        self._total, self.requests = total_nanos, requests
         return self
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{html.escape(k)}</td><td style='text-align:right'>{format_usd(v)}</td>"
+            f"<tr><td>{html.escape(k)}</td><td style='text-align:right'>{self._figure(k)}</td>"
             f"<td style='text-align:right'>{self.counts.get(k, 0)}</td>"
             f"<td>{self._note(k)}</td></tr>"
-            for k, v in self.items()
+            for k in self
         )
         requests = self.requests if self.requests is not None else sum(self.counts.values())
-        note = "rows overlap: a record with several tags is in each" if self.overlaps else ""
+        notes = []
+        if self.unknown and self.by != "tag":
+            count = self.unknown_total
+            notes.append(f"excludes {count} request{'s' if count != 1 else ''} of unknown cost")
+        if self.overlaps:
+            notes.append("rows overlap: a record with several tags is in each")
         return (
             f"<table class='cometnb-spend'><tr><th>{html.escape(self.by)}</th><th>USD</th>"
             f"<th>requests</th><th></th></tr>{rows}<tr><th>total</th>"
-            f"<th style='text-align:right'>{format_usd(self.total)}</th>"
+            f"<th style='text-align:right'>{format_spend(self.total)}</th>"
             f"<th style='text-align:right'>{requests}</th>"
-            f"<th style='font-weight:normal'>{html.escape(note)}</th></tr></table>"
+            f"<th style='font-weight:normal'>{html.escape('; '.join(notes))}</th></tr></table>"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Terminal IPython: the HTML table's rows as text (``unknown``, not ``0.0``)."""
+        lines = [f"{k}: {self._figure(k)} ({self.counts.get(k, 0)} requests)" for k in self]
+        total = f"total: {format_spend(self.total)}"
+        if self.unknown and self.by != "tag":
+            total += f", excluding {self.unknown_total} request(s) of unknown cost"
+        printer.text("\n".join([*lines, total]))
+
+    def _figure(self, key: str) -> str:
+        """A row's USD to the cent, or ``unknown`` when none of its requests had a price."""
+        if self.unknown.get(key, 0) == self.counts.get(key, 0) and self.counts.get(key):
+            return "unknown"
+        return format_spend(self[key])
 
     def _note(self, key: str) -> str:
         parts = []
         if self.estimated.get(key):
             parts.append(f"{self.estimated[key]} estimated")
-        if self.unknown.get(key):
-            parts.append(f"{self.unknown[key]} of unknown cost")
+        unknown = self.unknown.get(key, 0)
+        if unknown and unknown != self.counts.get(key):
+            parts.append(f"{unknown} of unknown cost, not included")
         return html.escape(", ".join(parts))
 
 
@@ -203,8 +233,14 @@ def tag_keys(tags: Iterable[str]) -> list[str]:
     return list(tags) or [UNTAGGED]
 
 
+def _nanos(cost: Cost) -> int:
+    return 0 if cost.usd is None else to_nanos(cost.usd)
+
+
 def spend(records: Iterable[Record], since: Any = None, by: By | None = None) -> float | SpendTable:
     """Total USD the records cost (unknown costs are left out), or a :class:`SpendTable`.
+
+    The total is the exact sum of each cost in whole nano-dollars, as a float: ``0.51842``.
 
     ``since`` keeps records made at or after it (UTC when it has no time zone). ``by`` is
     ``"model"``, ``"day"`` (UTC) or ``"tag"`` (a record with two tags counts in both rows; the
@@ -213,19 +249,19 @@ def spend(records: Iterable[Record], since: Any = None, by: By | None = None) ->
     Example::
 
         >>> h.spend()  # doctest: +SKIP
-        0.4215
+        0.51842
         >>> h.spend(by="model")  # doctest: +SKIP
-        {'gpt-image-2': 0.3687, 'dall-e-3': 0.0528}
+        {'gpt-image-2': 0.46574, 'dall-e-3': 0.05268, 'qwen-image': 0.0}
     """
     start = spend_start(since, by)
     chosen = [r for r in records if start is None or r.timestamp >= start]
     if by is None:
-        return float(sum(r.cost.usd or 0.0 for r in chosen))
+        return from_nanos(sum(_nanos(r.cost) for r in chosen))
     table = SpendTable(by)
-    total = 0.0
+    total = 0
     for rec in chosen:
         cost = rec.cost
-        total += cost.usd or 0.0
+        total += _nanos(cost)
         for key in spend_keys(rec, by):
             table._add(key, cost)
     return table._finish(total, len(chosen))

@@ -7,8 +7,9 @@ aggregate over a range of it, a table one ``GROUP BY`` over a subquery reading t
 The few records SQL cannot judge as Python does (no stored cost: an older record, priced with
 today's table; odd JSON types) are read and priced in Python, like records made before 1970
 (their day is computed in Python). The answer is :func:`spend.spend`'s on ``h.records()``:
-same rows in the same order, counts, unknown, estimated and requests; the figures may differ
-in their last bits (a ``SUM`` adds in another order than the Python loop). This holds for
+same rows in the same order, counts, unknown, estimated and requests, and the same figures:
+both add each cost as whole nano-dollars (``_NANOS``, the SQL twin of ``cost.to_nanos``), so
+the order of addition cannot change a bit of the answer. This holds for
 the documents cometnb writes (``json.dumps`` never repeats a key); in a hand-edited document
 that repeats one, SQLite reads the first value and Python's ``json`` the last.
 """
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cometnb._core.cost import Cost
+from cometnb._core.cost import NANOS_PER_USD, Cost, from_nanos, to_nanos
 from cometnb._storage.index import SPEND_KIND, SPEND_USD, Index
 from cometnb._storage.spend import By, SpendTable, record_cost, spend_keys, spend_start, tag_keys
 
@@ -36,12 +37,18 @@ _DAY = (
     "((created_at - CAST(created_at AS INTEGER)) * 1000000.0 >= 999999.5)) / 86400"
 )
 _GROUP_KEY = {"model": "model", "day": _DAY, "tag": "tags"}  # tag: by tag list, split below
+# A row's usd in whole nano-dollars: the float operations of cost.to_nanos, so the same
+# integer. TOTAL adds them as doubles, exact below 2**53 nano-dollars (nine million USD), and
+# never fails on overflow as SUM would.
+_NANOS = f"CAST(u * {float(NANOS_PER_USD)!r} + 0.5 AS INTEGER)"
 # The index's range from a lower bound: each row's kind (k), usd (u) and group key.
 _RANGE = (
     f"SELECT {SPEND_KIND} AS k, {SPEND_USD} AS u, {{}} AS key FROM records WHERE created_at >= ?"
 )
 # The total: the USD of the rows SQL prices (u is NULL where k = 0) and how many are Python's.
-_TOTAL = f"SELECT TOTAL(CASE WHEN k < 3 THEN u END), SUM(k = 3) FROM ({_RANGE.format('NULL')})"
+_TOTAL = (
+    f"SELECT TOTAL(CASE WHEN k < 3 THEN {_NANOS} END), SUM(k = 3) FROM ({_RANGE.format('NULL')})"
+)
 _PYTHON_ROWS = "SELECT id, created_at, model, status, tags, doc FROM records WHERE created_at >= ?"
 _EPOCH = _dt.date(1970, 1, 1)
 
@@ -54,11 +61,11 @@ def spend_from_index(index: Index, since: Any = None, by: By | None = None) -> f
     index.ensure_spend_index()
     with index.reading() as conn:
         if conn is None:  # no index file yet: nothing was spent
-            return 0.0 if by is None else SpendTable(by)._finish(0.0, 0)
+            return 0.0 if by is None else SpendTable(by)._finish(0, 0)
         if by is None:
-            usd, python = conn.execute(_TOTAL, (low,)).fetchone()
+            nanos, python = conn.execute(_TOTAL, (low,)).fetchone()
             left = list(_python_rows(conn, start, low, bool(python)))
-            return float(usd + sum(row.cost.usd or 0.0 for row in left))
+            return from_nanos(int(nanos) + sum(_row_nanos(row) for row in left))
         groups = conn.execute(_grouped(by), (low,)).fetchall()
         left = list(_python_rows(conn, start, low, any(g[1] == 3 for g in groups)))
     return _table(by, groups, left)
@@ -73,7 +80,7 @@ def _grouped(by: str) -> str:
     and is slower: it writes the rows to a temporary table first).
     """
     rows = _RANGE.format(_GROUP_KEY[by])
-    return f"SELECT key, k, TOTAL(u), COUNT(*) FROM ({rows} LIMIT -1) GROUP BY key, k"
+    return f"SELECT key, k, TOTAL({_NANOS}), COUNT(*) FROM ({rows} LIMIT -1) GROUP BY key, k"
 
 
 @dataclass
@@ -108,18 +115,23 @@ def _python_rows(
 
 def _table(by: str, groups: list[tuple[Any, ...]], left: list[_Row]) -> SpendTable:
     table = SpendTable(by)
-    total, requests = 0.0, 0
-    for key, kind, usd, count in groups:
+    total, requests = 0, 0
+    for key, kind, usd_nanos, count in groups:
         if kind == 3:
             continue  # rows Python prices: added below
-        total, requests = total + usd, requests + count
+        nanos = int(usd_nanos)
+        total, requests = total + nanos, requests + count
         for name in _keys(by, key):
-            table._merge(name, usd, count, count * (kind == 0), count * (kind == 2))
+            table._merge(name, nanos, count, count * (kind == 0), count * (kind == 2))
     for row in left:
-        total, requests = total + (row.cost.usd or 0.0), requests + 1
+        total, requests = total + _row_nanos(row), requests + 1
         for name in spend_keys(row, by):
             table._add(name, row.cost)
     return table._finish(total, requests)
+
+
+def _row_nanos(row: _Row) -> int:
+    return 0 if row.cost.usd is None else to_nanos(row.cost.usd)
 
 
 def _keys(by: str, key: Any) -> list[str]:

@@ -13,10 +13,11 @@ from cometnb._views.common import (
     MUTED,
     error_box,
     esc,
-    file_link,
+    file_links,
     img_tag,
     local_time,
     one_line,
+    one_line_box,
     origin_label,
     preview_uri,
     status_badge,
@@ -31,13 +32,20 @@ if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage, Generation
     from cometnb._storage.records import Record
 
-__all__ = ["generation_html", "image_html", "record_html"]
+__all__ = ["generation_html", "image_html", "images_row", "record_html"]
 
 
 def image_html(img: GeneratedImage, px: int | None = None, *, link: bool = True) -> str:
-    """One image: its preview, format and size, and where the original is on disk."""
+    """One image: its preview, format and size, and where the original is on disk.
+
+    The caption stays on one line however long the file name (cut with "…", the whole name
+    and path on hover), so it never wraps into a block under a small thumbnail.
+    """
     px = px or active().thumbnail_px
-    caption = f"{esc(img.format)} {img.width}×{img.height} · {file_link(img.path, link=link)}"
+    name_link, uri_link = file_links(img.path, link=link)
+    facts = f"{esc(img.format)} {img.width}×{img.height} ·"
+    name = img.path.name if img.path else "not stored"
+    caption = one_line_box(facts, name_link, uri_link, f"{facts} {name}", px)
     revised = (
         f'<div style="{MUTED}max-width:{px}px">revised: {esc(img.revised_prompt)}</div>'
         if img.revised_prompt
@@ -49,6 +57,29 @@ def image_html(img: GeneratedImage, px: int | None = None, *, link: bool = True)
         f'vertical-align:top;{FONT}">{tag}'
         f'<figcaption style="{MUTED}">{caption}</figcaption>{image_mark(img)}{revised}</figure>'
     )
+
+
+# Several images of one request (-n 3) are a wrapping row of thumbnails this size at most,
+# not a column of full previews: three 512 px images stacked made a 1,760 px card.
+TILE_PX = 256
+TILES_PER_ROW = 4
+
+
+def images_row(images: Sequence[GeneratedImage], px: int, *, link: bool = True) -> str:
+    """A request's images: one at ``px``; several as a wrapping row of thumbnails."""
+    if len(images) <= 1:
+        return "".join(image_html(img, px, link=link) for img in images)
+    tile = min(px, TILE_PX)
+    tiles = "".join(image_html(img, tile, link=link) for img in images)
+    return f'<div class="cometnb-images" style="display:flex;flex-wrap:wrap;gap:4px">{tiles}</div>'
+
+
+def _images_width(count: int, px: int) -> int:
+    """How wide the images of a card are at most (a row of tiles, or one preview)."""
+    if count <= 1:
+        return px
+    tile = min(px, TILE_PX)
+    return (tile + 8) * min(count, TILES_PER_ROW)
 
 
 def generation_html(gen: Generation) -> str:
@@ -117,14 +148,14 @@ def _card(
     badges = (synthetic_badge() if synthetic else "") + (
         status_badge(status) if status != "ok" else ""
     )
-    body = "".join(image_html(img, px, link=link) for img in images)
+    body = images_row(images, px, link=link)
     if status != "ok":
         body += error_box(error)
     caption = _caption(model, meta, params, images, elapsed_s, usage)
     if cost is not None:
         caption += " · " + cost_html(cost)
     # An edit shows its inputs, an arrow, then the result, in one row: the card widens for them.
-    width = px * max(1, len(images)) + 40 + (SOURCE_PX + 40 if sources else 0)
+    width = _images_width(len(images), px) + 40 + (SOURCE_PX + 40 if sources else 0)
     return (
         f'<div class="cometnb-card" style="{CARD}max-width:{width}px">'
         f"{header}{badges}{with_sources(sources, f'<div>{body}</div>')}"

@@ -31,14 +31,17 @@ __all__ = [
     "FONT",
     "HIGHLIGHT",
     "MUTED",
+    "ONE_LINE",
     "TABLE",
     "data_uri",
     "error_box",
     "esc",
     "file_link",
+    "file_links",
     "img_tag",
     "local_time",
     "one_line",
+    "one_line_box",
     "preview_uri",
     "settings_text",
     "status_badge",
@@ -59,6 +62,7 @@ ERROR_BOX = (
     "border:1px solid #d33;background:#fdecea;color:#611;border-radius:4px;padding:6px;"
     "margin:4px 0;white-space:pre-wrap;"
 )
+ONE_LINE = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
 BADGE = "display:inline-block;border-radius:3px;padding:0 5px;margin-right:4px;font-size:11px;"
 
 
@@ -93,8 +97,19 @@ def status_badge(status: str) -> str:
 
 
 def error_box(message: str | None, limit: int = 600) -> str:
-    """An error message in a red box, on one line and clipped to ``limit`` characters."""
-    return f'<div style="{ERROR_BOX}">{esc(one_line(message or "failed", limit))}</div>'
+    """An error message in a red box; one past ``limit`` characters shows its first words and
+    opens to the whole text with a click (``<details>``: no script, works in a saved page), so
+    an excerpt never hides the advice at its end."""
+    text = " ".join((message or "failed").split())
+    if len(text) <= limit:
+        return f'<div class="cometnb-error" style="{ERROR_BOX}">{esc(text)}</div>'
+    excerpt = clip(text, limit, at_word=True)
+    return (
+        f'<details class="cometnb-error" style="{ERROR_BOX}">'
+        f'<summary style="cursor:pointer">{esc(excerpt)} '
+        f'<span style="text-decoration:underline">show the full error</span></summary>'
+        f'<div style="margin-top:4px">{esc(text)}</div></details>'
+    )
 
 
 def data_uri(data: bytes) -> str:
@@ -132,19 +147,55 @@ def img_tag(uri: str | None, px: int, alt: str, *, fixed: bool = False, fluid: b
 
 
 def file_link(path: Path | None, *, link: bool = True, label: str | None = None) -> str:
-    """The original's location: a relative link when it lies below the working directory.
+    """The original's location: the file name, linked, with the full path in its tooltip,
+    then a small ``file`` link to its absolute URI (:func:`file_links`)."""
+    name, uri = file_links(path, link=link, label=label)
+    return f"{name} {uri}" if uri else name
 
-    ``label`` replaces the file name as the visible text (narrow grid cells); the full path
-    is always in the tooltip.
+
+def file_links(
+    path: Path | None, *, link: bool = True, label: str | None = None
+) -> tuple[str, str]:
+    """The two links to an original: its name and a small ``file`` link (``""`` if none).
+
+    Two, because no one link works everywhere: the name links relative to the working
+    directory (JupyterLab, Notebook 7 and VS Code open it from the notebook's folder, and a
+    page served over http cannot follow a ``file://`` link), and ``file`` holds the
+    original's absolute ``file://`` URI, which still reaches it from an nbconvert or saved
+    HTML page moved elsewhere on the same machine. Originals are never embedded: they are
+    megabytes, and notebooks stay light. ``label`` replaces the file name as the visible text
+    (narrow grid cells).
     """
     if path is None:
-        return f'<span style="{MUTED}">not stored</span>'
-    rel = _relative(path)
+        return f'<span style="{MUTED}">not stored</span>', ""
     text = esc(label or path.name)
-    if link and rel is not None:
-        href = quote(rel.replace(os.sep, "/"))
-        return f'<a href="{esc(href)}" target="_blank" title="{esc(path)}">{text}</a>'
-    return f'<code title="{esc(path)}">{text}</code>'
+    if not link:
+        return f'<code title="{esc(path)}">{text}</code>', ""
+    absolute = Path(os.path.abspath(path))
+    disk = (
+        f'<a class="cometnb-file-uri" href="{esc(absolute.as_uri())}" target="_blank" '
+        f'style="{MUTED}" title="{esc(absolute)} (file:// link: works from a saved or '
+        f'exported HTML page on this machine)">file</a>'
+    )
+    rel = _relative(path)
+    if rel is None:  # outside the working directory: only the absolute link can reach it
+        return f'<code title="{esc(path)}">{text}</code>', disk
+    href = esc(quote(rel.replace(os.sep, "/")))
+    return f'<a href="{href}" target="_blank" title="{esc(path)}">{text}</a>', disk
+
+
+def one_line_box(head: str, cut: str, tail: str, title: str, px: int | None = None) -> str:
+    """``head · cut tail`` on one line: ``cut`` (HTML; a long file name) shrinks with "…"
+    where the line is too long, ``head`` and ``tail`` always show; ``title`` (plain text, the
+    whole of it) shows on hover. As wide as its container, never wider: ``width:0`` with
+    ``min-width:100%`` keeps a long name from widening the figure it sits under."""
+    width = f"max-width:{px}px;" if px else ""
+    return (
+        f'<div title="{esc(title)}" style="display:flex;gap:4px;white-space:nowrap;'
+        f'width:0;min-width:100%;{width}"><span style="flex:none">{head}</span>'
+        f'<span style="{ONE_LINE}min-width:0">{cut}</span>'
+        f'<span style="flex:none">{tail}</span></div>'
+    )
 
 
 def _relative(path: Path) -> str | None:

@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-from cometnb._core.cost import Cost, format_usd
+from cometnb._core.cost import Cost, format_spend, from_nanos, to_nanos
 
 __all__ = ["cost_cell_html", "cost_html", "cost_of", "total_html"]
 
@@ -54,22 +54,23 @@ def cost_cell_html(cost: Cost | None) -> str:
 
 
 def total_html(records: Iterable[Any]) -> str:
-    """``Total $1.204 over 23 requests (2 estimated, 1 of unknown cost)`` for a history view."""
-    usd, count, estimated, unknown = 0.0, 0, 0, 0
+    """``Total $1.20 over 23 requests (2 estimated; excludes 1 of unknown cost)`` for a history
+    view: spend to the cent, summed exactly (whole nano-dollars, as ``h.spend()``)."""
+    nanos, count, estimated, unknown = 0, 0, 0, 0
     for rec in records:
         count += 1
         cost = cost_of(rec)
         if cost is None or cost.usd is None:
             unknown += 1
             continue
-        usd += cost.usd
+        nanos += to_nanos(cost.usd)
         estimated += cost.estimated
     notes = []
     if estimated:
         notes.append(f"{estimated} estimated")
     if unknown:
-        notes.append(f"{unknown} of unknown cost")
-    extra = f" ({', '.join(notes)})" if notes else ""
+        notes.append(f"excludes {unknown} of unknown cost")
+    extra = f" ({'; '.join(notes)})" if notes else ""
     plural = "s" if count != 1 else ""
-    text = f"Total {format_usd(usd)} over {count} request{plural}{extra}"
+    text = f"Total {format_spend(from_nanos(nanos))} over {count} request{plural}{extra}"
     return f'<div class="cometnb-spend-total">{html.escape(text)}</div>'

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core.settings import active
+from cometnb._core.text import clip
 from cometnb._views.common import (
     CELL,
     FONT,
@@ -36,16 +37,37 @@ def grid_html(
     cell_status: Mapping[int, str] | Sequence[str] | None = None,
     finished: dict[int, str] | None = None,
 ) -> str:
-    """A labelled table of a grid: the first non-prompt axis across, the other axes down.
+    """A labelled view of a grid: a table, the first non-prompt axis across and the other axes
+    down; a grid of prompts alone (``--each-line``) is a wrapping row of labelled tiles.
 
     ``cell_status`` (by cell index) is shown in pending cells, e.g. ``"waiting 5 s (HTTP
-    429)"``; failed cells show their short error. ``finished`` caches the HTML of finished
-    cells by index across calls, so a live view that redraws the grid as cells finish makes
-    each cell's preview once.
+    429)"``; failed cells show their error (the whole of it one click away). ``finished``
+    caches the HTML of finished cells by index across calls, so a live view that redraws the
+    grid as cells finish makes each cell's preview once.
     """
     names = list(grid.axes)
     px = min(active().thumbnail_px, 256)
     col_axis, row_axes = _grid_layout(names)
+
+    def drawn(index: int, cell: GridCell) -> str:
+        status = _status_for(cell_status, index)
+        if finished is None or cell.generation is None or status is not None:
+            return _grid_cell(cell, status, px)
+        if index not in finished:
+            finished[index] = _grid_cell(cell, None, px)
+        return finished[index]
+
+    if col_axis is None and row_axes == ["prompt"]:
+        body = _tiles(grid, drawn, px)
+    else:
+        body = _table(grid, drawn, col_axis, row_axes)
+    return f'<div class="cometnb-grid" style="{FONT}">{_grid_summary(grid)}{body}</div>'
+
+
+def _table(
+    grid: Grid, drawn: Callable[[int, GridCell], str], col_axis: str | None, row_axes: list[str]
+) -> str:
+    names = list(grid.axes)
     where = {tuple(repr(c.coords.get(n)) for n in names): (i, c) for i, c in enumerate(grid.cells)}
     columns = grid.axes[col_axis] if col_axis else [None]
     rows = list(itertools.product(*(grid.axes[n] for n in row_axes))) or [()]
@@ -57,16 +79,10 @@ def grid_html(
         found = where.get(tuple(repr(coords.get(n)) for n in names))
         if found is None:
             return f'<td style="{CELL}"></td>'
-        index, cell = found
-        status = _status_for(cell_status, index)
-        if finished is None or cell.generation is None or status is not None:
-            return f'<td style="{CELL}">{_grid_cell(cell, status, px)}</td>'
-        if index not in finished:
-            finished[index] = _grid_cell(cell, None, px)
-        return f'<td style="{CELL}">{finished[index]}</td>'
+        return f'<td style="{CELL}">{drawn(*found)}</td>'
 
     corner = esc(" / ".join(row_axes))
-    if col_axis is None:  # --each-line: prompts down, one column of images (named, not blank)
+    if col_axis is None:  # a lone cell, or axes without a column: one column, named
         head = f'<th style="{CELL}">image</th>'
     else:
         head = "".join(f'<th style="{CELL}">{_axis_label(col_axis, v)}</th>' for v in columns)
@@ -74,12 +90,27 @@ def grid_html(
     for row in rows:
         label = "<br>".join(_axis_label(n, v) for n, v in zip(row_axes, row, strict=True))
         cells = "".join(cell_at(v, row) for v in columns)
-        body.append(f'<tr><th style="{CELL}">{label}</th>{cells}</tr>')
+        body.append(f'<tr><th style="{CELL}{_LABEL}">{label}</th>{cells}</tr>')
     return (
-        f'<div class="cometnb-grid" style="{FONT}">{_grid_summary(grid)}'
         f'<table style="{TABLE}">'
         f'<thead><tr><th style="{CELL}">{corner}</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _tiles(grid: Grid, drawn: Callable[[int, GridCell], str], px: int) -> str:
+    """``--each-line``: one tile per prompt (its label above its images), wrapping as the page
+    allows, in the order of the lines; a row per prompt left most of the page empty."""
+    tiles = []
+    for index, cell in enumerate(grid.cells):
+        label = _axis_label("prompt", cell.coords.get("prompt"))
+        tiles.append(
+            f'<div class="cometnb-grid-tile" style="{CELL}width:{px}px">'
+            f'<div style="margin-bottom:4px;{_LABEL}">{label}</div>{drawn(index, cell)}</div>'
+        )
+    return (
+        f'<div class="cometnb-grid-tiles" style="display:flex;flex-wrap:wrap;gap:6px;'
+        f'align-items:flex-start">{"".join(tiles)}</div>'
     )
 
 
@@ -93,9 +124,20 @@ def _grid_layout(names: Sequence[str]) -> tuple[str | None, list[str]]:
     return col, [n for n in names if n != col]
 
 
+# A label wraps at spaces (and inside a very long word), never past its cell.
+_LABEL = "overflow-wrap:anywhere;font-weight:normal;max-width:320px;"
+PROMPT_LABEL_CHARS = 160
+
+
 def _axis_label(name: str, value: Any) -> str:
-    text = one_line(str(value), 80) if name == "prompt" else str(value)
-    return f'<span style="{MUTED}">{esc(name)}=</span>{esc(text)}'
+    """``prompt=a red fox…``: a prompt wraps over a few lines, cut at a word past
+    :data:`PROMPT_LABEL_CHARS` with the whole prompt on hover."""
+    text = str(value)
+    if name != "prompt":
+        return f'<span style="{MUTED}">{esc(name)}=</span>{esc(text)}'
+    flat = " ".join(text.split())
+    shown = clip(flat, PROMPT_LABEL_CHARS, at_word=True)
+    return f'<span title="{esc(flat)}"><span style="{MUTED}">prompt=</span>{esc(shown)}</span>'
 
 
 def _status_for(cell_status: Any, index: int) -> str | None:

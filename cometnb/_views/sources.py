@@ -16,7 +16,8 @@ from typing import Any
 
 from cometnb._core.errors import CometError
 from cometnb._core.previews import make_preview
-from cometnb._views.common import MUTED, data_uri, esc, img_tag, one_line
+from cometnb._core.text import clip
+from cometnb._views.common import MUTED, data_uri, esc, img_tag
 from cometnb._views.thumbs import thumb_uri
 
 __all__ = ["SOURCE_PX", "mask_preview", "sources_html", "with_sources"]
@@ -69,13 +70,20 @@ def _figure(source: Any, px: int) -> str:
     came = f" ({source.record_id})" if getattr(source, "record_id", None) else ""
     # A mask's caption says how to read it (its label stays in the tooltip).
     shown = "mask: checks = edited area" if role == "mask" else f"{what} {label}"
-    caption = esc(one_line(shown, 40))
+    # Wrapped over up to three lines under the thumbnail ("from generation 2026…" cut to one
+    # line read "from generatio…"); the whole label and record are in the tooltip.
+    caption = esc(clip(" ".join(shown.split()), 80, at_word=True))
     return (
         f'<figure class="cometnb-source" title="{esc(label + came)}" '
         f'style="margin:0;display:inline-block">{img_tag(_uri(source, px), px, what + " " + label)}'
-        f'<figcaption style="{MUTED}font-size:11px;max-width:{px}px;overflow:hidden;'
-        f'text-overflow:ellipsis;white-space:nowrap">{caption}</figcaption></figure>'
+        f'<figcaption style="{MUTED}{_CAPTION}max-width:{px}px">{caption}</figcaption></figure>'
     )
+
+
+_CAPTION = (
+    "font-size:11px;line-height:1.25;overflow-wrap:anywhere;overflow:hidden;"
+    "display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3;"
+)
 
 
 def _uri(source: Any, px: int) -> str | None:

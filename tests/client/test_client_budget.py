@@ -43,7 +43,7 @@ def test_generate_over_the_session_budget_is_refused_before_sending(
     assert err.estimate_usd == pytest.approx(0.2107, abs=1e-3)  # 7024 image tokens at $30/M
     assert err.left_usd == pytest.approx(0.01)
     text = str(err)
-    assert "this request would cost ≈ $0.21" in text and "$0.010 left" in text
+    assert "this request would cost ≈ $0.21" in text and "$0.01 left" in text
     assert "nothing was sent" in text and "CometImg.budget" in text
     assert session.requests == 0 and session.reserved == 0.0
 
@@ -103,7 +103,7 @@ def test_async_client_refuses_too(sim: SimServer, hist: History) -> None:
 
     async def go() -> None:
         async with AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
-            with pytest.raises(BudgetError, match=r"\$0.010 left"):
+            with pytest.raises(BudgetError, match=r"\$0.01 left"):
                 await c.generate(PROMPT, model="gpt-image-2", quality="high", size="1024x1024")
             with pytest.raises(BudgetError, match="3 requests would cost"):
                 await c.generate_many([dict(prompt=PROMPT, model="gpt-image-2")] * 3)

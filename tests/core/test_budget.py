@@ -38,14 +38,14 @@ def test_over_the_cell_budget_is_refused_with_estimate_and_left() -> None:
     assert err.estimate_usd == pytest.approx(0.4752) and err.left_usd == pytest.approx(0.25)
     text = str(err)
     assert "9 requests would cost ≈ $0.48" in text
-    assert "the cell's --budget has $0.250 left" in text
+    assert "the cell's --budget has $0.25 left" in text
     assert "nothing was sent" in text and "--budget" in text
 
 
 def test_session_budget_counts_what_was_already_spent() -> None:
     ledger = Ledger()
     ledger.add(Cost(0.90, False, "earlier cells"))
-    with pytest.raises(BudgetError, match=r"session budget \(CometImg.budget\) has \$0.100 left"):
+    with pytest.raises(BudgetError, match=r"session budget \(CometImg.budget\) has \$0.10 left"):
         _check([MEDIUM, MEDIUM], ledger, session_budget=1.0)
     assert _check([MEDIUM], ledger, session_budget=1.0).usd == pytest.approx(0.0528)
 
@@ -97,7 +97,7 @@ def test_guard_reserves_requests_in_flight() -> None:
     guard = SpendGuard(Limits(cell_budget=0.12), ledger=Ledger())
     assert guard.admit(MEDIUM) is None and guard.admit(MEDIUM) is None
     refused = guard.admit(MEDIUM)  # two in flight already hold 0.1056 of 0.12
-    assert refused is not None and "≈ $0.05" in str(refused) and "$0.014" in str(refused)
+    assert refused is not None and "≈ $0.05" in str(refused) and "($0.01)" in str(refused)
 
 
 def test_guard_charges_an_unknown_actual_at_its_estimate() -> None:
@@ -125,7 +125,7 @@ def test_ledger_is_thread_safe_and_labels() -> None:
         t.join(timeout=10)
     assert ledger.requests == 2000 and ledger.usd == pytest.approx(2.0)
     ledger.add(Cost(None, False, ""))
-    assert ledger.label == "$2.000 this session and 1 request of unknown cost"
+    assert ledger.label == "$2.00 this session and 1 request of unknown cost"
 
 
 def test_a_cell_budget_refusal_says_to_raise_budget_not_the_session_setting() -> None:
@@ -155,3 +155,36 @@ def test_in_flight_reservations_count_against_the_session_across_guards() -> Non
     ledger.add(Cost(0.05, False, "actual"))  # what the client books when it ends
     one.settle(MEDIUM, Cost(0.05, False, "actual"))
     assert ledger.reserved == 0.0 and one.left() == pytest.approx(0.03)
+
+
+def test_a_budget_below_the_session_spend_is_explained_not_shown_as_zero_left() -> None:
+    from cometnb._core.budget import budget_note
+
+    ledger = Ledger()
+    for usd in (0.05268, 0.05268):  # two gpt-image-2 medium images: $0.10537
+        ledger.add(Cost(usd, False, "1756 image tokens"))
+    note = budget_note(0.05, ledger, just_set=True)
+    assert note is not None
+    assert note.startswith("budget $0.05 set after $0.11 was already spent this session")
+    assert "nothing left; raise it above $0.11" in note
+    with pytest.raises(BudgetError) as info:
+        _check([Cost(0.006, True, "low")], ledger, session_budget=0.05)
+    # Refused later, it cannot tell when the budget was set: it says what it counts instead.
+    text = str(info.value)
+    assert "budget $0.05 used up: $0.11 was spent this session: nothing left" in text
+    assert "before it was set too" in text and "$0.000" not in text
+    assert info.value.left_usd == 0.0
+    assert budget_note(0.20, ledger) is None and budget_note(None, ledger) is None
+    # A cell's --budget that leaves less than the session's is named as usual.
+    with pytest.raises(BudgetError, match="the cell's --budget has"):
+        _check([MEDIUM], ledger, session_budget=0.2, cell_budget=0.01)
+
+
+def test_the_ledger_sums_exactly() -> None:
+    ledger = Ledger()
+    costs = [0.05268, 0.40986, 0.05588] * 70  # float addition drifts over 210 of these
+    for usd in costs:
+        ledger.add(Cost(usd, False, ""))
+    assert sum(costs) != 36.2894  # what plain float addition gives instead
+    assert ledger.usd == 36.2894 and repr(ledger.usd) == "36.2894"
+    assert ledger.label == "$36.29 this session"

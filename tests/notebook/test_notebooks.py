@@ -231,3 +231,24 @@ def test_key_never_reaches_an_output(tmp_path: Path) -> None:
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert "simulator" not in json.dumps(first.outputs).lower(), "a key was set: no simulator"
     assert_no_key_in_tree(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_edit_notebook_exports_only_what_it_made(tmp_path: Path) -> None:
+    """05-edit's gallery holds this run's records, not a long history's (100 records oldest
+    first made a 25,000 px page)."""
+    from _seed_history import seed
+
+    from cometnb._storage.folder import History
+
+    history = tmp_path / "history"
+    earlier = set(seed(history, 80))
+    nb = run_notebook("05-edit.ipynb", tmp_path, kernel_env(history))
+    assert not [o for o in all_outputs(nb) if o.get("output_type") == "error"]
+    made = [r for r in History(history).records() if r.id not in earlier]
+    assert 5 <= len(made) <= 10 and any(r.kind == "edit" for r in made)
+    page = (history / "edits.html").read_text()
+    assert page.count('<div class="rec">') == len(made)
+    assert f"{len(made)} record(s)" in page
+    assert not [rid for rid in earlier if rid in page], "the export holds earlier records"

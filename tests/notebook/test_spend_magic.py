@@ -51,7 +51,7 @@ def test_grid_over_the_budget_is_refused_with_nothing_sent(
 ) -> None:
     configure(ip, budget=0.50)
     result, out = run(ip, capsys, f"{NINE}\n{PROMPT}")
-    line = assert_short_error(result, out, BudgetError, "9 requests would cost", "$0.500 left")
+    line = assert_short_error(result, out, BudgetError, "9 requests would cost", "$0.50 left")
     assert "≈ $0.69" in line and "nothing was sent" in line  # 23,012 image tokens at $30/M
     assert sim.request_count == 0
 
@@ -60,7 +60,7 @@ def test_cell_budget_refuses_too(
     ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result, out = run(ip, capsys, f"{NINE} --budget 0.25\n{PROMPT}")
-    assert_short_error(result, out, BudgetError, "--budget", "$0.250 left")
+    assert_short_error(result, out, BudgetError, "--budget", "$0.25 left")
     assert sim.request_count == 0
     result, out = run(ip, capsys, f"{NINE} --budget 1\n{PROMPT}")
     assert result.success, result.error_in_exec
@@ -278,3 +278,36 @@ def test_cell_budget_that_is_not_an_amount_is_refused(
     result, out = run(ip, capsys, f"%%cometimg -m gpt-image-2 -q low --budget {value}\n{PROMPT}")
     assert not result.success and "--budget needs an amount of USD" in out
     assert sim.request_count == 0
+
+
+def test_a_budget_set_below_what_the_session_spent_is_explained_in_one_line(
+    ip: Any, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's case: $0.10 spent, then ``%config CometImg.budget = 0.05``."""
+    for _ in range(2):
+        run(ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q medium\n{PROMPT}")
+    spent = session.usd
+    assert 0.10 <= spent < 0.12 and sim.request_count == 2
+    result, out = run(ip, capsys, "%config CometImg.budget = 0.05")
+    assert result.success
+    (note,) = [line for line in out.splitlines() if line.strip()]
+    assert note.startswith(f"Note: budget $0.05 set after ${spent:.2f} was already spent")
+    assert "nothing left" in note and "%config CometImg.budget = None" in note
+    result, out = run(ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low\n{PROMPT}")
+    line = assert_short_error(result, out, BudgetError, "budget $0.05 used up", "nothing left")
+    assert "$0.000" not in line and "nothing was sent" in line
+    assert sim.request_count == 2
+    # Raised above what was spent, the budget covers the next request again.
+    result, out = run(ip, capsys, "%config CometImg.budget = 0.20")
+    assert out.strip() == ""
+    result, _ = run(ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q low\n{PROMPT}")
+    assert result.success and sim.request_count == 3
+
+
+def test_the_budget_trait_says_what_it_counts(ip: Any) -> None:
+    from cometnb._core.budget import BUDGET_MEANING
+
+    trait = ip.magics_manager.registry["CometImg"].traits()["budget"]
+    assert trait.help == BUDGET_MEANING and "before the budget was set counts" in trait.help
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert "counts what this kernel session spent before it was set" in readme

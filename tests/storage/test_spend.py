@@ -16,7 +16,7 @@ from conftest import FAKE_KEY
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import session
-from cometnb._core.cost import Cost, format_usd
+from cometnb._core.cost import Cost, format_spend
 from cometnb._core.costing import gpt_image_2_tokens, prompt_tokens
 from cometnb._core.models import ImageRequest
 from cometnb._core.prices import builtin_table
@@ -243,7 +243,7 @@ def test_spend_by_tag_total_counts_each_record_once(sim_client: Client, hist: Hi
     assert by_tag.requests == 3 and by_tag.counts == {"cover": 2, "v2": 1, "(untagged)": 1}
     page = by_tag._repr_html_()
     total_row = page[page.index("<th>total</th>") :]
-    assert format_usd(hist.spend()) in total_row and ">3</th>" in total_row
+    assert format_spend(hist.spend()) in total_row and ">3</th>" in total_row
     assert "rows overlap" in total_row
     by_model = hist.spend(by="model")
     assert by_model.total == pytest.approx(hist.spend()) and not by_model.overlaps

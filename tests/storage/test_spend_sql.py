@@ -110,16 +110,16 @@ def _mixed_history(root: Path) -> History:
 def _assert_same(found: float | SpendTable, expected: float | SpendTable) -> None:
     if not isinstance(expected, SpendTable):
         assert isinstance(found, float) and not isinstance(found, SpendTable)
-        assert found == pytest.approx(expected, abs=1e-9)
+        assert found == expected  # exact: both add whole nano-dollars
         return
     assert isinstance(found, SpendTable) and found.by == expected.by
     assert list(found) == list(expected)  # same rows, same order
-    assert list(found.values()) == pytest.approx(list(expected.values()), abs=1e-9)
+    assert list(found.values()) == list(expected.values())
     assert found.counts == expected.counts
     assert found.unknown == expected.unknown
     assert found.estimated == expected.estimated
     assert found.requests == expected.requests
-    assert found.total == pytest.approx(expected.total, abs=1e-9)
+    assert found.total == expected.total
     assert found.overlaps == expected.overlaps
 
 

@@ -99,9 +99,26 @@ def test_in_memory_and_synthetic_results(monkeypatch: pytest.MonkeyPatch) -> Non
     assert data_uris(html)[0] == img.data  # small enough to embed as is
 
 
-def test_paths_outside_the_working_directory_are_shown_not_linked(evil: Record) -> None:
+def test_paths_outside_the_working_directory_get_only_the_absolute_link(evil: Record) -> None:
+    path = evil.images[0].path
+    assert path is not None
     html = image_html(evil.images[0])
-    assert "<code" in html and "href=" not in html
+    assert "<code" in html
+    assert re.findall(r'href="([^"]+)"', html) == [path.resolve().as_uri()]
+
+
+def test_originals_are_linked_relative_and_absolute(
+    hist: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name opens the original in Jupyter (relative to the notebook's folder); the
+    ``file`` link reaches it from an nbconvert page moved anywhere on this machine."""
+    rec = hist.record_success(body("a fox"), api_result(size="64x64"), elapsed_s=1.0)
+    path = rec.images[0].path
+    assert path is not None
+    monkeypatch.chdir(hist.path.parent)
+    links = re.findall(r'href="([^"]+)"', image_html(rec.images[0]))
+    assert links == [f"{hist.path.name}/images/{path.name}", path.resolve().as_uri()]
+    assert all(not link.startswith("data:") for link in links)  # the original is not embedded
 
 
 def test_failed_generation_shows_an_error_box() -> None:
@@ -150,14 +167,32 @@ def test_grid_with_one_axis_is_one_row_of_columns(hist: History) -> None:
     assert "2 requests · 2/2 done" in html  # a one-axis grid is a row of requests
 
 
-def test_grid_of_prompts_runs_down(hist: History) -> None:
-    html = grid_html(make_grid(hist, {"prompt": ["a fox", "an owl", "a cat"]}))
-    _head, *rows = table_rows(html)
-    assert [("a fox" in r, "an owl" in r, "a cat" in r) for r in rows] == [
-        (True, False, False),
-        (False, True, False),
-        (False, False, True),
-    ]
+def tiles(html: str) -> list[str]:
+    return html.split('class="cometnb-grid-tile"')[1:]
+
+
+def test_grid_of_prompts_is_a_wrapping_row_of_tiles_in_line_order(hist: History) -> None:
+    prompts = [f"prompt number {i}: a fox in the snow" for i in range(12)]
+    html = grid_html(make_grid(hist, {"prompt": prompts}))
+    assert "<table" not in html and "flex-wrap:wrap" in html
+    found = tiles(html)
+    assert len(found) == 12
+    for i, tile in enumerate(found):
+        assert f"prompt number {i}:" in tile and len(data_uris(tile)) == 1
+    assert "12 requests · 12/12 done" in html
+
+
+def test_long_prompt_labels_wrap_at_words_with_the_whole_prompt_on_hover(hist: History) -> None:
+    long = "a photograph " + "from generation to generation " * 12 + "the end"
+    html = grid_html(make_grid(hist, {"prompt": [long, "short"]}))
+    (label,) = re.findall(
+        r'<span title="([^"]*)"><span[^>]*>prompt=</span>([^<]*)</span>', tiles(html)[0]
+    )
+    title, shown = label
+    assert title == long  # the whole prompt on hover
+    assert shown.endswith("…") and shown[:-1] == long[: len(shown) - 1].rstrip()
+    assert long.startswith(shown[:-1]) and long[len(shown) - 1] == " "  # cut at a word
+    assert "overflow-wrap:anywhere" in html  # the label wraps in its tile
 
 
 def test_grid_two_axes_first_across_second_down(hist: History) -> None:
@@ -202,7 +237,10 @@ def test_pending_and_failed_cells(hist: History) -> None:
         status="error",
     )
     html = grid_html(grid, {2: "waiting 5 s (HTTP 429)"})
-    assert "waiting 5 s (HTTP 429)" in html and "xxx…" in html and "x" * 300 not in html
+    assert "waiting 5 s (HTTP 429)" in html and "xxx…" in html
+    (summary,) = re.findall(r"<summary[^>]*>(.*?)</summary>", html)
+    assert "x" * 300 not in summary and "show the full error" in summary
+    assert "x" * 1000 in html.split("</summary>", 1)[1]  # the whole text, one click away
     assert "1/3 done · 1 failed" in html  # done counts images made, not cells finished
     listed = grid_html(grid, ["", "", "queued"])
     assert "queued" in listed
@@ -288,11 +326,11 @@ def test_origin_says_where_a_record_was_made(hist: History, origin: str, label: 
         assert "re-run of" not in html
 
 
-def test_each_line_grid_has_no_blank_column_header(hist: History) -> None:
-    html = grid_html(make_grid(hist, {"prompt": ["a fox", "a whale"]}))
-    head = table_rows(html)[0]
+def test_each_line_by_model_grid_is_a_table_with_every_header_named(hist: History) -> None:
+    html = grid_html(make_grid(hist, {"prompt": ["a fox", "a whale"], "model": ["m1", "m2"]}))
+    head, *rows = table_rows(html)
     assert "<th" in head and "></th>" not in head.split("</th>", 1)[1]
-    assert ">image</th>" in head
+    assert head.count("model=") == 2 and len(rows) == 2
 
 
 def test_compare_highlights_only_what_differs(hist: History) -> None:
