@@ -106,9 +106,11 @@ def seed(path: str | Path, count: int = 60) -> list[str]:
                 body, _model_not_found(), elapsed_s=0.4, tags=tags, origin="panel"
             )
         elif i % 11 == 10:
+            unsent = CancelledError("Cancelled before the request was sent: nothing was billed.")
+            unsent.may_be_billed = False
             rec = hist.record_failure(
                 body,
-                CancelledError("cancelled before sending"),
+                unsent,
                 elapsed_s=0.0,
                 tags=tags,
                 origin="panel",

@@ -209,8 +209,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             return
         changed = carry_settings(self.form, self.spend, source, before)
         self.spend.refresh()
-        what = f"Editing {found.label}: type what to change, then Generate."
-        self.report(f"{changed} {what}" if changed else what, "info")
+        what = "Type what to change, then Generate."
+        self.report(f"{changed} {what}" if changed else f"Editing {found.label}: {what}", "info")
 
     def retry(self, record: Record) -> PanelTask | None:
         """Send a (failed) record's request again, inputs included, through what Generate
@@ -367,10 +367,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:  # a closed widget has none
-            bundle["text/plain"] = (
-                f"cometnb panel ({self.form.summary()}; {len(self.generations)} results): "
-                "run the notebook for the live panel"
-            )
+            # Not the widget tree's repr; fixed, since this output is never updated.
+            bundle["text/plain"] = "cometnb panel (interactive: run the notebook to use it)"
         return bundle  # type: ignore[no-any-return]
 
     def _ipython_display_(self) -> None:
