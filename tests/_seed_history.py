@@ -141,5 +141,20 @@ def seed(path: str | Path, count: int = 60) -> list[str]:
     return ids
 
 
+def seeded_folder(tmp_path_factory: Any, count: int) -> Path:
+    """A history of ``count`` records in a fresh temp folder (built once per test module)."""
+    folder = Path(tmp_path_factory.mktemp(f"seeded{count}")) / "history"
+    seed(folder, count)
+    return folder
+
+
+def use_folder(seeded: Path, history_dir: Path) -> None:
+    """Make ``history_dir`` a copy of ``seeded`` (each test gets its own)."""
+    import shutil
+
+    shutil.rmtree(history_dir, ignore_errors=True)
+    shutil.copytree(seeded, history_dir)
+
+
 if __name__ == "__main__":
     seed(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 60)

@@ -601,6 +601,8 @@ def test_panel_with_a_long_history_in_voila(browser: Any, home: Path) -> None:
             page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
             page.wait_for_selector(".cometnb-panel .cometnb-generate", timeout=60_000)
             _check_rows(page)
+            static = page.locator(".cometnb-static")  # the summary for kernel-less renderers
+            assert static.count() == 1 and not static.is_visible()
             _check_live_validation(page)
             shot = home / "panel-voila.png"
             _screenshot(page, shot, VOILA_SCREENSHOT)

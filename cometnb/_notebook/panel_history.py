@@ -309,14 +309,6 @@ class HistoryBrowser:
         self._show_page()
         self.status.value = f"{len(found)} of {len(hist)} records"
 
-    def refresh_if_changed(self) -> bool:
-        """Refresh only when another process (or this one) wrote since the last read: one
-        cheap :meth:`History.revision` check. True when it refreshed."""
-        if self.history().revision() == self.revision:
-            return False
-        self.refresh()
-        return True
-
     def _filter_changed(self) -> None:
         self.pager.reset()  # a new filter starts at its newest match
         self.refresh()

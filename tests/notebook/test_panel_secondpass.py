@@ -9,7 +9,6 @@ sees other processes' records without Refresh. Against the loopback simulator an
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -19,12 +18,13 @@ from typing import TYPE_CHECKING
 import pytest
 from _history_helpers import image_bytes
 from test_widget import WAIT_S, generate, text_of, wait_until
+from test_widget import live as live  # the fixture: the simulator and a session key
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import session
 from cometnb._core.masks import mask
 from cometnb._notebook.panel_form import START_QUALITY
-from cometnb._notebook.panel_history import ERROR_EXCERPT, FAILED_ONLY
+from cometnb._notebook.panel_history import ERROR_EXCERPT, FAILED_ONLY, HistoryBrowser
 from cometnb.history import history
 from cometnb.widget import Panel, panel
 
@@ -39,24 +39,33 @@ TESTS = Path(__file__).resolve().parents[1]
 def seeded_200(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import _seed_history
 
-    folder = tmp_path_factory.mktemp("seed200") / "h"
-    _seed_history.seed(folder, 200)
-    return folder
+    return _seed_history.seeded_folder(tmp_path_factory, 200)
 
 
 @pytest.fixture
-def p(sim: SimServer, fake_key: str, isolated_env: Path, seeded_200: Path) -> Iterator[Panel]:
-    shutil.rmtree(isolated_env, ignore_errors=True)
-    shutil.copytree(seeded_200, isolated_env)
-    _settings.active().base_url = sim.base_url
-    _settings.set_session_key(fake_key)
+def p(live: SimServer, isolated_env: Path, seeded_200: Path) -> Iterator[Panel]:
+    """A fresh panel on a copy of the 200-record history (copied before the panel opens)."""
+    import _seed_history
+
+    _seed_history.use_folder(seeded_200, isolated_env)
     made = panel()
-    try:
-        yield made
-    finally:
-        made.cancel()
-        made.wait(WAIT_S)
-        made.close()
+    yield made
+    made.cancel()  # what the other panel fixtures do: stop, wait, close
+    made.wait(WAIT_S)
+    made.close()
+
+
+def count_refreshes(b: HistoryBrowser) -> list[int]:
+    """Each call of ``b.refresh`` from now on appends one item."""
+    calls: list[int] = []
+    real = b.refresh
+
+    def counting() -> None:
+        calls.append(1)
+        real()
+
+    b.refresh = counting  # type: ignore[method-assign]
+    return calls
 
 
 def _row_of(p: Panel, record_id: str):  # type: ignore[no-untyped-def]
@@ -252,14 +261,7 @@ def test_search_waits_for_a_pause_in_typing_inside_a_loop(p: Panel) -> None:
     b = p.history_browser
     assert "as you type" in b.filter_text.placeholder
     total = len(b.found)
-    refreshes: list[int] = []
-    real = b.refresh
-
-    def counting() -> None:
-        refreshes.append(1)
-        real()
-
-    b.refresh = counting  # type: ignore[method-assign]
+    refreshes = count_refreshes(b)
 
     async def typing() -> None:
         for text in ("r", "ra", "ram", "rame", "ramen"):
@@ -406,14 +408,7 @@ def test_a_displayed_panel_sees_another_process_write_without_refresh(
 ) -> None:
     b = p.history_browser
     before = len(b.found)
-    refreshes: list[int] = []
-    real = b.refresh
-
-    def counting() -> None:
-        refreshes.append(1)
-        real()
-
-    b.refresh = counting  # type: ignore[method-assign]
+    refreshes = count_refreshes(b)
 
     async def displayed() -> None:
         assert p.watch_history(every_s=0.1)

@@ -570,17 +570,14 @@ def seeded_1000(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,000 realistic records, built once (a few seconds) and copied for each test."""
     import _seed_history
 
-    folder = tmp_path_factory.mktemp("seeded") / "history"
-    _seed_history.seed(folder, 1000)
-    return folder
+    return _seed_history.seeded_folder(tmp_path_factory, 1000)
 
 
 @pytest.fixture
 def long_history(p: Panel, isolated_env: Path, seeded_1000: Path) -> Panel:
-    import shutil
+    import _seed_history
 
-    shutil.rmtree(isolated_env, ignore_errors=True)
-    shutil.copytree(seeded_1000, isolated_env)
+    _seed_history.use_folder(seeded_1000, isolated_env)
     p.history_browser.refresh()
     return p
 
