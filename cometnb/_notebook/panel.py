@@ -398,8 +398,9 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
 
     def watch_history(self, every_s: float = WATCH_S) -> bool:
         """Check the history every ``every_s`` seconds on the running loop (a kernel's) and
-        refresh the open browser when another kernel or process wrote; started when the
-        panel is displayed, stopped by ``close()``. False when there is no running loop."""
+        refresh the open browser when another kernel or process wrote (and the spend line,
+        for a budget set meanwhile); started when the panel is displayed, stopped by
+        ``close()``. False when there is no running loop."""
         if self._watcher is not None and not self._watcher.done():
             return True
         try:
@@ -413,6 +414,9 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         browser = self.history_browser
         while self.comm is not None:  # closed widgets stop watching
             await asyncio.sleep(every_s)
+            # A budget set (or spend made) elsewhere since: the warning shows before a click.
+            with contextlib.suppress(Exception):
+                self.spend.refresh()
             if self.history_section.selected_index != 0 or browser.revision is None:
                 continue  # the browser is closed: it re-reads when opened
             try:

@@ -426,3 +426,22 @@ def test_a_displayed_panel_sees_another_process_write_without_refresh(
 
     asyncio.run(asyncio.wait_for(displayed(), WAIT_S * 2))
     assert len(b.found) == before + 2 and len(refreshes) >= 1
+
+
+def test_a_budget_set_after_display_turns_the_line_into_a_warning_without_a_click(
+    p: Panel,
+) -> None:
+    p.prompt.value, p.model.value, p.size.value = "a paper boat", "gpt-image-2", "1024x1024"
+    assert "over budget" not in text_of(p.spend.widget)
+
+    async def displayed() -> None:
+        assert p.watch_history(every_s=0.05)
+        _settings.active().budget = 0.01  # what %config CometImg.budget = 0.01 does
+        while "over budget" not in text_of(p.spend.widget):
+            await asyncio.sleep(0.02)
+        assert p._watcher is not None
+        p._watcher.cancel()
+
+    asyncio.run(asyncio.wait_for(displayed(), WAIT_S))
+    assert "$0.010 left of $0.01" in text_of(p.spend.widget)
+    assert p.submit() is None and "refused" in text_of(p.message)
