@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -364,7 +365,10 @@ def test_a_cancel_before_the_post_is_not_charged(p: Panel, sim: SimServer) -> No
     spent = session.usd
     real = base.request_steps
 
+    waiting = threading.Event()
+
     def waits_first(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        waiting.set()
         yield Sleep(30)  # what the pacer yields while the rate limit holds a request back
         return (yield from real(*args, **kwargs))  # type: ignore[arg-type]
 
@@ -374,7 +378,7 @@ def test_a_cancel_before_the_post_is_not_charged(p: Panel, sim: SimServer) -> No
         p.prompt.value, p.model.value = "never leaves", "gpt-image-1-mini"
         task = p.submit()
         assert task is not None
-        wait_until(lambda: task.state == "running")
+        assert waiting.wait(WAIT_S)  # inside the exchange, before any POST
         p.cancel()
         assert p.wait(WAIT_S)
     finally:
