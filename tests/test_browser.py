@@ -557,12 +557,12 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
         _check_controls_fit(page)
         label = page.locator(".cometnb-history .cometnb-page-label")
         assert label.inner_text() == f"1–{PAGE_ROWS} of {SEEDED}"
-        _check_dense_list(page, home)
-        _check_failed_row(page, home)
-        _check_edit_carries_settings(page, home)
         shot = home / "panel-history.png"  # the first page, as a person opening it sees it
         _screenshot(page, shot, SCREENSHOT)
         assert shot.stat().st_size > 10_000
+        _check_dense_list(page, home)
+        _check_failed_row(page, home)
+        _check_edit_carries_settings(page, home)
         page.click(".cometnb-history .cometnb-page-older")
         page.wait_for_function(
             "document.querySelector('.cometnb-history .cometnb-history-prompt').innerText"
