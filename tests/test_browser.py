@@ -43,7 +43,8 @@ if CHROMIUM is None:  # the only reason to skip: `make chromium` installs it
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "panel.png"
 VOILA_SCREENSHOT = REPO / "docs" / "panel-voila.png"
-SEEDED = 60  # records in the realistic history
+SEEDED = 200  # records in the realistic history (failures, edits with lineage, 6 models)
+SHOTS = Path(os.environ.get("COMETNB_SHOTS", "")) if os.environ.get("COMETNB_SHOTS") else None
 PAGE_ROWS = 20  # rows the panel builds at a time (panel_pager.PAGE_SIZE)
 TOKEN = "cometnb-browser-test"
 ARGS = [
@@ -317,16 +318,16 @@ def _check_rows(page: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = page.evaluate(ROW_BOXES)
     assert len(rows) == PAGE_ROWS
     for row in rows:
-        assert row["height"] >= 100, rows  # a 96 px thumbnail plus padding, never squeezed
+        assert row["height"] >= 64, rows  # a 64 px thumbnail plus padding, never squeezed
         assert row["promptHeight"] >= 14 and row["promptWidth"] >= 200, row
         assert len(row["prompt"]) >= 20, row
     heights = [row["height"] for row in rows]
-    assert max(heights) - min(heights) <= 40, heights  # one or three prompt lines
+    assert max(heights) <= 130, heights  # dense: a failure's reason adds one line, no more
     scroll = page.evaluate(
         "(() => { const l = document.querySelector('.cometnb-history-list');"
         " return [l.scrollHeight, l.clientHeight]; })()"
     )
-    assert scroll[0] > scroll[1] + 500, scroll  # the list scrolls instead of squeezing
+    assert scroll[0] > scroll[1] + 100, scroll  # the list scrolls instead of squeezing
     return rows
 
 
@@ -389,9 +390,8 @@ def _check_hint_widens(page: Any) -> None:
 
 
 def _check_export_link(page: Any) -> None:
-    search = page.locator(".cometnb-history input[placeholder='search prompts']")
-    search.fill("ramen")
-    search.press("Enter")
+    search = page.locator(".cometnb-history input[placeholder='search prompts (as you type)']")
+    search.fill("(take 19")  # no Enter: the search runs once typing pauses (11 records)
     page.wait_for_function(
         "document.querySelectorAll('.cometnb-history .cometnb-history-entry').length < 20",
         timeout=WAIT_MS,
@@ -407,12 +407,15 @@ def _check_export_link(page: Any) -> None:
 
     with zipfile.ZipFile(io.BytesIO(base64.b64decode(href.split(",", 1)[1]))) as zf:
         lines = zf.read("records.jsonl").decode().splitlines()
-    assert len(lines) == shown and all("ramen" in line for line in lines)
+    assert len(lines) == shown == 11 and all("(take 19" in line for line in lines)
     assert re.search(
         rf"Exported {shown} records matching the filter", link.locator("..").inner_text()
     )
     search.fill("")
-    search.press("Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('.cometnb-history .cometnb-history-entry').length === 20",
+        timeout=WAIT_MS,
+    )
 
 
 TOOLBAR_CLIPPED = """() => {
@@ -469,6 +472,83 @@ def _check_shift_enter_generates(page: Any) -> None:
     assert prompt.input_value() == "a paper boat on a rainy street"
 
 
+def _shot(target: Any, home: Path, name: str) -> Path:
+    """A screenshot beside the notebooks, copied to $COMETNB_SHOTS when set."""
+    path = home / name
+    target.screenshot(path=str(path), animations="disabled")
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        (SHOTS / name).write_bytes(path.read_bytes())
+    assert path.stat().st_size > 5_000
+    return path
+
+
+VISIBLE_ROWS = """() => {
+    const l = document.querySelector('.cometnb-history-list').getBoundingClientRect();
+    return [...document.querySelectorAll('.cometnb-history .cometnb-history-entry')]
+        .filter(e => { const r = e.getBoundingClientRect();
+                       return r.top >= l.top - 1 && r.bottom <= l.bottom + 1; }).length; }"""
+
+
+def _check_dense_list(page: Any, home: Path) -> None:
+    """The list takes most of a 1000 px window and shows 8+ whole rows with size, quality,
+    cost; the live panel hides its static summary; the model filter has no typo'd model."""
+    page.set_viewport_size({"width": 1200, "height": 1000})
+    page.locator(".cometnb-history-list").scroll_into_view_if_needed()
+    height = page.evaluate(
+        "document.querySelector('.cometnb-history-list').getBoundingClientRect().height"
+    )
+    assert height >= 600, height  # min(70vh, …): 700 px here, was 460
+    assert page.evaluate(VISIBLE_ROWS) >= 8
+    meta = page.locator(".cometnb-history .cometnb-history-meta").first.inner_text()
+    assert re.search(r"\d+x\d+", meta) and ("$" in meta or "cost unknown" in meta), meta
+    static = page.locator(".cometnb-static")
+    assert static.count() == 1 and not static.is_visible()  # shown only without the widget
+    options = page.locator(".cometnb-history select >> nth=0").inner_text().replace("\xa0", " ")
+    assert "gpt-imag-2 (failed only)" in options and options.count("gpt-imag-2") == 1
+    _shot(page.locator(".cometnb-history-list"), home, "panel-200-records.png")
+
+
+def _check_failed_row(page: Any, home: Path) -> None:
+    """A failed row shows its reason; a click opens the full text; Retry is there."""
+    row = page.locator(".cometnb-history .cometnb-history-failed:has(details)").first
+    row.scroll_into_view_if_needed()
+    summary = row.locator("details summary")
+    assert "(more)" in summary.inner_text()
+    summary.click()
+    full = row.locator("details div")
+    full.wait_for(state="visible", timeout=WAIT_MS)
+    assert len(full.inner_text()) > len(summary.inner_text()) - 10
+    assert row.locator(".cometnb-retry").is_visible()
+    _shot(row, home, "panel-failed-row.png")
+
+
+def _check_edit_carries_settings(page: Any, home: Path) -> None:
+    """Edit on a gpt-image-1 row: the form takes its model, size, quality and says so."""
+    page.locator(".cometnb-panel .cometnb-model input").fill("gpt-image-2")
+    page.select_option(".cometnb-panel .cometnb-quality select", "high")
+    row = page.locator(
+        ".cometnb-history .cometnb-history-entry:has(.cometnb-history-meta:text-matches("
+        "'gpt-image-1 · .* · low'))"
+    ).first
+    row.locator(".cometnb-edit").click()
+    message = page.locator(".cometnb-panel .cometnb-message")
+    page.wait_for_function(
+        "document.querySelector('.cometnb-panel .cometnb-message').innerText"
+        ".includes('Settings from record')",
+        timeout=WAIT_MS,
+    )
+    text = message.inner_text()
+    assert "was gpt-image-2" in text and "high" in text and "now gpt-image-1" in text, text
+    assert page.locator(".cometnb-panel .cometnb-model input").input_value() == "gpt-image-1"
+    page.evaluate("window.scrollTo(0, 0)")
+    top = page.locator(".cometnb-panel")
+    top.scroll_into_view_if_needed()
+    page.set_viewport_size({"width": 1200, "height": 1000})
+    _shot(page, home, "panel-edit-carries.png")
+    page.click(".cometnb-panel .cometnb-edit-clear")
+
+
 def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: Path) -> None:
     page = _open_notebook(browser, lab, "history.ipynb")
     try:
@@ -480,6 +560,9 @@ def test_panel_with_a_long_history_in_jupyterlab(lab: str, browser: Any, home: P
         shot = home / "panel-history.png"  # the first page, as a person opening it sees it
         _screenshot(page, shot, SCREENSHOT)
         assert shot.stat().st_size > 10_000
+        _check_dense_list(page, home)
+        _check_failed_row(page, home)
+        _check_edit_carries_settings(page, home)
         page.click(".cometnb-history .cometnb-page-older")
         page.wait_for_function(
             "document.querySelector('.cometnb-history .cometnb-history-prompt').innerText"
@@ -518,6 +601,8 @@ def test_panel_with_a_long_history_in_voila(browser: Any, home: Path) -> None:
             page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
             page.wait_for_selector(".cometnb-panel .cometnb-generate", timeout=60_000)
             _check_rows(page)
+            static = page.locator(".cometnb-static")  # the summary for kernel-less renderers
+            assert static.count() == 1 and not static.is_visible()
             _check_live_validation(page)
             shot = home / "panel-voila.png"
             _screenshot(page, shot, VOILA_SCREENSHOT)
@@ -564,3 +649,75 @@ def test_shift_enter_generates_in_notebook_7(browser: Any, home: Path) -> None:
             page.close()
     finally:
         _stop(proc)
+
+
+# --- nbconvert: the panel without a live kernel --------------------------------------------------
+
+RUN_PANEL = """import asyncio
+p = cometnb.panel(open_history=False)
+p"""
+MAKE_TWO = """for prompt in ("a lighthouse at dusk, oil painting", "a red fox in fresh snow"):
+    p.prompt.value, p.model.value, p.quality.value = prompt, "gpt-image-1-mini", "low"
+    assert p.submit() is not None
+    while p.tasks.busy:
+        await asyncio.sleep(0.05)
+print(len(p.generations), "results")"""
+
+
+@pytest.mark.parametrize("widget_state", [False, True], ids=["no-widget-state", "widget-state"])
+def test_nbconvert_html_of_a_notebook_holding_a_panel(
+    browser: Any, home: Path, widget_state: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Executed by nbclient, exported by nbconvert's HTML exporter, opened offline in Chromium:
+    the panel's static summary shows its settings and both results as images, never the raw
+    ``Panel(children=…`` text, with or without the widget state saved."""
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) for c in (SETUP, RUN_PANEL, MAKE_TWO)]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    work = home / f"nbconvert-{widget_state}"
+    work.mkdir(exist_ok=True)
+    env = _kernel_env(home)
+    for name in ("COMETAPI_KEY", "COMETAPI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # the kernel inherits them
+    client = NotebookClient(
+        nb, timeout=120, kernel_name="python3", store_widget_state=widget_state,
+        resources={"metadata": {"path": str(work)}},
+    )  # fmt: skip
+    client.execute()
+    assert "2 results" in "".join(o.get("text", "") for o in nb.cells[2].outputs)
+    assert ("widgets" in nb.metadata) is widget_state
+    page_html, _ = HTMLExporter().from_notebook_node(nb)
+    assert "Panel(children=" not in page_html
+    assert page_html.count("cometnb-static") >= 1
+    target = work / "panel.html"
+    target.write_text(page_html)
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    try:
+        page.route("http*://**", lambda route: route.abort())  # offline: no CDN widget manager
+        page.goto(target.as_uri())
+        static = page.locator(".cometnb-static")
+        static.wait_for(state="visible", timeout=WAIT_MS)
+        text = static.inner_text()
+        assert "gpt-image-1-mini · default size · low" in text
+        assert "a red fox in fresh snow" in text and "a lighthouse at dusk" in text
+        images = static.locator("img")
+        assert images.count() == 2
+        loaded = page.evaluate(
+            "[...document.querySelectorAll('.cometnb-static img')]"
+            ".map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert loaded == [True, True]
+        assert "Panel(children" not in page.inner_text("body")
+        _shot(page, home, f"panel-nbconvert{'-state' if widget_state else ''}.png")
+    finally:
+        page.close()

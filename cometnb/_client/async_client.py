@@ -23,6 +23,7 @@ from cometnb._client.base import (
     OnPartial,
     OnResult,
     RequestLike,
+    SentWatch,
     _BaseClient,
     _cancelled,
     _is_synthetic,
@@ -268,8 +269,9 @@ class AsyncClient(_BaseClient):
         origin: str | None,
     ) -> Generation:
         start = time.monotonic()
+        watch = SentWatch(on_event)  # a cancel before the first POST is not billed
         try:
-            result = await self._obtain(body, on_partial, on_event)
+            result = await self._obtain(body, on_partial, watch)
         except CometError as error:
             elapsed = time.monotonic() - start
             return await asyncio.to_thread(
@@ -288,7 +290,7 @@ class AsyncClient(_BaseClient):
                 self._record_failure,
                 history,
                 body,
-                _cancelled(),
+                _cancelled(watch.sent),
                 elapsed,
                 tags,
                 origin,

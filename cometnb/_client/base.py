@@ -65,6 +65,7 @@ SIMULATOR_HEADER = "x-cometnb-simulator"
 USER_AGENT = f"cometnb/{__version__}"
 _UNSAFE_KEY_HINT = "Copy the key again (only the key) and " + KEY_HINT[0].lower() + KEY_HINT[1:]
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
+CANCELLED_UNSENT = "Cancelled before the request was sent: nothing was billed."
 
 
 @functools.cache
@@ -341,8 +342,27 @@ def _is_synthetic(response: httpx.Response) -> bool:
     return bool(response.headers.get(SIMULATOR_HEADER) == "1")
 
 
-def _cancelled() -> CancelledError:
-    return CancelledError(CANCELLED_MESSAGE)
+def _cancelled(sent: bool = True) -> CancelledError:
+    """The error a cancelled request is recorded with; one cancelled before its first POST
+    left (``sent=False``) may not have been billed, so it costs $0."""
+    error = CancelledError(CANCELLED_MESSAGE if sent else CANCELLED_UNSENT)
+    if not sent:
+        _before_sending(error)
+    return error
+
+
+class SentWatch:
+    """An ``on_event`` wrapper that notes the ``"sending"`` event (a POST about to leave)."""
+
+    def __init__(self, on_event: OnEvent | None) -> None:
+        self.on_event = on_event
+        self.sent = False
+
+    def __call__(self, event: ClientEvent) -> None:
+        if event.kind == "sending":
+            self.sent = True
+        if self.on_event is not None:
+            self.on_event(event)
 
 
 def unexpected(exc: BaseException, stage: Literal["sending", "storing"]) -> CometError:

@@ -265,6 +265,8 @@ def failure_cost(
         may_be_billed = status_may_be_billed(int(status))
     if may_be_billed is False:
         why = f"refused by the server (HTTP {status})" if status is not None else "refused"
+        if error_type == "CancelledError":
+            why = "cancelled before sending"
         return Cost(0.0, False, f"{why}: not billed", table.label)
     guess = estimate_body(body, table)
     return Cost(guess.usd, True, f"may have been billed; {guess.basis}", table.label)

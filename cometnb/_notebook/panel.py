@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ClientEvent
 from cometnb._core.progress import describe_event
+from cometnb._notebook.panel_carry import carry_settings
 from cometnb._notebook.panel_edit import EditStrip
 from cometnb._notebook.panel_form import RequestForm
 from cometnb._notebook.panel_history import HistoryBrowser
@@ -30,19 +32,25 @@ from cometnb._notebook.panel_messages import message_html, short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
 from cometnb._notebook.panel_results import ResultGallery
 from cometnb._notebook.panel_spend import SpendLine
+from cometnb._notebook.panel_static import HIDE_WHEN_LIVE, static_html
 from cometnb._notebook.panel_validation import LiveValidation
 
 if TYPE_CHECKING:
     from cometnb._core.models import Generation
+    from cometnb._storage.records import Record
 
 __all__ = ["Panel", "panel"]
 
 GALLERY_SIZE = 8  # newest generations kept in the panel; the rest live in the history
 PREVIEW_PX = 256
 TICK_S = 0.5
+# How often a displayed panel checks whether another kernel or process wrote to the history
+# (History.revision(): two stat calls and two tiny queries); the list is re-read only then.
+WATCH_S = 3.0
 # Compact display inside the panel only (the shared HTML views size images for full cells).
 # Scoped to .cometnb-panel; !important because the views use inline styles.
-PANEL_CSS = """<style>
+PANEL_CSS = (
+    """<style>
 .cometnb-panel .cometnb-gallery .widget-html-content { white-space: normal; }
 .cometnb-panel .cometnb-gallery .cometnb-card { max-width: 300px !important; margin: 0 !important; }
 .cometnb-panel .cometnb-gallery .cometnb-card:has(.cometnb-edit-pair) {
@@ -54,7 +62,11 @@ PANEL_CSS = """<style>
 .cometnb-panel .cometnb-compare img {
   width: 220px !important; height: 220px !important; }
 .cometnb-panel .cometnb-compare .widget-html-content { white-space: normal; overflow: auto; }
+"""
+    + HIDE_WHEN_LIVE
+    + """
 </style>"""
+)
 
 
 def _guarded(report: Callable[[str], None], fn: Callable[[Any], object]) -> Callable[[Any], None]:
@@ -98,16 +110,23 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.cancel_button.add_class("cometnb-cancel")
         self.cancel_button.layout.display = "none"
         self.progress = _html("cometnb-progress")
-        self.spend = SpendLine(self.form)
+        self.edit_strip = EditStrip(on_change=lambda: self.spend.refresh())
+        self.edit_strip.set_model(str(self.form.model.value))
+        # The estimate covers the edit strip's inputs too (input images are billed).
+        self.spend = SpendLine(self.form, extra=self.edit_strip.request_fields)
         self.message = _html("cometnb-message")
         self.preview = _html("cometnb-preview")
         # One card per result (newest first), each with its own Edit button.
         self.gallery = ResultGallery(self.edit_from, lambda fn: _guarded(self.report, fn))
-        self.edit_strip = EditStrip()
-        self.edit_strip.set_model(str(self.form.model.value))
         self.history_browser = HistoryBrowser(
-            on_load=self._load_settings, report=self.report, on_edit=self.edit_from
+            on_load=self._load_settings,
+            report=self.report,
+            on_edit=self.edit_from,
+            on_retry=self.retry,
         )
+        self._static_id: str | None = None  # the display id of the static summary, once shown
+        self._watcher: asyncio.Task[None] | None = None
+        self._dropped = 0  # queued requests the last Cancel dropped
         self.history_section = W.Accordion(children=[self.history_browser.box], titles=("History",))
         self.history_section.add_class("cometnb-history-section")
         self.tasks = TaskQueue(self._generate, on_change=self._show_state)
@@ -181,14 +200,46 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
 
     def edit_from(self, source: Any) -> None:
         """Put an image in the edit strip (a Generation, Record, GeneratedImage, bytes, path):
-        the next Generate edits it (what the "Edit" buttons do)."""
+        the next Generate edits it (what the "Edit" buttons do). A Record's or Generation's
+        model, size, quality and other settings come with it; when that changes the form,
+        the message says what it was and is now, with both estimates."""
+        before = (self.form.summary(), self.spend.estimate())
         found = self.edit_strip.add(source)
-        if found is not None:
-            self.report(f"Editing {found.label}: type what to change, then Generate.", "info")
+        if found is None:
+            return
+        changed = carry_settings(self.form, self.spend, source, before)
+        self.spend.refresh()
+        what = "Type what to change, then Generate."
+        self.report(f"{changed} {what}" if changed else f"Editing {found.label}: {what}", "info")
 
-    def cancel(self) -> bool:
-        """Cancel the running generation (queued ones still run)."""
-        return self.tasks.cancel()
+    def retry(self, record: Record) -> PanelTask | None:
+        """Send a (failed) record's request again, inputs included, through what Generate
+        does: validation, the session budget, the queue (what a row's "Retry" does)."""
+        self.message.value = ""
+        try:
+            request = record.to_request().validate()
+            self.spend.check(request)
+        except ValidationError as exc:  # BudgetError is one: nothing is queued
+            self.report(short_message(exc))
+            return None
+        task = self.tasks.submit(PanelTask(request, tuple(record.tags or ())))
+        self.report(f"Retrying record {record.id} ({request.model}).", "info")
+        self._show_state()
+        return task
+
+    def cancel(self, *, keep_queued: bool = False) -> bool:
+        """Cancel the running generation and drop the queued ones (``keep_queued``: they run);
+        the message says how many were dropped. A request cancelled before it was sent is not
+        charged; one already sent may have been billed and stays counted. True if anything
+        was cancelled or dropped."""
+        dropped = [] if keep_queued else self.tasks.drop_queued()
+        running = self.tasks.cancel()
+        if running:
+            self._dropped = len(dropped)  # said when the running task ends
+        elif dropped:
+            self.report(f"Dropped {_queued(len(dropped))}; nothing was sent.", "info")
+        self._show_state()
+        return running or bool(dropped)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every queued generation has finished (outside a kernel); False on timeout."""
@@ -236,6 +287,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         return on_event
 
     def _apply_event(self, task: PanelTask, event: ClientEvent) -> None:
+        if event.kind == "sending":
+            task.sent = True  # a cancel from now on may be billed
         task.note = describe_event(event)  # the same words the %%cometimg status line uses
         if event.kind == "partial" and event.partial_image:
             self._show_preview(event.partial_image)
@@ -263,9 +316,9 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             gen = await _run_request(task, self._on_event(task))
         except CometCancelled:
             task.state = "cancelled"
-            self.report("Cancelled.", "info")
+            self.report(self._cancelled_text(task), "info")
         except asyncio.CancelledError:
-            self.report("Cancelled.", "info")
+            self.report(self._cancelled_text(task), "info")
             raise
         except Exception as exc:  # API errors and anything unexpected: one short line
             task.state, task.error = "error", exc
@@ -280,12 +333,103 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self.preview.value = ""
             self._after_task()
 
+    def _cancelled_text(self, task: PanelTask) -> str:
+        if task.sent:
+            est = task.request.estimate()
+            text = (
+                f"Cancelled after the request was sent: it may have been billed, so its "
+                f"estimate ({est.label}) stays in this session's spend."
+            )
+        else:
+            text = "Cancelled before the request was sent: not charged."
+        dropped, self._dropped = self._dropped, 0
+        if dropped:
+            text += f" Dropped {_queued(dropped)}."
+        return text
+
     def _add_result(self, gen: Generation) -> None:
         self.generations.append(gen)
         self.gallery.show(list(reversed(self.generations[-GALLERY_SIZE:])))
         images = len(gen.images)
         note = " (synthetic image from the simulator)" if gen.synthetic else ""
         self.report(f"{images} image(s) in {gen.elapsed_s:.1f} s{note}", "ok")
+        self._update_static()
+
+    # --- outside a live kernel: the static summary -----------------------------------------
+
+    def static_html(self) -> str:
+        """The panel as static HTML (settings, prompt, newest results as small images): what
+        nbconvert, GitHub or a notebook reopened without running it show."""
+        note = _strip(str(self.message.value))
+        newest = list(reversed(self.generations))
+        return static_html(self.form.summary(), str(self.prompt.value), newest, note)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:  # a closed widget has none
+            # Not the widget tree's repr; fixed, since this output is never updated.
+            bundle["text/plain"] = "cometnb panel (interactive: run the notebook to use it)"
+        return bundle  # type: ignore[no-any-return]
+
+    def _ipython_display_(self) -> None:
+        """Display the widget and, below it, its static summary (see ``panel_static``)."""
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()
+        if bundle is None:
+            return
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]
+        # Shown again: a second summary with the same id, updated with the first.
+        self._static_id = self._static_id or f"cometnb-panel-{uuid.uuid4().hex}"
+        summary = {"text/html": self.static_html()}
+        display(summary, raw=True, display_id=self._static_id)  # type: ignore[no-untyped-call]
+        self.watch_history()
+
+    def _update_static(self) -> None:
+        if self._static_id is None:
+            return
+        with contextlib.suppress(Exception):  # a display hiccup must not break the panel
+            from IPython.display import update_display
+
+            summary = {"text/html": self.static_html()}
+            update_display(summary, raw=True, display_id=self._static_id)  # type: ignore[no-untyped-call]
+
+    # --- seeing other processes' records ---------------------------------------------------
+
+    def watch_history(self, every_s: float = WATCH_S) -> bool:
+        """Check the history every ``every_s`` seconds on the running loop (a kernel's) and
+        refresh the open browser when another kernel or process wrote (and the spend line,
+        for a budget set meanwhile); started when the panel is displayed, stopped by
+        ``close()``. False when there is no running loop."""
+        if self._watcher is not None and not self._watcher.done():
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._watcher = loop.create_task(self._watch(every_s))
+        return True
+
+    async def _watch(self, every_s: float) -> None:
+        browser = self.history_browser
+        while self.comm is not None:  # closed widgets stop watching
+            await asyncio.sleep(every_s)
+            # A budget set (or spend made) elsewhere since: the warning shows before a click.
+            with contextlib.suppress(Exception):
+                self.spend.refresh()
+            if self.history_section.selected_index != 0 or browser.revision is None:
+                continue  # the browser is closed: it re-reads when opened
+            try:
+                token = await asyncio.to_thread(lambda: browser.history().revision())
+                if token != browser.revision:
+                    browser.refresh()
+            except Exception as exc:  # an unreadable index is said once per change, not raised
+                self.report(short_message(exc))
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        super().close()
 
     def _after_task(self) -> None:
         # The history changed (success, failure and cancellation are all recorded).
@@ -314,6 +458,17 @@ async def _run_request(task: PanelTask, on_event: Callable[[ClientEvent], None])
 
     async with AsyncClient() as client:
         return await client.run(task.request, on_event=on_event, tags=task.tags, origin="panel")
+
+
+def _queued(count: int) -> str:
+    return f"{count} queued request{'s' if count != 1 else ''}"
+
+
+def _strip(markup: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def _html(css_class: str) -> W.HTML:

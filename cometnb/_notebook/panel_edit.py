@@ -5,18 +5,25 @@ another sets the mask. Each reference shows as a small thumbnail with a remove b
 fidelity control is shown only for models that take ``input_fidelity`` (gpt-image-1 / 1.5).
 While the strip holds an image, Generate sends an edit; empty, it generates as before (only
 the "Image to edit" upload shows then).
+
+The upload buttons count what the strip holds ("Image to edit (2)", "Mask (1)"): ipywidgets
+draws ``description (len(value))``, so after each upload their value is set to one small
+stand-in entry per image held (no image bytes go back to the browser). A mask is checked when
+it arrives (PNG, alpha, the first image's size: the same rule Generate applies), and a fully
+transparent one still shows, on a checkerboard, saying that it edits everywhere.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import ipywidgets as W
 
 from cometnb._core import images as _decode
-from cometnb._core.edit_caps import FIDELITIES, get_edit_caps, takes_fidelity
+from cometnb._core.edit_caps import FIDELITIES, get_edit_caps, takes_fidelity, validate_edit
 from cometnb._core.errors import ValidationError
 from cometnb._core.previews import make_preview
 from cometnb._core.sources import ImageInput, resolve_source
@@ -24,6 +31,14 @@ from cometnb._core.sources import ImageInput, resolve_source
 __all__ = ["EditStrip"]
 
 THUMB_PX = 72
+_EPOCH = datetime.fromtimestamp(0, timezone.utc)
+CHECKERBOARD = (
+    "background-color:#fff;background-image:linear-gradient(45deg,#ccc 25%,transparent 25%),"
+    "linear-gradient(-45deg,#ccc 25%,transparent 25%),linear-gradient(45deg,transparent 75%,"
+    "#ccc 75%),linear-gradient(-45deg,transparent 75%,#ccc 75%);background-size:12px 12px;"
+    "background-position:0 0,0 6px,6px -6px,-6px 0"
+)
+FULLY_TRANSPARENT = "fully transparent: edits everywhere"
 
 
 class EditStrip:
@@ -42,6 +57,7 @@ class EditStrip:
         self._mask: ImageInput | None = None
         self._model = ""
         self._on_change = on_change
+        self._counting = False  # set while the upload buttons' values are the stand-ins
         self.title = W.HTML("<b>Edit from</b>")
         self.thumbs = W.HBox([], layout=W.Layout(flex_flow="row wrap"))
         self.thumbs.add_class("cometnb-edit-thumbs")
@@ -116,14 +132,20 @@ class EditStrip:
         self._changed()
 
     def set_mask(self, source: Any | None, label: str | None = None) -> None:
+        """Set (or with ``None`` remove) the mask. One that breaks the model's mask rule
+        (PNG with alpha, the first image's size) is refused here, with the reason shown."""
         if source is None:
             self._mask = None
         else:
             try:
-                self._mask = resolve_source(source, label=label)
+                found = resolve_source(source, label=label)
+                if self._images:
+                    validate_edit(self._model, self._images[:1], found, {})
             except ValidationError as exc:
-                self._show_error(exc.message)
+                self._show_error(f"Mask not used: {exc.message}")
+                self._redraw()
                 return
+            self._mask = found
         self._changed()
 
     def clear(self) -> None:
@@ -139,23 +161,32 @@ class EditStrip:
     # --- widgets ------------------------------------------------------------------------
 
     def _uploaded(self, change: Mapping[str, Any]) -> None:
+        if self._counting:
+            return
         for item in _upload_items(change.get("new")):
             self.add(bytes(item["content"]), label=str(item.get("name") or "upload"))
-        self._reset_upload(self.upload)
+        self._show_counts()
 
     def _mask_uploaded(self, change: Mapping[str, Any]) -> None:
+        if self._counting:
+            return
         items = _upload_items(change.get("new"))
         if items:
             self.set_mask(bytes(items[0]["content"]), label=str(items[0].get("name") or "mask"))
-        self._reset_upload(self.mask_upload)
+        self._show_counts()
 
-    @staticmethod
-    def _reset_upload(widget: W.FileUpload) -> None:
-        if widget.value:
-            widget.value = ()  # so the same file can be chosen again
+    def _show_counts(self) -> None:
+        """Make each upload button's "(N)" the number of images (masks) the strip holds."""
+        self._counting = True
+        try:
+            self.upload.value = tuple(_stand_in(i.label) for i in self._images)
+            self.mask_upload.value = (_stand_in(self._mask.label),) if self._mask else ()
+        finally:
+            self._counting = False
 
     def _changed(self) -> None:
         self._show_error("")
+        self._show_counts()
         self._redraw()
         if self._on_change is not None:
             self._on_change()
@@ -206,6 +237,30 @@ def _upload_items(value: Any) -> list[dict[str, Any]]:
     return [dict(item) for item in value]
 
 
+def _stand_in(label: str) -> dict[str, Any]:
+    """An upload entry with no content: it only makes the button's count right."""
+    return {
+        "name": label,
+        "type": "",
+        "size": 0,
+        "content": memoryview(b""),
+        "last_modified": _EPOCH,
+    }
+
+
+def fully_transparent(img: ImageInput) -> bool:
+    """True when every pixel of ``img`` is transparent (a mask that edits everywhere)."""
+    if not img.has_alpha:
+        return False
+    try:
+        opened, _format = _decode.open_image(img.data)
+        with opened:
+            alpha = opened.convert("RGBA").getchannel("A")
+            return bool(alpha.getextrema() == (0, 0))
+    except Exception:  # unreadable here means not known to be transparent
+        return False
+
+
 def _thumb_html(img: ImageInput, role: str = "") -> str:
     try:
         thumb, _mime = make_preview(img.data, THUMB_PX)
@@ -215,5 +270,18 @@ def _thumb_html(img: ImageInput, role: str = "") -> str:
     caption = f"{role}: {img.label}" if role else img.label
     tip = html.escape(f"{caption} ({img.width}x{img.height})", quote=True)
     shown = html.escape(caption if len(caption) <= 14 else caption[:13] + "…")
-    pic = f"<img src='{src}' title='{tip}' style='max-width:{THUMB_PX}px;max-height:{THUMB_PX}px'/>"
-    return f"<div class='cometnb-edit-thumb'>{pic}<div style='font-size:11px'>{shown}</div></div>"
+    style = f"max-width:{THUMB_PX}px;max-height:{THUMB_PX}px"
+    note = ""
+    if role == "mask":  # transparent parts show as the checkerboard (where the edit applies)
+        style += f";min-width:24px;min-height:24px;{CHECKERBOARD}"
+        if fully_transparent(img):
+            style += f";width:{THUMB_PX}px;height:{THUMB_PX}px;object-fit:contain"
+            note = (
+                "<div class='cometnb-mask-note' style='font-size:11px;color:#8a5a00;"
+                f"max-width:{THUMB_PX + 40}px'>{FULLY_TRANSPARENT}</div>"
+            )
+    pic = f"<img src='{src}' title='{tip}' style='{style}'/>"
+    return (
+        f"<div class='cometnb-edit-thumb'>{pic}<div style='font-size:11px'>{shown}</div>"
+        f"{note}</div>"
+    )

@@ -48,6 +48,11 @@ _LABELS = {
 _FIELD_ALIASES = {"stream": "partial_images"}
 _DEFAULT = ""  # the "(default)" choice: the field is not sent and the API default applies
 _ERROR_WIDTH = "420px"  # how wide a field grows to show its error beside the next control
+# A fresh panel asks for this quality, not "default": the API's default (auto) may pick high,
+# four times medium's price (≈ $0.21 vs ≈ $0.05 for gpt-image-2 at 1024x1024), and a first
+# click should cost what the line beside Generate says, not an upper bound. %config
+# CometImg.quality, when set, wins; models without a "medium" start at "default".
+START_QUALITY = "medium"
 EMPTY_PROMPT = "Type a prompt first."
 
 
@@ -130,6 +135,7 @@ class RequestForm:
         self.key.observe(self._on_key, names="value")
         self.key_button.on_click(lambda _button: self._take_key(str(self.key.value or "")))
         self.apply_model(self.model.value)
+        self._start_quality()
         self.refresh_key_field()
 
     # --- layout ----------------------------------------------------------------------------
@@ -160,6 +166,13 @@ class RequestForm:
         )
         box.add_class("cometnb-form")
         return box
+
+    def _start_quality(self) -> None:
+        chosen = getattr(_settings.active(), "quality", None)
+        for value in (chosen, START_QUALITY):
+            if value and value in _option_values(self.quality) and self.fields["quality"].visible:
+                self.quality.value = value
+                return
 
     # --- model-dependent controls ----------------------------------------------------------
 
@@ -285,8 +298,19 @@ class RequestForm:
 
     def load(self, body: Mapping[str, Any], tags: Iterable[str] = ()) -> None:
         """Put a request body (a history record's settings) back into the controls."""
-        self.model.value = str(body.get("model") or self.model.value)
+        self.load_settings(body)
         self.prompt.value = str(body.get("prompt", ""))
+        stream = bool(body.get("stream")) and self.fields["partial_images"].visible
+        self.partial_images.value = int(body.get("partial_images") or 0) if stream else 0
+        self.n.value = max(1, min(10, int(body.get("n") or 1)))
+        self.tags.value = ", ".join(tags)
+        self.clear_errors()
+
+    def load_settings(self, body: Mapping[str, Any], *, model: bool = True) -> None:
+        """Put a record's model (unless ``model=False``), size, quality and the other options
+        its model accepts into the controls; prompt, tags, n and streaming stay as they are."""
+        if model:
+            self.model.value = str(body.get("model") or self.model.value)
         self.size.value = str(body.get("size") or "")
         for name in FIELD_WIDGETS[1:]:
             widget = getattr(self, name)
@@ -294,11 +318,22 @@ class RequestForm:
             widget.value = value if value in _option_values(widget) else _DEFAULT
         self._sync_compression()
         self.output_compression.value = int(body.get("output_compression") or 100)
-        stream = bool(body.get("stream")) and self.fields["partial_images"].visible
-        self.partial_images.value = int(body.get("partial_images") or 0) if stream else 0
-        self.n.value = max(1, min(10, int(body.get("n") or 1)))
-        self.tags.value = ", ".join(tags)
         self.clear_errors()
+
+    def summary(self) -> str:
+        """The settings in one line: ``gpt-image-2 · 1024x1024 · medium`` ("default" for a
+        field not sent)."""
+        fields = self.values()
+        parts = [str(self.model.value).strip() or "no model"]
+        for name in ("size", "quality"):
+            if self.fields[name].visible:
+                parts.append(str(fields.get(name) or f"default {name}"))
+        for name in ("output_format", "background", "style", "moderation"):
+            if fields.get(name):
+                parts.append(f"{name}={fields[name]}")
+        if fields.get("n", 1) != 1:
+            parts.append(f"n={fields['n']}")
+        return " · ".join(parts)
 
     # --- errors ----------------------------------------------------------------------------
 

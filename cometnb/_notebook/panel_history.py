@@ -9,6 +9,7 @@ as quickly as one of 10; rows keep their height and the list scrolls.
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from cometnb._core.cost import format_usd
 from cometnb._core.text import clip
 from cometnb._notebook.panel_export import export_shown
 from cometnb._notebook.panel_messages import short_message
@@ -29,17 +31,24 @@ if TYPE_CHECKING:
 __all__ = ["HistoryBrowser"]
 
 _ALL = ""
+ROW_THUMB_PX = 64  # denser than the 96 px of the HTML history table: ~9 rows on a screen
+ERROR_EXCERPT = 140  # characters of a failure's reason shown on its row (the rest a click away)
+SEARCH_DELAY_S = 0.25  # typing pauses this long before the search runs
+FAILED_ONLY = " (failed only)"  # marks models in the filter that never produced an image
 # Rows keep their size (the list scrolls), captions wrap instead of running under the button,
 # and a long prompt shows its first three lines. Scoped to the history browser.
 HISTORY_CSS = """<style>
 .cometnb-history .cometnb-history-list { flex: 0 0 auto; }
-.cometnb-history .cometnb-history-entry { flex: 0 0 auto; min-height: 104px; }
+.cometnb-history .cometnb-history-entry { flex: 0 0 auto; min-height: 72px; }
 .cometnb-history .cometnb-history-entry .widget-html-content {
-  white-space: normal; line-height: 1.35; }
+  white-space: normal; line-height: 1.3; }
 .cometnb-history .cometnb-history-prompt {
-  display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical;
+  display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical;
   overflow: hidden; overflow-wrap: anywhere; }
+.cometnb-history .cometnb-history-entry .widget-button { height: 26px; line-height: 26px; }
 .cometnb-history .cometnb-row-note { color: #1b5e20; font-size: 90%; }
+.cometnb-history .cometnb-row-error { color: #b00020; font-size: 90%; overflow-wrap: anywhere; }
+.cometnb-history .cometnb-row-error summary { cursor: pointer; }
 </style>"""
 
 
@@ -52,7 +61,8 @@ def _record_body(rec: Record) -> dict[str, Any]:
 
 
 class _Row:
-    """One history entry: select box, thumbnail with prompt and model, "Load settings"."""
+    """One history entry: select box, thumbnail with prompt, settings and cost (a failure's
+    reason), "Edit" (images) or "Retry" (failures), and "Load settings"."""
 
     def __init__(self, rec: Record, thumb_html: str, on_select: Callable[[], None]) -> None:
         self.record = rec
@@ -69,14 +79,22 @@ class _Row:
         self.load_button.add_class("cometnb-load")
         # "Edit" puts this record's image in the panel's edit strip (hidden without images).
         self.edit_button = W.Button(description="Edit", icon="pencil", tooltip="Edit this image")
-        self.edit_button.layout.width = "80px"
+        self.edit_button.layout.width = "130px"
         self.edit_button.layout.display = None if rec.images else "none"
         self.edit_button.add_class("cometnb-edit")
+        # "Retry" sends a failed request again (through Generate's checks: budget, validation).
+        self.retry_button = W.Button(
+            description="Retry", icon="repeat", tooltip="Send the same request again"
+        )
+        self.retry_button.layout.width = "130px"
+        self.retry_button.layout.display = None if rec.status != "ok" else "none"
+        self.retry_button.add_class("cometnb-retry")
         # Said beside the row that was clicked, not only in the panel's message line.
         self.note = W.HTML("", layout=W.Layout(width="130px"))
         self.note.add_class("cometnb-row-note")
         actions = W.VBox(
-            [self.edit_button, self.load_button, self.note], layout=W.Layout(flex="0 0 auto")
+            [self.edit_button, self.retry_button, self.load_button, self.note],
+            layout=W.Layout(flex="0 0 auto"),
         )
         self.box = W.HBox(
             [self.select, self.info, actions],
@@ -85,13 +103,16 @@ class _Row:
                 border_bottom="1px solid #eee",
                 flex=ROW_FLEX,
                 flex_flow="row wrap",
-                padding="4px 0",
+                padding="2px 0",
             ),
         )
         self.box.add_class("cometnb-history-entry")
+        if rec.status != "ok":
+            self.box.add_class("cometnb-history-failed")
 
 
 def _row_html(thumb_html: str, rec: Record) -> str:
+    """One row's HTML: thumbnail, prompt, settings line, a failure's reason (all escaped)."""
     return (
         "<div style='display:flex;gap:8px;align-items:flex-start'>"
         f"{thumb_html}{_caption(rec)}</div>"
@@ -107,20 +128,65 @@ def _caption(rec: Record) -> str:
     prompt = clip(rec.prompt, 300)
     from cometnb._views.credentials import record_mark  # the Content Credentials mark (issue 24)
 
+    settings = " · ".join(html.escape(part) for part in _settings_parts(rec))
     return (
         "<div class='cometnb-history-caption' style='flex:1 1 auto;min-width:0'>"
         f"<div class='cometnb-history-prompt' title='{html.escape(prompt, quote=True)}'>"
         f"{html.escape(prompt)}</div>"
-        f"<div style='color:#666;font-size:90%'>{html.escape(rec.model)} · {when}{status}{tags}"
-        f"</div>{record_mark(rec)}</div>"
+        f"<div class='cometnb-history-meta' style='color:#555;font-size:90%'>{settings}</div>"
+        f"<div style='color:#777;font-size:85%'>{when}{status}{tags}</div>"
+        f"{record_mark(rec)}{_error_html(rec)}</div>"
+    )
+
+
+def _settings_parts(rec: Record) -> list[str]:
+    """Model, size, quality ("default" when not sent) and cost, rounded to the cent."""
+    params = rec.params
+    meta = rec.meta
+    size = params.get("size") or meta.get("size") or "default size"
+    quality = params.get("quality") or meta.get("quality")
+    parts = [rec.model, str(size)]
+    if quality:
+        parts.append(str(quality))
+    n = params.get("n")
+    if isinstance(n, int) and n > 1:
+        parts.append(f"n={n}")
+    parts.append(_cost_text(rec))
+    return parts
+
+
+def _cost_text(rec: Record) -> str:
+    try:
+        cost = rec.cost
+    except Exception:  # an odd stored cost must not break the row
+        return "cost unknown"
+    if cost.usd is None:
+        return "cost unknown"
+    shown = format_usd(cost.usd, rough=True)
+    return f"≈ {shown}" if cost.estimated else shown
+
+
+def _error_html(rec: Record) -> str:
+    """A failure's reason: a readable excerpt, the full text one click away (``<details>``)."""
+    if rec.status == "ok":
+        return ""
+    reason = " ".join((rec.error or f"{rec.status} (no reason stored)").split())
+    if len(reason) <= ERROR_EXCERPT:
+        return f"<div class='cometnb-row-error'>{html.escape(reason)}</div>"
+    return (
+        "<details class='cometnb-row-error'>"
+        f"<summary>{html.escape(clip(reason, ERROR_EXCERPT))} (more)</summary>"
+        f"<div style='white-space:pre-wrap'>{html.escape(reason)}</div></details>"
     )
 
 
 class HistoryBrowser:
     """Browse, filter, compare, reload and export the active history; ``box`` is the widget.
 
-    ``on_load(body, tags)`` receives a record's request body when "Load settings" is clicked;
-    ``report(text)`` shows a short message (errors are reported, never raised).
+    ``on_load(body, tags)`` receives a record's request body when "Load settings" is clicked,
+    ``on_edit(record)`` and ``on_retry(record)`` a record when "Edit" or "Retry" is;
+    ``report(text)`` shows a short message (errors are reported, never raised). The search
+    runs as you type, once typing pauses (:data:`SEARCH_DELAY_S`).
 
     Example::
 
@@ -133,16 +199,20 @@ class HistoryBrowser:
         on_load: Callable[[dict[str, Any], tuple[str, ...]], None],
         report: Callable[[str], None],
         on_edit: Callable[[Record], None] | None = None,
+        on_retry: Callable[[Record], object] | None = None,
     ) -> None:
         self._on_load = on_load
         self._on_edit = on_edit
+        self._on_retry = on_retry
+        self._search_timer: asyncio.TimerHandle | None = None
+        self.revision: tuple[int, ...] | None = None  # the history's token when last read
         self._report = report
         self._thumbs: dict[str, str] = {}
         self.rows: list[_Row] = []  # the rows of the page shown (only those are built)
         self.found: list[Record] = []  # every record matching the filter, newest first
         self._chosen: dict[str, None] = {}  # selected record ids, kept across pages
         self.pager = Pager(on_change=self._guard_noarg(self._show_page))
-        self.filter_text = W.Text(placeholder="search prompts", continuous_update=False)
+        self.filter_text = W.Text(placeholder="search prompts (as you type)")
         self.filter_model = W.Dropdown(options=[("all models", _ALL)])
         self.filter_tag = W.Dropdown(options=[("all tags", _ALL)])
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
@@ -198,7 +268,8 @@ class HistoryBrowser:
         return box
 
     def _wire(self) -> None:
-        for w in (self.filter_text, self.filter_model, self.filter_tag):
+        self.filter_text.observe(self._guard(lambda _c: self._search_typed()), names="value")
+        for w in (self.filter_model, self.filter_tag):
             w.observe(self._guard(lambda _c: self._filter_changed()), names="value")
         self.refresh_button.on_click(self._guard(lambda _b: self.refresh()))
         self.compare_button.on_click(self._guard(lambda _b: self.compare()))
@@ -225,6 +296,7 @@ class HistoryBrowser:
     def refresh(self) -> None:
         """Re-read the history and show the current page (selection is kept by record id)."""
         hist = self.history()
+        self.revision = hist.revision()
         self._update_filter_choices(hist)
         found = list(
             hist.find(
@@ -243,6 +315,19 @@ class HistoryBrowser:
         self.pager.reset()  # a new filter starts at its newest match
         self.refresh()
 
+    def _search_typed(self) -> None:
+        """Search once typing pauses; at once outside a running loop (scripts, tests)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._filter_changed()
+            return
+        if self._search_timer is not None:
+            self._search_timer.cancel()
+        self._search_timer = loop.call_later(
+            SEARCH_DELAY_S, self._guard_noarg(self._filter_changed)
+        )
+
     def _show_page(self) -> None:
         """Build the rows of the current page only (thumbnails are cached per record)."""
         self.rows = [self._row(self.found[i]) for i in self.pager.window()]
@@ -252,12 +337,16 @@ class HistoryBrowser:
         self._update_compare_button()
 
     def _update_filter_choices(self, hist: History) -> None:
-        models: dict[str, None] = {}
+        made: dict[str, None] = {}  # models with at least one successful record
+        tried: dict[str, None] = {}
         tags: dict[str, None] = {}
         for rec in hist:
-            models[rec.model] = None
+            (made if rec.status == "ok" else tried)[rec.model] = None
             tags.update(dict.fromkeys(rec.tags or ()))
-        _set_options(self.filter_model, "all models", sorted(models))
+        # A typo'd model name that only ever failed is listed last, marked, not beside the
+        # real ones.
+        failed_only = [(m + FAILED_ONLY, m) for m in sorted(tried) if m not in made]
+        _set_options(self.filter_model, "all models", sorted(made), failed_only)
         _set_options(self.filter_tag, "all tags", sorted(tags))
 
     def _row(self, rec: Record) -> _Row:
@@ -278,11 +367,15 @@ class HistoryBrowser:
 
         row = _Row(rec, self._thumb(rec), self._guard_noarg(selected))
         row.load_button.on_click(self._guard(load))
-        on_edit = self._on_edit
+        on_edit, on_retry = self._on_edit, self._on_retry
         if on_edit is not None:
             row.edit_button.on_click(self._guard(lambda _b: on_edit(rec)))
         else:
             row.edit_button.layout.display = "none"
+        if on_retry is not None:
+            row.retry_button.on_click(self._guard(lambda _b: on_retry(rec)))
+        else:
+            row.retry_button.layout.display = "none"
         return row
 
     def _guard_noarg(self, fn: Callable[[], None]) -> Callable[[], None]:
@@ -345,22 +438,32 @@ class HistoryBrowser:
         return path
 
 
-def _set_options(widget: W.Dropdown, all_label: str, values: list[str]) -> None:
-    options = [(all_label, _ALL), *((v, v) for v in values)]
+def _set_options(
+    widget: W.Dropdown,
+    all_label: str,
+    values: list[str],
+    extra: list[tuple[str, str]] | None = None,
+) -> None:
+    options = [(all_label, _ALL), *((v, v) for v in values), *(extra or ())]
     if list(widget.options) != options:
         keep = widget.value
         widget.options = options
-        widget.value = keep if keep in values else _ALL
+        widget.value = keep if any(keep == v for _label, v in options) else _ALL
 
 
 def _thumb_html(rec: Record) -> str:
     """A small inline thumbnail made from the record's stored preview (never the original)."""
+    px = ROW_THUMB_PX
     style = (
-        f"width:{THUMB_PX}px;height:{THUMB_PX}px;object-fit:cover;border-radius:4px;"
+        f"width:{px}px;height:{px}px;object-fit:cover;border-radius:4px;"
         "flex:0 0 auto;vertical-align:top;background:#f3f3f3"
     )
     images = list(rec.images or ())
-    uri = thumb_uri(images[0]) if images else None
-    if uri is None:  # no image, or a missing or broken file: an empty tile, not an error
-        return f"<div style='{style};display:inline-block'></div>"
+    uri = thumb_uri(images[0], THUMB_PX) if images else None
+    if uri is None:  # no image: a tile saying why (failed, cancelled, file missing)
+        word = rec.status if rec.status != "ok" else "no image"
+        return (
+            f"<div class='cometnb-thumb-empty' style='{style};display:flex;align-items:center;"
+            f"justify-content:center;color:#999;font-size:11px'>{html.escape(word)}</div>"
+        )
     return f"<img class='cometnb-thumb' src='{uri}' style='{style}'/>"

@@ -14,8 +14,10 @@ import ipywidgets as W
 
 __all__ = ["LIST_HEIGHT", "PAGE_SIZE", "ROW_FLEX", "Pager"]
 
-PAGE_SIZE = 20  # rows built at a time: about three screens of 104 px rows
-LIST_HEIGHT = "460px"  # the list scrolls inside this; the panel itself stays compact
+PAGE_SIZE = 20  # rows built at a time: about two screens of ~76 px rows
+# The list scrolls inside this: most of the window (about 9 rows on a 1000 px page), never
+# so tall that the pager and the form above it leave the screen.
+LIST_HEIGHT = "min(70vh, 1100px)"
 ROW_FLEX = "0 0 auto"  # a row never shrinks to fit the list (it scrolls instead)
 
 

@@ -37,6 +37,7 @@ class PanelTask:
     result: Any = None  # the Generation on success
     error: BaseException | None = None
     note: str | None = None  # the latest client event, described for the status line
+    sent: bool = False  # its POST went out (a cancel from then on may be billed)
 
     @property
     def elapsed_s(self) -> float:
@@ -95,8 +96,20 @@ class TaskQueue:
             self._start()
         return task
 
+    def drop_queued(self) -> list[PanelTask]:
+        """Remove the tasks waiting behind the running one (never sent); they end
+        ``cancelled``. Returns them."""
+        with self._lock:
+            dropped = list(self._pending)
+            self._pending.clear()
+        for task in dropped:
+            task.state = "cancelled"
+            self.done.append(task)
+        return dropped
+
     def cancel(self) -> bool:
-        """Cancel the running task (queued ones still run). True if there was one."""
+        """Cancel the running task (queued ones still run: :meth:`drop_queued` first to stop
+        them too). True if there was one."""
         loop, running = self._loop, self._running
         if loop is None or running is None or running.done():
             return False

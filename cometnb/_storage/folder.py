@@ -141,6 +141,11 @@ class History:
             ids = self._sync()
             return [self._by_id[i] for i in ids]
 
+    def revision(self) -> tuple[int, ...]:
+        """A token that changes when any process writes to this history (equal tokens: nothing
+        new to read). A few stat calls and two tiny queries, cheap enough to poll."""
+        return self._index.revision()
+
     def __len__(self) -> int:
         return self._index.count()  # one query: no record is loaded
 

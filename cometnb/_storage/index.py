@@ -316,6 +316,31 @@ class Index(SqliteFile):
                 return 0
             return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
+    def revision(self) -> tuple[int, ...]:
+        """A token that changes whenever the index may have changed, in any process: compare
+        two to know whether re-reading is needed (a panel polls it every few seconds).
+
+        Cheap: two ``stat`` calls, ``PRAGMA data_version`` (moves when another connection
+        commits) and ``MAX(seq)`` from its index (moves on this connection's own writes).
+        """
+        if not self.path.exists():
+            return (0,)  # no index yet
+        with self._lock, self._readable():
+            conn = self._connect(create=False)
+            if conn is None:
+                return (0,)
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            top = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0])
+        stats: list[int] = []  # after opening: opening may create the WAL file
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                st = path.stat()
+            except OSError:
+                stats += [0, 0, 0]
+                continue
+            stats += [st.st_ino, st.st_mtime_ns, st.st_size]
+        return (*stats, version, top)
+
     @contextmanager
     def _readable(self) -> Iterator[None]:
         """Any SQLite failure on a read is one clear :class:`CometError`, never a raw sqlite3

@@ -58,13 +58,17 @@ def test_uploads_add_files_and_the_mask() -> None:
         _upload("logo.jpg", image_bytes(20, 20, "JPEG"), "image/jpeg"),
     )
     assert [i.label for i in strip.images] == ["shoe.png", "logo.jpg"]
-    assert strip.upload.value == ()  # reset so the same file can be chosen again
+    # The button's "(N)" counts what the strip holds: stand-ins, no image bytes sent back.
+    assert [u["name"] for u in strip.upload.value] == ["shoe.png", "logo.jpg"]
+    assert all(len(u["content"]) == 0 for u in strip.upload.value)
     strip.mask_upload.value = (_upload("m.png", mask((64, 64), box=(0, 0, 10, 10))),)
     fields = strip.request_fields()
     assert fields["mask"].label == "m.png" and len(fields["images"]) == 2
     assert len(strip.thumbs.children) == 3
+    assert [u["name"] for u in strip.mask_upload.value] == ["m.png"]
     strip.thumbs.children[2].children[1].click()  # remove the mask
     assert strip.mask is None and len(strip.images) == 2
+    assert strip.mask_upload.value == () and len(strip.upload.value) == 2
 
 
 def test_a_bad_upload_shows_an_error_and_adds_nothing() -> None:
@@ -157,11 +161,10 @@ def test_edit_from_a_history_row_and_fidelity_per_model(live_panel: Panel, sim: 
 def test_a_refused_edit_says_why_and_sends_nothing(live_panel: Panel, sim: SimServer) -> None:
     p = live_panel
     p.edit_from(image_bytes(64, 64))
-    p.edit_strip.set_mask(mask((32, 32), box=(0, 0, 4, 4)), label="small.png")
     p.prompt.value = "x"
-    p.model.value = "gpt-image-1-mini"
+    p.model.value = "dall-e-3"  # cannot edit
     assert p.submit() is None
-    assert "same size as the first image (64x64)" in p.message.value
+    assert "dall-e-3 cannot take input images" in p.message.value
     assert sim.request_count == 0
 
 

@@ -65,13 +65,18 @@ def test_session_budget_refuses_before_queueing(p: Panel, sim: SimServer) -> Non
     p.size.value = "1024x1024"
     p.quality.value = "high"  # ≈ $0.21
     p.spend.refresh()
-    assert "budget $0.10" in text_of(p.spend.widget)
+    # Said before the click: the line is a warning naming the estimate and what is left.
+    warning = text_of(p.spend.widget)
+    assert warning.startswith("⚠ over budget") and "≈ $0.21" in warning
+    assert "$0.100 left of $0.10" in warning
     assert p.submit() is None
     assert p.wait(WAIT_S)
     assert sim.request_count == 0
     message = text_of(p.message)
     assert "would cost ≈ $0.21" in message and "$0.10 left" in message
     p.quality.value = "low"
+    assert "over budget" not in text_of(p.spend.widget)
+    assert "budget $0.10" in text_of(p.spend.widget)
     assert p.submit() is not None
     assert p.wait(WAIT_S)
     assert sim.request_count == 1

@@ -18,7 +18,7 @@ import ipywidgets as W
 import pytest
 
 from cometnb._core import settings as _settings
-from cometnb._notebook.panel_form import RequestForm
+from cometnb._notebook.panel_form import START_QUALITY, RequestForm
 from cometnb._notebook.panel_messages import short_message
 from cometnb._notebook.panel_queue import PanelTask, TaskQueue
 from cometnb._notebook.prompt_area import PromptArea
@@ -164,7 +164,7 @@ def test_compression_shows_only_for_lossy_formats(form: RequestForm) -> None:
 def test_partial_previews_turn_on_streaming(form: RequestForm) -> None:
     form.model.value = "gpt-image-1"
     form.partial_images.value = 2
-    assert form.values() == {"stream": True, "partial_images": 2}
+    assert form.values() == {"quality": START_QUALITY, "stream": True, "partial_images": 2}
     form.model.value = "dall-e-2"  # no streaming: control hidden and reset
     assert "partial_images" not in visible(form)
     assert "stream" not in form.values()
@@ -570,17 +570,14 @@ def seeded_1000(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,000 realistic records, built once (a few seconds) and copied for each test."""
     import _seed_history
 
-    folder = tmp_path_factory.mktemp("seeded") / "history"
-    _seed_history.seed(folder, 1000)
-    return folder
+    return _seed_history.seeded_folder(tmp_path_factory, 1000)
 
 
 @pytest.fixture
 def long_history(p: Panel, isolated_env: Path, seeded_1000: Path) -> Panel:
-    import shutil
+    import _seed_history
 
-    shutil.rmtree(isolated_env, ignore_errors=True)
-    shutil.copytree(seeded_1000, isolated_env)
+    _seed_history.use_folder(seeded_1000, isolated_env)
     p.history_browser.refresh()
     return p
 
@@ -611,7 +608,8 @@ def test_selection_survives_paging_and_a_filter_starts_at_the_newest(
     assert b.rows[0].select.value
     b.filter_text.value = "ramen"
     assert b.pager.page == 0 and all("ramen" in r.record.prompt for r in b.rows)
-    assert len(b.found) == 125 and "125 of 1000" in text_of(b.status)
+    ramen = sum("ramen" in r.prompt for r in b.history())  # edits renamed some takes
+    assert ramen > 20 and len(b.found) == ramen and f"{ramen} of 1000" in text_of(b.status)
 
 
 def test_long_prompts_wrap_in_their_row_with_the_full_text_as_a_tooltip(
