@@ -10,8 +10,8 @@ virtualenvs (a folder holding ``pyvenv.cfg``), follows no symlinked folder, and 
 
 Each history gets an id: a hash of its resolved path, the same across server restarts, that
 names nothing on disk. A request can only name an id found here; an id not known is looked for
-once more (a history created since the last walk) and otherwise refused. Walks are cheap and
-happen at most every :data:`FRESH_SECONDS`.
+once more (a history created since the last walk; requests missing at once share the walk)
+and otherwise refused. A listing reuses a walk younger than :data:`FRESH_SECONDS`.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class Catalog:
         self._found: dict[str, FoundHistory] = {}
         self._browsers: dict[str, Browser] = {}
         self._walked_at = -float("inf")
+        self._walks = 0  # walks done so far
         self.truncated = False
 
     def histories(self, *, refresh: bool = False) -> list[FoundHistory]:
@@ -78,9 +79,11 @@ class Catalog:
             return sorted(self._found.values(), key=lambda h: h.path)
 
     def find(self, hid: str) -> FoundHistory | None:
-        """The history with id ``hid``; one fresh walk when it is not known (yet)."""
+        """The history with id ``hid``; one fresh walk when it is not known (yet). Requests
+        that miss at the same time share one walk."""
+        asked = self._walks
         with self._lock:
-            if hid not in self._found and time.monotonic() - self._walked_at > 0.5:
+            if hid not in self._found and self._walks == asked:
                 self._walk()
             return self._found.get(hid)
 
@@ -109,6 +112,7 @@ class Catalog:
         for gone in set(self._browsers) - set(found):
             self._browsers.pop(gone).close()
         self._found, self._walked_at = found, time.monotonic()
+        self._walks += 1
 
     def _candidates(self) -> list[Path]:
         out = []
