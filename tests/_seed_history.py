@@ -117,6 +117,7 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
     that kept no cost (written before costs were stored), non-ASCII tags and an SVG answer
     carrying a script. Returns the ids by role (``all`` oldest first)."""
     import sqlite3
+    from contextlib import closing
 
     from cometnb._core.masks import mask
     from cometnb._core.models import ApiImage, ApiResult
@@ -209,11 +210,10 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
 
     # Records written before costs were kept: priced now, in Python, by whoever reads them.
     old = [r.id for r in hist.find(model="gpt-image-1-mini", status="ok")[:6]]
-    with sqlite3.connect(Path(path) / "index.sqlite3") as conn:
+    with closing(sqlite3.connect(Path(path) / "index.sqlite3")) as conn, conn:
         conn.executemany(
             "UPDATE records SET doc = json_remove(doc, '$.cost') WHERE id = ?", [(i,) for i in old]
         )
-    conn.close()
     ids["no_cost"] = old
     hist.close()
     return ids

@@ -45,7 +45,6 @@ T = TypeVar("T")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 STATUSES = ("ok", "error", "cancelled")
-KINDS = ("generate", "edit")
 PX_RANGE = (16, 2048)
 _JSON_CACHE = "no-cache"  # revalidate each time (tornado's ETag answers 304 when unchanged)
 _IMAGE_CACHE = "private, max-age=86400"  # a record's images never change
@@ -184,7 +183,7 @@ class HistoriesHandler(_Handler):
 
 
 class RecordsHandler(_Handler):
-    """``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&kind=&since=&until=
+    """``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&since=&until=
     &min_cost=&max_cost=&offset=0&limit=50``."""
 
     @web.authenticated
@@ -196,7 +195,6 @@ class RecordsHandler(_Handler):
             model=self.text_arg("model"),
             tag=self.text_arg("tag"),
             status=self.choice_arg("status", STATUSES),
-            kind=self.choice_arg("kind", KINDS),
             since=self.time_arg("since"),
             until=self.time_arg("until"),
             min_cost=self.usd_arg("min_cost"),
