@@ -24,8 +24,10 @@ from urllib.parse import quote
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from cometnb._core.errors import CometError
+from cometnb._core.models import GeneratedImage
 from cometnb._server import media
 from cometnb._server.catalog import Catalog, FoundHistory
 from cometnb._server.payloads import (
@@ -136,7 +138,7 @@ class _Handler(APIHandler):
         return found, catalog.browser(found)
 
     async def record(self, browser: Browser, record_id: str) -> Record:
-        rec = await self.services.run(browser.get, record_id)
+        rec = await self.read(browser.get, record_id)
         if rec is None:
             raise web.HTTPError(404, "no such record in this history")
         return rec
@@ -208,9 +210,13 @@ class RecordsHandler(_Handler):
             page = browser.page(filt, offset, limit)
             rows = [record_summary(r) for r in page.records]
             rev = browser.revision()
-            return {"total": page.total, "offset": offset, "limit": limit, "records": rows} | {
+            return {
+                "total": page.total,
+                "offset": offset,
+                "limit": limit,
                 "revision": rev.token,
                 "newest": rev.newest,
+                "records": rows,
             }
 
         self.send_json(await self.read(answer))
@@ -273,6 +279,8 @@ class _ImageHandler(_Handler):
             while chunk := await self.services.run(handle.read, media.CHUNK):
                 self.write(chunk)
                 await self.flush()
+        except StreamClosedError:
+            return  # the browser went away (a thumbnail scrolled off): nothing to finish
         finally:
             handle.close()
         self.finish(set_content_type=content_type)
@@ -306,12 +314,12 @@ class PreviewHandler(_ImageHandler):
         root, rec, index = await self.image(record_id, k)
         await self.send_preview(root, rec.images[index], f"{rec.id}-{index}", size)
 
-    async def send_preview(self, root: Path, image: Any, name: str, px: int | None) -> None:
-        source = image.preview_path or image.path
-        try:
-            tag = await self.services.run(media.stat_tag, source, name, px or "stored")
-        except OSError:
-            tag = await self.services.run(media.stat_tag, image.path, name, px or "made")
+    async def send_preview(
+        self, root: Path, image: GeneratedImage, name: str, px: int | None
+    ) -> None:
+        tag = await self.services.run(media.preview_tag, image, name, px)
+        if tag is None:
+            raise web.HTTPError(404, "the image file is not in the history folder")
         self.set_header("Cache-Control", _IMAGE_CACHE)
         self.set_header("Content-Security-Policy", media.INERT_CSP)
         if self.not_modified(tag):
@@ -382,8 +390,10 @@ class DownloadHandler(_ImageHandler):
         image = rec.images[index]
         try:
             copy = await self.services.run(media.labelled_copy, image)
-        except (CometError, OSError):
+        except OSError:
             raise web.HTTPError(404, "the image file is not in the history folder") from None
+        except CometError as exc:
+            raise web.HTTPError(500, f"no copy could be made: {exc}") from None
         try:
             self.set_header("Cache-Control", "no-store")
             self.attachment(copy.name)
