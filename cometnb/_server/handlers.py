@@ -98,6 +98,12 @@ class _Handler(APIHandler):
             raise web.HTTPError(400, f"{name} must be a whole number from {low} to {high}")
         return value
 
+    def px_arg(self) -> int | None:
+        """``px``: the longest side of a preview (``None``: the stored preview's own)."""
+        if self.get_argument("px", None) is None:
+            return None
+        return self.int_arg("px", 0, *PX_RANGE)
+
     def choice_arg(self, name: str, allowed: tuple[str, ...]) -> str | None:
         value = self.text_arg(name)
         if value is not None and value not in allowed:
@@ -109,11 +115,14 @@ class _Handler(APIHandler):
         if value is None:
             return None
         try:
-            return as_timestamp(float(value) if _is_number(value) else value)
+            moment = as_timestamp(float(value) if _is_number(value) else value)
         except (TypeError, ValueError, OverflowError):
+            moment = None
+        if moment is None or not math.isfinite(moment):
             raise web.HTTPError(
                 400, f"{name} must be an ISO date or time (2026-12-01T09:30) or a Unix timestamp"
-            ) from None
+            )
+        return moment
 
     def usd_arg(self, name: str) -> float | None:
         value = self.text_arg(name)
@@ -309,8 +318,7 @@ class PreviewHandler(_ImageHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        px = self.get_argument("px", None)
-        size = None if px is None else self.int_arg("px", 0, *PX_RANGE)
+        size = self.px_arg()
         root, rec, index = await self.image(record_id, k)
         await self.send_preview(root, rec.images[index], f"{rec.id}-{index}", size)
 
@@ -342,8 +350,7 @@ class SourcePreviewHandler(PreviewHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        px = self.get_argument("px", None)
-        size = None if px is None else self.int_arg("px", 0, *PX_RANGE)
+        size = self.px_arg()
         found, browser = await self.history()
         rec = await self.record(browser, record_id)
         sources = rec.sources

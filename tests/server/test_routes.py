@@ -361,6 +361,8 @@ def test_cost_range_includes_records_that_kept_no_cost(
         ({"status": "failed"}, "status must be one of ok, error, cancelled"),
         ({"since": "last tuesday"}, "since must be an ISO date"),
         ({"until": "2026-13-01"}, "until must be an ISO date"),
+        ({"since": "nan"}, "since must be an ISO date"),
+        ({"until": "1e400"}, "until must be an ISO date"),
         ({"min_cost": "-1"}, "min_cost must be a non-negative number"),
         ({"max_cost": "nan"}, "max_cost must be a non-negative number"),
         ({"max_cost": "inf"}, "max_cost must be a non-negative number"),
