@@ -21,7 +21,8 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
     limits. ``id`` is opaque and stable; ``path`` is relative to the root (absolute for a
     ``$COMETNB_HISTORY`` outside it); ``revision`` changes whenever a record is added or
     re-tagged (poll it for live updates); ``newest`` is the newest record id. ``refresh=1``
-    walks again now (otherwise a walk is reused for two seconds).
+    walks again now (otherwise a walk is reused for two seconds). A history whose index cannot
+    be read is listed as ``{"id", "path", "error"}`` (the reason, e.g. "damaged: run repair()").
 
 ``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&since=&until=``
 ``&min_cost=&max_cost=&offset=0&limit=50``

@@ -122,10 +122,6 @@ class Browser:
         self._index = Index(root, read_only=True)
         self._identity: tuple[int, int] | None = None
 
-    @property
-    def exists(self) -> bool:
-        return self._index.path.is_file()
-
     # --- pages -----------------------------------------------------------------------------
 
     def page(self, filt: RecordFilter, offset: int = 0, limit: int = 50) -> Page:
