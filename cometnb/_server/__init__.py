@@ -47,8 +47,9 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
 ``GET cometnb/api/records/RID?history=ID``
     One record: its summary plus ``error_info`` (type, message, hint, status, code...),
     ``http_status, cost_basis, usage, elapsed_s, origin, version, revised_prompts``,
-    ``sources`` (an edit's inputs: role, label, filename, format, width, height, sha256, the
-    record and image they came from, ``index``, ``available``), ``lineage`` (summaries of its
+    ``sources`` (an edit's inputs, images then the mask: role, label, filename, format, width,
+    height, sha256, ``record`` / ``index`` (the history image it was, or null), ``position``
+    (K of its preview route), ``available`` (its file is stored)), ``lineage`` (summaries of its
     ancestors by ``parent``, oldest first, ending with itself) and ``children`` (ids of its
     edits).
 
@@ -70,7 +71,8 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
     function) in a temporary folder outside the history; always an attachment, ``no-store``.
 
 ``GET cometnb/api/records/RID/sources/K/preview?history=ID[&px=N]``
-    A preview of an edit's input K (in ``sources`` order: images, then the mask), as above.
+    A preview of an edit's input K (its ``position`` in ``sources``: images, then the mask),
+    as above.
 """
 
 from __future__ import annotations

@@ -397,7 +397,10 @@ def test_a_record_in_full_with_sources_and_lineage(
     assert _contract(body) == _expected(rec)
     assert [r["id"] for r in body["lineage"]] == [r.id for r in h.lineage(rec)] == chain
     assert [s["role"] for s in body["sources"]] == ["image", "mask"]
-    assert body["sources"][0]["record"] == chain[-2] and body["sources"][0]["available"]
+    image, cut = body["sources"]
+    assert (image["record"], image["index"], image["position"]) == (chain[-2], 0, 0)
+    assert (cut["record"], cut["index"], cut["position"]) == (None, None, 1)
+    assert image["available"] and cut["available"]
     assert body["cost_basis"] == rec.cost.basis and body["usage"] == rec.usage
     first = api.get(f"/cometnb/api/records/{chain[0]}", params={"history": main_id}).json()
     assert first["children"] == [chain[1]] and first["sources"] == []
