@@ -20,6 +20,7 @@ CORE_MODULES = [
     "cometnb.history",
     "cometnb._views.registry",
     "cometnb.sim",
+    "cometnb._server",  # the Jupyter server extension: a front end without a kernel
 ]
 
 
@@ -67,3 +68,12 @@ def test_public_submodules_load_on_first_use() -> None:
     loaded = _loaded_after("import cometnb\nassert callable(cometnb.sim.use_if_keyless)")
     assert "cometnb.sim" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("IPython", "ipywidgets", "httpx")}
+
+
+def test_the_server_extension_hook_keeps_import_cometnb_light() -> None:
+    """Jupyter asks ``cometnb._jupyter_server_extension_points()`` which module to load; the
+    answer loads nothing (the server imports ``cometnb._server`` itself, and only it)."""
+    loaded = _loaded_after("import cometnb\nprint(cometnb._jupyter_server_extension_points())")
+    heavy = ("httpx", "PIL", "sqlite3", "jupyter_server", "tornado")
+    assert not {m for m in loaded if m.split(".")[0] in heavy}
+    assert "cometnb._server" not in loaded
