@@ -17,7 +17,6 @@ from typing import Any, cast
 import httpx
 
 from cometnb._client.base import (
-    USER_AGENT,
     HistoryArg,
     OnEvent,
     OnPartial,
@@ -26,19 +25,13 @@ from cometnb._client.base import (
     _BaseClient,
     _cancelled,
     _is_synthetic,
-    shared_ssl_context,
     storing_failure,
     unexpected,
 )
-from cometnb._client.capped import (
-    alines_capped,
-    aread_capped,
-    error_budget,
-    result_budget,
-    stream_budget,
-)
+from cometnb._client.capped import error_budget, result_budget, stream_budget
 from cometnb._client.fetch import adownload
 from cometnb._client.frames import drop_library_frames
+from cometnb._client.http import AsyncHttp, alines, aread_body
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
@@ -89,9 +82,7 @@ class AsyncClient(_BaseClient):
             limits=limits,
         )
         self._sleep = sleep or asyncio.sleep
-        self._http = httpx.AsyncClient(
-            transport=transport, timeout=self._timeouts, verify=shared_ssl_context()
-        )
+        self._http = AsyncHttp(self._timeouts, transport)
 
     # -- public API ------------------------------------------------------------------
 
@@ -330,45 +321,35 @@ class AsyncClient(_BaseClient):
 
     async def _attempt(self, step: Send) -> Attempt:
         started = time.monotonic()
+        url, content = self._post(step.body)
         try:
-            request = self._http_request(self._http, step.body, step.key)
-            response = await self._http.send(request, stream=True)
+            async with self._http.open("POST", url, key=step.key, **content) as response:
+                return await self._answer(step, response, started)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
-        try:
-            if not response.is_success:
-                content = await aread_capped(
-                    response, error_budget(self.host, self.limits, started)
-                )
-                return self._status_failure(response, content)
-            if not self._is_sse(response, step.body):
-                budget = result_budget(self.host, self.limits, step.body, started)
-                content = await aread_capped(response, budget)
-                self._received(step, response)
-                return self._complete_answer(response, content)
-            reader = self._stream_reader(step)
-            budget = stream_budget(self.host, self.limits, step.body, started)
-            lines = alines_capped(response, budget, self.limits.sse_line_bytes)
-            try:
-                async for line in lines:
-                    if reader.feed(line):
-                        break
-            finally:
-                await lines.aclose()
-            self._received(step, response)
-            return reader.finish(), _is_synthetic(response)
-        except httpx.RequestError as exc:
-            return self._transport_failure(exc)
-        except ResponseError as exc:  # over a size cap or past the deadline
+        except ResponseError as exc:  # over a size cap, past the deadline, an odd encoding
             return self._too_much(exc)
+
+    async def _answer(self, step: Send, response: httpx.Response, started: float) -> Attempt:
+        if not response.is_success:
+            content = await aread_body(response, error_budget(self.host, self.limits, started))
+            return self._status_failure(response, content)
+        if not self._is_sse(response, step.body):
+            budget = result_budget(self.host, self.limits, step.body, started)
+            content = await aread_body(response, budget)
+            self._received(step, response)
+            return self._complete_answer(response, content)
+        reader = self._stream_reader(step)
+        budget = stream_budget(self.host, self.limits, step.body, started)
+        stream = alines(response, budget, self.limits.sse_line_bytes)
+        try:
+            async for line in stream:
+                if reader.feed(line):
+                    break
         finally:
-            await response.aclose()
+            await stream.aclose()
+        self._received(step, response)
+        return reader.finish(), _is_synthetic(response)
 
     async def _download(self, url: str) -> bytes:
-        return await adownload(
-            self._http,
-            url,
-            user_agent=USER_AGENT,
-            allow_loopback=self._loopback,
-            limits=self.limits,
-        )
+        return await adownload(self._http, url, allow_loopback=self._loopback, limits=self.limits)

@@ -1,7 +1,7 @@
 """What :class:`Client` and :class:`AsyncClient` share: everything but I/O.
 
 :class:`_BaseClient` holds the configuration (base URL, timeouts, retry policy), resolves and
-checks the key, builds and validates requests, builds the httpx requests and headers and maps
+checks the key, builds and validates requests, says what each POST carries and maps
 answers to results or failures (:mod:`~cometnb._client.response`); storing outcomes in the
 history is :class:`~cometnb._client.storing._Storing`, which it inherits. The exchange itself —
 retries and downloads — is :func:`cometnb._client.steps.request_steps`, a generator of I/O steps
@@ -10,11 +10,9 @@ each client performs its own way (:meth:`_BaseClient._steps` starts it).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
-import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, cast
 
@@ -51,9 +49,8 @@ from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
 from cometnb._core.secret import Secret, mask
 from cometnb._storage.folder import History
 from cometnb._storage.folder import history as active_history
-from cometnb._version import __version__
 
-__all__ = ["HistoryArg", "OnEvent", "OnPartial", "OnResult", "RequestLike", "shared_ssl_context"]
+__all__ = ["HistoryArg", "OnEvent", "OnPartial", "OnResult", "RequestLike"]
 
 log = logging.getLogger("cometnb")
 
@@ -62,19 +59,8 @@ RequestLike = ImageRequest | Mapping[str, Any]
 HistoryArg = HistorySink | str | os.PathLike[str] | Literal[False] | None
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
-USER_AGENT = f"cometnb/{__version__}"
 _UNSAFE_KEY_HINT = "Copy the key again (only the key) and " + KEY_HINT[0].lower() + KEY_HINT[1:]
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
-
-
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context for every client in the process.
-
-    Building one loads the CA bundle (~25 ms), and the magic makes a client per cell; an
-    ``SSLContext`` may be shared by many connections and threads.
-    """
-    return httpx.create_ssl_context()
 
 
 def _history_sink(history: object) -> HistorySink | Literal[False] | None:
@@ -160,16 +146,6 @@ class _BaseClient(_Storing):
             )
         return key
 
-    def _headers(self, key: Secret, stream: bool) -> httpx.Headers:
-        # httpx.Headers hides Authorization in its repr; the bare key exists only in here.
-        return httpx.Headers(
-            {
-                "Authorization": key.bearer(),
-                "User-Agent": USER_AGENT,
-                "Accept": "text/event-stream, application/json" if stream else "application/json",
-            }
-        )
-
     def _history(self) -> HistorySink | None:
         if self._history_arg is False:
             return None
@@ -242,31 +218,20 @@ class _BaseClient(_Storing):
                 ) from None
         return bodies
 
-    def _http_request(
-        self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: Secret
-    ) -> httpx.Request:
+    def _post(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The URL and the :meth:`Http.open <cometnb._client.http.Http.open>` arguments of
+        ``body``'s POST (JSON, or multipart for the edits endpoint)."""
         stream = bool(body.get("stream"))
-        headers = self._headers(key, stream)
+        accept = "text/event-stream, application/json" if stream else "application/json"
         if _edits.is_multipart(body):
             url = self.base_url + _edits.edit_path(body)
             # Never log the parts: names and sizes only (the bytes can be megabytes).
             log.debug("cometnb: POST %s (multipart, %d input(s))", url, len(body.images))
-            return client.build_request(
-                "POST",
-                url,
-                data=_edits.form_fields(body),
-                files=_edits.multipart_files(body),
-                headers=headers,
-                timeout=self._timeouts,
-            )
+            content = {"data": _edits.form_fields(body), "files": _edits.multipart_files(body)}
+            return url, {"accept": accept, "timeout": self._timeouts, **content}
         log.debug("cometnb: POST %s", self.endpoint)
-        return client.build_request(
-            "POST",
-            self.endpoint,
-            json=_edits.json_with_references(body),
-            headers=headers,
-            timeout=self._timeouts,
-        )
+        json_body = _edits.json_with_references(body)
+        return self.endpoint, {"accept": accept, "timeout": self._timeouts, "json": json_body}
 
     def build_edit(
         self,
