@@ -36,7 +36,7 @@ from cometnb._storage.index import (
     IndexRow,
     damaged_index_error,
 )
-from cometnb._storage.records import IMAGES, PREVIEWS
+from cometnb._storage.records import IMAGES, PREVIEWS, document_json
 from cometnb._version import __version__
 
 __all__ = [
@@ -79,7 +79,7 @@ def write_document(root: Path, fields: Mapping[str, Any]) -> None:
     one only matters once the index is damaged, so a power cut would have to lose both. Per
     record the history then syncs the image (and its folder) and commits once (issue 17).
     """
-    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = document_json(fields)
     path = root / RECORDS / f"{fields['id']}.json"
     _files.atomic_write(path, text.encode("utf-8"), durable=False)
 
@@ -309,7 +309,7 @@ def _insert(index: Index, fields: Mapping[str, Any]) -> None:
         str(fields["model"]),
         str(fields["status"]),
         json.dumps(list(fields["tags"]), ensure_ascii=False),
-        json.dumps(fields["doc"], ensure_ascii=False, separators=(",", ":"), default=str),
+        document_json(fields["doc"]),
     )
 
 

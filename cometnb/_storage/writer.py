@@ -27,6 +27,7 @@ from cometnb._storage.records import (
     IMAGES,
     PREVIEWS,
     Record,
+    document_json,
     error_document,
     new_record_id,
     scrub_request,
@@ -249,7 +250,7 @@ class HistoryWriter:
                 fields["model"],
                 status,
                 tags_json(tags),
-                json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str),
+                document_json(doc),
             )
         except Exception as exc:  # sqlite3.Error, OSError: the files are safe, say where
             raise CometError(
