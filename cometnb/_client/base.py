@@ -34,7 +34,7 @@ from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, not
 from cometnb._client.storing import _Storing
 from cometnb._core import settings as _settings
 from cometnb._core import sources as _sources
-from cometnb._core.edit_caps import NO_INPUT_IMAGE
+from cometnb._core.edit_caps import NO_INPUT_IMAGE, get_edit_caps
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
@@ -247,10 +247,16 @@ class _BaseClient(_Storing):
         history. ``image`` is one source or a list (see :mod:`cometnb._core.sources`)."""
         found = self._history()
         history = cast(_sources.HistoryLookup, found) if hasattr(found, "get") else None
-        images = _sources.resolve_sources(image, history=history)
+        # Files over the model's limit are refused before a byte of them is read.
+        caps = get_edit_caps(model or _settings.active().model)
+        most = caps.max_image_bytes if caps is not None else None
+        images = _sources.resolve_sources(image, history=history, max_bytes=most)
         if not images:  # else it would go out as a (billed) plain generation
             raise ValidationError(NO_INPUT_IMAGE, field="image")
-        mask_input = _sources.resolve_source(mask, history=history) if mask is not None else None
+        mask_input = None
+        if mask is not None:
+            mask_most = caps.mask_max_bytes if caps is not None else None
+            mask_input = _sources.resolve_source(mask, history=history, max_bytes=mask_most)
         request = self.build_request(prompt, model=model, partial_images=partial_images, **fields)
         return request.with_overrides(images=images, mask=mask_input)
 
