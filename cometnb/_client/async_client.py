@@ -260,6 +260,9 @@ class AsyncClient(_BaseClient):
     ) -> Generation:
         start = time.monotonic()
         try:
+            if history is not None and self._store_failed:
+                # A result of this run could not be stored: is there room for this one?
+                await asyncio.to_thread(history.check_writable)
             result = await self._obtain(body, on_partial, on_event)
         except CometError as error:
             elapsed = time.monotonic() - start
@@ -294,6 +297,7 @@ class AsyncClient(_BaseClient):
                 self._store, history, body, result, elapsed, tags, origin
             )
         except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
+            self._store_failed = True
             failure = storing_failure(exc)
             return await asyncio.to_thread(
                 self._record_failure, history, body, failure, elapsed, tags, origin

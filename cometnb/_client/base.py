@@ -46,7 +46,7 @@ from cometnb._core.guards import check_no_key, check_stored
 from cometnb._core.limits import Limits
 from cometnb._core.models import ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
-from cometnb._core.secret import Secret, mask
+from cometnb._core.secret import MIN_KEY_CHARS, Secret, mask
 from cometnb._storage.folder import History
 from cometnb._storage.folder import history as active_history
 
@@ -118,6 +118,8 @@ class _BaseClient(_Storing):
         self._history_arg = _history_sink(history)
         # Sends at the server's rate limit once one shows (headers or 429s); None: unpaced.
         self.pacer: Pacer | None = Pacer()
+        # A result could not be stored: each later request asks the history for room first.
+        self._store_failed = False
 
     # -- configuration ---------------------------------------------------------------
 
@@ -141,6 +143,15 @@ class _BaseClient(_Storing):
                 AuthenticationError(
                     "The API key contains a space, line break or non-ASCII character, which an "
                     "HTTP header cannot carry; nothing was sent.",
+                    hint=_UNSAFE_KEY_HINT,
+                )
+            )
+        if not key.realistic:
+            # Never sent: a server could echo it back, and it is too short to redact safely.
+            raise _before_sending(
+                AuthenticationError(
+                    f"The API key is too short to be a CometAPI key ({len(key)} characters; "
+                    f"real keys have at least {MIN_KEY_CHARS}); nothing was sent.",
                     hint=_UNSAFE_KEY_HINT,
                 )
             )

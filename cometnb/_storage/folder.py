@@ -12,6 +12,7 @@ asked for. Several kernels can append to one folder at once.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,13 +27,15 @@ from cometnb._core.settings import resolve_history_dir
 from cometnb._storage import queries
 from cometnb._storage import repair as _repair
 from cometnb._storage.compare import Comparison
-from cometnb._storage.index import Index
+from cometnb._storage.index import DB_NAME, Index
 from cometnb._storage.records import Record, tags_json
 from cometnb._storage.repair import RepairReport
 from cometnb._storage.sources import lineage_of
 from cometnb._storage.spend import By, SpendTable
 from cometnb._storage.spend_queries import spend_from_index
 from cometnb._storage.writer import HistoryWriter
+
+log = logging.getLogger("cometnb")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +72,27 @@ class History:
         self._ids: list[str] = []
         self._by_id: dict[str, Record] = {}
         self._seq = 0
+        self._warn_if_index_lost()
+
+    def _warn_if_index_lost(self) -> None:
+        """Say so when the index lists nothing while record documents exist (a zero-byte or
+        replaced ``index.sqlite3`` would otherwise hide every record without a word)."""
+        index = self.path / DB_NAME
+        records = self.path / _repair.RECORDS
+        try:
+            if not index.exists() or not any(records.glob("*.json")):
+                return
+            empty = self._index.count() == 0
+        except Exception:  # unreadable: the same symptom, and repair() is the same answer
+            empty = True
+        if empty:
+            log.warning(
+                "cometnb: the history index %s lists no records, but %s holds record "
+                "documents; run cometnb.History(%r).repair() to rebuild the index from them.",
+                index,
+                records,
+                str(self.path),
+            )
 
     # --- writing (the file and index work is the writer's) --------------------------------
 
