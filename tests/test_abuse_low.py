@@ -179,3 +179,66 @@ def test_a_fresh_history_does_not_warn(tmp_path: Path, caplog: pytest.LogCapture
     caplog.set_level("WARNING", logger="cometnb")
     assert len(History(tmp_path / "new")) == 0
     assert "lists no records" not in caplog.text
+
+
+# --- kill -9 while a POST is on the wire --------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["generate", "generate_many"])
+def test_kill_9_during_a_post_leaves_a_may_be_billed_entry(
+    sim: SimServer, tmp_path: Path, how: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "h"
+    call = (
+        "c.generate('a lighthouse', model='gpt-image-1-mini')"
+        if how == "generate"
+        else "c.generate_many([{'prompt': 'a lighthouse', 'model': 'gpt-image-1-mini'}])"
+    )
+    script = (
+        "from cometnb._client.clients import Client\n"
+        "from cometnb.history import History\n"
+        f"c = Client(api_key={FAKE_KEY!r}, base_url={sim.base_url!r}, "
+        f"history=History({str(folder)!r}))\n"
+        f"{call}\n"
+    )
+    sim.fault("latency", seconds=30)
+    root = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": root})
+    try:
+        deadline = time.monotonic() + 30
+        while sim.request_count < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sim.request_count == 1, "the child never sent its request"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    hist = History(folder)
+    assert len(hist) == 0  # the answer never came: nothing was recorded
+    report = hist.repair()
+    assert len(report.in_flight) == 1 and "in flight" in str(report)
+    (record,) = list(History(folder))
+    assert record.status == "error" and record.prompt == "a lighthouse"
+    assert "on the wire" in (record.error or "") and "billed" in str(record.error_info)
+    assert (record.cost.usd or 0) > 0  # may have been billed: charged its estimate
+    assert not History(folder).repair().in_flight  # recorded once
+
+
+def test_a_finished_request_leaves_no_in_flight_row(sim: SimServer, tmp_path: Path) -> None:
+    from cometnb._storage.batches import REQUESTS, BatchStore
+
+    hist = History(tmp_path / "h")
+    with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
+        assert c.generate("a fox", model=MODEL).ok
+        assert all(not g.ok or g.ok for g in c.generate_many([{"prompt": "b", "model": MODEL}]))
+    store = BatchStore(tmp_path / "h")
+    try:
+        assert store.states(REQUESTS) == {}
+    finally:
+        store.close()
+    assert not hist.repair().in_flight

@@ -32,6 +32,7 @@ from cometnb._client.capped import error_budget, result_budget, stream_budget
 from cometnb._client.fetch import adownload
 from cometnb._client.frames import drop_library_frames
 from cometnb._client.http import AsyncHttp, alines, aread_body
+from cometnb._client.in_flight import InFlight
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
@@ -178,6 +179,7 @@ class AsyncClient(_BaseClient):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        self._close_in_flight()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -250,6 +252,22 @@ class AsyncClient(_BaseClient):
             gate.after(body, gen.cost if gen is not None else None)
 
     async def _outcome(
+        self,
+        history: HistorySink | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
+        marks = InFlight(self._in_flight, history, origin)
+        try:
+            follow = marks.follow(body, on_event)
+            return await self._tracked(history, body, on_partial, follow, tags, origin)
+        finally:
+            marks.close()  # recorded (or never sent): the request is no longer in flight
+
+    async def _tracked(
         self,
         history: HistorySink | None,
         body: dict[str, Any],

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import httpx
@@ -47,6 +48,7 @@ from cometnb._core.limits import Limits
 from cometnb._core.models import ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
 from cometnb._core.secret import MIN_KEY_CHARS, Secret, mask
+from cometnb._storage.batches import BatchStore
 from cometnb._storage.folder import History
 from cometnb._storage.folder import history as active_history
 
@@ -120,6 +122,8 @@ class _BaseClient(_Storing):
         self.pacer: Pacer | None = Pacer()
         # A result could not be stored: each later request asks the history for room first.
         self._store_failed = False
+        # The batch tables requests are marked in while on the wire (one per history folder).
+        self._in_flight: dict[Path, BatchStore] = {}
 
     # -- configuration ---------------------------------------------------------------
 
@@ -170,6 +174,11 @@ class _BaseClient(_Storing):
         if history is not None:
             history.check_writable()
         return history
+
+    def _close_in_flight(self) -> None:
+        for store in self._in_flight.values():
+            store.close()
+        self._in_flight.clear()
 
     def __repr__(self) -> str:
         key = _settings.resolve_key(self._api_key)

@@ -33,6 +33,7 @@ from cometnb._client.capped import error_budget, result_budget, stream_budget
 from cometnb._client.fetch import download
 from cometnb._client.frames import drop_library_frames
 from cometnb._client.http import Http, lines, read_body
+from cometnb._client.in_flight import InFlight
 from cometnb._client.loop import loop_thread
 from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
@@ -40,6 +41,7 @@ from cometnb._core.budget import SpendGuard
 from cometnb._core.errors import CometError, ResponseError
 from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
+from cometnb._core.protocols import HistorySink
 from cometnb._core.secret import Secret
 
 __all__ = ["Client"]
@@ -204,6 +206,7 @@ class Client(_BaseClient):
 
     def close(self) -> None:
         self._http.close()
+        self._close_in_flight()
 
     def __enter__(self) -> Client:
         return self
@@ -279,6 +282,23 @@ class Client(_BaseClient):
         origin: str | None,
     ) -> Generation:
         history = self._writable_history()
+        marks = InFlight(self._in_flight, history, origin)
+        try:
+            return self._tracked(
+                history, body, on_partial, marks.follow(body, on_event), tags, origin
+            )
+        finally:
+            marks.close()  # recorded (or never sent): the request is no longer in flight
+
+    def _tracked(
+        self,
+        history: HistorySink | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
         start = time.monotonic()
         try:
             result = self._obtain(body, on_partial, on_event)

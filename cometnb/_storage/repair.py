@@ -182,11 +182,14 @@ class RepairReport:
     restored: list[str] = field(default_factory=list)  # rows put back from their documents
     adopted: list[str] = field(default_factory=list)  # new records for unlisted image files
     temporaries: int = 0  # abandoned partial writes removed
+    in_flight: list[str] = field(default_factory=list)  # records of requests a kill left sent
     problems: list[str] = field(default_factory=list)  # what could not be fixed
 
     @property
     def changed(self) -> bool:
-        return bool(self.rebuilt or self.restored or self.adopted or self.temporaries)
+        return bool(
+            self.rebuilt or self.restored or self.adopted or self.temporaries or self.in_flight
+        )
 
     def __str__(self) -> str:
         verb = "would " if self.dry_run else ""
@@ -199,6 +202,11 @@ class RepairReport:
             parts.append(f"{verb}adopt {len(self.adopted)} unlisted image record(s)")
         if self.temporaries:
             parts.append(f"{verb}remove {self.temporaries} abandoned temporary file(s)")
+        if self.in_flight:
+            parts.append(
+                f"{verb}record {len(self.in_flight)} request(s) a stopped process left in "
+                "flight (they may have been billed)"
+            )
         parts.extend(self.problems)
         return f"History {self.path}: " + ("; ".join(parts) if parts else "nothing to repair")
 
