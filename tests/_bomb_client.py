@@ -11,9 +11,13 @@ Prints one JSON line.
 from __future__ import annotations
 
 import json
+import os
 import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 
 def peak_rss_mb() -> float:
@@ -27,6 +31,24 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def run_in_child(base_url: str, folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run this script in a fresh process (this checkout's cometnb); its outcome, checked for a
+    raw error (``MemoryError`` & co must never escape)."""
+    here = Path(__file__).resolve()
+    done = subprocess.run(
+        [sys.executable, str(here), base_url, str(folder), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={**os.environ, "PYTHONPATH": str(here.parents[1])},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "raw" not in outcome, f"a raw error escaped: {outcome['raw']}"
+    return outcome
 
 
 def current_rss_mb() -> float:

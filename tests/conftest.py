@@ -7,6 +7,7 @@ default history at a temp folder, so no test can write beside the repository.
 from __future__ import annotations
 
 import atexit
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,3 +135,30 @@ def assert_no_key_in_tree(root: Path, key: str = FAKE_KEY) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             assert needle not in path.read_bytes(), f"API key leaked into {path}"
+
+
+def run_saved_notebook(
+    nb: Any, folder: Path, *, key: str, history: Path, timeout: int = 120
+) -> str:
+    """Execute ``nb`` in a real kernel (this checkout's cometnb, ``key`` in its environment,
+    errors allowed), save it as ``folder/verbose.ipynb`` and return the saved text."""
+    import nbclient
+    import nbformat
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMETAPI", "COMETNB"))}
+    env[_settings.KEY_ENV] = key
+    env[_settings.HISTORY_ENV] = str(history)
+    # The kernel imports this checkout's cometnb (the code under test), wherever it runs.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    runner = nbclient.NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(folder)}},
+    )
+    runner.execute(env=env)
+    saved = folder / "verbose.ipynb"
+    nbformat.write(nb, saved)
+    return saved.read_text("utf-8")

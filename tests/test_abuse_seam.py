@@ -25,9 +25,10 @@ from typing import Any
 
 import httpx
 import pytest
+from _bomb_client import run_in_child
 from _hostile_server import HostileServer, bomb, byte_chunks, hang, json_reply, nested_gzip
 from _hostile_server import _gzip_of_whitespace as gzip_bomb
-from conftest import FAKE_KEY
+from conftest import FAKE_KEY, assert_no_key_in_tree, run_saved_notebook
 
 from cometnb._core.errors import APIError, ResponseError
 
@@ -48,25 +49,7 @@ def server() -> Iterator[HostileServer]:
 
 
 def run_child(base_url: str, tmp_path: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    """``_bomb_client.py`` in a fresh process; its outcome, checked for a raw error."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "_bomb_client.py"),
-            base_url,
-            str(tmp_path / "h"),
-            json.dumps(spec),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "raw" not in outcome, f"a raw error escaped: {outcome['raw']}"
+    outcome = run_in_child(base_url, tmp_path / "h", spec)
     print(f"peak RSS {outcome['maxrss_mb']:.0f} MB for {spec}")  # quoted in the report
     return outcome
 
@@ -302,17 +285,13 @@ def test_interrupt_during_the_model_lookup_leaves_no_key_in_any_local(
 
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 
 
 @pytest.mark.timeout(240)
 def test_verbose_notebook_interrupted_during_the_model_lookup_holds_no_key(
     server: HostileServer, tmp_path: Path
 ) -> None:
-    from conftest import assert_no_key_in_tree
-
-    from cometnb._core import settings as _settings
-
     server.routes["POST", GENERATIONS] = json_reply(
         {"error": {"message": "The model `gpt-image-9` does not exist", "code": "model_not_found"}},
         404,
@@ -333,21 +312,7 @@ def test_verbose_notebook_interrupted_during_the_model_lookup_holds_no_key(
             new("%%cometimg -m gpt-image-9\na fox", metadata={"tags": ["lookup"]}),
         ]
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMETAPI", "COMETNB"))}
-    env[_settings.KEY_ENV] = DISTINCT
-    env[_settings.HISTORY_ENV] = str(tmp_path / "history")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    runner = nbclient.NotebookClient(
-        nb,
-        timeout=90,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    runner.execute(env=env)
-    saved = tmp_path / "verbose.ipynb"
-    nbformat.write(nb, saved)
-    text = saved.read_text("utf-8")
+    text = run_saved_notebook(nb, tmp_path, key=DISTINCT, history=tmp_path / "history")
     errors = [o for o in nb.cells[3].outputs if o["output_type"] == "error"]
     assert errors and errors[0]["ename"] == "KeyboardInterrupt", nb.cells[3].outputs
     shown = "\n".join(errors[0]["traceback"])

@@ -299,6 +299,18 @@ async def alines(response: httpx.Response, budget: Budget, limit: int) -> AsyncG
 # --- sending --------------------------------------------------------------------------------
 
 
+def _request(
+    client: httpx.Client | httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    key: Secret | None,
+    accept: str,
+    headers: Mapping[str, str] | None,
+    content: dict[str, Any],
+) -> httpx.Request:
+    return client.build_request(method, url, headers=_headers(key, accept, headers), **content)
+
+
 class Http:
     """The blocking side of the seam: one connection pool (redirects are never followed).
 
@@ -329,9 +341,7 @@ class Http:
         """Send ``method url`` (``content``: ``json=``, ``data=``, ``files=``, ``extensions=``)
         and yield the response, closed on the way out."""
         try:
-            request = self._client.build_request(
-                method, url, headers=_headers(key, accept, headers), **content
-            )
+            request = _request(self._client, method, url, key, accept, headers, content)
             response = self._client.send(request, stream=True)
         except BaseException as exc:  # an interrupt while connecting or sending, too
             drop_library_frames(exc)
@@ -375,9 +385,7 @@ class AsyncHttp:
     ) -> AsyncIterator[httpx.Response]:
         """Async :meth:`Http.open`."""
         try:
-            request = self._client.build_request(
-                method, url, headers=_headers(key, accept, headers), **content
-            )
+            request = _request(self._client, method, url, key, accept, headers, content)
             response = await self._client.send(request, stream=True)
         except BaseException as exc:  # an interrupt while connecting or sending, too
             drop_library_frames(exc)
