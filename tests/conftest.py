@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Iterator
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,10 +141,19 @@ def assert_no_key_in_tree(root: Path, key: str = FAKE_KEY) -> None:
 
 
 def run_saved_notebook(
-    nb: Any, folder: Path, *, key: str, history: Path, timeout: int = 120
+    nb: Any,
+    folder: Path,
+    *,
+    key: str,
+    history: Path,
+    timeout: int = 120,
+    interrupt_when: Callable[[], bool] | None = None,
 ) -> str:
     """Execute ``nb`` in a real kernel (this checkout's cometnb, ``key`` in its environment,
-    errors allowed), save it as ``folder/verbose.ipynb`` and return the saved text."""
+    errors allowed), save it as ``folder/verbose.ipynb`` and return the saved text.
+
+    ``interrupt_when``: interrupt the kernel (as Jupyter's stop button does) once it is true.
+    """
     import nbclient
     import nbformat
 
@@ -158,7 +170,21 @@ def run_saved_notebook(
         allow_errors=True,
         resources={"metadata": {"path": str(folder)}},
     )
+    if interrupt_when is not None:
+        threading.Thread(
+            target=_interrupt, args=(runner, interrupt_when, timeout), daemon=True
+        ).start()
     runner.execute(env=env)
     saved = folder / "verbose.ipynb"
     nbformat.write(nb, saved)
     return saved.read_text("utf-8")
+
+
+def _interrupt(runner: Any, when: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = getattr(getattr(runner.km, "provisioner", None), "pid", None)
+        if when() and pid:
+            os.kill(pid, signal.SIGINT)  # what interrupt_kernel sends a local kernel
+            return
+        time.sleep(0.05)
