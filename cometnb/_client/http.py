@@ -443,7 +443,7 @@ def get(
     try:
         with Http(timeout, transport) as http, http.open("GET", url, key=key) as response:
             return Reply(response.status_code, read_body(response, budget), host)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise ResponseError(
             f"could not read {what} from {host}: {type(exc).__name__}", hint=hint
         ) from None
