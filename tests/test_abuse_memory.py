@@ -28,6 +28,7 @@ def run_bomb(sim: SimServer, tmp_path: Path, call: dict[str, Any]) -> dict[str, 
     outcome = run_in_child(
         sim.base_url, tmp_path / "h", {"prompt": "a lighthouse", "model": MODEL, **call}
     )
+    print(f"peak RSS {outcome['maxrss_mb']:.0f} MB for {call}")  # with -s: the figures
     assert outcome["maxrss_mb"] < MAX_RSS_MB, f"peak RSS {outcome['maxrss_mb']:.0f} MB"
     assert outcome.get("type") == "ResponseError", outcome
     assert outcome["records"] == ["error"], "the failure must be recorded once"
