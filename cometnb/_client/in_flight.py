@@ -3,15 +3,19 @@
 ``generate``, ``generate_many`` and ``edit`` mark each request ``sending`` in the history's
 batch table (:data:`~cometnb._storage.batches.REQUESTS`, one row per request) on the client's
 ``"sending"`` event, right before the POST: the commit a batch makes for its items. The row is
-dropped once the request has its record. A process killed meanwhile (``kill -9``, a kernel
-restart) leaves the row behind, naming its process and the request; ``History.repair()`` turns
-a row whose process is gone into an error record that may have been billed (charged its
-estimate), found like any other failure. Batch items are marked by the batch itself.
+dropped once the answer is in and storing starts (from then on, what a kill leaves is the
+writer's: images ``repair()`` adopts, documents it restores) or the request ends otherwise.
+A process killed while the request is on the wire (``kill -9``, a kernel restart) leaves the
+row behind, naming its process and the request; ``History.repair()`` turns a row whose process
+is gone into an error record that may have been billed (charged its estimate), found like any
+other failure. Batch items are marked by the batch itself. The mark is a safety net: when it
+cannot be written, the request is sent anyway (and a warning logged).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import uuid
@@ -20,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from cometnb._client.batch_recovery import ORIGIN
-from cometnb._client.steps import NotSent
 from cometnb._core.models import ClientEvent
 from cometnb._core.protocols import HistorySink, OnEvent
 from cometnb._storage.batches import REQUESTS, BatchStore
 from cometnb._storage.records import scrub_request
 
 __all__ = ["InFlight", "describe"]
+
+log = logging.getLogger("cometnb")
 
 _BATCH = ORIGIN.split("{", 1)[0]  # "batch:": a batch marks its own items
 
@@ -64,12 +69,11 @@ class InFlight:
             if event.kind == "sending" and not self._marked:
                 try:
                     store.start(REQUESTS, self._key, describe(body))
-                except Exception:  # a request it cannot account for is not sent
-                    raise NotSent(
-                        "could not note the request as in flight in the history folder; "
-                        "nothing was sent",
-                    ) from None
-                self._marked = True
+                    self._marked = True
+                except Exception as exc:  # a safety net, not a precondition: send anyway
+                    log.warning("cometnb: could not note a request as in flight (%s)", exc)
+            elif event.kind == "storing":
+                self.close()  # answered: from here the writer's files are what repair finds
             if on_event is not None:
                 on_event(event)
 
