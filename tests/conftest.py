@@ -7,7 +7,11 @@ default history at a temp folder, so no test can write beside the repository.
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterator
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,3 +138,53 @@ def assert_no_key_in_tree(root: Path, key: str = FAKE_KEY) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             assert needle not in path.read_bytes(), f"API key leaked into {path}"
+
+
+def run_saved_notebook(
+    nb: Any,
+    folder: Path,
+    *,
+    key: str,
+    history: Path,
+    timeout: int = 120,
+    interrupt_when: Callable[[], bool] | None = None,
+) -> str:
+    """Execute ``nb`` in a real kernel (this checkout's cometnb, ``key`` in its environment,
+    errors allowed), save it as ``folder/verbose.ipynb`` and return the saved text.
+
+    ``interrupt_when``: interrupt the kernel (as Jupyter's stop button does) once it is true.
+    """
+    import nbclient
+    import nbformat
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMETAPI", "COMETNB"))}
+    env[_settings.KEY_ENV] = key
+    env[_settings.HISTORY_ENV] = str(history)
+    # The kernel imports this checkout's cometnb (the code under test), wherever it runs.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    runner = nbclient.NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(folder)}},
+    )
+    if interrupt_when is not None:
+        threading.Thread(
+            target=_interrupt, args=(runner, interrupt_when, timeout), daemon=True
+        ).start()
+    runner.execute(env=env)
+    saved = folder / "verbose.ipynb"
+    nbformat.write(nb, saved)
+    return saved.read_text("utf-8")
+
+
+def _interrupt(runner: Any, when: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = getattr(getattr(runner.km, "provisioner", None), "pid", None)
+        if when() and pid:
+            os.kill(pid, signal.SIGINT)  # what interrupt_kernel sends a local kernel
+            return
+        time.sleep(0.05)

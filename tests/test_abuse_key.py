@@ -178,7 +178,7 @@ def test_missing_key_error_and_bad_key_error_have_no_key(sim: SimServer, tmp_pat
 # --- a real kernel in %xmode Verbose ---------------------------------------------------------
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 
 KERNEL_CELLS = {
     "401": "c.generate('a fox', model='gpt-image-1-mini')",
@@ -204,9 +204,7 @@ KERNEL_CELLS = {
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_verbose_kernel_notebook_never_holds_the_key(sim: SimServer, tmp_path: Path) -> None:
-    from conftest import assert_no_key_in_tree
-
-    from cometnb._core import settings as _settings
+    from conftest import assert_no_key_in_tree, run_saved_notebook
 
     sim.fault("http", status=401, body={"error": {"message": "Invalid token", "code": "bad"}})
     sim.fault("500")
@@ -226,23 +224,7 @@ def test_verbose_kernel_notebook_never_holds_the_key(sim: SimServer, tmp_path: P
         *(new(src, metadata={"tags": [name]}) for name, src in KERNEL_CELLS.items()),
     ]
     nb = nbformat.v4.new_notebook(cells=cells)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMETAPI", "COMETNB"))}
-    env[_settings.KEY_ENV] = DISTINCT
-    env[_settings.HISTORY_ENV] = str(history)
-    # The kernel imports this checkout's cometnb (the code under test), wherever it runs.
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    runner = nbclient.NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    runner.execute(env=env)
-    saved = tmp_path / "verbose.ipynb"
-    nbformat.write(nb, saved)
-    text = saved.read_text("utf-8")
+    text = run_saved_notebook(nb, tmp_path, key=DISTINCT, history=history)
     by_tag = {c.metadata.get("tags", [None])[0]: c for c in nb.cells}
     errors = {
         name: [o for o in by_tag[name].outputs if o["output_type"] == "error"]

@@ -200,14 +200,16 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _mock_http(seen: list[Any], replies: list[Any]) -> Any:
-    """An httpx client whose transport records each request and never connects anywhere."""
+    """The HTTP seam over a transport that records each request and never connects anywhere."""
     import httpx
+
+    from cometnb._client.http import Http
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return replies.pop(0)
 
-    return httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=False)
+    return Http(httpx.Timeout(5.0), httpx.MockTransport(handler))
 
 
 def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> None:
@@ -224,7 +226,6 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
         got = download(
             http,
             "https://images.rebind.example:8443/a.png?sig=1",
-            user_agent="t",
             allow_loopback=True,
             limits=Limits(),
         )
@@ -250,7 +251,6 @@ def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[st
         download(
             http,
             "http://images.rebind.example/a.png",
-            user_agent="t",
             allow_loopback=False,
             limits=Limits(),
         )

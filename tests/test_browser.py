@@ -64,7 +64,7 @@ from cometnb.sim import SimServer
 sim = SimServer(latency=0.3)
 sim.start()
 _settings.active().base_url = sim.base_url
-_settings.set_session_key("sim-placeholder-key")"""
+_settings.set_session_key("sim-placeholder-key-for-tests")"""
 PANEL = "p = cometnb.panel()\np"
 # The toolbar's idle indicator flashes 'idle' before the kernel exists; ask the app instead.
 KERNEL_IDLE = """() => {

@@ -45,7 +45,7 @@ def test_core_works_end_to_end_without_frontends(tmp_path: object) -> None:
         "from cometnb import Client, History\n"
         "import tempfile\n"
         "with SimServer() as s:\n"
-        "    c = Client(api_key='k-layer-test', base_url=s.base_url,"
+        "    c = Client(api_key='sk-layer-test-key-0123456789', base_url=s.base_url,"
         " history=History(tempfile.mkdtemp()))\n"
         "    g = c.generate('a layered cake', model='gpt-image-1-mini', size='1024x1024')\n"
         "    assert g.images and g.images[0].path.exists()\n"

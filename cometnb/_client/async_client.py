@@ -17,7 +17,6 @@ from typing import Any, cast
 import httpx
 
 from cometnb._client.base import (
-    USER_AGENT,
     HistoryArg,
     OnEvent,
     OnPartial,
@@ -27,19 +26,14 @@ from cometnb._client.base import (
     _BaseClient,
     _cancelled,
     _is_synthetic,
-    shared_ssl_context,
     storing_failure,
     unexpected,
 )
-from cometnb._client.capped import (
-    alines_capped,
-    aread_capped,
-    error_budget,
-    result_budget,
-    stream_budget,
-)
+from cometnb._client.capped import error_budget, result_budget, stream_budget
 from cometnb._client.fetch import adownload
 from cometnb._client.frames import drop_library_frames
+from cometnb._client.http import AsyncHttp, alines, aread_body
+from cometnb._client.in_flight import InFlight
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
@@ -90,9 +84,7 @@ class AsyncClient(_BaseClient):
             limits=limits,
         )
         self._sleep = sleep or asyncio.sleep
-        self._http = httpx.AsyncClient(
-            transport=transport, timeout=self._timeouts, verify=shared_ssl_context()
-        )
+        self._http = AsyncHttp(self._timeouts, transport)
 
     # -- public API ------------------------------------------------------------------
 
@@ -188,6 +180,7 @@ class AsyncClient(_BaseClient):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        self._close_in_flight()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -268,9 +261,28 @@ class AsyncClient(_BaseClient):
         tags: tuple[str, ...],
         origin: str | None,
     ) -> Generation:
+        marks = InFlight(self._in_flight, history, origin)
+        try:
+            follow = marks.follow(body, on_event)
+            return await self._tracked(history, body, on_partial, follow, tags, origin)
+        finally:
+            marks.close()  # recorded (or never sent): the request is no longer in flight
+
+    async def _tracked(
+        self,
+        history: HistorySink | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
         start = time.monotonic()
         watch = SentWatch(on_event)  # a cancel before the first POST is not billed
         try:
+            if history is not None and self._store_failed:
+                # A result of this run could not be stored: is there room for this one?
+                await asyncio.to_thread(history.check_writable)
             result = await self._obtain(body, on_partial, watch)
         except CometError as error:
             elapsed = time.monotonic() - start
@@ -305,6 +317,7 @@ class AsyncClient(_BaseClient):
                 self._store, history, body, result, elapsed, tags, origin
             )
         except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
+            self._store_failed = True
             failure = storing_failure(exc)
             return await asyncio.to_thread(
                 self._record_failure, history, body, failure, elapsed, tags, origin
@@ -332,45 +345,35 @@ class AsyncClient(_BaseClient):
 
     async def _attempt(self, step: Send) -> Attempt:
         started = time.monotonic()
+        url, content = self._post(step.body)
         try:
-            request = self._http_request(self._http, step.body, step.key)
-            response = await self._http.send(request, stream=True)
+            async with self._http.open("POST", url, key=step.key, **content) as response:
+                return await self._answer(step, response, started)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
-        try:
-            if not response.is_success:
-                content = await aread_capped(
-                    response, error_budget(self.host, self.limits, started)
-                )
-                return self._status_failure(response, content)
-            if not self._is_sse(response, step.body):
-                budget = result_budget(self.host, self.limits, step.body, started)
-                content = await aread_capped(response, budget)
-                self._received(step, response)
-                return self._complete_answer(response, content)
-            reader = self._stream_reader(step)
-            budget = stream_budget(self.host, self.limits, step.body, started)
-            lines = alines_capped(response, budget, self.limits.sse_line_bytes)
-            try:
-                async for line in lines:
-                    if reader.feed(line):
-                        break
-            finally:
-                await lines.aclose()
-            self._received(step, response)
-            return reader.finish(), _is_synthetic(response)
-        except httpx.RequestError as exc:
-            return self._transport_failure(exc)
-        except ResponseError as exc:  # over a size cap or past the deadline
+        except ResponseError as exc:  # over a size cap, past the deadline, an odd encoding
             return self._too_much(exc)
+
+    async def _answer(self, step: Send, response: httpx.Response, started: float) -> Attempt:
+        if not response.is_success:
+            content = await aread_body(response, error_budget(self.host, self.limits, started))
+            return self._status_failure(response, content)
+        if not self._is_sse(response, step.body):
+            budget = result_budget(self.host, self.limits, step.body, started)
+            content = await aread_body(response, budget)
+            self._received(step, response)
+            return self._complete_answer(response, content)
+        reader = self._stream_reader(step)
+        budget = stream_budget(self.host, self.limits, step.body, started)
+        stream = alines(response, budget, self.limits.sse_line_bytes)
+        try:
+            async for line in stream:
+                if reader.feed(line):
+                    break
         finally:
-            await response.aclose()
+            await stream.aclose()
+        self._received(step, response)
+        return reader.finish(), _is_synthetic(response)
 
     async def _download(self, url: str) -> bytes:
-        return await adownload(
-            self._http,
-            url,
-            user_agent=USER_AGENT,
-            allow_loopback=self._loopback,
-            limits=self.limits,
-        )
+        return await adownload(self._http, url, allow_loopback=self._loopback, limits=self.limits)

@@ -1,7 +1,7 @@
 """What :class:`Client` and :class:`AsyncClient` share: everything but I/O.
 
 :class:`_BaseClient` holds the configuration (base URL, timeouts, retry policy), resolves and
-checks the key, builds and validates requests, builds the httpx requests and headers and maps
+checks the key, builds and validates requests, says what each POST carries and maps
 answers to results or failures (:mod:`~cometnb._client.response`); storing outcomes in the
 history is :class:`~cometnb._client.storing._Storing`, which it inherits. The exchange itself —
 retries and downloads — is :func:`cometnb._client.steps.request_steps`, a generator of I/O steps
@@ -10,12 +10,11 @@ each client performs its own way (:meth:`_BaseClient._steps` starts it).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
-import ssl
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import httpx
@@ -36,7 +35,7 @@ from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, not
 from cometnb._client.storing import _Storing
 from cometnb._core import settings as _settings
 from cometnb._core import sources as _sources
-from cometnb._core.edit_caps import NO_INPUT_IMAGE
+from cometnb._core.edit_caps import NO_INPUT_IMAGE, get_edit_caps
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
@@ -48,12 +47,12 @@ from cometnb._core.guards import check_no_key, check_stored
 from cometnb._core.limits import Limits
 from cometnb._core.models import ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
-from cometnb._core.secret import Secret, mask
+from cometnb._core.secret import MIN_KEY_CHARS, Secret, mask
+from cometnb._storage.batches import BatchStore
 from cometnb._storage.folder import History
 from cometnb._storage.folder import history as active_history
-from cometnb._version import __version__
 
-__all__ = ["HistoryArg", "OnEvent", "OnPartial", "OnResult", "RequestLike", "shared_ssl_context"]
+__all__ = ["HistoryArg", "OnEvent", "OnPartial", "OnResult", "RequestLike"]
 
 log = logging.getLogger("cometnb")
 
@@ -62,20 +61,9 @@ RequestLike = ImageRequest | Mapping[str, Any]
 HistoryArg = HistorySink | str | os.PathLike[str] | Literal[False] | None
 
 SIMULATOR_HEADER = "x-cometnb-simulator"
-USER_AGENT = f"cometnb/{__version__}"
 _UNSAFE_KEY_HINT = "Copy the key again (only the key) and " + KEY_HINT[0].lower() + KEY_HINT[1:]
 CANCELLED_MESSAGE = "Cancelled before the result arrived (a request already sent may be billed)."
 CANCELLED_UNSENT = "Cancelled before the request was sent: nothing was billed."
-
-
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context for every client in the process.
-
-    Building one loads the CA bundle (~25 ms), and the magic makes a client per cell; an
-    ``SSLContext`` may be shared by many connections and threads.
-    """
-    return httpx.create_ssl_context()
 
 
 def _history_sink(history: object) -> HistorySink | Literal[False] | None:
@@ -133,6 +121,10 @@ class _BaseClient(_Storing):
         self._history_arg = _history_sink(history)
         # Sends at the server's rate limit once one shows (headers or 429s); None: unpaced.
         self.pacer: Pacer | None = Pacer()
+        # A result could not be stored: each later request asks the history for room first.
+        self._store_failed = False
+        # The batch tables requests are marked in while on the wire (one per history folder).
+        self._in_flight: dict[Path, BatchStore] = {}
 
     # -- configuration ---------------------------------------------------------------
 
@@ -159,17 +151,16 @@ class _BaseClient(_Storing):
                     hint=_UNSAFE_KEY_HINT,
                 )
             )
+        if not key.realistic:
+            # Never sent: a server could echo it back, and it is too short to redact safely.
+            raise _before_sending(
+                AuthenticationError(
+                    f"The API key is too short to be a CometAPI key ({len(key)} characters; "
+                    f"real keys have at least {MIN_KEY_CHARS}); nothing was sent.",
+                    hint=_UNSAFE_KEY_HINT,
+                )
+            )
         return key
-
-    def _headers(self, key: Secret, stream: bool) -> httpx.Headers:
-        # httpx.Headers hides Authorization in its repr; the bare key exists only in here.
-        return httpx.Headers(
-            {
-                "Authorization": key.bearer(),
-                "User-Agent": USER_AGENT,
-                "Accept": "text/event-stream, application/json" if stream else "application/json",
-            }
-        )
 
     def _history(self) -> HistorySink | None:
         if self._history_arg is False:
@@ -184,6 +175,11 @@ class _BaseClient(_Storing):
         if history is not None:
             history.check_writable()
         return history
+
+    def _close_in_flight(self) -> None:
+        for store in self._in_flight.values():
+            store.close()
+        self._in_flight.clear()
 
     def __repr__(self) -> str:
         key = _settings.resolve_key(self._api_key)
@@ -243,31 +239,20 @@ class _BaseClient(_Storing):
                 ) from None
         return bodies
 
-    def _http_request(
-        self, client: httpx.Client | httpx.AsyncClient, body: dict[str, Any], key: Secret
-    ) -> httpx.Request:
+    def _post(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The URL and the :meth:`Http.open <cometnb._client.http.Http.open>` arguments of
+        ``body``'s POST (JSON, or multipart for the edits endpoint)."""
         stream = bool(body.get("stream"))
-        headers = self._headers(key, stream)
+        accept = "text/event-stream, application/json" if stream else "application/json"
         if _edits.is_multipart(body):
             url = self.base_url + _edits.edit_path(body)
             # Never log the parts: names and sizes only (the bytes can be megabytes).
             log.debug("cometnb: POST %s (multipart, %d input(s))", url, len(body.images))
-            return client.build_request(
-                "POST",
-                url,
-                data=_edits.form_fields(body),
-                files=_edits.multipart_files(body),
-                headers=headers,
-                timeout=self._timeouts,
-            )
+            content = {"data": _edits.form_fields(body), "files": _edits.multipart_files(body)}
+            return url, {"accept": accept, "timeout": self._timeouts, **content}
         log.debug("cometnb: POST %s", self.endpoint)
-        return client.build_request(
-            "POST",
-            self.endpoint,
-            json=_edits.json_with_references(body),
-            headers=headers,
-            timeout=self._timeouts,
-        )
+        json_body = _edits.json_with_references(body)
+        return self.endpoint, {"accept": accept, "timeout": self._timeouts, "json": json_body}
 
     def build_edit(
         self,
@@ -283,10 +268,16 @@ class _BaseClient(_Storing):
         history. ``image`` is one source or a list (see :mod:`cometnb._core.sources`)."""
         found = self._history()
         history = cast(_sources.HistoryLookup, found) if hasattr(found, "get") else None
-        images = _sources.resolve_sources(image, history=history)
+        # Files over the model's limit are refused before a byte of them is read.
+        caps = get_edit_caps(model or _settings.active().model)
+        most = caps.max_image_bytes if caps is not None else None
+        images = _sources.resolve_sources(image, history=history, max_bytes=most)
         if not images:  # else it would go out as a (billed) plain generation
             raise ValidationError(NO_INPUT_IMAGE, field="image")
-        mask_input = _sources.resolve_source(mask, history=history) if mask is not None else None
+        mask_input = None
+        if mask is not None:
+            mask_most = caps.mask_max_bytes if caps is not None else None
+            mask_input = _sources.resolve_source(mask, history=history, max_bytes=mask_most)
         request = self.build_request(prompt, model=model, partial_images=partial_images, **fields)
         return request.with_overrides(images=images, mask=mask_input)
 

@@ -62,8 +62,10 @@ from cometnb._core.errors import (
     CometError,
     ValidationError,
 )
+from cometnb._core.guards import check_encodable, check_no_key
 from cometnb._core.models import ClientEvent, Generation
 from cometnb._core.protocols import OnEvent
+from cometnb._core.secret import Secret
 from cometnb._storage.batch_lock import BatchHold, hold_batch
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
@@ -132,6 +134,7 @@ def run_batch(
     own = client is None
     runner = client if client is not None else Client()
     try:
+        _check_names(name, loaded, _settings.resolve_key(runner._api_key))
         history = _history_of(runner)
         with hold_batch(history.path, name) as hold:  # one run of this batch at a time
             return _run_held(
@@ -140,6 +143,14 @@ def run_batch(
     finally:
         if own:
             runner.close()
+
+
+def _check_names(name: str, loaded: list[BatchItem], key: Secret | None) -> None:
+    """The batch name and item ids go into tags, origins and the batch state: refuse text the
+    history cannot write (a lone surrogate) and the API key, before anything is sent."""
+    names = {"name": name, "id": [item.key for item in loaded]}
+    check_encodable(names)
+    check_no_key(names, key)
 
 
 def _run_held(

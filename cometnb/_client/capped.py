@@ -1,24 +1,18 @@
-"""Reading a reply without letting it decide how much memory or time it takes.
+"""The caps on one reply, counted without doing any I/O: :class:`Budget` and friends.
 
-httpx decompresses as it reads and only bounds each read, not the whole: a 1 MB gzip body that
-inflates to 1 GB, an SSE line that never ends, or a download dripping a byte a second would
-all be read to the end. Here every byte is counted as it arrives (after decompression, at most
-one network read's worth — 64 KB inflating to ~64 MB — is held before the check) and the
-clock is checked at every chunk. Going over a :class:`~cometnb._core.limits.Limits` cap ends
-in one :class:`ResponseError` ("… sent more than N MB …"), never a ``MemoryError``.
-
-:class:`Budget` is the sans-I/O counter; :func:`read_capped` / :func:`aread_capped` read a whole
-body, :func:`lines_capped` / :func:`alines_capped` split a stream into lines;
+A reply's size (decoded bytes) and total time are charged to a :class:`Budget` as they
+arrive; going over a :class:`~cometnb._core.limits.Limits` cap ends in one
+:class:`ResponseError` ("… sent more than N MB …"), never a ``MemoryError``. The reading
+itself (one encoding layer, decoded a step at a time, one growing buffer) is the HTTP seam,
+:mod:`cometnb._client.http`; :class:`LineSplitter` splits a stream into bounded lines and
 :class:`CappedSSEDecoder` also bounds one event's joined ``data:`` lines.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
-
-import httpx
 
 from cometnb._client.sse import SSEDecoder, SSEEvent
 from cometnb._core.errors import ResponseError
@@ -29,11 +23,7 @@ __all__ = [
     "Budget",
     "CappedSSEDecoder",
     "LineSplitter",
-    "alines_capped",
-    "aread_capped",
     "error_budget",
-    "lines_capped",
-    "read_capped",
     "result_budget",
     "stream_budget",
 ]
@@ -87,24 +77,6 @@ class Budget:
             )
 
 
-def read_capped(response: httpx.Response, budget: Budget) -> bytes:
-    """The whole (decompressed) body, or a :class:`ResponseError` once over the budget."""
-    chunks = []
-    for chunk in response.iter_bytes():
-        budget.take(len(chunk))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def aread_capped(response: httpx.Response, budget: Budget) -> bytes:
-    """Async :func:`read_capped`."""
-    chunks = []
-    async for chunk in response.aiter_bytes():
-        budget.take(len(chunk))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class LineSplitter:
     """Bytes → lines (``\\n``, ``\\r\\n`` or ``\\r`` end one), each at most ``limit`` bytes."""
 
@@ -129,6 +101,10 @@ class LineSplitter:
 
     def flush(self) -> list[str]:
         return [self._take()] if self._buf else []
+
+    def discard(self) -> None:
+        """Let go of a partial line (the read failed: nothing it held is kept)."""
+        self._buf = bytearray()
 
     def _grow(self, piece: bytes) -> None:
         if len(self._buf) + len(piece) > self.limit:
@@ -165,26 +141,6 @@ def _line_ends(chunk: bytes) -> Iterator[tuple[int, int]]:
         if byte == 0x0A:
             yield index, 1
         index += 1
-
-
-def lines_capped(response: httpx.Response, budget: Budget, limit: int) -> Iterator[str]:
-    """The lines of a streamed body (raw bytes are decoded by httpx first)."""
-    splitter = LineSplitter(budget, limit)
-    for chunk in response.iter_bytes():
-        yield from splitter.feed(chunk)
-    yield from splitter.flush()
-
-
-async def alines_capped(
-    response: httpx.Response, budget: Budget, limit: int
-) -> AsyncGenerator[str, None]:
-    """Async :func:`lines_capped`."""
-    splitter = LineSplitter(budget, limit)
-    async for chunk in response.aiter_bytes():
-        for line in splitter.feed(chunk):
-            yield line
-    for line in splitter.flush():
-        yield line
 
 
 class CappedSSEDecoder(SSEDecoder):

@@ -5,18 +5,21 @@ The URL comes from the server, so every hop is checked by
 when the API itself is on loopback) and redirects are followed by hand, at most
 :data:`~cometnb._client.fetch_guard.MAX_REDIRECTS`. The body is read through a
 :class:`~cometnb._client.capped.Budget` (one image's size, ``Limits.download_s`` in all), and
-errors name the host and the HTTP status, never a byte of the body. The download is sent
-without the ``Authorization`` header: it goes to another host.
+errors name the host and the HTTP status, never a byte of the body. The download goes through
+the HTTP seam (:mod:`cometnb._client.http`: one encoding layer, decoded bytes counted as they
+arrive) without the ``Authorization`` header: it goes to another host.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 
-from cometnb._client.capped import Budget, aread_capped, read_capped
+from cometnb._client.capped import Budget
 from cometnb._client.fetch_guard import MAX_REDIRECTS, Target, pin_image_url, redirect_target
+from cometnb._client.http import AsyncHttp, Http, aread_body, read_body
 from cometnb._core.errors import ResponseError
 from cometnb._core.limits import Limits
 
@@ -44,63 +47,46 @@ def _budget(url: str, limits: Limits) -> Budget:
     )
 
 
-def download(
-    http: httpx.Client, url: str, *, user_agent: str, allow_loopback: bool, limits: Limits
-) -> bytes:
+def download(http: Http, url: str, *, allow_loopback: bool, limits: Limits) -> bytes:
     """GET ``url`` (following checked redirects); the image bytes or a :class:`ResponseError`."""
     target = pin_image_url(url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)
     for _ in range(MAX_REDIRECTS + 1):
-        request = _request(http, target, user_agent)
         try:
-            response = http.send(request, stream=True)
+            with http.open("GET", target.connect, accept="*/*", **_pinned(target)) as response:
+                location = redirect_target(response, target.url)
+                if location is None:
+                    if not response.is_success:
+                        raise download_error(url, f"HTTP {response.status_code}")
+                    return read_body(response, budget)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise download_error(url, type(exc).__name__) from None
-        try:
-            location = redirect_target(response, target.url)
-            if location is None:
-                if not response.is_success:
-                    raise download_error(url, f"HTTP {response.status_code}")
-                return read_capped(response, budget)
-        except httpx.HTTPError as exc:
-            raise download_error(url, type(exc).__name__) from None
-        finally:
-            response.close()
         target = pin_image_url(location, allow_loopback=allow_loopback)
         url = location
     raise download_error(url, f"more than {MAX_REDIRECTS} redirects")
 
 
-def _request(
-    http: httpx.Client | httpx.AsyncClient, target: Target, user_agent: str
-) -> httpx.Request:
-    """The GET for a checked target: to the address that was checked, under the host's name."""
-    headers = {"User-Agent": user_agent, **target.headers}
-    return http.build_request("GET", target.connect, headers=headers, extensions=target.extensions)
+def _pinned(target: Target) -> dict[str, Any]:
+    """The GET for a checked target goes to the address that was checked, under the host's
+    name (the ``Host`` header and the TLS server name)."""
+    return {"headers": target.headers, "extensions": target.extensions}
 
 
-async def adownload(
-    http: httpx.AsyncClient, url: str, *, user_agent: str, allow_loopback: bool, limits: Limits
-) -> bytes:
+async def adownload(http: AsyncHttp, url: str, *, allow_loopback: bool, limits: Limits) -> bytes:
     """Async :func:`download` (host names are resolved off the event loop)."""
     target = await asyncio.to_thread(pin_image_url, url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)
     for _ in range(MAX_REDIRECTS + 1):
-        request = _request(http, target, user_agent)
         try:
-            response = await http.send(request, stream=True)
+            opened = http.open("GET", target.connect, accept="*/*", **_pinned(target))
+            async with opened as response:
+                location = redirect_target(response, target.url)
+                if location is None:
+                    if not response.is_success:
+                        raise download_error(url, f"HTTP {response.status_code}")
+                    return await aread_body(response, budget)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise download_error(url, type(exc).__name__) from None
-        try:
-            location = redirect_target(response, target.url)
-            if location is None:
-                if not response.is_success:
-                    raise download_error(url, f"HTTP {response.status_code}")
-                return await aread_capped(response, budget)
-        except httpx.HTTPError as exc:
-            raise download_error(url, type(exc).__name__) from None
-        finally:
-            await response.aclose()
         target = await asyncio.to_thread(pin_image_url, location, allow_loopback=allow_loopback)
         url = location
     raise download_error(url, f"more than {MAX_REDIRECTS} redirects")

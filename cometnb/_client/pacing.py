@@ -155,6 +155,7 @@ class Pacer:
         self._free = False  # a cut lets one request go at once (the retry of a lone request)
         self._synced_at = -math.inf  # send time of the answer whose headers were last followed
         self.last: Ticket | None = None  # the latest ticket handed out (doctests, probes)
+        self._storm_since: float | None = None  # the first 429 since the last other answer
 
     # --- reading the state --------------------------------------------------------------
 
@@ -162,6 +163,12 @@ class Pacer:
     def waiting(self) -> int:
         """How many requests are waiting for their turn right now."""
         return self._waiting
+
+    def storm_s(self) -> float:
+        """How long the server has answered only rate-limit 429s (0 when it has not)."""
+        with self._lock:
+            since = self._storm_since
+            return 0.0 if since is None else max(0.0, self._clock() - since)
 
     def accepted_rate(self) -> float:
         """Requests a second the server accepted over the last :attr:`window` seconds."""
@@ -223,6 +230,10 @@ class Pacer:
             now = self._clock()
             if limits is not None:
                 self._follow_headers(ticket, limits, now)
+            if not limited:
+                self._storm_since = None
+            elif self._storm_since is None:
+                self._storm_since = ticket.sent_at
             if limited:
                 self._refused.append(ticket.sent_at)
                 self._limited_at = now

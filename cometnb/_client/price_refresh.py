@@ -1,8 +1,10 @@
 """``cometnb.refresh_prices()``: fetch CometAPI's public model catalog and keep it, dated.
 
 The catalog lives at ``GET {root}/api/models`` (the base URL without ``/v1``) and needs no key,
-so none is sent. What it states is kept in ``<history folder>/prices/catalog-<UTC time>.json``;
-from then on :func:`cometnb._core.prices.active_table` lays it over the built-in table (and a
+so none is sent; the GET goes through the HTTP seam (:func:`cometnb._client.http.get`: at most
+:data:`CATALOG_LIMIT` decoded bytes, 30 s in all, one short error otherwise). What it states is
+kept in ``<history folder>/prices/catalog-<UTC time>.json``; from then on
+:func:`cometnb._core.prices.active_table` lays it over the built-in table (and a
 ``prices_file`` still wins). Records already made keep the cost they were stored with.
 """
 
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import httpx
 
-from cometnb._client.base import USER_AGENT, shared_ssl_context
+from cometnb._client.http import get
 from cometnb._core import settings
 from cometnb._core.catalog import table_from_catalog
 from cometnb._core.errors import APIError, CometError, ResponseError
+from cometnb._core.limits import MB
 from cometnb._core.prices import (
     CATALOG_DIR,
     PriceTable,
@@ -27,9 +30,12 @@ from cometnb._core.prices import (
     with_override,
 )
 
-__all__ = ["catalog_url", "refresh_prices"]
+__all__ = ["CATALOG_LIMIT", "catalog_url", "refresh_prices"]
 
-_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_TIMEOUT_S = 30.0
+# The real catalog is about 1 MB for every model CometAPI sells; a reply past this is refused.
+CATALOG_LIMIT = 32 * MB
+_UNCHANGED = "The prices in force are unchanged."
 
 
 def catalog_url(base_url: str | None = None) -> str:
@@ -76,29 +82,26 @@ def refresh_prices(
 
 
 def _fetch(url: str, transport: httpx.BaseTransport | None) -> object:
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-    try:
-        with httpx.Client(
-            timeout=_TIMEOUT, transport=transport, verify=shared_ssl_context()
-        ) as client:
-            response = client.get(url, headers=headers)
-    except httpx.HTTPError as exc:
-        raise ResponseError(
-            f"could not read the price catalog at {url}: {type(exc).__name__}",
-            hint="Check the connection and try again; the prices in force are unchanged.",
-        ) from None
-    if not response.is_success:
+    hint = "Check the connection and try again; the prices in force are unchanged."
+    reply = get(
+        url,
+        what="the price catalog",
+        limit=CATALOG_LIMIT,
+        seconds=_TIMEOUT_S,
+        transport=transport,
+        hint=hint,
+    )
+    if not reply.ok:
         raise APIError(
-            f"the price catalog at {url} answered HTTP {response.status_code}",
-            status=response.status_code,
-            hint="The prices in force are unchanged.",
+            f"the price catalog at {url} answered HTTP {reply.status}",
+            status=reply.status,
+            hint=_UNCHANGED,
         )
     try:
-        return response.json()
-    except ValueError:
+        return reply.json()
+    except ResponseError:
         raise ResponseError(
-            f"the price catalog at {url} did not answer JSON",
-            hint="The prices in force are unchanged.",
+            f"the price catalog at {url} did not answer JSON", hint=_UNCHANGED
         ) from None
 
 

@@ -75,7 +75,10 @@ MODERATION_HINT = (
 QUOTA_HINT = (
     "Your CometAPI quota or balance is exhausted: top up the account (retrying won't help)."
 )
-RATE_HINT = "The service is rate limiting: wait a minute, or lower the concurrency."
+RATE_HINT = (
+    "The service is rate limiting; the request was never billed. Wait a minute, or lower the "
+    "concurrency."
+)
 
 
 @dataclass

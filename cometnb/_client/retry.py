@@ -27,6 +27,7 @@ from cometnb._core.billing import BILLED_STATUSES, SAFE_STATUSES, Safety, status
 from cometnb._core.errors import CometError
 
 __all__ = [
+    "RATE_LIMIT_PATIENCE_S",
     "Decision",
     "Failure",
     "RetryPolicy",
@@ -35,6 +36,8 @@ __all__ = [
     "parse_should_retry",
     "status_safety",
 ]
+
+RATE_LIMIT_PATIENCE_S = 300.0  # five minutes of nothing but 429s
 
 # The classification lives in the core (cometnb._core.billing) so the ledger prices failures
 # by the same rule: what is not retried because it may be billed is also counted as spent.
@@ -82,6 +85,8 @@ class RetryPolicy:
     Backoff is ``base_delay * 2**n`` capped at ``max_delay``, minus up to ``jitter`` (25%) so
     that many clients hit by the same 429 do not come back in lockstep. A server-given
     ``Retry-After`` wins; one longer than ``max_retry_after`` means "give up now".
+    ``rate_limit_patience_s`` bounds a storm of 429s: once the server has refused everything
+    for that long, :func:`cometnb._client.steps.request_steps` sends nothing more.
 
     Example::
 
@@ -96,6 +101,9 @@ class RetryPolicy:
     max_delay: float = 8.0
     jitter: float = 0.25
     max_retry_after: float = 120.0
+    # A storm of rate-limit 429s (the pacer slows to one request a minute) ends here: a
+    # request not yet sent when the server has refused for this long gives up, never billed.
+    rate_limit_patience_s: float = RATE_LIMIT_PATIENCE_S
     rng: random.Random = field(default_factory=random.Random)
 
     def backoff(self, retries_done: int) -> float:

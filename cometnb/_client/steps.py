@@ -21,7 +21,7 @@ from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLim
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.sse import SSEEvent, StreamAssembler
-from cometnb._core.errors import CometError, ResponseError, redact
+from cometnb._core.errors import CometError, RateLimitError, ResponseError, redact
 from cometnb._core.images import decode_b64_image, inspect_image
 from cometnb._core.limits import DEFAULT_LIMITS, Limits
 from cometnb._core.models import ApiImage, ApiResult, ClientEvent
@@ -128,7 +128,8 @@ def request_steps(
     """
     retries = billed = 0
     while True:
-        ticket = None if pacer is None else (yield from _turn(pacer, on_event))
+        patience = _Patience(pacer, policy.rate_limit_patience_s, billed)
+        ticket = None if pacer is None else (yield from _turn(pacer, on_event, patience))
         # Right before the POST, nothing awaited in between: a batch commits "in flight" here.
         try:
             sending = ClientEvent("sending", attempt=retries + 1)
@@ -150,12 +151,44 @@ def request_steps(
             return ApiResult(images, parsed.created, usage, meta or {}, synthetic)
         wait = _next_wait(policy, outcome, retries, billed)
         retries, billed = retries + 1, billed + (outcome.safety == "billed")
+        _Patience(pacer, policy.rate_limit_patience_s, billed).check(wait)
         why = outcome.reason
         notify(on_event, ClientEvent("waiting", retries + 1, wait, why, may_be_billed=billed > 0))
         yield Sleep(wait)
 
 
-def _turn(pacer: Pacer, on_event: OnEvent | None) -> Generator[Step, Any, Ticket]:
+@dataclass(frozen=True)
+class _Patience:
+    """How long a request waits through a storm of rate-limit 429s before giving up."""
+
+    pacer: Pacer | None
+    limit_s: float
+    billed: int
+
+    def check(self, wait: float) -> None:
+        """Raise the final :class:`RateLimitError` when waiting ``wait`` more would go past."""
+        storm = 0.0 if self.pacer is None else self.pacer.storm_s()
+        if storm == 0.0 or storm + wait <= self.limit_s:
+            return
+        billed = (
+            "an earlier attempt of it may have been billed"
+            if self.billed
+            else "it was never billed (the server refused it before any work)"
+        )
+        error = RateLimitError(
+            f"Gave up: the server has answered only 'rate limited' (HTTP 429) for "
+            f"{storm / 60:.0f} min; this request was not sent again.",
+            status=429,
+            hint=f"Nothing more was sent; {billed}. Wait a few minutes, or lower the "
+            "concurrency, and run it again.",
+        )
+        error.may_be_billed = self.billed > 0
+        raise error
+
+
+def _turn(
+    pacer: Pacer, on_event: OnEvent | None, patience: _Patience
+) -> Generator[Step, Any, Ticket]:
     """Wait (as Sleep steps) until the pacer lets this attempt go; say so once."""
     waited, stalls = False, 0
     try:
@@ -164,6 +197,7 @@ def _turn(pacer: Pacer, on_event: OnEvent | None) -> Generator[Step, Any, Ticket
             if turn.ticket is not None:
                 waited = False
                 return turn.ticket
+            patience.check(turn.wait_s)
             if not waited:
                 notify(on_event, ClientEvent("waiting", 1, turn.wait_s, RATE_LIMIT_REASON))
             waited = True

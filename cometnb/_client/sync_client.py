@@ -1,4 +1,4 @@
-"""The synchronous CometAPI image client, :class:`Client` (plain httpx, blocking).
+"""The synchronous CometAPI image client, :class:`Client` (blocking).
 
 It performs the I/O steps of :func:`cometnb._client.steps.request_steps` by blocking; all
 else is shared with :class:`~cometnb._client.async_client.AsyncClient` through
@@ -18,7 +18,6 @@ import httpx
 
 from cometnb._client.async_client import AsyncClient
 from cometnb._client.base import (
-    USER_AGENT,
     HistoryArg,
     OnEvent,
     OnPartial,
@@ -27,19 +26,14 @@ from cometnb._client.base import (
     _BaseClient,
     _cancelled,
     _is_synthetic,
-    shared_ssl_context,
     storing_failure,
     unexpected,
 )
-from cometnb._client.capped import (
-    error_budget,
-    lines_capped,
-    read_capped,
-    result_budget,
-    stream_budget,
-)
+from cometnb._client.capped import error_budget, result_budget, stream_budget
 from cometnb._client.fetch import download
 from cometnb._client.frames import drop_library_frames
+from cometnb._client.http import Http, lines, read_body
+from cometnb._client.in_flight import InFlight
 from cometnb._client.loop import loop_thread
 from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
@@ -47,6 +41,7 @@ from cometnb._core.budget import SpendGuard
 from cometnb._core.errors import CometError, ResponseError
 from cometnb._core.limits import Limits
 from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
+from cometnb._core.protocols import HistorySink
 from cometnb._core.secret import Secret
 
 __all__ = ["Client"]
@@ -97,9 +92,7 @@ class Client(_BaseClient):
         self._transport = transport
         self._sleep = sleep or time.sleep
         # Redirects are not followed: a 301 on the POST means a wrong base_url.
-        self._http = httpx.Client(
-            transport=transport, timeout=self._timeouts, verify=shared_ssl_context()
-        )
+        self._http = Http(self._timeouts, transport)
 
     # -- public API ------------------------------------------------------------------
 
@@ -213,6 +206,7 @@ class Client(_BaseClient):
 
     def close(self) -> None:
         self._http.close()
+        self._close_in_flight()
 
     def __enter__(self) -> Client:
         return self
@@ -288,6 +282,23 @@ class Client(_BaseClient):
         origin: str | None,
     ) -> Generation:
         history = self._writable_history()
+        marks = InFlight(self._in_flight, history, origin)
+        try:
+            return self._tracked(
+                history, body, on_partial, marks.follow(body, on_event), tags, origin
+            )
+        finally:
+            marks.close()  # recorded (or never sent): the request is no longer in flight
+
+    def _tracked(
+        self,
+        history: HistorySink | None,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        tags: tuple[str, ...],
+        origin: str | None,
+    ) -> Generation:
         start = time.monotonic()
         try:
             result = self._obtain(body, on_partial, on_event)
@@ -333,39 +344,31 @@ class Client(_BaseClient):
 
     def _attempt(self, step: Send) -> Attempt:
         started = time.monotonic()
+        url, content = self._post(step.body)
         try:
-            request = self._http_request(self._http, step.body, step.key)
-            response = self._http.send(request, stream=True)
+            with self._http.open("POST", url, key=step.key, **content) as response:
+                return self._answer(step, response, started)
         except httpx.RequestError as exc:
             return self._transport_failure(exc)
-        try:
-            if not response.is_success:
-                content = read_capped(response, error_budget(self.host, self.limits, started))
-                return self._status_failure(response, content)
-            if not self._is_sse(response, step.body):
-                budget = result_budget(self.host, self.limits, step.body, started)
-                content = read_capped(response, budget)
-                self._received(step, response)
-                return self._complete_answer(response, content)
-            reader = self._stream_reader(step)
-            budget = stream_budget(self.host, self.limits, step.body, started)
-            for line in lines_capped(response, budget, self.limits.sse_line_bytes):
-                if reader.feed(line):
-                    break
-            self._received(step, response)
-            return reader.finish(), _is_synthetic(response)
-        except httpx.RequestError as exc:
-            return self._transport_failure(exc)
-        except ResponseError as exc:  # over a size cap or past the deadline
+        except ResponseError as exc:  # over a size cap, past the deadline, an odd encoding
             return self._too_much(exc)
-        finally:
-            response.close()
+
+    def _answer(self, step: Send, response: httpx.Response, started: float) -> Attempt:
+        if not response.is_success:
+            content = read_body(response, error_budget(self.host, self.limits, started))
+            return self._status_failure(response, content)
+        if not self._is_sse(response, step.body):
+            budget = result_budget(self.host, self.limits, step.body, started)
+            content = read_body(response, budget)
+            self._received(step, response)
+            return self._complete_answer(response, content)
+        reader = self._stream_reader(step)
+        budget = stream_budget(self.host, self.limits, step.body, started)
+        for line in lines(response, budget, self.limits.sse_line_bytes):
+            if reader.feed(line):
+                break
+        self._received(step, response)
+        return reader.finish(), _is_synthetic(response)
 
     def _download(self, url: str) -> bytes:
-        return download(
-            self._http,
-            url,
-            user_agent=USER_AGENT,
-            allow_loopback=self._loopback,
-            limits=self.limits,
-        )
+        return download(self._http, url, allow_loopback=self._loopback, limits=self.limits)

@@ -29,6 +29,7 @@ __all__ = [
     "gpt_image_2_tokens",
     "image_tokens",
     "prompt_tokens",
+    "usage_problem",
 ]
 
 _SIZE = re.compile(r"(\d+)x(\d+)")
@@ -228,9 +229,12 @@ def actual_cost(
             usd += _rate(price.text_in) * counts[0] + _rate(price.image_in) * counts[1]
         upper = _upper(_str(seen.get("size")), _str(seen.get("quality")), price)
         return Cost(usd, upper, f"{images} × {format_usd(each)} per image", table.label)
+    guess = estimate_body(seen, table)
     if counts is None:
-        guess = estimate_body(seen, table)
         return Cost(guess.usd, True, f"no usage reported; {guess.basis}", table.label)
+    problem = usage_problem(usage)
+    if problem is not None:  # data from outside: never let it price a billed image below
+        return Cost(guess.usd, True, f"usage implausible ({problem}); {guess.basis}", table.label)
     text_in, image_in, image_out, text_out = counts
     out_rate = price.text_out if price.text_out is not None else price.image_out
     usd = (
@@ -239,8 +243,72 @@ def actual_cost(
         + _rate(price.image_out) * image_out
         + _rate(out_rate) * text_out
     )
+    floor = _plausible_floor(seen, table)
+    if floor is not None and usd < floor * _IMPLAUSIBLY_LOW:
+        low = f"usage says {format_usd(usd)}, far below the least it can cost"
+        return Cost(guess.usd, True, f"usage implausible ({low}); {guess.basis}", table.label)
     basis = f"usage: {image_out} image tokens out, {text_in + image_in} in"
     return Cost(usd, False, basis, table.label)
+
+
+# Usage pricing a request under half of the cheapest way it could have been made is not
+# believed (a $0.0001 answer for a $0.166 image): the estimate stands, labelled.
+_IMPLAUSIBLY_LOW = 0.5
+
+
+def _plausible_floor(seen: Mapping[str, Any], table: PriceTable) -> float | None:
+    """The least ``seen`` can cost: at the lowest quality when the server chose (``auto``)."""
+    quality = seen.get("quality")
+    cheapest = {**seen, "quality": "low"} if quality in (None, "auto") else seen
+    return estimate_body(cheapest, table).usd
+
+
+def _digits(value: object) -> bool:
+    return isinstance(value, str) and value.strip().isdigit()
+
+
+def usage_problem(usage: object) -> str | None:
+    """Why ``usage`` (as the server sent it) cannot price a request; ``None`` when it can.
+
+    A count that is missing (``output_tokens``), not a number, not finite or negative is a
+    problem; so is ``usage`` that is not an object.
+
+    Example::
+
+        >>> usage_problem({"input_tokens": 10, "output_tokens": -5})
+        'output_tokens is negative'
+        >>> usage_problem({"input_tokens": 10, "output_tokens": 4160}) is None
+        True
+    """
+    if usage is None:
+        return None
+    if not isinstance(usage, Mapping):
+        return "usage is not an object"
+    if "output_tokens" not in usage:
+        return "no output_tokens"
+    return _bad_count(usage, "")
+
+
+def _bad_count(values: Mapping[str, Any], prefix: str) -> str | None:
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found = _bad_count(value, f"{name}.")
+            if found:
+                return found
+        elif (
+            not key.endswith("tokens")
+            or value is None
+            or (isinstance(value, str) and value.strip().isdigit())
+        ):
+            continue
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{name} is not a number"
+        elif not math.isfinite(value):
+            return f"{name} is not finite"
+        elif value < 0:
+            return f"{name} is negative"
+    return None
 
 
 def failure_cost(

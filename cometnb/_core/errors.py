@@ -64,10 +64,15 @@ class CometError(Exception):
     may_be_billed: bool | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = redact(message)
+        self.message = message
         if hint is not None:
-            self.hint = redact(hint)
+            self.hint = hint
         super().__init__(self.message)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every attribute is scrubbed as it is set (message, hint, code, param, body, and any
+        # set later): a server that echoes the key in its error body leaves it in none.
+        super().__setattr__(name, _scrubbed(value))
 
     def __str__(self) -> str:
         if not self.hint:
@@ -82,6 +87,16 @@ class CometError(Exception):
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing a traceback: one short paragraph.
         return [f"{type(self).__name__}: {self}"]
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrubbed(v) for v in value)
+    return value
 
 
 class ValidationError(CometError, ValueError):

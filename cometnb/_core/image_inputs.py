@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.images import inspect_image, pixel_excess, sniff_format
+from cometnb._core.limits import MB
+
+# The most any model in the edit table takes (``EditCaps.max_image_bytes``): a file this big
+# or bigger is refused before a byte of it is read.
+MAX_INPUT_BYTES = 50 * MB
 
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 _EXT = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
@@ -130,21 +137,49 @@ def _from_generated(
     return _replace_link(found, record_id, index)
 
 
-def _from_path(path: Path, label: str) -> ImageInput:
+def _from_path(path: Path, label: str, limit: int | None = None) -> ImageInput:
+    """Read an image file: looked at before it is opened (a folder, a FIFO, ``/dev/zero`` or a
+    file over ``limit`` bytes is refused unread), then read with a cap."""
+    cap = MAX_INPUT_BYTES if limit is None else min(limit, MAX_INPUT_BYTES)
     try:
-        data = path.read_bytes()
+        _check_file(os.stat(path), label, cap)
+        # O_NONBLOCK: a FIFO swapped in after the check cannot hang the open.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as file:
+            _check_file(os.fstat(file.fileno()), label, cap)
+            data = file.read(cap)
     except FileNotFoundError:
         raise ValidationError(f"image file {label} does not exist", field="image") from None
-    except IsADirectoryError:
-        raise ValidationError(
-            f"image source {label} is a folder, not a file", field="image"
-        ) from None
     except OSError as exc:
         raise ValidationError(
             f"image file {label} cannot be read ({exc.strerror or type(exc).__name__})",
             field="image",
         ) from None
+    if len(data) >= cap:  # it grew since it was looked at
+        raise _too_big(label, len(data), cap, more=True)
     return _from_bytes(data, label, path.stem or "image")
+
+
+def _check_file(info: os.stat_result, label: str, cap: int) -> None:
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        raise ValidationError(f"image source {label} is a folder, not a file", field="image")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device or special file"
+        raise ValidationError(
+            f"image source {label} is {kind}, not a regular file; give an image file",
+            field="image",
+        )
+    if info.st_size >= cap:
+        raise _too_big(label, info.st_size, cap)
+
+
+def _too_big(label: str, size: int, cap: int, *, more: bool = False) -> ValidationError:
+    return ValidationError(
+        f"image file {label} is {_human_bytes(size)}{' or more' if more else ''}; an input "
+        f"image must be under {_human_bytes(cap)} for this model (it was not read)",
+        field="image",
+    )
 
 
 def _from_bytes(data: bytes, label: str, stem: str) -> ImageInput:

@@ -13,13 +13,13 @@ import hmac
 import re
 from typing import Any, NoReturn
 
-from cometnb._core.errors import MIN_SECRET_CHARS, register_secret
+from cometnb._core.errors import register_secret
 
 __all__ = ["MIN_KEY_CHARS", "Secret", "mask"]
 
-# CometAPI keys are "sk-" and 48 characters; anything much shorter is a typo or a test value,
-# and redacting it would blank ordinary words ("test" inside "contest").
-MIN_KEY_CHARS = MIN_SECRET_CHARS
+# CometAPI keys are "sk-" and 48 characters; anything under 20 is a typo or a test value: the
+# client refuses to send it (it could not be told apart from ordinary words when redacting).
+MIN_KEY_CHARS = 20
 # Printable ASCII without spaces: what a bearer token in an HTTP header may hold.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
@@ -77,6 +77,9 @@ class Secret:
     def realistic(self) -> bool:
         """True when it is long enough to be a real key (see :data:`MIN_KEY_CHARS`)."""
         return len(self._value) >= MIN_KEY_CHARS
+
+    def __len__(self) -> int:
+        return len(self._value)
 
     def found_in(self, text: str) -> bool:
         """True when ``text`` contains the key."""

@@ -65,10 +65,14 @@ def resolve_sources(
     *,
     history: HistoryLookup | None = None,
     namespace: Mapping[str, Any] | None = None,
+    max_bytes: int | None = None,
 ) -> list[ImageInput]:
-    """One source or a list/tuple of them → a list of :class:`ImageInput`."""
+    """One source or a list/tuple of them → a list of :class:`ImageInput`; a file of
+    ``max_bytes`` or more (the model's limit) is refused without being read."""
     items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
-    return [resolve_source(s, history=history, namespace=namespace) for s in items]
+    return [
+        resolve_source(s, history=history, namespace=namespace, max_bytes=max_bytes) for s in items
+    ]
 
 
 def resolve_source(
@@ -77,17 +81,21 @@ def resolve_source(
     history: HistoryLookup | None = None,
     namespace: Mapping[str, Any] | None = None,
     label: str | None = None,
+    max_bytes: int | None = None,
 ) -> ImageInput:
-    """Resolve one source (see the module docstring); :class:`ValidationError` names it if bad."""
+    """Resolve one source (see the module docstring); :class:`ValidationError` names it if bad.
+
+    A file is looked at before it is read: a folder, a pipe, a device, or a file of
+    ``max_bytes`` or more (default: the most any model takes) is refused unread."""
     if isinstance(source, ImageInput):
         return source
     if isinstance(source, str):
-        return _from_text(source, history, namespace, label)
+        return _from_text(source, history, namespace, label, max_bytes)
     shown = label or describe_source(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _from_bytes(bytes(source), shown, _stem_of(label))
     if isinstance(source, Path):
-        return _from_path(source, label or str(source))
+        return _from_path(source, label or str(source), max_bytes)
     if _is_generated(source):
         return _from_generated(source, shown, None, None)
     if _is_generation(source):
@@ -126,6 +134,7 @@ def _from_text(
     history: HistoryLookup | None,
     namespace: Mapping[str, Any] | None,
     label: str | None,
+    max_bytes: int | None = None,
 ) -> ImageInput:
     stripped = text.strip()
     ref = _REF.fullmatch(stripped)
@@ -140,7 +149,7 @@ def _from_text(
             f"(no indexing or calls); assign it first (pic = {stripped[1:-1]}) and use {{pic}}",
             field="image",
         )
-    return _from_path(Path(stripped).expanduser(), label or stripped)
+    return _from_path(Path(stripped).expanduser(), label or stripped, max_bytes)
 
 
 def _from_variable(

@@ -31,11 +31,15 @@ from typing import Literal
 
 from cometnb._storage.sqlite_file import SqliteFile, immediate
 
-__all__ = ["DB_NAME", "BatchStore", "ItemState", "State"]
+__all__ = ["DB_NAME", "REQUESTS", "BatchStore", "ItemState", "State"]
 
 DB_NAME = "batches.sqlite3"
 State = Literal["pending", "sending", "done", "failed", "uncertain"]
 _BUSY_MS = 30_000
+# The rows of single requests (``generate``, ``generate_many``, ``edit``) on the wire: marked
+# ``sending`` before the POST like a batch item, dropped once the request has its record. A row
+# left behind is a request a killed process sent, which may have been billed.
+REQUESTS = "~requests"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_items (
     batch      TEXT NOT NULL,
@@ -147,6 +151,17 @@ class BatchStore(SqliteFile):
                 "UPDATE batch_items SET state = ?, record_id = COALESCE(?, record_id), "
                 "error = ?, attempts = attempts + ?, updated_at = ? WHERE batch = ? AND key = ?",
                 (state, record_id, error, int(state == "sending"), time.time(), batch, key),
+            )
+
+    def start(self, batch: str, key: str, note: str) -> None:
+        """Add ``key`` to ``batch`` already ``sending`` (one commit), ``note`` as its error
+        text until it is dropped: what the row is, should it outlive its process."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO batch_items "
+                "(batch, key, position, state, error, attempts, updated_at) "
+                "VALUES (?, ?, 0, 'sending', ?, 1, ?)",
+                (batch, key, note, time.time()),
             )
 
     def states(self, batch: str) -> dict[str, ItemState]:

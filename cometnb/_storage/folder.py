@@ -12,27 +12,34 @@ asked for. Several kernels can append to one folder at once.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cometnb._core import hooks
-from cometnb._core.errors import ValidationError
+from cometnb._core.errors import CometError, ValidationError
 from cometnb._core.models import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.settings import resolve_history_dir
 from cometnb._storage import queries
 from cometnb._storage import repair as _repair
+from cometnb._storage.batches import DB_NAME as BATCHES_DB
+from cometnb._storage.batches import REQUESTS, BatchStore, ItemState
 from cometnb._storage.compare import Comparison
-from cometnb._storage.index import Index
+from cometnb._storage.index import DB_NAME, Index
 from cometnb._storage.records import Record, tags_json
 from cometnb._storage.repair import RepairReport
 from cometnb._storage.sources import lineage_of
 from cometnb._storage.spend import By, SpendTable
 from cometnb._storage.spend_queries import spend_from_index
 from cometnb._storage.writer import HistoryWriter
+
+log = logging.getLogger("cometnb")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +76,27 @@ class History:
         self._ids: list[str] = []
         self._by_id: dict[str, Record] = {}
         self._seq = 0
+        self._warn_if_index_lost()
+
+    def _warn_if_index_lost(self) -> None:
+        """Say so when the index lists nothing while record documents exist (a zero-byte or
+        replaced ``index.sqlite3`` would otherwise hide every record without a word)."""
+        index = self.path / DB_NAME
+        records = self.path / _repair.RECORDS
+        try:
+            if not index.exists() or not any(records.glob("*.json")):
+                return
+            empty = self._index.count() == 0
+        except Exception:  # unreadable: the same symptom, and repair() is the same answer
+            empty = True
+        if empty:
+            log.warning(
+                "cometnb: the history index %s lists no records, but %s holds record "
+                "documents; run cometnb.History(%r).repair() to rebuild the index from them.",
+                index,
+                records,
+                str(self.path),
+            )
 
     # --- writing (the file and index work is the writer's) --------------------------------
 
@@ -250,8 +278,33 @@ class History:
         """
         with self._lock:
             report = _repair.repair(self.path, self._index, dry_run=dry_run)
+            report.in_flight = self._record_orphans(dry_run)
             self._ids, self._by_id, self._seq = [], {}, 0  # reload everything next time
             return report
+
+    def _record_orphans(self, dry_run: bool) -> list[str]:
+        """Requests a killed process left on the wire (their ``sending`` row outlived it): each
+        becomes an error record that may have been billed. Returns the new record ids."""
+        if not (self.path / BATCHES_DB).exists():
+            return []
+        store = BatchStore(self.path)
+        made: list[str] = []
+        try:
+            for state in store.states(REQUESTS).values():
+                note = _orphan_note(state)
+                if note is None:
+                    continue
+                if dry_run:
+                    made.append(state.key)
+                    continue
+                error = CometError(KILLED_IN_FLIGHT, hint=KILLED_HINT)
+                error.may_be_billed = True
+                record = self._writer.record_failure(note, error, elapsed_s=0.0)
+                store.forget(REQUESTS, [state.key])
+                made.append(record.id)
+        finally:
+            store.close()
+        return made
 
     def rerun(
         self, record: RecordRef, *, client: Runner | None = None, **overrides: Any
@@ -324,6 +377,37 @@ class History:
 
 _histories: dict[str, History] = {}
 _histories_lock = threading.Lock()
+
+
+KILLED_IN_FLIGHT = (
+    "The request was on the wire when its process stopped (kill or restart); no answer was "
+    "recorded."
+)
+KILLED_HINT = "It may have been billed; check the account's usage before sending it again."
+
+
+def _orphan_note(state: ItemState) -> dict[str, Any] | None:
+    """The request a row in flight names, when the process that sent it is gone."""
+    try:
+        note = json.loads(state.error or "")
+        pid, host, request = note["pid"], note["host"], note["request"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if state.state != "sending" or not isinstance(request, dict):
+        return None
+    if host == socket.gethostname() and isinstance(pid, int) and _alive(pid):
+        return None  # still running: its request is really in flight
+    return request
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def history(path: str | os.PathLike[str] | None = None) -> History:

@@ -4,6 +4,7 @@ safe to keep (ids, credential scrubbing, error documents)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import threading
@@ -31,6 +32,7 @@ __all__ = [
     "IMAGES",
     "PREVIEWS",
     "Record",
+    "document_json",
     "error_document",
     "new_record_id",
     "scrub_request",
@@ -94,6 +96,25 @@ def scrub_values(value: Any) -> Any:
         return [scrub_values(v) for v in value]
     if isinstance(value, str):
         return redact(value)
+    return value
+
+
+def document_json(value: Any) -> str:
+    """A record's document as stored (index row and ``records/`` file): compact JSON in which
+    a number that is not finite (``NaN`` or ``Infinity`` in a server's ``usage``, which
+    SQLite's JSON functions reject) is kept as its text, so the record is always stored."""
+    return json.dumps(
+        _finite(value), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False
+    )
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
     return value
 
 

@@ -36,7 +36,7 @@ from cometnb._storage.index import (
     IndexRow,
     damaged_index_error,
 )
-from cometnb._storage.records import IMAGES, PREVIEWS
+from cometnb._storage.records import IMAGES, PREVIEWS, document_json
 from cometnb._version import __version__
 
 __all__ = [
@@ -79,7 +79,7 @@ def write_document(root: Path, fields: Mapping[str, Any]) -> None:
     one only matters once the index is damaged, so a power cut would have to lose both. Per
     record the history then syncs the image (and its folder) and commits once (issue 17).
     """
-    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = document_json(fields)
     path = root / RECORDS / f"{fields['id']}.json"
     _files.atomic_write(path, text.encode("utf-8"), durable=False)
 
@@ -182,11 +182,14 @@ class RepairReport:
     restored: list[str] = field(default_factory=list)  # rows put back from their documents
     adopted: list[str] = field(default_factory=list)  # new records for unlisted image files
     temporaries: int = 0  # abandoned partial writes removed
+    in_flight: list[str] = field(default_factory=list)  # records of requests a kill left sent
     problems: list[str] = field(default_factory=list)  # what could not be fixed
 
     @property
     def changed(self) -> bool:
-        return bool(self.rebuilt or self.restored or self.adopted or self.temporaries)
+        return bool(
+            self.rebuilt or self.restored or self.adopted or self.temporaries or self.in_flight
+        )
 
     def __str__(self) -> str:
         verb = "would " if self.dry_run else ""
@@ -199,6 +202,11 @@ class RepairReport:
             parts.append(f"{verb}adopt {len(self.adopted)} unlisted image record(s)")
         if self.temporaries:
             parts.append(f"{verb}remove {self.temporaries} abandoned temporary file(s)")
+        if self.in_flight:
+            parts.append(
+                f"{verb}record {len(self.in_flight)} request(s) a stopped process left in "
+                "flight (they may have been billed)"
+            )
         parts.extend(self.problems)
         return f"History {self.path}: " + ("; ".join(parts) if parts else "nothing to repair")
 
@@ -309,7 +317,7 @@ def _insert(index: Index, fields: Mapping[str, Any]) -> None:
         str(fields["model"]),
         str(fields["status"]),
         json.dumps(list(fields["tags"]), ensure_ascii=False),
-        json.dumps(fields["doc"], ensure_ascii=False, separators=(",", ":"), default=str),
+        document_json(fields["doc"]),
     )
 
 

@@ -9,13 +9,16 @@ pointing at nothing. Everything written is scrubbed of credentials first.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from cometnb._core.errors import CometError, redact
+from cometnb._core.limits import MB
 from cometnb._core.models import ApiImage, ApiResult, Status
 from cometnb._core.settings import active
 from cometnb._core.sources import EditBody
@@ -27,6 +30,7 @@ from cometnb._storage.records import (
     IMAGES,
     PREVIEWS,
     Record,
+    document_json,
     error_document,
     new_record_id,
     scrub_request,
@@ -37,7 +41,12 @@ from cometnb._storage.sources import parent_of, source_docs, store_sources
 from cometnb._storage.spend import cost_of_failure, cost_of_result
 from cometnb._version import __version__
 
-__all__ = ["HistoryWriter"]
+__all__ = ["MIN_FREE_BYTES", "HistoryWriter"]
+
+# After a store failed for lack of space, requests wait until this much is free again (a
+# typical image and its record; the next failure, if it is not enough, stops them again).
+MIN_FREE_BYTES = 2 * MB
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class HistoryWriter:
@@ -58,6 +67,7 @@ class HistoryWriter:
         self._index = index
         self._folders_ready = False
         self._index_checked = False  # the full page check runs once per writer
+        self._out_of_space = False  # a result could not be stored for lack of space
 
     def record_success(
         self,
@@ -156,9 +166,33 @@ class HistoryWriter:
                 "nothing was sent",
                 hint="Set a writable folder with %config CometImg.history_dir.",
             )
+        if self._out_of_space:
+            self._check_space()
         # The index too: a read-only, corrupt or newer one would fail after billing.
         _repair.probe_index(self.root, integrity=not self._index_checked)
         self._index_checked = True
+
+    def _check_space(self) -> None:
+        """After a result could not be stored for lack of space, send nothing more until there
+        is room again: the next answer would be billed and fail the same way."""
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            return
+        if free >= MIN_FREE_BYTES:
+            self._out_of_space = False
+            return
+        error = CometError(
+            f"the disk holding {self.root} is full ({free / MB:.1f} MB free), and the last "
+            "result could not be stored there; nothing more was sent",
+            hint="Free disk space or set another folder with %config CometImg.history_dir.",
+        )
+        error.may_be_billed = False
+        raise error
+
+    def _note_failure(self, exc: BaseException) -> None:
+        if getattr(exc, "errno", None) in _NO_SPACE or "disk is full" in str(exc):
+            self._out_of_space = True
 
     # --- files -----------------------------------------------------------------------------
 
@@ -180,6 +214,7 @@ class HistoryWriter:
                 for i, img in enumerate(result.images)
             ]
         except OSError as exc:  # a full disk or a read-only folder: one clear error
+            self._note_failure(exc)
             named = [
                 (_files.image_name(record_id, i, prompt, img.format), img.data)
                 for i, img in enumerate(result.images)
@@ -249,9 +284,10 @@ class HistoryWriter:
                 fields["model"],
                 status,
                 tags_json(tags),
-                json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str),
+                document_json(doc),
             )
         except Exception as exc:  # sqlite3.Error, OSError: the files are safe, say where
+            self._note_failure(exc)
             raise CometError(
                 f"could not record the request in {self._index.path} ({type(exc).__name__}: {exc})",
                 hint=f"Any images are kept in {self.root / IMAGES}.",

@@ -4,7 +4,7 @@
 
     from cometnb.sim import SimServer
     with SimServer() as sim:
-        client = Client(api_key="sim-any", base_url=sim.base_url)
+        client = Client(api_key="sim-any-key-for-the-simulator", base_url=sim.base_url)
 
 It stands apart from the client: it imports only the core (for the capability table).
 """

@@ -9,7 +9,7 @@ never pass for the real service.
 Run it in a terminal with ``python -m cometnb.sim`` (``sim.cli``); in Python::
 
     with SimServer() as sim:
-        client = Client(api_key="sim-any", base_url=sim.base_url)
+        client = Client(api_key="sim-any-key-for-the-simulator", base_url=sim.base_url)
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import pytest
 from conftest import SHARED_FIXTURES
 from PIL import Image
 
-from cometnb._client.base import shared_ssl_context
 from cometnb._client.clients import AsyncClient, Client
+from cometnb._client.http import shared_ssl_context
 from cometnb._core import settings as _settings
 from cometnb._core.errors import (
     APIError,
@@ -276,9 +276,9 @@ def test_clients_share_one_verifying_tls_context() -> None:
     assert ctx is shared_ssl_context()
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     with Client(api_key="k") as sync_client:
-        assert sync_client._http._transport._pool._ssl_context is ctx
+        assert sync_client._http._client._transport._pool._ssl_context is ctx
     async_client = AsyncClient(api_key="k")
-    assert async_client._http._transport._pool._ssl_context is ctx
+    assert async_client._http._client._transport._pool._ssl_context is ctx
 
 
 def test_bad_base_url_is_refused() -> None:

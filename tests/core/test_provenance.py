@@ -142,7 +142,7 @@ def test_save_into_a_folder_keeps_the_name_and_refuses_a_wrong_suffix(
 def test_an_unstored_image_saves_with_its_request(sim: Any, tmp_path: Path) -> None:
     from cometnb import Client
 
-    with Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=False) as c:
+    with Client(api_key="sk-sim-any-key-12345", base_url=sim.base_url, history=False) as c:
         gen = c.generate("a whale", model="gpt-image-1-mini", size="1024x1024")
     with Image.open(gen.image.save(tmp_path / "whale.png")) as im:
         blob = json.loads(im.text["cometnb"])  # type: ignore[attr-defined]
