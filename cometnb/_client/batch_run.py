@@ -20,7 +20,7 @@ Budgets: the items about to be sent are estimated together and refused before th
 request when ``CometImg.budget`` cannot cover them (``_client/batch_budget.py``); while the
 batch runs, an item the budget stops is not sent and stays pending (``Batch.notes`` says so).
 A spent quota or a refused key stops the run the same way: the items not sent stay pending.
-One run of a batch name at a time (``_storage/batch_lock.py``): a second is refused at once.
+One run of a batch name at a time (``_storage/batches.py``): a second is refused at once.
 
 The requests run on the client's private loop thread, at most ``concurrency`` at a time and
 paced by the client under the server's rate limit; the calling thread draws the progress bar
@@ -66,8 +66,7 @@ from cometnb._core.guards import check_encodable, check_no_key
 from cometnb._core.models import ClientEvent, Generation
 from cometnb._core.protocols import OnEvent
 from cometnb._core.secret import Secret
-from cometnb._storage.batch_lock import BatchHold, hold_batch
-from cometnb._storage.batches import BatchStore, ItemState, State
+from cometnb._storage.batches import BatchHold, BatchStore, ItemState, State, hold_batch
 from cometnb._storage.folder import History
 
 __all__ = ["batch", "may_be_billed", "run_batch"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core.settings import active
-from cometnb._storage.compare import split_settings
+from cometnb._storage.records import split_settings
 from cometnb._views.common import (
     CELL,
     FONT,

@@ -288,7 +288,7 @@ def test_a_load_balancer_429_is_a_rate_limit_not_a_spent_balance() -> None:
 
 
 def test_a_second_run_in_this_kernel_is_told_so(tmp_path: Path) -> None:
-    from cometnb._storage.batch_lock import BatchBusyError, hold_batch
+    from cometnb._storage.batches import BatchBusyError, hold_batch
 
     with (
         hold_batch(tmp_path, "shop"),
@@ -305,7 +305,7 @@ def test_a_second_run_in_this_kernel_is_told_so(tmp_path: Path) -> None:
 def test_an_interrupted_run_keeps_the_lock_until_its_tasks_are_done(tmp_path: Path) -> None:
     import threading
 
-    from cometnb._storage.batch_lock import BatchBusyError, hold_batch
+    from cometnb._storage.batches import BatchBusyError, hold_batch
 
     finished = threading.Event()
     with hold_batch(tmp_path, "shop") as hold:
