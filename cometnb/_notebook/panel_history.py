@@ -22,7 +22,7 @@ from cometnb._core.text import clip
 from cometnb._notebook.panel_export import export_shown
 from cometnb._notebook.panel_messages import short_message
 from cometnb._notebook.panel_pager import LIST_HEIGHT, ROW_FLEX, Pager
-from cometnb._views.thumbs import THUMB_PX, thumb_uri
+from cometnb._views.common import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
     from cometnb._storage.folder import History

@@ -71,7 +71,7 @@ def static_html(settings: str, prompt: str, results: Sequence[Generation], note:
 
 
 def _result(gen: Generation) -> str:
-    from cometnb._views.thumbs import thumb_uri
+    from cometnb._views.common import thumb_uri
 
     caption = html.escape(clip(gen.prompt, 60))
     uri = thumb_uri(gen.images[0], STATIC_PX) if gen.images else None

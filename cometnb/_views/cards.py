@@ -11,6 +11,9 @@ from cometnb._views.common import (
     CARD,
     FONT,
     MUTED,
+    SOURCE_PX,
+    cost_html,
+    cost_of,
     error_box,
     esc,
     file_links,
@@ -23,10 +26,9 @@ from cometnb._views.common import (
     status_badge,
     synthetic_badge,
     tokens,
+    with_sources,
 )
-from cometnb._views.costs import cost_html, cost_of
 from cometnb._views.credentials import image_mark
-from cometnb._views.sources import SOURCE_PX, with_sources
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage, Generation

@@ -14,10 +14,10 @@ from cometnb._views.common import (
     local_time,
     origin_label,
     settings_text,
+    total_html,
+    with_sources,
 )
-from cometnb._views.costs import total_html
 from cometnb._views.credentials import image_mark
-from cometnb._views.sources import with_sources
 
 if TYPE_CHECKING:
     from cometnb._core.models import GeneratedImage

@@ -106,7 +106,7 @@ def test_edit_source_labels_wrap_instead_of_cutting_mid_word(hist: History) -> N
     """A grid of edits names its inputs above the cells: "from generation <id>" wraps under
     the thumbnail (it read "from generatio…"), the whole label and record on hover."""
     from cometnb._core.sources import resolve_source
-    from cometnb._views.sources import sources_html
+    from cometnb._views.common import sources_html
 
     base = hist.record_success(body("a lighthouse"), api_result(), elapsed_s=0.1)
     gen = base.to_generation()
