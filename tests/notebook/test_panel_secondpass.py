@@ -250,7 +250,7 @@ def test_the_model_filter_offers_only_models_that_made_an_image(p: Panel) -> Non
 
 
 def test_the_list_scales_with_the_page() -> None:
-    from cometnb._notebook.panel_pager import LIST_HEIGHT
+    from cometnb._notebook.panel_history import LIST_HEIGHT
 
     assert LIST_HEIGHT.startswith("min(70vh")
 

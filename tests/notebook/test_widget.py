@@ -18,10 +18,9 @@ import ipywidgets as W
 import pytest
 
 from cometnb._core import settings as _settings
-from cometnb._notebook.panel_form import START_QUALITY, RequestForm
+from cometnb._notebook.panel_form import START_QUALITY, PromptArea, RequestForm
 from cometnb._notebook.panel_messages import short_message
-from cometnb._notebook.panel_queue import PanelTask, TaskQueue
-from cometnb._notebook.prompt_area import PromptArea
+from cometnb._notebook.panel_run import PanelTask, TaskQueue
 from cometnb.widget import Panel, panel
 
 if TYPE_CHECKING:

@@ -1,37 +1,65 @@
-"""Turn the options and body of a ``%%cometimg`` cell into a :class:`CellSpec` (no I/O).
+"""The ``%%cometimg`` cell's options: parsed into a :class:`CellSpec` (no I/O), the edit options
+(``--image``/``--mask``/``--fidelity``) and the magics' help.
 
 Parsing is kept apart from running (as in JupySQL) so every rule here is testable without a
 kernel: prompt interpolation, comma lists that build a grid, ``--param`` pass-through and the
 option conflicts that would otherwise silently drop a value. Problems raise IPython's
 ``UsageError``, which IPython shows as one line without a traceback.
+
+Edit options: ``%%cometimg --image SRC [--image SRC…] [--mask SRC] [--fidelity low|high]``.
+
+Each SRC is what :func:`cometnb._core.sources.resolve_source` takes as text: a file path,
+``@ID``, ``@ID:K``, ``@-1``, or ``{name}`` naming a notebook value (bytes, a PIL image, a Path,
+a ``GeneratedImage``, a ``Generation`` or a ``Record``). Sources are resolved once per cell, so
+a grid over prompts, models or qualities sends the same inputs in every cell.
+
+Help for the magics: plain ``%%cometimg?`` help, typo hints, ``%config`` additions.
+
+IPython's ``magic_arguments`` writes a magic's help as reStructuredText with a ``%name`` usage
+line, so ``%%cometimg?`` showed ``::`` blocks and ``%cometimg``. :func:`plain_help` rebuilds the
+text with a plain formatter and the right ``%%`` prefix. :func:`with_option_hint` adds
+"Did you mean --quality?" to argparse's "unrecognized arguments: --qualty".
 """
 
 from __future__ import annotations
 
 import argparse
 import builtins
+import inspect
 import json
 import keyword
 import math
 import re
+import shlex
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from textwrap import dedent
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from cometnb._client.runner import AXIS_FIELDS
+from cometnb._core.edit_caps import FIDELITIES
 from cometnb._core.models import ImageRequest
 from cometnb._core.settings import Settings
+from cometnb._core.sources import HistoryLookup, resolve_source
+from cometnb._core.suggest import suggest_option
 
 __all__ = [
     "CellSpec",
     "build_spec",
+    "edit_fields",
+    "expand_option_braces",
     "interpolate",
+    "known_flags",
     "parse_params",
+    "parse_with_hints",
+    "plain_help",
     "split_list",
+    "with_option_hint",
 ]
+
 
 # Single-valued options → API field, for conflict checks against ``--param``.
 _SCALAR_FIELDS: dict[str, str] = {
@@ -239,7 +267,7 @@ def build_spec(
     """Combine parsed options, the cell body and the defaults in ``settings`` into a spec.
 
     ``inputs`` holds an edit's resolved ``images`` / ``mask`` / ``input_fidelity``
-    (``magic_edit.edit_fields``): every request of the grid shares them.
+    (:func:`edit_fields`): every request of the grid shares them.
     """
     prompts = _prompts(cell or "", namespace, args.each_line)
     params = parse_params(args.param)
@@ -271,3 +299,133 @@ def _check_budget(value: float | None) -> float | None:
     if value is not None and not (math.isfinite(value) and value >= 0):  # NaN, inf
         raise UsageError(f"--budget needs an amount of USD, 0 or more; got {value}")
     return value
+
+
+# Options whose {name} is filled in from the namespace, as IPython would have done before the
+# magic turned its own expansion off (so --image {photo} arrives as a name, not as str(photo)).
+_TEXT_OPTIONS = (
+    "model", "size", "quality", "format", "background", "style", "response_format",
+    "moderation", "out", "fidelity",
+)  # fmt: skip
+_LIST_OPTIONS = ("param", "tag")
+
+
+def edit_fields(
+    args: argparse.Namespace,
+    namespace: Mapping[str, Any],
+    history: HistoryLookup | None,
+) -> dict[str, Any]:
+    """``images`` / ``mask`` / ``input_fidelity`` for the cell's requests (``{}``: no edit)."""
+    given = getattr(args, "image", None)
+    images = list(given or [])
+    mask = getattr(args, "mask", None)
+    fidelity = getattr(args, "fidelity", None)
+    if given is not None and not images:  # never a silent (billed) plain generation
+        raise UsageError("--image resolved to no input image: an edit needs at least one")
+    if not images:
+        if mask is not None or fidelity is not None:
+            which = "--mask" if mask is not None else "--fidelity"
+            raise UsageError(f"{which} needs an input image: add --image SRC")
+        return {}
+    if fidelity is not None and fidelity not in FIDELITIES:
+        raise UsageError(f"--fidelity takes low or high; got {fidelity!r}")
+    fields: dict[str, Any] = {
+        "images": [resolve_source(s, history=history, namespace=namespace) for s in images],
+    }
+    if mask is not None:
+        fields["mask"] = resolve_source(mask, history=history, namespace=namespace)
+    if fidelity is not None:
+        fields["input_fidelity"] = fidelity
+    return fields
+
+
+def expand_option_braces(args: argparse.Namespace, namespace: Mapping[str, Any]) -> None:
+    """Fill ``{name}`` in the options other than --image / --mask, in place (leniently, as
+    IPython does: a name that is not defined is left as written)."""
+    for name in _TEXT_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and "{" in value:
+            setattr(args, name, _expand(value, namespace))
+    for name in _LIST_OPTIONS:
+        values = getattr(args, name, None)
+        if values:
+            setattr(args, name, [_expand(v, namespace) if "{" in v else v for v in values])
+
+
+def _expand(text: str, namespace: Mapping[str, Any]) -> str:
+    try:
+        return interpolate(text, namespace)
+    except UsageError:
+        return text
+
+
+class _PlainFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's layout with a dedented description (docstrings are indented)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(dedent(text), width, indent)
+
+
+def plain_help(func: Any, prog: str, description: str) -> str:
+    """The help of a ``magic_arguments`` magic as plain text, its usage line naming ``prog``.
+
+    Example::
+
+        >>> from cometnb._notebook.magics import CometImg
+        >>> plain_help(CometImg.cometimg, "%%cometimg", "Generate.").splitlines()[0][:25]
+        'usage: %%cometimg [-m MOD'
+    """
+    source: argparse.ArgumentParser = func.parser
+    # A docstring: first line flush, the rest indented; ``literal`` is RST markup.
+    text = re.sub(r"``(.+?)``", r"\1", inspect.cleandoc(description))
+    parser = argparse.ArgumentParser(
+        prog=prog, description=text, formatter_class=_PlainFormatter, add_help=False
+    )
+    for action in source._actions:
+        parser._add_action(action)
+    return parser.format_help()
+
+
+def known_flags(func: Any) -> list[str]:
+    """Every option string a ``magic_arguments`` magic accepts (``-m``, ``--model``, ...)."""
+    parser: argparse.ArgumentParser = func.parser
+    return [flag for action in parser._actions for flag in action.option_strings]
+
+
+def with_option_hint(message: str, line: str, flags: list[str]) -> str:
+    """``message`` plus "Did you mean --x?" for each mistyped ``--option`` in ``line``.
+
+    Example::
+
+        >>> with_option_hint("unrecognized arguments: --qualty low", "--qualty low",
+        ...                  ["--quality", "--size"])
+        'unrecognized arguments: --qualty low. Did you mean --quality?'
+    """
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    hints: list[tuple[str, str]] = []
+    for word in words:
+        name = word.split("=", 1)[0]
+        if not re.fullmatch(r"--[\w-]+", name) or name in flags:
+            continue
+        best = suggest_option(name, flags)
+        if best:
+            hints.append((name, best))
+    if not hints:
+        return message
+    if len(hints) == 1:
+        hint = f"Did you mean {hints[0][1]}?"
+    else:
+        hint = "Did you mean " + ", ".join(f"{best} for {name}" for name, best in hints) + "?"
+    return f"{message.rstrip('.')}. {hint}"
+
+
+def parse_with_hints(func: Any, line: str, argv: list[str] | None = None) -> Any:
+    """``magic_arguments.parse_argstring`` (or ``parse_args(argv)`` for a line already split)
+    with typo hints added to its ``UsageError``."""
+    try:
+        return func.parser.parse_argstring(line) if argv is None else func.parser.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(with_option_hint(str(exc), line, known_flags(func))) from None

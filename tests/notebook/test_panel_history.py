@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cometnb._notebook.panel_pager import Pager
+from cometnb._notebook.panel_history import Pager
 
 
 def test_pages_cover_the_list_and_buttons_follow_the_bounds() -> None:

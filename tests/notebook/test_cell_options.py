@@ -10,7 +10,13 @@ import pytest
 from IPython.core.error import UsageError
 
 from cometnb._core.settings import Settings
-from cometnb._notebook.magic_args import CellSpec, build_spec, interpolate, parse_params, split_list
+from cometnb._notebook.cell_options import (
+    CellSpec,
+    build_spec,
+    interpolate,
+    parse_params,
+    split_list,
+)
 from cometnb.magic import CometImg, parse_argstring
 
 
