@@ -295,12 +295,16 @@ def cost_of(item: Any) -> Cost | None:
 
 def cost_html(cost: Cost | None) -> str:
     """``<span class="cometnb-cost" title="basis">$0.053</span>``; empty for ``None``."""
-    if cost is None:
-        return ""
+    return "" if cost is None else _cost_span(cost, cost.label)
+
+
+def _cost_span(cost: Cost, text: str, style: str = "") -> str:
+    """The one cost element: ``text`` shown, the basis and price table in its tooltip."""
     tip = cost.basis + (f" ({cost.prices} prices)" if cost.prices else "")
+    styled = f' style="{style}"' if style else ""
     return (
-        f'<span class="cometnb-cost" title="{html.escape(tip, quote=True)}">'
-        f"{html.escape(cost.label)}</span>"
+        f'<span class="cometnb-cost" title="{html.escape(tip, quote=True)}"{styled}>'
+        f"{html.escape(text)}</span>"
     )
 
 
@@ -318,11 +322,7 @@ def cost_cell_html(cost: Cost | None) -> str:
     """:func:`cost_html` for a table column (the cell itself is right-aligned by the table)."""
     if cost is None:
         return ""
-    tip = cost.basis + (f" ({cost.prices} prices)" if cost.prices else "")
-    return (
-        f'<span class="cometnb-cost" title="{html.escape(tip, quote=True)}" '
-        f'style="font-variant-numeric:tabular-nums">{html.escape(column_usd(cost))}</span>'
-    )
+    return _cost_span(cost, column_usd(cost), style="font-variant-numeric:tabular-nums")
 
 
 def total_html(records: Iterable[Any]) -> str:

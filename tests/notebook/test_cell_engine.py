@@ -81,19 +81,30 @@ def counted(
     yield shell, counts
 
 
+def _run(shell: Any, sim: SimServer, source: str, *, requests: int) -> Any:
+    """Run ``source`` as a notebook cell; it must succeed after sending ``requests`` POSTs."""
+    before = sim.request_count
+    result = shell.run_cell(source)
+    assert result.error_in_exec is None
+    assert sim.request_count == before + requests
+    return result.result
+
+
+def _assert_once_by_the_notebook(counts: Counts) -> None:
+    """The notebook looks the key up once and hands it to the client, which never looks again;
+    it checks the history's writability once."""
+    assert counts.key_lookups["_notebook"] == 1
+    assert counts.key_lookups["_client"] == 0
+    assert counts.writable_checks["_notebook"] == 1
+
+
 def test_one_cell_looks_up_the_key_once_and_checks_the_history_once(
     counted: tuple[Any, Counts], sim: SimServer
 ) -> None:
     shell, counts = counted
-    before = sim.request_count
-    result = shell.run_cell(CELL)
-    assert result.error_in_exec is None
-    assert isinstance(result.result, Generation) and result.result.ok
-    assert sim.request_count == before + 1
-    # The notebook looks the key up once and hands it to the client, which never looks again.
-    assert counts.key_lookups["_notebook"] == 1
-    assert counts.key_lookups["_client"] == 0
-    assert counts.writable_checks["_notebook"] == 1
+    result = _run(shell, sim, CELL, requests=1)
+    assert isinstance(result, Generation) and result.ok
+    _assert_once_by_the_notebook(counts)
     # The cell's requests are validated by the grid check (the runner, called by the engine).
     assert counts.validations["_client"] >= 1 and counts.validations["_notebook"] == 0
 
@@ -102,16 +113,10 @@ def test_a_grid_cell_still_looks_up_the_key_once(
     counted: tuple[Any, Counts], sim: SimServer
 ) -> None:
     shell, counts = counted
-    before = sim.request_count
-    result = shell.run_cell(GRID)
-    assert result.error_in_exec is None
-    grid = result.result
+    grid = _run(shell, sim, GRID, requests=4)
     assert isinstance(grid, Grid) and len(grid.cells) == 4
     assert all(cell.generation is not None and cell.generation.ok for cell in grid.cells)
-    assert sim.request_count == before + 4
-    assert counts.key_lookups["_notebook"] == 1  # once per cell, not once per request
-    assert counts.key_lookups["_client"] == 0
-    assert counts.writable_checks["_notebook"] == 1
+    _assert_once_by_the_notebook(counts)  # once per cell, not once per request
     assert sum(counts.validations.values()) >= 4  # each of the four requests at least once
 
 
