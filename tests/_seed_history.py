@@ -103,5 +103,50 @@ def seed(path: str | Path, count: int = 60) -> list[str]:
     return ids
 
 
+EDIT_STEPS = (
+    "same scene at night, a lantern glowing in the window",
+    "add falling snow; keep the composition",
+    "as a faded 1970s postcard with a white border",
+)
+
+
+def seed_edits(path: str | Path, chains: int = 8) -> list[str]:
+    """Add ``chains`` edit chains to the history at ``path``: each edits a successful record,
+    then edits that edit, then that one again (so lineage is three ancestors deep); the middle
+    step carries a mask and every fourth chain's last step failed. Returns the new ids.
+    """
+    from cometnb._core.errors import APIError
+    from cometnb._core.masks import mask
+    from cometnb._core.models import ApiImage, ApiResult
+    from cometnb._core.sources import EditBody, resolve_source
+    from cometnb._storage.folder import History
+
+    hist = History(path)
+    roots = [r for r in hist if r.ok][:: max(1, len(hist) // (chains * 2))][:chains]
+    ids: list[str] = []
+    for c, root in enumerate(roots):
+        parent = root
+        for step, prompt in enumerate(EDIT_STEPS):
+            width, height = parent.images[0].width or 96, parent.images[0].height or 96
+            region = mask((width, height), box=(0, 0, width // 2, height // 2)) if step == 1 else None
+            body = EditBody(
+                {"model": "gpt-image-1", "prompt": prompt, "size": root.params.get("size")},
+                [resolve_source(parent)],
+                resolve_source(region) if region is not None else None,
+            )
+            tags = ["edits", f"chain-{c}"]
+            if step == 2 and c % 4 == 3:
+                error = APIError("Invalid mask: image and mask must be the same size", status=400)
+                ids.append(hist.record_failure(body, error, elapsed_s=1.0, tags=tags).id)
+                break
+            data, fmt, w, h = _image(c * 3 + step + 1)
+            result = ApiResult([ApiImage(data, fmt, w, h, None)], created=1_795_100_000 + c,
+                               usage={"input_tokens": 300, "output_tokens": 196,
+                                      "total_tokens": 496}, meta={}, synthetic=True)  # fmt: skip
+            parent = hist.record_success(body, result, elapsed_s=4.0, tags=tags, origin="magic")
+            ids.append(parent.id)
+    return ids
+
+
 if __name__ == "__main__":
     seed(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 60)

@@ -27,7 +27,7 @@ function el<K extends keyof HTMLElementTagNameMap>(
 }
 
 function button(label: string, title: string, onClick: () => void): HTMLButtonElement {
-  const node = el('button', 'jp-Button cometnb-action', label);
+  const node = el('button', 'jp-Button cometnb-sb-action', label);
   node.type = 'button';
   node.title = title;
   node.addEventListener('click', onClick);
@@ -35,14 +35,14 @@ function button(label: string, title: string, onClick: () => void): HTMLButtonEl
 }
 
 function section(title: string): HTMLElement {
-  const node = el('section', 'cometnb-detail-section');
+  const node = el('section', 'cometnb-sb-detail-section');
   node.appendChild(el('h3', '', title));
   return node;
 }
 
 /** Every request field, model first: a two-column table. */
 function settingsTable(rec: RecordDetail): HTMLTableElement {
-  const table = el('table', 'cometnb-settings');
+  const table = el('table', 'cometnb-sb-settings');
   const rows: Array<[string, string]> = [['model', rec.model]];
   for (const [key, value] of Object.entries(rec.params ?? {})) {
     if (key !== 'prompt' && key !== 'model') {
@@ -74,7 +74,7 @@ function settingsTable(rec: RecordDetail): HTMLTableElement {
 }
 
 function thumb(history: string, id: string, index: number, label: string): HTMLImageElement {
-  const img = el('img', 'cometnb-thumb');
+  const img = el('img', 'cometnb-sb-thumb');
   img.loading = 'lazy';
   img.src = previewUrl(history, id, index);
   img.alt = label;
@@ -88,17 +88,17 @@ function lineageItem(
   current: string,
   actions: DetailActions
 ): HTMLElement {
-  const node = el('button', 'cometnb-lineage-item');
+  const node = el('button', 'cometnb-sb-lineage-item');
   node.type = 'button';
   node.title = item.prompt;
   node.setAttribute('aria-label', `${item.id === current ? 'this record' : 'ancestor'}: ${item.prompt}`);
   if (item.status === 'ok' && item.images.length) {
     node.appendChild(thumb(history, item.id, item.images[0].index, ''));
   } else {
-    node.appendChild(el('span', 'cometnb-lineage-missing', '⚠'));
+    node.appendChild(el('span', 'cometnb-sb-lineage-missing', '⚠'));
   }
   if (item.id === current) {
-    node.classList.add('cometnb-mod-current');
+    node.classList.add('cometnb-sb-mod-current');
     node.setAttribute('aria-current', 'true');
   } else {
     node.addEventListener('click', () => actions.open(item.id));
@@ -107,19 +107,19 @@ function lineageItem(
 }
 
 function sourceItem(history: string, owner: string, src: SourceInfo, actions: DetailActions): HTMLElement {
-  const node = el('figure', 'cometnb-source');
+  const node = el('figure', 'cometnb-sb-source');
   const label = `${src.role ?? 'image'}: ${src.label || src.filename || ''}`;
   if (src.available !== false) {
-    const img = el('img', 'cometnb-thumb');
+    const img = el('img', 'cometnb-sb-thumb');
     img.loading = 'lazy';
     img.src = sourcePreviewUrl(history, owner, src.index);
     img.alt = label;
     node.appendChild(img);
   } else {
-    node.appendChild(el('span', 'cometnb-lineage-missing', '▧'));
+    node.appendChild(el('span', 'cometnb-sb-lineage-missing', '▧'));
   }
   if (src.role === 'mask') {
-    node.classList.add('cometnb-mod-mask');
+    node.classList.add('cometnb-sb-mod-mask');
   }
   const caption = el('figcaption', '', label);
   caption.title = label;
@@ -146,28 +146,28 @@ export function renderDetail(
   rec: RecordDetail,
   actions: DetailActions
 ): HTMLElement {
-  const root = el('div', 'cometnb-detail');
+  const root = el('div', 'cometnb-sb-detail');
   const failed = rec.status !== 'ok';
   if (failed) {
-    const box = el('div', 'cometnb-detail-error');
+    const box = el('div', 'cometnb-sb-detail-error');
     box.setAttribute('role', 'note');
     box.appendChild(el('strong', '', rec.status === 'cancelled' ? 'Cancelled' : 'Failed'));
     box.appendChild(el('pre', '', errorFull(rec.error_info ?? rec.error) || rec.status));
     root.appendChild(box);
   }
   for (const image of rec.images) {
-    const figure = el('figure', 'cometnb-detail-image');
+    const figure = el('figure', 'cometnb-sb-detail-image');
     const label = `image ${image.index + 1} of ${rec.images.length}`;
     figure.appendChild(thumb(history, rec.id, image.index, `${label}: ${rec.prompt.slice(0, 80)}`));
     const dims = image.width && image.height ? `${image.width}×${image.height}` : '';
     figure.appendChild(el('figcaption', '', [dims, image.format ?? ''].filter(Boolean).join(' ')));
     root.appendChild(figure);
   }
-  const prompt = el('p', 'cometnb-detail-prompt', rec.prompt);
+  const prompt = el('p', 'cometnb-sb-detail-prompt', rec.prompt);
   root.appendChild(prompt);
-  root.appendChild(el('p', 'cometnb-detail-meta', `${settingsLine(rec)} · ${ageText(rec.created_at)}`));
+  root.appendChild(el('p', 'cometnb-sb-detail-meta', `${settingsLine(rec)} · ${ageText(rec.created_at)}`));
 
-  const bar = el('div', 'cometnb-detail-actions');
+  const bar = el('div', 'cometnb-sb-detail-actions');
   bar.setAttribute('role', 'toolbar');
   bar.setAttribute('aria-label', 'Record actions');
   bar.append(
@@ -188,9 +188,9 @@ export function renderDetail(
   root.appendChild(bar);
 
   const cost = section('Cost');
-  cost.appendChild(el('p', 'cometnb-detail-cost', costText(rec.cost_usd, rec.cost_estimated)));
+  cost.appendChild(el('p', 'cometnb-sb-detail-cost', costText(rec.cost_usd, rec.cost_estimated)));
   if (rec.cost_basis) {
-    cost.appendChild(el('p', 'cometnb-detail-basis', rec.cost_basis));
+    cost.appendChild(el('p', 'cometnb-sb-detail-basis', rec.cost_basis));
   }
   root.appendChild(cost);
 
@@ -200,9 +200,9 @@ export function renderDetail(
 
   if (rec.tags.length) {
     const tags = section('Tags');
-    const list = el('ul', 'cometnb-tags');
+    const list = el('ul', 'cometnb-sb-tags');
     for (const tag of rec.tags) {
-      list.appendChild(el('li', 'cometnb-tag', tag));
+      list.appendChild(el('li', 'cometnb-sb-tag', tag));
     }
     tags.appendChild(list);
     root.appendChild(tags);
@@ -211,11 +211,11 @@ export function renderDetail(
   const lineage = rec.lineage ?? [];
   if (lineage.length > 1 || rec.parent) {
     const strip = section('Lineage');
-    const list = el('div', 'cometnb-lineage');
+    const list = el('div', 'cometnb-sb-lineage');
     list.setAttribute('aria-label', 'Ancestors, oldest first');
     lineage.forEach((item, i) => {
       if (i > 0) {
-        list.appendChild(el('span', 'cometnb-arrow', '→'));
+        list.appendChild(el('span', 'cometnb-sb-arrow', '→'));
       }
       list.appendChild(lineageItem(history, item, rec.id, actions));
     });
@@ -226,7 +226,7 @@ export function renderDetail(
   const sources = rec.sources ?? [];
   if (sources.length) {
     const inputs = section('Edit inputs');
-    const list = el('div', 'cometnb-sources');
+    const list = el('div', 'cometnb-sb-sources');
     for (const src of sources) {
       list.appendChild(sourceItem(history, rec.id, src, actions));
     }
@@ -238,7 +238,7 @@ export function renderDetail(
 
 /** Several records side by side; settings that differ between them are marked. */
 export function renderCompare(history: string, records: RecordSummary[], actions: DetailActions): HTMLElement {
-  const root = el('div', 'cometnb-compare');
+  const root = el('div', 'cometnb-sb-compare');
   const keys = new Set<string>(['model']);
   for (const rec of records) {
     Object.keys(rec.params ?? {}).forEach(k => k !== 'prompt' && keys.add(k));
@@ -249,23 +249,23 @@ export function renderCompare(history: string, records: RecordSummary[], actions
   };
   const differs = (key: string) => new Set(records.map(r => value(r, key))).size > 1;
   for (const rec of records) {
-    const column = el('div', 'cometnb-compare-column');
-    const open = el('button', 'cometnb-compare-open');
+    const column = el('div', 'cometnb-sb-compare-column');
+    const open = el('button', 'cometnb-sb-compare-open');
     open.type = 'button';
     open.setAttribute('aria-label', `Open ${rec.prompt.slice(0, 60)}`);
     if (rec.status === 'ok' && rec.images.length) {
       open.appendChild(thumb(history, rec.id, rec.images[0].index, ''));
     } else {
-      open.appendChild(el('span', 'cometnb-card-error', `⚠ ${rec.status}`));
+      open.appendChild(el('span', 'cometnb-sb-card-error', `⚠ ${rec.status}`));
     }
     open.addEventListener('click', () => actions.open(rec.id));
     column.appendChild(open);
-    column.appendChild(el('p', 'cometnb-compare-prompt', rec.prompt));
-    const table = el('table', 'cometnb-settings');
+    column.appendChild(el('p', 'cometnb-sb-compare-prompt', rec.prompt));
+    const table = el('table', 'cometnb-sb-settings');
     for (const key of keys) {
       const tr = table.insertRow();
       if (differs(key)) {
-        tr.className = 'cometnb-mod-diff';
+        tr.className = 'cometnb-sb-mod-diff';
       }
       tr.appendChild(el('th', '', key));
       tr.appendChild(el('td', '', value(rec, key)));

@@ -21,7 +21,10 @@ export function costText(usd: number | null | undefined, estimated = false): str
   if (usd === null || usd === undefined || Number.isNaN(usd)) {
     return 'cost unknown';
   }
-  const digits = usd !== 0 && Math.abs(usd) < 0.01 ? 4 : 3;
+  if (usd === 0) {
+    return '$0';
+  }
+  const digits = Math.abs(usd) < 0.01 ? 4 : 3;
   return `${estimated ? '≈ ' : ''}$${usd.toFixed(digits)}`;
 }
 

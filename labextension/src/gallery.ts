@@ -11,8 +11,13 @@ import { previewUrl, RecordSummary } from './api';
 import { ageText, costText, errorReason, settingsLine } from './format';
 import { RecordStore } from './store';
 
-export const ROW_HEIGHT = 222;
+// Two layouts: a list (thumbnail beside its caption) in a narrow sidebar, a grid of cards
+// once there is room for two of them. Rows have a fixed height in each, so the row at any
+// scroll offset is known without measuring.
+const LIST_ROW_HEIGHT = 104;
+const GRID_ROW_HEIGHT = 222;
 const MIN_CARD_WIDTH = 150;
+const LIST_BELOW_WIDTH = 2 * MIN_CARD_WIDTH;
 const OVERSCAN_ROWS = 2;
 
 let nextGalleryId = 0;
@@ -23,15 +28,15 @@ export class Gallery {
   constructor(store: RecordStore, selection: Set<string>) {
     this._store = store;
     this._selection = selection;
-    this._prefix = `cometnb-card-${nextGalleryId++}-`;
+    this._prefix = `cometnb-sb-card-${nextGalleryId++}-`;
     this.node = document.createElement('div');
-    this.node.className = 'cometnb-gallery';
+    this.node.className = 'cometnb-sb-gallery';
     this.node.tabIndex = 0;
     this.node.setAttribute('role', 'listbox');
     this.node.setAttribute('aria-multiselectable', 'true');
     this.node.setAttribute('aria-label', 'Generated images, newest first');
     this._spacer = document.createElement('div');
-    this._spacer.className = 'cometnb-gallery-spacer';
+    this._spacer.className = 'cometnb-sb-gallery-spacer';
     this.node.appendChild(this._spacer);
     this.node.addEventListener('scroll', () => this.schedule());
     this.node.addEventListener('keydown', event => this._onKey(event));
@@ -83,15 +88,18 @@ export class Gallery {
       return; // hidden: render when shown
     }
     const total = Math.max(0, this._store.total);
-    this._columns = Math.max(1, Math.floor(width / MIN_CARD_WIDTH));
+    const list = width < LIST_BELOW_WIDTH;
+    this.node.classList.toggle('cometnb-sb-mod-list', list);
+    this._rowHeight = list ? LIST_ROW_HEIGHT : GRID_ROW_HEIGHT;
+    this._columns = list ? 1 : Math.floor(width / MIN_CARD_WIDTH);
     const rows = Math.ceil(total / this._columns);
-    this._spacer.style.height = `${rows * ROW_HEIGHT}px`;
+    this._spacer.style.height = `${rows * this._rowHeight}px`;
     this.node.setAttribute('aria-setsize', String(total));
     const top = this.node.scrollTop;
-    const firstRow = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN_ROWS);
+    const firstRow = Math.max(0, Math.floor(top / this._rowHeight) - OVERSCAN_ROWS);
     const lastRow = Math.min(
       rows - 1,
-      Math.ceil((top + this.node.clientHeight) / ROW_HEIGHT) + OVERSCAN_ROWS
+      Math.ceil((top + this.node.clientHeight) / this._rowHeight) + OVERSCAN_ROWS
     );
     const start = firstRow * this._columns;
     const end = Math.min(total, (lastRow + 1) * this._columns);
@@ -103,9 +111,10 @@ export class Gallery {
       keep.set(index, card);
       this._cards.delete(index);
       card.style.transform = `translate(${(index % this._columns) * cardWidth}px, ${
-        Math.floor(index / this._columns) * ROW_HEIGHT
+        Math.floor(index / this._columns) * this._rowHeight
       }px)`;
       card.style.width = `${cardWidth}px`;
+      card.style.height = `${this._rowHeight}px`;
       this._fill(card, index, this._store.get(index));
       if (!card.parentElement) {
         this.node.appendChild(card);
@@ -122,8 +131,8 @@ export class Gallery {
   /** The records [start, end) in view now. */
   visibleRange(): [number, number] {
     const top = this.node.scrollTop;
-    const first = Math.floor(top / ROW_HEIGHT) * this._columns;
-    const last = Math.ceil((top + this.node.clientHeight) / ROW_HEIGHT) * this._columns;
+    const first = Math.floor(top / this._rowHeight) * this._columns;
+    const last = Math.ceil((top + this.node.clientHeight) / this._rowHeight) * this._columns;
     return [first, Math.max(first + 1, last)];
   }
 
@@ -134,14 +143,14 @@ export class Gallery {
 
   private _newCard(): HTMLElement {
     const card = document.createElement('div');
-    card.className = 'cometnb-card';
+    card.className = 'cometnb-sb-card';
     card.setAttribute('role', 'option');
     card.innerHTML = `
-      <div class="cometnb-card-thumb"></div>
-      <div class="cometnb-card-prompt"></div>
-      <div class="cometnb-card-meta"></div>
-      <div class="cometnb-card-foot"><span class="cometnb-card-cost"></span><span class="cometnb-card-age"></span></div>
-      <button type="button" class="cometnb-card-check" tabindex="-1"></button>`;
+      <div class="cometnb-sb-card-thumb"></div>
+      <div class="cometnb-sb-card-prompt"></div>
+      <div class="cometnb-sb-card-meta"></div>
+      <div class="cometnb-sb-card-foot"><span class="cometnb-sb-card-cost"></span><span class="cometnb-sb-card-age"></span></div>
+      <button type="button" class="cometnb-sb-card-check" tabindex="-1"></button>`;
     return card;
   }
 
@@ -154,16 +163,16 @@ export class Gallery {
       return; // already shows this record
     }
     card.dataset.key = key;
-    const thumb = card.querySelector('.cometnb-card-thumb') as HTMLElement;
-    const prompt = card.querySelector('.cometnb-card-prompt') as HTMLElement;
-    const meta = card.querySelector('.cometnb-card-meta') as HTMLElement;
-    const cost = card.querySelector('.cometnb-card-cost') as HTMLElement;
-    const age = card.querySelector('.cometnb-card-age') as HTMLElement;
-    const check = card.querySelector('.cometnb-card-check') as HTMLButtonElement;
-    card.classList.remove('cometnb-mod-error', 'cometnb-mod-cancelled', 'cometnb-mod-loading');
+    const thumb = card.querySelector('.cometnb-sb-card-thumb') as HTMLElement;
+    const prompt = card.querySelector('.cometnb-sb-card-prompt') as HTMLElement;
+    const meta = card.querySelector('.cometnb-sb-card-meta') as HTMLElement;
+    const cost = card.querySelector('.cometnb-sb-card-cost') as HTMLElement;
+    const age = card.querySelector('.cometnb-sb-card-age') as HTMLElement;
+    const check = card.querySelector('.cometnb-sb-card-check') as HTMLButtonElement;
+    card.classList.remove('cometnb-sb-mod-error', 'cometnb-sb-mod-cancelled', 'cometnb-sb-mod-loading');
     thumb.replaceChildren();
     if (!rec) {
-      card.classList.add('cometnb-mod-loading');
+      card.classList.add('cometnb-sb-mod-loading');
       delete card.dataset.id;
       card.setAttribute('aria-label', 'loading');
       card.removeAttribute('aria-selected');
@@ -177,7 +186,7 @@ export class Gallery {
     const selected = this._selection.has(rec.id);
     card.dataset.id = rec.id;
     card.setAttribute('aria-selected', String(selected));
-    card.classList.toggle('cometnb-mod-selected', selected);
+    card.classList.toggle('cometnb-sb-mod-selected', selected);
     check.hidden = false;
     check.setAttribute('aria-pressed', String(selected));
     check.title = selected ? 'Remove from comparison' : 'Select for comparison';
@@ -191,15 +200,15 @@ export class Gallery {
       thumb.appendChild(img);
       if (rec.images.length > 1) {
         const count = document.createElement('span');
-        count.className = 'cometnb-card-count';
+        count.className = 'cometnb-sb-card-count';
         count.textContent = `×${rec.images.length}`;
         thumb.appendChild(count);
       }
     } else {
       const failed = rec.status !== 'ok';
-      card.classList.add(rec.status === 'cancelled' ? 'cometnb-mod-cancelled' : 'cometnb-mod-error');
+      card.classList.add(rec.status === 'cancelled' ? 'cometnb-sb-mod-cancelled' : 'cometnb-sb-mod-error');
       const mark = document.createElement('div');
-      mark.className = 'cometnb-card-error';
+      mark.className = 'cometnb-sb-card-error';
       const title = document.createElement('strong');
       title.textContent = failed ? (rec.status === 'cancelled' ? '⊘ Cancelled' : '⚠ Failed') : 'No image';
       const reason = document.createElement('span');
@@ -209,7 +218,7 @@ export class Gallery {
     }
     if (rec.parent || rec.kind === 'edit') {
       const badge = document.createElement('span');
-      badge.className = 'cometnb-card-badge';
+      badge.className = 'cometnb-sb-card-badge';
       badge.textContent = 'edit';
       badge.title = rec.parent ? `edit of ${rec.parent}` : 'edit';
       thumb.appendChild(badge);
@@ -234,7 +243,7 @@ export class Gallery {
     }
     this._active = Math.min(this._active, total - 1);
     for (const [index, card] of this._cards) {
-      card.classList.toggle('cometnb-mod-active', index === this._active);
+      card.classList.toggle('cometnb-sb-mod-active', index === this._active);
     }
     if (this._cards.has(this._active)) {
       this.node.setAttribute('aria-activedescendant', this._prefix + this._active);
@@ -247,11 +256,11 @@ export class Gallery {
       return;
     }
     this._active = Math.max(0, Math.min(total - 1, index));
-    const rowTop = Math.floor(this._active / this._columns) * ROW_HEIGHT;
+    const rowTop = Math.floor(this._active / this._columns) * this._rowHeight;
     if (rowTop < this.node.scrollTop) {
       this.node.scrollTop = rowTop;
-    } else if (rowTop + ROW_HEIGHT > this.node.scrollTop + this.node.clientHeight) {
-      this.node.scrollTop = rowTop + ROW_HEIGHT - this.node.clientHeight;
+    } else if (rowTop + this._rowHeight > this.node.scrollTop + this.node.clientHeight) {
+      this.node.scrollTop = rowTop + this._rowHeight - this.node.clientHeight;
     }
     this.render();
   }
@@ -267,7 +276,7 @@ export class Gallery {
   }
 
   private _onKey(event: KeyboardEvent): void {
-    const pageRows = Math.max(1, Math.floor(this.node.clientHeight / ROW_HEIGHT));
+    const pageRows = Math.max(1, Math.floor(this.node.clientHeight / this._rowHeight));
     const moves: Record<string, number> = {
       ArrowLeft: -1,
       ArrowRight: 1,
@@ -301,7 +310,7 @@ export class Gallery {
 
   private _onClick(event: MouseEvent): void {
     const target = event.target as HTMLElement;
-    const card = target.closest('.cometnb-card') as HTMLElement | null;
+    const card = target.closest('.cometnb-sb-card') as HTMLElement | null;
     if (!card || card.dataset.index === undefined) {
       return;
     }
@@ -312,7 +321,7 @@ export class Gallery {
     }
     this._active = index;
     this.node.focus({ preventScroll: true });
-    if (target.closest('.cometnb-card-check') || event.ctrlKey || event.metaKey) {
+    if (target.closest('.cometnb-sb-card-check') || event.ctrlKey || event.metaKey) {
       this._toggle(rec);
     } else {
       this._showActive();
@@ -327,6 +336,7 @@ export class Gallery {
   private _cards = new Map<number, HTMLElement>();
   private _pool: HTMLElement[] = [];
   private _columns = 1;
+  private _rowHeight = LIST_ROW_HEIGHT;
   private _active = 0;
   private _frame = 0;
   private _resize: ResizeObserver;

@@ -35,8 +35,8 @@ let nextFieldId = 0;
 
 function labelled<T extends HTMLElement>(text: string, control: T): HTMLLabelElement {
   const label = document.createElement('label');
-  label.className = 'cometnb-field';
-  control.id = control.id || `cometnb-field-${nextFieldId++}`;
+  label.className = 'cometnb-sb-field';
+  control.id = control.id || `cometnb-sb-field-${nextFieldId++}`;
   label.htmlFor = control.id;
   const span = document.createElement('span');
   span.textContent = text;
@@ -85,7 +85,7 @@ export class HistorySidebar extends Widget {
   constructor(inserter: CellInserter | null) {
     super();
     this.id = SIDEBAR_ID;
-    this.addClass('cometnb-sidebar');
+    this.addClass('cometnb-sb-sidebar');
     this.title.icon = imageIcon;
     this.title.caption = 'Image history (cometnb)';
     this._inserter = inserter;
@@ -137,7 +137,7 @@ export class HistorySidebar extends Widget {
 
   private _build(): void {
     const header = document.createElement('div');
-    header.className = 'cometnb-header';
+    header.className = 'cometnb-sb-header';
     const title = document.createElement('h2');
     title.textContent = 'Image history';
     this._picker.setAttribute('aria-label', 'History folder');
@@ -161,15 +161,15 @@ export class HistorySidebar extends Widget {
     this._minCost.min = this._maxCost.min = '0';
     this._minCost.step = this._maxCost.step = '0.01';
     this._picker.addEventListener('change', () => void this._historyChanged());
-    const clear = button('Clear filters', 'cometnb-clear', 'Show every record again');
+    const clear = button('Clear filters', 'cometnb-sb-clear', 'Show every record again');
     clear.addEventListener('click', () => this._clearFilters());
 
     const filters = document.createElement('details');
-    filters.className = 'cometnb-filters';
+    filters.className = 'cometnb-sb-filters';
     const summary = document.createElement('summary');
     summary.textContent = 'Filters';
     const grid = document.createElement('div');
-    grid.className = 'cometnb-filter-grid';
+    grid.className = 'cometnb-sb-filter-grid';
     grid.append(
       labelled('Model', this._model),
       labelled('Tag', this._tag),
@@ -182,37 +182,37 @@ export class HistorySidebar extends Widget {
     );
     filters.append(summary, grid);
 
-    this._statusLine.className = 'cometnb-status';
+    this._statusLine.className = 'cometnb-sb-status';
     this._statusLine.setAttribute('role', 'status');
     this._statusLine.setAttribute('aria-live', 'polite');
 
-    const compare = button('Compare', 'jp-mod-accept cometnb-compare-button', 'Compare side by side');
+    const compare = button('Compare', 'jp-mod-accept cometnb-sb-compare-button', 'Compare side by side');
     compare.addEventListener('click', () => this._compare());
-    const unselect = button('Clear', 'cometnb-unselect', 'Clear the selection');
+    const unselect = button('Clear', 'cometnb-sb-unselect', 'Clear the selection');
     unselect.addEventListener('click', () => {
       this._selection.clear();
       this._gallery.render();
       this._showSelection();
     });
-    this._selectionBar.className = 'cometnb-selection-bar';
+    this._selectionBar.className = 'cometnb-sb-selection-bar';
     this._selectionBar.hidden = true;
     this._selectionBar.append(this._selectionText, compare, unselect);
 
     const galleryView = document.createElement('div');
-    galleryView.className = 'cometnb-gallery-view';
+    galleryView.className = 'cometnb-sb-gallery-view';
     galleryView.append(this._search, filters, this._statusLine, this._gallery.node, this._selectionBar);
     this._galleryView = galleryView;
 
-    const back = button('← Back', 'cometnb-back', 'Back to the gallery (Escape)');
+    const back = button('← Back', 'cometnb-sb-back', 'Back to the gallery (Escape)');
     back.addEventListener('click', () => this._back());
     const bar = document.createElement('div');
-    bar.className = 'cometnb-view-bar';
-    this._viewTitle.className = 'cometnb-view-title';
+    bar.className = 'cometnb-sb-view-bar';
+    this._viewTitle.className = 'cometnb-sb-view-title';
     bar.append(back, this._viewTitle);
-    this._view.className = 'cometnb-record-view';
+    this._view.className = 'cometnb-sb-record-view';
     this._view.hidden = true;
     this._view.append(bar, this._viewBody);
-    this._viewBody.className = 'cometnb-view-body';
+    this._viewBody.className = 'cometnb-sb-view-body';
     this._view.addEventListener('keydown', event => {
       if (event.key === 'Escape') {
         event.preventDefault();
@@ -365,10 +365,10 @@ export class HistorySidebar extends Widget {
     const total = this._store.total;
     if (reason) {
       this._statusLine.textContent = reason;
-      this._statusLine.classList.add('cometnb-mod-problem');
+      this._statusLine.classList.add('cometnb-sb-mod-problem');
       return;
     }
-    this._statusLine.classList.remove('cometnb-mod-problem');
+    this._statusLine.classList.remove('cometnb-sb-mod-problem');
     if (total < 0) {
       this._statusLine.textContent = 'Loading…';
     } else if (total === 0) {
@@ -384,7 +384,7 @@ export class HistorySidebar extends Widget {
     const count = this._selection.size;
     this._selectionBar.hidden = count === 0;
     this._selectionText.textContent = `${count} selected`;
-    const compare = this._selectionBar.querySelector('.cometnb-compare-button') as HTMLButtonElement;
+    const compare = this._selectionBar.querySelector('.cometnb-sb-compare-button') as HTMLButtonElement;
     compare.disabled = count < 2;
   }
 
@@ -405,12 +405,12 @@ export class HistorySidebar extends Widget {
     this._viewTitle.title = title;
     this._viewBody.replaceChildren(...(body ? [body] : []));
     this._viewBody.scrollTop = 0;
-    (this._view.querySelector('.cometnb-back') as HTMLElement).focus();
+    (this._view.querySelector('.cometnb-sb-back') as HTMLElement).focus();
   }
 
   private _message(text: string): HTMLElement {
     const p = document.createElement('p');
-    p.className = 'cometnb-status cometnb-mod-problem';
+    p.className = 'cometnb-sb-status cometnb-sb-mod-problem';
     p.textContent = text;
     return p;
   }
@@ -427,21 +427,21 @@ export class HistorySidebar extends Widget {
   private _selection = new Set<string>();
   private _gallery: Gallery;
   private _galleryView!: HTMLDivElement;
-  private _picker = select('cometnb-history-picker', []);
+  private _picker = select('cometnb-sb-history-picker', []);
   private _pickerLabel = labelled('History', this._picker);
-  private _search = input('search', 'cometnb-search', 'Search prompts…');
-  private _model = select('cometnb-filter-model', [['', 'any']]);
-  private _tag = select('cometnb-filter-tag', [['', 'any']]);
-  private _status = select('cometnb-filter-status', [
+  private _search = input('search', 'cometnb-sb-search', 'Search prompts…');
+  private _model = select('cometnb-sb-filter-model', [['', 'any']]);
+  private _tag = select('cometnb-sb-filter-tag', [['', 'any']]);
+  private _status = select('cometnb-sb-filter-status', [
     ['', 'any'],
     ['ok', 'ok'],
     ['error', 'failed'],
     ['cancelled', 'cancelled']
   ]);
-  private _since = input('date', 'cometnb-filter-since');
-  private _until = input('date', 'cometnb-filter-until');
-  private _minCost = input('number', 'cometnb-filter-min-cost', '0.00');
-  private _maxCost = input('number', 'cometnb-filter-max-cost', 'any');
+  private _since = input('date', 'cometnb-sb-filter-since');
+  private _until = input('date', 'cometnb-sb-filter-until');
+  private _minCost = input('number', 'cometnb-sb-filter-min-cost', '0.00');
+  private _maxCost = input('number', 'cometnb-sb-filter-max-cost', 'any');
   private _statusLine = document.createElement('div');
   private _selectionBar = document.createElement('div');
   private _selectionText = document.createElement('span');
