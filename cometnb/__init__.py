@@ -146,6 +146,12 @@ def load_ipython_extension(ipython: Any) -> None:
     load(ipython)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (``jupyter server extension list`` shows ``cometnb``): the
+    history routes live in ``cometnb._server``, imported only by the server."""
+    return [{"module": "cometnb._server"}]
+
+
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext cometnb``: remove the magics again."""
     from cometnb._notebook.magics import unload_ipython_extension as unload

@@ -103,48 +103,119 @@ def seed(path: str | Path, count: int = 60) -> list[str]:
     return ids
 
 
-EDIT_STEPS = (
-    "same scene at night, a lantern glowing in the window",
-    "add falling snow; keep the composition",
-    "as a faded 1970s postcard with a white border",
+# Parts of a scripted SVG answer: the script must never run wherever the file is shown.
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+    b"<script>document.title='pwned'</script><rect width='64' height='64' fill='red'/></svg>"
 )
 
 
-def seed_edits(path: str | Path, chains: int = 8) -> list[str]:
-    """Add ``chains`` edit chains to the history at ``path``: each edits a successful record,
-    then edits that edit, then that one again (so lineage is three ancestors deep); the middle
-    step carries a mask and every fourth chain's last step failed. Returns the new ids.
-    """
-    from cometnb._core.errors import APIError
+def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
+    """:func:`seed` plus what a browser of the history meets: a chain of edits three deep
+    (each the ``parent`` of the next, the last with a mask), dall-e-3 records with revised
+    prompts, a record with two images, a large image whose preview file is missing, records
+    that kept no cost (written before costs were stored), non-ASCII tags and an SVG answer
+    carrying a script. Returns the ids by role (``all`` oldest first)."""
+    import sqlite3
+
     from cometnb._core.masks import mask
     from cometnb._core.models import ApiImage, ApiResult
     from cometnb._core.sources import EditBody, resolve_source
     from cometnb._storage.folder import History
+    from cometnb._storage.preview_queue import QUEUE
 
+    ids = {"all": seed(path, count)}
     hist = History(path)
-    roots = [r for r in hist if r.ok][:: max(1, len(hist) // (chains * 2))][:chains]
-    ids: list[str] = []
-    for c, root in enumerate(roots):
-        parent = root
-        for step, prompt in enumerate(EDIT_STEPS):
-            width, height = parent.images[0].width or 96, parent.images[0].height or 96
-            region = mask((width, height), box=(0, 0, width // 2, height // 2)) if step == 1 else None
-            body = EditBody(
-                {"model": "gpt-image-1", "prompt": prompt, "size": root.params.get("size")},
-                [resolve_source(parent)],
-                resolve_source(region) if region is not None else None,
-            )
-            tags = ["edits", f"chain-{c}"]
-            if step == 2 and c % 4 == 3:
-                error = APIError("Invalid mask: image and mask must be the same size", status=400)
-                ids.append(hist.record_failure(body, error, elapsed_s=1.0, tags=tags).id)
-                break
-            data, fmt, w, h = _image(c * 3 + step + 1)
-            result = ApiResult([ApiImage(data, fmt, w, h, None)], created=1_795_100_000 + c,
-                               usage={"input_tokens": 300, "output_tokens": 196,
-                                      "total_tokens": 496}, meta={}, synthetic=True)  # fmt: skip
-            parent = hist.record_success(body, result, elapsed_s=4.0, tags=tags, origin="magic")
-            ids.append(parent.id)
+
+    def result(*images: tuple[bytes, str, int, int, str | None]) -> ApiResult:
+        items = [ApiImage(d, f, w, h, rp) for d, f, w, h, rp in images]
+        usage = {"input_tokens": 30, "output_tokens": 196, "total_tokens": 226}
+        return ApiResult(items, created=1_795_000_000, usage=usage, meta={}, synthetic=True)
+
+    def png(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (width, height), colour).save(out, "PNG")
+        return out.getvalue()
+
+    base = hist.find(model="gpt-image-1", status="ok")[0]
+    chain = [base.id]
+    for step, prompt in enumerate(("the same scene at night", "add falling snow", "a red door")):
+        parent = hist.get(chain[-1])
+        assert parent is not None
+        inputs = [resolve_source(parent)]
+        cut = mask(parent.images[0].data, box=(0, 0, 32, 32)) if step == 2 else None
+        body = EditBody(
+            {"model": "gpt-image-1", "prompt": prompt, "quality": "low"},
+            inputs,
+            resolve_source(cut) if cut is not None else None,
+        )
+        data = png(parent.images[0].width, parent.images[0].height, COLOURS[step])
+        rec = hist.record_success(
+            body,
+            result((data, "png", parent.images[0].width, parent.images[0].height, None)),
+            elapsed_s=4.0,
+            tags=["edit", "night"],
+        )
+        chain.append(rec.id)
+    ids["chain"] = chain
+
+    revised = []
+    for n, extra in enumerate(("under an AURORA borealis", "with a Zebra crossing")):
+        data, fmt, width, height = _image(n)
+        rec = hist.record_success(
+            {"model": "dall-e-3", "prompt": f"a quiet street at dawn {n}", "size": "1024x1024"},
+            result((data, fmt, width, height, f"A photograph of a quiet street {extra}.")),
+            elapsed_s=9.0,
+            tags=["straße", "été"],
+        )
+        revised.append(rec.id)
+    ids["revised"] = revised
+
+    two = hist.record_success(
+        {"model": "gpt-image-2", "prompt": "two variations of a teapot", "n": 2},
+        result(
+            (png(64, 48, (10, 20, 30)), "png", 64, 48, None),
+            (png(48, 64, (200, 20, 30)), "png", 48, 64, None),
+        ),
+        elapsed_s=6.0,
+    )
+    ids["two_images"] = two.id
+
+    big = hist.record_success(
+        {"model": "gpt-image-2", "prompt": "a wide panorama of the alps", "size": "1536x1024"},
+        result((png(900, 600, (90, 140, 200)), "png", 900, 600, None)),
+        elapsed_s=12.0,
+    )
+    QUEUE.drain(10.0)
+    ids["big"] = big.id
+    missing = hist.record_success(
+        {"model": "gpt-image-2", "prompt": "a wide panorama of the sea", "size": "1536x1024"},
+        result((png(900, 600, (20, 60, 160)), "png", 900, 600, None)),
+        elapsed_s=12.0,
+    )
+    QUEUE.drain(10.0)
+    preview = missing.images[0].preview_path
+    assert preview is not None and preview != missing.images[0].path
+    preview.unlink()  # a process killed between the commit and the preview
+    ids["no_preview"] = missing.id
+
+    svg = hist.record_success(
+        {"model": "gpt-image-2.5", "prompt": "a flat vector logo", "output_format": "svg"},
+        result((SVG, "svg", 64, 64, None)),
+        elapsed_s=3.0,
+        tags=["logo"],
+    )
+    ids["svg"] = svg.id
+
+    # Records written before costs were kept: priced now, in Python, by whoever reads them.
+    old = [r.id for r in hist.find(model="gpt-image-1-mini", status="ok")[:6]]
+    with sqlite3.connect(Path(path) / "index.sqlite3") as conn:
+        conn.executemany(
+            "UPDATE records SET doc = json_remove(doc, '$.cost') WHERE id = ?", [(i,) for i in old]
+        )
+    conn.close()
+    ids["no_cost"] = old
+    hist.close()
     return ids
 
 

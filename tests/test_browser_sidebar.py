@@ -1,7 +1,8 @@
 """The history sidebar end to end: JupyterLab on loopback with the server extension and the
-built front-end extension, driven by headless Chromium, over a realistic history (220 records
-from ``_seed_history.seed`` — failures, cancellations, long prompts, five models, tags — plus
-eight edit chains with lineage and a mask).
+built front-end extension, driven by headless Chromium, over a realistic history
+(``_seed_history.seed_mixed``: 220 records with failures, cancellations, long prompts, five
+models and tags, plus an edit chain three deep with a mask, revised prompts, two images in one
+record, a missing preview, records without a stored cost and a scripted SVG).
 
 Opened by its command, the sidebar shows thumbnails (only the rows in view are in the page);
 typing searches as you type, the status filter keeps the failures, a chain's last edit opens
@@ -24,7 +25,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from _seed_history import seed, seed_edits
+from _seed_history import seed_mixed
 from test_browser import ARGS, CHROMIUM, KERNEL_IDLE, LAB_SETTINGS, _free_port, _stop, _wait_ready
 
 from cometnb.history import History
@@ -55,8 +56,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f = h / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps(value))
-    seed(h / "cometnb-history", SEEDED)
-    seed_edits(h / "cometnb-history", 8)
+    seed_mixed(h / "cometnb-history", SEEDED)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SETUP)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(h / "sidebar.ipynb"))
@@ -185,6 +185,7 @@ def test_the_sidebar_browses_searches_filters_and_follows_a_kernel(page: Any, ho
     page.select_option(".cometnb-sb-filter-status", "")
     page.click(".cometnb-sb-filters summary")
     edit = next(r for r in reversed(list(hist)) if r.ok and len(hist.lineage(r)) == 4)
+    assert [s.role for s in edit.sources] == ["image", "mask"]
     page.fill(".cometnb-sb-search", edit.prompt)
     page.click(f".cometnb-sb-card[data-id='{edit.id}']", timeout=WAIT_MS)
     page.wait_for_selector(".cometnb-sb-detail .cometnb-sb-lineage-item img", timeout=WAIT_MS)

@@ -23,7 +23,7 @@ from typing import Any
 from cometnb._core.errors import CometError
 from cometnb._storage.sqlite_file import SqliteFile, immediate
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "SPEND_KIND", "SPEND_USD", "Index", "IndexRow"]
+__all__ = ["COLUMNS", "DB_NAME", "SCHEMA_VERSION", "SPEND_KIND", "SPEND_USD", "Index", "IndexRow"]
 
 DB_NAME = "index.sqlite3"
 SCHEMA_VERSION = 2
@@ -32,7 +32,7 @@ BUSY_TIMEOUT_MS = 30_000
 # One row of the records table, as read: id, seq, created_at, prompt, model, status,
 # tags (JSON list), doc (the record's JSON document).
 IndexRow = tuple[str, int, float, str, str, str, str, str]
-_COLUMNS = "id, seq, created_at, prompt, model, status, tags, doc"
+COLUMNS = "id, seq, created_at, prompt, model, status, tags, doc"
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS records (
@@ -91,21 +91,27 @@ _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)"
 class Index(SqliteFile):
     """The index file ``<root>/index.sqlite3``; created on the first write, not on reads.
 
+    ``read_only=True`` (the Jupyter server's browser) opens it with ``mode=ro`` only: it never
+    creates, migrates or adds indexes to a file, and every write raises :class:`CometError`.
+
     Example::
 
         >>> index = Index(Path("cometnb-history"))  # doctest: +SKIP
         >>> index.rows_after(0)  # every row, in change order  # doctest: +SKIP
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self.path = root / DB_NAME
         super().__init__()
         self._read_only = False  # opened by the read-only fallback: reopen before writing
+        self._only_reads = read_only
         self._ensured: set[str] = set()  # index DDL already made (or that cannot be made)
 
     # --- connection ------------------------------------------------------------------------
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._only_reads:
+            return self._connect_read_only(create)
         if self._conn is not None and create and self._read_only:
             self.close()  # the folder may have become writable again (space freed)
         if self._conn is not None:
@@ -118,6 +124,13 @@ class Index(SqliteFile):
             if create:
                 raise
             # A read-only folder (or a full disk) must still show the records it holds.
+            self._conn, self._read_only = self._open_read_only(), True
+        return self._conn
+
+    def _connect_read_only(self, create: bool) -> sqlite3.Connection | None:
+        if create:
+            raise CometError(f"the history index {self.path} was opened read-only")
+        if self._conn is None and self.path.exists():
             self._conn, self._read_only = self._open_read_only(), True
         return self._conn
 
@@ -191,11 +204,11 @@ class Index(SqliteFile):
         """Commit one row; returns it as stored (with its ``seq``)."""
         with self._write() as conn:
             conn.execute(
-                f"INSERT INTO records ({_COLUMNS}) VALUES (?, {_NEXT_SEQ}, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO records ({COLUMNS}) VALUES (?, {_NEXT_SEQ}, ?, ?, ?, ?, ?, ?)",
                 (record_id, created_at, prompt, model, status, tags, doc),
             )
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)
+                f"SELECT {COLUMNS} FROM records WHERE id = ?", (record_id,)
             ).fetchone()
         return _as_row(row)
 
@@ -211,7 +224,7 @@ class Index(SqliteFile):
                 (change(list(json.loads(found[0]))), record_id),
             )
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)
+                f"SELECT {COLUMNS} FROM records WHERE id = ?", (record_id,)
             ).fetchone()
         return _as_row(row)
 
@@ -229,7 +242,7 @@ class Index(SqliteFile):
             conn = self._connect(create=False)
             if conn is None:
                 return []
-            cur = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq", (seq,))
+            cur = conn.execute(f"SELECT {COLUMNS} FROM records WHERE seq > ? ORDER BY seq", (seq,))
             return cur.fetchall()
 
     def select(
@@ -249,7 +262,7 @@ class Index(SqliteFile):
             conn = self._connect(create=False)
             if conn is None:
                 return []
-            sql = f"SELECT {_COLUMNS} FROM records WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+            sql = f"SELECT {COLUMNS} FROM records WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
             return conn.execute(sql, (*params, limit, offset)).fetchall()
 
     def ensure_search_indexes(self) -> None:
@@ -263,7 +276,7 @@ class Index(SqliteFile):
         self._ensure(SPEND_INDEX, ("records_spend",))
 
     def _ensure(self, ddl: str, names: tuple[str, ...]) -> None:
-        if ddl in self._ensured or not self.path.exists():
+        if self._only_reads or ddl in self._ensured or not self.path.exists():
             return
         self._ensured.add(ddl)
         with contextlib.suppress(sqlite3.Error, OSError, CometError):

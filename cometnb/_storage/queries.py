@@ -2,7 +2,7 @@
 
 ``len(h)``, ``h[i]``, ``h.get(id)`` and ``h.find(...)`` on a history of 100,000 records must not
 build 100,000 :class:`Record` s: each is one indexed query (``id`` is the primary key and sorts
-by time). ``find`` narrows in SQL — exact ``model`` / ``status``, ``LIKE`` on the tags, on the
+by time). ``find`` narrows in SQL — exact ``model`` / ``status`` / tag, ``LIKE`` on the
 prompts and on the revised prompts (both through small indexes, ``Index.SEARCH_INDEXES``) —
 and then checks the few rows found exactly in Python, so its answer is the same as a full
 scan's.
@@ -11,12 +11,25 @@ scan's.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cometnb._storage.index import Index
 from cometnb._storage.records import Record
 
-__all__ = ["find_records", "record_at", "record_by_id"]
+__all__ = [
+    "HAS_REVISED",
+    "Narrowed",
+    "find_records",
+    "mentions",
+    "narrow",
+    "record_at",
+    "record_by_id",
+]
+
+# True for the rows whose document holds a revised prompt (the expression of their index).
+HAS_REVISED = 'instr(doc, \'"revised_prompt":"\') > 0'
 
 
 def record_by_id(index: Index, root: Path, record_id: str) -> Record | None:
@@ -44,7 +57,41 @@ def find_records(
     kind: str | None = None,
 ) -> list[Record]:
     """Records matching every given filter, oldest → newest (see ``History.find``)."""
-    clauses, params = [], []
+    narrowed = narrow(index, model=model, tag=tag, status=status, text=text)
+    rows = index.select(narrowed.where, narrowed.params)
+    found = []
+    for row in rows:
+        rec = Record._from_row(row, root)
+        if kind is not None and rec.kind != kind:
+            continue
+        if narrowed.needle is not None and not mentions(rec, narrowed.needle):
+            continue
+        found.append(rec)
+    return found
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    """SQL that selects every record a filter may match (``where`` with ``params``); the
+    rows it finds match exactly once :func:`mentions` accepts them for ``needle`` (the
+    casefolded text, ``None`` without one). Model, status and tag are exact in SQL."""
+
+    where: str
+    params: tuple[Any, ...]
+    needle: str | None
+
+
+def narrow(
+    index: Index,
+    *,
+    model: str | None = None,
+    tag: str | None = None,
+    status: str | None = None,
+    text: str | None = None,
+) -> Narrowed:
+    """The one narrowing rule of ``find`` (and of the Jupyter sidebar's pages)."""
+    clauses: list[str] = []
+    params: list[Any] = []
     if model is not None:
         clauses.append("model = ?")
         params.append(model)
@@ -52,40 +99,30 @@ def find_records(
         clauses.append("status = ?")
         params.append(status)
     if tag is not None:
-        clauses.append("tags LIKE ? ESCAPE '\\'")
-        params.append(f"%{_like(json.dumps(tag))}%")
+        # Exact, on the decoded list: the column keeps non-ASCII tags unescaped.
+        clauses.append("EXISTS (SELECT 1 FROM json_each(records.tags) WHERE value = ?)")
+        params.append(tag)
     needle = text.casefold() if text else None
     if needle is not None and needle.isascii():
         # LIKE folds ASCII case only, so only an ASCII needle may narrow in SQL: prompts (a
         # scan of the small prompt index), or revised prompts, in the documents of the few
         # records that have one (their own index; the needle escaped as JSON escapes text).
-        # The exact check below drops rows that matched elsewhere in a document.
+        # mentions() then drops rows that matched elsewhere in a document.
         index.ensure_search_indexes()
         clauses.append(
             "id IN (SELECT id FROM records WHERE prompt LIKE ? ESCAPE '\\' UNION "
-            'SELECT id FROM records WHERE instr(doc, \'"revised_prompt":"\') > 0 '
-            "AND doc LIKE ? ESCAPE '\\')"
+            f"SELECT id FROM records WHERE {HAS_REVISED} AND doc LIKE ? ESCAPE '\\')"
         )
         params += [f"%{_like(needle)}%", f"%{_like(json.dumps(needle)[1:-1])}%"]
-    rows = index.select(" AND ".join(clauses) or "1", tuple(params))
-    found = []
-    for row in rows:
-        rec = Record._from_row(row, root)
-        if tag is not None and tag not in rec.tags:
-            continue
-        if kind is not None and rec.kind != kind:
-            continue
-        if needle is not None and not _mentions(rec, needle):
-            continue
-        found.append(rec)
-    return found
+    return Narrowed(" AND ".join(clauses) or "1", tuple(params), needle)
 
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _mentions(rec: Record, needle: str) -> bool:
+def mentions(rec: Record, needle: str) -> bool:
+    """True when ``needle`` (casefolded) is in the record's prompt or a revised prompt."""
     if needle in rec.prompt.casefold():
         return True
     return any(needle in p.casefold() for p in rec.revised_prompts)

@@ -34,6 +34,7 @@ class Record(Protocol):
 
 __all__ = [
     "SpendTable",
+    "as_timestamp",
     "cost_of_failure",
     "cost_of_result",
     "record_cost",
@@ -168,11 +169,12 @@ def spend_start(since: Any, by: Any) -> float | None:
     """Check ``spend``'s arguments; ``since`` as a Unix timestamp (``None``: from the start)."""
     if by not in (None, "model", "day", "tag"):
         raise ValueError(f"by must be 'model', 'day' or 'tag' (or None for a total); got {by!r}")
-    return _since(since)
+    return as_timestamp(since)
 
 
-def _since(value: Any) -> float | None:
-    """``since`` as a Unix timestamp: a datetime, a date, an ISO string or a number."""
+def as_timestamp(value: Any) -> float | None:
+    """A moment as a Unix timestamp: a datetime, a date, an ISO string or a number (``None``
+    stays ``None``); naive times are UTC."""
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
