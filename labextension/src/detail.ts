@@ -1,6 +1,7 @@
 // The detail view of one record and the side-by-side comparison of several, as DOM built
 // with textContent only (prompts are user text; nothing here is parsed as HTML).
 import { previewUrl, RecordDetail, RecordSummary, SourceInfo, sourcePreviewUrl } from './api';
+import { noPreview } from './gallery';
 import { ageText, costText, createdDate, errorFull, settingsLine, valueText } from './format';
 
 export interface DetailActions {
@@ -73,11 +74,11 @@ function settingsTable(rec: RecordDetail): HTMLTableElement {
   return table;
 }
 
-function thumb(history: string, id: string, index: number, label: string): HTMLImageElement {
+function thumb(history: string, id: string, index: number, label: string): HTMLElement {
   const img = el('img', 'cometnb-sb-thumb');
-  img.loading = 'lazy';
   img.src = previewUrl(history, id, index);
   img.alt = label;
+  img.addEventListener('error', () => img.replaceWith(noPreview(null)), { once: true });
   return img;
 }
 
@@ -111,7 +112,6 @@ function sourceItem(history: string, owner: string, src: SourceInfo, actions: De
   const label = `${src.role ?? 'image'}: ${src.label || src.filename || ''}`;
   if (src.available !== false) {
     const img = el('img', 'cometnb-sb-thumb');
-    img.loading = 'lazy';
     img.src = sourcePreviewUrl(history, owner, src.index);
     img.alt = label;
     node.appendChild(img);

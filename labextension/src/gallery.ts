@@ -22,6 +22,14 @@ const OVERSCAN_ROWS = 2;
 
 let nextGalleryId = 0;
 
+/** What stands in for a picture the server has no raster preview of (an SVG without one). */
+export function noPreview(format: string | null): HTMLElement {
+  const node = document.createElement('span');
+  node.className = 'cometnb-sb-no-preview';
+  node.textContent = `${(format ?? 'image').toUpperCase()} · no preview`;
+  return node;
+}
+
 export class Gallery {
   readonly node: HTMLDivElement;
 
@@ -193,10 +201,12 @@ export class Gallery {
     check.setAttribute('aria-label', check.title);
     if (rec.status === 'ok' && rec.images.length > 0) {
       const img = document.createElement('img');
-      img.loading = 'lazy';
       img.decoding = 'async';
       img.alt = '';
       img.src = previewUrl(this._store.query.history, rec.id, rec.images[0].index);
+      img.addEventListener('error', () => img.replaceWith(noPreview(rec.images[0].format)), {
+        once: true
+      });
       thumb.appendChild(img);
       if (rec.images.length > 1) {
         const count = document.createElement('span');
@@ -226,6 +236,7 @@ export class Gallery {
     prompt.textContent = rec.prompt;
     prompt.title = rec.prompt;
     meta.textContent = settingsLine(rec);
+    meta.title = meta.textContent;
     cost.textContent = costText(rec.cost_usd, rec.cost_estimated);
     age.textContent = ageText(rec.created_at);
     const status = rec.status === 'ok' ? '' : `${rec.status}: ${errorReason(rec.error, rec.status)}. `;

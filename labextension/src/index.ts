@@ -2,6 +2,7 @@
 // it, and its palette / launcher entries (ids fixed by DESIGN.md §1). The notebook tracker is
 // optional so the sidebar also loads on pages without notebooks (Notebook 7's file browser).
 import {
+  ILabShell,
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
@@ -10,8 +11,9 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { imageIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
-import { CellInserter, HistorySidebar, SIDEBAR_ID } from './sidebar';
+import { CellInserter, HistorySidebar, MainAreaOpener, SIDEBAR_ID } from './sidebar';
 
 export const OPEN_COMMAND = 'cometnb:open-history';
 
@@ -42,19 +44,44 @@ function notebookInserter(app: JupyterFrontEnd, tracker: INotebookTracker): Cell
   };
 }
 
+/** One reusable main-area tab for comparisons (JupyterLab's shell has room for it). */
+function mainAreaOpener(app: JupyterFrontEnd): MainAreaOpener {
+  let tab: Widget | null = null;
+  return (title: string, body: HTMLElement) => {
+    if (!tab || tab.isDisposed) {
+      tab = new Widget();
+      tab.id = 'cometnb-compare';
+      tab.addClass('cometnb-sb-main');
+      tab.title.icon = imageIcon;
+      tab.title.closable = true;
+    }
+    tab.title.label = title;
+    tab.node.replaceChildren(body);
+    if (!tab.isAttached) {
+      app.shell.add(tab, 'main');
+    }
+    app.shell.activateById(tab.id);
+  };
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'cometnb:history-sidebar',
   description: 'A sidebar that browses cometnb image histories without a kernel.',
   autoStart: true,
-  optional: [ICommandPalette, ILauncher, ILayoutRestorer, INotebookTracker],
+  optional: [ICommandPalette, ILauncher, ILayoutRestorer, INotebookTracker, ILabShell],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
     restorer: ILayoutRestorer | null,
-    tracker: INotebookTracker | null
+    tracker: INotebookTracker | null,
+    labShell: ILabShell | null
   ) => {
-    const sidebar = new HistorySidebar(tracker ? notebookInserter(app, tracker) : null);
+    const sidebar = new HistorySidebar({
+      inserter: tracker ? notebookInserter(app, tracker) : null,
+      openInMain: labShell ? mainAreaOpener(app) : null,
+      reveal: () => app.shell.activateById(SIDEBAR_ID)
+    });
     app.shell.add(sidebar, 'left', { rank: 850 });
     if (restorer) {
       restorer.add(sidebar, SIDEBAR_ID);

@@ -31,6 +31,18 @@ export interface CellInserter {
   insert(source: string): boolean;
 }
 
+/** Shows a wide view (the comparison) in the main area, where there is room side by side;
+ * absent where the shell has one main widget only (Notebook 7): the sidebar shows it then. */
+export type MainAreaOpener = (title: string, body: HTMLElement) => void;
+
+/** What the plugin hands the sidebar: each is absent where the page cannot do it. */
+export interface SidebarOptions {
+  inserter: CellInserter | null;
+  openInMain: MainAreaOpener | null;
+  /** Bring the sidebar forward (a record opened from the main area). */
+  reveal: () => void;
+}
+
 let nextFieldId = 0;
 
 function labelled<T extends HTMLElement>(text: string, control: T): HTMLLabelElement {
@@ -82,13 +94,15 @@ function button(text: string, className: string, title: string): HTMLButtonEleme
 }
 
 export class HistorySidebar extends Widget {
-  constructor(inserter: CellInserter | null) {
+  constructor(options: SidebarOptions) {
     super();
+    this._openInMain = options.openInMain;
+    this._reveal = options.reveal;
     this.id = SIDEBAR_ID;
     this.addClass('cometnb-sb-sidebar');
     this.title.icon = imageIcon;
     this.title.caption = 'Image history (cometnb)';
-    this._inserter = inserter;
+    this._inserter = options.inserter;
     this._gallery = new Gallery(this._store, this._selection);
     this._build();
     this._store.changed.connect(() => this._showStatus());
@@ -111,6 +125,7 @@ export class HistorySidebar extends Widget {
   /** Show one record in the detail view. */
   async openRecord(id: string): Promise<void> {
     const history = this._store.query.history;
+    this._reveal();
     this._showView('Loading…');
     try {
       const rec = await fetchRecord(history, id);
@@ -390,12 +405,17 @@ export class HistorySidebar extends Widget {
 
   private async _compare(): Promise<void> {
     const history = this._store.query.history;
-    this._showView('Loading…');
     const records: RecordSummary[] = [];
     for (const id of this._selection) {
       records.push(this._store.find(id) ?? (await fetchRecord(history, id)));
     }
-    this._showView(`Comparing ${records.length}`, renderCompare(history, records, this._actions));
+    const title = `Comparing ${records.length}`;
+    const body = renderCompare(history, records, this._actions);
+    if (this._openInMain) {
+      this._openInMain(title, body);
+    } else {
+      this._showView(title, body);
+    }
   }
 
   private _showView(title: string, body?: HTMLElement): void {
@@ -423,6 +443,8 @@ export class HistorySidebar extends Widget {
   }
 
   private _inserter: CellInserter | null;
+  private _openInMain: MainAreaOpener | null;
+  private _reveal: () => void;
   private _store = new RecordStore();
   private _selection = new Set<string>();
   private _gallery: Gallery;
