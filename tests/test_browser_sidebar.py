@@ -58,7 +58,11 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f.write_text(json.dumps(value))
     seed_mixed(h / "cometnb-history", SEEDED)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SETUP)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, str(h / "sidebar.ipynb"))
     return h
 
@@ -113,9 +117,7 @@ def page(lab: str) -> Iterator[Any]:
 
 
 def _command(page: Any, command: str, args: dict[str, Any] | None = None) -> None:
-    page.evaluate(
-        "([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}]
-    )
+    page.evaluate("([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}])
 
 
 def _shoot(page: Any, step: str) -> None:
@@ -207,7 +209,9 @@ def test_the_sidebar_browses_searches_filters_and_follows_a_kernel(page: Any, ho
     page.fill(".cometnb-sb-search", "")
     _status_says(page, total)
     _command(page, "notebook:run-all-cells")
-    page.wait_for_selector(".jp-Notebook .jp-Cell >> nth=1 >> .jp-OutputArea-output", timeout=WAIT_MS)
+    page.wait_for_selector(
+        ".jp-Notebook .jp-Cell >> nth=1 >> .jp-OutputArea-output", timeout=WAIT_MS
+    )
     page.wait_for_function(KERNEL_IDLE, timeout=WAIT_MS)
 
     # ... and the sidebar shows it on its own (a poll, no reload).

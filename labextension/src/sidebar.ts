@@ -135,19 +135,32 @@ export class HistorySidebar extends Widget {
     }
   }
 
+  // Nothing is fetched until the sidebar is first shown: a Lab page whose user never opens
+  // it costs the server nothing.
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
-    if (!this._started) {
-      this._started = true;
-      void this._loadHistories();
-      this._timer = window.setInterval(() => void this._poll(), POLL_MS);
+    if (this.isVisible) {
+      this._start();
     }
   }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this._gallery.schedule();
-    void this._poll(); // catch up at once with what happened while hidden
+    if (!this._start()) {
+      this._gallery.schedule();
+      void this._poll(); // catch up at once with what happened while hidden
+    }
+  }
+
+  /** The first showing: list the histories, open the first, start polling. */
+  private _start(): boolean {
+    if (this._started) {
+      return false;
+    }
+    this._started = true;
+    void this._loadHistories();
+    this._timer = window.setInterval(() => void this._poll(), POLL_MS);
+    return true;
   }
 
   private _build(): void {
