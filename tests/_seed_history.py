@@ -117,6 +117,7 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
     that kept no cost (written before costs were stored), non-ASCII tags and an SVG answer
     carrying a script. Returns the ids by role (``all`` oldest first)."""
     import sqlite3
+    from contextlib import closing
 
     from cometnb._core.masks import mask
     from cometnb._core.models import ApiImage, ApiResult
@@ -181,23 +182,27 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
     )
     ids["two_images"] = two.id
 
-    big = hist.record_success(
-        {"model": "gpt-image-2", "prompt": "a wide panorama of the alps", "size": "1536x1024"},
-        result((png(900, 600, (90, 140, 200)), "png", 900, 600, None)),
-        elapsed_s=12.0,
-    )
-    QUEUE.drain(10.0)
-    ids["big"] = big.id
-    missing = hist.record_success(
-        {"model": "gpt-image-2", "prompt": "a wide panorama of the sea", "size": "1536x1024"},
-        result((png(900, 600, (20, 60, 160)), "png", 900, 600, None)),
-        elapsed_s=12.0,
-    )
-    QUEUE.drain(10.0)
-    preview = missing.images[0].preview_path
-    assert preview is not None and preview != missing.images[0].path
-    preview.unlink()  # a process killed between the commit and the preview
-    ids["no_preview"] = missing.id
+    # Larger than a preview: the history makes one (previews/…webp), or, for the second, the
+    # process was killed between the commit and the preview.
+    for role, place, colour in (
+        ("big", "alps", (90, 140, 200)),
+        ("no_preview", "sea", (20, 60, 160)),
+    ):
+        wide = hist.record_success(
+            {
+                "model": "gpt-image-2",
+                "prompt": f"a wide panorama of the {place}",
+                "size": "1536x1024",
+            },
+            result((png(900, 600, colour), "png", 900, 600, None)),
+            elapsed_s=12.0,
+        )
+        QUEUE.drain(10.0)
+        ids[role] = wide.id
+    missing = hist.get(ids["no_preview"])
+    preview = missing.images[0].preview_path if missing else None
+    assert missing and preview is not None and preview != missing.images[0].path
+    preview.unlink()
 
     svg = hist.record_success(
         {"model": "gpt-image-2.5", "prompt": "a flat vector logo", "output_format": "svg"},
@@ -209,11 +214,10 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
 
     # Records written before costs were kept: priced now, in Python, by whoever reads them.
     old = [r.id for r in hist.find(model="gpt-image-1-mini", status="ok")[:6]]
-    with sqlite3.connect(Path(path) / "index.sqlite3") as conn:
+    with closing(sqlite3.connect(Path(path) / "index.sqlite3")) as conn, conn:
         conn.executemany(
             "UPDATE records SET doc = json_remove(doc, '$.cost') WHERE id = ?", [(i,) for i in old]
         )
-    conn.close()
     ids["no_cost"] = old
     hist.close()
     return ids

@@ -20,6 +20,7 @@ CORE_MODULES = [
     "cometnb.history",
     "cometnb._views.registry",
     "cometnb.sim",
+    "cometnb._server",  # the Jupyter server extension: a front end without a kernel
 ]
 
 
@@ -57,3 +58,12 @@ def test_import_cometnb_is_light() -> None:
     """`import cometnb` alone must not pull in httpx, Pillow or sqlite (they load on first use)."""
     loaded = _loaded_after("import cometnb")
     assert not {m for m in loaded if m.split(".")[0] in ("httpx", "PIL", "sqlite3")}
+
+
+def test_the_server_extension_hook_keeps_import_cometnb_light() -> None:
+    """Jupyter asks ``cometnb._jupyter_server_extension_points()`` which module to load; the
+    answer loads nothing (the server imports ``cometnb._server`` itself, and only it)."""
+    loaded = _loaded_after("import cometnb\nprint(cometnb._jupyter_server_extension_points())")
+    heavy = ("httpx", "PIL", "sqlite3", "jupyter_server", "tornado")
+    assert not {m for m in loaded if m.split(".")[0] in heavy}
+    assert "cometnb._server" not in loaded

@@ -9,6 +9,9 @@ fresh-virtualenv install (dependencies from the package index) is ``nox -s packa
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -109,3 +112,42 @@ def test_the_installed_wheel_loads_and_generates_without_a_key(dist: Path, tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
     assert "keyless generation ok 1024 1024" in done.stdout
     assert any((work / "cometnb-history" / "images").iterdir())
+
+
+SERVER_CONFIG = "etc/jupyter/jupyter_server_config.d/cometnb.json"
+
+
+def test_the_wheel_enables_the_server_extension_on_install(dist: Path) -> None:
+    """The wheel carries the config that turns the server extension on, as data installed
+    under the environment's prefix (where jupyter_server reads ``etc/jupyter``)."""
+    wheel = next(dist.glob("*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        data = [n for n in zf.namelist() if n.endswith(SERVER_CONFIG)]
+        assert data == [f"{wheel.name.split('-py3')[0]}.data/data/{SERVER_CONFIG}"]
+        config = json.loads(zf.read(data[0]))
+    assert config == {"ServerApp": {"jpserver_extensions": {"cometnb": True}}}
+    with tarfile.open(next(dist.glob("*.tar.gz"))) as tf:
+        assert any(
+            m.endswith("jupyter-config/jupyter_server_config.d/cometnb.json") for m in tf.getnames()
+        )
+
+
+def test_the_server_extension_is_enabled_in_this_environment(tmp_path: Path) -> None:
+    """``make .venv/.installed`` (an editable install) enables it too: ``jupyter server
+    extension list`` shows cometnb enabled and importable, from the environment's config."""
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "user-config"), "NO_COLOR": "1"}
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    out = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+    assert done.returncode == 0, out
+    section = out.split(f"Config dir: {Path(sys.prefix) / 'etc' / 'jupyter'}")[1].split(
+        "Config dir:"
+    )[0]
+    assert re.search(r"^\s+cometnb enabled$", section, re.M), out
+    assert re.search(r"^\s+cometnb \S+ OK$", section, re.M), out

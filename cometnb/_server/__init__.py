@@ -23,12 +23,12 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
     re-tagged (poll it for live updates); ``newest`` is the newest record id. ``refresh=1``
     walks again now (otherwise a walk is reused for two seconds).
 
-``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&kind=&since=&until=``
+``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&since=&until=``
 ``&min_cost=&max_cost=&offset=0&limit=50``
     ``{"total", "offset", "limit", "revision", "newest", "records": [...]}``, newest first.
     ``history`` (required) is an id from ``histories``. Filters, all optional and combined:
     ``q`` a case-insensitive substring of the prompt or a revised prompt; ``model``, ``tag``
-    exact; ``status`` ``ok|error|cancelled``; ``kind`` ``generate|edit``; ``since`` (inclusive)
+    exact; ``status`` ``ok|error|cancelled``; ``since`` (inclusive)
     and ``until`` (exclusive) an ISO date or time (UTC when no offset is given) or a Unix
     timestamp; ``min_cost`` / ``max_cost`` USD, inclusive (a record whose cost is unknown
     matches no cost range). ``offset`` >= 0, ``limit`` 1-200 (default 50). The matches are
@@ -39,7 +39,7 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
     and ``images: [{"index", "width", "height", "format", "revised_prompt"}]``.
 
 ``GET cometnb/api/facets?history=ID``
-    Filter choices: ``{"models", "tags", "statuses", "kinds"}`` each ``[{"value", "count"}]``,
+    Filter choices: ``{"models", "tags", "statuses"}`` each ``[{"value", "count"}]``,
     ``first`` / ``last`` (Unix times of the oldest and newest record), ``records``,
     ``revision``, ``newest``.
 

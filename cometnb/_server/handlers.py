@@ -24,8 +24,10 @@ from urllib.parse import quote
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from cometnb._core.errors import CometError
+from cometnb._core.models import GeneratedImage
 from cometnb._server import media
 from cometnb._server.catalog import Catalog, FoundHistory
 from cometnb._server.payloads import (
@@ -45,7 +47,6 @@ T = TypeVar("T")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 STATUSES = ("ok", "error", "cancelled")
-KINDS = ("generate", "edit")
 PX_RANGE = (16, 2048)
 _JSON_CACHE = "no-cache"  # revalidate each time (tornado's ETag answers 304 when unchanged)
 _IMAGE_CACHE = "private, max-age=86400"  # a record's images never change
@@ -97,6 +98,12 @@ class _Handler(APIHandler):
             raise web.HTTPError(400, f"{name} must be a whole number from {low} to {high}")
         return value
 
+    def px_arg(self) -> int | None:
+        """``px``: the longest side of a preview (``None``: the stored preview's own)."""
+        if self.get_argument("px", None) is None:
+            return None
+        return self.int_arg("px", 0, *PX_RANGE)
+
     def choice_arg(self, name: str, allowed: tuple[str, ...]) -> str | None:
         value = self.text_arg(name)
         if value is not None and value not in allowed:
@@ -108,11 +115,14 @@ class _Handler(APIHandler):
         if value is None:
             return None
         try:
-            return as_timestamp(float(value) if _is_number(value) else value)
+            moment = as_timestamp(float(value) if _is_number(value) else value)
         except (TypeError, ValueError, OverflowError):
+            moment = None
+        if moment is None or not math.isfinite(moment):
             raise web.HTTPError(
                 400, f"{name} must be an ISO date or time (2026-12-01T09:30) or a Unix timestamp"
-            ) from None
+            )
+        return moment
 
     def usd_arg(self, name: str) -> float | None:
         value = self.text_arg(name)
@@ -137,7 +147,7 @@ class _Handler(APIHandler):
         return found, catalog.browser(found)
 
     async def record(self, browser: Browser, record_id: str) -> Record:
-        rec = await self.services.run(browser.get, record_id)
+        rec = await self.read(browser.get, record_id)
         if rec is None:
             raise web.HTTPError(404, "no such record in this history")
         return rec
@@ -184,7 +194,7 @@ class HistoriesHandler(_Handler):
 
 
 class RecordsHandler(_Handler):
-    """``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&kind=&since=&until=
+    """``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&since=&until=
     &min_cost=&max_cost=&offset=0&limit=50``."""
 
     @web.authenticated
@@ -196,7 +206,6 @@ class RecordsHandler(_Handler):
             model=self.text_arg("model"),
             tag=self.text_arg("tag"),
             status=self.choice_arg("status", STATUSES),
-            kind=self.choice_arg("kind", KINDS),
             since=self.time_arg("since"),
             until=self.time_arg("until"),
             min_cost=self.usd_arg("min_cost"),
@@ -210,9 +219,13 @@ class RecordsHandler(_Handler):
             page = browser.page(filt, offset, limit)
             rows = [record_summary(r) for r in page.records]
             rev = browser.revision()
-            return {"total": page.total, "offset": offset, "limit": limit, "records": rows} | {
+            return {
+                "total": page.total,
+                "offset": offset,
+                "limit": limit,
                 "revision": rev.token,
                 "newest": rev.newest,
+                "records": rows,
             }
 
         self.send_json(await self.read(answer))
@@ -275,6 +288,8 @@ class _ImageHandler(_Handler):
             while chunk := await self.services.run(handle.read, media.CHUNK):
                 self.write(chunk)
                 await self.flush()
+        except StreamClosedError:
+            return  # the browser went away (a thumbnail scrolled off): nothing to finish
         finally:
             handle.close()
         self.finish(set_content_type=content_type)
@@ -303,17 +318,16 @@ class PreviewHandler(_ImageHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        px = self.get_argument("px", None)
-        size = None if px is None else self.int_arg("px", 0, *PX_RANGE)
+        size = self.px_arg()
         root, rec, index = await self.image(record_id, k)
         await self.send_preview(root, rec.images[index], f"{rec.id}-{index}", size)
 
-    async def send_preview(self, root: Path, image: Any, name: str, px: int | None) -> None:
-        source = image.preview_path or image.path
-        try:
-            tag = await self.services.run(media.stat_tag, source, name, px or "stored")
-        except OSError:
-            tag = await self.services.run(media.stat_tag, image.path, name, px or "made")
+    async def send_preview(
+        self, root: Path, image: GeneratedImage, name: str, px: int | None
+    ) -> None:
+        tag = await self.services.run(media.preview_tag, image, name, px)
+        if tag is None:
+            raise web.HTTPError(404, "the image file is not in the history folder")
         self.set_header("Cache-Control", _IMAGE_CACHE)
         self.set_header("Content-Security-Policy", media.INERT_CSP)
         if self.not_modified(tag):
@@ -336,8 +350,7 @@ class SourcePreviewHandler(PreviewHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        px = self.get_argument("px", None)
-        size = None if px is None else self.int_arg("px", 0, *PX_RANGE)
+        size = self.px_arg()
         found, browser = await self.history()
         rec = await self.record(browser, record_id)
         sources = rec.sources
@@ -384,8 +397,10 @@ class DownloadHandler(_ImageHandler):
         image = rec.images[index]
         try:
             copy = await self.services.run(media.labelled_copy, image)
-        except (CometError, OSError):
+        except OSError:
             raise web.HTTPError(404, "the image file is not in the history folder") from None
+        except CometError as exc:
+            raise web.HTTPError(500, f"no copy could be made: {exc}") from None
         try:
             self.set_header("Cache-Control", "no-store")
             self.attachment(copy.name)

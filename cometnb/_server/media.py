@@ -14,6 +14,7 @@ symlinks resolved), and is checked again when opened (:func:`open_inside`).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -35,6 +36,7 @@ __all__ = [
     "labelled_copy",
     "open_inside",
     "preview_bytes",
+    "preview_tag",
     "stat_tag",
 ]
 
@@ -62,6 +64,18 @@ def stat_tag(path: Path, *parts: object) -> str:
     """A strong ETag for ``path`` as it is now (size and change time) and ``parts``."""
     st = os.stat(path)
     return '"' + "-".join(str(p) for p in (*parts, st.st_size, st.st_mtime_ns)) + '"'
+
+
+def preview_tag(image: GeneratedImage, name: str, px: int | None) -> str | None:
+    """The ETag of ``image``'s preview: of the stored preview, or of the original it is made
+    from when there is none; ``None`` when neither file is there."""
+    for path, kind in ((image.preview_path, "stored"), (image.path, "made")):
+        if path is not None:
+            try:
+                return stat_tag(path, name, px or kind)
+            except OSError:
+                continue
+    return None
 
 
 def open_inside(root: Path, path: Path) -> BinaryIO:
@@ -141,7 +155,5 @@ def labelled_copy(image: GeneratedImage) -> Path:
     try:
         return image.save(folder)
     except BaseException:
-        for leftover in folder.iterdir():
-            leftover.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -88,7 +88,6 @@ def facets_json(facets: Facets) -> dict[str, Any]:
         "models": counted(facets.models),
         "tags": counted(facets.tags),
         "statuses": counted(facets.statuses),
-        "kinds": counted(facets.kinds),
         "first": facets.first,
         "last": facets.last,
     }

@@ -6,12 +6,14 @@ may write the folder meanwhile (WAL): each question is one read transaction, so 
 ``total`` agree, and the next question sees the new rows. The only files SQLite itself may add
 beside the index are its ``-wal`` / ``-shm`` coordination files, as for any reader.
 
-A page is :func:`~cometnb._storage.queries.narrow` (``History.find``'s own rule) plus date and
-cost bounds, newest first. Filters SQL answers exactly (model, status, tag, kind, dates, a
-stored cost) cost two indexed queries; a text search, or a cost bound over records that
-stored no cost, reads the narrowed rows' prompts (and only the documents that need it) and
-checks them with ``find``'s own Python checks before counting, so a page is always a slice of
-``History.find``'s answer, reversed.
+A page is ``History.find``'s answer (the same filters, with its own narrowing rule
+:func:`~cometnb._storage.queries.narrow` and check :func:`~cometnb._storage.queries.mentions`)
+within date and cost bounds, newest first, as one ``WHERE`` that SQL answers exactly: a
+``COUNT`` and a ``LIMIT`` / ``OFFSET`` over ids (only the page's rows are read whole). What SQL
+cannot judge as Python does is judged first, in Python, over the few rows concerned, and
+enters the ``WHERE`` as a list of ids: revised prompts (the text is in the JSON document),
+non-ASCII text (``LIKE`` folds ASCII case only) and records that stored no cost (priced now,
+as ``Record.cost`` prices them). Date and cost bounds read the ``records_spend`` index.
 
 Example::
 
@@ -26,34 +28,42 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cometnb._storage.index import COLUMNS, SPEND_KIND, SPEND_USD, Index
-from cometnb._storage.queries import HAS_REVISED, mentions, narrow, record_by_id
+from cometnb._storage.queries import (
+    DOC_LIKE,
+    HAS_REVISED,
+    PROMPT_LIKE,
+    doc_pattern,
+    mentions,
+    narrow,
+    prompt_pattern,
+    record_by_id,
+)
 from cometnb._storage.records import Record
 from cometnb._storage.sources import lineage_of
 
 __all__ = ["Browser", "Facets", "Page", "RecordFilter", "Revision"]
 
-# The record's kind as Record.kind reads it ("generate" when the document has none).
-_KIND = "COALESCE(NULLIF(json_extract(doc, '$.kind'), ''), 'generate')"
 _NEWEST_FIRST = "id DESC"
+_ANY = -float("inf")
+_IDS = "id IN (SELECT value FROM json_each(?))"
 
 
 @dataclass(frozen=True)
 class RecordFilter:
-    """What a page shows: ``History.find``'s filters plus a time range (``since`` inclusive,
-    ``until`` exclusive, Unix timestamps) and a cost range in USD (both ends inclusive; a
-    record whose cost is unknown is outside every cost range)."""
+    """What a page shows: ``History.find``'s filters (text, model, tag, status) plus a time
+    range (``since`` inclusive, ``until`` exclusive, Unix timestamps) and a cost range in USD
+    (both ends inclusive; a record whose cost is unknown is outside every cost range)."""
 
     text: str | None = None
     model: str | None = None
     tag: str | None = None
     status: str | None = None
-    kind: str | None = None
     since: float | None = None
     until: float | None = None
     min_cost: float | None = None
@@ -100,7 +110,6 @@ class Facets:
     models: dict[str, int] = field(default_factory=dict)
     tags: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
-    kinds: dict[str, int] = field(default_factory=dict)
     first: float | None = None  # oldest and newest record times
     last: float | None = None
 
@@ -121,86 +130,75 @@ class Browser:
 
     def page(self, filt: RecordFilter, offset: int = 0, limit: int = 50) -> Page:
         """Records ``offset … offset + limit`` of those matching ``filt``, newest first."""
-        where, params, needle = self._where(filt)
-        python_cost = filt.bounds_cost
         self._follow_replacement()
         with self._index.reading() as conn:
             if conn is None:
                 return Page(0, [])
-            if needle is None and not python_cost:
-                total = conn.execute(f"SELECT COUNT(*) FROM records WHERE {where}", params)
-                rows = conn.execute(
-                    f"SELECT {COLUMNS} FROM records WHERE {where} "
-                    f"ORDER BY {_NEWEST_FIRST} LIMIT ? OFFSET ?",
-                    (*params, limit, offset),
-                ).fetchall()
-                return Page(int(total.fetchone()[0]), self._records(rows))
-            ids = self._checked_ids(conn, where, params, needle, filt)
-            chosen = ids[offset : offset + limit]
+            where, params = self._where(conn, filt)
+            total = conn.execute(f"SELECT COUNT(*) FROM records WHERE {where}", params)
+            # Ids are sorted, not whole rows: a date range read through its index sorts its
+            # ids only, and only the page's rows are read in full.
             rows = conn.execute(
-                f"SELECT {COLUMNS} FROM records WHERE id IN (SELECT value FROM json_each(?)) "
-                f"ORDER BY {_NEWEST_FIRST}",
-                (json.dumps(chosen),),
+                f"SELECT {COLUMNS} FROM records WHERE id IN (SELECT id FROM records WHERE "
+                f"{where} ORDER BY {_NEWEST_FIRST} LIMIT ? OFFSET ?) ORDER BY {_NEWEST_FIRST}",
+                (*params, limit, offset),
             ).fetchall()
-            return Page(len(ids), self._records(rows))
+            return Page(int(total.fetchone()[0]), self._records(rows))
 
-    def _where(self, filt: RecordFilter) -> tuple[str, tuple[Any, ...], str | None]:
-        narrowed = narrow(
-            self._index, model=filt.model, tag=filt.tag, status=filt.status, text=filt.text
-        )
+    def _where(self, conn: sqlite3.Connection, filt: RecordFilter) -> tuple[str, tuple[Any, ...]]:
+        narrowed = narrow(self._index, model=filt.model, tag=filt.tag, status=filt.status)
         clauses, params = [narrowed.where], list(narrowed.params)
-        if filt.kind is not None:
-            clauses.append(f"{_KIND} = ?")
-            params.append(filt.kind)
-        if filt.since is not None:
+        needle = filt.text.casefold() if filt.text else None  # as find() reads its text
+        if needle is not None and needle.isascii():
+            # The prompt's LIKE is exact for an ASCII needle; revised prompts are checked.
+            clauses.append(f"({PROMPT_LIKE} OR {_IDS})")
+            params += [prompt_pattern(needle), json.dumps(self._revised_matches(conn, needle))]
+        elif needle is not None:
+            clauses.append(_IDS)
+            params.append(json.dumps(self._text_matches(conn, needle)))
+        if filt.since is not None or filt.bounds_cost:
+            # A lower time bound lets SQLite read costs from records_spend, not the documents.
             clauses.append("created_at >= ?")
-            params.append(filt.since)
+            params.append(_ANY if filt.since is None else filt.since)
         if filt.until is not None:
             clauses.append("created_at < ?")
             params.append(filt.until)
         if filt.bounds_cost:
-            # Stored numeric costs are judged here; records SQL cannot price (kind 3) are
-            # read and priced in Python (_checked_ids); unknown costs (kind 0) never fit.
-            low = -float("inf") if filt.min_cost is None else filt.min_cost
-            high = float("inf") if filt.max_cost is None else filt.max_cost
+            low = _ANY if filt.min_cost is None else filt.min_cost
+            high = -_ANY if filt.max_cost is None else filt.max_cost
             clauses.append(
-                f"((({SPEND_KIND}) IN (1, 2) AND ({SPEND_USD}) BETWEEN ? AND ?) "
-                f"OR ({SPEND_KIND}) = 3)"
+                f"((({SPEND_KIND}) IN (1, 2) AND ({SPEND_USD}) BETWEEN ? AND ?) OR {_IDS})"
             )
-            params += [low, high]
-        return " AND ".join(clauses), tuple(params), narrowed.needle
+            params += [low, high, json.dumps(self._priced_matches(conn, filt))]
+        return " AND ".join(clauses), tuple(params)
 
-    def _checked_ids(
-        self,
-        conn: sqlite3.Connection,
-        where: str,
-        params: tuple[Any, ...],
-        needle: str | None,
-        filt: RecordFilter,
-    ) -> list[str]:
-        """Ids of the narrowed rows that really match, newest first. Only the documents a
-        check reads are fetched: those with a revised prompt (text) or no stored cost."""
-        wanted = []
-        if needle is not None:
-            wanted.append(HAS_REVISED)
-        if filt.bounds_cost:
-            wanted.append(f"({SPEND_KIND}) = 3")
-        doc = f"CASE WHEN {' OR '.join(wanted)} THEN doc ELSE '{{}}' END"
-        columns = f"id, seq, created_at, prompt, model, status, tags, {doc}"
-        cur = conn.execute(
-            f"SELECT {columns} FROM records WHERE {where} ORDER BY {_NEWEST_FIRST}", params
+    def _revised_matches(self, conn: sqlite3.Connection, needle: str) -> list[str]:
+        """Records whose prompt does not match but whose revised prompt may: find's check."""
+        rows = conn.execute(
+            f"SELECT {COLUMNS} FROM records WHERE {HAS_REVISED} AND {DOC_LIKE} "
+            f"AND NOT {PROMPT_LIKE}",
+            (doc_pattern(needle), prompt_pattern(needle)),
         )
-        ids = []
-        for row in cur:
-            rec = Record._from_row(row, self.root)
-            if needle is not None and not mentions(rec, needle):
-                continue
-            if filt.bounds_cost and row[7] != "{}" and not filt.cost_fits(rec.cost.usd):
-                continue
-            ids.append(rec.id)
-        return ids
+        return [rec.id for rec in self._records(rows) if mentions(rec, needle)]
 
-    def _records(self, rows: list[Any]) -> list[Record]:
+    def _text_matches(self, conn: sqlite3.Connection, needle: str) -> list[str]:
+        """A non-ASCII needle: every prompt (from its small index), then revised prompts."""
+        found = [
+            rid
+            for rid, prompt in conn.execute("SELECT id, prompt FROM records")
+            if needle in prompt.casefold()
+        ]
+        rows = conn.execute(f"SELECT {COLUMNS} FROM records WHERE {HAS_REVISED}")
+        return found + [rec.id for rec in self._records(rows) if mentions(rec, needle)]
+
+    def _priced_matches(self, conn: sqlite3.Connection, filt: RecordFilter) -> list[str]:
+        """Records SQL cannot price (no stored cost, odd JSON) priced as Record.cost does."""
+        rows = conn.execute(
+            f"SELECT {COLUMNS} FROM records WHERE created_at >= ? AND ({SPEND_KIND}) = 3", (_ANY,)
+        )
+        return [rec.id for rec in self._records(rows) if filt.cost_fits(rec.cost.usd)]
+
+    def _records(self, rows: Iterable[Any]) -> list[Record]:
         return [Record._from_row(row, self.root) for row in rows]
 
     # --- one record ------------------------------------------------------------------------
@@ -235,14 +233,13 @@ class Browser:
         return Revision(int(count), int(seq), newest)
 
     def facets(self) -> Facets:
-        """Models, tags, statuses and kinds present (with counts), and the time span."""
+        """Models, tags and statuses present (with counts), and the time span."""
         self._follow_replacement()
         with self._index.reading() as conn:
             if conn is None:
                 return Facets()
             models = dict(conn.execute("SELECT model, COUNT(*) FROM records GROUP BY model"))
             statuses = dict(conn.execute("SELECT status, COUNT(*) FROM records GROUP BY status"))
-            kinds = dict(conn.execute(f"SELECT {_KIND}, COUNT(*) FROM records GROUP BY 1"))
             tags = dict(
                 conn.execute(
                     "SELECT value, COUNT(*) FROM records, json_each(records.tags) GROUP BY value"
@@ -251,7 +248,7 @@ class Browser:
             first, last = conn.execute(
                 "SELECT MIN(created_at), MAX(created_at) FROM records"
             ).fetchone()
-        return Facets(models, tags, statuses, kinds, first, last)
+        return Facets(models, tags, statuses, first, last)
 
     def close(self) -> None:
         self._index.close()

@@ -19,17 +19,23 @@ from cometnb._storage.index import Index
 from cometnb._storage.records import Record
 
 __all__ = [
+    "DOC_LIKE",
     "HAS_REVISED",
+    "PROMPT_LIKE",
     "Narrowed",
+    "doc_pattern",
     "find_records",
     "mentions",
     "narrow",
+    "prompt_pattern",
     "record_at",
     "record_by_id",
 ]
 
 # True for the rows whose document holds a revised prompt (the expression of their index).
 HAS_REVISED = 'instr(doc, \'"revised_prompt":"\') > 0'
+PROMPT_LIKE = "prompt LIKE ? ESCAPE '\\'"
+DOC_LIKE = "doc LIKE ? ESCAPE '\\'"
 
 
 def record_by_id(index: Index, root: Path, record_id: str) -> Record | None:
@@ -110,11 +116,23 @@ def narrow(
         # mentions() then drops rows that matched elsewhere in a document.
         index.ensure_search_indexes()
         clauses.append(
-            "id IN (SELECT id FROM records WHERE prompt LIKE ? ESCAPE '\\' UNION "
-            f"SELECT id FROM records WHERE {HAS_REVISED} AND doc LIKE ? ESCAPE '\\')"
+            f"id IN (SELECT id FROM records WHERE {PROMPT_LIKE} UNION "
+            f"SELECT id FROM records WHERE {HAS_REVISED} AND {DOC_LIKE})"
         )
-        params += [f"%{_like(needle)}%", f"%{_like(json.dumps(needle)[1:-1])}%"]
+        params += [prompt_pattern(needle), doc_pattern(needle)]
     return Narrowed(" AND ".join(clauses) or "1", tuple(params), needle)
+
+
+def prompt_pattern(needle: str) -> str:
+    """:data:`PROMPT_LIKE`'s parameter for an ASCII ``needle`` (LIKE folds ASCII case only,
+    so every prompt it matches contains the needle, casefolded: no Python check needed)."""
+    return f"%{_like(needle)}%"
+
+
+def doc_pattern(needle: str) -> str:
+    """:data:`DOC_LIKE`'s parameter: the needle as the JSON document spells it. It may match
+    elsewhere in a document, so the rows it finds are checked with :func:`mentions`."""
+    return f"%{_like(json.dumps(needle)[1:-1])}%"
 
 
 def _like(text: str) -> str:

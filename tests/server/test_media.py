@@ -7,14 +7,15 @@ import io
 import json
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server
 from PIL import Image
 
 from cometnb._storage.folder import History
+from server.jupyter import Server
 
 INERT = "sandbox; default-src 'none'"
 
@@ -192,16 +193,14 @@ def test_a_record_naming_a_file_outside_is_not_served(server: Server, api: httpx
     h, hid = _live(server)
     rec = h.find(status="ok")[-1]
     index = server.root / "live" / "cometnb-history" / "index.sqlite3"
-    (doc_text,) = (
-        sqlite3.connect(index).execute("SELECT doc FROM records WHERE id = ?", (rec.id,)).fetchone()
-    )
+    with closing(sqlite3.connect(index)) as conn:
+        (doc_text,) = conn.execute("SELECT doc FROM records WHERE id = ?", (rec.id,)).fetchone()
     doc = json.loads(doc_text)
     outside = os.path.relpath(server.ids["secret"], index.parent)
     doc["images"][0]["file"] = outside
     doc["images"][0]["preview"] = server.ids["secret"]
-    with sqlite3.connect(index) as conn:
+    with closing(sqlite3.connect(index)) as conn, conn:
         conn.execute("UPDATE records SET doc = ? WHERE id = ?", (json.dumps(doc), rec.id))
-    conn.close()
     for what in ("original", "preview", "download"):
         r = api.get(_url(rec.id, what), params={"history": hid})
         assert r.status_code == 404, what

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 from _history_helpers import api_result
-from conftest import Server
 
 from cometnb._storage.folder import History
+from server.jupyter import Server
 
 # SQLite's own coordination files, which any reader of a WAL database may create.
 SQLITE_READER_FILES = {"index.sqlite3-wal", "index.sqlite3-shm"}

@@ -1,0 +1,1 @@
+"""Tests of the Jupyter server extension (a package: its conftest must not shadow the root one)."""
