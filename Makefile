@@ -35,7 +35,7 @@ LABEXT := labextension/lib/.built
 $(LABEXT): $(STAMP) labextension/package.json labextension/package-lock.json labextension/tsconfig.json $(wildcard labextension/src/*.ts labextension/style/*)
 	@$(PY) hatch_build.py
 	cd labextension && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
-	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build:prod
 	touch $(LABEXT)
 
 labext: $(LABEXT)

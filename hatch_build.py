@@ -52,7 +52,9 @@ class NodeCheckHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         problem = node_problem()
         if problem:
-            raise RuntimeError(problem)
+            # SystemExit, not an exception: the build stops with this sentence alone, where
+            # pip shows the backend's output, rather than at the foot of a traceback.
+            raise SystemExit(f"\n{problem}\n")
 
 
 if __name__ == "__main__":  # `make`: the same check before building from source

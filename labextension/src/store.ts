@@ -27,11 +27,6 @@ export class RecordStore {
     return this._total;
   }
 
-  /** The newest matching record's id (what the poll compares). */
-  get newestId(): string | null {
-    return this._pages.get(0)?.[0]?.id ?? null;
-  }
-
   get loading(): boolean {
     return this._inflight.size > 0;
   }
@@ -84,17 +79,18 @@ export class RecordStore {
     await Promise.all(wanted.map(page => this._load(page)));
   }
 
-  /** A cheap look (one record): has the history changed since the pages were fetched? Its
-   * revision changes when a record is added or re-tagged. */
+  /** A cheap look: has the history changed since the pages were fetched? One unfiltered
+   * record is asked for (so a slow text filter is not run again every few seconds); its
+   * revision, history-wide, changes when a record is added or re-tagged. */
   async probe(): Promise<boolean> {
     if (!this._query.history) {
       return false;
     }
-    const page = await fetchPage(this._query, 0, 1);
+    const page = await fetchPage({ ...EMPTY_QUERY, history: this._query.history }, 0, 1);
     if (page.revision !== undefined && this._revision !== undefined) {
       return page.revision !== this._revision;
     }
-    return page.total !== this._total || (page.records[0]?.id ?? null) !== this.newestId;
+    return (page.newest ?? page.records[0]?.id ?? null) !== this._newest;
   }
 
   /** Reload the pages that hold records [start, end) after a change on disk, swapping them in
@@ -119,6 +115,7 @@ export class RecordStore {
     this._pages = new Map(pages.map((page, i) => [page, results[i].records]));
     this._total = results[0].total;
     this._revision = results[0].revision;
+    this._newest = results[0].newest ?? null;
     this._changed.emit();
   }
 
@@ -143,12 +140,14 @@ export class RecordStore {
     this._pages.set(page, result.records);
     this._total = result.total;
     this._revision = result.revision;
+    this._newest = result.newest ?? null;
     this._changed.emit();
   }
 
   private _query: Query = { ...EMPTY_QUERY };
   private _total = -1;
   private _revision: string | undefined = undefined;
+  private _newest: string | null = null;
   private _generation = 0;
   private _pages = new Map<number, RecordSummary[]>();
   private _inflight = new Map<number, AbortController>();
