@@ -88,6 +88,7 @@ def lab(home: Path) -> Iterator[str]:
         f"--ServerApp.root_dir={home}",
         "--LabApp.news_url=None",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     with open(home / "server.log", "ab") as log:
@@ -100,20 +101,28 @@ def lab(home: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(lab: str) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 1360, "height": 900})
-            pg.goto(f"{lab}/lab/tree/sidebar.ipynb?token={TOKEN}&reset", timeout=60_000)
-            pg.wait_for_selector(".jp-Notebook", timeout=60_000)
-            pg.evaluate("() => window.jupyterapp.restored.then(() => true)")
-            pg.wait_for_function(KERNEL_IDLE, timeout=60_000)
-            yield pg
+            yield b
         finally:
-            browser.close()
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab: str, browser: Any) -> Iterator[Any]:
+    pg = browser.new_page(viewport={"width": 1360, "height": 900})
+    try:
+        pg.goto(f"{lab}/lab/tree/sidebar.ipynb?token={TOKEN}&reset", timeout=60_000)
+        pg.wait_for_selector(".jp-Notebook", timeout=60_000)
+        pg.evaluate("() => window.jupyterapp.restored.then(() => true)")
+        pg.wait_for_function(KERNEL_IDLE, timeout=60_000)
+        yield pg
+    finally:
+        pg.close()
 
 
 def _command(page: Any, command: str, args: dict[str, Any] | None = None) -> None:
@@ -251,3 +260,44 @@ def test_the_keyboard_reaches_every_record_and_action(page: Any, home: Path) -> 
     assert page.evaluate("() => document.activeElement.classList.contains('cometnb-sb-back')")
     page.keyboard.press("Escape")  # back to the gallery, focus on it
     assert page.evaluate("() => document.activeElement.classList.contains('cometnb-sb-gallery')")
+
+
+def test_notebook_7_has_the_sidebar_and_inserts_into_its_notebook(
+    lab: str, browser: Any, home: Path
+) -> None:
+    """Notebook 7's notebook page: the same command opens the sidebar in its left area,
+    records show, a comparison opens in the sidebar (one main widget there) and Insert cell
+    reaches the page's notebook."""
+    hist = History(home / "cometnb-history")
+    pg = browser.new_page(viewport={"width": 1360, "height": 900})
+    try:
+        pg.goto(f"{lab}/notebooks/sidebar.ipynb?token={TOKEN}", timeout=60_000)
+        pg.wait_for_selector(".jp-Notebook", timeout=60_000)
+        pg.wait_for_function(
+            "() => window.jupyterapp?.commands.hasCommand('cometnb:open-history')",
+            timeout=60_000,
+        )
+        pg.evaluate("() => window.jupyterapp.restored.then(() => true)")
+        _command(pg, "cometnb:open-history")
+        pg.wait_for_selector("#cometnb-history-sidebar .cometnb-sb-card img", timeout=WAIT_MS)
+        _status_says(pg, len(hist))
+        cards = pg.locator(CARDS)
+        cards.nth(0).locator(".cometnb-sb-card-check").click()
+        cards.nth(1).locator(".cometnb-sb-card-check").click()
+        pg.click(".cometnb-sb-compare-button")
+        pg.locator("#cometnb-history-sidebar .cometnb-sb-compare-column").nth(1).wait_for(
+            timeout=WAIT_MS
+        )
+        pg.click(".cometnb-sb-back")
+        cells = pg.locator(".jp-Notebook .jp-Cell").count()
+        pg.locator(f"{CARDS}:has(img)").nth(2).click()
+        pg.click(".cometnb-sb-detail-actions button:has-text('Insert edit cell')")
+        pg.wait_for_function(
+            f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length > {cells}",
+            timeout=WAIT_MS,
+        )
+        text = pg.locator(".jp-Notebook .jp-Cell.jp-mod-active .jp-InputArea-editor").inner_text()
+        assert text.startswith("%%cometimg -m ") and " --image @" in text
+        pg.screenshot(path=str(SHOTS / "sidebar-notebook7-light.png"), animations="disabled")
+    finally:
+        pg.close()
