@@ -26,11 +26,20 @@ from typing import Any
 import nbformat
 import pytest
 from _seed_history import seed_mixed
-from test_browser import ARGS, CHROMIUM, KERNEL_IDLE, LAB_SETTINGS, _free_port, _stop, _wait_ready
+from test_browser import (  # the same server recipe and browser as the panel's test
+    KERNEL_IDLE,
+    LAB_SETTINGS,
+    _free_port,
+    _kernel_env,
+    _stop,
+    _wait_ready,
+    browser,
+)
 
 from cometnb.history import History
 
 pytestmark = pytest.mark.browser
+__all__ = ["browser"]  # a fixture shared with test_browser.py
 
 TOKEN = "cometnb-sidebar-test"
 SEEDED = 220
@@ -70,15 +79,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def lab(home: Path) -> Iterator[str]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMETAPI_", "COMETNB_"))}
-    env.update(
-        JUPYTER_CONFIG_DIR=f"{home}/cfg",
-        JUPYTER_DATA_DIR=f"{home}/data",
-        JUPYTER_RUNTIME_DIR=f"{home}/rt",
-        IPYTHONDIR=f"{home}/ipy",
-        JUPYTERLAB_SETTINGS_DIR=f"{home}/settings",
-        JUPYTERLAB_WORKSPACES_DIR=f"{home}/ws",
-    )
+    env = _kernel_env(home)
+    del env["COMETNB_HISTORY"]  # the kernel writes ./cometnb-history, which the server finds
     cmd = [
         *("timeout", "300"),  # bounds the server's life even if pytest is killed
         *(sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root"),
@@ -98,18 +100,6 @@ def lab(home: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

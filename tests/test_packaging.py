@@ -235,29 +235,24 @@ def test_the_wheel_installs_both_extensions_where_there_is_no_node(
     dist: Path, tmp_path: Path
 ) -> None:
     python, env = _venv_without_node(tmp_path, next(dist.glob("*.whl")))
-    lab = subprocess.run(
-        [python, "-m", "jupyterlab.labextensions", "list"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    prefix = python.parent.parent
+    listed = _listing(python, "jupyterlab.labextensions", env)
+    mine = listed.split(f"{prefix}/share/jupyter/labextensions")[1]
+    assert re.search(r"^\s+cometnb v\S+ enabled OK \(python, cometnb\)$", mine, re.M), listed
+    listed = _listing(python, "jupyter_server.extension.serverextension", env)
+    section = listed.split(f"Config dir: {prefix}/etc/jupyter")[1]
+    assert re.search(r"^\s+cometnb enabled$", section, re.M), listed
+    assert re.search(r"^\s+cometnb \S+ OK$", section, re.M), listed
+
+
+def _listing(python: Path, module: str, env: dict[str, str]) -> str:
+    """``python -m <module> list`` (what ``jupyter … list`` runs), without colour codes."""
+    done = subprocess.run(
+        [python, "-m", module, "list"], capture_output=True, text=True, timeout=120, env=env
     )
-    out = re.sub(r"\x1b\[[0-9;]*m", "", lab.stdout + lab.stderr)
-    assert lab.returncode == 0, out
-    mine = out.split(f"{python.parent.parent}/share/jupyter/labextensions")[1]
-    assert re.search(r"^\s+cometnb v\S+ enabled OK \(python, cometnb\)$", mine, re.M), out
-    server = subprocess.run(
-        [python, "-m", "jupyter_server.extension.serverextension", "list"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    out = re.sub(r"\x1b\[[0-9;]*m", "", server.stdout + server.stderr)
-    assert server.returncode == 0, out
-    section = out.split(f"Config dir: {python.parent.parent}/etc/jupyter")[1]
-    assert re.search(r"^\s+cometnb enabled$", section, re.M), out
-    assert re.search(r"^\s+cometnb \S+ OK$", section, re.M), out
+    out = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+    assert done.returncode == 0, out
+    return out
 
 
 def _source_only(folder: str, names: list[str]) -> set[str]:

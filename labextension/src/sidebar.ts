@@ -483,7 +483,7 @@ export class HistorySidebar extends Widget {
   private _view = document.createElement('div');
   private _viewTitle = document.createElement('span');
   private _viewBody = document.createElement('div');
-  private _historiesKey = '';
+  private _historiesKey: string | null = null; // null: not listed yet
   private _started = false;
   private _polling = false;
   private _ticks = 0;
