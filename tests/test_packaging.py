@@ -296,3 +296,12 @@ def test_a_build_from_source_says_plainly_that_it_needs_node(tmp_path: Path) -> 
     assert done.returncode != 0
     assert "needs Node.js >= 20 with npm; found no `node` on PATH" in done.stdout + done.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_extension_version_follows_the_package() -> None:
+    """``jupyter labextension list`` shows labextension/package.json's version: keep it the
+    Python package's, so the two extensions of one release never disagree."""
+    from cometnb import __version__
+
+    package = json.loads((REPO / "labextension" / "package.json").read_text())
+    assert package["version"] == __version__
