@@ -21,7 +21,8 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
     limits. ``id`` is opaque and stable; ``path`` is relative to the root (absolute for a
     ``$COMETNB_HISTORY`` outside it); ``revision`` changes whenever a record is added or
     re-tagged (poll it for live updates); ``newest`` is the newest record id. ``refresh=1``
-    walks again now (otherwise a walk is reused for two seconds).
+    walks again now (otherwise a walk is reused for two seconds). A history whose index cannot
+    be read is listed as ``{"id", "path", "error"}`` (the reason, e.g. "damaged: run repair()").
 
 ``GET cometnb/api/records?history=ID&q=&model=&tag=&status=&since=&until=``
 ``&min_cost=&max_cost=&offset=0&limit=50``
@@ -46,8 +47,9 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
 ``GET cometnb/api/records/RID?history=ID``
     One record: its summary plus ``error_info`` (type, message, hint, status, code...),
     ``http_status, cost_basis, usage, elapsed_s, origin, version, revised_prompts``,
-    ``sources`` (an edit's inputs: role, label, filename, format, width, height, sha256, the
-    record and image they came from, ``index``, ``available``), ``lineage`` (summaries of its
+    ``sources`` (an edit's inputs, images then the mask: role, label, filename, format, width,
+    height, sha256, ``record`` / ``index`` (the history image it was, or null), ``position``
+    (K of its preview route), ``available`` (its file is stored)), ``lineage`` (summaries of its
     ancestors by ``parent``, oldest first, ending with itself) and ``children`` (ids of its
     edits).
 
@@ -69,7 +71,8 @@ Jupyter's JSON ``{"message", "reason"}`` with 400 (a bad parameter, named with w
     function) in a temporary folder outside the history; always an attachment, ``no-store``.
 
 ``GET cometnb/api/records/RID/sources/K/preview?history=ID[&px=N]``
-    A preview of an edit's input K (in ``sources`` order: images, then the mask), as above.
+    A preview of an edit's input K (its ``position`` in ``sources``: images, then the mask),
+    as above.
 """
 
 from __future__ import annotations

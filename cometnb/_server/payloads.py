@@ -62,7 +62,7 @@ def record_detail(rec: Record, lineage: list[Record], children: list[str]) -> di
         "version": rec.version,
         "revised_prompts": rec.revised_prompts,
         "sources": [
-            {**src.to_dict(), "index": k, "available": src.path is not None}
+            {**src.to_dict(), "position": k, "available": src.path is not None}
             for k, src in enumerate(rec.sources)
         ],
         # Ancestors by ``parent``, oldest first, ending with this record (as h.lineage()).

@@ -121,10 +121,7 @@ class Browser:
         self.root = root
         self._index = Index(root, read_only=True)
         self._identity: tuple[int, int] | None = None
-
-    @property
-    def exists(self) -> bool:
-        return self._index.path.is_file()
+        self._prices: dict[str, float | None] = {}  # records priced in Python, by id
 
     # --- pages -----------------------------------------------------------------------------
 
@@ -192,11 +189,20 @@ class Browser:
         return found + [rec.id for rec in self._records(rows) if mentions(rec, needle)]
 
     def _priced_matches(self, conn: sqlite3.Connection, filt: RecordFilter) -> list[str]:
-        """Records SQL cannot price (no stored cost, odd JSON) priced as Record.cost does."""
-        rows = conn.execute(
-            f"SELECT {COLUMNS} FROM records WHERE created_at >= ? AND ({SPEND_KIND}) = 3", (_ANY,)
-        )
-        return [rec.id for rec in self._records(rows) if filt.cost_fits(rec.cost.usd)]
+        """Records SQL cannot price (no stored cost, odd JSON) priced as Record.cost does;
+        each once per browser (a record's price does not change, and an old history may be
+        all such records)."""
+        ids = [
+            rid
+            for (rid,) in conn.execute(
+                f"SELECT id FROM records WHERE created_at >= ? AND ({SPEND_KIND}) = 3", (_ANY,)
+            )
+        ]
+        new = [rid for rid in ids if rid not in self._prices]
+        if new:
+            rows = conn.execute(f"SELECT {COLUMNS} FROM records WHERE {_IDS}", (json.dumps(new),))
+            self._prices.update((rec.id, rec.cost.usd) for rec in self._records(rows))
+        return [rid for rid in ids if filt.cost_fits(self._prices.get(rid))]
 
     def _records(self, rows: Iterable[Any]) -> list[Record]:
         return [Record._from_row(row, self.root) for row in rows]

@@ -60,7 +60,7 @@ def _crawl(api: httpx.Client, hid: str) -> int:
             for what in ("preview", "original", "download"):
                 get(f"/cometnb/api/records/{rec['id']}/images/{image['index']}/{what}")
         for source in detail["sources"]:
-            get(f"/cometnb/api/records/{rec['id']}/sources/{source['index']}/preview")
+            get(f"/cometnb/api/records/{rec['id']}/sources/{source['position']}/preview")
     return asked
 
 
