@@ -54,7 +54,8 @@ export interface RecordSummary {
 
 /** An edit's input (`sources`, in order: images, then the mask). */
 export interface SourceInfo {
-  index: number;
+  position: number; // its place in `sources`: the K of its preview route
+  index?: number | null; // the image of the record it came from
   role?: string;
   label?: string;
   filename?: string;

@@ -112,7 +112,7 @@ function sourceItem(history: string, owner: string, src: SourceInfo, actions: De
   const label = `${src.role ?? 'image'}: ${src.label || src.filename || ''}`;
   if (src.available !== false) {
     const img = el('img', 'cometnb-sb-thumb');
-    img.src = sourcePreviewUrl(history, owner, src.index);
+    img.src = sourcePreviewUrl(history, owner, src.position);
     img.alt = label;
     node.appendChild(img);
   } else {
