@@ -164,3 +164,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     from cometnb._notebook.magics import unload_ipython_extension as unload
 
     unload(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built history sidebar is (``jupyter labextension develop`` links it)."""
+    return [{"src": "labextension", "dest": "cometnb"}]
