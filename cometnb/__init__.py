@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from cometnb._client.clients import AsyncClient, Client
     from cometnb._client.price_refresh import refresh_prices
     from cometnb._core.budget import BudgetError
-    from cometnb._core.cost import Cost
+    from cometnb._core.edit_inputs import mask
     from cometnb._core.errors import (
         APIError,
         AuthenticationError,
@@ -32,9 +32,8 @@ if TYPE_CHECKING:
         ResponseError,
         ValidationError,
     )
-    from cometnb._core.masks import mask
-    from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
-    from cometnb._core.prices import PriceTable, prices
+    from cometnb._core.generations import GeneratedImage, Generation, Grid, ImageRequest
+    from cometnb._core.prices import Cost, PriceTable, prices
     from cometnb._notebook.panel import panel
     from cometnb.history import History, Record, history
 
@@ -81,17 +80,17 @@ _LAZY = {
     "APIError": "cometnb._core.errors",
     "ResponseError": "cometnb._core.errors",
     "CancelledError": "cometnb._core.errors",
-    "ImageRequest": "cometnb._core.models",
-    "Generation": "cometnb._core.models",
-    "GeneratedImage": "cometnb._core.models",
-    "Grid": "cometnb._core.models",
+    "ImageRequest": "cometnb._core.generations",
+    "Generation": "cometnb._core.generations",
+    "GeneratedImage": "cometnb._core.generations",
+    "Grid": "cometnb._core.generations",
     "History": "cometnb.history",
     "Record": "cometnb.history",
     "history": "cometnb.history",
     "panel": "cometnb.widget",
-    "mask": "cometnb._core.masks",
+    "mask": "cometnb._core.edit_inputs",
     "BudgetError": "cometnb._core.budget",
-    "Cost": "cometnb._core.cost",
+    "Cost": "cometnb._core.prices",
     "PriceTable": "cometnb._core.prices",
     "prices": "cometnb._core.prices",
     "refresh_prices": "cometnb._client.price_refresh",

@@ -218,7 +218,7 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
     import httpx
 
     from cometnb._client.fetch import download
-    from cometnb._core.limits import Limits
+    from cometnb._core.byte_limits import Limits
 
     png = base64.b64decode(_png_b64())
     seen: list[httpx.Request] = []
@@ -242,8 +242,8 @@ def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[st
     import httpx
 
     from cometnb._client.fetch import download
+    from cometnb._core.byte_limits import Limits
     from cometnb._core.errors import ResponseError
-    from cometnb._core.limits import Limits
 
     seen: list[httpx.Request] = []
     replies = [httpx.Response(302, headers={"Location": "/internal-admin"})]

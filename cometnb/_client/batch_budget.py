@@ -14,7 +14,7 @@ from typing import Any
 
 from cometnb._client.spend_gate import open_gate
 from cometnb._core.budget import BudgetError, SpendGuard
-from cometnb._core.cost import format_spend
+from cometnb._core.prices import format_spend
 
 __all__ = ["BudgetCheck", "session_check", "stopped_note"]
 

@@ -56,16 +56,16 @@ from cometnb._client.pacing import RATE_LIMIT_REASON
 from cometnb._client.steps import NotSent
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, admitted
-from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     CancelledError,
     CometError,
     ValidationError,
 )
-from cometnb._core.guards import check_encodable, check_no_key
-from cometnb._core.models import ClientEvent, Generation
+from cometnb._core.generations import ClientEvent, Generation
+from cometnb._core.prices import Cost
 from cometnb._core.protocols import OnEvent
 from cometnb._core.secret import Secret
+from cometnb._core.validation import check_encodable, check_no_key
 from cometnb._storage.batch_lock import BatchHold, hold_batch
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History

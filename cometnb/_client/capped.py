@@ -1,7 +1,7 @@
 """The caps on one reply, counted without doing any I/O: :class:`Budget` and friends.
 
 A reply's size (decoded bytes) and total time are charged to a :class:`Budget` as they
-arrive; going over a :class:`~cometnb._core.limits.Limits` cap ends in one
+arrive; going over a :class:`~cometnb._core.byte_limits.Limits` cap ends in one
 :class:`ResponseError` ("… sent more than N MB …"), never a ``MemoryError``. The reading
 itself (one encoding layer, decoded a step at a time, one growing buffer) is the HTTP seam,
 :mod:`cometnb._client.http`; :class:`LineSplitter` splits a stream into bounded lines and
@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cometnb._client.sse import SSEDecoder, SSEEvent
+from cometnb._core.byte_limits import MB, Limits
 from cometnb._core.errors import ResponseError
-from cometnb._core.limits import MB, Limits
 
 __all__ = [
     "BILLED_HINT",

@@ -20,8 +20,8 @@ import httpx
 from cometnb._client.capped import Budget
 from cometnb._client.fetch_guard import MAX_REDIRECTS, Target, pin_image_url, redirect_target
 from cometnb._client.http import AsyncHttp, Http, aread_body, read_body
+from cometnb._core.byte_limits import Limits
 from cometnb._core.errors import ResponseError
-from cometnb._core.limits import Limits
 
 __all__ = ["adownload", "download", "download_error"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetError, SpendGuard, guard_requests, pre_admitted
-from cometnb._core.models import Generation
+from cometnb._core.generations import Generation
 
 __all__ = ["not_sent", "open_gate", "session_cap"]
 

@@ -21,10 +21,10 @@ from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLim
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.sse import SSEEvent, StreamAssembler
+from cometnb._core.byte_limits import DEFAULT_LIMITS, Limits
 from cometnb._core.errors import CometError, RateLimitError, ResponseError, redact
+from cometnb._core.generations import ApiImage, ApiResult, ClientEvent
 from cometnb._core.images import decode_b64_image, inspect_image
-from cometnb._core.limits import DEFAULT_LIMITS, Limits
-from cometnb._core.models import ApiImage, ApiResult, ClientEvent
 from cometnb._core.protocols import OnEvent, OnPartial
 from cometnb._core.secret import Secret
 

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cometnb._core.cost import Cost, format_spend, format_usd, from_nanos, to_nanos
 from cometnb._core.errors import ValidationError
+from cometnb._core.prices import Cost, format_spend, format_usd, from_nanos, to_nanos
 
 __all__ = [
     "BUDGET_MEANING",
@@ -260,7 +260,7 @@ def check_before(
         unknown = [i for i, c in enumerate(estimates) if c.usd is None]
         if unknown:
             first = estimates[unknown[0]]
-            from cometnb._core.costing import UNKNOWN_HINT
+            from cometnb._core.prices import UNKNOWN_HINT
 
             which = "this request" if count == 1 else f"{len(unknown)} of the {count} requests"
             raise BudgetError(
@@ -310,7 +310,7 @@ def guard_requests(
 
     A cell's whole grid, or the items a batch is about to send, are checked this way.
     """
-    from cometnb._core.costing import estimate_all
+    from cometnb._core.prices import estimate_all
 
     estimates = estimate_all(requests)
     check_before(
@@ -406,13 +406,13 @@ class SpendGuard:
     def _estimate(self, request: Any) -> Cost:
         found = self._estimates.get(id(request))
         if found is None:
-            from cometnb._core.costing import estimate
+            from cometnb._core.prices import estimate
 
             found = self._estimates[id(request)] = estimate(request)
         return found
 
     def before_send(self, request: Any) -> BudgetError | None:
-        """:meth:`admit` for an :class:`~cometnb._core.models.ImageRequest`."""
+        """:meth:`admit` for an :class:`~cometnb._core.generations.ImageRequest`."""
         return self.admit(self._estimate(request))
 
     def after(self, request: Any, actual: Cost | None) -> None:

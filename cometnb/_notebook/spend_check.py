@@ -12,10 +12,8 @@ from typing import Any
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, guard_requests
-from cometnb._core.cost import Cost, format_spend
-from cometnb._core.costing import estimate_all
-from cometnb._core.models import Generation, Grid
-from cometnb._core.prices import active_table
+from cometnb._core.generations import Generation, Grid
+from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
 
 __all__ = ["check_cell", "check_requests", "dry_run_costs", "skipped_note"]
 

@@ -11,8 +11,8 @@ import pytest
 from cometnb._client.batch_run import batch, run_batch
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
-from cometnb._core.costing import estimate
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import estimate
 from cometnb._storage.batches import BatchStore
 from tests.client.test_batch import client_for, sent_prompts
 

@@ -23,8 +23,8 @@ from cometnb._client.batch_run import batch, run_batch
 from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
-from cometnb._core.costing import estimate
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import estimate
 from cometnb._storage.batches import BatchStore
 from cometnb._storage.folder import History as _History
 from cometnb.history import History

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from cometnb._core.budget import BudgetError, Ledger, Limits, SpendGuard, check_before
-from cometnb._core.cost import Cost
 from cometnb._core.errors import ValidationError
+from cometnb._core.prices import Cost
 
 # gpt-image-2 1024x1024 medium, as estimated (1756 image tokens at $30/M, plus the prompt)
 MEDIUM = Cost(0.0528, True, "1756 image tokens out")
