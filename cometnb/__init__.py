@@ -21,20 +21,29 @@ if TYPE_CHECKING:
     from cometnb._client.batch_run import batch
     from cometnb._client.clients import AsyncClient, Client
     from cometnb._client.price_refresh import refresh_prices
-    from cometnb._core.budget import BudgetError
+    from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.edit_inputs import mask
     from cometnb._core.errors import (
         APIError,
         AuthenticationError,
+        BatchBusyError,
+        BudgetError,
         CancelledError,
         CometError,
         RateLimitError,
         ResponseError,
         ValidationError,
     )
-    from cometnb._core.generations import GeneratedImage, Generation, Grid, ImageRequest
+    from cometnb._core.generations import (
+        ClientEvent,
+        GeneratedImage,
+        Generation,
+        Grid,
+        ImageRequest,
+    )
     from cometnb._core.prices import Cost, PriceTable, prices
     from cometnb._notebook.panel import panel
+    from cometnb._storage.spend import SpendTable
     from cometnb.history import History, Record, history
 
 __all__ = [
@@ -42,9 +51,12 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Batch",
+    "BatchBusyError",
     "BudgetError",
+    "ByteLimits",
     "CancelledError",
     "Client",
+    "ClientEvent",
     "CometError",
     "Cost",
     "GeneratedImage",
@@ -56,6 +68,7 @@ __all__ = [
     "RateLimitError",
     "Record",
     "ResponseError",
+    "SpendTable",
     "ValidationError",
     "__version__",
     "batch",
@@ -89,7 +102,11 @@ _LAZY = {
     "history": "cometnb.history",
     "panel": "cometnb.widget",
     "mask": "cometnb._core.edit_inputs",
-    "BudgetError": "cometnb._core.budget",
+    "BudgetError": "cometnb._core.errors",
+    "BatchBusyError": "cometnb._core.errors",
+    "ByteLimits": "cometnb._core.byte_limits",
+    "ClientEvent": "cometnb._core.generations",
+    "SpendTable": "cometnb._storage.spend",
     "Cost": "cometnb._core.prices",
     "PriceTable": "cometnb._core.prices",
     "prices": "cometnb._core.prices",

@@ -35,7 +35,7 @@ from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, not
 from cometnb._client.storing import _Storing
 from cometnb._core import edit_inputs as _sources
 from cometnb._core import settings as _settings
-from cometnb._core.byte_limits import Limits
+from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
@@ -93,7 +93,7 @@ class _BaseClient(_Storing):
         history: HistoryArg,
         retry_billed: bool,
         rng: random.Random | None,
-        limits: Limits | None = None,
+        limits: ByteLimits | None = None,
     ) -> None:
         settings = _settings.active()
         _logsafe.install()

@@ -25,8 +25,8 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from cometnb._client.limiter import AdaptiveLimit, Slot
-from cometnb._core.budget import BudgetError, SpendGuard, admitted
-from cometnb._core.errors import CancelledError, CometError, ValidationError
+from cometnb._core.budget import SpendGuard, admitted
+from cometnb._core.errors import BudgetError, CancelledError, CometError, ValidationError
 from cometnb._core.generations import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.progress import CellProgress, describe_event
 from cometnb._core.protocols import AsyncRunner

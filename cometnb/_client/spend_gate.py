@@ -3,7 +3,7 @@
 budget cannot cover — the same check and message as the magic and the panel.
 
 :func:`open_gate` checks a whole batch before its first request (raising
-:class:`~cometnb._core.budget.BudgetError`) and returns the run's
+:class:`~cometnb._core.errors.BudgetError`) and returns the run's
 :class:`~cometnb._core.budget.SpendGuard`; each request is then admitted when its turn comes
 (:func:`refused`) and settled when it ends, so requests not yet sent stop once what is left
 cannot cover them. Nothing in flight is abandoned, so spend can pass the budget by what the
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, SpendGuard, guard_requests, pre_admitted
+from cometnb._core.budget import SpendGuard, guard_requests, pre_admitted
+from cometnb._core.errors import BudgetError
 from cometnb._core.generations import Generation
 
 __all__ = ["not_sent", "open_gate", "session_cap"]

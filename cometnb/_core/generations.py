@@ -248,7 +248,7 @@ class Generation:
     @property
     def budget_stopped(self) -> bool:
         """True when a budget stopped this request before it was sent."""
-        from cometnb._core.budget import BudgetError
+        from cometnb._core.errors import BudgetError
 
         return isinstance(self.error, BudgetError)
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cometnb._core.byte_limits import DEFAULT_LIMITS, Limits
+from cometnb._core.byte_limits import DEFAULT_LIMITS, ByteLimits
 from cometnb._core.errors import ValidationError, register_secret
 from cometnb._core.secret import MIN_KEY_CHARS, Secret, find_key
 
@@ -64,7 +64,9 @@ class Settings:
     budget: float | None = None  # USD this session may spend (None: no cap)
     confirm_above: float | None = None  # USD: a cell estimated above it needs --yes
     prices_file: str | None = None  # a JSON price table laid over the built-in one
-    limits: Limits = DEFAULT_LIMITS  # caps on reply size and time (see cometnb._core.byte_limits)
+    limits: ByteLimits = (
+        DEFAULT_LIMITS  # caps on reply size and time (see cometnb._core.byte_limits)
+    )
 
 
 _active = Settings()

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from cometnb._client.model_list import explain_missing_model
-from cometnb._core.budget import BudgetError
+from cometnb._core.errors import BudgetError, ValidationError
 from cometnb._core.errors import CancelledError as CometCancelled
-from cometnb._core.errors import ValidationError
 from cometnb._core.generations import ClientEvent
 from cometnb._core.progress import describe_event
 from cometnb._notebook.panel_carry import carry_settings

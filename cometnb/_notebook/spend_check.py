@@ -25,7 +25,7 @@ def _setting(name: str) -> float | None:
 
 def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
     """Check the whole cell before the first request; returns the run's guard (``None`` when
-    no budget is set). Raises :class:`~cometnb._core.budget.BudgetError` to refuse it."""
+    no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse it."""
     return check_requests([c.request for c in grid.cells], budget=budget, yes=yes)
 
 

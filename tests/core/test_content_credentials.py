@@ -409,7 +409,7 @@ def test_the_simulator_signs_only_when_asked(
 
     with (
         SimServer(sign_c2pa=True) as sim,
-        Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
+        Client(api_key="sk-sim-any-key-123456", base_url=sim.base_url, history=hist) as c,
     ):
         assert sim.signs_c2pa
         gens = [
@@ -427,7 +427,7 @@ def test_the_simulator_signs_only_when_asked(
         assert found.digital_source_type == DIGITAL_SOURCE_TYPE
     with (
         SimServer() as sim,
-        Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
+        Client(api_key="sk-sim-any-key-123456", base_url=sim.base_url, history=hist) as c,
     ):
         assert not sim.signs_c2pa  # off by default
         plain = c.generate("an unsigned lighthouse", model="gpt-image-1-mini")
@@ -444,7 +444,7 @@ def test_new_signed_images_are_read_in_the_background(
 
     with (
         SimServer(sign_c2pa=True) as sim,
-        Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
+        Client(api_key="sk-sim-any-key-123456", base_url=sim.base_url, history=hist) as c,
     ):
         gen = c.generate("a signed harbour", model="gpt-image-1-mini", n=2)
     assert QUEUE.drain(30.0)

@@ -11,7 +11,8 @@ import pytest
 from test_magic import Recorder, assert_short_error, configure, recorder, run
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, session
+from cometnb._core.budget import session
+from cometnb._core.errors import BudgetError
 from cometnb._core.generations import Generation, Grid
 from cometnb._core.prices import builtin_table, gpt_image_2_tokens, prompt_tokens
 
