@@ -15,7 +15,7 @@ CORE_MODULES = [
     "cometnb",
     "cometnb._client.clients",
     "cometnb._core.generations",
-    "cometnb._core.registry",
+    "cometnb._core.model_registry",
     "cometnb._core.images",
     "cometnb.history",
     "cometnb._views.registry",

@@ -44,8 +44,8 @@ from cometnb._core.errors import (
     redact,
 )
 from cometnb._core.generations import ClientEvent, Generation, ImageRequest
+from cometnb._core.model_registry import NO_INPUT_IMAGE, get_edit_caps
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
-from cometnb._core.registry import NO_INPUT_IMAGE, get_edit_caps
 from cometnb._core.secret import MIN_KEY_CHARS, Secret, mask
 from cometnb._core.validation import check_no_key, check_stored
 from cometnb._storage.batches import BatchStore

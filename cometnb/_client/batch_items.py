@@ -26,7 +26,7 @@ from typing import Any
 
 from cometnb._core.errors import ValidationError
 from cometnb._core.generations import ImageRequest
-from cometnb._core.registry import CAPABILITIES
+from cometnb._core.model_registry import CAPABILITIES
 
 __all__ = ["BatchItem", "load_items", "request_key"]
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from cometnb._core.edit_inputs import EditBody, ImageInput
-from cometnb._core.registry import edit_route
+from cometnb._core.model_registry import edit_route
 
 __all__ = [
     "FilePart",

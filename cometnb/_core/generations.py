@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cometnb._core.edit_inputs import EditBody, ImageInput, resolve_source, resolve_sources
-from cometnb._core.registry import NO_INPUT_IMAGE
+from cometnb._core.model_registry import NO_INPUT_IMAGE
 from cometnb._core.settings import Settings, active
 from cometnb._core.validation import validate_edit
 

@@ -1,7 +1,7 @@
 """Checks made before anything is sent: the request against the model registry, request text
 (encodable, no API key), and edit inputs (images and mask).
 
-* :func:`validate_request` walks :mod:`cometnb._core.registry`'s capability table.
+* :func:`validate_request` walks :mod:`cometnb._core.model_registry`'s capability table.
 * :func:`check_encodable` / :func:`check_no_key` — every string can be UTF-8 and none carries
   the key.
 * :func:`validate_edit` — input images and the mask against the model's edit row (a mask is a
@@ -20,11 +20,12 @@ from typing import Any, NoReturn
 from cometnb._core.byte_limits import MB
 from cometnb._core.edit_inputs import ImageInput
 from cometnb._core.errors import ValidationError, redact
-from cometnb._core.registry import (
+from cometnb._core.model_registry import (
     CAPABILITIES,
     EDIT_CAPABILITIES,
     FIDELITIES,
     KNOWN_MODELS,
+    MODELS,
     OPTIONAL_FIELDS,
     EditCaps,
     ModelCaps,
@@ -410,7 +411,9 @@ def _check_image(caps: EditCaps, position: int, img: ImageInput) -> None:
 
 def _check_fidelity(model: str, caps: EditCaps | None, value: Any) -> None:
     if caps is not None and not caps.fidelity:
-        takers = _alternatives([c.name for c in EDIT_CAPABILITIES.values() if c.fidelity], "and")
+        takers = _alternatives(
+            sorted(c.name for c in EDIT_CAPABILITIES.values() if c.fidelity), "and"
+        )
         _fail(
             f"input_fidelity applies to {takers} only; {model} does not accept it", "input_fidelity"
         )
@@ -440,11 +443,11 @@ def _check_mask(model: str, caps: EditCaps | None, first: ImageInput, mask: Imag
 
 
 def _editors() -> str:
-    aliases = {"gpt-image-2-2026-04-21", "chatgpt-image-latest"}
     names = [
-        c.name
-        for c in EDIT_CAPABILITIES.values()
-        if c.can_edit and c.route == "multipart" and c.max_images and c.name not in aliases
+        m.id
+        for m in MODELS.values()
+        if m.listed or m.generation is None
+        if m.edit.can_edit and m.edit.route == "multipart" and m.edit.max_images
     ]
     return ", ".join(names) + " and the doubao-seedream models"
 

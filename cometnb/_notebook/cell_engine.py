@@ -291,7 +291,7 @@ def _close(client: object) -> None:
 
 def _warn_model_typos(cells: Iterable[Any]) -> None:
     """One line per unknown model that is nearly a known one (it would come back a 404)."""
-    from cometnb._core.registry import CAPABILITIES, KNOWN_MODELS
+    from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
     from cometnb._core.text import model_typo_warning
 
     for model in dict.fromkeys(str(c.request.model) for c in cells):

@@ -15,7 +15,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from cometnb._core.edit_inputs import HistoryLookup, resolve_source
-from cometnb._core.registry import FIDELITIES
+from cometnb._core.model_registry import FIDELITIES
 
 __all__ = ["edit_fields", "expand_option_braces"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.registry import get_edit_caps
+from cometnb._core.model_registry import get_edit_caps
 
 if TYPE_CHECKING:
     from cometnb._core.prices import Cost

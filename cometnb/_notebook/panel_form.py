@@ -3,7 +3,7 @@
 Its one purpose: turn widget values into a validated
 :class:`~cometnb._core.generations.ImageRequest` (and back, for "load settings"), showing each
 validation error next to the control at fault. Changing the model swaps the option controls to
-what ``registry.get_caps(model)`` allows,
+what ``model_registry.get_caps(model)`` allows,
 keeping the values that still apply; an unknown model gets generic controls (size, quality, n).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from cometnb._core import registry as caps_mod
+from cometnb._core import model_registry as caps_mod
 from cometnb._core import settings as _settings
 from cometnb._core.errors import ValidationError
 from cometnb._core.generations import ImageRequest

@@ -73,7 +73,7 @@ class LiveValidation:
 
     def _hint_model_typo(self) -> None:
         """A model name close to a known one is flagged (not refused: CometAPI adds models)."""
-        from cometnb._core.registry import CAPABILITIES, KNOWN_MODELS
+        from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
         from cometnb._core.text import model_typo_warning
 
         model = str(self.form.model.value).strip()

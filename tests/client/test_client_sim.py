@@ -27,7 +27,7 @@ from cometnb._core.errors import (
     ResponseError,
 )
 from cometnb._core.generations import ClientEvent, ImageRequest
-from cometnb._core.registry import KNOWN_MODELS
+from cometnb._core.model_registry import KNOWN_MODELS
 
 if TYPE_CHECKING:
     from cometnb.history import History

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cometnb._core.errors import CometError, ValidationError, register_secret
-from cometnb._core.registry import (
+from cometnb._core.model_registry import (
     CAPABILITIES,
     KNOWN_MODELS,
     OPTIONAL_FIELDS,

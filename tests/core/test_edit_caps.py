@@ -7,7 +7,7 @@ from _history_helpers import image_bytes
 
 from cometnb._core.edit_inputs import ImageInput, mask, resolve_source
 from cometnb._core.errors import ValidationError
-from cometnb._core.registry import (
+from cometnb._core.model_registry import (
     EDIT_CAPABILITIES,
     edit_route,
     get_edit_caps,

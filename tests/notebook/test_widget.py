@@ -113,7 +113,7 @@ def test_panel_is_a_vbox_with_stable_css_classes(p: Panel) -> None:
 
 
 def test_model_choices_list_known_models_and_allow_free_entry(form: RequestForm) -> None:
-    from cometnb._core.registry import KNOWN_MODELS
+    from cometnb._core.model_registry import KNOWN_MODELS
 
     assert tuple(form.model.options) == KNOWN_MODELS
     assert form.model.value == _settings.active().model

@@ -33,12 +33,14 @@ __all__ = [
     "KNOWN_MODELS",
     "MAX_PIXELS",
     "MIN_PIXELS",
+    "MODELS",
     "NO_INPUT_IMAGE",
     "OPTIONAL_FIELDS",
     "SHUTDOWN_DATES",
     "EditCaps",
     "FlexibleSize",
     "ModelCaps",
+    "ModelInfo",
     "Requires",
     "edit_route",
     "generic_size_problem",
@@ -47,6 +49,7 @@ __all__ = [
     "image_model_ids",
     "is_model_gone",
     "model_gone_message",
+    "model_info",
     "nearest_flexible_size",
     "pixel_problem",
     "retired_note",
@@ -221,7 +224,7 @@ class FlexibleSize:
     Example::
 
         >>> FlexibleSize().problem(1000, 1000)
-        'both sides must be multiples of 16'
+        'both sides must be multiples of 16 (nearest valid size: 992x992)'
     """
 
     step: int = 16
@@ -448,34 +451,6 @@ _SEEDREAM = ModelCaps(
 )
 
 
-_TABLE: tuple[ModelCaps, ...] = (
-    _GPT_IMAGE_2,
-    replace(_GPT_IMAGE, name="gpt-image-1.5"),
-    _GPT_IMAGE,
-    replace(_GPT_IMAGE, name="gpt-image-1-mini"),
-    _DALL_E_3,
-    _DALL_E_2,
-    _QWEN_IMAGE,
-    _SEEDREAM,
-    replace(_SEEDREAM, name="doubao-seedream-4-5-251128"),
-    replace(_SEEDREAM, name="doubao-seedream-5-0-260128"),
-)
-
-
-# Aliases in the SDK's model list. The dated snapshot is gpt-image-2. Which model
-# chatgpt-image-latest points at is not documented, so its size rule is unverified (accepted).
-_ALIASES: tuple[ModelCaps, ...] = (
-    replace(_GPT_IMAGE_2, name="gpt-image-2-2026-04-21"),
-    replace(_GPT_IMAGE, name="chatgpt-image-latest", unverified=frozenset({"size"})),
-)
-
-
-KNOWN_MODELS: tuple[str, ...] = tuple(c.name for c in _TABLE)
-
-
-CAPABILITIES: dict[str, ModelCaps] = {c.name: c for c in (*_TABLE, *_ALIASES)}
-
-
 def get_caps(model: str) -> ModelCaps | None:
     """The capabilities of ``model``, or ``None`` for an unknown model (generic checks only)."""
     return CAPABILITIES.get(model)
@@ -549,25 +524,152 @@ _EDIT_PROVIDER = EditCaps(
 )
 
 
-_EDIT_TABLE: tuple[EditCaps, ...] = (
-    _EDIT_GPT,
-    replace(_EDIT_GPT, name="gpt-image-2-2026-04-21"),
-    replace(_EDIT_GPT, name="chatgpt-image-latest"),
-    replace(_EDIT_GPT, name="gpt-image-1-mini"),
-    _EDIT_GPT_FIDELITY,
-    replace(_EDIT_GPT_FIDELITY, name="gpt-image-1.5"),
-    EditCaps("dall-e-2", max_images=1, formats=("png",), max_image_bytes=4 * MB, square=True),
-    EditCaps("dall-e-3", can_edit=False),
-    EditCaps("qwen-image", can_edit=False),
-    _EDIT_PROVIDER,
-    replace(_EDIT_PROVIDER, name="doubao-seededit-3-0-i2i-250628", max_images=1, mask=False),
-    _EDIT_SEEDREAM,
-    replace(_EDIT_SEEDREAM, name="doubao-seedream-4-5-251128"),
-    replace(_EDIT_SEEDREAM, name="doubao-seedream-5-0-260128"),
+# --- the registry: one row per model ---------------------------------------------------------
+
+Status = Literal["live", "deprecated", "retired", "assumed"]
+Source = Literal["built-in", "catalog"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of the registry: everything cometnb knows about one model id.
+
+    ``generation`` is what a ``/v1/images/generations`` request may carry (``None`` for an
+    edit-only model), ``edit`` how the model takes input images. ``retired_on`` is the upstream
+    shutdown date (API_FACTS.md §9). ``listed`` is False for SDK aliases and edit-only models:
+    valid ids, not offered in lists. ``price_id`` names its row in the price table.
+
+    Example::
+
+        >>> info = model_info("dall-e-2")
+        >>> info.family, info.max_images, info.edits, info.status_on(_dt.date(2026, 6, 1))
+        ('dall-e', 10, True, 'retired')
+    """
+
+    id: str
+    family: Family
+    generation: ModelCaps | None
+    edit: EditCaps
+    retired_on: _dt.date | None = None
+    replacement: str | None = None
+    listed: bool = True
+    source: Source = "built-in"
+    price_id: str = ""
+
+    @property
+    def qualities(self) -> tuple[str, ...]:
+        return self.generation.qualities if self.generation else ()
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return self.generation.output_formats if self.generation else ()
+
+    @property
+    def max_images(self) -> int:
+        """The most images one generation request may ask for (``n``)."""
+        return self.generation.max_n if self.generation else 0
+
+    @property
+    def edits(self) -> bool:
+        """True when the model takes input images."""
+        return self.edit.can_edit
+
+    @property
+    def status(self) -> Status:
+        return self.status_on(_dt.date.today())
+
+    def status_on(self, today: _dt.date) -> Status:
+        """``live``, or ``deprecated`` / ``retired`` around the upstream shutdown date."""
+        if self.source == "catalog":
+            return "assumed"
+        if self.retired_on is None:
+            return "live"
+        return "retired" if self.retired_on <= today else "deprecated"
+
+
+def _row(
+    model: str,
+    generation: ModelCaps | None,
+    edit: EditCaps,
+    *,
+    family: Family | None = None,
+    retired_on: _dt.date | None = None,
+    listed: bool = True,
+) -> ModelInfo:
+    """A row whose capability records carry ``model``'s own name (messages quote it)."""
+    gen = replace(generation, name=model) if generation is not None else None
+    fam = family or (gen.family if gen is not None else "gpt-image")
+    return ModelInfo(
+        id=model,
+        family=fam,
+        generation=gen,
+        edit=replace(edit, name=model),
+        retired_on=retired_on,
+        listed=listed and generation is not None,
+        price_id=model,
+    )
+
+
+# Upstream (OpenAI) shutdown dates: API_FACTS.md §9.
+_DALL_E_END = _dt.date(2026, 5, 12)
+_GPT_IMAGE_1_END = _dt.date(2026, 10, 23)
+_DEPRECATED_END = _dt.date(2026, 12, 1)
+_SEEDREAM_IDS = (
+    "doubao-seedream-4-0-250828",
+    "doubao-seedream-4-5-251128",
+    "doubao-seedream-5-0-260128",
 )
 
+# Adding a model is one row here plus its prices (prices.json). The order is the order lists
+# offer (gpt-image-2 first); aliases and edit-only models are valid ids but not in those lists.
+_ROWS: tuple[ModelInfo, ...] = (
+    _row("gpt-image-2", _GPT_IMAGE_2, _EDIT_GPT),
+    _row("gpt-image-1.5", _GPT_IMAGE, _EDIT_GPT_FIDELITY, retired_on=_DEPRECATED_END),
+    _row("gpt-image-1", _GPT_IMAGE, _EDIT_GPT_FIDELITY, retired_on=_GPT_IMAGE_1_END),
+    _row("gpt-image-1-mini", _GPT_IMAGE, _EDIT_GPT, retired_on=_DEPRECATED_END),
+    _row("dall-e-3", _DALL_E_3, EditCaps("", can_edit=False), retired_on=_DALL_E_END),
+    _row(
+        "dall-e-2",
+        _DALL_E_2,
+        EditCaps("", max_images=1, formats=("png",), max_image_bytes=4 * MB, square=True),
+        retired_on=_DALL_E_END,
+    ),
+    _row("qwen-image", _QWEN_IMAGE, EditCaps("", can_edit=False)),
+    *(_row(model, _SEEDREAM, _EDIT_SEEDREAM) for model in _SEEDREAM_IDS),
+    # Aliases in the SDK's model list. The dated snapshot is gpt-image-2. Which model
+    # chatgpt-image-latest points at is not documented, so its size rule is unverified.
+    _row("gpt-image-2-2026-04-21", _GPT_IMAGE_2, _EDIT_GPT, listed=False),
+    _row(
+        "chatgpt-image-latest",
+        replace(_GPT_IMAGE, unverified=frozenset({"size"})),
+        _EDIT_GPT,
+        retired_on=_DEPRECATED_END,
+        listed=False,
+    ),
+    # Edit-only models (provider-specific, API_FACTS §7).
+    _row("qwen-image-edit", None, _EDIT_PROVIDER, family="qwen"),
+    _row(
+        "doubao-seededit-3-0-i2i-250628",
+        None,
+        replace(_EDIT_PROVIDER, max_images=1, mask=False),
+        family="seedream",
+    ),
+)
 
-EDIT_CAPABILITIES: dict[str, EditCaps] = {c.name: c for c in _EDIT_TABLE}
+MODELS: dict[str, ModelInfo] = {m.id: m for m in _ROWS}
+
+# Views of the rows that the checkers, the simulator and the panel read.
+KNOWN_MODELS: tuple[str, ...] = tuple(m.id for m in _ROWS if m.listed)
+CAPABILITIES: dict[str, ModelCaps] = {m.id: m.generation for m in _ROWS if m.generation is not None}
+EDIT_CAPABILITIES: dict[str, EditCaps] = {m.id: m.edit for m in _ROWS}
+SHUTDOWN_DATES: dict[str, _dt.date] = {
+    m.id: m.retired_on for m in _ROWS if m.retired_on is not None
+}
+
+
+def model_info(model: str) -> ModelInfo | None:
+    """The registry's row for ``model``; ``None`` for an id cometnb does not know."""
+    return MODELS.get(model)
 
 
 def get_edit_caps(model: str) -> EditCaps | None:
@@ -588,16 +690,6 @@ def takes_fidelity(model: str) -> bool:
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
-
-# Upstream (OpenAI) shutdown dates, API_FACTS.md §9. Data, not logic: add rows as they come.
-SHUTDOWN_DATES: dict[str, _dt.date] = {
-    "dall-e-2": _dt.date(2026, 5, 12),
-    "dall-e-3": _dt.date(2026, 5, 12),
-    "gpt-image-1": _dt.date(2026, 10, 23),
-    "gpt-image-1-mini": _dt.date(2026, 12, 1),
-    "gpt-image-1.5": _dt.date(2026, 12, 1),
-    "chatgpt-image-latest": _dt.date(2026, 12, 1),
-}
 
 
 # Words in a model id that mark an image model in a /v1/models list of every kind of model.
