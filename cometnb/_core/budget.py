@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cometnb._core import settings as _settings
 from cometnb._core.errors import BudgetError
 from cometnb._core.prices import Cost, format_spend, format_usd, from_nanos, to_nanos
 
@@ -28,9 +29,11 @@ __all__ = [
     "admitted",
     "budget_note",
     "check_before",
+    "confirm_above",
     "guard_requests",
     "pre_admitted",
     "session",
+    "session_budget",
 ]
 
 _PROCEED = (
@@ -135,6 +138,19 @@ class Ledger:
 
 
 session = Ledger()
+
+
+def session_budget() -> float | None:
+    """``CometImg.budget`` in force: the USD this session may spend (``None``: no cap).
+
+    The one reader of the setting; the trait's validator keeps it a number or ``None``.
+    """
+    return _settings.active().budget
+
+
+def confirm_above() -> float | None:
+    """``CometImg.confirm_above`` in force: a cell estimated above it needs ``--yes``."""
+    return _settings.active().confirm_above
 
 
 @dataclass(frozen=True)

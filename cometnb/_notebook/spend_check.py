@@ -10,17 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cometnb._core import settings as _settings
-from cometnb._core.budget import SpendGuard, guard_requests
+from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget
 from cometnb._core.generations import Generation, Grid
 from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
 
 __all__ = ["check_cell", "check_requests", "dry_run_costs", "skipped_note"]
-
-
-def _setting(name: str) -> float | None:
-    value = getattr(_settings.active(), name, None)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
@@ -36,9 +30,9 @@ def check_requests(
     the items an earlier run did not finish)."""
     return guard_requests(
         requests,
-        session_budget=_setting("budget"),
+        session_budget=session_budget(),
         cell_budget=budget,
-        confirm_above=_setting("confirm_above"),
+        confirm_above=confirm_above(),
         yes=yes,
     )
 
