@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from cometnb._core.byte_limits import MB
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.images import inspect_image, pixel_excess, sniff_format
+from cometnb._core.images import inspect_image, mime_type, pixel_excess, sniff_format
 
 __all__ = [
     "EditBody",
@@ -40,9 +40,6 @@ __all__ = [
 # The most any model in the edit table takes (``EditCaps.max_image_bytes``): a file this big
 # or bigger is refused before a byte of it is read.
 MAX_INPUT_BYTES = 50 * MB
-
-
-_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 
 
 _EXT = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
@@ -98,7 +95,7 @@ class ImageInput:
 
     @property
     def content_type(self) -> str:
-        return _MIME.get(self.format, "application/octet-stream")
+        return mime_type(self.format)
 
     @property
     def size_bytes(self) -> int:

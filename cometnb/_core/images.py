@@ -29,6 +29,7 @@ __all__ = [
     "longest_side",
     "make_preview",
     "mime_for",
+    "mime_type",
     "open_image",
     "pixel_excess",
     "sniff_format",
@@ -41,7 +42,18 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 
-_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+_MIME = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "svg": "image/svg+xml",
+}
+
+
+def mime_type(fmt: str | None) -> str:
+    """The content type of an image format name (``"png"``); unknown ones are octet-stream."""
+    return _MIME.get(fmt or "", "application/octet-stream")
 
 
 _PIL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
@@ -75,7 +87,7 @@ def sniff_format(data: bytes) -> str | None:
 
 def mime_for(data: bytes) -> str:
     """The MIME type of image bytes (``application/octet-stream`` when not recognised)."""
-    return _MIME.get(sniff_format(data) or "", "application/octet-stream")
+    return mime_type(sniff_format(data))
 
 
 def data_uri(data: bytes) -> str:

@@ -335,22 +335,14 @@ class ModelCaps:
         return name in self.fields and name not in self.unverified
 
 
-_GPT_FIELDS = frozenset(
-    {
-        "n",
-        "size",
-        "quality",
-        "output_format",
-        "output_compression",
-        "background",
-        "moderation",
-        "stream",
-        "partial_images",
-        "user",
-    }
-)
-
-
+# Every field but dall-e's style / response_format and seedream's own.
+_GPT_FIELDS = frozenset(OPTIONAL_FIELDS) - {
+    "style",
+    "response_format",
+    "watermark",
+    "sequential_image_generation",
+    "sequential_image_generation_options",
+}
 _GPT_REQUIRES = (
     Requires("background", "transparent", "output_format", ("png", "webp"), "png"),
     Requires("output_compression", None, "output_format", ("jpeg", "webp"), "png"),

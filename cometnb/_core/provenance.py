@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Literal
 from xml.sax.saxutils import escape
 
 from cometnb._core.errors import ValidationError, redact
-from cometnb._core.images import sniff_format
+from cometnb._core.images import mime_type, sniff_format
 
 __all__ = [
     "DIGITAL_SOURCE_TYPE",
@@ -242,15 +242,6 @@ _SOURCE_LABELS = {
 }
 
 
-_MIME = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "svg": "image/svg+xml",
-}
-
-
 # Failures that say nothing about the bytes: the test or a private CA is simply not on a trust
 # list, and revocation is not checked offline.
 _NOT_BINDING = frozenset({"signingCredential.untrusted", "signingCredential.ocsp.skipped"})
@@ -365,7 +356,7 @@ def _parse(stream: BinaryIO) -> ContentCredentials | None:
     except ImportError:
         return ContentCredentials(state="unverified")
     stream.seek(0)
-    mime = _MIME.get(container(stream.read(1024)) or "", "application/octet-stream")
+    mime = mime_type(container(stream.read(1024)))
     stream.seek(0)
     try:
         # One read at a time: the preview workers and a view may ask together, and the native
