@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-# --- image_inputs ------------------------------------------------------------------------------
+# --- decoding an input image ------------------------------------------------------------------
 
 # The most any model in the edit table takes (``EditCaps.max_image_bytes``): a file this big
 # or bigger is refused before a byte of it is read.
@@ -294,7 +294,7 @@ def _human_bytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-# --- sources -----------------------------------------------------------------------------------
+# --- naming an input image --------------------------------------------------------------------
 
 # @ID, @ID:K, @-1, @-1:K  (ids look like 20261122-101500-4821-3f2a9c)
 _REF = re.compile(r"@(?P<ref>-?[0-9]+|[0-9]{8}-[0-9]{6}-[0-9A-Za-z-]+?)(?::(?P<k>[0-9]+))?")
@@ -485,7 +485,7 @@ class EditBody(dict[str, Any]):
         return (EditBody, (dict(self), self.images, self.mask))
 
 
-# --- masks -------------------------------------------------------------------------------------
+# --- cometnb.mask -----------------------------------------------------------------------------
 
 Box = tuple[float, float, float, float]
 

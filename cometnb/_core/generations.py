@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-# --- results -----------------------------------------------------------------------------------
+# --- stored results ---------------------------------------------------------------------------
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -288,7 +288,7 @@ class Generation:
         return f"<Generation {self.model} {state} in {self.elapsed_s:.1f}s record={self.record_id}>"
 
 
-# --- models ------------------------------------------------------------------------------------
+# --- requests, events and API answers ---------------------------------------------------------
 
 if TYPE_CHECKING:
     from cometnb._core.prices import Cost

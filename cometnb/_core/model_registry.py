@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 
-# --- size_rules --------------------------------------------------------------------------------
+# --- size rules -------------------------------------------------------------------------------
 
 MIN_PIXELS = 655_360
 
@@ -180,7 +180,7 @@ def generic_size_problem(width: int, height: int) -> str | None:
     return None
 
 
-# --- capabilities ------------------------------------------------------------------------------
+# --- generation capabilities ------------------------------------------------------------------
 
 Family = Literal["gpt-image", "dall-e", "qwen", "seedream"]
 
@@ -423,7 +423,7 @@ _QWEN_IMAGE = ModelCaps(
 
 
 # ByteDance Seedream (API_FACTS §7): /v1/images/generations with JSON, size a preset or WxH,
-# URL results by default, up to 14 references (the edit table, edit_caps.py, has those rules).
+# URL results by default, up to 14 references (the edit rows below have those rules).
 _SEEDREAM = ModelCaps(
     name="doubao-seedream-4-0-250828",
     family="seedream",
@@ -452,7 +452,7 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-# --- edit_caps ---------------------------------------------------------------------------------
+# --- edit capabilities ------------------------------------------------------------------------
 
 Route = Literal["multipart", "json"]
 
@@ -681,7 +681,7 @@ def takes_fidelity(model: str) -> bool:
     return bool(caps and caps.fidelity)
 
 
-# --- lifecycle ---------------------------------------------------------------------------------
+# --- lifecycle: retired models ----------------------------------------------------------------
 
 
 # Words in a model id that mark an image model in a /v1/models list of every kind of model.

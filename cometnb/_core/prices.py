@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 
-# --- cost --------------------------------------------------------------------------------------
+# --- Cost and amounts of USD ------------------------------------------------------------------
 
 # Sums of money are kept in whole nano-dollars (10⁻⁹ USD): integers add exactly, so a total is
 # the same whatever the order (SQL's or Python's) and prints as 0.51842, not
@@ -183,7 +183,7 @@ def format_usd(usd: float, *, rough: bool = False) -> str:
     return f"${usd:.3f}" if usd >= 0.001 or usd == 0 else f"${usd:.5f}"
 
 
-# --- price_shapes ------------------------------------------------------------------------------
+# --- the price table's JSON shapes ------------------------------------------------------------
 
 _SHAPES = {
     "models": '{"<model>": {...}}',
@@ -271,7 +271,7 @@ def _token_count(where: str, value: Any) -> int:
     return value
 
 
-# --- prices ------------------------------------------------------------------------------------
+# --- the price table in force -----------------------------------------------------------------
 
 BUILTIN_PATH = Path(__file__).with_name("prices.json")
 
@@ -660,7 +660,7 @@ def active_table() -> PriceTable:
     return table
 
 
-# --- catalog -----------------------------------------------------------------------------------
+# --- CometAPI's model catalog -----------------------------------------------------------------
 
 _LIST_KEYS = ("data", "models", "items", "result", "list")
 
@@ -830,7 +830,7 @@ def _flat(name: str, usd: float, base: ModelPrice | None) -> ModelPrice:
     return ModelPrice(name, billing="per_image", per_image=per_image, defaults=base.defaults)
 
 
-# --- costing -----------------------------------------------------------------------------------
+# --- estimates and actual cost ----------------------------------------------------------------
 
 _SIZE = re.compile(r"(\d+)x(\d+)")
 

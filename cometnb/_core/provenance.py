@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 
-# --- c2pa_store --------------------------------------------------------------------------------
+# --- the C2PA manifest store ------------------------------------------------------------------
 
 _GIF_MARK = b"\x21\xff\x0bC2PA_GIF"
 
@@ -224,7 +224,7 @@ def _gif_store(data: bytes) -> list[tuple[int, int]]:
     return [(at, min(end + 1, len(data)) - at)]
 
 
-# --- content_credentials -----------------------------------------------------------------------
+# --- reading Content Credentials --------------------------------------------------------------
 
 State = Literal["valid", "invalid", "unverified"]
 
@@ -443,7 +443,7 @@ def _source_type(active: Mapping[str, Any]) -> str | None:
     return found[0] if found else None
 
 
-# --- provenance --------------------------------------------------------------------------------
+# --- labelled copies --------------------------------------------------------------------------
 
 XMP_NS = "https://github.com/cometnb/cometnb/ns/1.0/"
 

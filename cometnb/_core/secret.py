@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-# --- secret ------------------------------------------------------------------------------------
+# --- the key ----------------------------------------------------------------------------------
 
 # CometAPI keys are "sk-" and 48 characters; anything under 20 is a typo or a test value: the
 # client refuses to send it (it could not be told apart from ordinary words when redacting).
@@ -136,7 +136,7 @@ class Secret:
         return self
 
 
-# --- key_sources -------------------------------------------------------------------------------
+# --- where a key can come from ----------------------------------------------------------------
 
 DOTENV_NAME = ".env"
 

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-# --- settings ----------------------------------------------------------------------------------
+# --- settings ---------------------------------------------------------------------------------
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
 
@@ -153,7 +153,7 @@ def resolve_history_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(raw).expanduser()
 
 
-# --- effective ---------------------------------------------------------------------------------
+# --- settings in force and their origin -------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-# --- text --------------------------------------------------------------------------------------
+# --- clipping ---------------------------------------------------------------------------------
 
 ELLIPSIS = "…"
 
@@ -45,7 +45,7 @@ def clip(text: str, limit: int, *, at_word: bool = False) -> str:
     return cut + ELLIPSIS
 
 
-# --- suggest -----------------------------------------------------------------------------------
+# --- did you mean -----------------------------------------------------------------------------
 
 # How alike two names must be (difflib ratio). Option names are short: a single dropped or
 # swapped letter in "quality" gives ~0.93; "size" vs "style" 0.67 stays below the cutoff.
