@@ -15,7 +15,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, SupportsIndex
 
 from cometnb._core.errors import register_secret
 
@@ -126,7 +126,7 @@ class Secret:
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise AttributeError("a Secret cannot be changed")
 
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError("a Secret cannot be pickled (it would write the key to a file)")
 
     def __copy__(self) -> Secret:
