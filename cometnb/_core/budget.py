@@ -16,14 +16,11 @@ import contextvars
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cometnb._core import settings as _settings
 from cometnb._core.errors import BudgetError
 from cometnb._core.prices import Cost, format_spend, format_usd, from_nanos, to_nanos
-
-if TYPE_CHECKING:
-    from cometnb._core.generations import ImageRequest
 
 __all__ = [
     "BUDGET_MEANING",
@@ -295,7 +292,7 @@ def check_before(
 
 
 def guard_requests(
-    requests: Sequence[ImageRequest | Mapping[str, Any]],
+    requests: Sequence[Any],
     *,
     session_budget: float | None,
     cell_budget: float | None,
@@ -401,7 +398,7 @@ class SpendGuard:
             self.ledger.reserve(estimate.usd)
             return None
 
-    def _estimate(self, request: ImageRequest | Mapping[str, Any]) -> Cost:
+    def _estimate(self, request: Any) -> Cost:
         found = self._estimates.get(id(request))
         if found is None:
             from cometnb._core.prices import estimate
@@ -409,11 +406,11 @@ class SpendGuard:
             found = self._estimates[id(request)] = estimate(request)
         return found
 
-    def before_send(self, request: ImageRequest | Mapping[str, Any]) -> BudgetError | None:
+    def before_send(self, request: Any) -> BudgetError | None:
         """:meth:`admit` for an :class:`~cometnb._core.generations.ImageRequest`."""
         return self.admit(self._estimate(request))
 
-    def after(self, request: ImageRequest | Mapping[str, Any], actual: Cost | None) -> None:
+    def after(self, request: Any, actual: Cost | None) -> None:
         """:meth:`settle` for a request that :meth:`before_send` admitted."""
         est = self._estimate(request)
         self.settle(est, actual if actual is not None else Cost(None, False, "no cost"))

@@ -21,13 +21,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from cometnb._core.billing import status_may_be_billed
 from cometnb._core.errors import ValidationError
-
-if TYPE_CHECKING:
-    from cometnb._core.generations import Generation, ImageRequest
 
 __all__ = [
     "BUILTIN_PATH",
@@ -1003,18 +1000,16 @@ def estimate_body(body: Mapping[str, Any], table: PriceTable | None = None) -> C
     return Cost(usd, True, basis, table.label)
 
 
-def estimate(request: ImageRequest | Mapping[str, Any], table: PriceTable | None = None) -> Cost:
+def estimate(request: Any, table: PriceTable | None = None) -> Cost:
     """The estimate for an :class:`~cometnb._core.generations.ImageRequest` (or a body dict)."""
-    body = request if isinstance(request, Mapping) else request.to_body()
+    body = request.to_body() if hasattr(request, "to_body") else request
     images = getattr(request, "images", None)
     if images and "images" not in body:
         body = {**body, "images": images}
     return estimate_body(body, table)
 
 
-def estimate_all(
-    requests: Iterable[ImageRequest | Mapping[str, Any]], table: PriceTable | None = None
-) -> list[Cost]:
+def estimate_all(requests: Iterable[Any], table: PriceTable | None = None) -> list[Cost]:
     """Estimates for many requests with one price table (a grid's or a batch's budget check)."""
     table = table or active_table()
     return [estimate(r, table) for r in requests]
@@ -1155,7 +1150,7 @@ def failure_cost(
     return Cost(guess.usd, True, f"may have been billed; {guess.basis}", table.label)
 
 
-def generation_cost(gen: Generation) -> Cost:
+def generation_cost(gen: Any) -> Cost:
     """A :class:`~cometnb._core.generations.Generation`'s cost: priced now, stored by the client."""
     if gen.error is not None or gen.status != "ok":
         error = gen.error
