@@ -17,7 +17,7 @@ from cometnb._client.response import KEY_HINT
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
 from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
 from cometnb._core.protocols import CellView
 from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
 from cometnb._notebook.magic_args import CellSpec
@@ -291,8 +291,8 @@ def _close(client: object) -> None:
 
 def _warn_model_typos(cells: Iterable[Any]) -> None:
     """One line per unknown model that is nearly a known one (it would come back a 404)."""
-    from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
-    from cometnb._core.suggest import model_typo_warning
+    from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+    from cometnb._core.text import model_typo_warning
 
     for model in dict.fromkeys(str(c.request.model) for c in cells):
         if model in CAPABILITIES:

@@ -22,7 +22,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from cometnb._client.runner import AXIS_FIELDS
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
 from cometnb._core.settings import Settings
 
 __all__ = [

@@ -1,6 +1,6 @@
 """``%%cometimg --image SRC [--image SRC…] [--mask SRC] [--fidelity low|high]``.
 
-Each SRC is what :func:`cometnb._core.sources.resolve_source` takes as text: a file path,
+Each SRC is what :func:`cometnb._core.edit_inputs.resolve_source` takes as text: a file path,
 ``@ID``, ``@ID:K``, ``@-1``, or ``{name}`` naming a notebook value (bytes, a PIL image, a Path,
 a ``GeneratedImage``, a ``Generation`` or a ``Record``). Sources are resolved once per cell, so
 a grid over prompts, models or qualities sends the same inputs in every cell.
@@ -14,8 +14,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from cometnb._core.edit_caps import FIDELITIES
-from cometnb._core.sources import HistoryLookup, resolve_source
+from cometnb._core.edit_inputs import HistoryLookup, resolve_source
+from cometnb._core.model_registry import FIDELITIES
 
 __all__ = ["edit_fields", "expand_option_braces"]
 

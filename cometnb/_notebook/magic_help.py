@@ -17,7 +17,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from cometnb._core.suggest import suggest_option
+from cometnb._core.text import suggest_option
 
 __all__ = ["known_flags", "parse_with_hints", "plain_help", "with_option_hint"]
 

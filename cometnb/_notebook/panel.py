@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from cometnb._client.model_list import explain_missing_model
-from cometnb._core.budget import BudgetError
+from cometnb._core.errors import BudgetError, ValidationError
 from cometnb._core.errors import CancelledError as CometCancelled
-from cometnb._core.errors import ValidationError
-from cometnb._core.models import ClientEvent
+from cometnb._core.generations import ClientEvent
 from cometnb._core.progress import describe_event
 from cometnb._notebook.panel_carry import carry_settings
 from cometnb._notebook.panel_edit import EditStrip
@@ -36,7 +35,7 @@ from cometnb._notebook.panel_static import HIDE_WHEN_LIVE, static_html
 from cometnb._notebook.panel_validation import LiveValidation
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Generation
+    from cometnb._core.generations import Generation
     from cometnb._storage.records import Record
 
 __all__ = ["Panel", "panel"]
@@ -294,8 +293,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self._show_preview(event.partial_image)
 
     def _show_preview(self, data: bytes) -> None:
-        from cometnb._core.images import data_uri
-        from cometnb._core.previews import make_preview
+        from cometnb._core.images import data_uri, make_preview
 
         small, _mime = make_preview(data, PREVIEW_PX)
         self.preview.value = (

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.edit_caps import get_edit_caps
+from cometnb._core.model_registry import get_edit_caps
 
 if TYPE_CHECKING:
-    from cometnb._core.cost import Cost
+    from cometnb._core.prices import Cost
     from cometnb._notebook.panel_form import RequestForm
     from cometnb._notebook.panel_spend import SpendLine
 

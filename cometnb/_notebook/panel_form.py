@@ -1,8 +1,9 @@
 """The panel's request form: prompt, model and the options that model accepts.
 
-Its one purpose: turn widget values into a validated :class:`~cometnb._core.models.ImageRequest`
-(and back, for "load settings"), showing each validation error next to the control at fault.
-Changing the model swaps the option controls to what ``capabilities.get_caps(model)`` allows,
+Its one purpose: turn widget values into a validated
+:class:`~cometnb._core.generations.ImageRequest` (and back, for "load settings"), showing each
+validation error next to the control at fault. Changing the model swaps the option controls to
+what ``model_registry.get_caps(model)`` allows,
 keeping the values that still apply; an unknown model gets generic controls (size, quality, n).
 """
 
@@ -16,10 +17,10 @@ from typing import Any
 
 import ipywidgets as W
 
-from cometnb._core import capabilities as caps_mod
+from cometnb._core import model_registry as caps_mod
 from cometnb._core import settings as _settings
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
 from cometnb._notebook.prompt_area import PromptArea
 
 __all__ = ["FIELD_WIDGETS", "RequestForm"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from cometnb._core.cost import format_usd
+from cometnb._core.prices import format_usd
 from cometnb._core.text import clip
 from cometnb._notebook.panel_export import export_shown
 from cometnb._notebook.panel_messages import short_message

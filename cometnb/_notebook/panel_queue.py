@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
 
 __all__ = ["PanelTask", "TaskQueue"]
 

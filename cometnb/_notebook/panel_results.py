@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Generation
+    from cometnb._core.generations import Generation
 
 __all__ = ["ResultGallery"]
 

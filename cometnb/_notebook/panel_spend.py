@@ -17,8 +17,8 @@ import ipywidgets as W
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import check_before, session
-from cometnb._core.cost import Cost, format_usd
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import Cost, format_usd
 
 if TYPE_CHECKING:
     from cometnb._notebook.panel_form import RequestForm

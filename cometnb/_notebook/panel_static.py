@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from cometnb._core.text import clip
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Generation
+    from cometnb._core.generations import Generation
 
 __all__ = ["HIDE_WHEN_LIVE", "STATIC_CLASS", "static_html"]
 

@@ -1,7 +1,7 @@
 """Live validation for the panel's form: errors appear as controls change, not after a click.
 
 Every change of a control re-checks the request the form describes (the same
-:func:`~cometnb._core.models.ImageRequest.validate` the client runs) and shows the first
+:func:`~cometnb._core.generations.ImageRequest.validate` the client runs) and shows the first
 problem next to the control at fault; fixing the value clears it at once, and Generate stays
 disabled while the form is invalid. Two things are not "invalid" while typing, only not ready:
 an empty prompt and a missing key. They are reported when Generate is clicked.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
 
 if TYPE_CHECKING:
     from cometnb._notebook.panel_form import RequestForm
@@ -73,8 +73,8 @@ class LiveValidation:
 
     def _hint_model_typo(self) -> None:
         """A model name close to a known one is flagged (not refused: CometAPI adds models)."""
-        from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
-        from cometnb._core.suggest import model_typo_warning
+        from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+        from cometnb._core.text import model_typo_warning
 
         model = str(self.form.model.value).strip()
         warning = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)

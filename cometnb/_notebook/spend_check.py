@@ -10,24 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cometnb._core import settings as _settings
-from cometnb._core.budget import SpendGuard, guard_requests
-from cometnb._core.cost import Cost, format_spend
-from cometnb._core.costing import estimate_all
-from cometnb._core.models import Generation, Grid
-from cometnb._core.prices import active_table
+from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget
+from cometnb._core.generations import Generation, Grid
+from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
 
 __all__ = ["check_cell", "check_requests", "dry_run_costs", "skipped_note"]
 
 
-def _setting(name: str) -> float | None:
-    value = getattr(_settings.active(), name, None)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
     """Check the whole cell before the first request; returns the run's guard (``None`` when
-    no budget is set). Raises :class:`~cometnb._core.budget.BudgetError` to refuse it."""
+    no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse it."""
     return check_requests([c.request for c in grid.cells], budget=budget, yes=yes)
 
 
@@ -38,9 +30,9 @@ def check_requests(
     the items an earlier run did not finish)."""
     return guard_requests(
         requests,
-        session_budget=_setting("budget"),
+        session_budget=session_budget(),
         cell_budget=budget,
-        confirm_above=_setting("confirm_above"),
+        confirm_above=confirm_above(),
         yes=yes,
     )
 

@@ -25,9 +25,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cometnb._core.errors import CometError
+from cometnb._core.errors import BatchBusyError, CometError
 
-__all__ = ["BatchBusyError", "BatchHold", "hold_batch"]
+__all__ = ["BatchHold", "hold_batch"]
 
 LOCKS = ".batch-locks"
 log = logging.getLogger("cometnb")
@@ -35,10 +35,6 @@ _held_here: set[str] = set()  # lock files this process holds (a second run here
 _held_lock = threading.Lock()
 # flock refused by the filesystem itself (not by another holder): run without the lock.
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
-
-
-class BatchBusyError(CometError):
-    """Another run (another process, or this one) is running the same named batch now."""
 
 
 class BatchHold:

@@ -16,11 +16,10 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from cometnb._core.cost import Cost, format_spend, from_nanos, to_nanos
-from cometnb._core.costing import actual_cost, failure_cost
+from cometnb._core.prices import Cost, actual_cost, failure_cost, format_spend, from_nanos, to_nanos
 
 if TYPE_CHECKING:
-    from cometnb._core.models import ApiResult
+    from cometnb._core.generations import ApiResult
 
 
 class Record(Protocol):

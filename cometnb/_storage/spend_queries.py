@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cometnb._core.cost import NANOS_PER_USD, Cost, from_nanos, to_nanos
+from cometnb._core.prices import NANOS_PER_USD, Cost, from_nanos, to_nanos
 from cometnb._storage.index import SPEND_KIND, SPEND_USD, Index
 from cometnb._storage.spend import By, SpendTable, record_cost, spend_keys, spend_start, tag_keys
 

@@ -21,7 +21,7 @@ from cometnb._core.errors import CometError
 from cometnb._core.text import clip
 
 if TYPE_CHECKING:
-    from cometnb._core.models import GeneratedImage
+    from cometnb._core.generations import GeneratedImage
 
 __all__ = [
     "BADGE",

@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-from cometnb._core.cost import Cost, format_spend, from_nanos, to_nanos
+from cometnb._core.prices import Cost, format_spend, from_nanos, to_nanos
 
 __all__ = ["cost_cell_html", "cost_html", "cost_of", "total_html"]
 

@@ -27,7 +27,7 @@ from cometnb._views.costs import cost_html, cost_of
 from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Grid, GridCell
+    from cometnb._core.generations import Grid, GridCell
 
 __all__ = ["grid_html"]
 

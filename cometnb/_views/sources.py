@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cometnb._core.errors import CometError
-from cometnb._core.previews import make_preview
+from cometnb._core.images import make_preview
 from cometnb._core.text import clip
 from cometnb._views.common import MUTED, data_uri, esc, img_tag
 from cometnb._views.thumbs import thumb_uri
@@ -44,7 +44,7 @@ def sources_html(sources: Sequence[Any], px: int = SOURCE_PX, *, arrow: str = "â
     empty text for a plain generation. ``arrow`` points where the result is.
 
     ``sources`` are stored :class:`~cometnb._storage.sources.Source` objects (``.image``,
-    ``.role``, ``.label``) or, before storing, :class:`~cometnb._core.sources.ImageInput`.
+    ``.role``, ``.label``) or, before storing, :class:`~cometnb._core.edit_inputs.ImageInput`.
 
     Example::
 

@@ -8,7 +8,7 @@ from cometnb._core.errors import CometError
 from cometnb._views.common import data_uri
 
 if TYPE_CHECKING:
-    from cometnb._core.models import GeneratedImage
+    from cometnb._core.generations import GeneratedImage
 
 __all__ = ["THUMB_PX", "thumb_uri"]
 
@@ -26,7 +26,7 @@ def thumb_uri(img: GeneratedImage, px: int = THUMB_PX) -> str | None:
         >>> thumb_uri(record.images[0])  # doctest: +SKIP
         'data:image/jpeg;base64,/9j/4AAQ…'
     """
-    from cometnb._core.previews import make_preview
+    from cometnb._core.images import make_preview
 
     source = img.preview_path
     try:

@@ -24,11 +24,18 @@ import c2pa
 import pytest
 from PIL import Image
 
-from cometnb._core import content_credentials as cc_mod
-from cometnb._core.c2pa_store import has_store, store_spans, strip_store
-from cometnb._core.content_credentials import clear_cache, read_credentials
-from cometnb._core.models import ApiImage, ApiResult
-from cometnb._core.provenance import DIGITAL_SOURCE_TYPE, labelled_copy, stamp
+from cometnb._core import provenance as cc_mod
+from cometnb._core.generations import ApiImage, ApiResult
+from cometnb._core.provenance import (
+    DIGITAL_SOURCE_TYPE,
+    clear_cache,
+    has_store,
+    labelled_copy,
+    read_credentials,
+    stamp,
+    store_spans,
+    strip_store,
+)
 from cometnb.sim.signing import SimSigner
 
 MIME = {
