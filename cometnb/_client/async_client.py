@@ -38,9 +38,9 @@ from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.spend_gate import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
 from cometnb._core.budget import SpendGuard
+from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import CometError, ResponseError
-from cometnb._core.limits import Limits
-from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
+from cometnb._core.generations import ApiResult, ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink
 from cometnb._core.secret import Secret
 
@@ -71,7 +71,7 @@ class AsyncClient(_BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
-        limits: Limits | None = None,
+        limits: ByteLimits | None = None,
     ) -> None:
         super().__init__(
             api_key,

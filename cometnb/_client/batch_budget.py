@@ -1,7 +1,7 @@
 """The budget in a batch (``cometnb.batch`` and ``%%cometimg --batch``).
 
 Before the first request, the items about to be sent (not those an earlier run finished) are
-estimated together and refused with one :class:`~cometnb._core.budget.BudgetError` when the
+estimated together and refused with one :class:`~cometnb._core.errors.BudgetError` when the
 session budget (``CometImg.budget``), or the cell's ``--budget``, cannot cover them. While the
 batch runs, the guard the check returns admits each item when its turn comes; an item the budget
 stops is not sent and stays pending, so running the batch again with more budget sends it.
@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cometnb._client.spend_gate import open_gate
-from cometnb._core.budget import BudgetError, SpendGuard
-from cometnb._core.cost import format_spend
+from cometnb._core.budget import SpendGuard
+from cometnb._core.errors import BudgetError
+from cometnb._core.prices import format_spend
 
 __all__ = ["BudgetCheck", "session_check", "stopped_note"]
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cometnb._core.capabilities import CAPABILITIES
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
+from cometnb._core.model_registry import CAPABILITIES
 
 __all__ = ["BatchItem", "load_items", "request_key"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cometnb._client.batch import billed_note
 from cometnb._client.loop import loop_thread
-from cometnb._core.cost import format_spend
+from cometnb._core.prices import format_spend
 
 __all__ = ["run_job"]
 

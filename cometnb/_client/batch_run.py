@@ -53,19 +53,19 @@ from cometnb._client.batch_recovery import (
 from cometnb._client.clients import AsyncClient, Client
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.pacing import RATE_LIMIT_REASON
-from cometnb._client.steps import NotSent
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, admitted
-from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     CancelledError,
     CometError,
+    NotSent,
     ValidationError,
 )
-from cometnb._core.guards import check_encodable, check_no_key
-from cometnb._core.models import ClientEvent, Generation
+from cometnb._core.generations import ClientEvent, Generation
+from cometnb._core.prices import Cost
 from cometnb._core.protocols import OnEvent
 from cometnb._core.secret import Secret
+from cometnb._core.validation import check_encodable, check_no_key
 from cometnb._storage.batches import BatchHold, BatchStore, ItemState, State, hold_batch
 from cometnb._storage.folder import History
 
@@ -122,7 +122,7 @@ def run_batch(
     progress: bool = True,
 ) -> Batch:
     """:func:`batch`, with the budget check given: ``check`` gets the requests about to be
-    sent and raises :class:`~cometnb._core.budget.BudgetError` or returns the run's guard
+    sent and raises :class:`~cometnb._core.errors.BudgetError` or returns the run's guard
     (``%%cometimg --batch`` passes one that also applies the cell's ``--budget``)."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError(

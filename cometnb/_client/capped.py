@@ -1,7 +1,7 @@
 """The caps on one reply, counted without doing any I/O: :class:`Budget` and friends.
 
 A reply's size (decoded bytes) and total time are charged to a :class:`Budget` as they
-arrive; going over a :class:`~cometnb._core.limits.Limits` cap ends in one
+arrive; going over a :class:`~cometnb._core.byte_limits.ByteLimits` cap ends in one
 :class:`ResponseError` ("… sent more than N MB …"), never a ``MemoryError``. The reading
 itself (one encoding layer, decoded a step at a time, one growing buffer) is the HTTP seam,
 :mod:`cometnb._client.http`; :class:`LineSplitter` splits a stream into bounded lines and
@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cometnb._client.sse import SSEDecoder, SSEEvent
+from cometnb._core.byte_limits import MB, ByteLimits
 from cometnb._core.errors import ResponseError
-from cometnb._core.limits import MB, Limits
 
 __all__ = [
     "BILLED_HINT",
@@ -175,7 +175,7 @@ class CappedSSEDecoder(SSEDecoder):
 # --- the budgets of one attempt ------------------------------------------------------------
 
 
-def result_budget(host: str, limits: Limits, body: Mapping[str, Any], started: float) -> Budget:
+def result_budget(host: str, limits: ByteLimits, body: Mapping[str, Any], started: float) -> Budget:
     """A JSON result body: ``n`` images; the attempt's deadline counts from ``started``."""
     budget = Budget(
         host, "the result", limit=limits.json_body_bytes(_n(body)), seconds=limits.deadline_s
@@ -184,7 +184,7 @@ def result_budget(host: str, limits: Limits, body: Mapping[str, Any], started: f
     return budget
 
 
-def stream_budget(host: str, limits: Limits, body: Mapping[str, Any], started: float) -> Budget:
+def stream_budget(host: str, limits: ByteLimits, body: Mapping[str, Any], started: float) -> Budget:
     """A streamed result: every partial and final image of ``n``, each at most one line."""
     events = _n(body) * (int(body.get("partial_images") or 0) + 1)
     budget = Budget(
@@ -197,7 +197,7 @@ def stream_budget(host: str, limits: Limits, body: Mapping[str, Any], started: f
     return budget
 
 
-def error_budget(host: str, limits: Limits, started: float) -> Budget:
+def error_budget(host: str, limits: ByteLimits, started: float) -> Budget:
     """An error body (real ones are a few hundred bytes)."""
     budget = Budget(
         host, "an error reply", limit=limits.error_body_bytes, seconds=limits.deadline_s

@@ -4,7 +4,7 @@ The URL comes from the server, so every hop is checked by
 :func:`~cometnb._client.fetch_guard.check_image_url` (http(s), public addresses; loopback only
 when the API itself is on loopback) and redirects are followed by hand, at most
 :data:`~cometnb._client.fetch_guard.MAX_REDIRECTS`. The body is read through a
-:class:`~cometnb._client.capped.Budget` (one image's size, ``Limits.download_s`` in all), and
+:class:`~cometnb._client.capped.Budget` (one image's size, ``ByteLimits.download_s`` in all), and
 errors name the host and the HTTP status, never a byte of the body. The download goes through
 the HTTP seam (:mod:`cometnb._client.http`: one encoding layer, decoded bytes counted as they
 arrive) without the ``Authorization`` header: it goes to another host.
@@ -20,8 +20,8 @@ import httpx
 from cometnb._client.capped import Budget
 from cometnb._client.fetch_guard import MAX_REDIRECTS, Target, pin_image_url, redirect_target
 from cometnb._client.http import AsyncHttp, Http, aread_body, read_body
+from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import ResponseError
-from cometnb._core.limits import Limits
 
 __all__ = ["adownload", "download", "download_error"]
 
@@ -40,14 +40,14 @@ def download_error(url: str, why: str) -> ResponseError:
     return ResponseError(f"Could not download the generated image from {host}: {why}.", hint=_HINT)
 
 
-def _budget(url: str, limits: Limits) -> Budget:
+def _budget(url: str, limits: ByteLimits) -> Budget:
     host = httpx.URL(url).host or "the image host"
     return Budget(
         host, "the image download", limit=limits.download_bytes, seconds=limits.download_s
     )
 
 
-def download(http: Http, url: str, *, allow_loopback: bool, limits: Limits) -> bytes:
+def download(http: Http, url: str, *, allow_loopback: bool, limits: ByteLimits) -> bytes:
     """GET ``url`` (following checked redirects); the image bytes or a :class:`ResponseError`."""
     target = pin_image_url(url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)
@@ -72,7 +72,9 @@ def _pinned(target: Target) -> dict[str, Any]:
     return {"headers": target.headers, "extensions": target.extensions}
 
 
-async def adownload(http: AsyncHttp, url: str, *, allow_loopback: bool, limits: Limits) -> bytes:
+async def adownload(
+    http: AsyncHttp, url: str, *, allow_loopback: bool, limits: ByteLimits
+) -> bytes:
     """Async :func:`download` (host names are resolved off the event loop)."""
     target = await asyncio.to_thread(pin_image_url, url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)

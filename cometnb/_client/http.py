@@ -49,8 +49,8 @@ import httpx
 
 from cometnb._client.capped import Budget, LineSplitter
 from cometnb._client.frames import drop_library_frames
+from cometnb._core.byte_limits import MB
 from cometnb._core.errors import ResponseError
-from cometnb._core.limits import MB
 from cometnb._core.secret import Secret
 from cometnb._version import __version__
 

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cometnb._core.models import ClientEvent
+    from cometnb._core.generations import ClientEvent
 
 __all__ = ["AdaptiveLimit", "Slot"]
 

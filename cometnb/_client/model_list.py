@@ -2,7 +2,7 @@
 
 A mistyped or retired model comes back as 404 / ``model_not_found`` / "has been deprecated".
 :func:`explain_missing_model` replaces the generic "check the model name" hint with
-:func:`cometnb._core.lifecycle.model_gone_message`, listing the image models from
+:func:`cometnb._core.model_registry.model_gone_message`, listing the image models from
 ``GET /v1/models`` when the server answers it within a few seconds (a free call: listing
 models is never billed). The GET goes through the HTTP seam (:func:`cometnb._client.http.get`):
 the key stays a :class:`~cometnb._core.secret.Secret` (an interrupt while the server is slow
@@ -15,10 +15,14 @@ from typing import Any
 
 from cometnb._client.http import get
 from cometnb._core import settings as _settings
-from cometnb._core.capabilities import KNOWN_MODELS
+from cometnb._core.byte_limits import MB
 from cometnb._core.errors import APIError, CometError, redact
-from cometnb._core.lifecycle import image_model_ids, is_model_gone, model_gone_message
-from cometnb._core.limits import MB
+from cometnb._core.model_registry import (
+    KNOWN_MODELS,
+    image_model_ids,
+    is_model_gone,
+    model_gone_message,
+)
 from cometnb._core.secret import Secret
 
 __all__ = ["LIST_LIMIT", "explain_missing_model", "served_image_models"]

@@ -19,14 +19,14 @@ import httpx
 
 from cometnb._client.http import get
 from cometnb._core import settings
-from cometnb._core.catalog import table_from_catalog
+from cometnb._core.byte_limits import MB
 from cometnb._core.errors import APIError, CometError, ResponseError
-from cometnb._core.limits import MB
 from cometnb._core.prices import (
     CATALOG_DIR,
     PriceTable,
     active_table,
     builtin_table,
+    table_from_catalog,
     with_override,
 )
 

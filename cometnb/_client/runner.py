@@ -25,13 +25,13 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from cometnb._client.limiter import AdaptiveLimit, Slot
-from cometnb._core.budget import BudgetError, SpendGuard, admitted
-from cometnb._core.errors import CancelledError, CometError, ValidationError
-from cometnb._core.guards import check_stored
-from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
+from cometnb._core.budget import SpendGuard, admitted
+from cometnb._core.errors import BudgetError, CancelledError, CometError, ValidationError
+from cometnb._core.generations import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.progress import CellProgress, describe_event
 from cometnb._core.protocols import AsyncRunner
 from cometnb._core.text import clip
+from cometnb._core.validation import check_stored
 
 __all__ = ["AXIS_FIELDS", "cell_label", "expand_grid", "run_grid", "validate_grid"]
 

@@ -3,7 +3,7 @@
 budget cannot cover — the same check and message as the magic and the panel.
 
 :func:`open_gate` checks a whole batch before its first request (raising
-:class:`~cometnb._core.budget.BudgetError`) and returns the run's
+:class:`~cometnb._core.errors.BudgetError`) and returns the run's
 :class:`~cometnb._core.budget.SpendGuard`; each request is then admitted when its turn comes
 (:func:`refused`) and settled when it ends, so requests not yet sent stop once what is left
 cannot cover them. Nothing in flight is abandoned, so spend can pass the budget by what the
@@ -16,19 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, SpendGuard, guard_requests, pre_admitted
-from cometnb._core.models import Generation
+from cometnb._core.budget import SpendGuard, guard_requests, pre_admitted, session_budget
+from cometnb._core.errors import BudgetError
+from cometnb._core.generations import Generation
 
-__all__ = ["not_sent", "open_gate", "session_cap"]
-
-
-def session_cap() -> float | None:
-    """``CometImg.budget`` as USD, or ``None`` when no session budget is set."""
-    value = getattr(_settings.active(), "budget", None)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+__all__ = ["not_sent", "open_gate"]
 
 
 def open_gate(bodies: Sequence[Any]) -> SpendGuard | None:
@@ -37,7 +29,7 @@ def open_gate(bodies: Sequence[Any]) -> SpendGuard | None:
     Returns the guard that admits each request in turn, or ``None`` when no budget is set
     (or a caller's guard already admitted these requests). Raises :class:`BudgetError`.
     """
-    cap = session_cap()
+    cap = session_budget()
     if cap is None or pre_admitted():
         return None
     return guard_requests(

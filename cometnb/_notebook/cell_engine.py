@@ -23,12 +23,10 @@ from cometnb._client.model_list import explain_missing_model
 from cometnb._client.response import KEY_HINT
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
-from cometnb._core.budget import SpendGuard, guard_requests
-from cometnb._core.cost import Cost, format_spend
-from cometnb._core.costing import estimate_all
+from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget
 from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
-from cometnb._core.models import Generation, Grid
-from cometnb._core.prices import active_table
+from cometnb._core.generations import Generation, Grid
+from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
 from cometnb._core.protocols import CellView
 from cometnb._notebook.cell_options import CellSpec
 from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
@@ -317,8 +315,8 @@ def _close(client: object) -> None:
 
 def _warn_model_typos(cells: Iterable[Any]) -> None:
     """One line per unknown model that is nearly a known one (it would come back a 404)."""
-    from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
-    from cometnb._core.suggest import model_typo_warning
+    from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+    from cometnb._core.text import model_typo_warning
 
     for model in dict.fromkeys(str(c.request.model) for c in cells):
         if model in CAPABILITIES:
@@ -328,14 +326,9 @@ def _warn_model_typos(cells: Iterable[Any]) -> None:
             print(warning, file=sys.stderr, flush=True)
 
 
-def _setting(name: str) -> float | None:
-    value = getattr(_settings.active(), name, None)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
     """Check the whole cell before the first request; returns the run's guard (``None`` when
-    no budget is set). Raises :class:`~cometnb._core.budget.BudgetError` to refuse it."""
+    no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse it."""
     return check_requests([c.request for c in grid.cells], budget=budget, yes=yes)
 
 
@@ -346,9 +339,9 @@ def check_requests(
     the items an earlier run did not finish)."""
     return guard_requests(
         requests,
-        session_budget=_setting("budget"),
+        session_budget=session_budget(),
         cell_budget=budget,
-        confirm_above=_setting("confirm_above"),
+        confirm_above=confirm_above(),
         yes=yes,
     )
 

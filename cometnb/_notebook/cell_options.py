@@ -8,7 +8,7 @@ option conflicts that would otherwise silently drop a value. Problems raise IPyt
 
 Edit options: ``%%cometimg --image SRC [--image SRC…] [--mask SRC] [--fidelity low|high]``.
 
-Each SRC is what :func:`cometnb._core.sources.resolve_source` takes as text: a file path,
+Each SRC is what :func:`cometnb._core.edit_inputs.resolve_source` takes as text: a file path,
 ``@ID``, ``@ID:K``, ``@-1``, or ``{name}`` naming a notebook value (bytes, a PIL image, a Path,
 a ``GeneratedImage``, a ``Generation`` or a ``Record``). Sources are resolved once per cell, so
 a grid over prompts, models or qualities sends the same inputs in every cell.
@@ -40,11 +40,11 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from cometnb._client.runner import AXIS_FIELDS
-from cometnb._core.edit_caps import FIDELITIES
-from cometnb._core.models import ImageRequest
+from cometnb._core.edit_inputs import HistoryLookup, resolve_source
+from cometnb._core.generations import ImageRequest
+from cometnb._core.model_registry import FIDELITIES
 from cometnb._core.settings import Settings
-from cometnb._core.sources import HistoryLookup, resolve_source
-from cometnb._core.suggest import suggest_option
+from cometnb._core.text import suggest_option
 
 __all__ = [
     "CellSpec",

@@ -25,7 +25,7 @@ from traitlets.config import Configurable
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BUDGET_MEANING, budget_note
 from cometnb._core.errors import redact
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.cell_options import (
     build_spec,
@@ -336,7 +336,7 @@ class CometImg(Magics, Configurable):
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:
         """``%config CometImg``: the traits, then the values a request would really use."""
-        from cometnb._core.effective import effective_text
+        from cometnb._core.settings import effective_text
 
         help_text: str = super().class_get_help(inst)
         return help_text if inst is None else f"{help_text}\n{effective_text()}"

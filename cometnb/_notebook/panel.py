@@ -35,10 +35,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from cometnb._client.model_list import explain_missing_model
-from cometnb._core.budget import BudgetError
+from cometnb._core.errors import BudgetError, ValidationError
 from cometnb._core.errors import CancelledError as CometCancelled
-from cometnb._core.errors import ValidationError
-from cometnb._core.models import ClientEvent
+from cometnb._core.generations import ClientEvent
 from cometnb._core.progress import describe_event
 from cometnb._core.text import clip
 from cometnb._notebook.panel_edit import EditStrip, carry_settings
@@ -51,7 +50,7 @@ __all__ = ["HIDE_WHEN_LIVE", "STATIC_CLASS", "Panel", "panel", "static_html"]
 
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Generation
+    from cometnb._core.generations import Generation
     from cometnb._storage.records import Record
 
 
@@ -374,8 +373,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self._show_preview(event.partial_image)
 
     def _show_preview(self, data: bytes) -> None:
-        from cometnb._core.images import data_uri
-        from cometnb._core.previews import make_preview
+        from cometnb._core.images import data_uri, make_preview
 
         small, _mime = make_preview(data, PREVIEW_PX)
         self.preview.value = (

@@ -31,16 +31,17 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from cometnb._core import images as _decode
-from cometnb._core.edit_caps import FIDELITIES, get_edit_caps, takes_fidelity, validate_edit
+from cometnb._core.edit_inputs import ImageInput, resolve_source
 from cometnb._core.errors import ValidationError
-from cometnb._core.previews import make_preview
-from cometnb._core.sources import ImageInput, resolve_source
+from cometnb._core.images import make_preview
+from cometnb._core.model_registry import FIDELITIES, get_edit_caps, takes_fidelity
+from cometnb._core.validation import validate_edit
 
 __all__ = ["EditStrip", "carried_body", "carry_settings"]
 
 
 if TYPE_CHECKING:
-    from cometnb._core.cost import Cost
+    from cometnb._core.prices import Cost
     from cometnb._notebook.panel_form import RequestForm, SpendLine
 
 

@@ -1,9 +1,10 @@
 """The panel's request form: prompt, model and the options that model accepts; its live
 validation, the prompt box and the estimate line beside Generate.
 
-Its one purpose: turn widget values into a validated :class:`~cometnb._core.models.ImageRequest`
-(and back, for "load settings"), showing each validation error next to the control at fault.
-Changing the model swaps the option controls to what ``capabilities.get_caps(model)`` allows,
+Its one purpose: turn widget values into a validated
+:class:`~cometnb._core.generations.ImageRequest` (and back, for "load settings"), showing each
+validation error next to the control at fault. Changing the model swaps the option controls to
+what ``model_registry.get_caps(model)`` allows,
 keeping the values that still apply; an unknown model gets generic controls (size, quality, n).
 
 The panel's prompt box: a textarea that also reports Shift+Enter (which presses Generate).
@@ -17,7 +18,7 @@ other key (plain Enter included) behaves as in any textarea.
 Live validation for the panel's form: errors appear as controls change, not after a click.
 
 Every change of a control re-checks the request the form describes (the same
-:func:`~cometnb._core.models.ImageRequest.validate` the client runs) and shows the first
+:func:`~cometnb._core.generations.ImageRequest.validate` the client runs) and shows the first
 problem next to the control at fault; fixing the value clears it at once, and Generate stays
 disabled while the form is invalid. Two things are not "invalid" while typing, only not ready:
 an empty prompt and a missing key. They are reported when Generate is clicked.
@@ -43,12 +44,12 @@ import anywidget
 import ipywidgets as W
 import traitlets
 
-from cometnb._core import capabilities as caps_mod
+from cometnb._core import model_registry as caps_mod
 from cometnb._core import settings as _settings
 from cometnb._core.budget import check_before, session
-from cometnb._core.cost import Cost, format_usd
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import Cost, format_usd
 
 __all__ = ["FIELD_WIDGETS", "LiveValidation", "PromptArea", "RequestForm", "SpendLine"]
 
@@ -555,8 +556,8 @@ class LiveValidation:
 
     def _hint_model_typo(self) -> None:
         """A model name close to a known one is flagged (not refused: CometAPI adds models)."""
-        from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
-        from cometnb._core.suggest import model_typo_warning
+        from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+        from cometnb._core.text import model_typo_warning
 
         model = str(self.form.model.value).strip()
         warning = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ipywidgets as W
 
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
 
 __all__ = ["PanelTask", "ResultGallery", "TaskQueue"]
 
@@ -198,7 +198,7 @@ class TaskQueue:
 
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Generation
+    from cometnb._core.generations import Generation
 
 
 class ResultGallery(W.Box):  # type: ignore[misc]  # ipywidgets ships no type hints

@@ -50,13 +50,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from cometnb._core.errors import CometError
+from cometnb._core.errors import BatchBusyError, CometError
 from cometnb._storage.index import SqliteFile, immediate
 
 __all__ = [
     "DB_NAME",
     "REQUESTS",
-    "BatchBusyError",
     "BatchHold",
     "BatchStore",
     "ItemState",
@@ -239,10 +238,6 @@ _held_here: set[str] = set()  # lock files this process holds (a second run here
 _held_lock = threading.Lock()
 # flock refused by the filesystem itself (not by another holder): run without the lock.
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
-
-
-class BatchBusyError(CometError):
-    """Another run (another process, or this one) is running the same named batch now."""
 
 
 class BatchHold:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from cometnb._core import hooks
 from cometnb._core.errors import CometError, ValidationError
-from cometnb._core.models import ApiResult, Generation, Status
+from cometnb._core.generations import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.settings import resolve_history_dir
 from cometnb._storage import queries

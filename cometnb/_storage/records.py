@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cometnb._core import errors as _errors
 from cometnb._core import hooks
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.models import GeneratedImage, Generation, ImageRequest, Status
+from cometnb._core.generations import GeneratedImage, Generation, ImageRequest, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.text import clip
 from cometnb._storage import files as _files
@@ -26,8 +26,8 @@ from cometnb._storage.index import IndexRow
 from cometnb._storage.sources import Source, edit_record, request_of
 
 if TYPE_CHECKING:
-    from cometnb._core.content_credentials import ContentCredentials
-    from cometnb._core.cost import Cost
+    from cometnb._core.prices import Cost
+    from cometnb._core.provenance import ContentCredentials
 
 __all__ = [
     "IMAGES",

@@ -4,7 +4,7 @@ A record stores its cost when it is written (``doc["cost"]``: USD, estimated or 
 and the price table's name and date), so a later price change does not rewrite history. A
 record written before costs were kept is priced with today's table and marked estimated.
 
-Sums are exact: each cost is counted in whole nano-dollars (``_core.cost.to_nanos``) and the
+Sums are exact: each cost is counted in whole nano-dollars (``_core.prices.to_nanos``) and the
 integers added, so ``h.spend()`` is ``0.51842``, never ``0.5184200000000001``, and the SQL and
 Python answers are equal, not merely close. Views show spend to the cent (``format_spend``).
 
@@ -34,8 +34,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from cometnb._core.cost import NANOS_PER_USD, Cost, format_spend, from_nanos, to_nanos
-from cometnb._core.costing import actual_cost, failure_cost
+from cometnb._core.prices import (
+    NANOS_PER_USD,
+    Cost,
+    actual_cost,
+    failure_cost,
+    format_spend,
+    from_nanos,
+    to_nanos,
+)
 from cometnb._storage.index import SPEND_KIND, SPEND_USD, Index
 
 __all__ = [
@@ -51,9 +58,8 @@ __all__ = [
     "tag_keys",
 ]
 
-
 if TYPE_CHECKING:
-    from cometnb._core.models import ApiResult
+    from cometnb._core.generations import ApiResult
 
 
 class Record(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.cost import Cost
+from cometnb._core.prices import Cost
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CARD,
@@ -31,7 +31,7 @@ from cometnb._views.common import (
 from cometnb._views.credentials import image_mark
 
 if TYPE_CHECKING:
-    from cometnb._core.models import GeneratedImage, Generation
+    from cometnb._core.generations import GeneratedImage, Generation
     from cometnb._storage.records import Record
 
 __all__ = ["generation_html", "image_html", "images_row", "record_html"]

@@ -31,10 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from cometnb._core.cost import Cost, format_spend, from_nanos, to_nanos
 from cometnb._core.errors import CometError
-from cometnb._core.previews import make_preview
+from cometnb._core.images import make_preview
+from cometnb._core.prices import Cost, format_spend, from_nanos, to_nanos
 from cometnb._core.text import clip
+
+if TYPE_CHECKING:
+    from cometnb._core.generations import GeneratedImage
 
 __all__ = [
     "BADGE",
@@ -74,7 +77,7 @@ __all__ = [
 
 
 if TYPE_CHECKING:
-    from cometnb._core.models import GeneratedImage
+    from cometnb._core.generations import GeneratedImage
 
 
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:12px;"
@@ -370,7 +373,7 @@ def sources_html(sources: Sequence[Any], px: int = SOURCE_PX, *, arrow: str = "â
     empty text for a plain generation. ``arrow`` points where the result is.
 
     ``sources`` are stored :class:`~cometnb._storage.sources.Source` objects (``.image``,
-    ``.role``, ``.label``) or, before storing, :class:`~cometnb._core.sources.ImageInput`.
+    ``.role``, ``.label``) or, before storing, :class:`~cometnb._core.edit_inputs.ImageInput`.
 
     Example::
 

@@ -28,7 +28,7 @@ from cometnb._views.common import (
 )
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Grid, GridCell
+    from cometnb._core.generations import Grid, GridCell
 
 __all__ = ["grid_html"]
 

@@ -192,7 +192,7 @@ def test_rate_limits_from_headers() -> None:
 
 
 def test_the_cell_says_when_it_waits_on_the_rate_limit() -> None:
-    from cometnb._core.models import ClientEvent
+    from cometnb._core.generations import ClientEvent
     from cometnb._core.progress import RATE_LIMIT_REASON, describe_event
 
     event = ClientEvent("waiting", 1, 2.0, RATE_LIMIT_REASON)

@@ -15,7 +15,7 @@ from PIL import Image
 
 import cometnb
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
 from cometnb.sim import SimServer
 
 

@@ -112,7 +112,7 @@ def test_panel_is_a_vbox_with_stable_css_classes(p: Panel) -> None:
 
 
 def test_model_choices_list_known_models_and_allow_free_entry(form: RequestForm) -> None:
-    from cometnb._core.capabilities import KNOWN_MODELS
+    from cometnb._core.model_registry import KNOWN_MODELS
 
     assert tuple(form.model.options) == KNOWN_MODELS
     assert form.model.value == _settings.active().model
@@ -629,7 +629,7 @@ def test_load_settings_is_confirmed_beside_the_row(filled: Panel) -> None:
 
 
 def test_task_queue_runs_in_order_and_reports_errors() -> None:
-    from cometnb._core.models import ImageRequest
+    from cometnb._core.generations import ImageRequest
 
     order: list[str] = []
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from _history_helpers import api_result, body
 
-from cometnb._core.cost import format_spend
 from cometnb._core.errors import APIError, CancelledError
+from cometnb._core.prices import format_spend
 from cometnb._storage.spend import SpendTable, spend
 from cometnb._views.common import total_html
 from cometnb.history import History

@@ -12,7 +12,7 @@ import pytest
 from _history_helpers import api_result, body, image_bytes, noisy_png
 
 from cometnb._core.errors import APIError, CometError
-from cometnb._core.models import GeneratedImage, Generation, Grid, GridCell, ImageRequest
+from cometnb._core.generations import GeneratedImage, Generation, Grid, GridCell, ImageRequest
 from cometnb._storage.records import split_settings
 from cometnb._views.cards import generation_html, image_html, record_html
 from cometnb._views.common import THUMB_PX

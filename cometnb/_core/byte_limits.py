@@ -1,4 +1,4 @@
-"""How much a reply may cost in memory and time: :class:`Limits`.
+"""How much a reply may cost in memory and time: :class:`ByteLimits`.
 
 The largest image the API makes is 3840×2160; as an RGBA PNG of noise (the worst case) that is
 about 32 MB, and about 42 MB once base64-encoded into JSON. Every cap is derived from that one
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LIMITS", "MB", "Limits"]
+__all__ = ["DEFAULT_LIMITS", "MB", "ByteLimits"]
 
 MB = 1 << 20
 _MAX_W, _MAX_H = 3840, 2160
@@ -32,14 +32,14 @@ def _b64(size: int) -> int:
 
 
 @dataclass(frozen=True)
-class Limits:
+class ByteLimits:
     """Caps on what one reply may make the client hold or wait for (see the module doc).
 
     Example::
 
-        >>> Limits().download_bytes // MB
+        >>> ByteLimits().download_bytes // MB
         31
-        >>> Limits(image_mb=1).json_body_bytes(2) // MB
+        >>> ByteLimits(image_mb=1).json_body_bytes(2) // MB
         3
     """
 
@@ -53,9 +53,11 @@ class Limits:
         for name in ("image_mb", "error_body_mb", "deadline_s", "download_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"Limits.{name} must be a positive number; got {value!r}")
+                raise ValueError(f"ByteLimits.{name} must be a positive number; got {value!r}")
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
-            raise ValueError(f"Limits.max_pixels must be a positive int; got {self.max_pixels!r}")
+            raise ValueError(
+                f"ByteLimits.max_pixels must be a positive int; got {self.max_pixels!r}"
+            )
 
     @property
     def download_bytes(self) -> int:
@@ -76,4 +78,4 @@ class Limits:
         return math.ceil(self.error_body_mb * MB)
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = ByteLimits()

@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 from _history_helpers import image_bytes
 
-from cometnb._core.edit_caps import (
+from cometnb._core.edit_inputs import ImageInput, mask, resolve_source
+from cometnb._core.errors import ValidationError
+from cometnb._core.model_registry import (
     EDIT_CAPABILITIES,
     edit_route,
     get_edit_caps,
     takes_fidelity,
-    validate_edit,
 )
-from cometnb._core.errors import ValidationError
-from cometnb._core.masks import mask
-from cometnb._core.sources import ImageInput, resolve_source
+from cometnb._core.validation import validate_edit
 
 
 def _img(w: int = 64, h: int = 64, fmt: str = "PNG", label: str = "photo") -> ImageInput:
@@ -117,8 +116,8 @@ def test_fidelity_per_model() -> None:
 
 
 def test_an_edit_estimate_counts_its_input_images() -> None:
-    from cometnb._core.costing import estimate_body
-    from cometnb._core.models import ImageRequest
+    from cometnb._core.generations import ImageRequest
+    from cometnb._core.prices import estimate_body
 
     plain = ImageRequest("a fox", "gpt-image-1", size="1024x1024", quality="low")
     edit = plain.with_overrides(images=[_img(), _img()])

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from conftest import FAKE_KEY
 
-from cometnb._core import effective
+from cometnb._core import settings
 from cometnb._core import settings as _settings
 
 
-def _by_name() -> dict[str, effective.Effective]:
-    return {e.name: e for e in effective.effective_settings()}
+def _by_name() -> dict[str, settings.Effective]:
+    return {e.name: e for e in settings.effective_settings()}
 
 
 def test_defaults_resolve_to_real_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -39,12 +39,12 @@ def test_key_origin_names_the_source_never_the_key(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(_settings.KEY_ENV, FAKE_KEY)
-    assert effective.key_origin() == "$COMETAPI_KEY"
+    assert settings.key_origin() == "$COMETAPI_KEY"
     (tmp_path / ".env").write_text(f"COMETAPI_KEY={FAKE_KEY}\n")
-    assert effective.key_origin().startswith(".env in")
+    assert settings.key_origin().startswith(".env in")
     _settings.set_session_key(FAKE_KEY)
-    assert effective.key_origin() == "%cometimg_key (held in memory)"
-    text = effective.effective_text()
+    assert settings.key_origin() == "%cometimg_key (held in memory)"
+    text = settings.effective_text()
     assert FAKE_KEY not in text and "(hidden)" in text
 
 

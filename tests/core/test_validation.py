@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from cometnb._core.capabilities import (
+from cometnb._core.errors import CometError, ValidationError, register_secret
+from cometnb._core.model_registry import (
     CAPABILITIES,
     KNOWN_MODELS,
     OPTIONAL_FIELDS,
     FlexibleSize,
     get_caps,
 )
-from cometnb._core.errors import CometError, ValidationError, register_secret
 from cometnb._core.validation import validate_request
 
 GPT_FIXED = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cometnb._core.errors import APIError, ValidationError
-from cometnb._core.models import (
+from cometnb._core.generations import (
     ClientEvent,
     GeneratedImage,
     Generation,

@@ -10,10 +10,9 @@ import pytest
 from _history_helpers import api_result, image_bytes
 from PIL import Image
 
+from cometnb._core.edit_inputs import EditBody, mask, resolve_source, resolve_sources
 from cometnb._core.errors import ValidationError
-from cometnb._core.masks import mask
-from cometnb._core.models import GeneratedImage, Generation
-from cometnb._core.sources import EditBody, resolve_source, resolve_sources
+from cometnb._core.generations import GeneratedImage, Generation
 from cometnb.history import History
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import FAKE_KEY
 
-from cometnb._core import key_sources
+from cometnb._core import secret
 from cometnb._core.errors import redact
 
 OTHER_KEY = "sk-colab-secret-0d9e8f7a6b5c4d3e2f1a"
@@ -43,10 +43,10 @@ def colab(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
         ("google.colab.userdata", userdata),
     ):
         monkeypatch.setitem(sys.modules, name, mod)
-    key_sources.reset()
+    secret.reset()
     secrets["_calls"] = calls
     yield secrets
-    key_sources.reset()
+    secret.reset()
 
 
 def test_dotenv_key_is_read_without_touching_the_environment(
@@ -54,7 +54,7 @@ def test_dotenv_key_is_read_without_touching_the_environment(
 ) -> None:
     (tmp_path / ".env").write_text(f"# my keys\nOTHER=1\nCOMETAPI_KEY='{FAKE_KEY}'\n")
     monkeypatch.chdir(tmp_path)
-    assert key_sources.dotenv_key() == FAKE_KEY
+    assert secret.dotenv_key() == FAKE_KEY
     import os
 
     assert "COMETAPI_KEY" not in os.environ  # read, never exported to child processes
@@ -62,31 +62,31 @@ def test_dotenv_key_is_read_without_touching_the_environment(
 
 
 def test_dotenv_without_the_key_or_without_a_file_gives_none(tmp_path: Path) -> None:
-    assert key_sources.dotenv_key(tmp_path) is None
+    assert secret.dotenv_key(tmp_path) is None
     (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-other\nCOMETAPI_KEY=\n")
-    assert key_sources.dotenv_key(tmp_path) is None
+    assert secret.dotenv_key(tmp_path) is None
 
 
 def test_a_broken_dotenv_file_is_skipped(tmp_path: Path) -> None:
     (tmp_path / ".env").write_bytes(b"\xff\xfe COMETAPI_KEY=\xff")
-    assert key_sources.dotenv_key(tmp_path) is None
+    assert secret.dotenv_key(tmp_path) is None
 
 
 def test_colab_secret_is_found_once_and_cached(colab: dict[str, object]) -> None:
     colab["COMETAPI_KEY"] = f"  {OTHER_KEY}\n"
-    assert key_sources.colab_key() == OTHER_KEY
-    assert key_sources.colab_key() == OTHER_KEY
+    assert secret.colab_key() == OTHER_KEY
+    assert secret.colab_key() == OTHER_KEY
     assert colab["_calls"] == ["COMETAPI_KEY"]  # Colab asks the user for access once
     assert OTHER_KEY not in redact(OTHER_KEY)
 
 
 def test_colab_without_the_secret_gives_none(colab: dict[str, object]) -> None:
-    assert key_sources.colab_key() is None
+    assert secret.colab_key() is None
 
 
 def test_outside_colab_nothing_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    assert key_sources.colab_key() is None
+    assert secret.colab_key() is None
     assert "google.colab" not in sys.modules
 
 
@@ -94,10 +94,10 @@ def test_find_key_prefers_dotenv_and_names_the_source_not_the_key(
     tmp_path: Path, colab: dict[str, object]
 ) -> None:
     colab["COMETAPI_KEY"] = OTHER_KEY
-    found = key_sources.find_key(tmp_path)
+    found = secret.find_key(tmp_path)
     assert found is not None and found.key == OTHER_KEY and "Colab" in found.where
     (tmp_path / ".env").write_text(f"COMETAPI_KEY={FAKE_KEY}\n")
-    found = key_sources.find_key(tmp_path)
+    found = secret.find_key(tmp_path)
     assert found is not None and found.key == FAKE_KEY and ".env" in found.where
     assert FAKE_KEY not in repr(found) and FAKE_KEY not in found.where
 
@@ -111,7 +111,7 @@ def test_resolve_api_key_order_explicit_session_dotenv_colab_env(
     monkeypatch.setenv("COMETAPI_KEY", "sk-from-the-environment-0000")
     assert _settings.resolve_api_key() == "sk-from-the-environment-0000"
     colab["COMETAPI_KEY"] = OTHER_KEY
-    key_sources.reset()
+    secret.reset()
     assert _settings.resolve_api_key() == OTHER_KEY  # Colab before $COMETAPI_KEY
     (tmp_path / ".env").write_text(f"COMETAPI_KEY={FAKE_KEY}\n")
     assert _settings.resolve_api_key() == FAKE_KEY  # .env before Colab
