@@ -179,7 +179,7 @@ def drain_previews(timeout: float = 120.0) -> None:
     """Wait until the history's background previews are made (when cometnb made any)."""
     queue = sys.modules.get("cometnb._storage.preview_queue")
     if queue is not None:
-        queue.QUEUE.drain(timeout)
+        queue.previews().drain(timeout)
 
 
 def need(module: str) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib as _importlib
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core import hooks as _hooks
+from cometnb._core import session as _session
 from cometnb._version import __version__
 
 if TYPE_CHECKING:
@@ -139,6 +139,12 @@ def _install_views() -> None:
     install()
 
 
+def _ensure_preview(original: Any, preview: Any) -> bytes | None:
+    from cometnb._storage.preview_queue import ensure_preview
+
+    return ensure_preview(original, preview)
+
+
 def _history_at(path: Any) -> Any:
     from cometnb._storage.folder import history
 
@@ -151,11 +157,20 @@ def _default_runner(history: Any) -> Any:
     return Client(history=history)
 
 
-# The lower layers display and re-run through these hooks, so they never import the views or
-# the client; both load on first use.
-_hooks.install_view_loader(_install_views)
-_hooks.install_runner_factory(_default_runner)
-_hooks.install_history_lookup(_history_at)
+def _new_session() -> _session.Session:
+    """A session wired to this package: the lower layers display, re-run, find histories and
+    make previews through these services, so they never import the views, the client or the
+    storage above them; each loads on first use."""
+    return _session.Session(
+        runner_factory=_default_runner,
+        history_finder=_history_at,
+        preview_maker=_ensure_preview,
+        view_loader=_install_views,
+    )
+
+
+# Made on first use, not here: ``import cometnb`` stays light.
+_session.install(_new_session)
 
 
 def __dir__() -> list[str]:

@@ -175,7 +175,7 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
     from cometnb._core.edit_inputs import EditBody, mask, resolve_source
     from cometnb._core.generations import ApiImage, ApiResult
     from cometnb._storage.folder import History
-    from cometnb._storage.preview_queue import QUEUE
+    from cometnb._storage.preview_queue import previews
 
     ids = {"all": seed(path, count)}
     hist = History(path)
@@ -249,7 +249,7 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
             result((png(900, 600, colour), "png", 900, 600, None)),
             elapsed_s=12.0,
         )
-        QUEUE.drain(10.0)
+        previews().drain(10.0)
         ids[role] = wide.id
     missing = hist.get(ids["no_preview"])
     preview = missing.images[0].preview_path if missing else None

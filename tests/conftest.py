@@ -1,7 +1,7 @@
 """Shared fixtures: every test runs with an isolated environment, history folder and key.
 
-No globals to reset by hand: the autouse fixture puts the process settings back and points the
-default history at a temp folder, so no test can write beside the repository.
+No globals to reset by hand: each test gets a fresh session (``fresh_session``) and the
+default history points at a temp folder, so no test can write beside the repository.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cometnb._core import budget as _budget
+from cometnb._core import session as _session
 from cometnb._core import settings as _settings
+from cometnb._core.session import Session
 
 if TYPE_CHECKING:
     from cometnb._client.clients import Client
@@ -41,15 +42,11 @@ FAKE_KEY = "sk-cometnb-test-7f3a9c2e51d04b86a1e0"
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No real key, no real URL, default history under tmp_path; fresh settings."""
+    """No real key, no real URL, default history under tmp_path."""
     for var in (_settings.KEY_ENV, _settings.BASE_URL_ENV, _settings.HISTORY_ENV):
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "history"
     monkeypatch.setenv(_settings.HISTORY_ENV, str(home))
-    monkeypatch.setattr(_settings, "_active", _settings.Settings())
-    monkeypatch.setattr(_settings, "_session_key", None)
-    monkeypatch.setattr(_settings, "_simulator_url", None)
-    _budget.session.reset()  # the session's spend, which CometImg.budget caps
     # A .env in the checkout (a developer's own key) must never reach a test: look beside the
     # test instead, where tests that want one write it.
     from cometnb._core import secret
@@ -57,6 +54,21 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setattr(secret, "dotenv_folder", tmp_path)
     secret.reset()
     return home
+
+
+@pytest.fixture(autouse=True)
+def fresh_session() -> Iterator[Session]:
+    """A new session for each test (settings, key, ledger, histories, loop thread, previews):
+    nothing to reset by hand; its threads are stopped after the test."""
+    import cometnb
+
+    made = cometnb._new_session()
+    previous = _session.install(made)
+    try:
+        yield made
+    finally:
+        _session.install(previous)
+        made.close()
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ LOGGERS = (
     "httpcore.proxy",
     "httpcore.socks",
 )
-_installed = False
 _install_lock = threading.Lock()
 
 
@@ -58,10 +57,8 @@ class RedactSecrets(logging.Filter):
 
 def install() -> None:
     """Add :class:`RedactSecrets` to :data:`LOGGERS` (once per process)."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
+    with _install_lock:  # the loggers' own filters say whether it is installed: no flag
         for name in LOGGERS:
-            logging.getLogger(name).addFilter(RedactSecrets())
-        _installed = True
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+                logger.addFilter(RedactSecrets())

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
+from cometnb._core.session import current
+
 __all__ = ["LoopThread", "loop_thread"]
 
 T = TypeVar("T")
@@ -147,14 +149,6 @@ class _BlockingCall(Generic[T]):
             self.coro.close()
 
 
-_shared: LoopThread | None = None
-_shared_lock = threading.Lock()
-
-
 def loop_thread() -> LoopThread:
-    """The process-wide private loop thread (one daemon thread, created lazily)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = LoopThread()
-        return _shared
+    """The session's private loop thread (one daemon thread, created lazily)."""
+    return current().part(LoopThread)

@@ -1,7 +1,7 @@
 """Budget guards: check a cell's whole estimate before the first request, and during a run
 refuse requests not yet sent once what is left cannot cover them.
 
-* :data:`session` — this kernel's spend so far (every request cometnb finished in this process).
+* :func:`ledger` — this kernel's spend so far (every request cometnb finished in this session).
 * :func:`check_before` — the whole estimate against ``CometImg.budget`` (session cap),
   ``--budget`` (cell cap) and ``CometImg.confirm_above`` (unless ``--yes``).
 * :class:`SpendGuard` — used by the grid runner: before sending a request it reserves the
@@ -21,6 +21,7 @@ from typing import Any
 from cometnb._core import settings as _settings
 from cometnb._core.errors import BudgetError
 from cometnb._core.prices import Cost, format_spend, format_usd, from_nanos, to_nanos
+from cometnb._core.session import current
 
 __all__ = [
     "BUDGET_MEANING",
@@ -31,8 +32,8 @@ __all__ = [
     "check_before",
     "confirm_above",
     "guard_requests",
+    "ledger",
     "pre_admitted",
-    "session",
     "session_budget",
 ]
 
@@ -137,7 +138,17 @@ class Ledger:
         return text
 
 
-session = Ledger()
+def ledger() -> Ledger:
+    """This session's spend (the session owns it: a fresh session starts at $0)."""
+    return current().part(Ledger)
+
+
+def __getattr__(name: str) -> Ledger:
+    # ``budget.session`` for the client's storing step until the client restructuring lands
+    # (it then calls :func:`ledger`); a module attribute would be a second, stale ledger.
+    if name == "session":
+        return current().part(Ledger)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def session_budget() -> float | None:
@@ -176,7 +187,7 @@ class BudgetLimits:
 
 
 def budget_note(
-    budget: float | None, ledger: Ledger = session, *, just_set: bool = False
+    budget: float | None, ledger: Ledger | None = None, *, just_set: bool = False
 ) -> str | None:
     """One line when a session budget leaves nothing because this session already spent it;
     ``None`` otherwise. ``just_set``: said as ``%config CometImg.budget = 0.05`` runs after
@@ -188,6 +199,7 @@ def budget_note(
         >>> budget_note(0.05, spent, just_set=True)  # doctest: +ELLIPSIS
         'budget $0.05 set after $0.10 was already spent this session: nothing left; ...'
     """
+    ledger = ledger if ledger is not None else current().part(Ledger)
     spent = ledger.usd
     if budget is None or spent < budget:
         return None
@@ -239,7 +251,7 @@ def check_before(
     cell_budget: float | None,
     confirm_above: float | None,
     yes: bool,
-    ledger: Ledger = session,
+    ledger: Ledger | None = None,
 ) -> Cost:
     """Refuse, before the first request, what would pass a budget; returns the total estimate.
 
@@ -247,6 +259,7 @@ def check_before(
     on) when the total would pass a cap, when a cost is unknown while a cap is set, or when the
     total is above ``confirm_above`` and ``yes`` is not given.
     """
+    ledger = ledger if ledger is not None else current().part(Ledger)
     total = Cost.total(estimates)
     count = len(estimates)
     what = f"{count} requests" if count != 1 else "this request"
@@ -298,7 +311,7 @@ def guard_requests(
     cell_budget: float | None,
     confirm_above: float | None,
     yes: bool,
-    ledger: Ledger = session,
+    ledger: Ledger | None = None,
 ) -> SpendGuard | None:
     """:func:`check_before` on the requests' estimates, then the guard that admits each one
     when its turn comes (``None`` when no cap is set). Raises :class:`BudgetError`.
@@ -343,16 +356,16 @@ class SpendGuard:
         self,
         limits: BudgetLimits,
         *,
-        ledger: Ledger = session,
+        ledger: Ledger | None = None,
         estimates: Mapping[int, Cost] | None = None,
     ) -> None:
         self.limits = limits
-        self.ledger = ledger
+        self.ledger = ledger if ledger is not None else current().part(Ledger)
         # Estimates already made for the whole-cell check, by id() of the request object.
         self._estimates: dict[int, Cost] = dict(estimates or {})
         # The ledger's lock: admitting reads the session's spend and reserves atomically,
         # also against other guards (another thread's generate, a panel task).
-        self._lock = ledger.lock
+        self._lock = self.ledger.lock
         self._spent = 0.0  # settled in this run
         self._reserved = 0.0  # estimates of this run's requests in flight
         self.skipped = 0

@@ -430,9 +430,9 @@ def _from_variable(
 
 def _from_history(ref: str, k: str | None, history: HistoryLookup | None, label: str) -> ImageInput:
     if history is None:
-        from cometnb._core.lookups import active_history
+        from cometnb._core.session import active_history
 
-        history = active_history()  # the package root installs the active History
+        history = active_history()  # the package root injects the history finder
     if history is None:
         raise ValidationError(
             f"image source {label} needs a history to look it up in", field="image"

@@ -180,14 +180,14 @@ class GeneratedImage:
             pass
         if self.path is None or self.preview_path == self.path:
             return None
-        from cometnb._core.preview_hook import missing_preview
+        from cometnb._core.session import missing_preview
 
         return missing_preview(self.path, self.preview_path)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        from cometnb._core import display
+        from cometnb._core.session import render
 
-        return {"text/html": display.render("image", self), "text/plain": repr(self)}
+        return {"text/html": render("image", self), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "in memory"
@@ -279,9 +279,9 @@ class Generation:
         return self
 
     def _repr_html_(self) -> str:
-        from cometnb._core import display
+        from cometnb._core.session import render
 
-        return display.render("generation", self)
+        return render("generation", self)
 
     def __repr__(self) -> str:
         state = f"{len(self.images)} image(s)" if self.ok else f"{self.state}: {self.error}"
@@ -562,9 +562,9 @@ class Grid:
         raise KeyError(coords)
 
     def _repr_html_(self) -> str:
-        from cometnb._core import display
+        from cometnb._core.session import render
 
-        return display.render("grid", self)
+        return render("grid", self)
 
     def __repr__(self) -> str:
         done = sum(1 for c in self.cells if c.generation is not None)

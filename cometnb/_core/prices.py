@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import re
@@ -523,22 +524,17 @@ def _has(price: ModelPrice, key: str) -> bool:
     return bool(value) if key == "per_image" else value is not None
 
 
-_builtin: PriceTable | None = None
-
-
 _cache: dict[tuple[Any, ...], PriceTable] = {}
 
 
 _lock = threading.Lock()
 
 
+@functools.cache  # the shipped file does not change while the process runs
 def builtin_table() -> PriceTable:
     """The table shipped with cometnb (API_FACTS.md §8)."""
-    global _builtin
-    if _builtin is None:
-        data = json.loads(BUILTIN_PATH.read_text(encoding="utf-8"))
-        _builtin = PriceTable.from_dict(data, origin="built-in")
-    return _builtin
+    data = json.loads(BUILTIN_PATH.read_text(encoding="utf-8"))
+    return PriceTable.from_dict(data, origin="built-in")
 
 
 def load_table(path: str | Path, *, origin: str | None = None) -> PriceTable:

@@ -9,6 +9,7 @@ either keeps the file byte for byte or drops the store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -368,22 +369,15 @@ def _parse(stream: BinaryIO) -> ContentCredentials | None:
     return credentials_from_report(report)
 
 
-_context_made: Any = None
-
-
 _read_lock = threading.Lock()
 
 
+@functools.cache  # one per process: a fixed reading policy, no state
 def _context() -> Any:
     """Settings for every read: nothing is fetched (no remote manifest, no OCSP)."""
-    global _context_made
-    if _context_made is None:
-        import c2pa
+    import c2pa
 
-        _context_made = c2pa.Context.from_dict(
-            {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
-        )
-    return _context_made
+    return c2pa.Context.from_dict({"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}})
 
 
 def credentials_from_report(report: Mapping[str, Any]) -> ContentCredentials:

@@ -14,6 +14,7 @@ from pathlib import Path
 from cometnb._core.byte_limits import DEFAULT_LIMITS, ByteLimits
 from cometnb._core.errors import ValidationError, register_secret
 from cometnb._core.secret import MIN_KEY_CHARS, Secret, find_key
+from cometnb._core.session import current
 
 __all__ = [
     "Effective",
@@ -69,26 +70,28 @@ class Settings:
     )
 
 
-_active = Settings()
-
-
-_session_key: str | None = None
-
-
-# Keyless demo mode: the URL of cometnb.sim's background simulator (set by
-# ``sim.use_if_keyless``). Kept apart from ``_active`` so the magic copying its traits does not
-# erase it; a key set with ``set_session_key`` ends it.
-_simulator_url: str | None = None
-
-
 def active() -> Settings:
-    """The settings in force for this process (the magic keeps them in sync with ``%config``)."""
-    return _active
+    """The settings in force for this session (the magic keeps them in sync with ``%config``)."""
+    return current().part(Settings)
+
+
+def simulator_url() -> str | None:
+    """The keyless simulator's URL when it answers (``cometnb.sim.use_if_keyless``)."""
+    return current().simulator_url
+
+
+def use_simulator(url: str | None) -> None:
+    """Send requests to the keyless simulator at ``url`` (``None``: stop doing so)."""
+    current().simulator_url = url
+
+
+def session_key() -> str | None:
+    """The key ``%cometimg_key`` holds for this session (in memory only), if any."""
+    return current().session_key
 
 
 def set_session_key(key: str | None) -> None:
     """Hold a key in memory for this process only (what ``%cometimg_key`` does)."""
-    global _session_key, _simulator_url
     key = key.strip() if key and key.strip() else None
     if key is not None and len(key) < MIN_KEY_CHARS:
         raise ValidationError(
@@ -97,16 +100,18 @@ def set_session_key(key: str | None) -> None:
             field="api_key",
             hint="Copy the whole key from the CometAPI console (it starts with sk-).",
         )
-    _session_key = key
-    _simulator_url = None  # a key of the user's own leaves the keyless simulator
-    register_secret(_session_key)
+    session = current()
+    session.session_key = key
+    session.simulator_url = None  # a key of the user's own leaves the keyless simulator
+    register_secret(key)
 
 
 def _configured_key() -> str | None:
     """``%cometimg_key``, then a ``.env`` file beside the notebook, then Colab's secrets, then
     ``$COMETAPI_KEY`` (:mod:`cometnb._core.secret`): the one order every caller uses."""
-    if _session_key:
-        return _session_key
+    held = current().session_key
+    if held:
+        return held
     from cometnb._core.secret import find_key
 
     found = find_key()
@@ -132,7 +137,7 @@ def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
 def resolve_base_url(explicit: str | None = None) -> str:
     """``Client(base_url=…)``, ``CometImg.base_url``, ``$COMETAPI_BASE_URL``, then the default."""
     env = os.environ.get(BASE_URL_ENV)
-    url = explicit or _active.base_url or _simulator_url or env or DEFAULT_BASE_URL
+    url = explicit or active().base_url or simulator_url() or env or DEFAULT_BASE_URL
     return url.rstrip("/")
 
 
@@ -149,7 +154,7 @@ def generations_url(base_url: str | None = None) -> str:
 
 def resolve_history_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """``CometImg.history_dir``, then ``$COMETNB_HISTORY``, then ``./cometnb-history``."""
-    raw = explicit or _active.history_dir or os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY_DIR
+    raw = explicit or active().history_dir or os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY_DIR
     return Path(raw).expanduser()
 
 
@@ -175,10 +180,10 @@ def key_origin(explicit: str | None = None) -> str:
     """
     if explicit:
         return "Client(api_key=…)"
-    session = _session_key
-    if _simulator_url:  # a key of the user's own clears the simulator URL
+    session = current()
+    if session.simulator_url:  # a key of the user's own clears the simulator URL
         return "none: the offline simulator answers (synthetic images, nothing billed)"
-    if session:
+    if session.session_key:
         return "%cometimg_key (held in memory)"
     found = find_key()
     if found is not None:
@@ -193,7 +198,7 @@ def effective_settings() -> list[Effective]:
     in_force = active()
     if in_force.base_url:
         url_source = "CometImg.base_url"
-    elif _simulator_url:
+    elif simulator_url():
         url_source = "the keyless simulator (cometnb.sim.use_if_keyless)"
     elif os.environ.get(BASE_URL_ENV):
         url_source = f"${BASE_URL_ENV}"

@@ -61,9 +61,9 @@ def export(records: Sequence[Record], path: Path, *, title: str = "cometnb galle
 
 
 def _write_html(records: Sequence[Record], tmp: Path, title: str) -> None:
-    from cometnb._core import hooks
+    from cometnb._core.session import render
 
-    tmp.write_text(hooks.render("gallery", records, title), encoding="utf-8")
+    tmp.write_text(render("gallery", records, title), encoding="utf-8")
 
 
 def _write_jsonl(records: Sequence[Record], tmp: Path, title: str) -> None:

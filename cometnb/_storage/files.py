@@ -14,10 +14,11 @@ import re
 import secrets
 import stat
 import tempfile
-import threading
 import time
 import unicodedata
 from pathlib import Path
+
+from cometnb._core.session import current
 
 __all__ = [
     "atomic_write",
@@ -126,25 +127,22 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         _fsync_dir(path.parent)
 
 
-_unsaved_lock = threading.Lock()
-_unsaved: Path | None = None
-
-
 def keep_elsewhere(named: list[tuple[str, bytes]]) -> Path | None:
     """Last resort for billed images the history could not take (a full disk): write them to
     a private folder ``<temp dir>/cometnb-unsaved-*`` (often another filesystem) and return
-    it, or ``None`` when that fails too. One folder per process, so a grid that hits a full
+    it, or ``None`` when that fails too. One folder per session, so a grid that hits a full
     disk leaves every billed copy in the same place."""
-    global _unsaved
+    session = current()
     try:
-        with _unsaved_lock:
-            folder = _unsaved
+        with session.lock:
+            folder = session.unsaved_folder
             if (
                 folder is None
                 or not folder.is_dir()
                 or folder.parent != Path(tempfile.gettempdir())
             ):
-                folder = _unsaved = Path(tempfile.mkdtemp(prefix="cometnb-unsaved-"))  # 0700
+                folder = Path(tempfile.mkdtemp(prefix="cometnb-unsaved-"))  # 0700
+                session.unsaved_folder = folder
         for name, data in named:
             # Plain writes: the helpers the history uses are what just failed.
             (folder / name).write_bytes(data)

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from cometnb._core import hooks
 from cometnb._core.errors import CometError, ValidationError
 from cometnb._core.generations import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
+from cometnb._core.session import current, new_runner, render
 from cometnb._core.settings import resolve_history_dir
 from cometnb._storage import queries
 from cometnb._storage import repair as _repair
@@ -316,7 +316,7 @@ class History:
         request = rec.to_request().with_overrides(**overrides)  # an edit's inputs included
         if client is not None:
             return client.run(request, origin=rec.id)
-        own = hooks.new_runner(self)  # the default client, installed by the package root
+        own: Runner = new_runner(self)  # the default client, injected by the package root
         try:
             return own.run(request, origin=rec.id)
         finally:
@@ -362,7 +362,7 @@ class History:
         self._index.close()
 
     def _repr_html_(self) -> str:
-        return hooks.render("history", self.records())
+        return render("history", self.records())
 
     def __repr__(self) -> str:
         # Never raises: a repr is what a traceback or the debugger shows of a broken history.
@@ -371,10 +371,6 @@ class History:
         except Exception:  # any failure reading the index
             count = "index unreadable: run .repair()"
         return f"<History {self.path} ({count})>"
-
-
-_histories: dict[str, History] = {}
-_histories_lock = threading.Lock()
 
 
 KILLED_IN_FLIGHT = (
@@ -410,7 +406,7 @@ def _alive(pid: int) -> bool:
 
 def history(path: str | os.PathLike[str] | None = None) -> History:
     """The active :class:`History` (``CometImg.history_dir``, ``$COMETNB_HISTORY`` or
-    ``./cometnb-history``), or the one at ``path``; one instance per folder per process.
+    ``./cometnb-history``), or the one at ``path``; one instance per folder per session.
 
     Example::
 
@@ -419,8 +415,9 @@ def history(path: str | os.PathLike[str] | None = None) -> History:
         >>> h[-1]  # the latest record  # doctest: +SKIP
     """
     key = os.path.abspath(resolve_history_dir(path))
-    with _histories_lock:
-        found = _histories.get(key)
+    session = current()
+    with session.lock:
+        found = session.histories.get(key)
         if found is None:
-            found = _histories[key] = History(key)
+            found = session.histories[key] = History(key)
         return found

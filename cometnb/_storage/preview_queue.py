@@ -1,15 +1,15 @@
 """Previews made off the request path: after the record commits, or on first display.
 
-Making a 512 px preview of a 1024² photo-like PNG decodes the whole original (about 20 ms), so
-the history no longer does it before the record is committed. The record names its preview
-file up front (``previews/<id>-<i>.webp``); :data:`QUEUE` makes it on a background thread
-right after the commit, and :func:`ensure_preview` — what a view calls when the file is not
-there yet — waits for that job, or makes the preview itself when none is queued (a process
-that crashed between the commit and the preview: the record still shows, and its preview is
-made then). Nothing generated is lost either way: the original is on disk, fsynced, before
-the record that names it commits; a preview is a convenience that can always be made again,
-so it is written atomically but without fsync. The same worker then reads the original's
-Content Credentials into their cache (:mod:`cometnb._core.provenance`).
+Making a 512 px preview of a 1024² photo-like PNG decodes the whole original (about 20 ms), so the
+history no longer does it before the record is committed. The record names its preview file up front
+(``previews/<id>-<i>.webp``); the session's queue (:func:`previews`) makes it on a background thread
+right after the commit, and :func:`ensure_preview` — what a view calls when the file is not there
+yet — waits for that job, or makes the preview itself when none is queued (a process that crashed
+between the commit and the preview: the record still shows, and its preview is made then). Nothing
+generated is lost either way: the original is on disk, fsynced, before the record that names it
+commits; a preview is a convenience that can always be made again, so it is written atomically but
+without fsync. The same worker then reads the original's Content Credentials into their cache
+(:mod:`cometnb._core.provenance`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from cometnb._core import preview_hook
 from cometnb._core.errors import CometError
+from cometnb._core.session import current
 from cometnb._core.settings import active
 from cometnb._storage import files as _files
 
-__all__ = ["QUEUE", "PreviewJob", "PreviewQueue", "ensure_preview", "make_preview_file"]
+__all__ = ["PreviewJob", "PreviewQueue", "ensure_preview", "make_preview_file", "previews"]
 
 log = logging.getLogger("cometnb")
 _WAIT_S = 10.0  # at most this long a view waits for a queued preview before making its own
@@ -65,8 +65,8 @@ class PreviewQueue:
 
     Example::
 
-        >>> QUEUE.submit([PreviewJob(original, target, 512)])  # doctest: +SKIP
-        >>> QUEUE.drain(5.0)  # doctest: +SKIP
+        >>> previews().submit([PreviewJob(original, target, 512)])  # doctest: +SKIP
+        >>> previews().drain(5.0)  # doctest: +SKIP
         True
     """
 
@@ -103,6 +103,16 @@ class PreviewQueue:
             events = list(self._pending.values())
         return all(event.wait(timeout) for event in events)
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Make what is queued, then end the workers (a session's end)."""
+        self.drain(timeout)
+        with self._lock:
+            threads, self._threads = self._threads, []
+            for _ in threads:
+                self._jobs.put(None)
+        for thread in threads:
+            thread.join(timeout)
+
     def _work(self) -> None:
         # Below the request path: on Linux a thread has its own nice value, so a busy machine
         # gives the cores to decoding and storing answers first (previews can wait a moment).
@@ -135,23 +145,27 @@ def _read_credentials_ahead(source: Path) -> None:
         log.info("cometnb: could not read the Content Credentials of %s", source)
 
 
-QUEUE = PreviewQueue()
-# Previews still queued at exit are made first (a second or so at most): otherwise the next
-# session makes them on first display, which is also fine.
-atexit.register(QUEUE.drain, 5.0)
+def previews() -> PreviewQueue:
+    """The session's preview queue (its worker threads start with the first job)."""
+    return current().part(PreviewQueue)
+
+
+def _drain_at_exit() -> None:
+    # Previews still queued at exit are made first (a second or so at most): otherwise the next
+    # session makes them on first display, which is also fine.
+    previews().drain(5.0)
+
+
+atexit.register(_drain_at_exit)
 
 
 def ensure_preview(source: Path, target: Path, max_px: int | None = None) -> bytes | None:
     """The preview at ``target``: read, waited for (queued), or made and written now."""
     if not target.exists():
-        QUEUE.wait(target)
+        previews().wait(target)
     try:
         return target.read_bytes()
     except OSError:
         pass
     px = max_px if max_px is not None else active().thumbnail_px
     return make_preview_file(PreviewJob(source, target, px))
-
-
-# Records' images ask the core for previews the history has not written yet.
-preview_hook.install(ensure_preview)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core import errors as _errors
-from cometnb._core import hooks
 from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.generations import GeneratedImage, Generation, ImageRequest, Status
 from cometnb._core.protocols import Runner
+from cometnb._core.session import render
 from cometnb._core.text import clip
 from cometnb._storage import files as _files
 from cometnb._storage.index import IndexRow
@@ -448,7 +448,7 @@ class Record:
         }
 
     def _repr_html_(self) -> str:
-        return hooks.render("record", self)
+        return render("record", self)
 
     def __repr__(self) -> str:
         prompt = clip(self.prompt, 40)
@@ -508,7 +508,7 @@ class Comparison:
         return split_settings(self.records)[0]
 
     def _repr_html_(self) -> str:
-        return hooks.render("compare", self.records)
+        return render("compare", self.records)
 
     def __repr__(self) -> str:
         return f"<Comparison of {len(self.records)} records; differing: {sorted(self.differing)}>"

@@ -13,12 +13,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cometnb._core import hooks
 from cometnb._core.edit_inputs import EditBody, ImageInput, resolve_source
 from cometnb._core.errors import ValidationError
 from cometnb._core.generations import GeneratedImage, Generation, ImageRequest
-from cometnb._core.lookups import history_at
 from cometnb._core.protocols import Runner
+from cometnb._core.session import history_at, new_runner
 from cometnb._storage import files as _files
 
 __all__ = [
@@ -222,7 +221,7 @@ def edit_record(
     ref = f"@{record.id}:{index}" if index else f"@{record.id}"
     source = resolve_source(ref, history=owner)
     request = ImageRequest(prompt, model, images=[source], mask=mask, **fields)
-    runner = client if client is not None else hooks.new_runner(owner)
+    runner = client if client is not None else new_runner(owner)
     try:
         return runner.run(request)
     finally:

@@ -25,7 +25,7 @@ from cometnb._core.settings import active
 from cometnb._storage import files as _files
 from cometnb._storage import repair as _repair
 from cometnb._storage.index import Index
-from cometnb._storage.preview_queue import QUEUE, PreviewJob
+from cometnb._storage.preview_queue import PreviewJob, previews
 from cometnb._storage.records import (
     IMAGES,
     PREVIEWS,
@@ -102,7 +102,7 @@ class HistoryWriter:
             **self._lineage(request),
         }
         record = self._commit(record_id, created, body, "ok", tags, doc)
-        QUEUE.submit(jobs)  # previews after the commit, off the request path
+        previews().submit(jobs)  # previews after the commit, off the request path
         return record
 
     def record_failure(

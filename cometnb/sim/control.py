@@ -311,7 +311,7 @@ def use_if_keyless(quiet: bool = False, latency: float | None = None) -> str:
     """Point cometnb at a background simulator when no API key is configured.
 
     Returns ``"real"`` (a key was found; nothing changes) or ``"simulator"``. The simulator's
-    URL goes to ``_settings._simulator_url`` rather than ``active().base_url``, which the magic
+    URL goes to the session's ``simulator_url`` rather than ``active().base_url``, which the magic
     overwrites with its traits before every cell; setting a key (``%cometimg_key``) ends it.
     ``latency`` is how long each image takes, in seconds (default ``$COMETNB_SIM_LATENCY``,
     else 0: instant); the demo uses a few seconds so progress and Cancel can be seen.
@@ -327,8 +327,8 @@ def use_if_keyless(quiet: bool = False, latency: float | None = None) -> str:
     if key and key != PLACEHOLDER_KEY:  # the placeholder is ours from an earlier call
         return "real"
     server = _background_server(keyless_latency(latency))
-    _settings.set_session_key(PLACEHOLDER_KEY)  # first: setting a key clears _simulator_url
-    _settings._simulator_url = server.base_url
+    _settings.set_session_key(PLACEHOLDER_KEY)  # first: setting a key clears the URL
+    _settings.use_simulator(server.base_url)
     if not quiet:
         print(
             "No CometAPI key found: using cometnb's offline simulator at "
@@ -354,9 +354,9 @@ def leave_simulator() -> bool:
     """
     from cometnb._core import settings as _settings
 
-    changed = _settings._simulator_url is not None
-    _settings._simulator_url = None
-    if _settings._session_key == PLACEHOLDER_KEY:
+    changed = _settings.simulator_url() is not None
+    _settings.use_simulator(None)
+    if _settings.session_key() == PLACEHOLDER_KEY:
         _settings.set_session_key(None)
         changed = True
     return changed

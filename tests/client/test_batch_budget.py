@@ -10,7 +10,7 @@ import pytest
 
 from cometnb._client.batch_run import batch, run_batch
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetLimits, SpendGuard, session
+from cometnb._core.budget import BudgetLimits, SpendGuard, ledger
 from cometnb._core.errors import BudgetError
 from cometnb._core.generations import ImageRequest
 from cometnb._core.prices import estimate
@@ -55,7 +55,7 @@ def test_a_batch_over_the_session_budget_is_refused_before_anything_is_sent(
     assert "CometImg.budget" in text
     each = [estimate(ImageRequest(p, **FIELDS)).usd for p in CATALOGUE[:4]]  # type: ignore[arg-type]
     assert info.value.estimate_usd == pytest.approx(sum(u or 0.0 for u in each))
-    assert session.reserved == 0.0 and session.requests == 0
+    assert ledger().reserved == 0.0 and ledger().requests == 0
     states = BatchStore(hist.path).states("shop")
     assert all(s.state == "pending" for s in states.values())  # nothing marked as sent
 
@@ -66,7 +66,7 @@ def test_a_resumed_batch_is_checked_on_what_it_will_send_not_on_what_is_done(
     client = _client(sim, hist)
     first = batch(CATALOGUE[:4], name="shop", client=client, progress=False, **FIELDS)
     assert first.counts()["done"] == 4
-    spent = session.usd
+    spent = ledger().usd
     # Enough for the two new items, far from enough for all six.
     _settings.active().budget = spent + 2.5 * _each()
     mark = sim.request_count
@@ -85,7 +85,7 @@ def test_items_the_budget_stops_midway_stay_pending_and_are_sent_next_time(
     guards: list[SpendGuard] = []
 
     def tight(requests: object) -> SpendGuard:
-        guards.append(SpendGuard(BudgetLimits(cell_budget=2.5 * _each()), ledger=session))
+        guards.append(SpendGuard(BudgetLimits(cell_budget=2.5 * _each()), ledger=ledger()))
         return guards[-1]
 
     b = run_batch(

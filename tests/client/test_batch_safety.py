@@ -22,7 +22,7 @@ import pytest
 from cometnb._client.batch_run import batch, run_batch
 from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetLimits, SpendGuard, session
+from cometnb._core.budget import BudgetLimits, SpendGuard, ledger
 from cometnb._core.errors import BudgetError
 from cometnb._core.generations import ImageRequest
 from cometnb._core.prices import estimate
@@ -62,7 +62,7 @@ def test_a_billed_answer_whose_store_failed_is_not_sent_again(
         CATALOGUE[:2], name="disk", client=client, progress=False, concurrency=1, **FIELDS
     )
     print("after run 1:", first, [first.state(i) for i in first.items])
-    print("ledger after run 1:", session.usd, "error:", first.to_dataframe()["error"][0])
+    print("ledger after run 1:", ledger().usd, "error:", first.to_dataframe()["error"][0])
     mark = sim.request_count
     again = batch(CATALOGUE[:2], name="disk", client=client, progress=False, **FIELDS)
     print("sent by run 2:", sent(sim, mark))
@@ -124,7 +124,7 @@ def test_an_item_the_budget_stops_is_pending_even_if_it_failed_before(
     assert [first.state(i) for i in first.items] == ["failed", "done", "done", "done"]
 
     def nothing_left(requests: object) -> SpendGuard:  # the budget stops every item
-        return SpendGuard(BudgetLimits(cell_budget=0.0), ledger=session)
+        return SpendGuard(BudgetLimits(cell_budget=0.0), ledger=ledger())
 
     b = run_batch(
         CATALOGUE, name="b", client=client, progress=False, check=nothing_left, defaults=FIELDS
@@ -148,7 +148,7 @@ def test_resent_after_interrupt_lists_only_items_actually_sent(
     store.mark("r", keys[0], "uncertain", error=KILLED_IN_FLIGHT)  # as a kill -9 leaves it
 
     def nothing_left(requests: object) -> SpendGuard:
-        return SpendGuard(BudgetLimits(cell_budget=0.0), ledger=session)
+        return SpendGuard(BudgetLimits(cell_budget=0.0), ledger=ledger())
 
     client = client_for(sim, hist)
     b = run_batch(
@@ -248,7 +248,7 @@ def test_an_unusable_key_stops_the_batch_charges_nothing_and_sends_nothing(
 ) -> None:
     client = Client(api_key="sk-abc def", base_url=sim.base_url, history=hist)
     b = batch(CATALOGUE, name="key", client=client, progress=False, concurrency=1, **FIELDS)
-    assert sim.request_count == 0 and session.usd == 0.0 and hist.spend() == 0.0
+    assert sim.request_count == 0 and ledger().usd == 0.0 and hist.spend() == 0.0
     assert b.counts() == {"done": 0, "failed": 1, "uncertain": 0, "pending": 3}
     assert b.notes[0].startswith("Stopped early: The API key contains a space")
 

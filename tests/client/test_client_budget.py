@@ -12,7 +12,7 @@ from conftest import FAKE_KEY
 from cometnb._client.async_client import AsyncClient
 from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
-from cometnb._core.budget import session
+from cometnb._core.budget import ledger
 from cometnb._core.errors import BudgetError
 from cometnb._core.generations import ImageRequest
 from cometnb._core.prices import estimate
@@ -46,7 +46,7 @@ def test_generate_over_the_session_budget_is_refused_before_sending(
     text = str(err)
     assert "this request would cost ≈ $0.21" in text and "$0.01 left" in text
     assert "nothing was sent" in text and "CometImg.budget" in text
-    assert session.requests == 0 and session.reserved == 0.0
+    assert ledger().requests == 0 and ledger().reserved == 0.0
 
 
 def test_unknown_cost_model_is_refused_while_a_budget_is_set(
@@ -62,8 +62,8 @@ def test_generate_within_the_budget_runs_and_counts(client: Client, sim: SimServ
     _settings.active().budget = 1.0
     gen = client.generate(PROMPT, **LOW)
     assert gen.ok and sim.request_count == 1
-    assert session.usd == pytest.approx(gen.cost.usd)
-    assert session.reserved == 0.0  # the reservation became the actual cost
+    assert ledger().usd == pytest.approx(gen.cost.usd)
+    assert ledger().reserved == 0.0  # the reservation became the actual cost
 
 
 def test_generate_many_checks_the_whole_estimate_first(client: Client, sim: SimServer) -> None:
@@ -96,7 +96,7 @@ def test_generate_many_stops_sending_once_the_budget_cannot_cover_the_next(
     assert isinstance(stopped.error, BudgetError) and "not sent" in str(stopped.error)
     assert stopped.cost.usd == 0.0 and stopped.record_id is None
     assert len(hist) == 2  # nothing recorded for the request that was not sent
-    assert session.reserved == 0.0
+    assert ledger().reserved == 0.0
 
 
 def test_async_client_refuses_too(sim: SimServer, hist: History) -> None:

@@ -439,7 +439,7 @@ def test_new_signed_images_are_read_in_the_background(
     hist: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cometnb import Client
-    from cometnb._storage.preview_queue import QUEUE
+    from cometnb._storage.preview_queue import previews
     from cometnb.sim import SimServer
 
     with (
@@ -447,7 +447,7 @@ def test_new_signed_images_are_read_in_the_background(
         Client(api_key="sk-sim-any-key-123456", base_url=sim.base_url, history=hist) as c,
     ):
         gen = c.generate("a signed harbour", model="gpt-image-1-mini", n=2)
-    assert QUEUE.drain(30.0)
+    assert previews().drain(30.0)
     calls: list[Any] = []
     monkeypatch.setattr(cc_mod, "_parse", lambda stream: calls.append(stream))
     rec = hist.get(gen.record_id)

@@ -9,6 +9,7 @@ from conftest import FAKE_KEY
 
 from cometnb._core import settings
 from cometnb._core import settings as _settings
+from cometnb._core.session import Session
 
 
 def _by_name() -> dict[str, settings.Effective]:
@@ -25,9 +26,9 @@ def test_defaults_resolve_to_real_values(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert found["api key"].source.startswith("not set")
 
 
-def test_keyless_simulator_shows_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_settings, "_simulator_url", "http://127.0.0.1:5555/v1")
-    monkeypatch.setattr(_settings, "_session_key", "sim-offline-placeholder-key")
+def test_keyless_simulator_shows_its_url(fresh_session: Session) -> None:
+    fresh_session.simulator_url = "http://127.0.0.1:5555/v1"  # the test's own session
+    fresh_session.session_key = "sim-offline-placeholder-key"
     found = _by_name()
     assert found["base_url"].value == "http://127.0.0.1:5555/v1"
     assert "simulator" in found["base_url"].source

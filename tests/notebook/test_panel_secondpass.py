@@ -22,7 +22,7 @@ from test_widget import WAIT_S, generate, text_of, wait_until
 from test_widget import live as live  # the fixture: the simulator and a session key
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import session
+from cometnb._core.budget import ledger
 from cometnb._core.edit_inputs import mask
 from cometnb._notebook.panel_form import START_QUALITY
 from cometnb._notebook.panel_history import ERROR_EXCERPT, FAILED_ONLY, HistoryBrowser
@@ -337,7 +337,7 @@ def test_a_fresh_panel_asks_for_medium_and_default_quality_is_explained(p: Panel
 
 def test_cancel_drops_the_queue_and_charges_nothing_unsent(p: Panel, sim: SimServer) -> None:
     sim.fault("hang", seconds=5)
-    spent = session.usd
+    spent = ledger().usd
     p.prompt.value, p.model.value = "a request that never answers", "gpt-image-1-mini"
     p.generate_button.click()
     wait_until(lambda: sim.request_count >= 1)
@@ -354,7 +354,7 @@ def test_cancel_drops_the_queue_and_charges_nothing_unsent(p: Panel, sim: SimSer
     assert [t.state for t in p.tasks.done[-3:]] == ["cancelled"] * 3
     sent = history()[-1]
     assert sent.status == "cancelled" and sent.cost.usd and sent.cost.usd > 0
-    assert session.usd == pytest.approx(spent + sent.cost.usd)  # it may have been billed
+    assert ledger().usd == pytest.approx(spent + sent.cost.usd)  # it may have been billed
 
 
 def test_a_cancel_before_the_post_is_not_charged(p: Panel, sim: SimServer) -> None:
@@ -362,7 +362,7 @@ def test_a_cancel_before_the_post_is_not_charged(p: Panel, sim: SimServer) -> No
     import cometnb._client.base as base
     from cometnb._client.steps import Sleep
 
-    spent = session.usd
+    spent = ledger().usd
     real = base.request_steps
 
     waiting = threading.Event()
@@ -387,7 +387,7 @@ def test_a_cancel_before_the_post_is_not_charged(p: Panel, sim: SimServer) -> No
     rec = history()[-1]
     assert rec.status == "cancelled" and rec.prompt == "never leaves"
     assert rec.cost.usd == 0 and "cancelled before sending" in rec.cost.basis
-    assert session.usd == pytest.approx(spent) and sim.request_count == 0
+    assert ledger().usd == pytest.approx(spent) and sim.request_count == 0
 
 
 # --- 10. Other processes' records, without Refresh --------------------------------------------

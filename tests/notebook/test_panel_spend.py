@@ -10,7 +10,7 @@ import pytest
 from test_widget import WAIT_S, generate, text_of
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import session
+from cometnb._core.budget import ledger
 from cometnb.widget import Panel, panel
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def test_session_spend_follows_what_ran(p: Panel, sim: SimServer) -> None:
     generate(p, "a paper boat", model="gpt-image-2", size="1024x1024", quality="low")
     assert sim.request_count == 1
     spent = p.generations[-1].cost.usd
-    assert spent is not None and session.usd == pytest.approx(spent)
+    assert spent is not None and ledger().usd == pytest.approx(spent)
     assert "<$0.01 this session" in text_of(p.spend.widget)
 
 

@@ -11,7 +11,7 @@ import pytest
 from test_magic import Recorder, assert_short_error, configure, recorder, run
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import session
+from cometnb._core.budget import ledger
 from cometnb._core.errors import BudgetError
 from cometnb._core.generations import Generation, Grid
 from cometnb._core.prices import builtin_table, gpt_image_2_tokens, prompt_tokens
@@ -129,7 +129,7 @@ def test_session_budget_spans_cells(
     result, out = run(ip, capsys, cell)  # $0.0118 spent: $0.0032 is not enough for a third
     assert_short_error(result, out, BudgetError, "session budget", "$0.003 left")
     assert sim.request_count == 2
-    assert session.usd == pytest.approx(2 * _low())
+    assert ledger().usd == pytest.approx(2 * _low())
 
 
 def test_confirm_above_needs_yes(
@@ -286,7 +286,7 @@ def test_a_budget_set_below_what_the_session_spent_is_explained_in_one_line(
     """The issue's case: $0.10 spent, then ``%config CometImg.budget = 0.05``."""
     for _ in range(2):
         run(ip, capsys, f"%%cometimg -m gpt-image-2 -s 1024x1024 -q medium\n{PROMPT}")
-    spent = session.usd
+    spent = ledger().usd
     assert 0.10 <= spent < 0.12 and sim.request_count == 2
     result, out = run(ip, capsys, "%config CometImg.budget = 0.05")
     assert result.success

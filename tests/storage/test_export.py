@@ -15,7 +15,7 @@ from _history_helpers import api_result, body, image_bytes
 from PIL import Image
 
 from cometnb._core.errors import APIError, CometError, ValidationError
-from cometnb._storage.preview_queue import QUEUE
+from cometnb._storage.preview_queue import previews
 from cometnb.history import History
 
 EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -118,7 +118,7 @@ def test_zip_member_names_cannot_escape(filled: History, tmp_path: Path) -> None
 def test_missing_files_are_listed_not_fatal(filled: History, tmp_path: Path) -> None:
     img = filled[0].images[0]
     assert img.path is not None and img.preview_path is not None
-    assert QUEUE.drain(10)  # previews are made after the commit
+    assert previews().drain(10)  # previews are made after the commit
     img.path.unlink()
     img.preview_path.unlink()
     with zipfile.ZipFile(filled.export(tmp_path / "x.zip")) as zf:

@@ -28,7 +28,7 @@ from cometnb._core.errors import (
     register_secret,
 )
 from cometnb._storage import files as _files
-from cometnb._storage.preview_queue import QUEUE
+from cometnb._storage.preview_queue import previews
 from cometnb._storage.records import new_record_id
 from cometnb.history import History, Record, history
 
@@ -69,7 +69,7 @@ def test_success_stores_original_bytes_preview_and_metadata(hist: History) -> No
     assert img.path is not None and img.path.read_bytes() == original  # not re-encoded
     assert (img.format, img.width, img.height) == ("png", 1024, 768)
     assert img.preview_path is not None and img.preview_path.parent.name == "previews"
-    assert QUEUE.drain(10)  # made after the commit, off the request path
+    assert previews().drain(10)  # made after the commit, off the request path
     preview = img.preview_path.read_bytes()
     assert len(preview) < len(original) or max(img.width, img.height) <= 512
     from cometnb._core.images import inspect_image
@@ -554,7 +554,7 @@ def test_a_preview_that_cannot_be_saved_does_not_lose_the_image(
     original = image_bytes(1024, 768)
     _fail_writes(monkeypatch, "previews")
     rec = hist.record_success(body(), api_result(original), elapsed_s=1.0)
-    assert QUEUE.drain(10)
+    assert previews().drain(10)
     (img,) = rec.images
     assert img.path is not None and img.path.read_bytes() == original
     assert img.preview_path is not None and not img.preview_path.exists()

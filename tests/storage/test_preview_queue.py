@@ -16,7 +16,7 @@ from _history_helpers import api_result, body, noisy_png
 
 from cometnb._core.images import inspect_image
 from cometnb._storage import files as _files
-from cometnb._storage.preview_queue import QUEUE
+from cometnb._storage.preview_queue import previews
 from cometnb._views.cards import record_html
 from cometnb.history import History
 
@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 _CRASH = textwrap.dedent(
     """
     import os, signal, sys
-    from cometnb._storage.preview_queue import QUEUE
+    from cometnb._storage.preview_queue import previews
     from cometnb.history import History
     from cometnb._core.generations import ApiImage, ApiResult
     from cometnb._core.images import inspect_image
 
-    QUEUE.enabled = False  # the process dies right after the commit, before any preview
+    previews().enabled = False  # the process dies right after the commit, before any preview
     data = open(sys.argv[2], "rb").read()
     fmt, w, h = inspect_image(data)
     rec = History(sys.argv[1]).record_success(
@@ -84,7 +84,7 @@ def test_previews_are_made_after_the_commit_without_fsync(
     monkeypatch.setattr(os, "fsync", counting)
     hist = History(tmp_path / "hist")
     rec = hist.record_success(body(), api_result(noisy_png(1024)), elapsed_s=1.0)
-    assert QUEUE.drain(10)
+    assert previews().drain(10)
     (img,) = rec.images
     assert img.preview_path is not None and img.preview_path.suffix == ".webp"
     assert inspect_image(img.preview_path.read_bytes())[0] == "webp"
@@ -116,7 +116,7 @@ def test_the_queue_survives_an_unreadable_original(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     from cometnb._storage.preview_queue import PreviewJob
 
-    QUEUE.submit([PreviewJob(bad, target, 512)])
-    assert QUEUE.drain(10) and not target.exists()
+    previews().submit([PreviewJob(bad, target, 512)])
+    assert previews().drain(10) and not target.exists()
     _files.atomic_write(target, b"x", durable=False)
     assert target.read_bytes() == b"x"

@@ -15,7 +15,7 @@ import pytest
 from conftest import FAKE_KEY
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import session
+from cometnb._core.budget import ledger
 from cometnb._core.generations import ImageRequest
 from cometnb._core.prices import (
     Cost,
@@ -157,16 +157,16 @@ def test_a_failure_the_client_calls_maybe_billed_is_charged_its_estimate(
     else:
         assert says_billed and cost.usd == pytest.approx(_gpt2(PROMPTS[0], "low"))
         assert "may have been billed" in cost.basis
-        assert session.usd == pytest.approx(cost.usd)  # the budget counts it at its estimate
+        assert ledger().usd == pytest.approx(cost.usd)  # the budget counts it at its estimate
 
 
 def test_session_ledger_counts_every_request(sim_client: Client) -> None:
-    start = session.usd
+    start = ledger().usd
     gens = [
         sim_client.generate(p, model="gpt-image-2", size="1024x1024", quality="low")
         for p in PROMPTS
     ]
-    assert session.usd - start == pytest.approx(sum(g.cost.usd or 0 for g in gens))
+    assert ledger().usd - start == pytest.approx(sum(g.cost.usd or 0 for g in gens))
 
 
 SPEND_IN_NEW_PROCESS = """
