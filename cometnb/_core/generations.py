@@ -371,10 +371,11 @@ class ImageRequest:
 
     def validate(self) -> ImageRequest:
         """Raise :class:`ValidationError` if the model cannot take this request, or its text
-        cannot be sent (a lone surrogate, the API key: see ``guards``); return self."""
-        from cometnb._core.validation import check_text, validate_request
+        cannot be sent (a lone surrogate); return self. The API key is not looked up here: the
+        client checks the body against its key where it resolves it (``_prepare``)."""
+        from cometnb._core.validation import check_encodable, validate_request
 
-        check_text({"prompt": self.prompt, **self.fields})
+        check_encodable({"prompt": self.prompt, **self.fields})
         validate_request(self.prompt, self.model, self.fields)
         validate_edit(self.model, self.images, self.mask, self.fields)
         return self

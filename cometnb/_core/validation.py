@@ -41,7 +41,6 @@ __all__ = [
     "check_encodable",
     "check_no_key",
     "check_stored",
-    "check_text",
     "first_unencodable",
     "strings_in",
     "validate_edit",
@@ -309,14 +308,6 @@ def check_no_key(body: Mapping[str, Any], key: Secret | None) -> None:
                 field=_field_of(path),
                 hint="Remove the key from the prompt or field (check any {variable} it uses).",
             )
-
-
-def check_text(body: Mapping[str, Any]) -> None:
-    """Both checks, with the key resolved as a request would be (``ImageRequest.validate``)."""
-    from cometnb._core.settings import resolve_key
-
-    check_encodable(body)
-    check_no_key(body, resolve_key())
 
 
 def check_stored(tags: Any, origin: str | None, key: Secret | None) -> tuple[str, ...]:

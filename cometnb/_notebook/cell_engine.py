@@ -28,6 +28,7 @@ from cometnb._core.errors import AuthenticationError, CancelledError, CometError
 from cometnb._core.generations import Generation, Grid
 from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
 from cometnb._core.protocols import CellView
+from cometnb._core.validation import check_no_key
 from cometnb._notebook.cell_options import CellSpec
 from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
 
@@ -100,14 +101,17 @@ class CellEngine:
         grid = expand_grid(spec.base, spec.axes)
         for cell in grid.cells:  # per cell: whether a default applies depends on the model
             cell.request = cell.request.with_session_defaults()
+        # The key is looked up once per cell (session, .env, Colab, environment) and handed to
+        # the client, so a grid fails once, before any request, and no request looks it up again.
+        # Where it is resolved, no request may carry it (a dry run's output neither).
+        key = _settings.resolve_key()
+        for cell in grid.cells:
+            check_no_key({"prompt": cell.request.prompt, **cell.request.fields}, key)
         if spec.dry_run:
             self._dry_run(spec, grid)
             return None
         validate_grid(grid)
         _warn_model_typos(grid.cells)
-        # The key is looked up once per cell (session, .env, Colab, environment) and handed to
-        # the client, so a grid fails once, before any request, and no request looks it up again.
-        key = _settings.resolve_key()
         if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()

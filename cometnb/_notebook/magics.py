@@ -26,6 +26,8 @@ from cometnb._core import settings as _settings
 from cometnb._core.budget import BUDGET_MEANING, budget_note
 from cometnb._core.errors import redact
 from cometnb._core.generations import Generation, Grid
+from cometnb._core.session import current
+from cometnb._core.settings import Settings
 from cometnb._notebook.cell_engine import CellEngine
 from cometnb._notebook.cell_options import (
     build_spec,
@@ -128,6 +130,9 @@ class CometImg(Magics, Configurable):
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        # The magic holds the session it was loaded into (made here when nothing made it yet):
+        # its traits mirror that session's settings, from the first config applied below.
+        self.session = current()
         # Magics.__init__ appends self to shell.configurables and makes the shell the parent,
         # so %config and the shell's config files reach these traits.
         super().__init__(shell=shell, **kwargs)
@@ -189,7 +194,12 @@ class CometImg(Magics, Configurable):
             value = None  # %config CometImg.size = "" means "no default"
         if name == "model" and not value:
             value = _settings.DEFAULT_MODEL
-        setattr(_settings.active(), name, value)
+        setattr(self.settings, name, value)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force in the session this magic holds."""
+        return self.session.part(Settings)
 
     def pull_settings(self) -> None:
         """Make the traits show ``_settings.active()``, the one source of truth.
@@ -198,7 +208,7 @@ class CometImg(Magics, Configurable):
         ``base_url`` at the simulator), so the traits are refreshed from them on load, before
         each cell and before ``%config`` applies a change, instead of overwriting them.
         """
-        active = _settings.active()
+        active = self.settings
         for name in SETTING_NAMES:
             value = getattr(active, name)
             if getattr(self, name) != value:
@@ -291,7 +301,7 @@ class CometImg(Magics, Configurable):
         try:
             expand_option_braces(args, shell.user_ns)
             inputs = edit_fields(args, shell.user_ns, None)  # None: @-1 uses the active history
-            spec = build_spec(args, cell, shell.user_ns, _settings.active(), inputs)
+            spec = build_spec(args, cell, shell.user_ns, self.settings, inputs)
         except UsageError as exc:
             # Options may have been filled in from variables ({secret}): quote none of the key.
             raise UsageError(_without_key(str(exc))) from None

@@ -46,7 +46,7 @@ import traitlets
 
 from cometnb._core import model_registry as caps_mod
 from cometnb._core import settings as _settings
-from cometnb._core.budget import check_before, session
+from cometnb._core.budget import check_before, ledger
 from cometnb._core.errors import ValidationError
 from cometnb._core.generations import ImageRequest
 from cometnb._core.prices import Cost, format_usd
@@ -633,7 +633,7 @@ class SpendLine:
             note = self._default_note(cost)
             if note:
                 parts.append(f"<i>{html.escape(note)}</i>")
-        parts.append(html.escape(session.label))
+        parts.append(html.escape(ledger().label))
         budget = _settings.active().budget
         if budget is not None:
             parts.append(f"budget ${budget:,.2f}")
@@ -662,7 +662,7 @@ class SpendLine:
         budget = _settings.active().budget
         if budget is None or cost is None:
             return ""
-        left = max(0.0, float(budget) - session.usd - session.reserved)
+        left = max(0.0, float(budget) - ledger().usd - ledger().reserved)
         if cost.usd is None:
             return (
                 f"cost unknown and a budget is set ({format_usd(left)} left of "

@@ -139,8 +139,8 @@ def test_a_cell_with_no_key_is_refused_after_one_look_up(
 @pytest.mark.xfail(
     strict=True,
     reason="issue 22 goal for _client/_core: the client validates again in "
-    "_BaseClient._prepare (after runner.validate_grid), ImageRequest.validate looks the key up "
-    "in validation.check_text, and AsyncClient._open_history checks the history again",
+    "_BaseClient._prepare (after runner.validate_grid) and AsyncClient._open_history checks the "
+    "history again",
 )
 def test_one_cell_validates_once_and_resolves_the_key_once(counted: tuple[Any, Counts]) -> None:
     shell, counts = counted
