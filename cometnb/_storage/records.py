@@ -55,6 +55,8 @@ _SECRET_FIELD = re.compile(
 # --- ids -------------------------------------------------------------------------------------
 
 _id_lock = threading.Lock()
+# Truly process-wide, not per session: ids must rise strictly across every session this
+# process ever runs (a test's fresh session writes to the same clock), so it is a module tick.
 _last_tick = 0
 _TICKS_PER_S = 10_000  # 100 µs resolution
 
