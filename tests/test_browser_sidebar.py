@@ -53,7 +53,7 @@ from cometnb.sim import SimServer
 sim = SimServer(latency=0.05)
 sim.start()
 _settings.active().base_url = sim.base_url
-_settings.set_session_key("sim-placeholder-key")"""
+_settings.set_session_key("sim-placeholder-key-for-tests")"""
 THEME = "() => document.body.dataset.jpThemeLight"
 CARDS = ".cometnb-sb-gallery .cometnb-sb-card[data-id]"
 
