@@ -30,9 +30,16 @@ from cometnb.sim.bodies import (
     to_json,
 )
 from cometnb.sim.catalog import catalog_body
-from cometnb.sim.edits import EditInputs, EditRefused, check_edit, form_request, json_references
+from cometnb.sim.edits import (
+    EditInputs,
+    EditRefused,
+    MultipartError,
+    check_edit,
+    form_request,
+    json_references,
+    parse_form,
+)
 from cometnb.sim.jobs import SimJob, json_result, parse_job, stream_events
-from cometnb.sim.multipart import MultipartError, parse_form
 from cometnb.sim.ratelimit import Admission
 from cometnb.sim.server import SimHandlerBase
 from cometnb.sim.state import Fault
