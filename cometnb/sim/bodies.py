@@ -9,31 +9,24 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from email.utils import formatdate
 from typing import Any
 
 from cometnb._core.prices import builtin_table, image_tokens, prompt_tokens
 
 __all__ = [
-    "HTML",
     "JSON",
     "cdn_error",
     "comet_error",
     "error_body",
-    "fault_body",
-    "html_page",
     "moderation_error",
     "request_id",
-    "retry_headers",
     "revised_prompt",
     "sse_event",
-    "stream_error_event",
     "to_json",
     "usage",
 ]
 
 JSON = "application/json"
-HTML = "text/html; charset=utf-8"
 
 # Output tokens of one 1024x1024 image by quality (OpenAI's published gpt-image-1 table).
 _TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
@@ -147,89 +140,9 @@ def to_json(value: Any) -> bytes:
     return b"".join(pieces)
 
 
-_HTML_PAGES = {
-    404: ("404 Not Found", "<center><h1>404 Not Found</h1></center><hr><center>nginx</center>"),
-    502: ("502 Bad Gateway", "<center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>"),
-    504: (
-        "504 Gateway Time-out",
-        "<center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center>",
-    ),
-    524: (
-        "api.cometapi.com | 524: A timeout occurred",
-        "<h1>A timeout occurred</h1><p>Error code 524</p><p>The origin web server timed out "
-        "responding to this request.</p><p>Cloudflare</p>",
-    ),
-}
-
-
-def html_page(status: int) -> bytes:
-    """The HTML a gateway or web server sends instead of JSON for ``status``."""
-    title, body = _HTML_PAGES.get(status, (f"{status} Error", f"<h1>{status} Error</h1>"))
-    return f"<html><head><title>{title}</title></head><body>{body}</body></html>\n".encode()
-
-
 def cdn_error(code: str, message: str) -> bytes:
     """An object-store (CDN) error page, as an expired or unknown file URL gets."""
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         f"<Error><Code>{code}</Code><Message>{message}</Message></Error>\n"
     ).encode()
-
-
-# --- faults ------------------------------------------------------------------------------
-
-
-def retry_headers(kind: str, params: dict[str, Any]) -> dict[str, str]:
-    """The ``Retry-After`` header a status fault sends (seconds, or an HTTP date), if any."""
-    if params.get("no_retry_after") or params.get("quota"):
-        return {}
-    seconds = params.get("retry_after", 1 if kind == "429" else None)
-    if seconds is None:
-        return {}
-    if params.get("retry_after_date"):
-        return {"Retry-After": formatdate(time.time() + float(seconds), usegmt=True)}
-    return {"Retry-After": str(seconds)}
-
-
-def fault_body(kind: str, params: dict[str, Any]) -> tuple[int, bytes, str]:
-    """Status, body and content type of a status fault, shaped as the real gateway sends it."""
-    html = params.get("html")
-    if kind == "429" and params.get("quota"):
-        message = "You exceeded your current quota: the account balance is exhausted"
-        return 429, comet_error(message, "insufficient_quota"), JSON
-    if kind == "429":
-        return (
-            429,
-            comet_error("Rate limit reached, please retry later", "rate_limit_exceeded"),
-            JSON,
-        )
-    if kind == "500":
-        return 500, comet_error("Internal server error"), JSON
-    if kind == "500_invalid":
-        return (
-            500,
-            comet_error("Invalid request: upstream rejected a parameter", "invalid_request"),
-            JSON,
-        )
-    if kind == "503":
-        return 503, comet_error("The upstream service is overloaded, try again later"), JSON
-    if kind == "html_404":
-        return 404, html_page(404), HTML
-    status = int(kind)  # 502, 504, 524
-    if status == 524 and not html:
-        body = error_body("Gateway timeout.", "cf_gateway_timeout", None, 524)
-        return 524, body, JSON
-    if html is False:
-        return status, comet_error(f"Upstream gateway error {status}"), JSON
-    return status, html_page(status), HTML
-
-
-def stream_error_event() -> bytes:
-    """The SSE ``error`` event a stream ends with when generation fails upstream."""
-    error = {
-        "message": "Image generation failed upstream (simulated).",
-        "type": "server_error",
-        "param": None,
-        "code": "image_generation_failed",
-    }
-    return sse_event("error", {"type": "error", "error": error})

@@ -22,11 +22,12 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from cometnb.sim.faults import FAULT_PARAMS, Fault
 from cometnb.sim.handler import SimHandler
 from cometnb.sim.ratelimit import RateLimiter
 from cometnb.sim.server import SimHTTPServer
 from cometnb.sim.signing import SimSigner, signing_wanted
-from cometnb.sim.state import FAULT_PARAMS, Fault, SimState
+from cometnb.sim.state import SimState
 
 __all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "use_if_keyless"]
 

@@ -16,17 +16,13 @@ from urllib.parse import urlsplit
 
 from cometnb._core.errors import ValidationError
 from cometnb._core.validation import validate_request
-from cometnb.sim import hostile
+from cometnb.sim import faults
 from cometnb.sim.bodies import (
-    HTML,
     JSON,
     cdn_error,
     comet_error,
     error_body,
-    fault_body,
     moderation_error,
-    retry_headers,
-    stream_error_event,
     to_json,
 )
 from cometnb.sim.catalog import catalog_body
@@ -39,10 +35,10 @@ from cometnb.sim.edits import (
     json_references,
     parse_form,
 )
+from cometnb.sim.faults import HTML, Fault, fault_body, retry_headers, stream_error_event
 from cometnb.sim.jobs import SimJob, json_result, parse_job, stream_events
 from cometnb.sim.ratelimit import Admission
 from cometnb.sim.server import SimHandlerBase
-from cometnb.sim.state import Fault
 
 __all__ = ["SimHandler"]
 
@@ -62,9 +58,9 @@ class SimHandler(SimHandlerBase):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path.startswith(_FILES + hostile.DOWNLOAD_PREFIX):
+        if path.startswith(_FILES + faults.DOWNLOAD_PREFIX):
             name = path[len(_FILES) :]
-            hostile.download(self, self.state.stopping, name, urlsplit(self.path).query)
+            faults.download(self, self.state.stopping, name, urlsplit(self.path).query)
         elif path.startswith(_FILES):
             self._download(path[len(_FILES) :])
         elif path.rstrip("/") == "/v1/models":
@@ -245,8 +241,8 @@ class SimHandler(SimHandlerBase):
             self._send(400, moderation_error(self.state.family(model)))
         elif kind in _STATUS_FAULTS:
             self._status_fault(str(kind), params)
-        elif kind in hostile.FAULT_PARAMS:
-            hostile.answer(self, self.state.stopping, kind, params)
+        elif kind in faults.HOSTILE_PARAMS:
+            faults.answer(self, self.state.stopping, kind, params)
         else:
             return False
         return True
