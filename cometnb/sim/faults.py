@@ -36,7 +36,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from cometnb.sim.bodies import JSON, comet_error, error_body, sse_event
+from cometnb.sim.generation import JSON, comet_error, error_body, sse_event
 
 __all__ = [
     "DOWNLOAD_PREFIX",

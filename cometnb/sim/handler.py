@@ -17,14 +17,6 @@ from urllib.parse import urlsplit
 from cometnb._core.errors import ValidationError
 from cometnb._core.validation import validate_request
 from cometnb.sim import faults
-from cometnb.sim.bodies import (
-    JSON,
-    cdn_error,
-    comet_error,
-    error_body,
-    moderation_error,
-    to_json,
-)
 from cometnb.sim.catalog import catalog_body
 from cometnb.sim.edits import (
     EditInputs,
@@ -36,7 +28,18 @@ from cometnb.sim.edits import (
     parse_form,
 )
 from cometnb.sim.faults import HTML, Fault, fault_body, retry_headers, stream_error_event
-from cometnb.sim.jobs import SimJob, json_result, parse_job, stream_events
+from cometnb.sim.generation import (
+    JSON,
+    SimJob,
+    cdn_error,
+    comet_error,
+    error_body,
+    json_result,
+    moderation_error,
+    parse_job,
+    stream_events,
+    to_json,
+)
 from cometnb.sim.ratelimit import Admission
 from cometnb.sim.server import SimHandlerBase
 

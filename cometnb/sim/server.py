@@ -17,7 +17,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cometnb.sim.bodies import JSON, error_body
+from cometnb.sim.generation import JSON, error_body
 from cometnb.sim.state import SimState
 
 __all__ = ["MAX_BODY", "SimHTTPServer", "SimHandlerBase"]
