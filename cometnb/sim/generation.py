@@ -24,7 +24,7 @@ from cometnb.sim.edits import EditInputs, input_tokens, render_edit
 from cometnb.sim.images import ImageSpec, Rendered
 
 if TYPE_CHECKING:
-    from cometnb.sim.state import SimState  # annotations only: state imports this module
+    from cometnb.sim.control import SimState  # annotations only: control imports this module
 
 __all__ = [
     "JSON",
