@@ -90,6 +90,32 @@ FAULT_PARAMS: dict[str, frozenset[str]] = {
     "http": frozenset({"status", "body", "headers"}),
 }
 
+
+@dataclass(frozen=True)
+class Fault:
+    """One queued fault: ``kind`` from :data:`FAULT_PARAMS` and its parameters.
+
+    Example::
+
+        >>> Fault.make("429", retry_after=2).params
+        {'retry_after': 2}
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, kind: str, **params: Any) -> Fault:
+        """Check ``kind`` and its parameters (a typo in a test should fail loudly)."""
+        allowed = FAULT_PARAMS.get(kind)
+        if allowed is None:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_PARAMS)}")
+        unknown = set(params) - allowed
+        if unknown:
+            raise TypeError(f"fault {kind!r} takes {sorted(allowed)}; got {sorted(unknown)}")
+        return cls(kind, dict(params))
+
+
 DOWNLOAD_PREFIX = "hostile-"
 _URL_KINDS = ("download_bomb", "endless_download", "drip_download")
 _MB = 1 << 20
@@ -272,32 +298,7 @@ def _tiny_png_b64() -> str:
     return base64.b64encode(png_header_only(1, 1)).decode("ascii")
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One queued fault: ``kind`` from :data:`FAULT_PARAMS` and its parameters.
-
-    Example::
-
-        >>> Fault.make("429", retry_after=2).params
-        {'retry_after': 2}
-    """
-
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def make(cls, kind: str, **params: Any) -> Fault:
-        """Check ``kind`` and its parameters (a typo in a test should fail loudly)."""
-        allowed = FAULT_PARAMS.get(kind)
-        if allowed is None:
-            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_PARAMS)}")
-        unknown = set(params) - allowed
-        if unknown:
-            raise TypeError(f"fault {kind!r} takes {sorted(allowed)}; got {sorted(unknown)}")
-        return cls(kind, dict(params))
-
-
-# --- status faults: what the gateway sends instead of a result ---------------------
+# --- status faults: what the gateway sends instead of a result -----------------------------------
 
 
 _HTML_PAGES = {
