@@ -17,14 +17,12 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cometnb._core.prices import builtin_table, image_tokens, prompt_tokens
 from cometnb.sim.edits import EditInputs, input_tokens, render_edit
-from cometnb.sim.images import ImageSpec, Rendered
-
-if TYPE_CHECKING:
-    from cometnb.sim.control import SimState  # annotations only: control imports this module
+from cometnb.sim.images import ImageCache, ImageSpec, Rendered
+from cometnb.sim.signing import SimSigner
 
 __all__ = [
     "JSON",
@@ -51,6 +49,18 @@ JSON = "application/json"
 _TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
 # OpenAI bills 100 extra output tokens per streamed partial image.
 _PARTIAL_TOKENS = 100
+
+
+class SimState(Protocol):
+    """What a job reads of ``sim.state.SimState`` (a protocol: the state imports the faults,
+    which build their bodies here, so importing the state back would close a cycle)."""
+
+    cache: ImageCache
+    extra_output_tokens: int
+    signer: SimSigner | None
+    texture: str
+
+    def host_file(self, data: bytes, mime: str, ext: str, *, expired: bool = False) -> str: ...
 
 
 def request_id() -> str:

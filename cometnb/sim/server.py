@@ -51,7 +51,7 @@ from cometnb.sim.generation import (
 from cometnb.sim.ratelimit import Admission
 
 if TYPE_CHECKING:
-    from cometnb.sim.control import SimState  # annotations only: control imports this module
+    from cometnb.sim.state import SimState
 
 __all__ = ["MAX_BODY", "SimHTTPServer", "SimHandler", "SimHandlerBase"]
 
