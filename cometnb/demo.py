@@ -7,7 +7,8 @@ the notebooks will call the real API (``COMETAPI_KEY`` is set) or the offline si
 (synthetic images), prints the URL and runs until Ctrl-C. SIGTERM (``kill``, ``timeout``) and
 SIGHUP (a closed terminal) stop it the same way: Lab runs in its own session, so no signal
 reaches it but ours, and an orphan Lab would keep the port and serve the folder. Lab's log goes
-to a ``cometnb-demo-*`` temporary folder, removed when the demo ends.
+to a ``cometnb-demo-*`` temporary folder, removed when the demo ends, beside the demo Lab's own
+settings overrides (no "get notified about Jupyter news?" prompt).
 ``python -m cometnb.demo --check`` is a smoke test of the whole thing for headless machines:
 start Lab, wait until it answers, run the quickstart top to bottom in keyless mode, stop
 everything.
@@ -58,6 +59,9 @@ COST_NOTE = (
     "you click."
 )
 STOP_TIMEOUT_S = 20.0
+# Lab 4 asks "Would you like to get notified about official Jupyter news?" in a toast over the
+# quickstart; the demo answers no for its own Lab (news_url=None only stops the fetching).
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}}
 # Jupyter state for --check lives in a temp dir, so a user's workspace or config can't interfere.
 JUPYTER_DIR_VARS = {
     "JUPYTER_CONFIG_DIR": "config",
@@ -167,6 +171,14 @@ def free_port() -> int:
         return port
 
 
+def write_lab_settings(folder: Path) -> Path:
+    """``folder`` as the demo Lab's application-settings folder: ``overrides.json`` holds
+    :data:`LAB_OVERRIDES` (defaults for this Lab alone; a user's own setting still wins)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "overrides.json").write_text(json.dumps(LAB_OVERRIDES, indent=2), encoding="utf-8")
+    return folder
+
+
 def lab_command(
     notebooks: Path,
     port: int,
@@ -174,11 +186,13 @@ def lab_command(
     *,
     open_browser: bool,
     as_root: bool,
+    settings_dir: Path,
     python: str = sys.executable,
 ) -> list[str]:
     """The JupyterLab command line: loopback only, a fixed port, a token, no network chatter.
 
-    Lab serves ``notebooks`` (its root) and opens the quickstart in it.
+    Lab serves ``notebooks`` (its root) and opens the quickstart in it; ``settings_dir`` (from
+    :func:`write_lab_settings`) is its application-settings folder.
     """
     cmd = [python, "-m", "jupyter", "lab", str(notebooks / FIRST_NOTEBOOK)]
     cmd += [f"--ServerApp.root_dir={notebooks}", "--ServerApp.ip=127.0.0.1"]
@@ -193,6 +207,7 @@ def lab_command(
     cmd += [
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabApp.app_settings_dir={settings_dir}",  # no news prompt (LAB_OVERRIDES)
     ]
     if not open_browser:
         cmd.append("--no-browser")
@@ -323,10 +338,13 @@ def run_demo(
     port = port or free_port()
     token = secrets.token_urlsafe(24)
     browser = has_display() if open_browser is None else open_browser
-    cmd = lab_command(notebooks, port, token, open_browser=browser, as_root=is_root())
     # The handlers outlast the folder: a signal during its removal is ignored, not fatal.
     with stop_on_signals(), tempfile.TemporaryDirectory(prefix="cometnb-demo-") as tmp:
         log = Path(tmp) / "jupyterlab.log"
+        settings = write_lab_settings(Path(tmp) / "lab-app-settings")
+        cmd = lab_command(
+            notebooks, port, token, open_browser=browser, as_root=is_root(), settings_dir=settings
+        )
         return _serve(cmd, notebooks, env, log, port, token)
 
 
@@ -400,7 +418,10 @@ def run_check(notebooks: Path, timeout: float) -> int:
         env = keyless_env(os.environ, home)
         make_state_dirs(env)
         port, token = free_port(), secrets.token_urlsafe(24)
-        cmd = lab_command(work, port, token, open_browser=False, as_root=is_root())
+        settings = write_lab_settings(home / "lab-app-settings")
+        cmd = lab_command(
+            work, port, token, open_browser=False, as_root=is_root(), settings_dir=settings
+        )
         print(f"checking: JupyterLab on 127.0.0.1:{port}, then {FIRST_NOTEBOOK} in keyless mode")
         print(mode_message(env), flush=True)
         log = home / "jupyterlab.log"

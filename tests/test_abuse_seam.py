@@ -56,7 +56,7 @@ def run_child(base_url: str, tmp_path: Path, spec: dict[str, Any]) -> dict[str, 
 def _tiny_png_b64() -> str:
     import base64
 
-    from cometnb.sim.hostile import png_header_only
+    from cometnb.sim.faults import png_header_only
 
     return base64.b64encode(png_header_only(1, 1)).decode("ascii")
 

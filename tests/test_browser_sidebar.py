@@ -36,7 +36,7 @@ from test_browser import (  # the same server recipe and browser as the panel's 
     browser,
 )
 
-from cometnb.history import History
+from cometnb.history import History, Record
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # a fixture shared with test_browser.py
@@ -53,7 +53,7 @@ from cometnb.sim import SimServer
 sim = SimServer(latency=0.05)
 sim.start()
 _settings.active().base_url = sim.base_url
-_settings.set_session_key("sim-placeholder-key")"""
+_settings.set_session_key("sim-placeholder-key-for-tests")"""
 THEME = "() => document.body.dataset.jpThemeLight"
 CARDS = ".cometnb-sb-gallery .cometnb-sb-card[data-id]"
 
@@ -142,6 +142,52 @@ def _status_says(page: Any, count: int) -> None:
     )
 
 
+# Each large preview of the open record, once loaded: its drawn size (inside the border), the
+# width it may take (the figure's) and where it is against the view that scrolls it.
+DETAIL_IMAGES = """() => {
+  const view = document.querySelector('.cometnb-sb-view-body').getBoundingClientRect();
+  const imgs = [...document.querySelectorAll('.cometnb-sb-detail-image img')];
+  if (!imgs.length || !imgs.every(i => i.complete && i.naturalWidth > 0)) return null;
+  return imgs.map(i => {
+    const r = i.getBoundingClientRect();
+    return {w: i.clientWidth, h: i.clientHeight, room: i.parentElement.clientWidth,
+            top: r.top, bottom: r.bottom, viewTop: view.top, viewBottom: view.bottom,
+            vh: window.innerHeight};
+  });
+}"""
+
+
+def _open_detail(page: Any, hist: History, rec: Record) -> list[dict[str, float]]:
+    """``rec``'s detail view from the gallery (searched by its prompt); its images' boxes."""
+    if page.locator(".cometnb-sb-back").is_visible():
+        page.click(".cometnb-sb-back")
+    page.fill(".cometnb-sb-search", rec.prompt)
+    _status_says(page, len(hist.find(text=rec.prompt)))
+    page.click(f".cometnb-sb-card[data-id='{rec.id}']", timeout=WAIT_MS)
+    page.wait_for_function(
+        "id => document.querySelector('.cometnb-sb-detail .cometnb-sb-settings')"
+        "?.textContent.includes(id)",
+        arg=rec.id,
+        timeout=WAIT_MS,
+    )
+    loaded = page.wait_for_function(DETAIL_IMAGES, timeout=WAIT_MS)
+    boxes: list[dict[str, float]] = loaded.json_value()
+    return boxes
+
+
+def _assert_whole(rec: Record, boxes: list[dict[str, float]]) -> None:
+    """Each image drawn at its own aspect (within 3 px), as wide as the sidebar unless that
+    would pass half the window's height; the first one entirely in view."""
+    assert len(boxes) == len(rec.images)
+    for image, box in zip(rec.images, boxes, strict=True):
+        assert image.width and image.height
+        assert abs(box["h"] - box["w"] * image.height / image.width) <= 3, (image, box)
+        assert box["h"] <= box["vh"] / 2 + 1, box
+        assert box["w"] >= box["room"] - 3 or box["h"] >= box["vh"] / 2 - 3, box
+    first = boxes[0]
+    assert first["viewTop"] <= first["top"] and first["bottom"] <= first["viewBottom"], first
+
+
 def _rendered_prompts(page: Any) -> list[str]:
     return page.eval_on_selector_all(
         CARDS, "cards => cards.map(c => c.querySelector('.cometnb-sb-card-prompt').textContent)"
@@ -187,8 +233,8 @@ def test_the_sidebar_browses_searches_filters_and_follows_a_kernel(page: Any, ho
     page.click(".cometnb-sb-filters summary")
     edit = next(r for r in reversed(list(hist)) if r.ok and len(hist.lineage(r)) == 4)
     assert [s.role for s in edit.sources] == ["image", "mask"]
-    page.fill(".cometnb-sb-search", edit.prompt)
-    page.click(f".cometnb-sb-card[data-id='{edit.id}']", timeout=WAIT_MS)
+    _assert_whole(edit, _open_detail(page, hist, edit))
+    _shoot(page, "detail")  # at the top: the whole image
     page.locator(".cometnb-sb-lineage-item img").nth(3).wait_for(state="attached", timeout=WAIT_MS)
     page.locator(".cometnb-sb-lineage").scroll_into_view_if_needed()
     items = page.locator(".cometnb-sb-lineage-item")
@@ -196,7 +242,7 @@ def test_the_sidebar_browses_searches_filters_and_follows_a_kernel(page: Any, ho
     assert items.nth(3).get_attribute("aria-current") == "true"
     assert page.locator(".cometnb-sb-source img").count() == len(edit.sources) >= 1
     assert "gpt-image-1" in page.inner_text(".cometnb-sb-settings")
-    _shoot(page, "detail")
+    _shoot(page, "detail-lineage")  # scrolled down to the chain: the image is above the fold
 
     # Insert its cell into the open notebook, run it (simulator): a new record.
     page.click(".cometnb-sb-detail-actions button:has-text('Insert cell')")
@@ -220,6 +266,44 @@ def test_the_sidebar_browses_searches_filters_and_follows_a_kernel(page: Any, ho
     page.wait_for_selector(f"{CARDS}[data-id='{made.id}'] img", timeout=WAIT_MS)
     assert page.get_attribute(f"{CARDS} >> nth=0", "data-id") == made.id
     _shoot(page, "live")
+
+
+def test_the_detail_view_shows_each_image_whole_at_its_aspect(page: Any, home: Path) -> None:
+    """Portrait, landscape (a small one and a 900×600 whose preview is scaled down), square
+    and a record of two images of different shapes: each large preview is whole, full
+    sidebar width or 50vh tall, with the aspect of the image the record keeps, in a tall and
+    a short window."""
+    hist = History(home / "cometnb-history")
+    _command(page, "cometnb:open-history")
+    page.wait_for_selector("#cometnb-history-sidebar .cometnb-sb-card img", timeout=WAIT_MS)
+
+    def newest(rec: Record) -> bool:  # the first card its prompt's search shows
+        return hist.find(text=rec.prompt)[-1].id == rec.id
+
+    shapes: dict[str, Record] = {}
+    for rec in reversed(list(hist)):
+        if not (rec.ok and rec.images and rec.images[0].format in ("png", "jpeg", "webp")):
+            continue
+        first = rec.images[0]
+        assert first.width and first.height
+        shape = "landscape" if first.width > first.height else "portrait"
+        shape = "square" if first.width == first.height else shape
+        shape = "several" if len(rec.images) > 1 else shape
+        shape = "large" if first.width >= 600 else shape
+        if shape not in shapes and newest(rec):
+            shapes[shape] = rec
+    assert sorted(shapes) == ["landscape", "large", "portrait", "several", "square"]
+    several = shapes["several"].images
+    assert several[0].width / several[0].height != several[1].width / several[1].height
+    try:  # a tall window (the sidebar's width limits) and a short one (50vh limits portraits)
+        for height in (900, 560):
+            page.set_viewport_size({"width": 1360, "height": height})
+            for rec in shapes.values():
+                _assert_whole(rec, _open_detail(page, hist, rec))
+    finally:
+        page.set_viewport_size({"width": 1360, "height": 900})
+    page.click(".cometnb-sb-back")
+    page.fill(".cometnb-sb-search", "")
 
 
 def test_the_keyboard_reaches_every_record_and_action(page: Any, home: Path) -> None:

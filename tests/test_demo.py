@@ -7,6 +7,7 @@ process they start inherits a marker in its environment, and none may carry it a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -30,7 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_lab_command_is_loopback_with_token() -> None:
-    cmd = demo.lab_command(Path("/x/nb"), 8123, "tok", open_browser=False, as_root=True)
+    cmd = demo.lab_command(
+        Path("/x/nb"), 8123, "tok", open_browser=False, as_root=True, settings_dir=Path("/x/s")
+    )
     assert cmd[:4] == [sys.executable, "-m", "jupyter", "lab"]
     assert cmd[4] == "/x/nb/01-quickstart.ipynb"
     assert not any(arg.startswith("--ServerApp.token") for arg in cmd)
@@ -42,12 +45,15 @@ def test_lab_command_is_loopback_with_token() -> None:
         "--ServerApp.root_dir=/x/nb",
         "--no-browser",
         "--allow-root",
+        "--LabApp.app_settings_dir=/x/s",
     ):
         assert flag in cmd
 
 
 def test_lab_command_opens_browser_and_drops_root_flag_when_asked() -> None:
-    cmd = demo.lab_command(Path("nb"), 1, "t", open_browser=True, as_root=False)
+    cmd = demo.lab_command(
+        Path("nb"), 1, "t", open_browser=True, as_root=False, settings_dir=Path("s")
+    )
     assert "--no-browser" not in cmd
     assert "--allow-root" not in cmd
 
@@ -246,6 +252,13 @@ def test_demo_serves_lab_headless_and_stops_on_ctrl_c(
         with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=10) as r:
             assert r.status == 200
         assert "Working copies of the notebooks" in seen
+        # The demo's Lab says no to the news prompt: the default it serves the page (the
+        # user's own settings are empty here, so this is what the page uses).
+        news = f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+        with urllib.request.urlopen(f"{news}?token={token}", timeout=10) as r:
+            notification = json.load(r)
+        assert notification["schema"]["properties"]["fetchNews"]["default"] == "false"
+        assert "fetchNews" not in notification["settings"]
         _save_through_lab(base, token, "01-quickstart.ipynb")
         proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
         assert proc.wait(60) == 0
@@ -273,8 +286,6 @@ def _notebook_bytes() -> dict[str, bytes]:
 
 def _save_through_lab(base: str, token: str, name: str) -> None:
     """What Lab's autosave does: GET the notebook, add an output, PUT it back."""
-    import json
-
     url = f"{base}/api/contents/{name}?token={token}"
     with urllib.request.urlopen(url, timeout=10) as r:
         model = json.load(r)

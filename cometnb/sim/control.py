@@ -10,6 +10,11 @@ Run it in a terminal with ``python -m cometnb.sim`` (``sim.cli``); in Python::
 
     with SimServer() as sim:
         client = Client(api_key="sim-any-key-for-the-simulator", base_url=sim.base_url)
+
+The control API (:class:`SimServer`, :func:`use_if_keyless`) and the state it controls
+(:class:`SimState`: configuration, the fault queue, the request log, URL files) are one module.
+Handler threads and the test thread touch the state concurrently, so every mutable part sits
+behind one lock that is only ever held for bookkeeping, never while sleeping or doing I/O.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from cometnb.sim.handler import SimHandler
+from cometnb.sim.faults import FAULT_PARAMS, Fault
 from cometnb.sim.ratelimit import RateLimiter
-from cometnb.sim.server import SimHTTPServer
+from cometnb.sim.server import SimHandler, SimHTTPServer
 from cometnb.sim.signing import SimSigner, signing_wanted
-from cometnb.sim.state import FAULT_PARAMS, Fault, SimState
+from cometnb.sim.state import SimState
 
 __all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "use_if_keyless"]
 

@@ -1,20 +1,25 @@
-"""The simulator's side of edits: reading inputs, checking them, drawing derived results.
+"""The simulator's side of edits: the multipart body, the inputs in it, their checks, the result.
 
-``POST /v1/images/edits`` arrives as multipart (:func:`form_request`); seedream references
-arrive as data URIs in a generations JSON body (:func:`json_references`). Both become
-:class:`EditInputs`, which :func:`check_edit` validates with the client's own tables (so the
-simulator refuses exactly what cometnb refuses, with OpenAI-shaped errors) and
-:func:`render_edit` turns into a picture that shows where it came from: the first input
-recoloured, the masked region marked, the other inputs as thumbnails, the prompt stamped.
+``POST /v1/images/edits`` arrives as ``multipart/form-data``: :func:`parse_form` splits it with
+the standard library's ``email`` parser (which keeps binary parts byte for byte under the HTTP
+policy) into text fields and :class:`FilePart` s, saying clearly what is malformed, as a server
+would. :func:`form_request` turns the form into a body and :class:`EditInputs`; seedream
+references arrive as data URIs in a generations JSON body instead (:func:`json_references`).
+:func:`check_edit` validates the inputs with the client's own tables (so the simulator refuses
+exactly what cometnb refuses, with OpenAI-shaped errors) and :func:`render_edit` turns them into
+a picture that shows where it came from: the first input recoloured, the masked region marked,
+the other inputs as thumbnails, the prompt stamped.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import email.parser
+import email.policy
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
@@ -22,17 +27,85 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 from cometnb._core.edit_inputs import ImageInput, resolve_source
 from cometnb._core.errors import ValidationError
 from cometnb._core.validation import validate_edit
-from cometnb.sim.multipart import FilePart, Form
 
 __all__ = [
     "EditInputs",
     "EditRefused",
+    "FilePart",
+    "Form",
+    "MultipartError",
     "check_edit",
     "form_request",
     "input_tokens",
     "json_references",
+    "parse_form",
     "render_edit",
 ]
+
+
+class MultipartError(ValueError):
+    """The body is not usable ``multipart/form-data`` (the message says why)."""
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One uploaded file: the form field name, its filename and declared content type."""
+
+    name: str
+    filename: str | None
+    content_type: str | None  # None when the part declared none
+    data: bytes = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """What the request log keeps: everything but the bytes (a hash stands for them)."""
+        return {
+            "name": self.name,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "bytes": len(self.data),
+            "sha256": hashlib.sha256(self.data).hexdigest(),
+        }
+
+
+@dataclass
+class Form:
+    """A parsed form: text fields (last value wins, as in most servers) and file parts."""
+
+    fields: dict[str, str]
+    files: list[FilePart]
+
+    def files_named(self, *names: str) -> list[FilePart]:
+        return [f for f in self.files if f.name in names]
+
+
+def parse_form(content_type: str | None, raw: bytes) -> Form:
+    """Parse ``raw`` sent with ``content_type``; :class:`MultipartError` when it cannot."""
+    if not content_type or not content_type.lower().startswith("multipart/form-data"):
+        raise MultipartError(
+            f"expected Content-Type multipart/form-data; got {content_type or 'none'}"
+        )
+    if "boundary=" not in content_type:
+        raise MultipartError("the multipart Content-Type has no boundary")
+    head = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    if not message.is_multipart() or message.defects:
+        raise MultipartError("the multipart body is malformed (missing or broken boundaries)")
+    form = Form({}, [])
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise MultipartError("a multipart part has no name in its Content-Disposition")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is None and part.get("content-type") is None:
+            form.fields[name] = data.decode("utf-8", "replace")
+            continue
+        declared = part.get("content-type")
+        ctype = part.get_content_type() if declared is not None else None
+        form.files.append(FilePart(name, filename, ctype, data))
+    return form
+
 
 _INT_FIELDS = ("n", "partial_images", "output_compression")
 _IMAGE_PARTS = ("image", "image[]")

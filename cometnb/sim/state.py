@@ -11,42 +11,16 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from cometnb._core.model_registry import CAPABILITIES, EDIT_CAPABILITIES, get_caps
-from cometnb.sim import hostile
+from cometnb.sim.faults import Fault
 from cometnb.sim.images import ImageCache, shared_cache
 from cometnb.sim.ratelimit import Admission, RateLimiter
+from cometnb.sim.signing import SimSigner
 
-if TYPE_CHECKING:
-    from cometnb.sim.signing import SimSigner
-
-__all__ = ["EDIT_ONLY", "FAULT_PARAMS", "Fault", "HostedFile", "SimState"]
-
-# Every fault kind and the keyword parameters it takes.
-FAULT_PARAMS: dict[str, frozenset[str]] = {
-    **hostile.FAULT_PARAMS,  # replies built to exhaust memory or time (abuse tests)
-    "429": frozenset({"retry_after", "retry_after_date", "no_retry_after", "quota"}),
-    "500": frozenset({"retry_after"}),
-    "500_invalid": frozenset(),
-    "502": frozenset({"retry_after", "html"}),
-    "503": frozenset({"retry_after"}),
-    "504": frozenset({"retry_after", "html"}),
-    "524": frozenset({"retry_after", "html"}),
-    "reset": frozenset(),
-    "hang": frozenset({"seconds"}),
-    "truncated_json": frozenset(),
-    "corrupt_b64": frozenset(),
-    "non_image": frozenset(),
-    "cut_stream": frozenset({"abrupt"}),
-    "stream_error": frozenset(),
-    "latency": frozenset({"seconds"}),
-    "expired_url": frozenset(),
-    "html_404": frozenset(),
-    "moderation": frozenset(),
-    "http": frozenset({"status", "body", "headers"}),
-}
+__all__ = ["EDIT_ONLY", "HostedFile", "SimState"]
 
 _MAX_FILES = 512  # URL results kept for download; older ones are forgotten (404)
 
@@ -58,31 +32,6 @@ EDIT_ONLY: dict[str, str] = {
     for name, caps in EDIT_CAPABILITIES.items()
     if caps.can_edit and caps.route == "multipart" and name not in CAPABILITIES
 }
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One queued fault: ``kind`` from :data:`FAULT_PARAMS` and its parameters.
-
-    Example::
-
-        >>> Fault.make("429", retry_after=2).params
-        {'retry_after': 2}
-    """
-
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def make(cls, kind: str, **params: Any) -> Fault:
-        """Check ``kind`` and its parameters (a typo in a test should fail loudly)."""
-        allowed = FAULT_PARAMS.get(kind)
-        if allowed is None:
-            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_PARAMS)}")
-        unknown = set(params) - allowed
-        if unknown:
-            raise TypeError(f"fault {kind!r} takes {sorted(allowed)}; got {sorted(unknown)}")
-        return cls(kind, dict(params))
 
 
 @dataclass

@@ -74,7 +74,7 @@ function settingsTable(rec: RecordDetail): HTMLTableElement {
   return table;
 }
 
-function thumb(history: string, id: string, index: number, label: string): HTMLElement {
+function thumb(history: string, id: string, index: number, label: string): HTMLImageElement {
   const img = el('img', 'cometnb-sb-thumb');
   img.src = previewUrl(history, id, index);
   img.alt = label;
@@ -158,7 +158,15 @@ export function renderDetail(
   for (const image of rec.images) {
     const figure = el('figure', 'cometnb-sb-detail-image');
     const label = `image ${image.index + 1} of ${rec.images.length}`;
-    figure.appendChild(thumb(history, rec.id, image.index, `${label}: ${rec.prompt.slice(0, 80)}`));
+    const img = thumb(history, rec.id, image.index, `${label}: ${rec.prompt.slice(0, 80)}`);
+    if (image.width && image.height) {
+      // The stored size reserves the box before the preview arrives (no jump) and gives the
+      // width cap that keeps the whole image within 50vh at its own aspect (base.css).
+      img.width = image.width;
+      img.height = image.height;
+      img.style.setProperty('--cometnb-sb-aspect', String(image.width / image.height));
+    }
+    figure.appendChild(img);
     const dims = image.width && image.height ? `${image.width}×${image.height}` : '';
     figure.appendChild(el('figcaption', '', [dims, image.format ?? ''].filter(Boolean).join(' ')));
     root.appendChild(figure);

@@ -24,13 +24,14 @@ from cometnb._core.edit_inputs import EditBody, mask, resolve_source
 from cometnb._core.errors import ValidationError
 from cometnb.sim.edits import (
     EditRefused,
+    MultipartError,
     check_edit,
     form_request,
     input_tokens,
     json_references,
+    parse_form,
     render_edit,
 )
-from cometnb.sim.multipart import MultipartError, parse_form
 
 
 def _encoded(body: EditBody) -> tuple[str, bytes]:

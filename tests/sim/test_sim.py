@@ -25,7 +25,7 @@ from cometnb._core import settings as _settings
 from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
 from cometnb.sim import SimServer
 from cometnb.sim import control as sim_module
-from cometnb.sim.bodies import to_json
+from cometnb.sim.generation import to_json
 
 FIXTURES = SHARED_FIXTURES
 KEY = "sk-cometnb-test-7f3a9c2e51d04b86a1e0"

@@ -1,7 +1,13 @@
-"""Hostile answers for abuse tests: replies built to exhaust a client's memory or patience.
+"""Fault injection: every fault the simulator can be told to answer with, and the answers.
 
-Each fault kind here is answered by :func:`answer` (generation POSTs) or, for the URL-result
-kinds, by :func:`download` (the ``GET /v1/files/hostile-…`` the client makes next):
+:data:`FAULT_PARAMS` lists each kind and its parameters; :class:`Fault` is one queued fault
+(``SimServer.fail_next`` checks it). Status faults (429 with or without ``Retry-After``, quota,
+5xx, gateway HTML pages) get their headers from :func:`retry_headers` and their body from
+:func:`fault_body`, shaped as the real gateway sends them; a failing stream ends with
+:func:`stream_error_event`. The other kinds here are hostile answers for abuse tests, replies
+built to exhaust a client's memory or patience, answered by :func:`answer` (generation POSTs)
+or, for the URL-result kinds, by :func:`download` (the ``GET /v1/files/hostile-…`` the client
+makes next):
 
 * ``gzip_bomb`` — a gzip body that inflates to ``mb`` megabytes of JSON whitespace (``status``
   200 for a result body, 4xx/5xx for an error body); ``download_bomb`` — the same on the image
@@ -23,13 +29,34 @@ import base64
 import json
 import struct
 import threading
+import time
 import zlib
+from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-__all__ = ["DOWNLOAD_PREFIX", "FAULT_PARAMS", "answer", "download", "png_header_only"]
+from cometnb.sim.generation import JSON, comet_error, error_body, sse_event
 
-FAULT_PARAMS: dict[str, frozenset[str]] = {
+__all__ = [
+    "DOWNLOAD_PREFIX",
+    "FAULT_PARAMS",
+    "HOSTILE_PARAMS",
+    "HTML",
+    "Fault",
+    "answer",
+    "download",
+    "fault_body",
+    "html_page",
+    "png_header_only",
+    "retry_headers",
+    "stream_error_event",
+]
+
+HTML = "text/html; charset=utf-8"
+
+# The hostile kinds, answered by :func:`answer` / :func:`download`, and their parameters.
+HOSTILE_PARAMS: dict[str, frozenset[str]] = {
     "gzip_bomb": frozenset({"mb", "status"}),
     "download_bomb": frozenset({"mb"}),
     "endless_download": frozenset(),
@@ -39,6 +66,56 @@ FAULT_PARAMS: dict[str, frozenset[str]] = {
     "drip": frozenset({"seconds"}),
     "huge_header_png": frozenset({"width", "height"}),
 }
+# Every fault kind and the keyword parameters it takes.
+FAULT_PARAMS: dict[str, frozenset[str]] = {
+    **HOSTILE_PARAMS,  # replies built to exhaust memory or time (abuse tests)
+    "429": frozenset({"retry_after", "retry_after_date", "no_retry_after", "quota"}),
+    "500": frozenset({"retry_after"}),
+    "500_invalid": frozenset(),
+    "502": frozenset({"retry_after", "html"}),
+    "503": frozenset({"retry_after"}),
+    "504": frozenset({"retry_after", "html"}),
+    "524": frozenset({"retry_after", "html"}),
+    "reset": frozenset(),
+    "hang": frozenset({"seconds"}),
+    "truncated_json": frozenset(),
+    "corrupt_b64": frozenset(),
+    "non_image": frozenset(),
+    "cut_stream": frozenset({"abrupt"}),
+    "stream_error": frozenset(),
+    "latency": frozenset({"seconds"}),
+    "expired_url": frozenset(),
+    "html_404": frozenset(),
+    "moderation": frozenset(),
+    "http": frozenset({"status", "body", "headers"}),
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One queued fault: ``kind`` from :data:`FAULT_PARAMS` and its parameters.
+
+    Example::
+
+        >>> Fault.make("429", retry_after=2).params
+        {'retry_after': 2}
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, kind: str, **params: Any) -> Fault:
+        """Check ``kind`` and its parameters (a typo in a test should fail loudly)."""
+        allowed = FAULT_PARAMS.get(kind)
+        if allowed is None:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_PARAMS)}")
+        unknown = set(params) - allowed
+        if unknown:
+            raise TypeError(f"fault {kind!r} takes {sorted(allowed)}; got {sorted(unknown)}")
+        return cls(kind, dict(params))
+
+
 DOWNLOAD_PREFIX = "hostile-"
 _URL_KINDS = ("download_bomb", "endless_download", "drip_download")
 _MB = 1 << 20
@@ -219,3 +296,83 @@ def _drip(
 
 def _tiny_png_b64() -> str:
     return base64.b64encode(png_header_only(1, 1)).decode("ascii")
+
+
+# --- status faults: what the gateway sends instead of a result -----------------------------------
+
+
+_HTML_PAGES = {
+    404: ("404 Not Found", "<center><h1>404 Not Found</h1></center><hr><center>nginx</center>"),
+    502: ("502 Bad Gateway", "<center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>"),
+    504: (
+        "504 Gateway Time-out",
+        "<center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center>",
+    ),
+    524: (
+        "api.cometapi.com | 524: A timeout occurred",
+        "<h1>A timeout occurred</h1><p>Error code 524</p><p>The origin web server timed out "
+        "responding to this request.</p><p>Cloudflare</p>",
+    ),
+}
+
+
+def html_page(status: int) -> bytes:
+    """The HTML a gateway or web server sends instead of JSON for ``status``."""
+    title, body = _HTML_PAGES.get(status, (f"{status} Error", f"<h1>{status} Error</h1>"))
+    return f"<html><head><title>{title}</title></head><body>{body}</body></html>\n".encode()
+
+
+def retry_headers(kind: str, params: dict[str, Any]) -> dict[str, str]:
+    """The ``Retry-After`` header a status fault sends (seconds, or an HTTP date), if any."""
+    if params.get("no_retry_after") or params.get("quota"):
+        return {}
+    seconds = params.get("retry_after", 1 if kind == "429" else None)
+    if seconds is None:
+        return {}
+    if params.get("retry_after_date"):
+        return {"Retry-After": formatdate(time.time() + float(seconds), usegmt=True)}
+    return {"Retry-After": str(seconds)}
+
+
+def fault_body(kind: str, params: dict[str, Any]) -> tuple[int, bytes, str]:
+    """Status, body and content type of a status fault, shaped as the real gateway sends it."""
+    html = params.get("html")
+    if kind == "429" and params.get("quota"):
+        message = "You exceeded your current quota: the account balance is exhausted"
+        return 429, comet_error(message, "insufficient_quota"), JSON
+    if kind == "429":
+        return (
+            429,
+            comet_error("Rate limit reached, please retry later", "rate_limit_exceeded"),
+            JSON,
+        )
+    if kind == "500":
+        return 500, comet_error("Internal server error"), JSON
+    if kind == "500_invalid":
+        return (
+            500,
+            comet_error("Invalid request: upstream rejected a parameter", "invalid_request"),
+            JSON,
+        )
+    if kind == "503":
+        return 503, comet_error("The upstream service is overloaded, try again later"), JSON
+    if kind == "html_404":
+        return 404, html_page(404), HTML
+    status = int(kind)  # 502, 504, 524
+    if status == 524 and not html:
+        body = error_body("Gateway timeout.", "cf_gateway_timeout", None, 524)
+        return 524, body, JSON
+    if html is False:
+        return status, comet_error(f"Upstream gateway error {status}"), JSON
+    return status, html_page(status), HTML
+
+
+def stream_error_event() -> bytes:
+    """The SSE ``error`` event a stream ends with when generation fails upstream."""
+    error = {
+        "message": "Image generation failed upstream (simulated).",
+        "type": "server_error",
+        "param": None,
+        "code": "image_generation_failed",
+    }
+    return sse_event("error", {"type": "error", "error": error})
