@@ -297,19 +297,35 @@ class SimServer:
 
 # --- the keyless demo ---------------------------------------------------------------------
 
-_background: SimServer | None = None
-_background_lock = threading.Lock()
 
+class KeylessSimulator:
+    """The keyless demo's simulator, a part of the session (``current().part(...)``): started
+    once when first needed, stopped with the session (or at exit), never a module global."""
 
-def _background_server(latency: float = 0.0) -> SimServer:
-    """The process-wide simulator for the keyless demo, started once."""
-    global _background
-    with _background_lock:
-        if _background is None or not _background.running:
-            _background = SimServer().start()
-            atexit.register(_background.stop)
-        _background.latency = latency
-        return _background
+    def __init__(self) -> None:
+        self._server: SimServer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def server(self) -> SimServer | None:
+        """The simulator if one was started (running or stopped), else ``None``."""
+        return self._server
+
+    def ensure(self, latency: float = 0.0) -> SimServer:
+        """The running simulator, started if it is not, answering with ``latency``."""
+        with self._lock:
+            if self._server is None or not self._server.running:
+                self._server = SimServer().start()
+                atexit.register(self._server.stop)
+            self._server.latency = latency
+            return self._server
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the simulator (its own joins are bounded, so ``timeout`` is not needed)."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
 
 def use_if_keyless(quiet: bool = False, latency: float | None = None) -> str:
@@ -331,7 +347,9 @@ def use_if_keyless(quiet: bool = False, latency: float | None = None) -> str:
     key = _settings.resolve_api_key()
     if key and key != PLACEHOLDER_KEY:  # the placeholder is ours from an earlier call
         return "real"
-    server = _background_server(keyless_latency(latency))
+    from cometnb._core.session import current
+
+    server = current().part(KeylessSimulator).ensure(keyless_latency(latency))
     _settings.set_session_key(PLACEHOLDER_KEY)  # first: setting a key clears the URL
     _settings.use_simulator(server.base_url)
     if not quiet:

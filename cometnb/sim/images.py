@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import colorsys
+import functools
 import hashlib
 import io
 import textwrap
@@ -233,15 +234,8 @@ class ImageCache:
             return len(self._items)
 
 
-_shared: ImageCache | None = None
-_shared_lock = threading.Lock()
-
-
+@functools.cache
 def shared_cache() -> ImageCache:
     """One cache for every simulator in the process: images depend only on their spec, so
     the many short-lived servers of a test run (and a benchmark's) render each image once."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = ImageCache()
-        return _shared
+    return ImageCache()

@@ -17,12 +17,10 @@ from cometnb._core.errors import AuthenticationError
 def keyless_shell() -> Iterator[Any]:
     """A shell with no key anywhere (the isolated env drops $COMETAPI_KEY)."""
     yield new_magic_shell()
-    from cometnb.sim import control
+    from cometnb._core.session import current
+    from cometnb.sim.control import KeylessSimulator
 
-    server = control._background
-    if server is not None:
-        server.stop()
-        control._background = None
+    current().part(KeylessSimulator).stop()
 
 
 def test_cell_magic_help_is_plain_text_naming_the_cell_magic(magic_shell: Any) -> None:

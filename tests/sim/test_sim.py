@@ -23,8 +23,10 @@ from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
 
 from cometnb._core import settings as _settings
 from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+from cometnb._core.session import current
 from cometnb.sim import SimServer
 from cometnb.sim import control as sim_module
+from cometnb.sim.control import KeylessSimulator
 from cometnb.sim.generation import to_json
 
 FIXTURES = SHARED_FIXTURES
@@ -754,14 +756,16 @@ def test_cli_prints_the_url_and_serves() -> None:
 # --- use_if_keyless -----------------------------------------------------------------------
 
 
+def _keyless() -> KeylessSimulator:
+    """This test's session's keyless simulator (the session fixture gives each test its own)."""
+    return current().part(KeylessSimulator)
+
+
 @pytest.fixture
-def background(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Give each test its own background simulator and stop it afterwards."""
-    monkeypatch.setattr(sim_module, "_background", None)
+def background() -> Iterator[None]:
+    """Stop this test's background simulator afterwards (the session's close does too)."""
     yield
-    server = sim_module._background
-    if server is not None:
-        server.stop()
+    _keyless().stop()
 
 
 def test_use_if_keyless_starts_the_simulator_once(
@@ -791,10 +795,11 @@ def test_keyless_latency_is_public_and_configurable(
 ) -> None:
     monkeypatch.setenv("COMETNB_SIM_LATENCY", "2.5")  # what make demo sets (it uses 4)
     assert sim_module.use_if_keyless() == "simulator"
-    assert sim_module._background is not None and sim_module._background.latency == 2.5
+    server = _keyless().server
+    assert server is not None and server.latency == 2.5
     assert "2.5 s per image" in capsys.readouterr().out
     assert sim_module.use_if_keyless(quiet=True, latency=0) == "simulator"
-    assert sim_module._background.latency == 0  # explicit wins; tests stay instant
+    assert server.latency == 0  # explicit wins; tests stay instant
     monkeypatch.setenv("COMETNB_SIM_LATENCY", "soon")
     assert sim_module.keyless_latency() == 0.0  # a bad value never breaks the demo
 
@@ -829,7 +834,7 @@ def test_use_if_keyless_with_a_key_changes_nothing(
     assert sim_module.use_if_keyless() == "real"
     assert _settings.resolve_base_url() == _settings.DEFAULT_BASE_URL
     assert capsys.readouterr().out == ""
-    assert sim_module._background is None
+    assert _keyless().server is None
 
 
 # --- the reference client agrees ----------------------------------------------------------
