@@ -204,10 +204,13 @@ def test_crafted_image_path_outside_the_history_is_refused_everywhere(
 
 def test_retry_after_beyond_today_names_the_date() -> None:
     from cometnb._client.retry import Failure, RetryPolicy
+    from cometnb._core.billing import BillingRisk
 
     policy = RetryPolicy(max_retries=2)
     error = CometError("rate limited")
-    decision = policy.decide(Failure(error, "safe", "HTTP 429", retry_after=999999), 0, 0)
+    decision = policy.decide(
+        Failure(error, BillingRisk.RATE_LIMITED, "HTTP 429", retry_after=999999), 0, 0
+    )
     assert decision.wait_s is None and decision.hint is not None
     when = time.localtime(time.time() + 999999)
     assert time.strftime("%Y-%m-%d", when) in decision.hint

@@ -35,6 +35,7 @@ from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, not
 from cometnb._client.storing import _Storing
 from cometnb._core import settings as _settings
 from cometnb._core import sources as _sources
+from cometnb._core.billing import BillingRisk
 from cometnb._core.edit_caps import NO_INPUT_IMAGE, get_edit_caps
 from cometnb._core.errors import (
     AuthenticationError,
@@ -325,8 +326,7 @@ class _BaseClient(_Storing):
     def _too_much(error: CometError) -> Failure:
         """A reply over a size cap, past its deadline or unusable: the request was sent and
         answered, so it may have been billed; never retried."""
-        error.may_be_billed = True
-        return Failure(error, "never", "reply over its limit")
+        return Failure(error, BillingRisk.ANSWERED_UNUSABLE, "reply over its limit")
 
 
 def _is_synthetic(response: httpx.Response) -> bool:
@@ -337,8 +337,7 @@ def _cancelled(sent: bool = True) -> CancelledError:
     """The error a cancelled request is recorded with; one cancelled before its first POST
     left (``sent=False``) may not have been billed, so it costs $0."""
     error = CancelledError(CANCELLED_MESSAGE if sent else CANCELLED_UNSENT)
-    if not sent:
-        _before_sending(error)
+    error.billing = BillingRisk.SENT_NO_ANSWER if sent else BillingRisk.NOT_SENT
     return error
 
 
@@ -373,13 +372,14 @@ def unexpected(exc: BaseException, stage: Literal["sending", "storing"]) -> Come
             hint="The generation may have been billed, so it was not retried.",
         )
     error.__cause__ = exc
-    error.may_be_billed = True  # it failed after sending: the batch must not resend it
+    # It failed after sending (or storing a billed answer): the batch must not resend it.
+    error.billing = BillingRisk.NOT_STORED if stage == "storing" else BillingRisk.SENT_NO_ANSWER
     return error
 
 
 def _before_sending(error: CometError) -> CometError:
     """An error found before the request left: $0, and nothing a batch must hold back."""
-    error.may_be_billed = False
+    error.billing = BillingRisk.NOT_SENT
     return error
 
 
@@ -387,5 +387,5 @@ def storing_failure(exc: BaseException) -> CometError:
     """The error of a request whose answer arrived but could not be stored (a full disk, a
     locked index): the generation was billed, whatever the error says."""
     failure = exc if isinstance(exc, CometError) else unexpected(exc, "storing")
-    failure.may_be_billed = True
+    failure.billing = BillingRisk.NOT_STORED
     return failure

@@ -4,7 +4,9 @@ A run can stop with requests in flight: killed (``kill -9``, a kernel restart) o
 Those items are settled here on the next run from what the history holds: the record the item's
 request left (its ``origin`` names the item) decides it; with no record, the POST had left and
 may have been generated and billed, so the item is ``uncertain`` and is sent again only with
-``retry_billed=True``. :func:`may_be_billed` is the rule for a failure.
+``retry_billed=True``. :func:`may_be_billed` reads a failure's :class:`BillingRisk` (decided
+where it failed, stored in the record and the batch row); :func:`legacy_may_be_billed` is the
+guess for what was stored before the risk was.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cometnb._client.response import QUOTA_HINT
-from cometnb._client.retry import status_safety
+from cometnb._core.billing import BillingRisk, status_may_be_billed
 from cometnb._core.errors import (
     APIError,
     AuthenticationError,
@@ -23,7 +25,6 @@ from cometnb._core.errors import (
 )
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
-from cometnb._storage.records import Record
 
 __all__ = [
     "CANCELLED_IN_FLIGHT",
@@ -33,6 +34,7 @@ __all__ = [
     "cancelled_in_flight",
     "halts_the_batch",
     "in_flight_before",
+    "legacy_may_be_billed",
     "may_be_billed",
     "settle_in_flight",
 ]
@@ -44,19 +46,26 @@ KILLED_IN_FLIGHT = (
 )
 CANCELLED_IN_FLIGHT = "in flight when the run was interrupted: it may have been billed"
 IN_FLIGHT = (KILLED_IN_FLIGHT, CANCELLED_IN_FLIGHT)
+_IN_FLIGHT = BillingRisk.SENT_NO_ANSWER
 
 
 def may_be_billed(error: CometError) -> bool:
     """True when the failed request may still have been billed (read timeout, a 5xx after
     sending, an unusable answer): such an item is not sent again without ``retry_billed``."""
-    flag = getattr(error, "may_be_billed", None)
-    if isinstance(flag, bool):
-        return flag
-    if isinstance(error, ResponseError):
+    if error.billing is not None:
+        return error.billing.may_be_billed
+    return legacy_may_be_billed(error)
+
+
+def legacy_may_be_billed(error: CometError | None, cost_usd: float | None = None) -> bool:
+    """The guess for a failure stored without its :class:`BillingRisk` (a record or batch row
+    written before issue 22): from the error's class, status and wording, or a cost the ledger
+    kept above $0 (what it charged because the failure may have been billed)."""
+    if (cost_usd or 0) > 0 or isinstance(error, ResponseError):
         return True
     if isinstance(error, APIError):
         if error.status is not None:
-            return status_safety(error.status) == "billed"
+            return status_may_be_billed(error.status)
         return "read timeout" in error.message or "dropped after the request" in error.message
     return False
 
@@ -100,19 +109,19 @@ def settle_in_flight(
         record = found.get(state.key)
         if record is None or record.id == state.record_id:
             if state.state == "sending":
-                store.mark(name, state.key, "uncertain", error=KILLED_IN_FLIGHT)
+                store.mark(name, state.key, "uncertain", error=KILLED_IN_FLIGHT, billing=_IN_FLIGHT)
         elif record.status == "ok":
             store.mark(name, state.key, "done", record_id=record.id)
         else:
-            new: State = "uncertain" if _record_may_be_billed(record) else "failed"
-            store.mark(name, state.key, new, record_id=record.id, error=_error_text(record))
-
-
-def _record_may_be_billed(record: Record) -> bool:
-    """A failed record's error by the live rule, or a cost it kept above $0 (what the ledger
-    charged because the failure may have been billed; a refusal costs $0)."""
-    error = record.to_generation().error
-    return (error is not None and may_be_billed(error)) or (record.cost.usd or 0) > 0
+            error = record.to_generation().error
+            risk = None if error is None else error.billing
+            billed = legacy_may_be_billed(error, record.cost.usd) if risk is None else None
+            if risk is not None:
+                billed = risk.may_be_billed
+            new: State = "uncertain" if billed else "failed"
+            store.mark(
+                name, state.key, new, record_id=record.id, error=_error_text(record), billing=risk
+            )
 
 
 def _error_text(record: Any) -> str:

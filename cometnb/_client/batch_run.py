@@ -55,6 +55,7 @@ from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.pacing import RATE_LIMIT_REASON
 from cometnb._client.steps import NotSent
 from cometnb._core import settings as _settings
+from cometnb._core.billing import BillingRisk
 from cometnb._core.budget import SpendGuard, admitted
 from cometnb._core.cost import Cost
 from cometnb._core.errors import (
@@ -70,7 +71,7 @@ from cometnb._storage.batch_lock import BatchHold, hold_batch
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
 
-__all__ = ["batch", "may_be_billed", "run_batch"]
+__all__ = ["batch", "run_batch"]
 
 _LIMITED = ("HTTP 429", RATE_LIMIT_REASON)
 
@@ -275,14 +276,25 @@ class _BatchJob:
                 gen = await self._send(twin, item, on_event, tags, origin)
             except (asyncio.CancelledError, CancelledError):
                 if in_flight():  # its POST had left: the answer may come, and be billed
-                    self.store.mark(self.name, item.key, "uncertain", error=CANCELLED_IN_FLIGHT)
+                    self.store.mark(
+                        self.name,
+                        item.key,
+                        "uncertain",
+                        error=CANCELLED_IN_FLIGHT,
+                        billing=BillingRisk.SENT_NO_ANSWER,
+                    )
                 else:
                     self.store.mark(self.name, item.key, "pending")
                 raise
             except CometError as error:
                 state: State = "uncertain" if may_be_billed(error) else "failed"
                 self.store.mark(
-                    self.name, item.key, state, record_id=error.record_id, error=error.message
+                    self.name,
+                    item.key,
+                    state,
+                    record_id=error.record_id,
+                    error=error.message,
+                    billing=error.billing,
                 )
                 self.uncertain += state == "uncertain"
                 self.failed += state == "failed"

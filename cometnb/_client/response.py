@@ -23,13 +23,8 @@ from typing import Any
 
 import httpx
 
-from cometnb._client.retry import (
-    Failure,
-    Safety,
-    parse_retry_after,
-    parse_should_retry,
-    status_safety,
-)
+from cometnb._client.retry import Failure, parse_retry_after, parse_should_retry
+from cometnb._core.billing import BillingRisk, status_risk
 from cometnb._core.errors import (
     APIError,
     AuthenticationError,
@@ -42,6 +37,7 @@ from cometnb._core.text import clip
 __all__ = [
     "META_KEYS",
     "MODERATION_CODES",
+    "READ_TIMEOUT",
     "ParsedResponse",
     "ResultItem",
     "api_error_from_body",
@@ -57,6 +53,8 @@ __all__ = [
 # Top-level response fields GPT image models send about the result.
 META_KEYS = ("size", "quality", "background", "output_format")
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+# Shown to people, never read back: the failure's BillingRisk says what it cost.
+READ_TIMEOUT = "No response from {host} within {timeout:g} s (read timeout)."
 
 _REQUEST_ID = re.compile(r"\(request id:\s*([^)\s]+)\s*\)", re.IGNORECASE)
 # English and Chinese wordings CometAPI uses when an account has run out of credit.
@@ -264,7 +262,7 @@ def failure_from_status(
             status=status,
             hint="The base_url looks wrong (it should end in /v1); check base_url.",
         )
-        return Failure(error, "never", reason)
+        return Failure(error, BillingRisk.REFUSED, reason)
     text = content.decode("utf-8", "replace")
     try:
         payload = json.loads(text)
@@ -274,24 +272,24 @@ def failure_from_status(
     if err is None:
         return Failure(
             _non_json_error(status, text, host),
-            status_safety(status),
+            status_risk(status),
             reason,
             retry_after,
             should_retry,
         )
     error = api_error_from_body(status, payload, host)
-    return Failure(error, _body_safety(status, err), reason, retry_after, should_retry)
+    return Failure(error, _body_risk(status, err), reason, retry_after, should_retry)
 
 
-def _body_safety(status: int, err: Mapping[str, Any]) -> Safety:
+def _body_risk(status: int, err: Mapping[str, Any]) -> BillingRisk:
     code = str(err.get("code") or "")
     if code in MODERATION_CODES or err.get("type") == "image_generation_user_error":
-        return "never"
+        return BillingRisk.REFUSED
     if status == 429 and is_quota_exhausted(err):
-        return "never"
+        return BillingRisk.REFUSED
     if status >= 500 and code == "invalid_request":  # CometAPI's 400-class "500"
-        return "never"
-    return status_safety(status)
+        return BillingRisk.REFUSED
+    return status_risk(status)
 
 
 def _non_json_error(status: int, text: str, host: str) -> APIError:
@@ -323,33 +321,35 @@ def failure_from_exception(exc: httpx.RequestError, host: str, timeout: float) -
             f"Could not decode the answer from {host} (corrupt compressed body).",
             hint="The generation may have been billed, so it was not retried.",
         )
-        undecodable.may_be_billed = True
-        return Failure(undecodable, "never", "undecodable body")
+        return Failure(undecodable, BillingRisk.ANSWERED_UNUSABLE, "undecodable body")
     if isinstance(exc, httpx.ReadTimeout):
         error = APIError(
-            f"No response from {host} within {timeout:g} s (read timeout).",
+            READ_TIMEOUT.format(host=host, timeout=timeout),
             hint="The generation may still have been billed, so it was not retried; raise the "
             "timeout or stream with partial_images.",
         )
-        return Failure(error, "billed", "read timeout")
+        return Failure(error, BillingRisk.SENT_NO_ANSWER, "read timeout")
     error = APIError(
         f"The connection to {host} dropped after the request was sent "
         f"({type(exc).__name__}: {redact(str(exc)) or 'no detail'}).",
     )
-    return Failure(error, "billed", "connection dropped")
+    return Failure(error, BillingRisk.SENT_NO_ANSWER, "connection dropped")
+
+
+_NOT_SENT = BillingRisk.NOT_SENT
 
 
 def _failure_before_sending(exc: httpx.RequestError, host: str) -> Failure | None:
     """Errors raised before the server could see the request: nothing was billed."""
     if isinstance(exc, httpx.ConnectTimeout):
-        return Failure(_connect_error(host, "connection timed out"), "safe", "connect timeout")
+        return Failure(_connect_error(host, "connection timed out"), _NOT_SENT, "connect timeout")
     if isinstance(exc, httpx.ConnectError):
         why = _connect_reason(exc)
-        return Failure(_connect_error(host, why), "safe", why)
+        return Failure(_connect_error(host, why), _NOT_SENT, why)
     if isinstance(exc, httpx.PoolTimeout):  # never left this process
-        return Failure(_connect_error(host, "no free connection"), "safe", "pool timeout")
+        return Failure(_connect_error(host, "no free connection"), _NOT_SENT, "pool timeout")
     if isinstance(exc, httpx.ProxyError):  # the tunnel failed before the request went through
-        return Failure(_connect_error(host, "the proxy refused"), "safe", "proxy error")
+        return Failure(_connect_error(host, "the proxy refused"), _NOT_SENT, "proxy error")
     if isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
         # Raised by this side while writing the request: the same request fails the same way.
         # Its text may quote header values, so only the type is shown.
@@ -357,7 +357,7 @@ def _failure_before_sending(exc: httpx.RequestError, host: str) -> Failure | Non
             f"The request to {host} could not be sent ({type(exc).__name__}); nothing was sent.",
             hint="Check base_url and any extra request fields.",
         )
-        return Failure(error, "never", "request not sent")
+        return Failure(error, _NOT_SENT, "request not sent", should_retry=False)
     return None
 
 

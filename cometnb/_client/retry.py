@@ -1,7 +1,8 @@
 """The billing-aware retry policy (API_FACTS.md §4): what may be retried, and how long to wait.
 
-Each failed attempt is described by a :class:`Failure` whose ``safety`` says what a retry
-would risk:
+Each failed attempt is described by a :class:`Failure` whose ``risk`` (a
+:class:`~cometnb._core.billing.BillingRisk`, decided where the failure is met) says what a retry
+would risk (its ``safety``):
 
 * ``"safe"`` — the request clearly never started (connect errors, 429, 503): retried up to
   ``max_retries`` times with backoff.
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timezone
 
-from cometnb._core.billing import BILLED_STATUSES, SAFE_STATUSES, Safety, status_safety
+from cometnb._core.billing import BillingRisk, Safety
 from cometnb._core.errors import CometError
 
 __all__ = [
@@ -31,18 +32,11 @@ __all__ = [
     "Decision",
     "Failure",
     "RetryPolicy",
-    "Safety",
     "parse_retry_after",
     "parse_should_retry",
-    "status_safety",
 ]
 
 RATE_LIMIT_PATIENCE_S = 300.0  # five minutes of nothing but 429s
-
-# The classification lives in the core (cometnb._core.billing) so the ledger prices failures
-# by the same rule: what is not retried because it may be billed is also counted as spent.
-_SAFE_STATUSES = SAFE_STATUSES
-_BILLED_STATUSES = BILLED_STATUSES
 
 BILLED_HINT = (
     "The generation may still have been billed, so it was not retried automatically; "
@@ -57,16 +51,22 @@ BILLED_RETRIED_HINT = (
 class Failure:
     """One failed attempt: the error to raise if it is final, and what a retry would risk.
 
-    ``reason`` is short and shown while waiting ("HTTP 429", "connection refused");
-    ``retry_after`` is the server's requested delay in seconds, ``should_retry`` its
-    ``x-should-retry`` header.
+    ``risk`` is why it did or did not cost money (the classification lives in the core, so the
+    ledger prices failures by the same rule: what is not retried because it may be billed is
+    also counted as spent). ``reason`` is short and shown while waiting ("HTTP 429",
+    "connection refused"); ``retry_after`` is the server's requested delay in seconds,
+    ``should_retry`` its ``x-should-retry`` header (or False for a request this side cannot send).
     """
 
     error: CometError
-    safety: Safety
+    risk: BillingRisk
     reason: str
     retry_after: float | None = None
     should_retry: bool | None = None
+
+    @property
+    def safety(self) -> Safety:
+        return self.risk.safety
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLim
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.sse import SSEEvent, StreamAssembler
+from cometnb._core.billing import BillingRisk, final_risk
 from cometnb._core.errors import CometError, RateLimitError, ResponseError, redact
 from cometnb._core.images import decode_b64_image, inspect_image
 from cometnb._core.limits import DEFAULT_LIMITS, Limits
@@ -89,7 +90,7 @@ class NotSent(CometError):
     nothing is sent (a batch that could not record its item as in flight raises it, since a
     request it cannot account for could be paid twice after a kill)."""
 
-    may_be_billed = False
+    billing = BillingRisk.NOT_SENT
 
 
 def notify(
@@ -137,20 +138,25 @@ def request_steps(
         except NotSent as held:
             if pacer is not None:
                 pacer.settle(ticket, limited=False)
-            held.may_be_billed = billed > 0  # an earlier attempt of it may have been billed
+            held.billing = final_risk(BillingRisk.NOT_SENT, billed)  # an earlier one may be
             raise
         outcome = yield Send(body, key, on_partial, on_event, ticket)
         if pacer is not None:
             _settle(pacer, ticket, outcome)
         if not isinstance(outcome, Failure):
             parsed, synthetic = outcome
-            _check_count(parsed, body)  # before decoding any of them
-            images = yield from _fetch_images(parsed, on_event)
+            try:
+                _check_count(parsed, body)  # before decoding any of them
+                images = yield from _fetch_images(parsed, on_event)
+            except CometError as error:
+                # Answered, so billed: however its images turned out unusable.
+                error.billing = error.billing or BillingRisk.ANSWERED_UNUSABLE
+                raise
             # What the server sent is shown live (captions): never with a key it echoed.
             usage, meta = _redacted(parsed.usage), _redacted(dict(parsed.meta))
             return ApiResult(images, parsed.created, usage, meta or {}, synthetic)
         wait = _next_wait(policy, outcome, retries, billed)
-        retries, billed = retries + 1, billed + (outcome.safety == "billed")
+        retries, billed = retries + 1, billed + outcome.risk.may_be_billed
         _Patience(pacer, policy.rate_limit_patience_s, billed).check(wait)
         why = outcome.reason
         notify(on_event, ClientEvent("waiting", retries + 1, wait, why, may_be_billed=billed > 0))
@@ -182,7 +188,7 @@ class _Patience:
             hint=f"Nothing more was sent; {billed}. Wait a few minutes, or lower the "
             "concurrency, and run it again.",
         )
-        error.may_be_billed = self.billed > 0
+        error.billing = final_risk(BillingRisk.RATE_LIMITED, self.billed)
         raise error
 
 
@@ -223,11 +229,9 @@ def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int)
     if decision.wait_s is None:
         if decision.hint:
             failure.error.hint = decision.hint
-        # What the ledger charges for it follows the same rule as what is not retried.
-        # An answer that arrived but was unusable is marked billed where it was made.
-        failure.error.may_be_billed = (
-            bool(failure.error.may_be_billed) or failure.safety == "billed" or billed > 0
-        )
+        # The one place a request's final risk is set: what the ledger charges, what a batch
+        # holds back and what the card says follow the same rule as what is not retried.
+        failure.error.billing = final_risk(failure.risk, billed)
         raise failure.error
     log.info("cometnb: %s; retrying in %.1f s", failure.reason, decision.wait_s)
     return decision.wait_s
@@ -248,7 +252,6 @@ def _check_count(parsed: ParsedResponse, body: Mapping[str, Any]) -> None:
             hint="The generation may have been billed; the server misbehaved, so it was not "
             "retried.",
         )
-        error.may_be_billed = True
         raise error
 
 

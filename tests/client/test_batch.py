@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 
 from cometnb._client.batch_items import load_items, request_key
-from cometnb._client.batch_run import batch, may_be_billed
+from cometnb._client.batch_recovery import may_be_billed
+from cometnb._client.batch_run import batch
 from cometnb._client.clients import Client
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Send, Sleep, request_steps
+from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import APIError, ResponseError, ValidationError
 from cometnb._core.models import ClientEvent, ImageRequest
 from cometnb._core.secret import Secret
@@ -267,9 +269,13 @@ def test_a_wait_after_a_billed_attempt_says_so() -> None:
     events: list[ClientEvent] = []
     steps = request_steps({"prompt": "a fox"}, Secret(FAKE_KEY), policy, None, events.append)
     failures = [
-        Failure(APIError("overloaded", status=429), "safe", "HTTP 429", retry_after=0),
-        Failure(APIError("gateway", status=504), "billed", "HTTP 504"),
-        Failure(APIError("overloaded", status=429), "safe", "HTTP 429", retry_after=0),
+        Failure(
+            APIError("overloaded", status=429), BillingRisk.RATE_LIMITED, "HTTP 429", retry_after=0
+        ),
+        Failure(APIError("gateway", status=504), BillingRisk.SERVER_FAILED, "HTTP 504"),
+        Failure(
+            APIError("overloaded", status=429), BillingRisk.RATE_LIMITED, "HTTP 429", retry_after=0
+        ),
     ]
     step = next(steps)
     for failure in failures:

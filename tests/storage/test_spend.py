@@ -120,7 +120,7 @@ def test_a_refused_request_costs_nothing_and_a_cut_one_its_estimate(
     ],
 )
 def test_failure_cost_follows_the_retry_policys_billing_rule(status: int, billed: bool) -> None:
-    from cometnb._client.retry import status_safety
+    from cometnb._core.billing import status_safety
     from cometnb._core.costing import failure_cost
 
     body = {"model": "gpt-image-2", "prompt": PROMPTS[0], "size": "1024x1024", "quality": "low"}
