@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cometnb._client.batch_items import BatchItem
+from cometnb._core.cost import Cost
 from cometnb._storage.batches import BatchStore, ItemState
 from cometnb._storage.folder import History
 from cometnb._storage.records import Record
@@ -114,14 +115,12 @@ class Batch:
         return [self._record(item) for item in self.items]
 
     @property
-    def cost(self) -> float | None:
-        """Total USD of the done items, when the history knows record costs; else ``None``."""
-        total = 0.0
+    def cost(self) -> Cost:
+        """What the done items cost, like ``Generation.cost``: ``.usd`` is their records' sum,
+        ``None`` when one of them has no price; ``.estimated`` when one is an estimate."""
+        total = Cost(0.0, False, "nothing done yet")
         for record in self.done:
-            usd = getattr(getattr(record, "cost", None), "usd", None)
-            if usd is None:
-                return None
-            total += float(usd)
+            total = total + record.cost
         return total
 
     def export(self, path: str | os.PathLike[str]) -> Path:

@@ -22,13 +22,22 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from cometnb._core.capabilities import CAPABILITIES
 from cometnb._core.errors import ValidationError
 from cometnb._core.models import ImageRequest
 
-__all__ = ["BatchItem", "load_items", "request_key"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BatchItem", "BatchItems", "load_items", "request_key"]
+
+# What ``cometnb.batch`` reads: a .csv / .jsonl path, a DataFrame, or prompts, dicts (a
+# ``prompt``, an optional ``id``, API fields, other columns as tags) and ImageRequests.
+BatchItems: TypeAlias = (
+    "str | os.PathLike[str] | pd.DataFrame | Iterable[str | Mapping[str, Any] | ImageRequest]"
+)
 
 _API_FIELDS = frozenset({"prompt", "model"}).union(*(c.fields for c in CAPABILITIES.values()))
 _TEXT_FIELDS = frozenset({"prompt", "model", "id", "tags"})  # never JSON-parsed
@@ -57,7 +66,7 @@ def request_key(body: Mapping[str, Any]) -> str:
     return "r-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_items(items: object, defaults: Mapping[str, Any]) -> list[BatchItem]:
+def load_items(items: BatchItems, defaults: Mapping[str, Any]) -> list[BatchItem]:
     """Read ``items`` into keyed requests; ``defaults`` fill fields an item does not set.
 
     Raises :class:`ValidationError` naming the item (its position and id) that is unusable.

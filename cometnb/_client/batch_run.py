@@ -39,7 +39,7 @@ from typing import Any
 
 from cometnb._client.batch import Batch
 from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
-from cometnb._client.batch_items import BatchItem, load_items
+from cometnb._client.batch_items import BatchItem, BatchItems, load_items
 from cometnb._client.batch_progress import run_job
 from cometnb._client.batch_recovery import (
     CANCELLED_IN_FLIGHT,
@@ -77,7 +77,7 @@ _LIMITED = ("HTTP 429", RATE_LIMIT_REASON)
 
 
 def batch(
-    items: object,
+    items: BatchItems,
     *,
     name: str,
     concurrency: int | None = None,
@@ -113,7 +113,7 @@ def batch(
 
 
 def run_batch(
-    items: object,
+    items: BatchItems,
     *,
     name: str,
     check: BudgetCheck,

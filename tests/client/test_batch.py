@@ -28,6 +28,7 @@ from cometnb._client.clients import Client
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Send, Sleep, request_steps
 from cometnb._core.billing import BillingRisk
+from cometnb._core.cost import Cost
 from cometnb._core.errors import APIError, ResponseError, ValidationError
 from cometnb._core.models import ClientEvent, ImageRequest
 from cometnb._core.secret import Secret
@@ -139,7 +140,7 @@ def test_batch_runs_in_input_order_and_a_rerun_sends_nothing(
     assert list(frame["state"]) == ["done"] * 4 and frame["image_path"].notna().all()
     out = again.export(tmp_path / "shop.jsonl")
     assert len(out.read_text(encoding="utf-8").splitlines()) == 4
-    assert again.cost is None or again.cost >= 0
+    assert isinstance(again.cost, Cost) and (again.cost.usd is None or again.cost.usd >= 0)
 
 
 def test_failures_not_billed_are_sent_again_and_uncertain_ones_only_when_asked(
