@@ -53,6 +53,7 @@ from cometnb._client.batch_recovery import (
 from cometnb._client.clients import AsyncClient, Client
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.pacing import RATE_LIMIT_REASON
+from cometnb._client.retry import RATE_LIMITED_REASON
 from cometnb._client.steps import NotSent
 from cometnb._core import settings as _settings
 from cometnb._core.billing import BillingRisk
@@ -73,7 +74,7 @@ from cometnb._storage.folder import History
 
 __all__ = ["batch", "run_batch"]
 
-_LIMITED = ("HTTP 429", RATE_LIMIT_REASON)
+_LIMITED = (RATE_LIMITED_REASON, RATE_LIMIT_REASON)
 
 
 def batch(

@@ -28,6 +28,7 @@ from cometnb._core.billing import BillingRisk, Safety
 from cometnb._core.errors import CometError
 
 __all__ = [
+    "RATE_LIMITED_REASON",
     "RATE_LIMIT_PATIENCE_S",
     "Decision",
     "Failure",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 RATE_LIMIT_PATIENCE_S = 300.0  # five minutes of nothing but 429s
+RATE_LIMITED_REASON = "HTTP 429"  # a spent quota is a 429 too, but REFUSED: never retried
 
 BILLED_HINT = (
     "The generation may still have been billed, so it was not retried automatically; "
@@ -111,8 +113,20 @@ class RetryPolicy:
         delay = min(self.base_delay * 2.0**retries_done, self.max_delay)
         return delay * (1.0 - self.jitter * self.rng.random())
 
-    def decide(self, failure: Failure, retries_done: int, billed_retries_done: int) -> Decision:
-        """Retry ``failure`` (returning the wait) or give up (returning a better hint, if any)."""
+    def decide(
+        self,
+        failure: Failure,
+        retries_done: int,
+        billed_retries_done: int,
+        *,
+        patient: bool = False,
+    ) -> Decision:
+        """Retry ``failure`` (returning the wait) or give up (returning a better hint, if any).
+
+        ``patient``: the run's rate-limit patience bounds a storm (a pacer waits each request's
+        turn), so a rate-limit 429, never billed, does not count against ``max_retries``: no
+        request fails merely because the account is busy.
+        """
         if failure.safety == "never" or failure.should_retry is False:
             return Decision(None)
         if failure.safety == "billed":
@@ -120,7 +134,8 @@ class RetryPolicy:
                 return Decision(None, BILLED_HINT)
             if billed_retries_done >= 1:
                 return Decision(None, BILLED_RETRIED_HINT)
-        if retries_done >= self.max_retries:
+        busy = patient and failure.reason == RATE_LIMITED_REASON
+        if retries_done >= self.max_retries and not busy:
             return Decision(None)
         if failure.retry_after is not None:
             if failure.retry_after > self.max_retry_after:

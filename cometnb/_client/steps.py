@@ -19,7 +19,7 @@ from typing import Any
 from cometnb._client.capped import CappedSSEDecoder
 from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLimits, Ticket
 from cometnb._client.response import ParsedResponse
-from cometnb._client.retry import Failure, RetryPolicy
+from cometnb._client.retry import RATE_LIMITED_REASON, Failure, RetryPolicy
 from cometnb._client.sse import SSEEvent, StreamAssembler
 from cometnb._core.billing import BillingRisk, final_risk
 from cometnb._core.errors import CometError, RateLimitError, ResponseError, redact
@@ -155,7 +155,7 @@ def request_steps(
             # What the server sent is shown live (captions): never with a key it echoed.
             usage, meta = _redacted(parsed.usage), _redacted(dict(parsed.meta))
             return ApiResult(images, parsed.created, usage, meta or {}, synthetic)
-        wait = _next_wait(policy, outcome, retries, billed)
+        wait = _next_wait(policy, outcome, retries, billed, patient=pacer is not None)
         retries, billed = retries + 1, billed + outcome.risk.may_be_billed
         _Patience(pacer, policy.rate_limit_patience_s, billed).check(wait)
         why = outcome.reason
@@ -217,15 +217,17 @@ def _turn(
 def _settle(pacer: Pacer, ticket: Ticket | None, outcome: Attempt) -> None:
     """Tell the pacer what the attempt met: a rate-limit 429 (not a spent quota) or not."""
     if isinstance(outcome, Failure):
-        limited = outcome.reason == "HTTP 429" and outcome.safety == "safe"
+        limited = outcome.reason == RATE_LIMITED_REASON and outcome.safety == "safe"
         pacer.settle(ticket, limited=limited, retry_after=outcome.retry_after)
     else:
         pacer.settle(ticket, limited=False)
 
 
-def _next_wait(policy: RetryPolicy, failure: Failure, retries: int, billed: int) -> float:
+def _next_wait(
+    policy: RetryPolicy, failure: Failure, retries: int, billed: int, *, patient: bool
+) -> float:
     """The wait before the next attempt, or raise the failure's error (final)."""
-    decision = policy.decide(failure, retries, billed)
+    decision = policy.decide(failure, retries, billed, patient=patient)
     if decision.wait_s is None:
         if decision.hint:
             failure.error.hint = decision.hint
