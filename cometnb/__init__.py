@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from cometnb._client.batch import Batch
     from cometnb._client.batch_run import batch
     from cometnb._client.clients import AsyncClient, Client
-    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._client.lookups import refresh_prices
     from cometnb._core.budget import BudgetError
     from cometnb._core.cost import Cost
     from cometnb._core.errors import (
@@ -94,7 +94,7 @@ _LAZY = {
     "Cost": "cometnb._core.cost",
     "PriceTable": "cometnb._core.prices",
     "prices": "cometnb._core.prices",
-    "refresh_prices": "cometnb._client.price_refresh",
+    "refresh_prices": "cometnb._client.lookups",
 }
 
 # The public submodules, imported on first use: ``import cometnb`` then

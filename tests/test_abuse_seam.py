@@ -261,7 +261,7 @@ def _model_gone() -> APIError:
 def test_interrupt_during_the_model_lookup_leaves_no_key_in_any_local(
     server: HostileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cometnb._client.model_list import explain_missing_model
+    from cometnb._client.lookups import explain_missing_model
     from cometnb._core import settings as _settings
 
     if threading.current_thread() is not threading.main_thread():

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from cometnb._client.model_list import explain_missing_model
+from cometnb._client.lookups import explain_missing_model
 from cometnb._client.response import KEY_HINT
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings

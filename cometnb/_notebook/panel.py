@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from cometnb._client.model_list import explain_missing_model
+from cometnb._client.lookups import explain_missing_model
 from cometnb._core.budget import BudgetError
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.errors import ValidationError
