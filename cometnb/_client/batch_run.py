@@ -37,19 +37,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cometnb._client.batch import Batch
-from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
-from cometnb._client.batch_items import BatchItem, BatchItems, load_items
-from cometnb._client.batch_progress import run_job
-from cometnb._client.batch_recovery import (
+from cometnb._client.batch import (
     CANCELLED_IN_FLIGHT,
     ORIGIN,
+    Batch,
+    BatchItem,
+    BatchItems,
     cancelled_in_flight,
     halts_the_batch,
     in_flight_before,
+    load_items,
     may_be_billed,
     settle_in_flight,
 )
+from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
+from cometnb._client.batch_progress import run_job
 from cometnb._client.clients import AsyncClient, Client
 from cometnb._client.limiter import AdaptiveLimit
 from cometnb._client.pacing import RATE_LIMIT_REASON

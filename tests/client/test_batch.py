@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cometnb._client.batch_items import load_items, request_key
-from cometnb._client.batch_recovery import may_be_billed
+from cometnb._client.batch import load_items, may_be_billed, request_key
 from cometnb._client.batch_run import batch
 from cometnb._client.clients import Client
 from cometnb._client.retry import Failure, RetryPolicy

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cometnb._client import response as _response
-from cometnb._client.batch_recovery import legacy_may_be_billed, may_be_billed
+from cometnb._client.batch import legacy_may_be_billed, may_be_billed
 from cometnb._client.batch_run import batch
 from cometnb._client.clients import Client
 from cometnb._core.billing import BillingRisk, final_risk, status_risk

@@ -138,8 +138,7 @@ def test_resent_after_interrupt_lists_only_items_actually_sent(
 ) -> None:
     """An item a killed run left in flight, asked to be resent (retry_billed=True), that the
     budget then stops: it was not sent, yet it is reported as resent."""
-    from cometnb._client.batch_items import load_items
-    from cometnb._client.batch_recovery import KILLED_IN_FLIGHT
+    from cometnb._client.batch import KILLED_IN_FLIGHT, load_items
 
     keys = [i.key for i in load_items(CATALOGUE[:1], FIELDS)]
     store = BatchStore(hist.path)
@@ -231,7 +230,7 @@ def test_a_refused_key_stops_the_batch(sim: SimServer, hist: History) -> None:
 
 def test_a_storing_failure_is_marked_as_may_be_billed() -> None:
     from cometnb._client.base import storing_failure, unexpected
-    from cometnb._client.batch_recovery import may_be_billed
+    from cometnb._client.batch import may_be_billed
     from cometnb._core.errors import CometError
 
     assert may_be_billed(storing_failure(OSError(28, "No space left on device")))
