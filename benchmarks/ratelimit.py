@@ -41,7 +41,7 @@ COOKBOOK_PAUSE_S = 15.0  # the cookbook's seconds_to_pause_after_rate_limit_erro
 
 
 def run() -> Result:
-    need("cometnb._client.pacing")
+    need("cometnb._client.runner")
     result = Result(TITLE)
     runs = {
         "cometnb, with rate-limit headers": _run("paced", headers=True),

@@ -34,8 +34,7 @@ from cometnb._client.fetch import adownload
 from cometnb._client.frames import drop_library_frames
 from cometnb._client.http import AsyncHttp, alines, aread_body
 from cometnb._client.in_flight import InFlight
-from cometnb._client.limiter import AdaptiveLimit
-from cometnb._client.spend_gate import not_sent, open_gate
+from cometnb._client.runner import AdaptiveLimit, not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
 from cometnb._core.budget import SpendGuard
 from cometnb._core.errors import CometError, ResponseError

@@ -23,7 +23,6 @@ from cometnb._client import edits as _edits
 from cometnb._client import logsafe as _logsafe
 from cometnb._client.fetch_guard import is_loopback_host
 from cometnb._client.frames import drop_library_frames
-from cometnb._client.pacing import Pacer
 from cometnb._client.response import (
     KEY_HINT,
     failure_from_exception,
@@ -31,6 +30,7 @@ from cometnb._client.response import (
     parse_result,
 )
 from cometnb._client.retry import Failure, RetryPolicy
+from cometnb._client.runner import Pacer
 from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
 from cometnb._client.storing import _Storing
 from cometnb._core import settings as _settings

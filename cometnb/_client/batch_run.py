@@ -17,7 +17,7 @@ becomes ``uncertain`` too. Cancelling a run (an interrupt) makes an item in flig
 again because ``retry_billed=True`` are listed in ``Batch.resent_after_interrupt``.
 
 Budgets: the items about to be sent are estimated together and refused before the first
-request when ``CometImg.budget`` cannot cover them (``_client/batch_budget.py``); while the
+request when ``CometImg.budget`` cannot cover them (``_client/runner.py``); while the
 batch runs, an item the budget stops is not sent and stays pending (``Batch.notes`` says so).
 A spent quota or a refused key stops the run the same way: the items not sent stay pending.
 One run of a batch name at a time (``_storage/batch_lock.py``): a second is refused at once.
@@ -50,12 +50,16 @@ from cometnb._client.batch import (
     may_be_billed,
     settle_in_flight,
 )
-from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
-from cometnb._client.batch_progress import run_job
 from cometnb._client.clients import AsyncClient, Client
-from cometnb._client.limiter import AdaptiveLimit
-from cometnb._client.pacing import RATE_LIMIT_REASON
 from cometnb._client.retry import RATE_LIMITED_REASON
+from cometnb._client.runner import (
+    RATE_LIMIT_REASON,
+    AdaptiveLimit,
+    BudgetCheck,
+    run_job,
+    session_check,
+    stopped_note,
+)
 from cometnb._client.steps import NotSent
 from cometnb._core import settings as _settings
 from cometnb._core.billing import BillingRisk

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb._client.capped import CappedSSEDecoder
-from cometnb._client.pacing import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLimits, Ticket
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import RATE_LIMITED_REASON, Failure, RetryPolicy
+from cometnb._client.runner import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLimits, Ticket
 from cometnb._client.sse import SSEEvent, StreamAssembler
 from cometnb._core.billing import BillingRisk, final_risk
 from cometnb._core.errors import CometError, RateLimitError, ResponseError, redact

@@ -1,4 +1,4 @@
-"""The pacer (cometnb._client.pacing): headers, AIMD on 429s, the floor, Retry-After: 0.
+"""The pacer (cometnb._client.runner): headers, AIMD on 429s, the floor, Retry-After: 0.
 
 Driven by a fake clock against a token-bucket server model (the simulator's own bucket), so the
 policy is tested without waiting.
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cometnb._client.pacing import MAX_STALLS, Pacer, RateLimits, Ticket, parse_duration
 from cometnb._client.retry import RetryPolicy
+from cometnb._client.runner import MAX_STALLS, Pacer, RateLimits, Ticket, parse_duration
 from cometnb._client.steps import Send, Sleep, request_steps
 from cometnb.sim.ratelimit import RateLimiter
 
