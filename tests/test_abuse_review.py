@@ -217,7 +217,7 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
 
     import httpx
 
-    from cometnb._client.fetch import download
+    from cometnb._client.http import download
     from cometnb._core.limits import Limits
 
     png = base64.b64decode(_png_b64())
@@ -241,7 +241,7 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
 def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[str]) -> None:
     import httpx
 
-    from cometnb._client.fetch import download
+    from cometnb._client.http import download
     from cometnb._core.errors import ResponseError
     from cometnb._core.limits import Limits
 

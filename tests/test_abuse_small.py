@@ -249,7 +249,7 @@ def test_download_to_private_or_odd_url_is_refused(sim: SimServer, hist: History
 
 
 def test_loopback_download_is_refused_when_the_api_is_not_on_loopback() -> None:
-    from cometnb._client.fetch_guard import check_image_url
+    from cometnb._client.http import check_image_url
 
     with pytest.raises(ResponseError, match="loopback"):
         check_image_url("http://127.0.0.1:9/x.png", allow_loopback=False)

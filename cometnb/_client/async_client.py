@@ -29,10 +29,16 @@ from cometnb._client.base import (
     storing_failure,
     unexpected,
 )
-from cometnb._client.capped import error_budget, result_budget, stream_budget
-from cometnb._client.fetch import adownload
-from cometnb._client.frames import drop_library_frames
-from cometnb._client.http import AsyncHttp, alines, aread_body
+from cometnb._client.http import (
+    AsyncHttp,
+    adownload,
+    alines,
+    aread_body,
+    drop_library_frames,
+    error_budget,
+    result_budget,
+    stream_budget,
+)
 from cometnb._client.in_flight import InFlight
 from cometnb._client.runner import AdaptiveLimit, not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify

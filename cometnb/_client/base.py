@@ -20,9 +20,8 @@ from typing import Any, Literal, cast
 import httpx
 
 from cometnb._client import edits as _edits
-from cometnb._client import logsafe as _logsafe
-from cometnb._client.fetch_guard import is_loopback_host
-from cometnb._client.frames import drop_library_frames
+from cometnb._client import http as _http
+from cometnb._client.http import drop_library_frames, is_loopback_host
 from cometnb._client.response import (
     KEY_HINT,
     failure_from_exception,
@@ -97,7 +96,7 @@ class _BaseClient(_Storing):
         limits: Limits | None = None,
     ) -> None:
         settings = _settings.active()
-        _logsafe.install()
+        _http.install()
         # Held as a Secret from here to the header: no repr, traceback or log shows it.
         self._api_key = Secret.of(api_key)
         self.base_url = _settings.resolve_base_url(base_url)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AXIS_FIELDS",
+    "IN_A_RUN",
     "RATE_LIMIT_REASON",
     "AdaptiveLimit",
     "BudgetCheck",
@@ -62,6 +64,12 @@ __all__ = [
 
 # --- limiter -----------------------------------------------------------------------------------
 # The concurrency limit: at most ``limit`` requests in flight, and slots given back early.
+
+
+# True while a request runs in a slot of a run of many (generate_many, a grid, a batch): its
+# rate-limit 429s are retried while the run's patience lasts, not up to max_retries (a lone
+# request keeps the max_retries bound).
+IN_A_RUN: ContextVar[bool] = ContextVar("cometnb_in_a_run", default=False)
 
 
 class AdaptiveLimit:
@@ -162,6 +170,7 @@ class Slot:
         self._limit = limit
         self._held = False
         self._finishing = False  # released early; counted as finishing until the exit
+        self._in_run: Token[bool] | None = None
 
     @property
     def held(self) -> bool:
@@ -182,6 +191,7 @@ class Slot:
     async def __aenter__(self) -> Slot:
         await self._limit.acquire()
         self._held = True
+        self._in_run = IN_A_RUN.set(True)
         return self
 
     async def __aexit__(
@@ -190,6 +200,9 @@ class Slot:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._in_run is not None:
+            IN_A_RUN.reset(self._in_run)
+            self._in_run = None
         if self._held:
             self._held = False
             self._limit.release()

@@ -16,10 +16,17 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cometnb._client.capped import CappedSSEDecoder
+from cometnb._client.http import CappedSSEDecoder
 from cometnb._client.response import ParsedResponse
 from cometnb._client.retry import RATE_LIMITED_REASON, Failure, RetryPolicy
-from cometnb._client.runner import MAX_STALLS, RATE_LIMIT_REASON, Pacer, RateLimits, Ticket
+from cometnb._client.runner import (
+    IN_A_RUN,
+    MAX_STALLS,
+    RATE_LIMIT_REASON,
+    Pacer,
+    RateLimits,
+    Ticket,
+)
 from cometnb._client.sse import SSEEvent, StreamAssembler
 from cometnb._core.billing import BillingRisk, final_risk
 from cometnb._core.errors import CometError, RateLimitError, ResponseError, redact
@@ -155,7 +162,8 @@ def request_steps(
             # What the server sent is shown live (captions): never with a key it echoed.
             usage, meta = _redacted(parsed.usage), _redacted(dict(parsed.meta))
             return ApiResult(images, parsed.created, usage, meta or {}, synthetic)
-        wait = _next_wait(policy, outcome, retries, billed, patient=pacer is not None)
+        patient = pacer is not None and IN_A_RUN.get()
+        wait = _next_wait(policy, outcome, retries, billed, patient=patient)
         retries, billed = retries + 1, billed + outcome.risk.may_be_billed
         _Patience(pacer, policy.rate_limit_patience_s, billed).check(wait)
         why = outcome.reason

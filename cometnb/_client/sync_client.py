@@ -29,10 +29,16 @@ from cometnb._client.base import (
     storing_failure,
     unexpected,
 )
-from cometnb._client.capped import error_budget, result_budget, stream_budget
-from cometnb._client.fetch import download
-from cometnb._client.frames import drop_library_frames
-from cometnb._client.http import Http, lines, read_body
+from cometnb._client.http import (
+    Http,
+    download,
+    drop_library_frames,
+    error_budget,
+    lines,
+    read_body,
+    result_budget,
+    stream_budget,
+)
 from cometnb._client.in_flight import InFlight
 from cometnb._client.loop import loop_thread
 from cometnb._client.runner import not_sent, open_gate

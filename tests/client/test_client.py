@@ -104,7 +104,7 @@ class Scripted:
 def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Image hosts (``files.test``…) resolve to a public address; the mock transport never
     connects, and a host that does not resolve is refused before any download."""
-    from cometnb._client import fetch_guard
+    from cometnb._client import http as fetch_guard
 
     monkeypatch.setattr(fetch_guard, "_resolve", lambda host: ["93.184.216.34"])
 
