@@ -208,7 +208,7 @@ class AsyncClient(_BaseClient):
         on_result: OnResult | None,
     ) -> list[Generation]:
         gate = open_gate(bodies)  # the whole estimate, before the first request
-        limit = AdaptiveLimit(concurrency)
+        limit = AdaptiveLimit(concurrency, many=len(bodies) > 1)
         history = await self._open_history()  # once, not once per request
 
         async def one(index: int, body: dict[str, Any]) -> Generation:

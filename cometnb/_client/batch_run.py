@@ -254,7 +254,7 @@ class _BatchJob:
         self.started.set()
         try:
             async with self.client._async_twin() as twin:
-                limit = AdaptiveLimit(self.limit)
+                limit = AdaptiveLimit(self.limit, many=len(self.todo) > 1)
                 outcomes = await asyncio.gather(
                     *(self._one(twin, limit, item) for item in self.todo), return_exceptions=True
                 )

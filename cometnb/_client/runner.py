@@ -66,9 +66,9 @@ __all__ = [
 # The concurrency limit: at most ``limit`` requests in flight, and slots given back early.
 
 
-# True while a request runs in a slot of a run of many (generate_many, a grid, a batch): its
-# rate-limit 429s are retried while the run's patience lasts, not up to max_retries (a lone
-# request keeps the max_retries bound).
+# True while a request runs in a slot of a run of several (generate_many, a grid, a batch):
+# its rate-limit 429s are retried while the run's patience lasts, not up to max_retries (a
+# lone request, a one-cell grid included, keeps the max_retries bound).
 IN_A_RUN: ContextVar[bool] = ContextVar("cometnb_in_a_run", default=False)
 
 
@@ -82,8 +82,11 @@ class AdaptiveLimit:
         (4, 0)
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, many: bool = False) -> None:
         self.limit = max(1, int(limit))
+        # A run of several requests: their rate-limit 429s wait out the run's patience
+        # (IN_A_RUN); a lone request keeps the max_retries bound.
+        self.many = many
         self._active = 0
         self._finishing = 0  # released early, not yet exited (their results are being stored)
         self._waiters: list[asyncio.Future[None]] = []
@@ -191,7 +194,8 @@ class Slot:
     async def __aenter__(self) -> Slot:
         await self._limit.acquire()
         self._held = True
-        self._in_run = IN_A_RUN.set(True)
+        if self._limit.many:
+            self._in_run = IN_A_RUN.set(True)
         return self
 
     async def __aexit__(
@@ -713,8 +717,9 @@ class _GridRun:
 
     async def run(self) -> None:
         try:
-            limit = AdaptiveLimit(self.concurrency)
-            tasks = [self._cell(i, limit) for i in range(len(self.grid.cells))]
+            cells = len(self.grid.cells)
+            limit = AdaptiveLimit(self.concurrency, many=cells > 1)
+            tasks = [self._cell(i, limit) for i in range(cells)]
             # return_exceptions: wait for *every* task, also after a cancel, so each cancelled
             # request is recorded before the caller is told the grid has settled.
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
