@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # sudo only when not root and sudo exists (root on a fresh Debian machine has no sudo).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo; })
 
-.PHONY: demo test lint typecheck pytest bench chromium clean help nox package
+.PHONY: demo test lint typecheck pytest bench chromium clean help nox package labext
 
 help:
 	@echo "make demo   - JupyterLab with the demo notebooks (real API if COMETAPI_KEY is set, else the simulator)"
@@ -25,7 +25,20 @@ $(STAMP): pyproject.toml
 	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter-builder develop --overwrite .
 	touch $(STAMP)
+
+# The history sidebar (labextension/, TypeScript) built from source with this machine's
+# Node.js >= 20: tsc --strict first, so a type error fails `make test`. The editable install
+# links the output (cometnb/labextension) into the venv, so JupyterLab loads what this built.
+LABEXT := labextension/lib/.built
+$(LABEXT): $(STAMP) labextension/package.json labextension/package-lock.json labextension/tsconfig.json $(wildcard labextension/src/*.ts labextension/style/*)
+	@$(PY) hatch_build.py
+	cd labextension && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build:prod
+	touch $(LABEXT)
+
+labext: $(LABEXT)
 
 # Debian's Chromium for the real-browser test (Playwright may not download its own browser).
 chromium:
@@ -38,18 +51,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check cometnb tests benchmarks
 	$(VENV)/bin/lint-imports --no-cache
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(LABEXT)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) chromium
+pytest: $(STAMP) $(LABEXT) chromium
 	$(PY) -m pytest
 
 test: lint typecheck pytest
 
-demo: $(STAMP)
+demo: $(STAMP) $(LABEXT)
 	$(PY) -m cometnb.demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(LABEXT)
 	$(PY) benchmarks/run.py
 
 # The suite on every installed Python 3.10-3.13 (missing ones are skipped), each in its own venv.
@@ -62,3 +75,4 @@ package: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf labextension/node_modules labextension/lib labextension/tsconfig.tsbuildinfo cometnb/labextension

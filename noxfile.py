@@ -6,12 +6,14 @@ browser test needs Chromium and JupyterLab and is left to ``make test``.
 
     $ nox -s tests-3.10      # one interpreter
     $ nox -s build           # wheel + sdist, checked by twine
-    $ nox -s package         # the wheel in a fresh virtualenv: %load_ext + a keyless image
+    $ nox -s package         # the wheel in a fresh virtualenv: %load_ext + a keyless image,
+                             # and both Jupyter extensions enabled with no Node.js on PATH
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -49,6 +51,8 @@ def tests(session: nox.Session) -> None:
         "no:cacheprovider",
         "--deselect",
         "tests/test_browser.py",
+        "--deselect",
+        "tests/test_browser_sidebar.py",
         *session.posargs,
     )
 
@@ -90,3 +94,22 @@ def package(session: nox.Session) -> None:
     session.install(wheel)
     session.chdir(tmp)
     session.run("python", "-c", SMOKE)
+    _both_extensions_enabled(session)
+
+
+def _both_extensions_enabled(session: nox.Session) -> None:
+    """JupyterLab beside the wheel, and a PATH holding only this virtualenv (no Node.js):
+    ``jupyter labextension list`` and ``jupyter server extension list`` show cometnb enabled."""
+    session.install("jupyterlab>=4.2")
+    bin_dir = str(session.bin)
+    if shutil.which("node", path=bin_dir):
+        session.error(f"node is in {bin_dir}: this check needs a PATH without it")
+    env = {"PATH": bin_dir, "NO_COLOR": "1"}
+    for command, wanted in (
+        (["labextension", "list"], r"cometnb v\S+ enabled OK \(python, cometnb\)"),
+        (["server", "extension", "list"], r"cometnb \S+ OK"),
+    ):
+        out = session.run("jupyter", *command, env=env, silent=True, external=True) or ""
+        if not re.search(wanted, re.sub(r"\x1b\[[0-9;]*m", "", str(out))):
+            session.error(f"cometnb is not enabled in `jupyter {' '.join(command)}`:\n{out}")
+        print(f"jupyter {' '.join(command)}: cometnb enabled, without Node.js on PATH")

@@ -44,7 +44,7 @@ GRID_SIZES = "1024x1024,1536x1024,1024x1536,auto"
 def run() -> Result:
     client_mod = need("cometnb._client.clients")
     history_mod = need("cometnb.history")
-    models = need("cometnb._core.models")
+    models = need("cometnb._core.generations")
     result = Result(TITLE)
     with simulator(texture="photo", latency=LATENCY) as sim, workdir("concurrency-") as tmp:
         users = [f"user-{i}" for i in range(REQUESTS)]

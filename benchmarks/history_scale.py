@@ -66,7 +66,7 @@ def run() -> Result:
 def _build(history_mod: Any, path: Any, records: int = RECORDS) -> float:
     from PIL import Image
 
-    models = need("cometnb._core.models")
+    models = need("cometnb._core.generations")
     errors = need("cometnb._core.errors")
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (90, 140, 200)).save(buf, "PNG")

@@ -73,7 +73,7 @@ def _worker(args: dict[str, Any]) -> dict[str, Any]:
     import time
 
     from cometnb._client.clients import Client
-    from cometnb._core.models import ImageRequest
+    from cometnb._core.generations import ImageRequest
     from cometnb.history import History
 
     client = Client(api_key=BENCH_KEY, base_url=args["base_url"], history=History(args["history"]))

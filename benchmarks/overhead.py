@@ -134,8 +134,8 @@ def run() -> Result:
 def _breakdown(image: bytes, hist: Any) -> dict[str, float]:
     """Where cometnb's time goes: each step alone, on the same bytes (median of 5)."""
     decode = need("cometnb._core.images")
-    previews = need("cometnb._core.previews")
-    models = need("cometnb._core.models")
+    previews = need("cometnb._core.images")
+    models = need("cometnb._core.generations")
     text = base64.b64encode(image).decode()
     body = json.dumps({"data": [{"b64_json": text}]})
     fmt, width, height = decode.inspect_image(image)

@@ -5,7 +5,7 @@ views embed (512 px cards, 256 px grid cells) is encoded as JPEG quality 80 (the
 previews) and as WebP at qualities 30–90, and compared with the downscaled pixels by PSNR. The
 chosen WebP quality is the lowest whose PSNR is at least JPEG 80's (within 0.05 dB, the
 measurement's noise between runs): no visible loss against today's previews, fewest bytes.
-The table in ``cometnb/_core/previews.py`` (``_WEBP_QUALITY``) should say the same.
+The table in ``cometnb/_core/images.py`` (``_WEBP_QUALITY``) should say the same.
 
 So that the choice is also looked at, not only measured, the run writes
 ``benchmarks/previews-side-by-side.png``: for each preview size, the same part of the first
@@ -35,7 +35,7 @@ CROP_BOX, TILE = (0.08, 0.10, 0.40, 0.42), 328
 
 
 def run() -> Result:
-    previews = need("cometnb._core.previews")
+    previews = need("cometnb._core.images")
     from PIL import Image
 
     result = Result(TITLE)
@@ -66,7 +66,7 @@ def run() -> Result:
             f"quality {chosen}",
             f"quality {in_code}",
             in_code == chosen,
-            "set _WEBP_QUALITY in cometnb/_core/previews.py to the measured quality",
+            "set _WEBP_QUALITY in cometnb/_core/images.py to the measured quality",
         )
     _write_sheet(tiles)
     result.notes.append(
@@ -113,7 +113,7 @@ def _codec(img: Any, fmt: str, quality: int) -> tuple[int, Any]:
     from PIL import Image
 
     out = io.BytesIO()
-    extra = {"method": need("cometnb._core.previews")._WEBP_METHOD} if fmt == "WEBP" else {}
+    extra = {"method": need("cometnb._core.images")._WEBP_METHOD} if fmt == "WEBP" else {}
     img.save(out, fmt, quality=quality, **extra)
     return len(out.getvalue()), Image.open(io.BytesIO(out.getvalue())).convert("RGB")
 

@@ -123,7 +123,7 @@ def _run(
 ) -> dict[str, Any]:
     clients = need("cometnb._client.clients")
     history_mod = need("cometnb.history")
-    models = need("cometnb._core.models")
+    models = need("cometnb._core.generations")
     prompts = [f"rate limit prompt #{i:03d}" for i in range(requests)]
     wanted = [models.ImageRequest(p, model=MODEL, size=SIZE) for p in prompts]
     with (

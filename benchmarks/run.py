@@ -35,6 +35,7 @@ BENCHMARKS = (
     "history_scale",
     "history_100k",
     "spend",
+    "sidebar",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -29,7 +29,7 @@ MODEL, SIZE = "gpt-image-2", "816x816"
 def run() -> Result:
     client_mod = need("cometnb._client.clients")
     history_mod = need("cometnb.history")
-    models = need("cometnb._core.models")
+    models = need("cometnb._core.generations")
     result = Result(TITLE)
     pattern = ["429" if i % EVERY == EVERY // 2 else "none" for i in range(PROMPTS * 12 // 10)]
     with simulator() as sim, workdir("scale-") as tmp:

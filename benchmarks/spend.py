@@ -33,7 +33,7 @@ _VARIANTS: tuple[dict[str, Any], ...] = (
 
 
 def _requests() -> list[Any]:
-    models = need("cometnb._core.models")
+    models = need("cometnb._core.generations")
     prompts = (
         "a lighthouse on a cliff at dusk, oil painting",
         "product photo of a ceramic mug on oak, soft window light",
@@ -48,7 +48,7 @@ def _requests() -> list[Any]:
 
 
 def run() -> Result:
-    costing = need("cometnb._core.costing")
+    costing = need("cometnb._core.prices")
     budget = need("cometnb._core.budget")
     result = Result(TITLE)
     requests = _requests()

@@ -21,21 +21,29 @@ if TYPE_CHECKING:
     from cometnb._client.batch_run import batch
     from cometnb._client.clients import AsyncClient, Client
     from cometnb._client.lookups import refresh_prices
-    from cometnb._core.budget import BudgetError
-    from cometnb._core.cost import Cost
+    from cometnb._core.byte_limits import ByteLimits
+    from cometnb._core.edit_inputs import mask
     from cometnb._core.errors import (
         APIError,
         AuthenticationError,
+        BatchBusyError,
+        BudgetError,
         CancelledError,
         CometError,
         RateLimitError,
         ResponseError,
         ValidationError,
     )
-    from cometnb._core.masks import mask
-    from cometnb._core.models import GeneratedImage, Generation, Grid, ImageRequest
-    from cometnb._core.prices import PriceTable, prices
+    from cometnb._core.generations import (
+        ClientEvent,
+        GeneratedImage,
+        Generation,
+        Grid,
+        ImageRequest,
+    )
+    from cometnb._core.prices import Cost, PriceTable, prices
     from cometnb._notebook.panel import panel
+    from cometnb._storage.spend import SpendTable
     from cometnb.history import History, Record, history
 
 __all__ = [
@@ -43,9 +51,12 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Batch",
+    "BatchBusyError",
     "BudgetError",
+    "ByteLimits",
     "CancelledError",
     "Client",
+    "ClientEvent",
     "CometError",
     "Cost",
     "GeneratedImage",
@@ -57,6 +68,7 @@ __all__ = [
     "RateLimitError",
     "Record",
     "ResponseError",
+    "SpendTable",
     "ValidationError",
     "__version__",
     "batch",
@@ -81,17 +93,21 @@ _LAZY = {
     "APIError": "cometnb._core.errors",
     "ResponseError": "cometnb._core.errors",
     "CancelledError": "cometnb._core.errors",
-    "ImageRequest": "cometnb._core.models",
-    "Generation": "cometnb._core.models",
-    "GeneratedImage": "cometnb._core.models",
-    "Grid": "cometnb._core.models",
+    "ImageRequest": "cometnb._core.generations",
+    "Generation": "cometnb._core.generations",
+    "GeneratedImage": "cometnb._core.generations",
+    "Grid": "cometnb._core.generations",
     "History": "cometnb.history",
     "Record": "cometnb.history",
     "history": "cometnb.history",
     "panel": "cometnb.widget",
-    "mask": "cometnb._core.masks",
-    "BudgetError": "cometnb._core.budget",
-    "Cost": "cometnb._core.cost",
+    "mask": "cometnb._core.edit_inputs",
+    "BudgetError": "cometnb._core.errors",
+    "BatchBusyError": "cometnb._core.errors",
+    "ByteLimits": "cometnb._core.byte_limits",
+    "ClientEvent": "cometnb._core.generations",
+    "SpendTable": "cometnb._storage.spend",
+    "Cost": "cometnb._core.prices",
     "PriceTable": "cometnb._core.prices",
     "prices": "cometnb._core.prices",
     "refresh_prices": "cometnb._client.lookups",
@@ -164,3 +180,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     from cometnb._notebook.magics import unload_ipython_extension as unload
 
     unload(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built history sidebar is (``jupyter labextension develop`` links it)."""
+    return [{"src": "labextension", "dest": "cometnb"}]

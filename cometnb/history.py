@@ -21,9 +21,8 @@ import os
 import sys
 import types
 
-from cometnb._storage.compare import Comparison
 from cometnb._storage.folder import History, history
-from cometnb._storage.records import Record
+from cometnb._storage.records import Comparison, Record
 
 __all__ = ["Comparison", "History", "Record", "history"]
 

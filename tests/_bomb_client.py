@@ -2,7 +2,7 @@
 
 Used by ``test_abuse_memory.py``: the bomb runs here so its peak memory (``ru_maxrss``) is this
 process's alone. argv: base_url, history folder, JSON of the call (kwargs for ``generate`` plus
-``"limits"`` for :class:`~cometnb._core.limits.Limits`, ``"timeout"``, ``"many"`` to go
+``"limits"`` for :class:`~cometnb._core.byte_limits.ByteLimits`, ``"timeout"``, ``"many"`` to go
 through ``generate_many``, ``"copies"`` to send that many at once, one at a time, and report
 the RSS still held afterwards; or ``"fetch": "models" | "catalog"`` for a side fetch instead).
 Prints one JSON line.
@@ -90,11 +90,11 @@ def main() -> None:
         print(json.dumps(side_fetch(spec["fetch"], base_url, folder)))
         return
     from cometnb._client.clients import Client
+    from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.errors import CometError
-    from cometnb._core.limits import Limits
     from cometnb.history import History
 
-    limits = Limits(**spec.pop("limits", {}))
+    limits = ByteLimits(**spec.pop("limits", {}))
     many = spec.pop("many", False)
     copies = spec.pop("copies", 0)
     held: list[object] = []

@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 
-from cometnb._core.models import ApiImage, ApiResult
+from cometnb._core.generations import ApiImage, ApiResult
 
 
 def image_bytes(

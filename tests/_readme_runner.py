@@ -47,7 +47,7 @@ def names(readme: str, ip: Any) -> list[dict[str, str]]:
     the README shows must exist."""
     import cometnb
     from cometnb._client.batch import Batch
-    from cometnb._core.models import GeneratedImage, ImageRequest
+    from cometnb._core.generations import GeneratedImage, ImageRequest
     from cometnb.sim import SimServer, use_if_keyless
 
     text = readme + "\n".join(SPAN.findall(readme))

@@ -72,7 +72,7 @@ def _model_not_found() -> Exception:
 
 def _edit_body(body: dict[str, Any], parent: Any) -> Any:
     """``body`` as an edit of ``parent``'s first image (the lineage a panel's Edit makes)."""
-    from cometnb._core.sources import EditBody, resolve_source
+    from cometnb._core.edit_inputs import EditBody, resolve_source
 
     return EditBody(body, [resolve_source(parent)], None)
 
@@ -86,7 +86,7 @@ def seed(path: str | Path, count: int = 60) -> list[str]:
     """
     from cometnb._core.billing import BillingRisk
     from cometnb._core.errors import CancelledError
-    from cometnb._core.models import ApiImage, ApiResult
+    from cometnb._core.generations import ApiImage, ApiResult
     from cometnb._storage.folder import History
 
     hist = History(path)
@@ -173,9 +173,8 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
     import sqlite3
     from contextlib import closing
 
-    from cometnb._core.masks import mask
-    from cometnb._core.models import ApiImage, ApiResult
-    from cometnb._core.sources import EditBody, resolve_source
+    from cometnb._core.edit_inputs import EditBody, mask, resolve_source
+    from cometnb._core.generations import ApiImage, ApiResult
     from cometnb._storage.folder import History
     from cometnb._storage.preview_queue import QUEUE
 

@@ -52,10 +52,10 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     _budget.session.reset()  # the session's spend, which CometImg.budget caps
     # A .env in the checkout (a developer's own key) must never reach a test: look beside the
     # test instead, where tests that want one write it.
-    from cometnb._core import key_sources
+    from cometnb._core import secret
 
-    monkeypatch.setattr(key_sources, "dotenv_folder", tmp_path)
-    key_sources.reset()
+    monkeypatch.setattr(secret, "dotenv_folder", tmp_path)
+    secret.reset()
     return home
 
 

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from cometnb._client.clients import Client
+from cometnb._core.edit_inputs import MAX_INPUT_BYTES, resolve_source
 from cometnb._core.errors import ValidationError
-from cometnb._core.image_inputs import MAX_INPUT_BYTES
-from cometnb._core.sources import resolve_source
 from cometnb.sim import SimServer
 
 pytestmark = pytest.mark.timeout(30)

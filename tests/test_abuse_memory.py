@@ -102,14 +102,14 @@ def test_endless_slow_reply_ends_at_the_deadline(
 
 
 def test_limits_are_configurable_and_checked() -> None:
-    from cometnb._core.limits import MB, Limits
+    from cometnb._core.byte_limits import MB, ByteLimits
 
-    small = Limits(image_mb=2)
+    small = ByteLimits(image_mb=2)
     assert small.download_bytes == 2 * MB and small.json_body_bytes(3) > 3 * small.download_bytes
     with pytest.raises(ValueError, match="image_mb"):
-        Limits(image_mb=0)
+        ByteLimits(image_mb=0)
     # The defaults hold the largest real answer: a 3840x2160 RGBA PNG, base64, per image.
-    big = Limits()
+    big = ByteLimits()
     assert big.download_bytes > 3840 * 2160 * 4
     assert big.sse_line_bytes > 4 * (3840 * 2160 * 4) // 3
 
@@ -127,8 +127,8 @@ def test_image_over_the_pixel_cap_is_a_recorded_response_error(
 
 def test_a_stream_of_many_small_events_is_capped_in_total() -> None:
     from cometnb._client.http import Budget, LineSplitter
+    from cometnb._core.byte_limits import MB
     from cometnb._core.errors import ResponseError
-    from cometnb._core.limits import MB
 
     splitter = LineSplitter(Budget("h", "the stream", limit=2 * MB, seconds=60), limit=MB)
     lines = 0

@@ -218,7 +218,7 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
     import httpx
 
     from cometnb._client.http import download
-    from cometnb._core.limits import Limits
+    from cometnb._core.byte_limits import ByteLimits
 
     png = base64.b64decode(_png_b64())
     seen: list[httpx.Request] = []
@@ -227,7 +227,7 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
             http,
             "https://images.rebind.example:8443/a.png?sig=1",
             allow_loopback=True,
-            limits=Limits(),
+            limits=ByteLimits(),
         )
     assert got == png
     assert rebinding_dns == ["images.rebind.example"]  # resolved once, by the check
@@ -242,8 +242,8 @@ def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[st
     import httpx
 
     from cometnb._client.http import download
+    from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.errors import ResponseError
-    from cometnb._core.limits import Limits
 
     seen: list[httpx.Request] = []
     replies = [httpx.Response(302, headers={"Location": "/internal-admin"})]
@@ -252,7 +252,7 @@ def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[st
             http,
             "http://images.rebind.example/a.png",
             allow_loopback=False,
-            limits=Limits(),
+            limits=ByteLimits(),
         )
     assert len(seen) == 1 and seen[0].url.host == "93.184.216.34"
 

@@ -23,9 +23,9 @@ from PIL import Image
 
 from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError
-from cometnb._core.costing import estimate, usage_problem
-from cometnb._core.models import ImageRequest
+from cometnb._core.errors import BudgetError
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import estimate, usage_problem
 from cometnb.history import History
 
 pytestmark = pytest.mark.timeout(60)

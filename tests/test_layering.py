@@ -14,8 +14,8 @@ import pytest
 CORE_MODULES = [
     "cometnb",
     "cometnb._client.clients",
-    "cometnb._core.models",
-    "cometnb._core.capabilities",
+    "cometnb._core.generations",
+    "cometnb._core.model_registry",
     "cometnb._core.images",
     "cometnb.history",
     "cometnb._views.registry",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -151,3 +152,156 @@ def test_the_server_extension_is_enabled_in_this_environment(tmp_path: Path) -> 
     )[0]
     assert re.search(r"^\s+cometnb enabled$", section, re.M), out
     assert re.search(r"^\s+cometnb \S+ OK$", section, re.M), out
+
+
+# --- the history sidebar: a prebuilt JupyterLab extension in the wheel ----------------------
+
+LABEXT = "share/jupyter/labextensions/cometnb"
+
+
+def test_the_wheel_carries_the_prebuilt_sidebar_and_the_sdist_its_sources(dist: Path) -> None:
+    wheel = next(dist.glob("*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        data = f"{wheel.name.split('-py3')[0]}.data/data/{LABEXT}"
+        package = json.loads(zf.read(f"{data}/package.json"))
+        install = json.loads(zf.read(f"{data}/install.json"))
+    assert package["name"] == "cometnb" and package["jupyterlab"]["_build"]["load"]
+    assert f"{data}/{package['jupyterlab']['_build']['load']}" in names  # remoteEntry.<hash>.js
+    assert f"{data}/static/style.js" in names
+    assert install["packageManager"] == "python" and install["packageName"] == "cometnb"
+    # The built assets are data, installed once: not also inside the Python package.
+    assert not any(n.startswith("cometnb/labextension/") for n in names)
+    with tarfile.open(next(dist.glob("*.tar.gz"))) as tf:
+        members = tf.getnames()
+    root = members[0].split("/")[0]
+    for wanted in (
+        "hatch_build.py",
+        "labextension/package.json",
+        "labextension/package-lock.json",
+        "labextension/tsconfig.json",
+        "labextension/src/index.ts",
+        "cometnb/labextension/static/style.js",
+    ):
+        assert f"{root}/{wanted}" in members
+    assert not any("node_modules" in m for m in members)
+
+
+def _venv_without_node(tmp_path: Path, wheel: Path) -> tuple[Path, dict[str, str]]:
+    """A fresh virtualenv holding the wheel (no index: its dependencies are this
+    environment's, through a ``.pth`` line) and a PATH with no Node.js on it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(site) / "outer-deps.pth").write_text("\n".join(ours) + "\n")
+    path = str(venv / "bin")
+    assert shutil.which("node", path=path) is None and shutil.which("npm", path=path) is None
+    env = {
+        "PATH": path,
+        "HOME": str(tmp_path),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+        "NO_COLOR": "1",
+    }
+    return python, env
+
+
+def test_the_wheel_installs_both_extensions_where_there_is_no_node(
+    dist: Path, tmp_path: Path
+) -> None:
+    python, env = _venv_without_node(tmp_path, next(dist.glob("*.whl")))
+    prefix = python.parent.parent
+    listed = _listing(python, "jupyterlab.labextensions", env)
+    mine = listed.split(f"{prefix}/share/jupyter/labextensions")[1]
+    assert re.search(r"^\s+cometnb v\S+ enabled OK \(python, cometnb\)$", mine, re.M), listed
+    listed = _listing(python, "jupyter_server.extension.serverextension", env)
+    section = listed.split(f"Config dir: {prefix}/etc/jupyter")[1]
+    assert re.search(r"^\s+cometnb enabled$", section, re.M), listed
+    assert re.search(r"^\s+cometnb \S+ OK$", section, re.M), listed
+
+
+def _listing(python: Path, module: str, env: dict[str, str]) -> str:
+    """``python -m <module> list`` (what ``jupyter … list`` runs), without colour codes."""
+    done = subprocess.run(
+        [python, "-m", module, "list"], capture_output=True, text=True, timeout=120, env=env
+    )
+    out = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+    assert done.returncode == 0, out
+    return out
+
+
+def _source_only(folder: str, names: list[str]) -> set[str]:
+    """What a fresh clone has: no virtualenv, no npm tree, no built extension, no caches."""
+    junk = {".git", ".venv", ".nox", "dist", "build", "node_modules", "__pycache__", "_work"}
+    skip = {n for n in names if n in junk or n.endswith("_cache")}
+    if Path(folder) == REPO / "cometnb":
+        skip.add("labextension")  # the built assets
+    if Path(folder) == REPO / "labextension":
+        skip.add("lib")  # tsc's output
+    return skip
+
+
+def test_a_build_from_source_says_plainly_that_it_needs_node(tmp_path: Path) -> None:
+    """A checkout without the built extension and a PATH without Node.js: the build stops
+    with one plain sentence naming Node.js >= 20 (hatch_build.py), before npm is tried."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=_source_only)
+    assert not (src / "cometnb" / "labextension").exists()
+    bin_dir = str(Path(sys.executable).parent)
+    assert shutil.which("node", path=bin_dir) is None
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(tmp_path / "out"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": bin_dir, "HOME": str(tmp_path)},
+    )
+    assert done.returncode != 0
+    assert "needs Node.js >= 20 with npm; found no `node` on PATH" in done.stdout + done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_extension_version_follows_the_package() -> None:
+    """``jupyter labextension list`` shows labextension/package.json's version: keep it the
+    Python package's, so the two extensions of one release never disagree."""
+    from cometnb import __version__
+
+    package = json.loads((REPO / "labextension" / "package.json").read_text())
+    assert package["version"] == __version__

@@ -43,9 +43,9 @@ from cometnb._client.in_flight import InFlight
 from cometnb._client.runner import AdaptiveLimit, not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
 from cometnb._core.budget import SpendGuard
+from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import CometError, ResponseError
-from cometnb._core.limits import Limits
-from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
+from cometnb._core.generations import ApiResult, ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink
 from cometnb._core.secret import Secret
 
@@ -76,7 +76,7 @@ class AsyncClient(_BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
-        limits: Limits | None = None,
+        limits: ByteLimits | None = None,
     ) -> None:
         super().__init__(
             api_key,

@@ -32,10 +32,10 @@ from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.runner import Pacer
 from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
 from cometnb._client.storing import _Storing
+from cometnb._core import edit_inputs as _sources
 from cometnb._core import settings as _settings
-from cometnb._core import sources as _sources
 from cometnb._core.billing import BillingRisk
-from cometnb._core.edit_caps import NO_INPUT_IMAGE, get_edit_caps
+from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import (
     AuthenticationError,
     CancelledError,
@@ -43,11 +43,11 @@ from cometnb._core.errors import (
     ValidationError,
     redact,
 )
-from cometnb._core.guards import check_no_key, check_stored
-from cometnb._core.limits import Limits
-from cometnb._core.models import ClientEvent, Generation, ImageRequest
+from cometnb._core.generations import ClientEvent, Generation, ImageRequest
+from cometnb._core.model_registry import NO_INPUT_IMAGE, get_edit_caps
 from cometnb._core.protocols import HistorySink, OnEvent, OnPartial
 from cometnb._core.secret import MIN_KEY_CHARS, Secret, mask
+from cometnb._core.validation import check_no_key, check_stored
 from cometnb._storage.batches import BatchStore
 from cometnb._storage.folder import History
 from cometnb._storage.folder import history as active_history
@@ -93,7 +93,7 @@ class _BaseClient(_Storing):
         history: HistoryArg,
         retry_billed: bool,
         rng: random.Random | None,
-        limits: Limits | None = None,
+        limits: ByteLimits | None = None,
     ) -> None:
         settings = _settings.active()
         _http.install()
@@ -265,7 +265,7 @@ class _BaseClient(_Storing):
         **fields: Any,
     ) -> ImageRequest:
         """The :class:`ImageRequest` that ``edit`` would send; ``@-1`` looks in this client's
-        history. ``image`` is one source or a list (see :mod:`cometnb._core.sources`)."""
+        history. ``image`` is one source or a list (see :mod:`cometnb._core.edit_inputs`)."""
         found = self._history()
         history = cast(_sources.HistoryLookup, found) if hasattr(found, "get") else None
         # Files over the model's limit are refused before a byte of them is read.

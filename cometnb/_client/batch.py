@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from cometnb._client.response import QUOTA_HINT
 from cometnb._core.billing import BillingRisk, status_may_be_billed
-from cometnb._core.capabilities import CAPABILITIES
-from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     APIError,
     AuthenticationError,
@@ -32,7 +30,9 @@ from cometnb._core.errors import (
     ResponseError,
     ValidationError,
 )
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
+from cometnb._core.model_registry import CAPABILITIES
+from cometnb._core.prices import Cost
 from cometnb._storage.batches import BatchStore, ItemState, State
 from cometnb._storage.folder import History
 from cometnb._storage.records import Record

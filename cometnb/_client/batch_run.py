@@ -20,7 +20,7 @@ Budgets: the items about to be sent are estimated together and refused before th
 request when ``CometImg.budget`` cannot cover them (``_client/runner.py``); while the
 batch runs, an item the budget stops is not sent and stays pending (``Batch.notes`` says so).
 A spent quota or a refused key stops the run the same way: the items not sent stay pending.
-One run of a batch name at a time (``_storage/batch_lock.py``): a second is refused at once.
+One run of a batch name at a time (``_storage/batches.py``): a second is refused at once.
 
 The requests run on the client's private loop thread, at most ``concurrency`` at a time and
 paced by the client under the server's rate limit; the calling thread draws the progress bar
@@ -60,22 +60,21 @@ from cometnb._client.runner import (
     session_check,
     stopped_note,
 )
-from cometnb._client.steps import NotSent
 from cometnb._core import settings as _settings
 from cometnb._core.billing import BillingRisk
 from cometnb._core.budget import SpendGuard, admitted
-from cometnb._core.cost import Cost
 from cometnb._core.errors import (
     CancelledError,
     CometError,
+    NotSent,
     ValidationError,
 )
-from cometnb._core.guards import check_encodable, check_no_key
-from cometnb._core.models import ClientEvent, Generation
+from cometnb._core.generations import ClientEvent, Generation
+from cometnb._core.prices import Cost
 from cometnb._core.protocols import OnEvent
 from cometnb._core.secret import Secret
-from cometnb._storage.batch_lock import BatchHold, hold_batch
-from cometnb._storage.batches import BatchStore, ItemState, State
+from cometnb._core.validation import check_encodable, check_no_key
+from cometnb._storage.batches import BatchHold, BatchStore, ItemState, State, hold_batch
 from cometnb._storage.folder import History
 
 __all__ = ["batch", "run_batch"]
@@ -131,7 +130,7 @@ def run_batch(
     progress: bool = True,
 ) -> Batch:
     """:func:`batch`, with the budget check given: ``check`` gets the requests about to be
-    sent and raises :class:`~cometnb._core.budget.BudgetError` or returns the run's guard
+    sent and raises :class:`~cometnb._core.errors.BudgetError` or returns the run's guard
     (``%%cometimg --batch`` passes one that also applies the cell's ``--budget``)."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError(

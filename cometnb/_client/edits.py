@@ -16,8 +16,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from cometnb._core.edit_caps import edit_route
-from cometnb._core.sources import EditBody, ImageInput
+from cometnb._core.edit_inputs import EditBody, ImageInput
+from cometnb._core.model_registry import edit_route
 
 __all__ = [
     "FilePart",

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 
 from cometnb._client.sse import SSEDecoder, SSEEvent
+from cometnb._core.byte_limits import MB, ByteLimits
 from cometnb._core.errors import ResponseError, redact
-from cometnb._core.limits import MB, Limits
 from cometnb._core.secret import Secret
 from cometnb._version import __version__
 
@@ -435,7 +435,7 @@ class CappedSSEDecoder(SSEDecoder):
 # --- the budgets of one attempt ------------------------------------------------------------
 
 
-def result_budget(host: str, limits: Limits, body: Mapping[str, Any], started: float) -> Budget:
+def result_budget(host: str, limits: ByteLimits, body: Mapping[str, Any], started: float) -> Budget:
     """A JSON result body: ``n`` images; the attempt's deadline counts from ``started``."""
     budget = Budget(
         host, "the result", limit=limits.json_body_bytes(_n(body)), seconds=limits.deadline_s
@@ -444,7 +444,7 @@ def result_budget(host: str, limits: Limits, body: Mapping[str, Any], started: f
     return budget
 
 
-def stream_budget(host: str, limits: Limits, body: Mapping[str, Any], started: float) -> Budget:
+def stream_budget(host: str, limits: ByteLimits, body: Mapping[str, Any], started: float) -> Budget:
     """A streamed result: every partial and final image of ``n``, each at most one line."""
     events = _n(body) * (int(body.get("partial_images") or 0) + 1)
     budget = Budget(
@@ -457,7 +457,7 @@ def stream_budget(host: str, limits: Limits, body: Mapping[str, Any], started: f
     return budget
 
 
-def error_budget(host: str, limits: Limits, started: float) -> Budget:
+def error_budget(host: str, limits: ByteLimits, started: float) -> Budget:
     """An error body (real ones are a few hundred bytes)."""
     budget = Budget(
         host, "an error reply", limit=limits.error_body_bytes, seconds=limits.deadline_s
@@ -880,14 +880,14 @@ def download_error(url: str, why: str) -> ResponseError:
     )
 
 
-def _budget(url: str, limits: Limits) -> Budget:
+def _budget(url: str, limits: ByteLimits) -> Budget:
     host = httpx.URL(url).host or "the image host"
     return Budget(
         host, "the image download", limit=limits.download_bytes, seconds=limits.download_s
     )
 
 
-def download(http: Http, url: str, *, allow_loopback: bool, limits: Limits) -> bytes:
+def download(http: Http, url: str, *, allow_loopback: bool, limits: ByteLimits) -> bytes:
     """GET ``url`` (following checked redirects); the image bytes or a :class:`ResponseError`."""
     target = pin_image_url(url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)
@@ -912,7 +912,9 @@ def _pinned(target: Target) -> dict[str, Any]:
     return {"headers": target.headers, "extensions": target.extensions}
 
 
-async def adownload(http: AsyncHttp, url: str, *, allow_loopback: bool, limits: Limits) -> bytes:
+async def adownload(
+    http: AsyncHttp, url: str, *, allow_loopback: bool, limits: ByteLimits
+) -> bytes:
     """Async :func:`download` (host names are resolved off the event loop)."""
     target = await asyncio.to_thread(pin_image_url, url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)

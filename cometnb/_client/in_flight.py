@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cometnb._client.batch import ORIGIN
-from cometnb._core.models import ClientEvent
+from cometnb._core.generations import ClientEvent
 from cometnb._core.protocols import HistorySink, OnEvent
 from cometnb._storage.batches import REQUESTS, BatchStore
 from cometnb._storage.records import scrub_request

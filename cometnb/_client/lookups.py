@@ -16,12 +16,22 @@ import httpx
 
 from cometnb._client.http import get
 from cometnb._core import settings as _settings
-from cometnb._core.capabilities import KNOWN_MODELS
-from cometnb._core.catalog import table_from_catalog
+from cometnb._core.byte_limits import MB
 from cometnb._core.errors import APIError, CometError, ResponseError, redact
-from cometnb._core.lifecycle import image_model_ids, is_model_gone, model_gone_message
-from cometnb._core.limits import MB
-from cometnb._core.prices import CATALOG_DIR, PriceTable, active_table, builtin_table, with_override
+from cometnb._core.model_registry import (
+    KNOWN_MODELS,
+    image_model_ids,
+    is_model_gone,
+    model_gone_message,
+)
+from cometnb._core.prices import (
+    CATALOG_DIR,
+    PriceTable,
+    active_table,
+    builtin_table,
+    table_from_catalog,
+    with_override,
+)
 from cometnb._core.secret import Secret
 
 __all__ = [

@@ -21,22 +21,18 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from cometnb._client.batch import billed_note
 from cometnb._client.loop import loop_thread
-from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, SpendGuard, admitted, guard_requests, pre_admitted
-from cometnb._core.cost import format_spend
-from cometnb._core.errors import CancelledError, CometError, ValidationError
-from cometnb._core.guards import check_stored
-from cometnb._core.models import ClientEvent, Generation, Grid, GridCell, ImageRequest
+from cometnb._core.budget import SpendGuard, admitted, guard_requests, pre_admitted, session_budget
+from cometnb._core.errors import BudgetError, CancelledError, CometError, ValidationError
+from cometnb._core.generations import ClientEvent, Generation, Grid, GridCell, ImageRequest
+from cometnb._core.prices import format_spend
 from cometnb._core.progress import RATE_LIMIT_REASON, CellProgress, describe_event
 from cometnb._core.protocols import AsyncRunner
 from cometnb._core.text import clip
-
-if TYPE_CHECKING:
-    from cometnb._core.models import ClientEvent
+from cometnb._core.validation import check_stored
 
 __all__ = [
     "AXIS_FIELDS",
@@ -56,7 +52,6 @@ __all__ = [
     "parse_duration",
     "run_grid",
     "run_job",
-    "session_cap",
     "session_check",
     "stopped_note",
     "validate_grid",
@@ -494,21 +489,13 @@ class Pacer:
 # the same check and message as the magic and the panel.
 
 
-def session_cap() -> float | None:
-    """``CometImg.budget`` as USD, or ``None`` when no session budget is set."""
-    value = getattr(_settings.active(), "budget", None)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
 def open_gate(bodies: Sequence[Any]) -> SpendGuard | None:
     """Check every body's (or ImageRequest's) estimate against the session budget first.
 
     Returns the guard that admits each request in turn, or ``None`` when no budget is set
     (or a caller's guard already admitted these requests). Raises :class:`BudgetError`.
     """
-    cap = session_cap()
+    cap = session_budget()
     if cap is None or pre_admitted():
         return None
     return guard_requests(

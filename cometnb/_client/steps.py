@@ -29,17 +29,16 @@ from cometnb._client.runner import (
 )
 from cometnb._client.sse import SSEEvent, StreamAssembler
 from cometnb._core.billing import BillingRisk, final_risk
-from cometnb._core.errors import CometError, RateLimitError, ResponseError, redact
+from cometnb._core.byte_limits import DEFAULT_LIMITS, ByteLimits
+from cometnb._core.errors import CometError, NotSent, RateLimitError, ResponseError, redact
+from cometnb._core.generations import ApiImage, ApiResult, ClientEvent
 from cometnb._core.images import decode_b64_image, inspect_image
-from cometnb._core.limits import DEFAULT_LIMITS, Limits
-from cometnb._core.models import ApiImage, ApiResult, ClientEvent
 from cometnb._core.protocols import OnEvent, OnPartial
 from cometnb._core.secret import Secret
 
 __all__ = [
     "Attempt",
     "Download",
-    "NotSent",
     "RequestSteps",
     "Send",
     "Sleep",
@@ -90,14 +89,6 @@ Step = Send | Download | Sleep
 # the Failure it ended in.
 Attempt = tuple[ParsedResponse, bool] | Failure
 RequestSteps = Generator[Step, Any, ApiResult]
-
-
-class NotSent(CometError):
-    """Raised by an ``on_event`` callback on the ``"sending"`` event to hold the request back:
-    nothing is sent (a batch that could not record its item as in flight raises it, since a
-    request it cannot account for could be paid twice after a kill)."""
-
-    billing = BillingRisk.NOT_SENT
 
 
 def notify(
@@ -316,7 +307,7 @@ class StreamReader:
         host: str,
         on_partial: OnPartial | None,
         on_event: OnEvent | None,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: ByteLimits = DEFAULT_LIMITS,
     ) -> None:
         self.decoder = CappedSSEDecoder(host, limits.sse_line_bytes)
         self.assembler = StreamAssembler(host)

@@ -13,9 +13,9 @@ import logging
 from typing import Any, Literal
 
 from cometnb._core import budget
-from cometnb._core.cost import Cost
 from cometnb._core.errors import CometError
-from cometnb._core.models import ApiResult, GeneratedImage, Generation
+from cometnb._core.generations import ApiResult, GeneratedImage, Generation
+from cometnb._core.prices import Cost
 from cometnb._core.protocols import HistorySink
 
 __all__ = ["_Storing"]

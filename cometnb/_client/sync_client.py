@@ -44,9 +44,9 @@ from cometnb._client.loop import loop_thread
 from cometnb._client.runner import not_sent, open_gate
 from cometnb._client.steps import Attempt, Download, Send, Step, notify
 from cometnb._core.budget import SpendGuard
+from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import CometError, ResponseError
-from cometnb._core.limits import Limits
-from cometnb._core.models import ApiResult, ClientEvent, Generation, ImageRequest
+from cometnb._core.generations import ApiResult, ClientEvent, Generation, ImageRequest
 from cometnb._core.protocols import HistorySink
 from cometnb._core.secret import Secret
 
@@ -68,7 +68,7 @@ class Client(_BaseClient):
     httpx transport (tests pass ``httpx.MockTransport``); ``sleep`` replaces ``time.sleep``
     between retries; ``retry_billed=True`` allows one retry of failures that may have been
     billed (read timeouts, 5xx other than 503). ``limits`` caps what one reply may cost in
-    memory and time (default ``CometImg``'s, see :class:`~cometnb._core.limits.Limits`).
+    memory and time (default ``CometImg``'s, see :class:`~cometnb._core.byte_limits.ByteLimits`).
     """
 
     def __init__(
@@ -83,7 +83,7 @@ class Client(_BaseClient):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
-        limits: Limits | None = None,
+        limits: ByteLimits | None = None,
     ) -> None:
         super().__init__(
             api_key,

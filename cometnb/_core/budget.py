@@ -18,20 +18,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cometnb._core.cost import Cost, format_spend, format_usd, from_nanos, to_nanos
-from cometnb._core.errors import ValidationError
+from cometnb._core import settings as _settings
+from cometnb._core.errors import BudgetError
+from cometnb._core.prices import Cost, format_spend, format_usd, from_nanos, to_nanos
 
 __all__ = [
     "BUDGET_MEANING",
-    "BudgetError",
     "Ledger",
     "SpendGuard",
     "admitted",
     "budget_note",
     "check_before",
+    "confirm_above",
     "guard_requests",
     "pre_admitted",
     "session",
+    "session_budget",
 ]
 
 _PROCEED = (
@@ -65,26 +67,6 @@ def admitted() -> Iterator[None]:
 def pre_admitted() -> bool:
     """True inside :func:`admitted`: a guard up the call stack has checked the budget."""
     return _ADMITTED.get()
-
-
-class BudgetError(ValidationError):
-    """A request (or a whole cell) was refused because of a budget; nothing was sent.
-
-    ``estimate_usd`` is what it would cost, ``left_usd`` what the budget has left (``None``
-    for a refusal that is not about what is left: confirm_above, unknown cost).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        estimate_usd: float | None = None,
-        left_usd: float | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, field="budget", hint=hint)
-        self.estimate_usd = estimate_usd
-        self.left_usd = left_usd
 
 
 class Ledger:
@@ -158,8 +140,21 @@ class Ledger:
 session = Ledger()
 
 
+def session_budget() -> float | None:
+    """``CometImg.budget`` in force: the USD this session may spend (``None``: no cap).
+
+    The one reader of the setting; the trait's validator keeps it a number or ``None``.
+    """
+    return _settings.active().budget
+
+
+def confirm_above() -> float | None:
+    """``CometImg.confirm_above`` in force: a cell estimated above it needs ``--yes``."""
+    return _settings.active().confirm_above
+
+
 @dataclass(frozen=True)
-class Limits:
+class BudgetLimits:
     """The caps in force for one run (``None`` = no cap)."""
 
     session_budget: float | None = None
@@ -208,13 +203,13 @@ def budget_note(
     )
 
 
-def _used_up(limits: Limits, ledger: Ledger) -> bool:
+def _used_up(limits: BudgetLimits, ledger: Ledger) -> bool:
     """True when the session budget itself (not the cell's) left nothing before this run."""
     budget = limits.session_budget
     return budget is not None and not _cell_binds(limits, ledger) and ledger.usd >= budget
 
 
-def _cell_binds(limits: Limits, ledger: Ledger, cell_spent: float = 0.0) -> bool:
+def _cell_binds(limits: BudgetLimits, ledger: Ledger, cell_spent: float = 0.0) -> bool:
     """True when the cell's --budget (not the session's) is the cap that leaves less."""
     if limits.cell_budget is None:
         return False
@@ -224,7 +219,7 @@ def _cell_binds(limits: Limits, ledger: Ledger, cell_spent: float = 0.0) -> bool
     return limits.cell_budget - cell_spent <= session_left
 
 
-def _which(limits: Limits, ledger: Ledger) -> str:
+def _which(limits: BudgetLimits, ledger: Ledger) -> str:
     if limits.cell_budget is None:
         return "the session budget (CometImg.budget)"
     if limits.session_budget is None:
@@ -232,7 +227,7 @@ def _which(limits: Limits, ledger: Ledger) -> str:
     return "the cell's --budget" if _cell_binds(limits, ledger) else "the session budget"
 
 
-def _proceed(limits: Limits, ledger: Ledger, cell_spent: float = 0.0) -> str:
+def _proceed(limits: BudgetLimits, ledger: Ledger, cell_spent: float = 0.0) -> str:
     """How to go on, naming the cap that refused (--budget or CometImg.budget)."""
     return _PROCEED_CELL if _cell_binds(limits, ledger, cell_spent) else _PROCEED
 
@@ -255,12 +250,12 @@ def check_before(
     total = Cost.total(estimates)
     count = len(estimates)
     what = f"{count} requests" if count != 1 else "this request"
-    limits = Limits(session_budget, cell_budget)
+    limits = BudgetLimits(session_budget, cell_budget)
     if limits.capped:
         unknown = [i for i, c in enumerate(estimates) if c.usd is None]
         if unknown:
             first = estimates[unknown[0]]
-            from cometnb._core.costing import UNKNOWN_HINT
+            from cometnb._core.prices import UNKNOWN_HINT
 
             which = "this request" if count == 1 else f"{len(unknown)} of the {count} requests"
             raise BudgetError(
@@ -310,7 +305,7 @@ def guard_requests(
 
     A cell's whole grid, or the items a batch is about to send, are checked this way.
     """
-    from cometnb._core.costing import estimate_all
+    from cometnb._core.prices import estimate_all
 
     estimates = estimate_all(requests)
     check_before(
@@ -321,7 +316,7 @@ def guard_requests(
         yes=yes,
         ledger=ledger,
     )
-    limits = Limits(session_budget, cell_budget)
+    limits = BudgetLimits(session_budget, cell_budget)
     if not limits.capped:
         return None
     by_request = {id(r): e for r, e in zip(requests, estimates, strict=True)}
@@ -339,14 +334,14 @@ class SpendGuard:
 
     Example::
 
-        >>> guard = SpendGuard(Limits(cell_budget=0.10), ledger=Ledger())
+        >>> guard = SpendGuard(BudgetLimits(cell_budget=0.10), ledger=Ledger())
         >>> guard.admit(Cost(0.06, True, "")) is None, guard.admit(Cost(0.06, True, "")) is None
         (True, False)
     """
 
     def __init__(
         self,
-        limits: Limits,
+        limits: BudgetLimits,
         *,
         ledger: Ledger = session,
         estimates: Mapping[int, Cost] | None = None,
@@ -406,13 +401,13 @@ class SpendGuard:
     def _estimate(self, request: Any) -> Cost:
         found = self._estimates.get(id(request))
         if found is None:
-            from cometnb._core.costing import estimate
+            from cometnb._core.prices import estimate
 
             found = self._estimates[id(request)] = estimate(request)
         return found
 
     def before_send(self, request: Any) -> BudgetError | None:
-        """:meth:`admit` for an :class:`~cometnb._core.models.ImageRequest`."""
+        """:meth:`admit` for an :class:`~cometnb._core.generations.ImageRequest`."""
         return self.admit(self._estimate(request))
 
     def after(self, request: Any, actual: Cost | None) -> None:

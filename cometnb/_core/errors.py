@@ -15,8 +15,11 @@ from cometnb._core.billing import BillingRisk
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BatchBusyError",
+    "BudgetError",
     "CancelledError",
     "CometError",
+    "NotSent",
     "RateLimitError",
     "ResponseError",
     "ValidationError",
@@ -171,3 +174,35 @@ class RateLimitError(APIError):
 
 class ResponseError(CometError):
     """The server answered something unusable: bad JSON, no images, corrupt or non-image bytes."""
+
+
+class BudgetError(ValidationError):
+    """A request (or a whole cell) was refused because of a budget; nothing was sent.
+
+    ``estimate_usd`` is what it would cost, ``left_usd`` what the budget has left (``None``
+    for a refusal that is not about what is left: confirm_above, unknown cost).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        estimate_usd: float | None = None,
+        left_usd: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, field="budget", hint=hint)
+        self.estimate_usd = estimate_usd
+        self.left_usd = left_usd
+
+
+class BatchBusyError(CometError):
+    """Another run (another process, or this one) is running the same named batch now."""
+
+
+class NotSent(CometError):
+    """Raised by an ``on_event`` callback on the ``"sending"`` event to hold the request back:
+    nothing is sent (a batch that could not record its item as in flight raises it, since a
+    request it cannot account for could be paid twice after a kill)."""
+
+    billing = BillingRisk.NOT_SENT

@@ -1,7 +1,7 @@
 """The one late-bound service images need: a preview the history named but has not made yet.
 
 The history writes an image's preview after its record commits (off the request path), so a
-:class:`~cometnb._core.models.GeneratedImage` may be shown before its preview file exists.
+:class:`~cometnb._core.generations.GeneratedImage` may be shown before its preview file exists.
 Storage installs the maker (:func:`install`) when it loads; the core only asks
 (:func:`missing_preview`). This module imports nothing from cometnb, so the core's models can
 use it without an import cycle.

@@ -1,11 +1,13 @@
-"""Prices as data: the :class:`PriceTable` in force.
+"""Prices and cost: what a request will cost and did cost, and the price table in force.
 
-The built-in table (``prices.json`` beside this module) holds API_FACTS.md §8: per-token rates
-for the gpt-image models, per-image list prices for dall-e and gpt-image-1-mini, and the token
-counts used to estimate before sending. It is dated and names its source. The table in force
-(:func:`active_table`, ``cometnb.prices()``) is the built-in one, overlaid by the newest catalog
-kept by ``cometnb.refresh_prices()`` in the history folder, overlaid by the user's JSON file
-(``%config CometImg.prices_file``). A model with no price has an *unknown* cost, never $0.
+* :class:`Cost` (``usd`` ``None`` = unknown, never a silent 0) and how USD amounts are written.
+* The shapes a price table's JSON may take, each section checked (one short ValidationError).
+* The :class:`PriceTable` in force: the built-in ``prices.json`` (API_FACTS.md §8), overlaid by
+  the newest catalog kept by ``cometnb.refresh_prices()``, overlaid by the user's JSON file.
+* Reading CometAPI's public model catalog (``GET {root}/api/models``) tolerantly.
+* The estimate before sending and the actual cost from ``usage`` (API_FACTS §8). A model
+  without a price costs *unknown*, never $0. Whether a failure may have been billed is
+  ``billing.py``'s rule.
 """
 
 from __future__ import annotations
@@ -13,31 +15,276 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from cometnb._core import price_shapes as shapes
+from cometnb._core.billing import status_may_be_billed
 from cometnb._core.errors import ValidationError
 
 __all__ = [
     "BUILTIN_PATH",
     "CATALOG_DIR",
+    "NANOS_PER_USD",
+    "Cost",
     "ModelPrice",
     "PriceTable",
     "active_table",
+    "actual_cost",
+    "alias",
+    "bad",
     "builtin_table",
+    "estimate",
+    "estimate_all",
+    "estimate_body",
+    "extra",
+    "failure_cost",
+    "format_spend",
+    "format_usd",
+    "from_nanos",
+    "generation_cost",
+    "gpt_image_2_tokens",
+    "image_tokens",
+    "kind",
     "load_table",
     "prices",
+    "problems",
+    "prompt_tokens",
+    "section",
+    "table_from_catalog",
+    "text",
+    "to_nanos",
+    "token_tables",
+    "usage_problem",
     "with_override",
 ]
 
+
+# --- Cost and amounts of USD ------------------------------------------------------------------
+
+# Sums of money are kept in whole nano-dollars (10⁻⁹ USD): integers add exactly, so a total is
+# the same whatever the order (SQL's or Python's) and prints as 0.51842, not
+# 0.5184200000000001. Each cost is counted to the nearest nano-dollar (a millionth of a cent:
+# far below what any price table or bill shows); the total is exact to that.
+NANOS_PER_USD = 1_000_000_000
+
+
+_INT64_MAX = 2**63 - 1  # what SQLite's CAST AS INTEGER gives for a larger value
+
+
+def to_nanos(usd: float) -> int:
+    """``usd`` in whole nano-dollars, rounded half up, as the spend query's SQL rounds it
+    (``CAST(u * 1e9 + 0.5 AS INTEGER)``: the same float operations, so the same integer)."""
+    scaled = usd * float(NANOS_PER_USD) + 0.5
+    if not math.isfinite(scaled) or abs(scaled) > _INT64_MAX:
+        return _INT64_MAX if scaled > 0 else -_INT64_MAX
+    return int(scaled)
+
+
+def from_nanos(nanos: int | float) -> float:
+    """Whole nano-dollars back to USD: the float nearest the exact decimal (so ``0.51842``)."""
+    return int(nanos) / NANOS_PER_USD
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a request cost, or will cost.
+
+    ``usd`` is ``None`` when unknown (a model without a price): never a silent 0.
+    ``estimated`` is True for a figure made before sending (or without ``usage``);
+    ``basis`` says how it was reached, ``prices`` which table (``"built-in 2026-12-01"``).
+
+    Example::
+
+        >>> Cost(0.05268, False, "1756 image tokens").label
+        '$0.053'
+        >>> Cost(0.05268, True, "estimate").label, Cost(None, False, "no price").label
+        ('≈ $0.05', 'cost unknown')
+    """
+
+    usd: float | None
+    estimated: bool
+    basis: str
+    prices: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.usd is not None
+
+    @property
+    def label(self) -> str:
+        """``$0.053``, ``≈ $0.05`` when estimated, or ``cost unknown``."""
+        if self.usd is None:
+            return "cost unknown"
+        return f"≈ {format_usd(self.usd, rough=True)}" if self.estimated else format_usd(self.usd)
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __add__(self, other: Cost) -> Cost:
+        usd = None if self.usd is None or other.usd is None else self.usd + other.usd
+        return Cost(usd, self.estimated or other.estimated, "sum", self.prices or other.prices)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a history record stores (so a later price change does not rewrite history)."""
+        return {
+            "usd": self.usd,
+            "estimated": self.estimated,
+            "basis": self.basis,
+            "prices": self.prices,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cost:
+        usd = data.get("usd")
+        return cls(
+            float(usd) if isinstance(usd, (int, float)) and not isinstance(usd, bool) else None,
+            bool(data.get("estimated")),
+            str(data.get("basis") or ""),
+            str(data["prices"]) if data.get("prices") else None,
+        )
+
+    @staticmethod
+    def total(costs: Iterable[Cost]) -> Cost:
+        """The sum; unknown when any part is unknown."""
+        out = Cost(0.0, False, "sum")
+        for cost in costs:
+            out = out + cost
+        return out
+
+
+def format_spend(usd: float, *, exact_below_cent: bool = False) -> str:
+    """Money spent or left, to the cent: ``$0.52``, ``$1,204.10``; under a cent but not
+    nothing, ``<$0.01`` (``exact_below_cent``: ``$0.003``, for a budget's remainder set
+    against a sub-cent estimate). One request's cost keeps three decimals: :func:`format_usd`.
+
+    Example::
+
+        >>> format_spend(0.51842), format_spend(0.004), format_spend(0.0)
+        ('$0.52', '<$0.01', '$0.00')
+    """
+    if 0 < usd < 0.01:  # "$0.01" would overstate it, "$0.00" say it was free
+        return format_usd(usd) if exact_below_cent else "<$0.01"
+    return f"${usd:,.2f}"
+
+
+def format_usd(usd: float, *, rough: bool = False) -> str:
+    """``$0.053`` (three decimals under $10); ``rough`` rounds to cents where cents say enough."""
+    if rough:
+        if usd >= 0.01 or usd == 0:
+            return f"${usd:,.2f}"
+        return f"${usd:.3f}" if usd >= 0.001 else f"${usd:.4f}"
+    if usd >= 10:
+        return f"${usd:,.2f}"
+    return f"${usd:.3f}" if usd >= 0.001 or usd == 0 else f"${usd:.5f}"
+
+
+# --- the price table's JSON shapes ------------------------------------------------------------
+
+_SHAPES = {
+    "models": '{"<model>": {...}}',
+    "aliases": '{"<alias>": "<model>"}',
+    "token_tables": '{"<table>": {"<quality>": {"<size>": tokens}}}',
+    "extras": '{"<name>": number}',
+}
+
+
+def bad(key: str, allowed: str) -> ValidationError:
+    return ValidationError(f"{key} must be {allowed}", field="prices")
+
+
+def section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise bad(f'"{key}"', f"a JSON object such as {_SHAPES[key]}; got {kind(value)}")
+    return value
+
+
+def kind(value: Any) -> str:
+    """A short name for a JSON value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value!r}"[:60]
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def text(data: Mapping[str, Any], key: str, default: str) -> str:
+    value = data.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise bad(f'"{key}"', f"text; got {kind(value)}")
+    return str(value)
+
+
+def alias(name: Any, value: Any) -> str:
+    if not isinstance(value, str):
+        raise bad(f'aliases."{name}"', f"the name of a model (text); got {kind(value)}")
+    return value
+
+
+def extra(name: Any, value: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        raise bad(f'extras."{name}"', f"a number, 0 or more; got {kind(value)}")
+    return float(value)
+
+
+def problems(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise bad('"problems"', f"a list of texts; got {kind(value)}")
+    return tuple(str(p) for p in value)
+
+
+def token_tables(data: Mapping[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for name, qualities in data.items():
+        where = f'token_tables."{name}"'
+        if not isinstance(qualities, Mapping):
+            raise bad(where, f'{{"<quality>": {{"<size>": tokens}}}}; got {kind(qualities)}')
+        out[str(name)] = {}
+        for quality, sizes in qualities.items():
+            if not isinstance(sizes, Mapping):
+                raise bad(f"{where}.{quality}", f'{{"<size>": tokens}}; got {kind(sizes)}')
+            out[str(name)][str(quality)] = {
+                str(size): _token_count(f"{where}.{quality}.{size}", t) for size, t in sizes.items()
+            }
+    return out
+
+
+def _token_count(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise bad(where, f"a whole number of tokens, 0 or more; got {kind(value)}")
+    return value
+
+
+# --- the price table in force -----------------------------------------------------------------
+
 BUILTIN_PATH = Path(__file__).with_name("prices.json")
+
+
 CATALOG_DIR = "prices"  # below the history folder: catalogs kept by refresh_prices()
+
+
 Billing = Literal["tokens", "per_image"]
+
+
 _RATES = ("text_in", "image_in", "image_out", "text_out")
+
+
 _PER_M = 1_000_000
 
 
@@ -155,21 +402,17 @@ class PriceTable:
         """Parse the JSON form; raise one short :class:`ValidationError` naming the key at
         fault and what it may hold."""
         if not isinstance(data, Mapping):
-            raise shapes.bad("the price table", 'a JSON object with "models": {"<model>": {...}}')
-        models = {
-            str(k): _model_price(str(k), v) for k, v in shapes.section(data, "models").items()
-        }
+            raise bad("the price table", 'a JSON object with "models": {"<model>": {...}}')
+        models = {str(k): _model_price(str(k), v) for k, v in section(data, "models").items()}
         return cls(
             models=models,
-            date=shapes.text(data, "date", "undated"),
-            source=shapes.text(data, "source", "unnamed source"),
-            origin=origin or shapes.text(data, "origin", "file"),
-            aliases={
-                str(k): shapes.alias(k, v) for k, v in shapes.section(data, "aliases").items()
-            },
-            token_tables=shapes.token_tables(shapes.section(data, "token_tables")),
-            extras={str(k): shapes.extra(k, v) for k, v in shapes.section(data, "extras").items()},
-            problems=shapes.problems(data.get("problems")),
+            date=text(data, "date", "undated"),
+            source=text(data, "source", "unnamed source"),
+            origin=origin or text(data, "origin", "file"),
+            aliases={str(k): alias(k, v) for k, v in section(data, "aliases").items()},
+            token_tables=token_tables(section(data, "token_tables")),
+            extras={str(k): extra(k, v) for k, v in section(data, "extras").items()},
+            problems=problems(data.get("problems")),
         )
 
     def __repr__(self) -> str:
@@ -199,7 +442,8 @@ def _model_price(name: str, data: Any) -> ModelPrice:
         raise ValidationError(f"per_image of {name} must be a number or an object", field="prices")
     table = {
         str(q): {
-            str(s): _number("per_image", name, v) or 0.0 for s, v in _sizes(name, q, sz).items()
+            str(s): _number("per_image", name, v) or 0.0
+            for s, v in _size_prices(name, q, sz).items()
         }
         for q, sz in per_image.items()
     }
@@ -207,15 +451,13 @@ def _model_price(name: str, data: Any) -> ModelPrice:
     rates = {k: _number(k, name, data.get(k)) for k in _RATES}
     output_tokens = data.get("output_tokens")
     if output_tokens is not None and not isinstance(output_tokens, str):
-        raise shapes.bad(
+        raise bad(
             f"output_tokens of {name}",
-            f'"gpt-image-2-formula" or the name of a token table; got {shapes.kind(output_tokens)}',
+            f'"gpt-image-2-formula" or the name of a token table; got {kind(output_tokens)}',
         )
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, Mapping):
-        raise shapes.bad(
-            f"defaults of {name}", f'{{"size": ..., "quality": ...}}; got {shapes.kind(defaults)}'
-        )
+        raise bad(f"defaults of {name}", f'{{"size": ..., "quality": ...}}; got {kind(defaults)}')
     given = {k for k in (*_RATES, "per_image", "output_tokens") if data.get(k) is not None}
     return ModelPrice(
         name,
@@ -234,14 +476,12 @@ def _billing(name: str, data: Mapping[str, Any]) -> tuple[Billing, bool]:
     stated = data.get("billing")
     if stated is not None:
         if stated not in ("tokens", "per_image"):
-            raise shapes.bad(
-                f"billing of {name}", f'"tokens" or "per_image"; got {shapes.kind(stated)}'
-            )
+            raise bad(f"billing of {name}", f'"tokens" or "per_image"; got {kind(stated)}')
         return stated, True
     return ("tokens" if data.get("image_out") is not None else "per_image"), False
 
 
-def _sizes(name: str, quality: Any, sizes: Any) -> Mapping[str, Any]:
+def _size_prices(name: str, quality: Any, sizes: Any) -> Mapping[str, Any]:
     if isinstance(sizes, (int, float)) and not isinstance(sizes, bool):
         return {"*": sizes}
     if not isinstance(sizes, Mapping):
@@ -283,10 +523,12 @@ def _has(price: ModelPrice, key: str) -> bool:
     return bool(value) if key == "per_image" else value is not None
 
 
-# --- loading and the table in force ----------------------------------------------------------
-
 _builtin: PriceTable | None = None
+
+
 _cache: dict[tuple[Any, ...], PriceTable] = {}
+
+
 _lock = threading.Lock()
 
 
@@ -416,3 +658,547 @@ def active_table() -> PriceTable:
         _cache.clear()
         _cache[key] = table
     return table
+
+
+# --- CometAPI's model catalog -----------------------------------------------------------------
+
+_LIST_KEYS = ("data", "models", "items", "result", "list")
+
+
+_ID_KEYS = ("id", "model", "name", "model_name")
+
+
+def table_from_catalog(data: Any, base: PriceTable, *, source: str) -> PriceTable:
+    """The prices the catalog states, as a table to overlay on ``base`` (dated today).
+
+    Example::
+
+        >>> from cometnb._core.prices import builtin_table
+        >>> cat = {"data": [{"id": "qwen-image", "pricing": {"per_request": 0.03}}]}
+        >>> table_from_catalog(cat, builtin_table(), source="test").get("qwen-image").per_image
+        {'*': {'*': 0.03}}
+    """
+    models: dict[str, ModelPrice] = {}
+    problems: list[str] = []
+    entries = _entries(data)
+    if entries is None:
+        problems.append("the catalog has no list of models (looked for 'data' or 'models')")
+        entries = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        name = _name(entry)
+        if name is None:
+            problems.append(f"entry {index} names no model")
+            continue
+        if name in seen:
+            problems.append(f"{name}: listed more than once; the first entry is used")
+            continue
+        seen.add(name)
+        price, problem = _price(name, entry, base.models.get(base.aliases.get(name, name)))
+        if problem:
+            problems.append(f"{name}: {problem}")
+        if price is not None:
+            models[name] = price
+    return PriceTable(
+        models=models,
+        date=time.strftime("%Y-%m-%d", time.gmtime()),
+        source=source,
+        origin="catalog",
+        problems=tuple(problems),
+    )
+
+
+def _entries(data: Any) -> list[Any] | None:
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, Mapping):
+        return None
+    for key in _LIST_KEYS:
+        inner = data.get(key)
+        if isinstance(inner, list):
+            return inner
+        if isinstance(inner, Mapping):
+            found = _entries(inner)
+            if found is not None:
+                return found
+            # {"data": {"gpt-image-2": {...}}}: a mapping by model id
+            return [{"id": k, **v} for k, v in inner.items() if isinstance(v, Mapping)]
+    return None
+
+
+def _name(entry: Any) -> str | None:
+    if not isinstance(entry, Mapping):
+        return None
+    for key in _ID_KEYS:
+        value = entry.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _num(value: Any) -> float | None:
+    """A positive finite number from a number or a numeric string; else ``None``.
+
+    Zero is not read as a price: catalogs write 0 for "not priced this way" (output 0 beside
+    a per_request price), and taking it would make the model's estimate $0.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().lstrip("$"))
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def _is_zero(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().lstrip("$"))
+        except ValueError:
+            return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def _price(
+    name: str, entry: Mapping[str, Any], base: ModelPrice | None
+) -> tuple[ModelPrice | None, str | None]:
+    pricing = entry.get("pricing", entry)
+    if not isinstance(pricing, Mapping):
+        return None, "no pricing object"
+    currency = str(pricing.get("currency") or "USD")
+    if "USD" not in currency.upper():
+        return None, f"prices in {currency!r}, not USD"
+    scale = 1000.0 if "/ K" in currency.upper().replace("/K", "/ K") else 1.0
+    raw_in, raw_out = pricing.get("input"), pricing.get("output")
+    per_in, per_out = _num(raw_in), _num(raw_out)
+    per_request = _num(pricing.get("per_request"))
+    unread = [
+        k
+        for k in ("input", "output", "per_request")
+        if pricing.get(k) is not None and _num(pricing.get(k)) is None
+    ]
+    zero = [k for k in unread if _is_zero(pricing.get(k))]
+    others = [k for k in unread if k not in zero]
+    notes = [f"could not read {', '.join(others)}"] if others else []
+    if zero:
+        notes.append(f"{', '.join(zero)} of 0 is not a price (left out)")
+    note = "; ".join(notes) or None
+    if per_out is not None:
+        scaled_in = per_in * scale if per_in is not None else None
+        return _catalog_price(name, scaled_in, per_out * scale, base), note
+    if per_request is not None:
+        return _flat(name, per_request, base), note
+    return None, note or "no price it could read"
+
+
+def _catalog_price(
+    name: str, per_in: float | None, per_out: float, base: ModelPrice | None
+) -> ModelPrice:
+    """Token rates; an input rate the catalog did not give stays the built-in one (or none)."""
+    if base is None or base.image_out is None:
+        return ModelPrice(name, text_in=per_in, image_in=per_in, image_out=per_out)
+    ratio = per_out / base.image_out
+    per_image = {
+        q: {s: round(v * ratio, 6) for s, v in row.items()} for q, row in base.per_image.items()
+    }
+    return ModelPrice(
+        name,
+        text_in=per_in if per_in is not None else base.text_in,
+        image_in=base.image_in * ratio if base.image_in is not None else per_in,
+        image_out=per_out,
+        text_out=base.text_out * ratio if base.text_out is not None else None,
+        billing=base.billing,
+        per_image=per_image,
+        output_tokens=base.output_tokens,
+        defaults=base.defaults,
+    )
+
+
+def _flat(name: str, usd: float, base: ModelPrice | None) -> ModelPrice:
+    if base is None or not base.per_image:
+        return ModelPrice(name, billing="per_image", per_image={"*": {"*": usd}})
+    # Keep the built-in's shape (hd dearer than standard), scaled so its cheapest is the figure.
+    cheapest = min(v for row in base.per_image.values() for v in row.values())
+    ratio = usd / cheapest if cheapest else 1.0
+    per_image = {
+        q: {s: round(v * ratio, 6) for s, v in row.items()} for q, row in base.per_image.items()
+    }
+    return ModelPrice(name, billing="per_image", per_image=per_image, defaults=base.defaults)
+
+
+# --- estimates and actual cost ----------------------------------------------------------------
+
+_SIZE = re.compile(r"(\d+)x(\d+)")
+
+
+_FORMULA = "gpt-image-2-formula"
+
+
+_FORMULA_FACTOR = {"low": 16, "medium": 48, "high": 96}
+
+
+_STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536")
+
+
+_QUALITY_ORDER = ("low", "standard", "medium", "high", "hd")
+
+
+UNKNOWN_HINT = (
+    "Add its price to a JSON file such as "
+    '{"models": {"MODEL": {"per_image": 0.04}}} (or "text_in"/"image_in"/"image_out" USD per '
+    "1M tokens) and set %config CometImg.prices_file = 'prices.json'; cometnb.refresh_prices() "
+    "reads CometAPI's catalog."
+)
+
+
+def gpt_image_2_tokens(width: int, height: int, quality: str) -> int:
+    """Output tokens of one gpt-image-2 image (community formula, API_FACTS §8).
+
+    Example::
+
+        >>> [gpt_image_2_tokens(1024, 1024, q) for q in ("low", "medium", "high")]
+        [196, 1756, 7024]
+    """
+    f = _FORMULA_FACTOR[quality]
+    long, short = max(width, height), min(width, height)
+    s = (2 * f * short + long) // (2 * long)
+    return math.ceil(f * s * (2_000_000 + width * height) / 4_000_000)
+
+
+def prompt_tokens(prompt: str, table: PriceTable | None = None) -> int:
+    """Text tokens of a prompt: about four characters a token, plus a few hidden ones."""
+    table = table or active_table()
+    per = table.extra("chars_per_text_token", 4.0) or 4.0
+    return max(1, math.ceil(len(prompt) / per)) + int(table.extra("prompt_hidden_tokens", 0))
+
+
+def _qualities(price: ModelPrice, table: PriceTable, quality: str | None) -> list[str]:
+    """The qualities to price: the one asked for, or every one (``auto``/unknown: take the max)."""
+    quality = quality or price.defaults.get("quality")
+    known = _known_qualities(price, table)
+    if quality in known:
+        return [quality]
+    return known or ["high"]
+
+
+def _known_qualities(price: ModelPrice, table: PriceTable) -> list[str]:
+    if price.billing == "per_image":
+        return [q for q in price.per_image if q != "*"] or ["*"]
+    if price.output_tokens == _FORMULA:
+        return list(_FORMULA_FACTOR)
+    return list(table.token_tables.get(price.output_tokens or "", {}))
+
+
+def _sizes_to_price(size: str | None, price: ModelPrice, options: Sequence[str]) -> list[str]:
+    size = size or price.defaults.get("size")
+    if size and size in options:
+        return [size]
+    if size and _SIZE.fullmatch(size) and price.output_tokens == _FORMULA:
+        return [size]
+    return list(options) or list(_STANDARD_SIZES)
+
+
+def image_tokens(
+    model: str, size: str | None, quality: str | None, table: PriceTable | None = None
+) -> int | None:
+    """Output tokens one image of ``model`` will bill; ``None`` when the table cannot say.
+
+    ``auto`` (or a missing quality or size) takes the most expensive choice: an upper bound.
+    """
+    table = table or active_table()
+    price = table.get(model)
+    if price is None or price.billing != "tokens":
+        return None
+    return _max_tokens(price, table, size, quality)
+
+
+def _max_tokens(
+    price: ModelPrice, table: PriceTable, size: str | None, quality: str | None
+) -> int | None:
+    if price.output_tokens == _FORMULA:
+        best = 0
+        for q in _qualities(price, table, quality):
+            for s in _sizes_to_price(size, price, _STANDARD_SIZES):
+                w, h = (int(x) for x in s.split("x"))
+                best = max(best, gpt_image_2_tokens(w, h, q))
+        return best
+    grid = table.token_tables.get(price.output_tokens or "")
+    if not grid:
+        return None
+    best = 0
+    for q in _qualities(price, table, quality):
+        row = grid.get(q, {})
+        for s in _sizes_to_price(size, price, tuple(row)):
+            best = max(best, row.get(s, max(row.values(), default=0)))
+    return best or None
+
+
+def _per_image(
+    price: ModelPrice, table: PriceTable, size: str | None, quality: str | None
+) -> float:
+    best = 0.0
+    for q in _qualities(price, table, quality):
+        row = price.per_image.get(q) or price.per_image.get("*") or {}
+        if "*" in row:
+            best = max(best, row["*"])
+            continue
+        for s in _sizes_to_price(size, price, tuple(row)):
+            best = max(best, row.get(s, 0.0))
+    return best
+
+
+def _upper(size: str | None, quality: str | None, price: ModelPrice) -> bool:
+    """True when the request left a choice to the server, so the figure is an upper bound."""
+    if price.billing == "per_image" and set(price.per_image) <= {"*"}:
+        return False  # one flat price: nothing left to choose changes it
+    q = quality or price.defaults.get("quality")
+    s = size or price.defaults.get("size")
+    return q in (None, "auto") or s in (None, "auto")
+
+
+def _input_images(fields: Mapping[str, Any]) -> int:
+    images = fields.get("images", fields.get("image"))
+    if images is None:  # an EditBody carries its inputs as an attribute, not a key
+        images = getattr(fields, "images", None) or None
+    if images is None:
+        return 0
+    return len(images) if isinstance(images, (list, tuple)) else 1
+
+
+def estimate_body(body: Mapping[str, Any], table: PriceTable | None = None) -> Cost:
+    """The estimate for a request body (``ImageRequest.to_body()`` or a record's request)."""
+    table = table or active_table()
+    model = str(body.get("model") or "")
+    price = table.get(model)
+    if price is None:
+        return Cost(None, True, f"no price for {model or 'this model'}", table.label)
+    n = _int(body.get("n"), 1)
+    size, quality = _str(body.get("size")), _str(body.get("quality"))
+    partials = _int(body.get("partial_images"), 0) if body.get("stream") else 0
+    text_in = prompt_tokens(str(body.get("prompt") or ""), table)
+    inputs = _input_images(body)
+    image_in = inputs * int(table.extra("input_image_tokens"))
+    if body.get("input_fidelity") == "high":
+        image_in += inputs * int(table.extra("input_fidelity_high_tokens"))
+    usd = _rate(price.text_in) * text_in + _rate(price.image_in) * image_in
+    bound = " (upper bound: auto)" if _upper(size, quality, price) else ""
+    if price.billing == "per_image":
+        each = _per_image(price, table, size, quality)
+        usd += each * n
+        basis = f"{n} × {format_usd(each)} per image{bound}"
+    else:
+        tokens = _max_tokens(price, table, size, quality)
+        if tokens is None:
+            return Cost(None, True, f"no token count for {model} images", table.label)
+        out = (tokens + partials * int(table.extra("partial_image_tokens"))) * n
+        usd += _rate(price.image_out) * out
+        basis = f"{out} image tokens out, {text_in + image_in} in{bound}"
+    return Cost(usd, True, basis, table.label)
+
+
+def estimate(request: Any, table: PriceTable | None = None) -> Cost:
+    """The estimate for an :class:`~cometnb._core.generations.ImageRequest` (or a body dict)."""
+    body = request.to_body() if hasattr(request, "to_body") else request
+    images = getattr(request, "images", None)
+    if images and "images" not in body:
+        body = {**body, "images": images}
+    return estimate_body(body, table)
+
+
+def estimate_all(requests: Iterable[Any], table: PriceTable | None = None) -> list[Cost]:
+    """Estimates for many requests with one price table (a grid's or a batch's budget check)."""
+    table = table or active_table()
+    return [estimate(r, table) for r in requests]
+
+
+def actual_cost(
+    body: Mapping[str, Any],
+    usage: Mapping[str, Any] | None,
+    images: int,
+    meta: Mapping[str, Any] | None = None,
+    table: PriceTable | None = None,
+) -> Cost:
+    """What a successful request cost: ``usage`` × the table; the estimate when it cannot be."""
+    table = table or active_table()
+    model = str(body.get("model") or "")
+    price = table.get(model)
+    if price is None:
+        return Cost(None, False, f"no price for {model or 'this model'}", table.label)
+    meta = meta or {}
+    # What the server says it did beats what was asked (auto → the quality it chose).
+    seen = {**body, **{k: meta[k] for k in ("size", "quality") if meta.get(k)}, "n": images}
+    counts = _usage_counts(usage)
+    if price.billing == "per_image":
+        each = _per_image(price, table, _str(seen.get("size")), _str(seen.get("quality")))
+        usd = each * images
+        if counts is not None:
+            usd += _rate(price.text_in) * counts[0] + _rate(price.image_in) * counts[1]
+        upper = _upper(_str(seen.get("size")), _str(seen.get("quality")), price)
+        return Cost(usd, upper, f"{images} × {format_usd(each)} per image", table.label)
+    guess = estimate_body(seen, table)
+    if counts is None:
+        return Cost(guess.usd, True, f"no usage reported; {guess.basis}", table.label)
+    problem = usage_problem(usage)
+    if problem is not None:  # data from outside: never let it price a billed image below
+        return Cost(guess.usd, True, f"usage implausible ({problem}); {guess.basis}", table.label)
+    text_in, image_in, image_out, text_out = counts
+    out_rate = price.text_out if price.text_out is not None else price.image_out
+    usd = (
+        _rate(price.text_in) * text_in
+        + _rate(price.image_in) * image_in
+        + _rate(price.image_out) * image_out
+        + _rate(out_rate) * text_out
+    )
+    floor = _plausible_floor(seen, table)
+    if floor is not None and usd < floor * _IMPLAUSIBLY_LOW:
+        low = f"usage says {format_usd(usd)}, far below the least it can cost"
+        return Cost(guess.usd, True, f"usage implausible ({low}); {guess.basis}", table.label)
+    basis = f"usage: {image_out} image tokens out, {text_in + image_in} in"
+    return Cost(usd, False, basis, table.label)
+
+
+# Usage pricing a request under half of the cheapest way it could have been made is not
+# believed (a $0.0001 answer for a $0.166 image): the estimate stands, labelled.
+_IMPLAUSIBLY_LOW = 0.5
+
+
+def _plausible_floor(seen: Mapping[str, Any], table: PriceTable) -> float | None:
+    """The least ``seen`` can cost: at the lowest quality when the server chose (``auto``)."""
+    quality = seen.get("quality")
+    cheapest = {**seen, "quality": "low"} if quality in (None, "auto") else seen
+    return estimate_body(cheapest, table).usd
+
+
+def _digits(value: object) -> bool:
+    return isinstance(value, str) and value.strip().isdigit()
+
+
+def usage_problem(usage: object) -> str | None:
+    """Why ``usage`` (as the server sent it) cannot price a request; ``None`` when it can.
+
+    A count that is missing (``output_tokens``), not a number, not finite or negative is a
+    problem; so is ``usage`` that is not an object.
+
+    Example::
+
+        >>> usage_problem({"input_tokens": 10, "output_tokens": -5})
+        'output_tokens is negative'
+        >>> usage_problem({"input_tokens": 10, "output_tokens": 4160}) is None
+        True
+    """
+    if usage is None:
+        return None
+    if not isinstance(usage, Mapping):
+        return "usage is not an object"
+    if "output_tokens" not in usage:
+        return "no output_tokens"
+    return _bad_count(usage, "")
+
+
+def _bad_count(values: Mapping[str, Any], prefix: str) -> str | None:
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found = _bad_count(value, f"{name}.")
+            if found:
+                return found
+        elif (
+            not key.endswith("tokens")
+            or value is None
+            or (isinstance(value, str) and value.strip().isdigit())
+        ):
+            continue
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{name} is not a number"
+        elif not math.isfinite(value):
+            return f"{name} is not finite"
+        elif value < 0:
+            return f"{name} is negative"
+    return None
+
+
+def failure_cost(
+    body: Mapping[str, Any],
+    error_type: str,
+    status: int | None,
+    table: PriceTable | None = None,
+    *,
+    may_be_billed: bool | None = None,
+) -> Cost:
+    """What a failed request cost: nothing when it was refused, else (maybe billed) its estimate.
+
+    The rule is the retry policy's (:mod:`cometnb._core.billing`): ``may_be_billed`` as the
+    client found it, else from ``status`` (408, 409, 5xx but 503: maybe billed; 429, 503, 4xx:
+    not). Refused before sending: $0. Timed out, cut off, an unusable answer or cancelled in
+    flight: the server may have billed it, so the estimate.
+    """
+    table = table or active_table()
+    if error_type in ("ValidationError", "BudgetError"):
+        return Cost(0.0, False, "not sent", table.label)
+    if may_be_billed is None and status is not None:
+        may_be_billed = status_may_be_billed(int(status))
+    if may_be_billed is False:
+        why = f"refused by the server (HTTP {status})" if status is not None else "refused"
+        if error_type == "CancelledError":
+            why = "cancelled before sending"
+        return Cost(0.0, False, f"{why}: not billed", table.label)
+    guess = estimate_body(body, table)
+    return Cost(guess.usd, True, f"may have been billed; {guess.basis}", table.label)
+
+
+def generation_cost(gen: Any) -> Cost:
+    """A :class:`~cometnb._core.generations.Generation`'s cost: priced now, stored by the client."""
+    if gen.error is not None or gen.status != "ok":
+        error = gen.error
+        status = getattr(error, "status", None)
+        billed = getattr(error, "may_be_billed", None)
+        name = type(error).__name__ if error else ""
+        return failure_cost(gen.request, name, status, may_be_billed=billed)
+    return actual_cost(gen.request, gen.usage, len(gen.images), gen.meta)
+
+
+def _usage_counts(usage: Mapping[str, Any] | None) -> tuple[int, int, int, int] | None:
+    """(text in, image in, image out, text out) from ``usage``; ``None`` when it has none."""
+    if not isinstance(usage, Mapping):
+        return None
+    total_in, total_out = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+    if total_in is None and total_out is None:
+        return None
+    in_d = usage.get("input_tokens_details")
+    in_d = in_d if isinstance(in_d, Mapping) else {}
+    image_in = _count(in_d.get("image_tokens")) or 0
+    text_in = _count(in_d.get("text_tokens"))
+    text_in = max(0, (total_in or 0) - image_in) if text_in is None else text_in
+    out_d = usage.get("output_tokens_details")
+    if not isinstance(out_d, Mapping):
+        return text_in, image_in, total_out or 0, 0  # no details: all output is image tokens
+    text_out = _count(out_d.get("text_tokens")) or 0
+    image_out = _count(out_d.get("image_tokens"))
+    image_out = max(0, (total_out or 0) - text_out) if image_out is None else image_out
+    return text_in, image_in, image_out, text_out
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return max(0, int(value))
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _rate(per_million: float | None) -> float:
+    return (per_million or 0.0) / 1_000_000
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

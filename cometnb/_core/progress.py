@@ -1,6 +1,6 @@
 """What a running request reports, as text people read: one describer for every front end.
 
-The client reports :class:`~cometnb._core.models.ClientEvent` s; :func:`describe_event` turns
+The client reports :class:`~cometnb._core.generations.ClientEvent` s; :func:`describe_event` turns
 one into the short status text the cell views and the panel both show. :class:`CellProgress`
 is the live state of one request of a grid, which the grid runner writes and the cell views
 read.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from cometnb._core.models import ClientEvent
+    from cometnb._core.generations import ClientEvent
 
 __all__ = ["RATE_LIMIT_REASON", "CellProgress", "CellState", "describe_event"]
 
@@ -30,7 +30,7 @@ def describe_event(event: ClientEvent) -> str:
 
     Example::
 
-        >>> from cometnb._core.models import ClientEvent
+        >>> from cometnb._core.generations import ClientEvent
         >>> describe_event(ClientEvent("sending", attempt=2))
         'retrying (attempt 2)'
     """

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from cometnb._core.errors import CometError
-    from cometnb._core.models import (
+    from cometnb._core.generations import (
         ApiResult,
         ClientEvent,
         GeneratedImage,

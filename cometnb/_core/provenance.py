@@ -1,67 +1,465 @@
-"""Provenance inside an image file: "AI-generated" in the standard field, plus prompt, model,
-settings, record id and cometnb version.
+"""Provenance of stored images: the C2PA manifest store (Content Credentials) inside a file,
+reading and verifying it, and what cometnb records about where an image came from.
 
-Copies that leave the history (``GeneratedImage.save``, zip exports, the gallery's embedded
-images, any download) all go through :func:`labelled_copy`. It writes IPTC's
-``DigitalSourceType`` = ``trainedAlgorithmicMedia`` (what stock sites and publishers check,
-and what the EU AI Act's marking duty asks for) and cometnb's own fields, the way image tools
-keep their "parameters": an XMP packet (PNG ``iTXt`` ``XML:com.adobe.xmp``, JPEG APP1, WebP
-``XMP `` chunk, GIF application extension, SVG ``<metadata>``) and, in PNG, plain text chunks.
-The metadata is spliced into the byte stream; the pixels are never re-encoded, and the
-history's originals are never touched (callers pass copies).
-
-A file that carries the server's Content Credentials (C2PA) cannot take a single added byte
-without breaking the manifest's hard binding (:mod:`cometnb._core.c2pa_store`), so a copy
-chooses, and says which in its metadata (``cometnb:content_credentials``):
-
-- ``kept`` (``keep_c2pa=True``, the default): the file is the server's bytes, its manifest
-  still validates, and the labels go in an XMP sidecar beside it (``name.xmp``);
-- ``removed`` (``keep_c2pa=False``, and downscaled previews): the manifest is dropped and the
-  labels are written into the file;
-- ``none``: the original carried no manifest; the labels are in the file.
-
-Reading it back needs nothing of ours::
-
-    >>> from PIL import Image  # doctest: +SKIP
-    >>> Image.open("cat.png").text["parameters"]  # doctest: +SKIP
-    'a cat\\nModel: gpt-image-2, size: 1024x1024, Record: 20260101-…, cometnb 0.3.0'
+Finding the store (a JUMBF box: ``caBX`` in PNG, APP11 in JPEG, ``C2PA`` in WebP, ...) needs
+only the container's structure; reading it uses c2pa-python (the optional extra
+``cometnb[c2pa]``). The manifest's hard binding hashes every byte outside the store, so a copy
+either keeps the file byte for byte or drops the store.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 from xml.sax.saxutils import escape
 
-from cometnb._core.c2pa_store import container, store_spans, strip_store
 from cometnb._core.errors import ValidationError, redact
+from cometnb._core.images import mime_type, sniff_format
 
 __all__ = [
     "DIGITAL_SOURCE_TYPE",
+    "INSTALL_HINT",
+    "ContentCredentials",
     "LabelledCopy",
+    "clear_cache",
+    "container",
+    "file_has_store",
+    "has_store",
     "labelled_copy",
     "provenance",
+    "read_credentials",
     "save_copy",
+    "source_type_label",
     "stamp",
     "stamp_gif",
     "stamp_jpeg",
     "stamp_png",
     "stamp_svg",
     "stamp_webp",
+    "store_spans",
+    "strip_store",
     "xmp_packet",
 ]
 
+
+# --- the C2PA manifest store ------------------------------------------------------------------
+
+_GIF_MARK = b"\x21\xff\x0bC2PA_GIF"
+
+
+_SVG_MANIFEST = re.compile(rb"<c2pa:manifest\b.*?</c2pa:manifest\s*>", re.S)
+
+
+_MAX_SEGMENTS = 4096  # a walk of a damaged JPEG ends even if no SOS marker comes
+
+
+def has_store(stream: BinaryIO) -> bool:
+    """True when the image in ``stream`` (a file opened for reading, or ``BytesIO``) embeds a
+    C2PA manifest store. Reads only headers for PNG, JPEG and WebP."""
+    stream.seek(0)
+    kind = container(stream.read(1024))
+    if kind == "png":
+        return any(k == b"caBX" for k, _at, _n in _png_chunks(stream))
+    if kind == "jpeg":
+        return any(_is_c2pa_app11(stream, at, n) for at, n in _jpeg_app11(stream))
+    if kind == "webp":
+        return any(k == b"C2PA" for k, _at, _n in _riff_chunks(stream))
+    if kind in ("gif", "svg"):
+        stream.seek(0)
+        return bool(store_spans(stream.read()))
+    return False
+
+
+def file_has_store(path: Path) -> bool:
+    """:func:`has_store` for a file; ``False`` when it cannot be read."""
+    try:
+        with path.open("rb") as stream:
+            return has_store(stream)
+    except OSError:
+        return False
+
+
+def store_spans(data: bytes) -> list[tuple[int, int]]:
+    """``(offset, length)`` of every part of the manifest store in ``data``; ``[]`` when none."""
+    from io import BytesIO
+
+    stream = BytesIO(data)
+    kind = container(data[:1024])
+    if kind == "png":
+        return [(at, n) for k, at, n in _png_chunks(stream) if k == b"caBX"]
+    if kind == "jpeg":
+        return _jpeg_store(stream)
+    if kind == "webp":
+        return [(at, n) for k, at, n in _riff_chunks(stream) if k == b"C2PA"]
+    if kind == "gif":
+        return _gif_store(data)
+    if kind == "svg":
+        return [(m.start(), m.end() - m.start()) for m in _SVG_MANIFEST.finditer(data)]
+    return []
+
+
+def strip_store(data: bytes) -> bytes:
+    """``data`` without its manifest store (unchanged when it has none)."""
+    spans = store_spans(data)
+    if not spans:
+        return data
+    out, last = bytearray(), 0
+    for at, n in spans:
+        out += data[last:at]
+        last = at + n
+    out += data[last:]
+    if out[:4] == b"RIFF":
+        out[4:8] = struct.pack("<I", len(out) - 8)
+    return bytes(out)
+
+
+def container(head: bytes) -> str | None:
+    """``png``, ``jpeg``, ``webp``, ``gif`` (``sniff_format``) or ``svg`` from a file's first
+    kilobyte; ``None`` for anything else."""
+    found = sniff_format(head)
+    if found is not None:
+        return found
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    starts = text.startswith((b"<?xml", b"<svg", b"<!--", b"<!doctype svg"))
+    return "svg" if starts and b"<svg" in text else None
+
+
+def _png_chunks(stream: BinaryIO) -> list[tuple[bytes, int, int]]:
+    chunks: list[tuple[bytes, int, int]] = []
+    at = 8
+    while True:
+        stream.seek(at)
+        header = stream.read(8)
+        if len(header) < 8:
+            return chunks
+        size, kind = struct.unpack(">I", header[:4])[0], header[4:]
+        chunks.append((kind, at, 12 + size))
+        if kind == b"IEND":
+            return chunks
+        at += 12 + size
+
+
+def _riff_chunks(stream: BinaryIO) -> list[tuple[bytes, int, int]]:
+    chunks: list[tuple[bytes, int, int]] = []
+    at = 12
+    while True:
+        stream.seek(at)
+        header = stream.read(8)
+        if len(header) < 8:
+            return chunks
+        size = struct.unpack("<I", header[4:])[0]
+        whole = 8 + size + (size % 2)
+        chunks.append((header[:4], at, whole))
+        at += whole
+
+
+def _jpeg_segments(stream: BinaryIO) -> list[tuple[int, int, int]]:
+    """``(marker, offset, whole length)`` of the segments before the image data (SOS)."""
+    segments: list[tuple[int, int, int]] = []
+    at = 2
+    for _ in range(_MAX_SEGMENTS):
+        stream.seek(at)
+        header = stream.read(4)
+        if len(header) < 4 or header[0] != 0xFF:
+            return segments
+        marker = header[1]
+        if marker == 0xDA or marker == 0xD9:  # start of scan / end of image
+            return segments
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length field
+            at += 2
+            continue
+        whole = 2 + struct.unpack(">H", header[2:])[0]
+        segments.append((marker, at, whole))
+        at += whole
+    return segments
+
+
+def _jpeg_app11(stream: BinaryIO) -> list[tuple[int, int]]:
+    return [(at, n) for marker, at, n in _jpeg_segments(stream) if marker == 0xEB]
+
+
+def _is_c2pa_app11(stream: BinaryIO, at: int, n: int) -> bool:
+    """An APP11 JUMBF segment (``JP``) whose superbox is labelled ``c2pa``."""
+    stream.seek(at + 4)
+    payload = stream.read(min(n - 4, 64))
+    return payload[:2] == b"JP" and b"jumdc2pa" in payload
+
+
+def _jpeg_store(stream: BinaryIO) -> list[tuple[int, int]]:
+    """Every APP11 segment of the C2PA JUMBF box: the first one names ``c2pa``, continuations
+    share its box instance number (payload bytes 2-3)."""
+    app11 = _jpeg_app11(stream)
+    instances = set()
+    for at, n in app11:
+        if _is_c2pa_app11(stream, at, n):
+            stream.seek(at + 6)
+            instances.add(stream.read(2))
+    spans = []
+    for at, n in app11:
+        stream.seek(at + 4)
+        payload = stream.read(4)
+        if payload[:2] == b"JP" and payload[2:4] in instances:
+            spans.append((at, n))
+    return spans
+
+
+def _gif_store(data: bytes) -> list[tuple[int, int]]:
+    """The ``C2PA_GIF`` application extension: its header, then sub-blocks up to the 0 end."""
+    at = data.find(_GIF_MARK)
+    if at < 0:
+        return []
+    end = at + len(_GIF_MARK) + 3  # the 3-byte authentication code
+    while end < len(data) and data[end] != 0:
+        end += 1 + data[end]
+    return [(at, min(end + 1, len(data)) - at)]
+
+
+# --- reading Content Credentials --------------------------------------------------------------
+
+State = Literal["valid", "invalid", "unverified"]
+
+
+INSTALL_HINT = "install cometnb[c2pa] to read Content Credentials"
+
+
+_SOURCE_LABELS = {
+    "trainedAlgorithmicMedia": "AI-generated",
+    "compositeWithTrainedAlgorithmicMedia": "AI-edited composite",
+    "algorithmicallyEnhanced": "algorithmically enhanced",
+    "algorithmicMedia": "algorithmic media",
+    "digitalCapture": "camera capture",
+    "composite": "composite",
+}
+
+
+# Failures that say nothing about the bytes: the test or a private CA is simply not on a trust
+# list, and revocation is not checked offline.
+_NOT_BINDING = frozenset({"signingCredential.untrusted", "signingCredential.ocsp.skipped"})
+
+
+@dataclass(frozen=True)
+class ContentCredentials:
+    """What an image's C2PA manifest says (``Record.c2pa``, ``GeneratedImage.c2pa``).
+
+    ``state`` is ``"valid"`` (the signature and the hard binding to these bytes hold),
+    ``"invalid"`` (the file was changed after signing, or the manifest is damaged; ``problems``
+    lists why) or ``"unverified"`` (a manifest is there but c2pa-python is not installed).
+
+    Example::
+
+        >>> cc = history()[-1].c2pa  # doctest: +SKIP
+        >>> cc.summary  # doctest: +SKIP
+        'AI-generated · OpenAI-API · signed by OpenAI · valid'
+    """
+
+    state: State
+    issuer: str | None = None
+    claim_generator: str | None = None
+    digital_source_type: str | None = None
+    trusted: bool = False
+    problems: tuple[str, ...] = ()
+    signed_at: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.state == "valid"
+
+    @property
+    def summary(self) -> str:
+        """One short line: what made it, by what, signed by whom, and the state."""
+        if self.state == "unverified":
+            return f"a C2PA manifest is embedded; {INSTALL_HINT}"
+        parts = [
+            source_type_label(self.digital_source_type),
+            self.claim_generator,
+            f"signed by {self.issuer}" if self.issuer else None,
+            self.state if self.valid else "invalid: changed after signing or damaged",
+        ]
+        return " · ".join(p for p in parts if p)
+
+
+def source_type_label(uri: str | None) -> str | None:
+    """``"AI-generated"`` for IPTC's ``trainedAlgorithmicMedia`` (and the other common
+    codes); the code's own name for the rest."""
+    if not uri:
+        return None
+    code = uri.rsplit("/", 1)[-1]
+    return _SOURCE_LABELS.get(code, code)
+
+
+_cache: OrderedDict[tuple[Any, ...], ContentCredentials | None] = OrderedDict()
+
+
+_cache_lock = threading.Lock()
+
+
+_CACHE_SIZE = 4096
+
+
+def read_credentials(source: Path | bytes) -> ContentCredentials | None:
+    """The Content Credentials of an image file or of image bytes; ``None`` when it carries
+    none (or the file is gone). Cached per file (path, size, mtime) and per content."""
+    try:
+        key = _key(source)
+    except OSError:
+        return None
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    try:
+        found = _read(source)
+    except OSError:
+        return None
+    with _cache_lock:
+        _cache[key] = found
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return found
+
+
+def clear_cache() -> None:
+    """Forget every cached read (tests; a file replaced within one mtime tick)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _key(source: Path | bytes) -> tuple[Any, ...]:
+    if isinstance(source, bytes):
+        return ("bytes", hashlib.blake2b(source, digest_size=16).digest())
+    st = source.stat()
+    return ("file", str(source), st.st_size, st.st_mtime_ns)
+
+
+def _read(source: Path | bytes) -> ContentCredentials | None:
+    if isinstance(source, bytes):
+        return _parse(io.BytesIO(source))
+    with source.open("rb") as stream:
+        return _parse(stream)
+
+
+def _parse(stream: BinaryIO) -> ContentCredentials | None:
+    if not has_store(stream):
+        return None
+    try:
+        import c2pa
+    except ImportError:
+        return ContentCredentials(state="unverified")
+    stream.seek(0)
+    mime = mime_type(container(stream.read(1024)))
+    stream.seek(0)
+    try:
+        # One read at a time: the preview workers and a view may ask together, and the native
+        # context is shared.
+        with _read_lock, c2pa.Reader(mime, stream, None, _context()) as reader:
+            report = json.loads(reader.json())
+    except c2pa.C2paError as exc:  # a store the library cannot even parse: damaged
+        return ContentCredentials(state="invalid", problems=(f"unreadable manifest: {exc}",))
+    return credentials_from_report(report)
+
+
+_context_made: Any = None
+
+
+_read_lock = threading.Lock()
+
+
+def _context() -> Any:
+    """Settings for every read: nothing is fetched (no remote manifest, no OCSP)."""
+    global _context_made
+    if _context_made is None:
+        import c2pa
+
+        _context_made = c2pa.Context.from_dict(
+            {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+        )
+    return _context_made
+
+
+def credentials_from_report(report: Mapping[str, Any]) -> ContentCredentials:
+    """:class:`ContentCredentials` from c2pa's JSON report of a manifest store."""
+    manifests = report.get("manifests") or {}
+    active = manifests.get(report.get("active_manifest")) or {}
+    signature = active.get("signature_info") or {}
+    failures = _failures(report)
+    problems = tuple(f for f in failures if f.split(":", 1)[0] not in _NOT_BINDING)
+    state_text = str(report.get("validation_state") or "").lower()
+    invalid = state_text == "invalid" or (not state_text and bool(problems)) or not active
+    return ContentCredentials(
+        state="invalid" if invalid else "valid",
+        issuer=signature.get("issuer") or signature.get("common_name"),
+        claim_generator=_generator(active),
+        digital_source_type=_source_type(active),
+        trusted=state_text == "trusted",
+        problems=problems or (("no active manifest",) if not active else ()),
+        signed_at=signature.get("time"),
+    )
+
+
+def _failures(report: Mapping[str, Any]) -> list[str]:
+    results = (report.get("validation_results") or {}).get("activeManifest") or {}
+    listed = results.get("failure") or report.get("validation_status") or []
+    seen: dict[str, None] = {}
+    for item in listed:
+        code = str(item.get("code", "unknown"))
+        explanation = item.get("explanation")
+        seen[f"{code}: {explanation}" if explanation else code] = None
+    return list(seen)
+
+
+def _generator(active: Mapping[str, Any]) -> str | None:
+    """``claim_generator`` (v1 claims) or the first ``claim_generator_info`` (v2)."""
+    if active.get("claim_generator"):
+        return str(active["claim_generator"])
+    for info in active.get("claim_generator_info") or []:
+        name = info.get("name")
+        if name:
+            return f"{name} {info['version']}" if info.get("version") else str(name)
+    return None
+
+
+def _source_type(active: Mapping[str, Any]) -> str | None:
+    """The ``digitalSourceType`` of the actions (``c2pa.created`` first)."""
+    found: list[str] = []
+    for assertion in active.get("assertions") or []:
+        if not str(assertion.get("label", "")).startswith("c2pa.actions"):
+            continue
+        for action in (assertion.get("data") or {}).get("actions") or []:
+            kind = action.get("digitalSourceType")
+            if kind:
+                if action.get("action") == "c2pa.created":
+                    return str(kind)
+                found.append(str(kind))
+    return found[0] if found else None
+
+
+# --- labelled copies --------------------------------------------------------------------------
+
 XMP_NS = "https://github.com/cometnb/cometnb/ns/1.0/"
+
+
 IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+
+
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+
 C2paChoice = Literal["kept", "removed", "none"]
+
+
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
 # Fields of a request body that describe the image (the prompt and model are listed apart).
 _SKIP = frozenset({"prompt", "model", "stream", "user"})
 
@@ -219,9 +617,6 @@ def stamp(data: bytes, fields: Mapping[str, str]) -> bytes:
         return data
 
 
-# --- PNG: one iTXt chunk per field, right after IHDR --------------------------------------
-
-
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     crc = zlib.crc32(kind + body) & 0xFFFFFFFF
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
@@ -239,9 +634,6 @@ def stamp_png(data: bytes, fields: Mapping[str, str]) -> bytes:
         for key, value in texts.items()
     )
     return data[:end] + chunks + data[end:]
-
-
-# --- XMP for JPEG and WebP --------------------------------------------------------------------
 
 
 def xmp_packet(fields: Mapping[str, str]) -> bytes:
@@ -323,8 +715,6 @@ def _vp8x_header(data: bytes) -> bytes:
         + (height - 1).to_bytes(3, "little")
     )
 
-
-# --- GIF: an XMP application extension; SVG: a <metadata> element ----------------------------
 
 # The XMP spec's GIF form: the packet's bytes stand as sub-blocks, and a 258-byte "magic
 # trailer" (0x01, 0xFF down to 0x00, then the 0 terminator) makes any reader skip them.

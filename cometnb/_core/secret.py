@@ -1,25 +1,44 @@
-"""The API key as a value that never shows itself: :class:`Secret`.
+"""The API key: :class:`Secret` holds it (never in clear in a repr, log or error) and where it
+can come from besides ``Client(api_key=...)`` and ``%cometimg_key``.
 
-A traceback that shows locals (IPython's ``%xmode Verbose``, pdb post-mortem, rich or Sentry
-``capture_locals``) prints the ``repr`` of every local of every frame, and such tracebacks end
-up in saved notebooks. So the key is wrapped in a :class:`Secret` from the moment it is resolved
-to the moment the ``Authorization`` header is built; no frame of ours holds the bare string
-longer than that one expression. ``repr``, ``str`` and ``format`` show a mask, pickling refuses.
+Precedence, highest first: the explicit key, ``%cometimg_key``, a ``.env`` beside the notebook
+(read with python-dotenv, never loaded into ``os.environ``), Colab's secrets panel, then
+``$COMETAPI_KEY``. Every value found is registered so error messages redact it.
 """
 
 from __future__ import annotations
 
 import hmac
+import importlib
+import os
 import re
-from typing import Any, NoReturn
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, SupportsIndex
 
 from cometnb._core.errors import register_secret
 
-__all__ = ["MIN_KEY_CHARS", "Secret", "mask"]
+__all__ = [
+    "DOTENV_NAME",
+    "MIN_KEY_CHARS",
+    "KeySource",
+    "Secret",
+    "colab_key",
+    "dotenv_key",
+    "find_key",
+    "mask",
+    "reset",
+]
+
+
+# --- the key ----------------------------------------------------------------------------------
 
 # CometAPI keys are "sk-" and 48 characters; anything under 20 is a typo or a test value: the
 # client refuses to send it (it could not be told apart from ordinary words when redacting).
 MIN_KEY_CHARS = 20
+
+
 # Printable ASCII without spaces: what a bearer token in an HTTP header may hold.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
@@ -107,7 +126,7 @@ class Secret:
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise AttributeError("a Secret cannot be changed")
 
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError("a Secret cannot be pickled (it would write the key to a file)")
 
     def __copy__(self) -> Secret:
@@ -115,3 +134,110 @@ class Secret:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
         return self
+
+
+# --- where a key can come from ----------------------------------------------------------------
+
+DOTENV_NAME = ".env"
+
+
+KEY_NAME = "COMETAPI_KEY"
+
+
+# Where ``.env`` is looked for; ``None`` is the working directory (the kernel's: beside the
+# notebook). The test suite points it at each test's temp folder, so a developer's own .env
+# never reaches a test.
+dotenv_folder: Path | None = None
+
+
+# Colab asks the user to grant a notebook access to a secret; asking once per process is
+# enough (a refusal or a missing secret would otherwise be asked again on every request).
+_colab_cache: dict[str, str | None] = {}
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """A key and where it was found (``where`` is safe to show; ``key`` never is)."""
+
+    key: str
+    where: str
+
+    def __repr__(self) -> str:
+        return f"KeySource(where={self.where!r}, key='…')"
+
+
+def _clean(value: Any) -> str | None:
+    text = value.strip() if isinstance(value, str) else ""
+    return text or None
+
+
+def dotenv_key(folder: str | os.PathLike[str] | None = None) -> str | None:
+    """``COMETAPI_KEY`` from ``<folder>/.env`` (default: the working directory, i.e. beside
+    the notebook); ``None`` when there is no such file, no such line, or no python-dotenv.
+
+    Example::
+
+        >>> dotenv_key("/nonexistent") is None
+        True
+    """
+    path = _folder(folder) / DOTENV_NAME
+    try:
+        if not path.is_file():
+            return None
+        from dotenv import dotenv_values
+    except (OSError, ImportError):  # unreadable folder, or python-dotenv not installed
+        return None
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # a broken .env must not break generation; the next source is tried
+    key = _clean(values.get(KEY_NAME))
+    register_secret(key)
+    return key
+
+
+def _folder(folder: str | os.PathLike[str] | None) -> Path:
+    if folder is not None:
+        return Path(folder)
+    return dotenv_folder if dotenv_folder is not None else Path.cwd()
+
+
+def _in_colab() -> bool:
+    # Only ever true inside Colab (or a test's stand-in): never import google.* otherwise.
+    return "google.colab" in sys.modules
+
+
+def colab_key() -> str | None:
+    """``COMETAPI_KEY`` from Colab's secrets (``google.colab.userdata``), or ``None``.
+
+    Outside Colab this returns at once without importing anything.
+    """
+    if not _in_colab():
+        return None
+    if KEY_NAME in _colab_cache:
+        return _colab_cache[KEY_NAME]
+    key: str | None = None
+    try:
+        userdata = importlib.import_module("google.colab.userdata")
+        key = _clean(userdata.get(KEY_NAME))
+    except Exception:  # SecretNotFoundError, NotebookAccessError, no userdata module, ...
+        key = None
+    register_secret(key)
+    _colab_cache[KEY_NAME] = key
+    return key
+
+
+def find_key(folder: str | os.PathLike[str] | None = None) -> KeySource | None:
+    """The first key from ``.env`` then Colab, with where it was found; ``None`` if neither."""
+    key = dotenv_key(folder)
+    if key:
+        return KeySource(key, f"{DOTENV_NAME} in {_folder(folder)}")
+    key = colab_key()
+    if key:
+        return KeySource(key, "Colab secrets (COMETAPI_KEY)")
+    return None
+
+
+def reset() -> None:
+    """Forget the cached Colab answer (after the user adds the secret, and in tests)."""
+    _colab_cache.clear()

@@ -1,9 +1,8 @@
-"""Plain settings shared by the core, the magic and the panel.
+"""Settings: the values in force (traits of ``%config CometImg``, environment, fallbacks) and
+where each came from.
 
-The magic's traitlets (``%config CometImg.…``) are copied into :func:`active` so the core never
-imports IPython. The API key is *not* a setting: it lives only in :data:`_session_key` (set by
-``%cometimg_key``), a ``.env`` file, Colab's secrets or the environment, and is resolved at call
-time.
+:func:`effective_settings` resolves them the way a request would (what ``%config CometImg``
+shows); :func:`key_origin` says where the key comes from without ever showing it.
 """
 
 from __future__ import annotations
@@ -12,17 +11,39 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cometnb._core.byte_limits import DEFAULT_LIMITS, ByteLimits
 from cometnb._core.errors import ValidationError, register_secret
-from cometnb._core.limits import DEFAULT_LIMITS, Limits
-from cometnb._core.secret import MIN_KEY_CHARS, Secret
+from cometnb._core.secret import MIN_KEY_CHARS, Secret, find_key
+
+__all__ = [
+    "Effective",
+    "effective_settings",
+    "effective_text",
+    "key_origin",
+]
+
+
+# --- settings ---------------------------------------------------------------------------------
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+
+
 # The one endpoint cometnb calls, under the base URL (API_FACTS: POST /v1/images/generations).
 GENERATIONS_PATH = "/images/generations"
+
+
 DEFAULT_MODEL = "gpt-image-2"
+
+
 DEFAULT_HISTORY_DIR = "cometnb-history"
+
+
 KEY_ENV = "COMETAPI_KEY"
+
+
 BASE_URL_ENV = "COMETAPI_BASE_URL"
+
+
 HISTORY_ENV = "COMETNB_HISTORY"
 
 
@@ -43,11 +64,17 @@ class Settings:
     budget: float | None = None  # USD this session may spend (None: no cap)
     confirm_above: float | None = None  # USD: a cell estimated above it needs --yes
     prices_file: str | None = None  # a JSON price table laid over the built-in one
-    limits: Limits = DEFAULT_LIMITS  # caps on reply size and time (see cometnb._core.limits)
+    limits: ByteLimits = (
+        DEFAULT_LIMITS  # caps on reply size and time (see cometnb._core.byte_limits)
+    )
 
 
 _active = Settings()
+
+
 _session_key: str | None = None
+
+
 # Keyless demo mode: the URL of cometnb.sim's background simulator (set by
 # ``sim.use_if_keyless``). Kept apart from ``_active`` so the magic copying its traits does not
 # erase it; a key set with ``set_session_key`` ends it.
@@ -77,10 +104,10 @@ def set_session_key(key: str | None) -> None:
 
 def _configured_key() -> str | None:
     """``%cometimg_key``, then a ``.env`` file beside the notebook, then Colab's secrets, then
-    ``$COMETAPI_KEY`` (:mod:`cometnb._core.key_sources`): the one order every caller uses."""
+    ``$COMETAPI_KEY`` (:mod:`cometnb._core.secret`): the one order every caller uses."""
     if _session_key:
         return _session_key
-    from cometnb._core.key_sources import find_key
+    from cometnb._core.secret import find_key
 
     found = find_key()
     return (found.key if found is not None else None) or os.environ.get(KEY_ENV) or None
@@ -124,3 +151,70 @@ def resolve_history_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """``CometImg.history_dir``, then ``$COMETNB_HISTORY``, then ``./cometnb-history``."""
     raw = explicit or _active.history_dir or os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY_DIR
     return Path(raw).expanduser()
+
+
+# --- settings in force and their origin -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Effective:
+    """One setting as a request would use it: ``value`` and its ``source`` in plain words."""
+
+    name: str
+    value: str
+    source: str
+
+
+def key_origin(explicit: str | None = None) -> str:
+    """Where the API key comes from, in the order they are tried (never the key itself).
+
+    Example::
+
+        >>> key_origin("sk-…")
+        'Client(api_key=…)'
+    """
+    if explicit:
+        return "Client(api_key=…)"
+    session = _session_key
+    if _simulator_url:  # a key of the user's own clears the simulator URL
+        return "none: the offline simulator answers (synthetic images, nothing billed)"
+    if session:
+        return "%cometimg_key (held in memory)"
+    found = find_key()
+    if found is not None:
+        return found.where
+    if os.environ.get(KEY_ENV, "").strip():
+        return f"${KEY_ENV}"
+    return "not set (run %cometimg_key, or cometnb.sim.use_if_keyless() for the simulator)"
+
+
+def effective_settings() -> list[Effective]:
+    """``base_url``, ``history_dir`` and the key's origin as the next request would see them."""
+    in_force = active()
+    if in_force.base_url:
+        url_source = "CometImg.base_url"
+    elif _simulator_url:
+        url_source = "the keyless simulator (cometnb.sim.use_if_keyless)"
+    elif os.environ.get(BASE_URL_ENV):
+        url_source = f"${BASE_URL_ENV}"
+    else:
+        url_source = "default"
+    if in_force.history_dir:
+        dir_source = "CometImg.history_dir"
+    elif os.environ.get(HISTORY_ENV):
+        dir_source = f"${HISTORY_ENV}"
+    else:
+        dir_source = "default, beside the notebook"
+    folder = resolve_history_dir().resolve()
+    return [
+        Effective("base_url", resolve_base_url(), url_source),
+        Effective("history_dir", str(folder), dir_source),
+        Effective("api key", "(hidden)", key_origin()),
+    ]
+
+
+def effective_text() -> str:
+    """The block ``%config CometImg`` prints after the traits."""
+    lines = ["Effective now (what the next request uses):"]
+    lines += [f"  {e.name} = {e.value}  [{e.source}]" for e in effective_settings()]
+    return "\n".join(lines)

@@ -1,34 +1,55 @@
-"""The one generic checker that refuses, before any I/O, a request a model cannot take.
+"""Checks made before anything is sent: the request against the model registry, request text
+(encodable, no API key), and edit inputs (images and mask).
 
-:func:`validate_request` walks the capability table (:mod:`cometnb._core.capabilities`); it
-holds no model-specific branches. Unknown model names pass with the generic checks only,
-because CometAPI adds models often. Every message names the field, what was given and what is
-allowed, and never shows a secret (values are redacted before they are clipped).
+* :func:`validate_request` walks :mod:`cometnb._core.model_registry`'s capability table.
+* :func:`check_encodable` / :func:`check_no_key` — every string can be UTF-8 and none carries
+  the key.
+* :func:`validate_edit` — input images and the mask against the model's edit row (a mask is a
+  PNG with alpha, the size of the first image, under 4 MB).
+
+Each raises :class:`ValidationError` naming the field, so nothing is sent.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from cometnb._core.capabilities import (
+from cometnb._core.byte_limits import MB
+from cometnb._core.edit_inputs import ImageInput
+from cometnb._core.errors import ValidationError, redact
+from cometnb._core.model_registry import (
     CAPABILITIES,
+    EDIT_CAPABILITIES,
+    FIDELITIES,
     KNOWN_MODELS,
+    MODELS,
     OPTIONAL_FIELDS,
+    EditCaps,
     ModelCaps,
     Requires,
+    generic_size_problem,
     get_caps,
+    get_edit_caps,
 )
-from cometnb._core.errors import ValidationError, redact
-from cometnb._core.size_rules import generic_size_problem
+from cometnb._core.secret import Secret
 from cometnb._core.text import clip
 
-__all__ = ["validate_request"]
+__all__ = [
+    "check_encodable",
+    "check_no_key",
+    "check_stored",
+    "check_text",
+    "first_unencodable",
+    "strings_in",
+    "validate_edit",
+    "validate_request",
+]
 
 
-# --- generic checks (every model, known or not) ----------------------------------------------
+# --- request checks ---------------------------------------------------------------------------
 
 _SIZE_RE = re.compile(r"([1-9][0-9]*)x([1-9][0-9]*)")
 
@@ -73,18 +94,17 @@ _GENERIC: dict[str, Callable[[str, Any], str | None]] = {
     "stream": _is_bool,
     "watermark": _is_bool,
 }
+
+
 # Type checks that hold for every known model (the fact sheet types them as strings).
 _KNOWN_TYPES: dict[str, Callable[[str, Any], str | None]] = {"user": _is_str}
-
-
-# --- the checker -----------------------------------------------------------------------------
 
 
 def validate_request(prompt: Any, model: Any, fields: Mapping[str, Any]) -> None:
     """Raise :class:`ValidationError` for the first thing ``model`` cannot take; else return.
 
     ``fields`` holds the optional API fields (not ``prompt``/``model``); ``None`` values are
-    ignored, as :class:`~cometnb._core.models.ImageRequest` drops them.
+    ignored, as :class:`~cometnb._core.generations.ImageRequest` drops them.
 
     Example::
 
@@ -230,3 +250,212 @@ def _repr(value: Any) -> str:
 def _clip(text: str, limit: int = 60) -> str:
     # Redact before clipping: a key pasted into a field must not show even in part.
     return clip(redact(text), limit)
+
+
+# --- request text checks ----------------------------------------------------------------------
+
+
+def first_unencodable(text: str) -> int | None:
+    """The index of the first character UTF-8 cannot encode (a lone surrogate), or ``None``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def strings_in(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """``(path, text)`` for every string inside a JSON-like value (keys included)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield f"{path} (a key)", key
+            yield from strings_in(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from strings_in(item, f"{path}[{index}]")
+
+
+def _field_of(path: str) -> str:
+    return path.split(".", 1)[0].split("[", 1)[0].split(" ", 1)[0]
+
+
+def check_encodable(body: Mapping[str, Any]) -> None:
+    """Refuse a body holding text that cannot be sent (lone surrogates); name where it is."""
+    for path, text in strings_in(body, ""):
+        position = first_unencodable(text)
+        if position is None:
+            continue
+        code = f"U+{ord(text[position]):04X}"
+        raise ValidationError(
+            f"{path} has a character that cannot be sent ({code}, a lone surrogate) at "
+            f"position {position}; only valid Unicode text is allowed. Nothing was sent.",
+            field=_field_of(path),
+            hint="Retype or re-paste that part of the text.",
+        )
+
+
+def check_no_key(body: Mapping[str, Any], key: Secret | None) -> None:
+    """Refuse a body that contains the API key in any of its strings."""
+    if key is None or not key.realistic:
+        return
+    for path, text in strings_in(body, ""):
+        if key.found_in(text):
+            raise ValidationError(
+                f"{path} contains your API key; a request carrying it would send the key to "
+                "the server and store it in the history, so nothing was sent.",
+                field=_field_of(path),
+                hint="Remove the key from the prompt or field (check any {variable} it uses).",
+            )
+
+
+def check_text(body: Mapping[str, Any]) -> None:
+    """Both checks, with the key resolved as a request would be (``ImageRequest.validate``)."""
+    from cometnb._core.settings import resolve_key
+
+    check_encodable(body)
+    check_no_key(body, resolve_key())
+
+
+def check_stored(tags: Any, origin: str | None, key: Secret | None) -> tuple[str, ...]:
+    """The tags (and origin) a request's record will store, checked before it is sent: text
+    the history could not write (a lone surrogate) would fail only after billing."""
+    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
+        raise ValidationError(
+            f"tags must be a list of strings; got {tags!r:.80}. Nothing was sent.", field="tags"
+        )
+    stored: dict[str, Any] = {"tags": list(tags)}
+    if origin is not None:
+        stored["origin"] = origin
+    check_encodable(stored)
+    check_no_key(stored, key)
+    return tuple(tags)
+
+
+# --- edit input checks ------------------------------------------------------------------------
+
+
+def validate_edit(
+    model: str,
+    images: Sequence[ImageInput],
+    mask: ImageInput | None,
+    fields: Mapping[str, Any],
+) -> None:
+    """Raise :class:`ValidationError` for the first input rule ``model`` breaks; else return.
+
+    Also refuses ``input_fidelity`` and a mask without input images (they apply to edits only).
+
+    Example::
+
+        >>> validate_edit("gpt-image-2", [], None, {"input_fidelity": "high"})
+        Traceback (most recent call last):
+        ...
+        cometnb._core.errors.ValidationError: input_fidelity applies to edits (input images) only
+    """
+    caps = get_edit_caps(model)
+    fidelity = fields.get("input_fidelity")
+    if not images:
+        if fidelity is not None:
+            _fail("input_fidelity applies to edits (input images) only", "input_fidelity")
+        if mask is not None:
+            _fail("a mask needs an input image to apply to (image=...)", "mask")
+        return
+    if caps is not None:
+        _check_caps(caps, images, mask)
+    if fidelity is not None:
+        _check_fidelity(model, caps, fidelity)
+    if mask is not None:
+        _check_mask(model, caps, images[0], mask)
+
+
+def _check_caps(caps: EditCaps, images: Sequence[ImageInput], mask: ImageInput | None) -> None:
+    if not caps.can_edit:
+        _fail(
+            f"{caps.name} cannot take input images; models that can: {_editors()}",
+            "image",
+        )
+    if caps.max_images is not None and len(images) > caps.max_images:
+        most = (
+            "one input image" if caps.max_images == 1 else f"at most {caps.max_images} input images"
+        )
+        _fail(f"{caps.name} takes {most}; got {len(images)}", "image")
+    for position, img in enumerate(images):
+        _check_image(caps, position, img)
+    if mask is not None and not caps.mask:
+        _fail(f"{caps.name} takes no mask; send the images without one", "mask")
+
+
+def _check_image(caps: EditCaps, position: int, img: ImageInput) -> None:
+    which = f"image {position + 1} ({img.label})"
+    if img.format not in caps.formats:
+        allowed = _alternatives([f.upper() for f in caps.formats])
+        _fail(
+            f"{caps.name} takes {allowed} input images; {which} is {img.format.upper()}",
+            "image",
+        )
+    limit = caps.max_image_bytes
+    if limit is not None and img.size_bytes >= limit:
+        _fail(
+            f"{caps.name} takes input images under {_mb(limit)}; "
+            f"{which} is {_actual(img.size_bytes)}",
+            "image",
+        )
+    if caps.square and img.width != img.height:
+        _fail(
+            f"{caps.name} needs a square PNG; {which} is {img.width}x{img.height}",
+            "image",
+        )
+
+
+def _check_fidelity(model: str, caps: EditCaps | None, value: Any) -> None:
+    if caps is not None and not caps.fidelity:
+        takers = _alternatives(
+            sorted(c.name for c in EDIT_CAPABILITIES.values() if c.fidelity), "and"
+        )
+        _fail(
+            f"input_fidelity applies to {takers} only; {model} does not accept it", "input_fidelity"
+        )
+    if value not in FIDELITIES:
+        _fail(f"input_fidelity must be high or low; got {value!r}", "input_fidelity")
+
+
+def _check_mask(model: str, caps: EditCaps | None, first: ImageInput, mask: ImageInput) -> None:
+    name = f"the mask ({mask.label})"
+    if mask.format != "png":
+        _fail(f"{name} must be a PNG; it is {mask.format.upper()}", "mask")
+    if not mask.has_alpha:
+        _fail(
+            f"{name} must have an alpha channel (transparent pixels mark where to edit); "
+            "it has none. cometnb.mask(image, box=...) makes one",
+            "mask",
+        )
+    if (mask.width, mask.height) != (first.width, first.height):
+        _fail(
+            f"{name} must be the same size as the first image ({first.width}x{first.height}); "
+            f"it is {mask.width}x{mask.height}",
+            "mask",
+        )
+    limit = caps.mask_max_bytes if caps is not None else 4 * MB
+    if limit is not None and mask.size_bytes >= limit:
+        _fail(f"{name} must be under {_mb(limit)}; it is {_actual(mask.size_bytes)}", "mask")
+
+
+def _editors() -> str:
+    names = [
+        m.id
+        for m in MODELS.values()
+        if m.listed or m.generation is None
+        if m.edit.can_edit and m.edit.route == "multipart" and m.edit.max_images
+    ]
+    return ", ".join(names) + " and the doubao-seedream models"
+
+
+def _mb(n: int) -> str:
+    value = n / MB
+    return f"{value:.0f} MB" if value >= 10 or value.is_integer() else f"{value:.1f} MB"
+
+
+def _actual(n: int) -> str:
+    return f"{n / MB:.1f} MB ({n:,} bytes)"

@@ -1,35 +1,52 @@
-"""The plain engine behind ``%%cometimg``: cell spec → grid → validate → run → show → result.
+"""The plain engine behind ``%%cometimg``: cell spec → grid → validate → run → show → result,
+with the cell's side of spend.
 
 The ``CometImg`` magics class only parses options and holds one :class:`CellEngine`; the engine
 holds no configuration (it reads :func:`cometnb._core.settings.active` on every cell) and no
 module-level state, so tests drive it through a real ``InteractiveShell``.
+
+The ``%%cometimg`` side of spend: check a cell's estimate before it sends anything, guard the
+run, and say afterwards what the budget stopped; ``--dry-run``'s estimate lines.
+
+Settings: ``CometImg.budget`` (USD this session), ``CometImg.confirm_above`` (USD per cell);
+cell options: ``--budget USD`` and ``--yes``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cometnb._client.lookups import explain_missing_model
 from cometnb._client.response import KEY_HINT
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
+from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget
 from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
+from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
 from cometnb._core.protocols import CellView
+from cometnb._notebook.cell_options import CellSpec
 from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
-from cometnb._notebook.magic_args import CellSpec
-from cometnb._notebook.spend_check import check_cell, check_requests, dry_run_costs, skipped_note
+
+__all__ = [
+    "NO_KEY_HINT",
+    "CellEngine",
+    "check_cell",
+    "check_requests",
+    "dry_run_costs",
+    "skipped_note",
+]
+
 
 if TYPE_CHECKING:
     from cometnb._client.batch import Batch
-    from cometnb._core.budget import SpendGuard
     from cometnb._core.protocols import AsyncRunner
+    from cometnb._core.secret import Secret
     from cometnb._storage.folder import History
 
-__all__ = ["NO_KEY_HINT", "CellEngine"]
 
 # Outside the demo a newcomer has no key yet: say how to try everything offline first.
 NO_KEY_HINT = (
@@ -38,14 +55,16 @@ NO_KEY_HINT = (
 )
 ORIGIN = "magic"
 
-ClientFactory = Callable[["History"], "AsyncRunner"]
+ClientFactory = Callable[["History", "Secret"], "AsyncRunner"]
 
 
-def _default_client(history: History) -> AsyncRunner:
+def _default_client(history: History, key: Secret) -> AsyncRunner:
     from cometnb._client.async_client import AsyncClient
 
     settings = _settings.active()
-    return AsyncClient(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
+    return AsyncClient(
+        api_key=key, timeout=settings.timeout, max_retries=settings.max_retries, history=history
+    )
 
 
 class CellEngine:
@@ -86,29 +105,33 @@ class CellEngine:
             return None
         validate_grid(grid)
         _warn_model_typos(grid.cells)
-        if _settings.resolve_api_key() is None:
-            # Checked here too so a grid fails once, before any request, not once per cell.
+        # The key is looked up once per cell (session, .env, Colab, environment) and handed to
+        # the client, so a grid fails once, before any request, and no request looks it up again.
+        key = _settings.resolve_key()
+        if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
         if spec.batch is not None:  # checks what it will send, not the items already done
-            return self._batch(spec, grid, history)
+            return self._batch(spec, grid, history, key)
         # The whole cell's estimate against the budgets, before the first request.
         guard = check_cell(grid, budget=spec.budget, yes=spec.yes)
         view = self._view(spec, grid)
-        result = self._execute(spec, grid, view, history, guard)
+        result = self._execute(spec, grid, view, history, key, guard)
         if spec.out:
             self.shell.user_ns[spec.out] = result
         if view.shows_result:
             self._suppress_display(result)
         return result
 
-    def _batch(self, spec: CellSpec, grid: Grid, history: History) -> Batch:
+    def _batch(self, spec: CellSpec, grid: Grid, history: History, key: Secret) -> Batch:
         """``--batch NAME``: the cell's requests as a resumable batch with a progress bar."""
         from cometnb._client.batch_run import run_batch
         from cometnb._client.sync_client import Client
 
         settings = _settings.active()
-        client = Client(timeout=settings.timeout, max_retries=settings.max_retries, history=history)
+        client = Client(
+            api_key=key, timeout=settings.timeout, max_retries=settings.max_retries, history=history
+        )
         requests = [cell.request for cell in grid.cells]
         try:
             result = run_batch(
@@ -131,10 +154,11 @@ class CellEngine:
         grid: Grid,
         view: CellView,
         history: History,
+        key: Secret,
         guard: SpendGuard | None = None,
     ) -> Generation | Grid:
         settings = _settings.active()
-        client = self.client_factory(history)
+        client = self.client_factory(history, key)
         try:
             run_grid(
                 client,
@@ -291,8 +315,8 @@ def _close(client: object) -> None:
 
 def _warn_model_typos(cells: Iterable[Any]) -> None:
     """One line per unknown model that is nearly a known one (it would come back a 404)."""
-    from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
-    from cometnb._core.suggest import model_typo_warning
+    from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+    from cometnb._core.text import model_typo_warning
 
     for model in dict.fromkeys(str(c.request.model) for c in cells):
         if model in CAPABILITIES:
@@ -300,3 +324,59 @@ def _warn_model_typos(cells: Iterable[Any]) -> None:
         warning = model_typo_warning(model, KNOWN_MODELS)
         if warning:
             print(warning, file=sys.stderr, flush=True)
+
+
+def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
+    """Check the whole cell before the first request; returns the run's guard (``None`` when
+    no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse it."""
+    return check_requests([c.request for c in grid.cells], budget=budget, yes=yes)
+
+
+def check_requests(
+    requests: Sequence[Any], *, budget: float | None, yes: bool
+) -> SpendGuard | None:
+    """:func:`check_cell` for a list of requests (a ``--batch`` cell checks what it will send:
+    the items an earlier run did not finish)."""
+    return guard_requests(
+        requests,
+        session_budget=session_budget(),
+        cell_budget=budget,
+        confirm_above=confirm_above(),
+        yes=yes,
+    )
+
+
+def skipped_note(grid: Grid, guard: SpendGuard | None) -> str | None:
+    """``Budget reached: 3 of 9 requests were not sent…`` when the guard stopped some."""
+    if guard is None or not guard.skipped:
+        return None
+    total = len(grid.cells)
+    made = sum(len(g.images) for g in grid.generations if g.ok)
+    kept = f"the {made} image{'s' if made != 1 else ''} already made are kept"
+    left = guard.left() or 0.0
+    return (
+        f"Budget reached: {guard.skipped} of {total} requests were not sent ({kept}; "
+        f"{format_spend(left, exact_below_cent=True)} left). {guard.raise_hint} to send the rest."
+    )
+
+
+def dry_run_costs(requests: Sequence[Any]) -> str:
+    """One line per request with its estimate, then the total, for ``--dry-run``."""
+    table = active_table()
+    estimates = estimate_all(requests, table)
+    width = len(str(len(estimates)))
+    lines = [
+        f"  [{i:>{width}}] {cost.label:<14} {cost.basis}" for i, cost in enumerate(estimates, 1)
+    ]
+    total = Cost.total(estimates)
+    unknown = sum(1 for c in estimates if c.usd is None)
+    known = Cost.total(c for c in estimates if c.usd is not None)
+    summary = total.label if not unknown else f"{known.label} + {unknown} of unknown cost"
+    head = f"Estimated cost ({table.label} prices):"
+    return "\n".join([head, *lines, f"  total: {summary} for {len(estimates)} request(s)"])
+
+
+def generation_cost(gen: Generation) -> Cost | None:
+    """A finished generation's cost for the guard (``None`` when it has none to say)."""
+    cost = getattr(gen, "cost", None)
+    return cost if isinstance(cost, Cost) else None

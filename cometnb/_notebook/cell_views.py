@@ -27,7 +27,7 @@ from typing import Any
 from cometnb._client.edits import describe_edit, edit_path, is_multipart
 from cometnb._client.runner import cell_label
 from cometnb._core.errors import redact
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
 from cometnb._core.progress import CellProgress
 
 __all__ = ["LiveView", "NullView", "TextView", "dry_run_text", "status_line"]
@@ -133,8 +133,7 @@ class LiveView:
 
 def _preview_img(progress: CellProgress, max_px: int) -> str:
     from cometnb._core.errors import CometError
-    from cometnb._core.images import data_uri
-    from cometnb._core.previews import make_preview
+    from cometnb._core.images import data_uri, make_preview
 
     assert progress.partial is not None
     try:

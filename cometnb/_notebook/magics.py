@@ -3,7 +3,7 @@
 ``CometImg`` is a ``Magics`` *and* a ``Configurable``: its settings are traitlets tagged
 ``config=True`` (so ``%config CometImg.model = "dall-e-3"`` works and ``%config CometImg``
 lists them), mirrored into :func:`cometnb._core.settings.active` so the core never imports IPython.
-The class only parses options (:mod:`cometnb._notebook.magic_args`) and drives a plain
+The class only parses options (:mod:`cometnb._notebook.cell_options`) and drives a plain
 :class:`~cometnb._notebook.cell_engine.CellEngine`; there are no module-level singletons.
 """
 
@@ -25,12 +25,16 @@ from traitlets.config import Configurable
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BUDGET_MEANING, budget_note
 from cometnb._core.errors import redact
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
 from cometnb._notebook.cell_engine import CellEngine
+from cometnb._notebook.cell_options import (
+    build_spec,
+    edit_fields,
+    expand_option_braces,
+    parse_with_hints,
+    plain_help,
+)
 from cometnb._notebook.key_prompt import ask_for_key
-from cometnb._notebook.magic_args import build_spec
-from cometnb._notebook.magic_edit import edit_fields, expand_option_braces
-from cometnb._notebook.magic_help import parse_with_hints, plain_help
 
 if TYPE_CHECKING:
     from cometnb._client.batch import Batch
@@ -332,7 +336,7 @@ class CometImg(Magics, Configurable):
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:
         """``%config CometImg``: the traits, then the values a request would really use."""
-        from cometnb._core.effective import effective_text
+        from cometnb._core.settings import effective_text
 
         help_text: str = super().class_get_help(inst)
         return help_text if inst is None else f"{help_text}\n{effective_text()}"

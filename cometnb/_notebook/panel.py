@@ -3,43 +3,122 @@
 The panel follows ipywidgets' "Widget Asynchronous" pattern: a VBox of controls, a button and
 an output area; the long work runs as a coroutine on the kernel's event loop, so the notebook
 stays responsive, and the buttons are relabelled while it runs and restored when it ends. The
-parts live in their own modules: the request form (``panel_form``), the queue that runs each
-generation as a :class:`~cometnb._notebook.panel_queue.PanelTask` (``panel_queue``) and the
-history browser (``panel_history``).
+parts live in their own modules: the request form with its validation and estimate
+(``panel_form``), the queue that runs each generation as a
+:class:`~cometnb._notebook.panel_run.PanelTask` and the result cards (``panel_run``), the
+history browser (``panel_history``) and the edit strip (``panel_edit``).
+
+Seen without a live kernel: a static HTML summary shown beside the widget.
+
+A widget needs a kernel (or saved widget state and a CDN) to render; nbconvert HTML without
+widget state, GitHub and a notebook reopened without running it show only what the output
+holds. So displaying a panel makes two outputs: the widget (its plain-text form one readable
+line), and this summary, with its own display id, updated as results arrive. The widget's own
+stylesheet hides the summary wherever the widget renders (Lab, Notebook 7, Voila, classic),
+so a live panel is not shown twice; where it does not render, the summary is what is seen.
+
+What nbconvert picks (``WidgetsDataTypeFilter``): the widget view only when the notebook
+saved the widget's state, else the next mimetype (``text/plain`` for the widget output,
+``text/html`` for this one). JupyterLab shows "Error displaying widget: model not found" for
+a widget output without state, and this summary below it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
 from cometnb._client.lookups import explain_missing_model
-from cometnb._core.budget import BudgetError
+from cometnb._core.errors import BudgetError, ValidationError
 from cometnb._core.errors import CancelledError as CometCancelled
-from cometnb._core.errors import ValidationError
-from cometnb._core.models import ClientEvent
+from cometnb._core.generations import ClientEvent
 from cometnb._core.progress import describe_event
-from cometnb._notebook.panel_carry import carry_settings
-from cometnb._notebook.panel_edit import EditStrip
-from cometnb._notebook.panel_form import RequestForm
+from cometnb._core.text import clip
+from cometnb._notebook.panel_edit import EditStrip, carry_settings
+from cometnb._notebook.panel_form import LiveValidation, RequestForm, SpendLine
 from cometnb._notebook.panel_history import HistoryBrowser
 from cometnb._notebook.panel_messages import message_html, short_message
-from cometnb._notebook.panel_queue import PanelTask, TaskQueue
-from cometnb._notebook.panel_results import ResultGallery
-from cometnb._notebook.panel_spend import SpendLine
-from cometnb._notebook.panel_static import HIDE_WHEN_LIVE, static_html
-from cometnb._notebook.panel_validation import LiveValidation
+from cometnb._notebook.panel_run import PanelTask, ResultGallery, TaskQueue
+
+__all__ = ["HIDE_WHEN_LIVE", "STATIC_CLASS", "Panel", "panel", "static_html"]
+
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Generation
+    from cometnb._core.generations import Generation
     from cometnb._storage.records import Record
 
-__all__ = ["Panel", "panel"]
+
+STATIC_CLASS = "cometnb-static"
+STATIC_PX = 128  # longer side of each result shown in the summary
+SHOWN = 8  # newest results embedded (previews of a few kB each, never the originals)
+# Part of the panel's stylesheet: once the widget renders, its summary output is hidden.
+HIDE_WHEN_LIVE = (
+    f".jp-OutputArea-child:has(.cometnb-panel) ~ .jp-OutputArea-child:has(.{STATIC_CLASS}),"
+    f" .output_area:has(.cometnb-panel) ~ .output_area:has(.{STATIC_CLASS})"
+    " { display: none !important; }"
+)
+
+
+def static_html(settings: str, prompt: str, results: Sequence[Generation], note: str) -> str:
+    """The summary: the form's settings and prompt, the newest results as small images.
+
+    ``results`` are newest first; ``note`` is the panel's last message (may be empty).
+    """
+    rows = [
+        "<div style='font-weight:600'>cometnb panel "
+        "<span style='font-weight:400;color:#666'>(static view: run the notebook for the live "
+        "panel)</span></div>",
+        f"<div><b>Settings</b>: {html.escape(settings)}</div>",
+    ]
+    if prompt.strip():
+        rows.append(f"<div><b>Prompt</b>: {html.escape(clip(prompt, 300))}</div>")
+    if note:
+        rows.append(f"<div style='color:#555'>{html.escape(clip(note, 300))}</div>")
+    shown = list(results)[:SHOWN]
+    if shown:
+        rows.append(f"<div><b>Latest results</b> ({len(shown)} of {len(results)} shown):</div>")
+        rows.append(
+            "<div style='display:flex;flex-wrap:wrap;gap:8px'>"
+            + "".join(_result(gen) for gen in shown)
+            + "</div>"
+        )
+    else:
+        rows.append("<div style='color:#666'>No results made in this panel yet.</div>")
+    return (
+        f"<div class='{STATIC_CLASS}' style='border:1px solid #ddd;border-radius:6px;"
+        "padding:8px 10px;font-family:sans-serif;font-size:13px;line-height:1.4'>"
+        + "".join(rows)
+        + "</div>"
+    )
+
+
+def _result(gen: Generation) -> str:
+    from cometnb._views.common import thumb_uri
+
+    caption = html.escape(clip(gen.prompt, 60))
+    uri = thumb_uri(gen.images[0], STATIC_PX) if gen.images else None
+    if uri is None:
+        pic = (
+            f"<div style='width:{STATIC_PX}px;height:{STATIC_PX // 2}px;background:#f3f3f3;"
+            "display:flex;align-items:center;justify-content:center;color:#999'>"
+            f"{html.escape(gen.state)}</div>"
+        )
+    else:
+        pic = (
+            f"<img src='{uri}' alt='{caption}' style='max-width:{STATIC_PX}px;"
+            f"max-height:{STATIC_PX}px;border-radius:4px'/>"
+        )
+    return (
+        f"<figure style='margin:0;width:{STATIC_PX}px'>{pic}"
+        f"<figcaption style='font-size:11px;color:#444'>{caption}</figcaption></figure>"
+    )
+
 
 GALLERY_SIZE = 8  # newest generations kept in the panel; the rest live in the history
 PREVIEW_PX = 256
@@ -294,8 +373,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self._show_preview(event.partial_image)
 
     def _show_preview(self, data: bytes) -> None:
-        from cometnb._core.images import data_uri
-        from cometnb._core.previews import make_preview
+        from cometnb._core.images import data_uri, make_preview
 
         small, _mime = make_preview(data, PREVIEW_PX)
         self.preview.value = (
@@ -372,7 +450,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         return bundle  # type: ignore[no-any-return]
 
     def _ipython_display_(self) -> None:
-        """Display the widget and, below it, its static summary (see ``panel_static``)."""
+        """Display the widget and, below it, its static summary (:func:`static_html`)."""
         from IPython.display import display
 
         bundle = self._repr_mimebundle_()

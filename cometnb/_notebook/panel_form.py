@@ -1,28 +1,142 @@
-"""The panel's request form: prompt, model and the options that model accepts.
+"""The panel's request form: prompt, model and the options that model accepts; its live
+validation, the prompt box and the estimate line beside Generate.
 
-Its one purpose: turn widget values into a validated :class:`~cometnb._core.models.ImageRequest`
-(and back, for "load settings"), showing each validation error next to the control at fault.
-Changing the model swaps the option controls to what ``capabilities.get_caps(model)`` allows,
+Its one purpose: turn widget values into a validated
+:class:`~cometnb._core.generations.ImageRequest` (and back, for "load settings"), showing each
+validation error next to the control at fault. Changing the model swaps the option controls to
+what ``model_registry.get_caps(model)`` allows,
 keeping the values that still apply; an unknown model gets generic controls (size, quality, n).
+
+The panel's prompt box: a textarea that also reports Shift+Enter (which presses Generate).
+
+ipywidgets' ``Textarea`` sends no key events, and ipyevents listens on the whole widget (it
+takes focus and stops every keydown), so this is a small anywidget: the front end (an ES
+module kept here as a string) renders one ``<textarea>``, keeps ``value`` in step with the
+kernel, and on Shift+Enter sends ``{"event": "submit"}`` instead of inserting a newline; any
+other key (plain Enter included) behaves as in any textarea.
+
+Live validation for the panel's form: errors appear as controls change, not after a click.
+
+Every change of a control re-checks the request the form describes (the same
+:func:`~cometnb._core.generations.ImageRequest.validate` the client runs) and shows the first
+problem next to the control at fault; fixing the value clears it at once, and Generate stays
+disabled while the form is invalid. Two things are not "invalid" while typing, only not ready:
+an empty prompt and a missing key. They are reported when Generate is clicked.
+
+The panel's spend line beside Generate: the estimate of what the controls would send
+(updated as they change) and what this kernel session has spent; and the budget check a
+click on Generate passes before anything is queued.
+
+Two things are said before the click: when the quality is left to the API ("default" or
+"auto") the estimate is its upper bound (the API may choose high), and when a session budget
+is set and the estimate passes what is left, the line turns into a warning naming both.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anywidget
 import ipywidgets as W
+import traitlets
 
-from cometnb._core import capabilities as caps_mod
+from cometnb._core import model_registry as caps_mod
 from cometnb._core import settings as _settings
+from cometnb._core.budget import check_before, session
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import ImageRequest
-from cometnb._notebook.prompt_area import PromptArea
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import Cost, format_usd
 
-__all__ = ["FIELD_WIDGETS", "RequestForm"]
+__all__ = ["FIELD_WIDGETS", "LiveValidation", "PromptArea", "RequestForm", "SpendLine"]
+
+
+_ESM = """
+function render({ model, el }) {
+  const area = document.createElement("textarea");
+  area.className = "cometnb-prompt-input";
+  area.value = model.get("value");
+  area.placeholder = model.get("placeholder");
+  area.rows = model.get("rows");
+  const push = () => { model.set("value", area.value); model.save_changes(); };
+  area.addEventListener("input", push);
+  const onKey = (event) => {
+    if (event.target !== area || event.key !== "Enter" || !event.shiftKey) return;
+    if (event.isComposing) return;
+    event.preventDefault();  // no newline
+    event.stopPropagation();  // and the notebook does not run the cell
+    push();  // the text typed so far reaches the kernel before the submit
+    model.send({ event: "submit" });
+  };
+  // On window, capture phase: Notebook 7 matches its shortcuts in the capture phase on the
+  // document, so a listener on the textarea would hear Shift+Enter after the cell had run.
+  window.addEventListener("keydown", onKey, true);
+  model.on("change:value", () => {
+    if (area.value !== model.get("value")) area.value = model.get("value");
+  });
+  model.on("change:placeholder", () => { area.placeholder = model.get("placeholder"); });
+  model.on("change:rows", () => { area.rows = model.get("rows"); });
+  el.appendChild(area);
+  return () => window.removeEventListener("keydown", onKey, true);
+}
+export default { render };
+"""
+
+_CSS = """
+.cometnb-prompt-input {
+  box-sizing: border-box; width: 100%; resize: vertical; margin: 2px 0;
+  padding: 4px 8px; font-family: inherit;
+  font-size: var(--jp-widgets-font-size, 13px);
+  color: var(--jp-widgets-input-color, inherit);
+  background: var(--jp-widgets-input-background-color, #fff);
+  border: var(--jp-widgets-input-border-width, 1px) solid
+          var(--jp-widgets-input-border-color, #9e9e9e);
+}
+.cometnb-prompt-input:focus { border-color: var(--jp-widgets-input-focus-border-color, #64b5f6); }
+"""
+
+
+class PromptArea(anywidget.AnyWidget):
+    """A multi-line text box whose Shift+Enter calls the ``on_submit`` callbacks.
+
+    Example::
+
+        >>> box = PromptArea(placeholder="Describe the image…")
+        >>> seen = []
+        >>> box.on_submit(lambda area: seen.append(area.value))
+        >>> box.value = "a lighthouse"
+        >>> box.submit()
+        >>> seen
+        ['a lighthouse']
+    """
+
+    _esm = _ESM
+    _css = _CSS
+    value = traitlets.Unicode("").tag(sync=True)
+    placeholder = traitlets.Unicode("").tag(sync=True)
+    rows = traitlets.Int(3).tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_submit: list[Callable[[PromptArea], object]] = []
+        self.on_msg(self._on_message)
+
+    def on_submit(self, callback: Callable[[PromptArea], object]) -> None:
+        """Call ``callback(self)`` when the user presses Shift+Enter in the box."""
+        self._on_submit.append(callback)
+
+    def submit(self) -> None:
+        """What Shift+Enter does (tests and code can call it)."""
+        for callback in list(self._on_submit):
+            callback(self)
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":
+            self.submit()
+
 
 # Fallback choices for fields a model accepts without a verified list (unknown models, qwen).
 _GENERIC_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
@@ -387,3 +501,190 @@ def _option_values(widget: W.Dropdown) -> tuple[Any, ...]:
 
 def _strip_tags(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+# A stand-in prompt while the real one is empty, so the other fields can still be checked.
+_PLACEHOLDER_PROMPT = "(prompt)"
+
+
+class LiveValidation:
+    """Check ``form`` whenever one of its controls changes; ``on_state(valid)`` is told the
+    result (the panel disables Generate with it). ``problem`` holds the error shown, if any.
+
+    Example::
+
+        >>> from cometnb._notebook.panel_form import RequestForm
+        >>> form = RequestForm()
+        >>> live = LiveValidation(form, on_state=lambda ok: None)
+        >>> form.model.value = "dall-e-3"; form.n.value = 1
+        >>> live.valid
+        True
+    """
+
+    def __init__(self, form: RequestForm, on_state: Callable[[bool], None]) -> None:
+        self.form = form
+        self._on_state = on_state
+        self.problem: ValidationError | None = None
+        for widget in self._controls():
+            widget.observe(self._changed, names="value")
+        self.check()
+
+    def _controls(self) -> Iterable[Any]:
+        names = (
+            *("prompt", "model", "size", "quality", "n", "output_format"),
+            *("output_compression", "background", "style", "moderation", "partial_images"),
+        )
+        return [getattr(self.form, name) for name in names]
+
+    @property
+    def valid(self) -> bool:
+        return self.problem is None
+
+    def _changed(self, _change: Any) -> None:
+        self.check()
+
+    def check(self) -> bool:
+        """Validate now; show or clear the error; return whether the form is valid."""
+        self.problem = self.find_problem()
+        self.form.clear_errors()
+        if self.problem is not None:
+            self.form.show_error(self.problem)
+        else:
+            self._hint_model_typo()
+        self._on_state(self.problem is None)
+        return self.problem is None
+
+    def _hint_model_typo(self) -> None:
+        """A model name close to a known one is flagged (not refused: CometAPI adds models)."""
+        from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+        from cometnb._core.text import model_typo_warning
+
+        model = str(self.form.model.value).strip()
+        warning = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)
+        if warning:
+            self.form.show_hint("model", warning)
+
+    def find_problem(self) -> ValidationError | None:
+        """The first thing the model cannot take (an empty prompt is not one)."""
+        form = self.form
+        model = str(form.model.value).strip()
+        if not model:
+            return ValidationError("Choose or type a model name.", field="model")
+        prompt = str(form.prompt.value)
+        text = prompt if prompt.strip() else _PLACEHOLDER_PROMPT
+        try:
+            ImageRequest(text, model, **form.values()).validate()
+        except ValidationError as exc:
+            return exc
+        return None
+
+
+# Controls whose value changes the price (the others, such as tags or the key, do not).
+_PRICED = ("prompt", "model", "size", "quality", "n", "partial_images", "output_format")
+
+
+class SpendLine:
+    """``≈ $0.05 · $0.158 this session`` beside Generate.
+
+    Example::
+
+        >>> line = SpendLine(form)  # doctest: +SKIP
+        >>> line.widget.value  # doctest: +SKIP
+        '<span …>≈ $0.05</span> · $0.000 this session'
+    """
+
+    def __init__(
+        self, form: RequestForm, extra: Callable[[], Mapping[str, Any]] | None = None
+    ) -> None:
+        self.form = form
+        self._extra = extra  # fields beyond the form's (the edit strip's input images)
+        self.widget = W.HTML("")
+        self.widget.add_class("cometnb-estimate")
+        for name in _PRICED:
+            getattr(form, name).observe(self._changed, names="value")
+        self.refresh()
+
+    def _changed(self, _change: Mapping[str, Any]) -> None:
+        self.refresh()
+
+    def request(self) -> ImageRequest | None:
+        """What Generate would send now, unvalidated (``None`` without a model)."""
+        model = str(self.form.model.value).strip()
+        if not model:
+            return None
+        prompt = str(self.form.prompt.value) or " "
+        extra = dict(self._extra()) if self._extra is not None else {}
+        return ImageRequest(prompt, model, **self.form.values(), **extra).with_session_defaults()
+
+    def estimate(self) -> Cost | None:
+        request = self.request()
+        return request.estimate() if request is not None else None
+
+    def refresh(self) -> None:
+        """Redraw the line (the controls or the session's spend changed)."""
+        try:
+            cost = self.estimate()
+        except Exception:  # a half-typed size must not break the panel; show no estimate
+            cost = None
+        parts = []
+        if cost is not None:
+            tip = html.escape(cost.basis, quote=True)
+            parts.append(f'<span title="{tip}">{html.escape(cost.label)}</span>')
+            note = self._default_note(cost)
+            if note:
+                parts.append(f"<i>{html.escape(note)}</i>")
+        parts.append(html.escape(session.label))
+        budget = _settings.active().budget
+        if budget is not None:
+            parts.append(f"budget ${budget:,.2f}")
+        warning = self.over_budget(cost)
+        if warning:
+            self.widget.value = (
+                "<span class='cometnb-over-budget' style='color:#b00020'>⚠ "
+                f"{html.escape(warning)}</span>"
+            )
+            return
+        self.widget.value = '<span style="opacity:.8">' + " · ".join(parts) + "</span>"
+
+    def _default_note(self, cost: Cost) -> str:
+        """What "default" quality (or size) means for the price shown, when it matters."""
+        if "upper bound" not in cost.basis:
+            return ""
+        fields = self.form.values()
+        left = [name for name in ("quality", "size") if fields.get(name, "auto") in ("auto", "")]
+        what = " and ".join(left) or "settings"
+        return f"{what} left to the API: priced at the most it may choose"
+
+    @staticmethod
+    def over_budget(cost: Cost | None) -> str:
+        """The warning shown instead of the estimate when it passes the budget left ("" if
+        not): the click would be refused, so it is said before it."""
+        budget = _settings.active().budget
+        if budget is None or cost is None:
+            return ""
+        left = max(0.0, float(budget) - session.usd - session.reserved)
+        if cost.usd is None:
+            return (
+                f"cost unknown and a budget is set ({format_usd(left)} left of "
+                f"${float(budget):,.2f}): Generate will refuse it"
+            )
+        if cost.usd <= left + 1e-12:
+            return ""
+        return (
+            f"over budget: this request would cost {cost.label}; the session budget has "
+            f"{format_usd(left)} left of ${float(budget):,.2f} (Generate will refuse it)"
+        )
+
+    def check(self, request: ImageRequest) -> None:
+        """Refuse (``BudgetError``) a request the session budget cannot cover.
+
+        Clicking Generate beside the shown estimate is the confirmation, so ``confirm_above``
+        (the magic's ``--yes`` rule) does not apply here.
+        """
+        check_before(
+            [request.estimate()],
+            session_budget=_settings.active().budget,
+            cell_budget=None,
+            confirm_above=None,
+            yes=True,
+        )

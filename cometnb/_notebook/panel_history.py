@@ -3,32 +3,191 @@
 One job: browsing the active :func:`cometnb.history` (the same one the magic writes to, so both
 front ends see each other's records). Thumbnails are made from the stored previews, never
 from the originals, and cached per record so refreshing stays cheap. Only one page of rows is
-built at a time (:mod:`cometnb._notebook.panel_pager`), so a history of 1,000 records browses
+built at a time (:class:`Pager`), so a history of 1,000 records browses
 as quickly as one of 10; rows keep their height and the list scrolls.
+
+Paging for the panel's history list: only one page of rows is ever built.
+
+A history of 1,000 records must stay as quick to browse as one of 10, so the browser builds
+widgets (and thumbnails) for the visible page only; "Newer" / "Older" move a page at a time.
+Rows keep their natural height (``flex: 0 0 auto``) inside a list that scrolls, instead of
+being squeezed to fit its height.
+
+Export: what is shown (or selected), offered as a link the browser downloads.
+
+A server path means nothing to someone in Voila or on a remote JupyterHub, so the exported
+file is offered as a ``download`` link carrying the file itself (a data URI). Files too large
+for a link (a zip of many originals) are named by path instead, with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from cometnb._core.cost import format_usd
+from cometnb._core.prices import format_usd
 from cometnb._core.text import clip
-from cometnb._notebook.panel_export import export_shown
 from cometnb._notebook.panel_messages import short_message
-from cometnb._notebook.panel_pager import LIST_HEIGHT, ROW_FLEX, Pager
-from cometnb._views.thumbs import THUMB_PX, thumb_uri
+from cometnb._views.common import THUMB_PX, thumb_uri
+
+__all__ = [
+    "LINK_MAX_BYTES",
+    "LIST_HEIGHT",
+    "PAGE_SIZE",
+    "ROW_FLEX",
+    "HistoryBrowser",
+    "Pager",
+    "download_link",
+    "export_shown",
+]
+
+
+PAGE_SIZE = 20  # rows built at a time: about two screens of ~76 px rows
+# The list scrolls inside this: most of the window (about 9 rows on a 1000 px page), never
+# so tall that the pager and the form above it leave the screen.
+LIST_HEIGHT = "min(70vh, 1100px)"
+ROW_FLEX = "0 0 auto"  # a row never shrinks to fit the list (it scrolls instead)
+
+
+class Pager:
+    """Which slice of a newest-first list is shown, with Newer/Older buttons; ``box`` is the
+    widget. ``on_change()`` is called when the user moves to another page.
+
+    Example::
+
+        >>> p = Pager(on_change=lambda: None, page_size=20)
+        >>> p.set_total(45)
+        >>> p.window(), p.label.value
+        (range(0, 20), '1–20 of 45')
+        >>> p.older_button.click(); p.window()
+        range(20, 40)
+    """
+
+    def __init__(self, on_change: Callable[[], None], page_size: int = PAGE_SIZE) -> None:
+        self.page_size = page_size
+        self.page = 0
+        self.total = 0
+        self._on_change = on_change
+        self.newer_button = W.Button(description="‹ Newer", layout=W.Layout(width="90px"))
+        self.older_button = W.Button(description="Older ›", layout=W.Layout(width="90px"))
+        self.newer_button.add_class("cometnb-page-newer")
+        self.older_button.add_class("cometnb-page-older")
+        self.label = W.HTML("")
+        self.label.add_class("cometnb-page-label")
+        self.newer_button.on_click(lambda _b: self.move(-1))
+        self.older_button.on_click(lambda _b: self.move(1))
+        self.box = W.HBox(
+            [self.newer_button, self.label, self.older_button],
+            layout=W.Layout(align_items="center", grid_gap="8px", flex_flow="row wrap"),
+        )
+        self.box.add_class("cometnb-pager")
+        self._sync()
+
+    @property
+    def pages(self) -> int:
+        """How many pages the list has (at least one, even when empty)."""
+        return max(1, -(-self.total // self.page_size))
+
+    def set_total(self, total: int) -> None:
+        """The list now has ``total`` entries; stay on the same page when it still exists."""
+        self.total = max(0, total)
+        self.page = min(self.page, self.pages - 1)
+        self._sync()
+
+    def reset(self) -> None:
+        """Back to the first (newest) page, e.g. when the filter changes."""
+        self.page = 0
+        self._sync()
+
+    def window(self) -> range:
+        """The indexes of the entries on the current page."""
+        start = self.page * self.page_size
+        return range(start, min(start + self.page_size, self.total))
+
+    def move(self, pages: int) -> None:
+        """Go ``pages`` pages older (positive) or newer (negative), within bounds."""
+        target = min(max(self.page + pages, 0), self.pages - 1)
+        if target != self.page:
+            self.page = target
+            self._sync()
+            self._on_change()
+
+    def _sync(self) -> None:
+        shown = self.window()
+        self.newer_button.disabled = self.page == 0
+        self.older_button.disabled = self.page >= self.pages - 1
+        if self.total == 0:
+            self.label.value = "no records"
+        else:
+            self.label.value = f"{shown.start + 1}–{shown.stop} of {self.total:,}"
+        # One page needs no buttons: hide the pager, keep the layout calm.
+        self.box.layout.display = None if self.total > self.page_size else "none"
+
 
 if TYPE_CHECKING:
     from cometnb._storage.folder import History
     from cometnb._storage.records import Record
 
-__all__ = ["HistoryBrowser"]
+
+# Browsers take data URIs of this size in a link without trouble; a bigger export stays a path.
+LINK_MAX_BYTES = 40 * 1024 * 1024
+_MIME = {".html": "text/html", ".zip": "application/zip", ".jsonl": "application/x-ndjson"}
+
+
+def export_shown(
+    hist: History,
+    records: Sequence[Record],
+    suffix: str,
+    *,
+    what: str,
+) -> tuple[Path, str]:
+    """Export ``records`` into ``<history>/exports/``; returns the path and the status HTML.
+
+    ``what`` says which records they are ("3 selected", "12 matching the filter").
+    """
+    folder = Path(hist.path) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"cometnb-history-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
+    path = Path(hist.export(folder / name, records))
+    return path, f"Exported {html.escape(what)}: {download_link(path)}"
+
+
+def download_link(path: Path, max_bytes: int = LINK_MAX_BYTES) -> str:
+    """An ``<a download>`` link holding the file; past ``max_bytes``, its path as text.
+
+    Example::
+
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"; _ = p.write_text("{}")
+        >>> download_link(p)[:60]
+        "<a class='cometnb-download' download='x.jsonl' href='data:ap"
+    """
+    size = path.stat().st_size
+    if size > max_bytes:
+        return (
+            f"<code>{html.escape(str(path))}</code> ({size / 1e6:.0f} MB: too large for a "
+            "download link; export fewer records, or copy the file from the server)"
+        )
+    mime = _MIME.get(path.suffix.lower(), "application/octet-stream")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    name = html.escape(path.name, quote=True)
+    return (
+        f"<a class='cometnb-download' download='{name}' href='data:{mime};base64,{data}' "
+        f"title='{html.escape(str(path), quote=True)}'>Download {name}</a> "
+        f"<span style='color:#666'>({_size(size)})</span>"
+    )
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.0f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
 
 _ALL = ""
 ROW_THUMB_PX = 64  # denser than the 96 px of the HTML history table: ~9 rows on a screen

@@ -27,7 +27,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from cometnb._core.errors import CometError
-from cometnb._core.models import GeneratedImage
+from cometnb._core.generations import GeneratedImage
 from cometnb._server import media
 from cometnb._server.catalog import Catalog, FoundHistory
 from cometnb._server.payloads import (

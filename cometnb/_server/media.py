@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cometnb._core.errors import CometError
-from cometnb._core.images import sniff_format
-from cometnb._core.models import GeneratedImage
-from cometnb._core.previews import make_preview
+from cometnb._core.generations import GeneratedImage
+from cometnb._core.images import make_preview, sniff_format
 from cometnb._core.settings import active
 
 __all__ = [

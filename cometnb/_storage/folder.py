@@ -24,20 +24,18 @@ from typing import TYPE_CHECKING, Any, overload
 from cometnb._core import hooks
 from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import CometError, ValidationError
-from cometnb._core.models import ApiResult, Generation, Status
+from cometnb._core.generations import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.settings import resolve_history_dir
 from cometnb._storage import queries
 from cometnb._storage import repair as _repair
 from cometnb._storage.batches import DB_NAME as BATCHES_DB
 from cometnb._storage.batches import REQUESTS, BatchStore, ItemState
-from cometnb._storage.compare import Comparison
 from cometnb._storage.index import DB_NAME, Index
-from cometnb._storage.records import Record, tags_json
+from cometnb._storage.records import Comparison, Record, tags_json
 from cometnb._storage.repair import RepairReport
 from cometnb._storage.sources import lineage_of
-from cometnb._storage.spend import By, SpendTable
-from cometnb._storage.spend_queries import spend_from_index
+from cometnb._storage.spend import By, SpendTable, spend_from_index
 from cometnb._storage.writer import HistoryWriter
 
 log = logging.getLogger("cometnb")

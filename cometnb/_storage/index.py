@@ -8,6 +8,9 @@ two processes appending at once serialise instead of tripping over stale snapsho
 Every insert or update stamps the row with the next ``seq`` number, so a reader catches up
 with everything that changed since it last looked with one indexed query (``rows_after``).
 The schema is versioned with ``PRAGMA user_version``; :data:`SCHEMA_VERSION` is this code's.
+
+What every SQLite file of a history folder shares: one lazily opened connection per object,
+guarded by a lock, written in ``BEGIN IMMEDIATE`` transactions (the index and the batch state).
 """
 
 from __future__ import annotations
@@ -15,15 +18,60 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from cometnb._core.errors import CometError
-from cometnb._storage.sqlite_file import SqliteFile, immediate
 
-__all__ = ["COLUMNS", "DB_NAME", "SCHEMA_VERSION", "SPEND_KIND", "SPEND_USD", "Index", "IndexRow"]
+__all__ = [
+    "COLUMNS",
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "SPEND_KIND",
+    "SPEND_USD",
+    "Index",
+    "IndexRow",
+    "SqliteFile",
+    "immediate",
+]
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: taken at once (``BEGIN IMMEDIATE``), committed or rolled back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")  # may fail too (a full disk): then roll back as well
+    except BaseException:
+        with suppress(sqlite3.Error):  # the original error is the one to report
+            conn.execute("ROLLBACK")
+        raise
+
+
+class SqliteFile:
+    """Holds ``_conn`` (opened by the subclass) under ``_lock``; ``close`` and clean-up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    def close(self) -> None:
+        """Close the connection (reopened automatically when used again)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __del__(self) -> None:
+        # Newer Pythons warn about connections left to the garbage collector.
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            conn.close()
+
 
 DB_NAME = "index.sqlite3"
 SCHEMA_VERSION = 2
@@ -62,7 +110,7 @@ CREATE INDEX IF NOT EXISTS records_revised ON records (instr(doc, '"revised_prom
 _SCHEMA_V2 = """
 CREATE INDEX IF NOT EXISTS records_parent ON records (json_extract(doc, '$.parent'));
 """
-# The index History.spend() reads instead of the documents (see _storage/spend_queries.py):
+# The index History.spend() reads instead of the documents (see _storage/spend.py):
 # each record's time, model and tags with two values of its stored cost. SPEND_KIND: 0 = cost
 # unknown (usd null), 1 = exact, 2 = estimated, 3 = left to Python (no stored cost: an older
 # record, priced now; or a usd / estimated of another JSON type, which Cost.from_dict reads

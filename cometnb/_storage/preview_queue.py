@@ -9,7 +9,7 @@ that crashed between the commit and the preview: the record still shows, and its
 made then). Nothing generated is lost either way: the original is on disk, fsynced, before
 the record that names it commits; a preview is a convenience that can always be made again,
 so it is written atomically but without fsync. The same worker then reads the original's
-Content Credentials into their cache (:mod:`cometnb._core.content_credentials`).
+Content Credentials into their cache (:mod:`cometnb._core.provenance`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class PreviewJob:
 
 def make_preview_file(job: PreviewJob) -> bytes | None:
     """Make and write ``job.target``; its bytes, or ``None`` when the original is unreadable."""
-    from cometnb._core.previews import make_preview  # Pillow: loaded on first use
+    from cometnb._core.images import make_preview  # Pillow: loaded on first use
 
     try:
         data, _mime = make_preview(job.source.read_bytes(), job.max_px, encode="webp")
@@ -127,7 +127,7 @@ class PreviewQueue:
 def _read_credentials_ahead(source: Path) -> None:
     """Read (and cache) the new original's Content Credentials here, off the request path, so
     the first view of a signed image does not validate it; unsigned files cost a header scan."""
-    from cometnb._core.content_credentials import read_credentials
+    from cometnb._core.provenance import read_credentials
 
     try:
         read_credentials(source)

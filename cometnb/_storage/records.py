@@ -1,5 +1,6 @@
 """Records: one request as the history remembers it, and the helpers that make record data
-safe to keep (ids, credential scrubbing, error documents)."""
+safe to keep (ids, credential scrubbing, error documents); comparing records (which request
+settings they share and which differ)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from cometnb._core import errors as _errors
 from cometnb._core import hooks
 from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.models import GeneratedImage, Generation, ImageRequest, Status
+from cometnb._core.generations import GeneratedImage, Generation, ImageRequest, Status
 from cometnb._core.protocols import Runner
 from cometnb._core.text import clip
 from cometnb._storage import files as _files
@@ -26,20 +27,23 @@ from cometnb._storage.index import IndexRow
 from cometnb._storage.sources import Source, edit_record, request_of
 
 if TYPE_CHECKING:
-    from cometnb._core.content_credentials import ContentCredentials
-    from cometnb._core.cost import Cost
+    from cometnb._core.prices import Cost
+    from cometnb._core.provenance import ContentCredentials
 
 __all__ = [
     "IMAGES",
     "PREVIEWS",
+    "Comparison",
     "Record",
     "document_json",
     "error_document",
     "new_record_id",
     "scrub_request",
     "scrub_values",
+    "split_settings",
     "tags_json",
 ]
+
 
 IMAGES = "images"
 PREVIEWS = "previews"
@@ -464,3 +468,55 @@ class Record:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+_MISSING = object()
+
+
+def split_settings(records: Sequence[Record]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """``(shared, differing)`` request fields: shared values once; per-record values otherwise.
+
+    A field one record did not send counts as differing (its value shows as ``None``).
+    """
+    keys: dict[str, None] = {}
+    for rec in records:
+        keys.update(dict.fromkeys(rec.request))
+    shared: dict[str, Any] = {}
+    differing: dict[str, list[Any]] = {}
+    for key in keys:
+        values = [rec.request.get(key, _MISSING) for rec in records]
+        if all(v == values[0] for v in values) and values[0] is not _MISSING:
+            shared[key] = values[0]
+        else:
+            differing[key] = [None if v is _MISSING else v for v in values]
+    return shared, differing
+
+
+class Comparison:
+    """Records side by side; displays as aligned previews with the differing settings marked.
+
+    Example::
+
+        >>> cmp = history().compare(-2, -1)  # doctest: +SKIP
+        >>> cmp.differing  # doctest: +SKIP
+        {'quality': ['low', 'high']}
+    """
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.records = list(records)
+
+    @property
+    def differing(self) -> dict[str, list[Any]]:
+        """Request fields whose values differ, with each record's value (``None``: not sent)."""
+        return split_settings(self.records)[1]
+
+    @property
+    def shared(self) -> dict[str, Any]:
+        """Request fields every record sent with the same value."""
+        return split_settings(self.records)[0]
+
+    def _repr_html_(self) -> str:
+        return hooks.render("compare", self.records)
+
+    def __repr__(self) -> str:
+        return f"<Comparison of {len(self.records)} records; differing: {sorted(self.differing)}>"

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from cometnb._core import hooks
+from cometnb._core.edit_inputs import EditBody, ImageInput, resolve_source
 from cometnb._core.errors import ValidationError
+from cometnb._core.generations import GeneratedImage, Generation, ImageRequest
 from cometnb._core.lookups import history_at
-from cometnb._core.models import GeneratedImage, Generation, ImageRequest
 from cometnb._core.protocols import Runner
-from cometnb._core.sources import EditBody, ImageInput, resolve_source
 from cometnb._storage import files as _files
 
 __all__ = [
@@ -161,7 +161,7 @@ class Source:
         )
 
     def _has_alpha(self) -> bool:
-        from cometnb._core.sources import resolve_source
+        from cometnb._core.edit_inputs import resolve_source
 
         return resolve_source(self.data).has_alpha
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from cometnb._core.billing import BillingRisk
+from cometnb._core.byte_limits import MB
+from cometnb._core.edit_inputs import EditBody
 from cometnb._core.errors import CometError, redact
-from cometnb._core.limits import MB
-from cometnb._core.models import ApiImage, ApiResult, Status
+from cometnb._core.generations import ApiImage, ApiResult, Status
 from cometnb._core.settings import active
-from cometnb._core.sources import EditBody
 from cometnb._storage import files as _files
 from cometnb._storage import repair as _repair
 from cometnb._storage.index import Index

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.cost import Cost
+from cometnb._core.prices import Cost
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CARD,
     FONT,
     MUTED,
+    SOURCE_PX,
+    cost_html,
+    cost_of,
     error_box,
     esc,
     file_links,
@@ -23,13 +26,12 @@ from cometnb._views.common import (
     status_badge,
     synthetic_badge,
     tokens,
+    with_sources,
 )
-from cometnb._views.costs import cost_html, cost_of
 from cometnb._views.credentials import image_mark
-from cometnb._views.sources import SOURCE_PX, with_sources
 
 if TYPE_CHECKING:
-    from cometnb._core.models import GeneratedImage, Generation
+    from cometnb._core.generations import GeneratedImage, Generation
     from cometnb._storage.records import Record
 
 __all__ = ["generation_html", "image_html", "images_row", "record_html"]

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cometnb._core.content_credentials import INSTALL_HINT, source_type_label
+from cometnb._core.provenance import INSTALL_HINT, source_type_label
 from cometnb._views.common import BADGE, esc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from cometnb._core.content_credentials import ContentCredentials
-    from cometnb._core.models import GeneratedImage
+    from cometnb._core.generations import GeneratedImage
+    from cometnb._core.provenance import ContentCredentials
     from cometnb._storage.records import Record
 
 __all__ = ["credentials_mark", "image_mark", "record_mark"]

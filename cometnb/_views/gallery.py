@@ -14,13 +14,13 @@ from cometnb._views.common import (
     local_time,
     origin_label,
     settings_text,
+    total_html,
+    with_sources,
 )
-from cometnb._views.costs import total_html
 from cometnb._views.credentials import image_mark
-from cometnb._views.sources import with_sources
 
 if TYPE_CHECKING:
-    from cometnb._core.models import GeneratedImage
+    from cometnb._core.generations import GeneratedImage
     from cometnb._storage.records import Record
 
 __all__ = ["gallery_html"]
@@ -103,9 +103,8 @@ def _labelled_preview(img: GeneratedImage, px: int) -> str | None:
     copy that leaves the history. A data URI has no room for a sidecar, so the label goes in
     the file and a manifest (a small original is embedded as it is) is removed, which the
     copy says; the card's mark tells what the original's Content Credentials were."""
-    from cometnb._core.c2pa_store import file_has_store
     from cometnb._core.errors import CometError
-    from cometnb._core.provenance import labelled_copy
+    from cometnb._core.provenance import file_has_store, labelled_copy
 
     try:
         data, _mime = img.preview(px)

@@ -13,21 +13,22 @@ from cometnb._views.common import (
     FONT,
     MUTED,
     TABLE,
+    cost_html,
+    cost_of,
     error_box,
     esc,
     file_link,
     img_tag,
     one_line,
     preview_uri,
+    sources_html,
     status_badge,
     synthetic_badge,
     tokens,
 )
-from cometnb._views.costs import cost_html, cost_of
-from cometnb._views.sources import sources_html
 
 if TYPE_CHECKING:
-    from cometnb._core.models import Grid, GridCell
+    from cometnb._core.generations import Grid, GridCell
 
 __all__ = ["grid_html"]
 

@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core.settings import active
-from cometnb._storage.compare import split_settings
+from cometnb._storage.records import split_settings
 from cometnb._views.common import (
     CELL,
     FONT,
     HIGHLIGHT,
     MUTED,
     TABLE,
+    THUMB_PX,
+    cost_cell_html,
+    cost_of,
     error_box,
     esc,
     file_link,
@@ -23,12 +26,12 @@ from cometnb._views.common import (
     settings_text,
     status_badge,
     synthetic_badge,
+    thumb_uri,
     tokens,
+    total_html,
+    with_sources,
 )
-from cometnb._views.costs import cost_cell_html, cost_of, total_html
 from cometnb._views.credentials import image_mark, record_mark
-from cometnb._views.sources import with_sources
-from cometnb._views.thumbs import THUMB_PX, thumb_uri
 
 if TYPE_CHECKING:
     from cometnb._storage.records import Record

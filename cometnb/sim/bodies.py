@@ -12,8 +12,7 @@ import time
 from email.utils import formatdate
 from typing import Any
 
-from cometnb._core.costing import image_tokens, prompt_tokens
-from cometnb._core.prices import builtin_table
+from cometnb._core.prices import builtin_table, image_tokens, prompt_tokens
 
 __all__ = [
     "HTML",

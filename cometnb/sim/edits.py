@@ -19,9 +19,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from cometnb._core.edit_caps import validate_edit
+from cometnb._core.edit_inputs import ImageInput, resolve_source
 from cometnb._core.errors import ValidationError
-from cometnb._core.sources import ImageInput, resolve_source
+from cometnb._core.validation import validate_edit
 from cometnb.sim.multipart import FilePart, Form
 
 __all__ = [

@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.capabilities import CAPABILITIES, get_caps
-from cometnb._core.edit_caps import EDIT_CAPABILITIES
+from cometnb._core.model_registry import CAPABILITIES, EDIT_CAPABILITIES, get_caps
 from cometnb.sim import hostile
 from cometnb.sim.images import ImageCache, shared_cache
 from cometnb.sim.ratelimit import Admission, RateLimiter

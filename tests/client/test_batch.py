@@ -27,9 +27,9 @@ from cometnb._client.clients import Client
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.steps import Send, Sleep, request_steps
 from cometnb._core.billing import BillingRisk
-from cometnb._core.cost import Cost
 from cometnb._core.errors import APIError, ResponseError, ValidationError
-from cometnb._core.models import ClientEvent, ImageRequest
+from cometnb._core.generations import ClientEvent, ImageRequest
+from cometnb._core.prices import Cost
 from cometnb._core.secret import Secret
 from cometnb._storage.batches import BatchStore
 from cometnb.history import History

@@ -10,10 +10,10 @@ import pytest
 
 from cometnb._client.batch_run import batch, run_batch
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
-from cometnb._core.cost import Cost
-from cometnb._core.costing import estimate
-from cometnb._core.models import ImageRequest
+from cometnb._core.budget import BudgetLimits, SpendGuard, session
+from cometnb._core.errors import BudgetError
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import Cost, estimate
 from cometnb._storage.batches import BatchStore
 from tests.client.test_batch import client_for, sent_prompts
 
@@ -85,7 +85,7 @@ def test_items_the_budget_stops_midway_stay_pending_and_are_sent_next_time(
     guards: list[SpendGuard] = []
 
     def tight(requests: object) -> SpendGuard:
-        guards.append(SpendGuard(Limits(cell_budget=2.5 * _each()), ledger=session))
+        guards.append(SpendGuard(BudgetLimits(cell_budget=2.5 * _each()), ledger=session))
         return guards[-1]
 
     b = run_batch(

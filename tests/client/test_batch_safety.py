@@ -22,9 +22,10 @@ import pytest
 from cometnb._client.batch_run import batch, run_batch
 from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, Limits, SpendGuard, session
-from cometnb._core.costing import estimate
-from cometnb._core.models import ImageRequest
+from cometnb._core.budget import BudgetLimits, SpendGuard, session
+from cometnb._core.errors import BudgetError
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import estimate
 from cometnb._storage.batches import BatchStore
 from cometnb._storage.folder import History as _History
 from cometnb.history import History
@@ -123,7 +124,7 @@ def test_an_item_the_budget_stops_is_pending_even_if_it_failed_before(
     assert [first.state(i) for i in first.items] == ["failed", "done", "done", "done"]
 
     def nothing_left(requests: object) -> SpendGuard:  # the budget stops every item
-        return SpendGuard(Limits(cell_budget=0.0), ledger=session)
+        return SpendGuard(BudgetLimits(cell_budget=0.0), ledger=session)
 
     b = run_batch(
         CATALOGUE, name="b", client=client, progress=False, check=nothing_left, defaults=FIELDS
@@ -146,7 +147,7 @@ def test_resent_after_interrupt_lists_only_items_actually_sent(
     store.mark("r", keys[0], "uncertain", error=KILLED_IN_FLIGHT)  # as a kill -9 leaves it
 
     def nothing_left(requests: object) -> SpendGuard:
-        return SpendGuard(Limits(cell_budget=0.0), ledger=session)
+        return SpendGuard(BudgetLimits(cell_budget=0.0), ledger=session)
 
     client = client_for(sim, hist)
     b = run_batch(
@@ -287,7 +288,8 @@ def test_a_load_balancer_429_is_a_rate_limit_not_a_spent_balance() -> None:
 
 
 def test_a_second_run_in_this_kernel_is_told_so(tmp_path: Path) -> None:
-    from cometnb._storage.batch_lock import BatchBusyError, hold_batch
+    from cometnb._core.errors import BatchBusyError
+    from cometnb._storage.batches import hold_batch
 
     with (
         hold_batch(tmp_path, "shop"),
@@ -304,7 +306,8 @@ def test_a_second_run_in_this_kernel_is_told_so(tmp_path: Path) -> None:
 def test_an_interrupted_run_keeps_the_lock_until_its_tasks_are_done(tmp_path: Path) -> None:
     import threading
 
-    from cometnb._storage.batch_lock import BatchBusyError, hold_batch
+    from cometnb._core.errors import BatchBusyError
+    from cometnb._storage.batches import hold_batch
 
     finished = threading.Event()
     with hold_batch(tmp_path, "shop") as hold:

@@ -34,7 +34,13 @@ from cometnb._core.errors import (
     ResponseError,
     ValidationError,
 )
-from cometnb._core.models import ApiResult, ClientEvent, GeneratedImage, Generation, ImageRequest
+from cometnb._core.generations import (
+    ApiResult,
+    ClientEvent,
+    GeneratedImage,
+    Generation,
+    ImageRequest,
+)
 from cometnb._version import __version__
 
 BASE = "http://api.test/v1"

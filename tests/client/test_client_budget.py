@@ -12,9 +12,10 @@ from conftest import FAKE_KEY
 from cometnb._client.async_client import AsyncClient
 from cometnb._client.clients import Client
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, session
-from cometnb._core.costing import estimate
-from cometnb._core.models import ImageRequest
+from cometnb._core.budget import session
+from cometnb._core.errors import BudgetError
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import estimate
 
 if TYPE_CHECKING:
     from cometnb.history import History

@@ -19,7 +19,6 @@ import pytest
 from conftest import FAKE_KEY, assert_no_key_in_tree
 
 from cometnb._client.clients import AsyncClient, Client
-from cometnb._core.capabilities import KNOWN_MODELS
 from cometnb._core.errors import (
     APIError,
     AuthenticationError,
@@ -27,7 +26,8 @@ from cometnb._core.errors import (
     RateLimitError,
     ResponseError,
 )
-from cometnb._core.models import ClientEvent, ImageRequest
+from cometnb._core.generations import ClientEvent, ImageRequest
+from cometnb._core.model_registry import KNOWN_MODELS
 
 if TYPE_CHECKING:
     from cometnb.history import History

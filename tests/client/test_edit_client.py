@@ -54,7 +54,7 @@ def test_several_images_every_part_arrives(client: Client, sim: SimServer, hist:
     assert gen.ok
     parts = _parts(sim)
     assert [p["name"] for p in parts] == ["image[]"] * 5
-    from cometnb._core.sources import resolve_source
+    from cometnb._core.edit_inputs import resolve_source
 
     assert [p["sha256"] for p in parts] == [resolve_source(d).sha256 for d in inputs]
     assert len(hist[-1].sources) == 5

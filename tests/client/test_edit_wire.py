@@ -20,9 +20,8 @@ from cometnb._client.edits import (
     json_with_references,
     multipart_files,
 )
+from cometnb._core.edit_inputs import EditBody, mask, resolve_source
 from cometnb._core.errors import ValidationError
-from cometnb._core.masks import mask
-from cometnb._core.sources import EditBody, resolve_source
 from cometnb.sim.edits import (
     EditRefused,
     check_edit,

@@ -125,7 +125,7 @@ def test_a_cancelled_holder_that_released_early_stops_counting_as_finishing() ->
 
 
 def test_a_slot_follows_its_request_a_429_keeps_the_limit_and_received_releases() -> None:
-    from cometnb._core.models import ClientEvent
+    from cometnb._core.generations import ClientEvent
 
     async def main() -> tuple[int, int, int, int]:
         limit = AdaptiveLimit(4)

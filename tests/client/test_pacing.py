@@ -194,7 +194,7 @@ def test_rate_limits_from_headers() -> None:
 
 
 def test_the_cell_says_when_it_waits_on_the_rate_limit() -> None:
-    from cometnb._core.models import ClientEvent
+    from cometnb._core.generations import ClientEvent
     from cometnb._core.progress import RATE_LIMIT_REASON, describe_event
 
     event = ClientEvent("waiting", 1, 2.0, RATE_LIMIT_REASON)
@@ -227,7 +227,7 @@ def test_forty_requests_at_120_rpm_all_succeed(headers: bool, tmp_path: Path) ->
     from collections import Counter
 
     from cometnb._client.clients import Client
-    from cometnb._core.models import ImageRequest
+    from cometnb._core.generations import ImageRequest
     from cometnb.history import History
     from cometnb.sim import SimServer
     from tests.conftest import FAKE_KEY

@@ -12,7 +12,7 @@ from conftest import FAKE_KEY
 
 from cometnb._client.runner import cell_label, expand_grid, run_grid, validate_grid
 from cometnb._core.errors import CancelledError, ValidationError
-from cometnb._core.models import ClientEvent, Generation, Grid, ImageRequest
+from cometnb._core.generations import ClientEvent, Generation, Grid, ImageRequest
 from cometnb._core.progress import CellProgress, describe_event
 from cometnb._core.settings import Settings
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from cometnb._core.budget import BudgetError, Ledger, Limits, SpendGuard, check_before
-from cometnb._core.cost import Cost
-from cometnb._core.errors import ValidationError
+from cometnb._core.budget import BudgetLimits, Ledger, SpendGuard, check_before
+from cometnb._core.errors import BudgetError, ValidationError
+from cometnb._core.prices import Cost
 
 # gpt-image-2 1024x1024 medium, as estimated (1756 image tokens at $30/M, plus the prompt)
 MEDIUM = Cost(0.0528, True, "1756 image tokens out")
@@ -79,7 +79,7 @@ def test_confirm_above_needs_yes() -> None:
 
 def test_guard_admits_until_the_budget_cannot_cover_the_next() -> None:
     ledger = Ledger()
-    guard = SpendGuard(Limits(cell_budget=0.20), ledger=ledger)
+    guard = SpendGuard(BudgetLimits(cell_budget=0.20), ledger=ledger)
     sent = 0
     for _ in range(6):
         if guard.admit(MEDIUM) is not None:
@@ -94,14 +94,14 @@ def test_guard_admits_until_the_budget_cannot_cover_the_next() -> None:
 
 
 def test_guard_reserves_requests_in_flight() -> None:
-    guard = SpendGuard(Limits(cell_budget=0.12), ledger=Ledger())
+    guard = SpendGuard(BudgetLimits(cell_budget=0.12), ledger=Ledger())
     assert guard.admit(MEDIUM) is None and guard.admit(MEDIUM) is None
     refused = guard.admit(MEDIUM)  # two in flight already hold 0.1056 of 0.12
     assert refused is not None and "≈ $0.05" in str(refused) and "($0.01)" in str(refused)
 
 
 def test_guard_charges_an_unknown_actual_at_its_estimate() -> None:
-    guard = SpendGuard(Limits(cell_budget=0.10), ledger=Ledger())
+    guard = SpendGuard(BudgetLimits(cell_budget=0.10), ledger=Ledger())
     assert guard.admit(MEDIUM) is None
     guard.settle(MEDIUM, Cost(None, False, "no usage"))
     assert guard.spent == pytest.approx(0.0528)
@@ -109,7 +109,7 @@ def test_guard_charges_an_unknown_actual_at_its_estimate() -> None:
 
 
 def test_guard_without_caps_admits_everything() -> None:
-    guard = SpendGuard(Limits(), ledger=Ledger())
+    guard = SpendGuard(BudgetLimits(), ledger=Ledger())
     assert all(guard.admit(Cost(None, True, "")) is None for _ in range(3))
 
 
@@ -136,7 +136,7 @@ def test_a_cell_budget_refusal_says_to_raise_budget_not_the_session_setting() ->
     with pytest.raises(BudgetError) as info:
         _check([MEDIUM] * 9, session_budget=0.25)
     assert info.value.hint is not None and "%config CometImg.budget" in info.value.hint
-    guard = SpendGuard(Limits(cell_budget=0.06), ledger=Ledger())
+    guard = SpendGuard(BudgetLimits(cell_budget=0.06), ledger=Ledger())
     assert guard.admit(MEDIUM) is None
     refused = guard.admit(MEDIUM)
     assert refused is not None and refused.hint is not None
@@ -145,8 +145,8 @@ def test_a_cell_budget_refusal_says_to_raise_budget_not_the_session_setting() ->
 
 def test_in_flight_reservations_count_against_the_session_across_guards() -> None:
     ledger = Ledger()
-    one = SpendGuard(Limits(session_budget=0.08), ledger=ledger)
-    two = SpendGuard(Limits(session_budget=0.08), ledger=ledger)
+    one = SpendGuard(BudgetLimits(session_budget=0.08), ledger=ledger)
+    two = SpendGuard(BudgetLimits(session_budget=0.08), ledger=ledger)
     assert one.admit(MEDIUM) is None
     assert ledger.reserved == pytest.approx(0.0528)
     # Another run (another thread's generate) sees what is in flight: $0.027 left, not $0.08.

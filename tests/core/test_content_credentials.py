@@ -24,11 +24,18 @@ import c2pa
 import pytest
 from PIL import Image
 
-from cometnb._core import content_credentials as cc_mod
-from cometnb._core.c2pa_store import has_store, store_spans, strip_store
-from cometnb._core.content_credentials import clear_cache, read_credentials
-from cometnb._core.models import ApiImage, ApiResult
-from cometnb._core.provenance import DIGITAL_SOURCE_TYPE, labelled_copy, stamp
+from cometnb._core import provenance as cc_mod
+from cometnb._core.generations import ApiImage, ApiResult
+from cometnb._core.provenance import (
+    DIGITAL_SOURCE_TYPE,
+    clear_cache,
+    has_store,
+    labelled_copy,
+    read_credentials,
+    stamp,
+    store_spans,
+    strip_store,
+)
 from cometnb.sim.signing import SimSigner
 
 MIME = {
@@ -402,7 +409,7 @@ def test_the_simulator_signs_only_when_asked(
 
     with (
         SimServer(sign_c2pa=True) as sim,
-        Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
+        Client(api_key="sk-sim-any-key-123456", base_url=sim.base_url, history=hist) as c,
     ):
         assert sim.signs_c2pa
         gens = [
@@ -420,7 +427,7 @@ def test_the_simulator_signs_only_when_asked(
         assert found.digital_source_type == DIGITAL_SOURCE_TYPE
     with (
         SimServer() as sim,
-        Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
+        Client(api_key="sk-sim-any-key-123456", base_url=sim.base_url, history=hist) as c,
     ):
         assert not sim.signs_c2pa  # off by default
         plain = c.generate("an unsigned lighthouse", model="gpt-image-1-mini")
@@ -437,7 +444,7 @@ def test_new_signed_images_are_read_in_the_background(
 
     with (
         SimServer(sign_c2pa=True) as sim,
-        Client(api_key="sk-sim-any-key-1234", base_url=sim.base_url, history=hist) as c,
+        Client(api_key="sk-sim-any-key-123456", base_url=sim.base_url, history=hist) as c,
     ):
         gen = c.generate("a signed harbour", model="gpt-image-1-mini", n=2)
     assert QUEUE.drain(30.0)

@@ -11,7 +11,7 @@ from conftest import SHARED_FIXTURES
 from PIL import Image
 
 from cometnb._core import images as _decode
-from cometnb._core import previews as _previews
+from cometnb._core import images as _previews
 from cometnb._core.errors import ResponseError, register_secret
 
 FIXTURES = SHARED_FIXTURES

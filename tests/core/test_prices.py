@@ -12,18 +12,21 @@ import pytest
 from conftest import SHARED_FIXTURES
 
 from cometnb._core import settings as _settings
-from cometnb._core.catalog import table_from_catalog
-from cometnb._core.cost import Cost
-from cometnb._core.costing import (
+from cometnb._core.errors import ValidationError
+from cometnb._core.prices import (
+    Cost,
+    PriceTable,
+    active_table,
     actual_cost,
+    builtin_table,
     estimate_body,
     failure_cost,
     gpt_image_2_tokens,
     image_tokens,
+    load_table,
     prompt_tokens,
+    table_from_catalog,
 )
-from cometnb._core.errors import ValidationError
-from cometnb._core.prices import PriceTable, active_table, builtin_table, load_table
 
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 TEXT = prompt_tokens(PROMPT, builtin_table())  # 12 visible + 6 hidden text tokens
@@ -187,7 +190,7 @@ def test_edits_count_input_images_and_fidelity() -> None:
 
 
 def test_image_request_estimate_sees_images_attribute() -> None:
-    from cometnb._core.costing import estimate
+    from cometnb._core.prices import estimate
 
     class WithImages:
         images = ("one.png", "two.png", "three.png")

@@ -32,7 +32,7 @@ from cometnb._core.errors import (
     ResponseError,
     ValidationError,
 )
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
 
 if TYPE_CHECKING:
     from cometnb.sim import SimServer

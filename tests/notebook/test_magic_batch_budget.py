@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core import settings as _settings
-from cometnb._core.costing import estimate
-from cometnb._core.models import ImageRequest
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import estimate
 
 if TYPE_CHECKING:
     from cometnb.sim import SimServer

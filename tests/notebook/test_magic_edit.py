@@ -15,7 +15,7 @@ from PIL import Image
 
 import cometnb
 from cometnb._core.errors import ValidationError
-from cometnb._core.models import Generation, Grid
+from cometnb._core.generations import Generation, Grid
 from cometnb.sim import SimServer
 
 
@@ -135,7 +135,7 @@ def test_refusals_before_the_network(magic_shell: Any, sim: SimServer, photo: Pa
 def test_an_image_option_that_resolves_to_nothing_is_refused() -> None:
     import argparse
 
-    from cometnb._notebook.magic_edit import edit_fields
+    from cometnb._notebook.cell_options import edit_fields
 
     with pytest.raises(UsageError, match="an edit needs at least one"):
         edit_fields(argparse.Namespace(image=[], mask=None, fidelity=None), {}, None)

@@ -10,7 +10,7 @@ import pytest
 from _history_helpers import api_result, image_bytes
 
 from cometnb._core import settings as _settings
-from cometnb._core.masks import mask
+from cometnb._core.edit_inputs import mask
 from cometnb._notebook.panel_edit import EditStrip
 from cometnb.history import History
 from cometnb.history import history as cometnb_history

@@ -8,9 +8,8 @@ import zipfile
 from io import BytesIO
 from pathlib import Path
 
-from cometnb._notebook import panel_export
-from cometnb._notebook.panel_form import RequestForm
-from cometnb._notebook.panel_validation import LiveValidation
+from cometnb._notebook import panel_history
+from cometnb._notebook.panel_form import LiveValidation, RequestForm
 
 
 def _live() -> tuple[RequestForm, LiveValidation, list[bool]]:
@@ -70,7 +69,7 @@ def _seeded(tmp_path: Path, count: int = 6) -> object:
 def test_export_shown_writes_only_the_given_records_and_links_the_file(tmp_path: Path) -> None:
     hist = _seeded(tmp_path)
     chosen = [r for r in hist.records() if r.status == "ok"][:2]  # type: ignore[attr-defined]
-    path, status = panel_export.export_shown(hist, chosen, ".zip", what="2 selected")  # type: ignore[arg-type]
+    path, status = panel_history.export_shown(hist, chosen, ".zip", what="2 selected")  # type: ignore[arg-type]
     assert path.parent == Path(hist.path) / "exports"  # type: ignore[attr-defined]
     assert status.startswith("Exported 2 selected: <a class='cometnb-download'")
     href = re.search(r"href='data:application/zip;base64,([^']+)'", status)
@@ -85,5 +84,5 @@ def test_export_shown_writes_only_the_given_records_and_links_the_file(tmp_path:
 def test_a_file_too_large_for_a_link_is_named_by_path(tmp_path: Path) -> None:
     big = tmp_path / "big.zip"
     big.write_bytes(b"x" * 2048)
-    text = panel_export.download_link(big, max_bytes=1024)
+    text = panel_history.download_link(big, max_bytes=1024)
     assert "<a " not in text and str(big) in text and "too large" in text

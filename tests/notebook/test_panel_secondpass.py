@@ -23,7 +23,7 @@ from test_widget import live as live  # the fixture: the simulator and a session
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import session
-from cometnb._core.masks import mask
+from cometnb._core.edit_inputs import mask
 from cometnb._notebook.panel_form import START_QUALITY
 from cometnb._notebook.panel_history import ERROR_EXCERPT, FAILED_ONLY, HistoryBrowser
 from cometnb.history import history
@@ -250,7 +250,7 @@ def test_the_model_filter_offers_only_models_that_made_an_image(p: Panel) -> Non
 
 
 def test_the_list_scales_with_the_page() -> None:
-    from cometnb._notebook.panel_pager import LIST_HEIGHT
+    from cometnb._notebook.panel_history import LIST_HEIGHT
 
     assert LIST_HEIGHT.startswith("min(70vh")
 

@@ -11,10 +11,10 @@ import pytest
 from test_magic import Recorder, assert_short_error, configure, recorder, run
 
 from cometnb._core import settings as _settings
-from cometnb._core.budget import BudgetError, session
-from cometnb._core.costing import gpt_image_2_tokens, prompt_tokens
-from cometnb._core.models import Generation, Grid
-from cometnb._core.prices import builtin_table
+from cometnb._core.budget import session
+from cometnb._core.errors import BudgetError
+from cometnb._core.generations import Generation, Grid
+from cometnb._core.prices import builtin_table, gpt_image_2_tokens, prompt_tokens
 
 if TYPE_CHECKING:
     from cometnb.sim import SimServer
@@ -109,7 +109,7 @@ def test_grid_that_runs_out_midway_keeps_its_images_and_says_how_many_were_skipp
 
 def test_budget_stopped_cells_read_not_sent_in_the_progress_line() -> None:
     from cometnb._client.runner import _failed, _finish
-    from cometnb._core.models import GridCell, ImageRequest
+    from cometnb._core.generations import GridCell, ImageRequest
     from cometnb._core.progress import CellProgress
 
     cell = GridCell({"prompt": "x"}, ImageRequest(PROMPT, "gpt-image-2"))

@@ -18,10 +18,9 @@ import ipywidgets as W
 import pytest
 
 from cometnb._core import settings as _settings
-from cometnb._notebook.panel_form import START_QUALITY, RequestForm
+from cometnb._notebook.panel_form import START_QUALITY, PromptArea, RequestForm
 from cometnb._notebook.panel_messages import short_message
-from cometnb._notebook.panel_queue import PanelTask, TaskQueue
-from cometnb._notebook.prompt_area import PromptArea
+from cometnb._notebook.panel_run import PanelTask, TaskQueue
 from cometnb.widget import Panel, panel
 
 if TYPE_CHECKING:
@@ -113,7 +112,7 @@ def test_panel_is_a_vbox_with_stable_css_classes(p: Panel) -> None:
 
 
 def test_model_choices_list_known_models_and_allow_free_entry(form: RequestForm) -> None:
-    from cometnb._core.capabilities import KNOWN_MODELS
+    from cometnb._core.model_registry import KNOWN_MODELS
 
     assert tuple(form.model.options) == KNOWN_MODELS
     assert form.model.value == _settings.active().model
@@ -630,7 +629,7 @@ def test_load_settings_is_confirmed_beside_the_row(filled: Panel) -> None:
 
 
 def test_task_queue_runs_in_order_and_reports_errors() -> None:
-    from cometnb._core.models import ImageRequest
+    from cometnb._core.generations import ImageRequest
 
     order: list[str] = []
 

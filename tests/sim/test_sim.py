@@ -22,7 +22,7 @@ from conftest import SHARED_FIXTURES
 from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
 
 from cometnb._core import settings as _settings
-from cometnb._core.capabilities import CAPABILITIES, KNOWN_MODELS
+from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
 from cometnb.sim import SimServer
 from cometnb.sim import control as sim_module
 from cometnb.sim.bodies import to_json

@@ -10,7 +10,7 @@ from _history_helpers import image_bytes
 from conftest import FAKE_KEY
 
 from cometnb import Client, ValidationError
-from cometnb._core.edit_caps import EDIT_CAPABILITIES
+from cometnb._core.model_registry import EDIT_CAPABILITIES
 from cometnb.history import History
 from cometnb.sim import SimServer
 

@@ -292,7 +292,7 @@ WRITER = """
 import io, os, sys
 from PIL import Image
 from cometnb.history import History
-from cometnb._core.models import ApiImage, ApiResult
+from cometnb._core.generations import ApiImage, ApiResult
 
 folder, count, who = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 side = int(sys.argv[4]) if len(sys.argv) > 4 else 64

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from _history_helpers import api_result, image_bytes
 
+from cometnb._core.edit_inputs import EditBody, mask, resolve_source
 from cometnb._core.errors import ValidationError
-from cometnb._core.masks import mask
-from cometnb._core.sources import EditBody, resolve_source
 from cometnb._storage.index import SCHEMA_VERSION, Index
 from cometnb.history import History
 

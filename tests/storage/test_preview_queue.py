@@ -27,7 +27,7 @@ _CRASH = textwrap.dedent(
     import os, signal, sys
     from cometnb._storage.preview_queue import QUEUE
     from cometnb.history import History
-    from cometnb._core.models import ApiImage, ApiResult
+    from cometnb._core.generations import ApiImage, ApiResult
     from cometnb._core.images import inspect_image
 
     QUEUE.enabled = False  # the process dies right after the commit, before any preview

@@ -16,10 +16,14 @@ from conftest import FAKE_KEY
 
 from cometnb._core import settings as _settings
 from cometnb._core.budget import session
-from cometnb._core.cost import Cost, format_spend
-from cometnb._core.costing import gpt_image_2_tokens, prompt_tokens
-from cometnb._core.models import ImageRequest
-from cometnb._core.prices import builtin_table
+from cometnb._core.generations import ImageRequest
+from cometnb._core.prices import (
+    Cost,
+    builtin_table,
+    format_spend,
+    gpt_image_2_tokens,
+    prompt_tokens,
+)
 from cometnb._storage.spend import SpendTable
 
 if TYPE_CHECKING:
@@ -121,7 +125,7 @@ def test_a_refused_request_costs_nothing_and_a_cut_one_its_estimate(
 )
 def test_failure_cost_follows_the_retry_policys_billing_rule(status: int, billed: bool) -> None:
     from cometnb._core.billing import status_safety
-    from cometnb._core.costing import failure_cost
+    from cometnb._core.prices import failure_cost
 
     body = {"model": "gpt-image-2", "prompt": PROMPTS[0], "size": "1024x1024", "quality": "low"}
     cost = failure_cost(body, "APIError", status, builtin_table())

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from _history_helpers import api_result, body
 
-from cometnb._core.cost import format_spend
 from cometnb._core.errors import APIError, CancelledError
+from cometnb._core.prices import format_spend
 from cometnb._storage.spend import SpendTable, spend
-from cometnb._views.costs import total_html
+from cometnb._views.common import total_html
 from cometnb.history import History
 
 MODELS = ("gpt-image-2", "gpt-image-1-mini", "dall-e-3", "gpt-image-1.5", "qwen-image-unpriced")

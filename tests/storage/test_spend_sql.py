@@ -1,4 +1,4 @@
-"""``History.spend`` answered by SQLite (cometnb._storage.spend_queries): the same answer as
+"""``History.spend`` answered by SQLite (cometnb._storage.spend): the same answer as
 the Python ledger ``spend(h.records(), since, by)`` on a mixed history, without building a
 Record, on folders with no index, an older index without the spend index, a read-only folder,
 and while another process writes."""
@@ -20,8 +20,7 @@ from _history_helpers import api_result, body
 from cometnb._core.errors import APIError, CancelledError, RateLimitError, ResponseError
 from cometnb._storage.index import Index
 from cometnb._storage.records import Record
-from cometnb._storage.spend import UNTAGGED, SpendTable, spend
-from cometnb._storage.spend_queries import _TOTAL, _grouped
+from cometnb._storage.spend import _TOTAL, UNTAGGED, SpendTable, _grouped, spend
 from cometnb.history import History
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,7 +12,7 @@ from _history_helpers import api_result, body, image_bytes
 from PIL import Image
 
 from cometnb._core.errors import APIError
-from cometnb._core.models import Generation, Grid, GridCell, ImageRequest
+from cometnb._core.generations import Generation, Grid, GridCell, ImageRequest
 from cometnb._views.cards import TILE_PX, generation_html, record_html
 from cometnb._views.common import error_box
 from cometnb._views.grid import grid_html
@@ -105,8 +105,8 @@ def test_each_line_grid_with_a_failed_cell_keeps_its_advice_reachable(hist: Hist
 def test_edit_source_labels_wrap_instead_of_cutting_mid_word(hist: History) -> None:
     """A grid of edits names its inputs above the cells: "from generation <id>" wraps under
     the thumbnail (it read "from generatio…"), the whole label and record on hover."""
-    from cometnb._core.sources import resolve_source
-    from cometnb._views.sources import sources_html
+    from cometnb._core.edit_inputs import resolve_source
+    from cometnb._views.common import sources_html
 
     base = hist.record_success(body("a lighthouse"), api_result(), elapsed_s=0.1)
     gen = base.to_generation()

@@ -12,12 +12,11 @@ import pytest
 from _history_helpers import api_result, image_bytes
 from PIL import Image
 
-from cometnb._core.masks import mask
-from cometnb._core.sources import EditBody, resolve_source
+from cometnb._core.edit_inputs import EditBody, mask, resolve_source
 from cometnb._views.cards import record_html
+from cometnb._views.common import mask_preview, sources_html
 from cometnb._views.gallery import gallery_html
 from cometnb._views.history import compare_html
-from cometnb._views.sources import mask_preview, sources_html
 from cometnb.history import History
 
 _CHECKS = {(255, 255, 255), (204, 204, 204)}

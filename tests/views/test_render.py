@@ -12,13 +12,13 @@ import pytest
 from _history_helpers import api_result, body, image_bytes, noisy_png
 
 from cometnb._core.errors import APIError, CometError
-from cometnb._core.models import GeneratedImage, Generation, Grid, GridCell, ImageRequest
-from cometnb._storage.compare import split_settings
+from cometnb._core.generations import GeneratedImage, Generation, Grid, GridCell, ImageRequest
+from cometnb._storage.records import split_settings
 from cometnb._views.cards import generation_html, image_html, record_html
+from cometnb._views.common import THUMB_PX
 from cometnb._views.gallery import gallery_html
 from cometnb._views.grid import grid_html
 from cometnb._views.history import compare_html, history_html
-from cometnb._views.thumbs import THUMB_PX
 from cometnb.history import History, Record
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
