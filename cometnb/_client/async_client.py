@@ -149,16 +149,19 @@ class AsyncClient(_BaseClient):
         on_event: OnEvent | None = None,
         tags: Sequence[str] = (),
         origin: str | None = None,
+        checked: bool = False,
     ) -> Generation:
         """Send a prepared :class:`ImageRequest` (validated first); raise on failure.
 
         Refused (:class:`~cometnb.BudgetError`, nothing sent) when its estimate is more than
         ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
+        ``checked``: the caller validated the request and checked the history is writable
+        (the grid runner for a ``%%cometimg`` cell), so neither is done again.
         """
-        body = self._prepare(request)
+        body = self._prepare(request, validated=checked)
         stored = self._stored_fields(tags, origin)
         gate = open_gate([body])
-        history = await self._open_history()
+        history = self._history() if checked else await self._open_history()
         gen = await self._gated(gate, history, body, on_partial, on_event, stored, origin)
         return gen.raise_for_error()
 

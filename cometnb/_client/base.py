@@ -216,8 +216,8 @@ class _BaseClient(_Storing):
             f"request {index} is a {type(item).__name__}, not an ImageRequest or a dict"
         )
 
-    def _prepare(self, request: ImageRequest) -> dict[str, Any]:
-        body = request.validate().to_body()
+    def _prepare(self, request: ImageRequest, *, validated: bool = False) -> dict[str, Any]:
+        body = (request if validated else request.validate()).to_body()
         check_no_key(body, _settings.resolve_key(self._api_key))  # this client's own key too
         return body
 

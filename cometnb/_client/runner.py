@@ -31,6 +31,7 @@ from cometnb._core.generations import ClientEvent, Generation, Grid, GridCell, I
 from cometnb._core.prices import format_spend
 from cometnb._core.progress import RATE_LIMIT_REASON, CellProgress, describe_event
 from cometnb._core.protocols import AsyncRunner
+from cometnb._core.secret import Secret
 from cometnb._core.text import clip
 from cometnb._core.validation import check_stored
 
@@ -646,15 +647,16 @@ def cell_label(cell: GridCell, limit: int = 40) -> str:
     return ", ".join(f"{name}={clip(str(value), limit)}" for name, value in cell.coords.items())
 
 
-def validate_grid(grid: Grid, *, listed: int = 3) -> None:
+def validate_grid(grid: Grid, *, listed: int = 3, key: Secret | None = None) -> None:
     """Validate every cell; raise one :class:`ValidationError` naming the invalid cells.
 
     Nothing may be sent when any cell is invalid, so this runs before the first request.
+    ``key``: the key the cell resolved (no text may carry it); else looked up per request.
     """
     problems: list[tuple[GridCell, ValidationError]] = []
     for cell in grid.cells:
         try:
-            cell.request.validate()
+            cell.request.validate(key)
         except ValidationError as exc:
             problems.append((cell, exc))
     if not problems:
@@ -692,8 +694,10 @@ class _GridRun:
         tags: Sequence[str],
         origin: str | None,
         guard: SpendGuard | None = None,
+        checked: bool = False,
     ) -> None:
         self.client = client
+        self.checked = checked
         self.guard = guard
         self.grid = grid
         self.concurrency = max(1, concurrency)
@@ -763,6 +767,7 @@ class _GridRun:
                 on_event=on_event,
                 tags=self.tags,
                 origin=self.origin,
+                checked=self.checked,
             )
         except CancelledError:
             raise
@@ -812,6 +817,7 @@ def run_grid(
     origin: str | None = None,
     poll_s: float = POLL_S,
     guard: SpendGuard | None = None,
+    checked: bool = False,
 ) -> Grid:
     """Run every cell of ``grid`` (filling ``cell.generation``) and return the grid.
 
@@ -822,10 +828,12 @@ def run_grid(
     ``guard`` (a budget), a request whose estimate no longer fits what is left when its turn
     comes is not sent: its cell reads "not sent (budget)" and holds a ``BudgetError``; nothing
     in flight stops. Without a guard, the client checks each request against
-    ``CometImg.budget`` itself.
+    ``CometImg.budget`` itself. ``checked``: the caller has validated the grid
+    (:func:`validate_grid`) and checked the client's history is writable, so the client does
+    neither again for each request (a ``%%cometimg`` cell validates once).
     """
     check_stored(tags, origin, None)  # refused before any cell is sent, not once per cell
-    grid_run = _GridRun(client, grid, concurrency, tags, origin, guard)
+    grid_run = _GridRun(client, grid, concurrency, tags, origin, guard, checked)
     future = _submit(grid_run.run())
     try:
         _wait(future, grid_run, on_update, poll_s)

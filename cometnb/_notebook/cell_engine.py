@@ -103,11 +103,12 @@ class CellEngine:
         if spec.dry_run:
             self._dry_run(spec, grid)
             return None
-        validate_grid(grid)
-        _warn_model_typos(grid.cells)
         # The key is looked up once per cell (session, .env, Colab, environment) and handed to
-        # the client, so a grid fails once, before any request, and no request looks it up again.
+        # the validation and the client, so a grid fails once, before any request, and no
+        # request looks it up again; an invalid cell is still refused before a missing key.
         key = _settings.resolve_key()
+        validate_grid(grid, key=key)
+        _warn_model_typos(grid.cells)
         if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
@@ -168,6 +169,7 @@ class CellEngine:
                 tags=spec.tags,
                 origin=ORIGIN,
                 guard=guard,
+                checked=True,  # validated above, the history checked: once per cell
             )
         except CancelledError:
             self._show_partial_result(spec, grid, view)
