@@ -1,6 +1,6 @@
 """The asyncio CometAPI image client, :class:`AsyncClient`.
 
-It performs the I/O steps of :func:`cometnb._client.steps.request_steps` by awaiting, and runs
+It performs the I/O steps of :func:`cometnb._client.exchange.request_steps` by awaiting, and runs
 the blocking history writes in a worker thread; all else is shared with
 :class:`~cometnb._client.sync_client.Client` through :class:`~cometnb._client.base._BaseClient`.
 """
@@ -29,6 +29,7 @@ from cometnb._client.base import (
     storing_failure,
     unexpected,
 )
+from cometnb._client.exchange import Attempt, Download, Send, Step, notify
 from cometnb._client.http import (
     AsyncHttp,
     adownload,
@@ -41,7 +42,6 @@ from cometnb._client.http import (
 )
 from cometnb._client.in_flight import InFlight
 from cometnb._client.runner import AdaptiveLimit, not_sent, open_gate
-from cometnb._client.steps import Attempt, Download, Send, Step, notify
 from cometnb._core.budget import SpendGuard
 from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import CometError, ResponseError

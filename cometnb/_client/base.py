@@ -2,9 +2,9 @@
 
 :class:`_BaseClient` holds the configuration (base URL, timeouts, retry policy), resolves and
 checks the key, builds and validates requests, says what each POST carries and maps
-answers to results or failures (:mod:`~cometnb._client.response`); storing outcomes in the
+answers to results or failures (:mod:`~cometnb._client.exchange`); storing outcomes in the
 history is :class:`~cometnb._client.storing._Storing`, which it inherits. The exchange itself —
-retries and downloads — is :func:`cometnb._client.steps.request_steps`, a generator of I/O steps
+retries and downloads — is :func:`cometnb._client.exchange.request_steps`, a generator of I/O steps
 each client performs its own way (:meth:`_BaseClient._steps` starts it).
 """
 
@@ -19,18 +19,23 @@ from typing import Any, Literal, cast
 
 import httpx
 
-from cometnb._client import edits as _edits
+from cometnb._client import exchange as _exchange
 from cometnb._client import http as _http
-from cometnb._client.http import drop_library_frames, is_loopback_host
-from cometnb._client.response import (
+from cometnb._client.exchange import (
     KEY_HINT,
+    Attempt,
+    RequestSteps,
+    Send,
+    StreamReader,
     failure_from_exception,
     failure_from_status,
+    notify,
     parse_result,
+    request_steps,
 )
+from cometnb._client.http import drop_library_frames, is_loopback_host
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.runner import Pacer
-from cometnb._client.steps import Attempt, RequestSteps, Send, StreamReader, notify, request_steps
 from cometnb._client.storing import _Storing
 from cometnb._core import edit_inputs as _sources
 from cometnb._core import settings as _settings
@@ -244,14 +249,17 @@ class _BaseClient(_Storing):
         ``body``'s POST (JSON, or multipart for the edits endpoint)."""
         stream = bool(body.get("stream"))
         accept = "text/event-stream, application/json" if stream else "application/json"
-        if _edits.is_multipart(body):
-            url = self.base_url + _edits.edit_path(body)
+        if _exchange.is_multipart(body):
+            url = self.base_url + _exchange.edit_path(body)
             # Never log the parts: names and sizes only (the bytes can be megabytes).
             log.debug("cometnb: POST %s (multipart, %d input(s))", url, len(body.images))
-            content = {"data": _edits.form_fields(body), "files": _edits.multipart_files(body)}
+            content = {
+                "data": _exchange.form_fields(body),
+                "files": _exchange.multipart_files(body),
+            }
             return url, {"accept": accept, "timeout": self._timeouts, **content}
         log.debug("cometnb: POST %s", self.endpoint)
-        json_body = _edits.json_with_references(body)
+        json_body = _exchange.json_with_references(body)
         return self.endpoint, {"accept": accept, "timeout": self._timeouts, "json": json_body}
 
     def build_edit(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from cometnb._client.response import QUOTA_HINT
+from cometnb._client.retry import QUOTA_HINT
 from cometnb._core.billing import BillingRisk, status_may_be_billed
 from cometnb._core.errors import (
     APIError,

@@ -7,9 +7,9 @@ parsing, storage — and the two clients (:mod:`~cometnb._client.sync_client`,
 blocking history writes.
 
 Flow of one request: validate (nothing is sent for a request the model cannot take) → resolve
-the key → POST with billing-aware retries (:mod:`~cometnb._client.steps`,
-:mod:`~cometnb._client.retry`) → parse JSON or SSE (:mod:`~cometnb._client.response`,
-:mod:`~cometnb._client.sse`) → decode base64 / download URLs at once → store in the history →
+the key → POST with billing-aware retries (:mod:`~cometnb._client.exchange`,
+:mod:`~cometnb._client.retry`) → parse JSON or SSE (:mod:`~cometnb._client.exchange`,
+:mod:`~cometnb._client.exchange`) → decode base64 / download URLs at once → store in the history →
 :class:`~cometnb._core.generations.Generation`. Every failure after validation is recorded in the
 history before it is raised.
 """

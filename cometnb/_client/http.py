@@ -26,7 +26,6 @@ from typing import Any
 
 import httpx
 
-from cometnb._client.sse import SSEDecoder, SSEEvent
 from cometnb._core.byte_limits import MB, ByteLimits
 from cometnb._core.errors import ResponseError, redact
 from cometnb._core.secret import Secret
@@ -42,7 +41,6 @@ __all__ = [
     "AsyncHttp",
     "BodyDecoder",
     "Budget",
-    "CappedSSEDecoder",
     "Http",
     "LineSplitter",
     "RedactSecrets",
@@ -61,6 +59,7 @@ __all__ = [
     "install",
     "is_loopback_host",
     "lines",
+    "megabytes",
     "pin_image_url",
     "read_body",
     "redirect_target",
@@ -291,7 +290,8 @@ def redirect_target(response: httpx.Response, base: httpx.URL | None = None) -> 
 BILLED_HINT = "The generation may have been billed; it was not retried."
 
 
-def _mb(size: int) -> str:
+def megabytes(size: int) -> str:
+    """``size`` bytes as ``"1.5 MB"`` (in messages about a cap)."""
     return f"{size / MB:.3g} MB"
 
 
@@ -322,7 +322,7 @@ class Budget:
         self.used += size
         if self.used > self.limit:
             raise ResponseError(
-                f"{self.host} sent more than {_mb(self.limit)} for {self.what}; the rest was "
+                f"{self.host} sent more than {megabytes(self.limit)} for {self.what}; the rest was "
                 "not read.",
                 hint=self.hint,
             )
@@ -332,7 +332,7 @@ class Budget:
         if time.monotonic() > self.deadline:
             raise ResponseError(
                 f"{self.host} was still sending {self.what} after {self.seconds:g} s; "
-                f"stopped reading ({_mb(self.used)} received).",
+                f"stopped reading ({megabytes(self.used)} received).",
                 hint=self.hint,
             )
 
@@ -370,8 +370,8 @@ class LineSplitter:
         if len(self._buf) + len(piece) > self.limit:
             self._buf.clear()
             raise ResponseError(
-                f"{self.budget.host} sent a stream line longer than {_mb(self.limit)}; the rest "
-                "was not read.",
+                f"{self.budget.host} sent a stream line longer than {megabytes(self.limit)}; "
+                "the rest was not read.",
                 hint=self.budget.hint,
             )
         self._buf += piece
@@ -401,35 +401,6 @@ def _line_ends(chunk: bytes) -> Iterator[tuple[int, int]]:
         if byte == 0x0A:
             yield index, 1
         index += 1
-
-
-class CappedSSEDecoder(SSEDecoder):
-    """An :class:`SSEDecoder` whose events (their joined ``data:`` lines) are bounded too."""
-
-    def __init__(self, host: str, limit: int) -> None:
-        super().__init__()
-        self.host, self.limit = host, limit
-        self._size = 0
-
-    def feed(self, line: str) -> SSEEvent | None:
-        if line.startswith("data"):
-            self._size += len(line)
-            if self._size > self.limit:
-                self._size = 0
-                self._data.clear()
-                raise ResponseError(
-                    f"{self.host} sent a stream event larger than {_mb(self.limit)}; the rest "
-                    "was not read.",
-                    hint=BILLED_HINT,
-                )
-        event = super().feed(line)
-        if event is not None or not line.strip():
-            self._size = 0
-        return event
-
-    def flush(self) -> SSEEvent | None:
-        self._size = 0
-        return super().flush()
 
 
 # --- the budgets of one attempt ------------------------------------------------------------

@@ -28,6 +28,7 @@ from cometnb._core.billing import BillingRisk, Safety
 from cometnb._core.errors import CometError
 
 __all__ = [
+    "QUOTA_HINT",
     "RATE_LIMITED_REASON",
     "RATE_LIMIT_PATIENCE_S",
     "Decision",
@@ -36,6 +37,11 @@ __all__ = [
     "parse_retry_after",
     "parse_should_retry",
 ]
+
+# The hint of a 429 that says the account ran out of credit (batch recovery tells it apart).
+QUOTA_HINT = (
+    "Your CometAPI quota or balance is exhausted: top up the account (retrying won't help)."
+)
 
 RATE_LIMIT_PATIENCE_S = 300.0  # five minutes of nothing but 429s
 RATE_LIMITED_REASON = "HTTP 429"  # a spent quota is a 429 too, but REFUSED: never retried
@@ -88,7 +94,7 @@ class RetryPolicy:
     that many clients hit by the same 429 do not come back in lockstep. A server-given
     ``Retry-After`` wins; one longer than ``max_retry_after`` means "give up now".
     ``rate_limit_patience_s`` bounds a storm of 429s: once the server has refused everything
-    for that long, :func:`cometnb._client.steps.request_steps` sends nothing more.
+    for that long, :func:`cometnb._client.exchange.request_steps` sends nothing more.
 
     Example::
 

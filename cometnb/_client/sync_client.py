@@ -1,6 +1,6 @@
 """The synchronous CometAPI image client, :class:`Client` (blocking).
 
-It performs the I/O steps of :func:`cometnb._client.steps.request_steps` by blocking; all
+It performs the I/O steps of :func:`cometnb._client.exchange.request_steps` by blocking; all
 else is shared with :class:`~cometnb._client.async_client.AsyncClient` through
 :class:`~cometnb._client.base._BaseClient`. ``generate_many`` and the ``a*`` methods run on an
 :class:`AsyncClient` twin with the same settings.
@@ -29,6 +29,7 @@ from cometnb._client.base import (
     storing_failure,
     unexpected,
 )
+from cometnb._client.exchange import Attempt, Download, Send, Step, notify
 from cometnb._client.http import (
     Http,
     download,
@@ -42,7 +43,6 @@ from cometnb._client.http import (
 from cometnb._client.in_flight import InFlight
 from cometnb._client.loop import loop_thread
 from cometnb._client.runner import not_sent, open_gate
-from cometnb._client.steps import Attempt, Download, Send, Step, notify
 from cometnb._core.budget import SpendGuard
 from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import CometError, ResponseError

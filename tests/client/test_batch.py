@@ -24,8 +24,8 @@ import pytest
 from cometnb._client.batch import load_items, may_be_billed, request_key
 from cometnb._client.batch_run import batch
 from cometnb._client.clients import Client
+from cometnb._client.exchange import Send, Sleep, request_steps
 from cometnb._client.retry import Failure, RetryPolicy
-from cometnb._client.steps import Send, Sleep, request_steps
 from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import APIError, ResponseError, ValidationError
 from cometnb._core.generations import ClientEvent, ImageRequest

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cometnb._client import response as _response
+from cometnb._client import exchange as _exchange
 from cometnb._client.batch import legacy_may_be_billed, may_be_billed
 from cometnb._client.batch_run import batch
 from cometnb._client.clients import Client
@@ -77,7 +77,7 @@ def test_rewording_a_message_holds_back_the_same_items(
     assert risks["kettle"] is BillingRisk.ANSWERED_UNUSABLE
     assert risks["socks"] is None and risks["scarf"] is None  # done: no failure
 
-    monkeypatch.setattr(_response, "READ_TIMEOUT", REWORDED)
+    monkeypatch.setattr(_exchange, "READ_TIMEOUT", REWORDED)
     reworded_held, reworded_risks = _run(sim, str(tmp_path / "reworded"), "shop")
     assert reworded_held == held
     assert reworded_risks == risks
@@ -107,7 +107,7 @@ def test_a_kill_after_the_record_landed_is_settled_from_the_stored_risk(
     """The record of each failure landed, then the process died before the batch row said
     so: the next run settles the items from the records' stored risk, not their text. The
     model has no price, so no cost above $0 hints either (the old guess would resend)."""
-    monkeypatch.setattr(_response, "READ_TIMEOUT", REWORDED)
+    monkeypatch.setattr(_exchange, "READ_TIMEOUT", REWORDED)
     folder = str(tmp_path / "killed")
     _run(sim, folder, "shop", UNPRICED)
     mug = next(r for r in History(folder).find(tag="batch:shop") if r.origin.endswith("/mug"))

@@ -280,7 +280,7 @@ def test_a_held_back_retry_after_a_billed_attempt_stays_uncertain(
 
 
 def test_a_load_balancer_429_is_a_rate_limit_not_a_spent_balance() -> None:
-    from cometnb._client.response import is_quota_exhausted
+    from cometnb._client.exchange import is_quota_exhausted
 
     assert not is_quota_exhausted({"message": "Upstream load balancer is saturated, retry"})
     assert is_quota_exhausted({"message": "Your account balance is exhausted"})

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cometnb._client.exchange import Send, Sleep, request_steps
 from cometnb._client.retry import RetryPolicy
 from cometnb._client.runner import MAX_STALLS, Pacer, RateLimits, Ticket, parse_duration
-from cometnb._client.steps import Send, Sleep, request_steps
 from cometnb.sim.ratelimit import RateLimiter
 
 
