@@ -121,7 +121,7 @@ def _run(
     rpm: int = RPM,
     burst: int = BURST,
 ) -> dict[str, Any]:
-    clients = need("cometnb._client.clients")
+    clients = need("cometnb._client.client")
     history_mod = need("cometnb.history")
     models = need("cometnb._core.generations")
     prompts = [f"rate limit prompt #{i:03d}" for i in range(requests)]

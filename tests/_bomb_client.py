@@ -89,7 +89,7 @@ def main() -> None:
     if "fetch" in spec:
         print(json.dumps(side_fetch(spec["fetch"], base_url, folder)))
         return
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.errors import CometError
     from cometnb.history import History

@@ -167,7 +167,7 @@ def test_one_byte_chunks_cost_one_byte_each(tmp_path: Path) -> None:
 import base64, json, httpx, sys
 sys.path.insert(0, {str(HERE)!r})
 from _bomb_client import peak_rss_mb
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb.history import History
 
 png = {_tiny_png_b64()!r}

@@ -63,7 +63,7 @@ def test_too_short_session_key_is_refused_with_a_message() -> None:
 def test_key_echoed_in_a_successful_reply_is_redacted_everywhere_shown(
     sim: SimServer, hist: History
 ) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     body = {
         "created": 1,
@@ -83,7 +83,7 @@ def test_key_echoed_in_a_successful_reply_is_redacted_everywhere_shown(
 
 
 def test_python_api_refuses_a_prompt_holding_the_key(sim: SimServer, hist: History) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
         with pytest.raises(ValidationError, match="API key") as info:
@@ -236,7 +236,7 @@ def test_retry_after_beyond_today_names_the_date() -> None:
     ],
 )
 def test_download_to_private_or_odd_url_is_refused(sim: SimServer, hist: History, url: str) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     sim.fault("http", status=200, body={"created": 1, "data": [{"url": url}]})
     with (
@@ -261,7 +261,7 @@ def test_loopback_download_is_refused_when_the_api_is_not_on_loopback() -> None:
 def test_redirect_to_link_local_is_refused(sim: SimServer, hist: History) -> None:
     import httpx
 
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/images/generations"):
@@ -286,7 +286,7 @@ def test_redirect_to_link_local_is_refused(sim: SimServer, hist: History) -> Non
 def test_download_error_never_quotes_the_body(sim: SimServer, hist: History) -> None:
     import httpx
 
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/images/generations"):
@@ -344,7 +344,7 @@ def _tag_many(folder: str, rid: str, prefix: str, count: int, ready: Any, go: An
 
 @pytest.mark.slow
 def test_tag_from_two_processes_keeps_every_tag(sim: SimServer, hist: History) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
         rid = str(c.generate("tag me", model=MODEL).record_id)

@@ -50,7 +50,7 @@ from cometnb._client.batch import (
     may_be_billed,
     settle_in_flight,
 )
-from cometnb._client.clients import AsyncClient, Client
+from cometnb._client.client import AsyncClient, Client
 from cometnb._client.retry import RATE_LIMITED_REASON
 from cometnb._client.runner import (
     RATE_LIMIT_REASON,

@@ -1,6 +1,6 @@
 """Storing an outcome: a result or a failure becomes a :class:`Generation`, recorded in the history.
 
-:class:`_Storing` is the part of :class:`~cometnb._client.base._BaseClient` that turns what the
+:class:`_Storing` is the part of :class:`~cometnb._client.client._BaseClient` that turns what the
 exchange ended with into the caller's :class:`Generation`: it records successes and failures in
 the history (or keeps the images in memory when there is none) and adds each one's cost to the
 kernel's spend (:data:`cometnb._core.budget.session`). It is blocking; the async client runs it in

@@ -59,7 +59,7 @@ ClientFactory = Callable[["History", "Secret"], "AsyncRunner"]
 
 
 def _default_client(history: History, key: Secret) -> AsyncRunner:
-    from cometnb._client.async_client import AsyncClient
+    from cometnb._client.client import AsyncClient
 
     settings = _settings.active()
     return AsyncClient(
@@ -127,7 +127,7 @@ class CellEngine:
     def _batch(self, spec: CellSpec, grid: Grid, history: History, key: Secret) -> Batch:
         """``--batch NAME``: the cell's requests as a resumable batch with a progress bar."""
         from cometnb._client.batch_run import run_batch
-        from cometnb._client.sync_client import Client
+        from cometnb._client.client import Client
 
         settings = _settings.active()
         client = Client(

@@ -532,7 +532,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
 
 async def _run_request(task: PanelTask, on_event: Callable[[ClientEvent], None]) -> Generation:
     """Run ``task.request`` on the current loop with the active settings, key and history."""
-    from cometnb._client.async_client import AsyncClient
+    from cometnb._client.client import AsyncClient
 
     async with AsyncClient() as client:
         return await client.run(task.request, on_event=on_event, tags=task.tags, origin="panel")

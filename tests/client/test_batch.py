@@ -23,7 +23,7 @@ import pytest
 
 from cometnb._client.batch import load_items, may_be_billed, request_key
 from cometnb._client.batch_run import batch
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._client.exchange import Send, Sleep, request_steps
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._core.billing import BillingRisk
@@ -292,7 +292,7 @@ _WORKER = textwrap.dedent(
     """
     import json, sys
     from cometnb._client.batch_run import batch
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
 
     base_url, folder, items = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])

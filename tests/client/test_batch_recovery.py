@@ -15,7 +15,7 @@ import pytest
 from cometnb._client import exchange as _exchange
 from cometnb._client.batch import legacy_may_be_billed, may_be_billed
 from cometnb._client.batch_run import batch
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._core.billing import BillingRisk, final_risk, status_risk
 from cometnb._core.errors import APIError, CancelledError, CometError, ResponseError
 from cometnb._storage.batches import BatchStore

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cometnb._client.batch_run import batch, run_batch
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetLimits, SpendGuard, session
 from cometnb._core.errors import BudgetError
@@ -74,7 +74,7 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     from cometnb._client.batch_run import batch
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
     base_url, folder, items = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     client = Client(api_key="sk-worker-0000000000000000", base_url=base_url,
@@ -230,8 +230,8 @@ def test_a_refused_key_stops_the_batch(sim: SimServer, hist: History) -> None:
 
 
 def test_a_storing_failure_is_marked_as_may_be_billed() -> None:
-    from cometnb._client.base import storing_failure, unexpected
     from cometnb._client.batch import may_be_billed
+    from cometnb._client.client import storing_failure, unexpected
     from cometnb._core.errors import CometError
 
     assert may_be_billed(storing_failure(OSError(28, "No space left on device")))

@@ -226,7 +226,7 @@ def test_forty_requests_at_120_rpm_all_succeed(headers: bool, tmp_path: Path) ->
     sent once plus once per 429 it met (a 429 is never billed, so it is retried)."""
     from collections import Counter
 
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb._core.generations import ImageRequest
     from cometnb.history import History
     from cometnb.sim import SimServer

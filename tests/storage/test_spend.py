@@ -27,7 +27,7 @@ from cometnb._core.prices import (
 from cometnb._storage.spend import SpendTable
 
 if TYPE_CHECKING:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
     from cometnb.sim import SimServer
 
@@ -42,7 +42,7 @@ PROMPTS = (
 
 @pytest.fixture
 def sim_client(sim: SimServer, hist: History) -> Iterator[Client]:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
         yield c
