@@ -846,11 +846,14 @@ def model_gone_message(
 
         >>> model_gone_message("dall-e-3", ["gpt-image-2", "qwen-image"],
         ...                    today=_dt.date(2026, 6, 1))  # doctest: +NORMALIZE_WHITESPACE
-        'The API does not serve dall-e-3: it is retired upstream (OpenAI shut it down on
-        2026-05-12). Image models the API lists now: gpt-image-2, qwen-image.'
+        'dall-e-3 was shut down on 2026-05-12; use gpt-image-2 (or gpt-image-2.6-flare). Image
+        models the API lists now: gpt-image-2, qwen-image.'
     """
     note = retired_note(model, today)
-    head = f"The API does not serve {model}" + (f": it is {note}." if note else ".")
+    if _is_gone(model, today):
+        head = f"{retired_message(model)}."  # the one line (API_FACTS §9), then what is served
+    else:
+        head = f"The API does not serve {model}" + (f": it is {note}." if note else ".")
     live = [m for m in (available or ()) if m != model]
     hint = _suggest_current(model, live or list(known), today)
     if available is None:

@@ -100,7 +100,7 @@ class CometImg(Magics, Configurable):
     Example::
 
         %load_ext cometnb
-        %config CometImg.model = "gpt-image-1-mini"
+        %config CometImg.model = "gpt-image-2.6-flare"
 
         %%cometimg -s 1024x1024,1536x1024 -q low,high -o shots
         a lighthouse at dusk, {style}
