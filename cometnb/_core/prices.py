@@ -50,6 +50,7 @@ __all__ = [
     "from_nanos",
     "generation_cost",
     "gpt_image_2_tokens",
+    "image_price",
     "image_tokens",
     "kind",
     "load_table",
@@ -996,10 +997,7 @@ def estimate_body(body: Mapping[str, Any], table: PriceTable | None = None) -> C
     if body.get("input_fidelity") == "high":
         image_in += inputs * int(table.extra("input_fidelity_high_tokens"))
     usd = _rate(price.text_in) * text_in + _rate(price.image_in) * image_in
-    bound = " (upper bound: auto)" if _upper(size, quality, price) else ""
-    if quality in UNPUBLISHED_QUALITIES and price.output_tokens == _FORMULA:
-        factor = _num_text(max(1.0, table.extra("unpublished_quality_factor", 1.0)))
-        bound = f" (upper bound: {quality} token counts are not published; high × {factor})"
+    bound = _bound_note(price, table, size, quality)
     if price.billing == "per_image":
         each = _per_image(price, table, size, quality)
         usd += each * n
@@ -1012,6 +1010,40 @@ def estimate_body(body: Mapping[str, Any], table: PriceTable | None = None) -> C
         usd += _rate(price.image_out) * out
         basis = f"{out} image tokens out, {text_in + image_in} in{bound}"
     return Cost(usd, True, basis, table.label)
+
+
+def _bound_note(price: ModelPrice, table: PriceTable, size: str | None, quality: str | None) -> str:
+    """`` (upper bound: …)`` when the figure is a bound rather than the price, else ``""``."""
+    if quality in UNPUBLISHED_QUALITIES and price.output_tokens == _FORMULA:
+        factor = _num_text(max(1.0, table.extra("unpublished_quality_factor", 1.0)))
+        return f" (upper bound: {quality} token counts are not published; high × {factor})"
+    return " (upper bound: auto)" if _upper(size, quality, price) else ""
+
+
+def image_price(
+    model: str, quality: str | None, size: str = "1024x1024", table: PriceTable | None = None
+) -> Cost:
+    """What one output image of ``model`` costs at ``quality`` and ``size`` (no prompt, no
+    inputs): the figure a model list shows. Unknown prices give an unknown cost, never $0.
+
+    Example::
+
+        >>> image_price("gpt-image-2", "high").label
+        '≈ $0.21'
+    """
+    table = table or active_table()
+    price = table.get(model)
+    if price is None:
+        return Cost(None, True, f"no price for {model}", table.label)
+    bound = _bound_note(price, table, size, quality)
+    if price.billing == "per_image":
+        each = _per_image(price, table, size, quality)
+        return Cost(each, True, f"{format_usd(each)} per image{bound}", table.label)
+    tokens = _max_tokens(price, table, size, quality)
+    if tokens is None:
+        return Cost(None, True, f"no token count for {model} images", table.label)
+    usd = _rate(price.image_out) * tokens
+    return Cost(usd, True, f"{tokens} image tokens out{bound}", table.label)
 
 
 def _num_text(x: float) -> str:
