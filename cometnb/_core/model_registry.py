@@ -53,6 +53,7 @@ __all__ = [
     "model_gone_message",
     "model_info",
     "nearest_flexible_size",
+    "offered_models",
     "pixel_problem",
     "retired_message",
     "retired_note",
@@ -719,6 +720,19 @@ def _family_row(model: str) -> ModelInfo | None:
     base = MODELS[_FAMILY_BASE]
     row = _row(model, base.generation, base.edit, listed=False)
     return replace(row, source="family", price_id=_FAMILY_BASE)
+
+
+def offered_models(today: _dt.date | None = None) -> tuple[str, ...]:
+    """The listed models in the order a chooser offers them: live ones first, then those
+    shut down upstream (still valid ids: CometAPI's routing of them is unverified).
+
+    Example::
+
+        >>> offered_models(_dt.date(2026, 12, 5))[-2:]
+        ('dall-e-3', 'dall-e-2')
+    """
+    day = today or _dt.date.today()
+    return tuple(sorted(KNOWN_MODELS, key=lambda m: MODELS[m].status_on(day) != "live"))
 
 
 def model_info(model: str) -> ModelInfo | None:
