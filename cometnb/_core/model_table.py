@@ -95,18 +95,9 @@ class ModelTable:
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per model (needs pandas: ``pip install cometnb[pandas]``)."""
-        from cometnb._core.errors import CometError
+        from cometnb._core.dataframes import frame_by_id
 
-        try:
-            import pandas as pd
-        except ImportError:
-            raise CometError(
-                "to_dataframe() needs pandas, which is not installed",
-                hint="Install it with: pip install cometnb[pandas]",
-            ) from None
-        frame = pd.DataFrame([self.row(m.id) for m in self])
-        indexed: pd.DataFrame = frame.set_index("id", drop=False)
-        return indexed
+        return frame_by_id([self.row(m.id) for m in self])
 
     def row(self, model: str) -> dict[str, Any]:
         """The plain-data row of ``model`` (what :meth:`to_dataframe` and the view show)."""

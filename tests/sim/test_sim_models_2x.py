@@ -20,17 +20,16 @@ KEY = "sk-sim-models-2x"
 
 @pytest.fixture
 def http(sim: SimServer) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=sim.base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
-    ) as client:
+    """A client on the shared simulator; the retired fault is switched off again after."""
+    client = httpx.Client(base_url=sim.base_url, headers={"Authorization": f"Bearer {KEY}"})
+    with client:
         yield client
     sim.retired_gone = False
-    assert sim.errors == []
+    assert not sim.errors
 
 
 def generate(http: httpx.Client, **body: Any) -> httpx.Response:
-    body.setdefault("prompt", "a lighthouse in a storm, seen from a cliff")
-    return http.post("/images/generations", json=body)
+    return http.post("/images/generations", json={"prompt": "a lighthouse, from a cliff", **body})
 
 
 @pytest.mark.parametrize(
