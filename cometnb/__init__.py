@@ -64,6 +64,8 @@ __all__ = [
     "Grid",
     "History",
     "ImageRequest",
+    "ModelInfo",
+    "ModelTable",
     "PriceTable",
     "RateLimitError",
     "Record",
@@ -75,6 +77,7 @@ __all__ = [
     "history",
     "load_ipython_extension",
     "mask",
+    "models",
     "panel",
     "prices",
     "refresh_prices",
@@ -111,6 +114,9 @@ _LAZY = {
     "PriceTable": "cometnb._core.prices",
     "prices": "cometnb._core.prices",
     "refresh_prices": "cometnb._client.lookups",
+    "models": "cometnb._core.model_table",
+    "ModelTable": "cometnb._core.model_table",
+    "ModelInfo": "cometnb._core.model_registry",
 }
 
 # The public submodules, imported on first use: ``import cometnb`` then

@@ -40,6 +40,9 @@ PUBLIC = {
     "PriceTable",
     "prices",
     "refresh_prices",
+    "models",
+    "ModelTable",
+    "ModelInfo",
 }
 
 

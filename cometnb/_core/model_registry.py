@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -37,6 +38,7 @@ __all__ = [
     "NO_INPUT_IMAGE",
     "OPTIONAL_FIELDS",
     "SHUTDOWN_DATES",
+    "WITHHELD_FORMAT",
     "EditCaps",
     "FlexibleSize",
     "ModelCaps",
@@ -51,7 +53,9 @@ __all__ = [
     "model_gone_message",
     "model_info",
     "nearest_flexible_size",
+    "offered_models",
     "pixel_problem",
+    "retired_message",
     "retired_note",
     "takes_fidelity",
 ]
@@ -197,6 +201,7 @@ OPTIONAL_FIELDS: tuple[str, ...] = (
     "output_compression",
     "background",
     "moderation",
+    "complexity",
     "stream",
     "partial_images",
     "user",
@@ -214,6 +219,7 @@ _CHOICES_ATTR: dict[str, str] = {
     "output_format": "output_formats",
     "background": "backgrounds",
     "moderation": "moderations",
+    "complexity": "complexities",
 }
 
 
@@ -308,6 +314,10 @@ class ModelCaps:
     output_formats: tuple[str, ...] = ()
     backgrounds: tuple[str, ...] = ()
     moderations: tuple[str, ...] = ()
+    complexities: tuple[str, ...] = ()
+    # Formats the API makes but cometnb refuses before sending, with the reason (SVG and GIF
+    # answers are not yet stored safely: a paid SVG must never be lost).
+    withheld_formats: tuple[str, ...] = ()
     max_prompt_chars: int | None = None
     streaming: bool = False
     fields: frozenset[str] = frozenset()
@@ -337,6 +347,7 @@ class ModelCaps:
 
 # Every field but dall-e's style / response_format and seedream's own.
 _GPT_FIELDS = frozenset(OPTIONAL_FIELDS) - {
+    "complexity",
     "style",
     "response_format",
     "watermark",
@@ -387,6 +398,28 @@ _GPT_IMAGE_2 = replace(
     ),
     size_rule=FlexibleSize(),
 )
+
+
+# GPT Image 2.5 and 2.6 (API_FACTS §10): gpt-image-2's size rule and fields, two more qualities;
+# 2.6 adds complexity and SVG / GIF output (withheld until cometnb stores those answers safely).
+_GPT_IMAGE_25 = replace(
+    _GPT_IMAGE_2,
+    name="gpt-image-2.5-flare",
+    qualities=("low", "medium", "high", "xhigh", "max", "auto"),
+)
+
+
+_GPT_IMAGE_26 = replace(
+    _GPT_IMAGE_25,
+    name="gpt-image-2.6-flare",
+    complexities=("low", "medium", "high"),
+    output_formats=("png", "jpeg", "webp", "gif", "svg"),
+    withheld_formats=("gif", "svg"),
+    fields=_GPT_FIELDS | {"complexity"},
+)
+
+
+WITHHELD_FORMAT = "cometnb does not yet store SVG/GIF answers safely; use png, jpeg or webp"
 
 
 _DALL_E_2 = ModelCaps(
@@ -445,7 +478,8 @@ _SEEDREAM = ModelCaps(
 
 def get_caps(model: str) -> ModelCaps | None:
     """The capabilities of ``model``, or ``None`` for an unknown model (generic checks only)."""
-    return CAPABILITIES.get(model)
+    info = model_info(model)
+    return info.generation if info is not None else None
 
 
 def _num(x: float) -> str:
@@ -519,7 +553,7 @@ _EDIT_PROVIDER = EditCaps(
 # --- the registry: one row per model ---------------------------------------------------------
 
 Status = Literal["live", "deprecated", "retired", "assumed"]
-Source = Literal["built-in", "catalog"]
+Source = Literal["built-in", "catalog", "family"]
 
 
 @dataclass(frozen=True)
@@ -572,7 +606,7 @@ class ModelInfo:
 
     def status_on(self, today: _dt.date) -> Status:
         """``live``, or ``deprecated`` / ``retired`` around the upstream shutdown date."""
-        if self.source == "catalog":
+        if self.source != "built-in":
             return "assumed"
         if self.retired_on is None:
             return "live"
@@ -597,6 +631,7 @@ def _row(
         generation=gen,
         edit=replace(edit, name=model),
         retired_on=retired_on,
+        replacement=_REPLACEMENT if retired_on is not None else None,
         listed=listed and generation is not None,
         price_id=model,
     )
@@ -606,6 +641,9 @@ def _row(
 _DALL_E_END = _dt.date(2026, 5, 12)
 _GPT_IMAGE_1_END = _dt.date(2026, 10, 23)
 _DEPRECATED_END = _dt.date(2026, 12, 1)
+# OpenAI's deprecations page names gpt-image-2.6-* as the successor; gpt-image-2 is the cheap one.
+_REPLACEMENT = "gpt-image-2 (or gpt-image-2.6-flare)"
+_GPT_IMAGE_25_SNAPSHOT = "2026-09-08"
 _SEEDREAM_IDS = (
     "doubao-seedream-4-0-250828",
     "doubao-seedream-4-5-251128",
@@ -616,6 +654,10 @@ _SEEDREAM_IDS = (
 # offer (gpt-image-2 first); aliases and edit-only models are valid ids but not in those lists.
 _ROWS: tuple[ModelInfo, ...] = (
     _row("gpt-image-2", _GPT_IMAGE_2, _EDIT_GPT),
+    _row("gpt-image-2.6-flare", _GPT_IMAGE_26, _EDIT_GPT),
+    _row("gpt-image-2.6-sunburst", _GPT_IMAGE_26, _EDIT_GPT),
+    _row("gpt-image-2.5-flare", _GPT_IMAGE_25, _EDIT_GPT),
+    _row("gpt-image-2.5-sunburst", _GPT_IMAGE_25, _EDIT_GPT),
     _row("gpt-image-1.5", _GPT_IMAGE, _EDIT_GPT_FIDELITY, retired_on=_DEPRECATED_END),
     _row("gpt-image-1", _GPT_IMAGE, _EDIT_GPT_FIDELITY, retired_on=_GPT_IMAGE_1_END),
     _row("gpt-image-1-mini", _GPT_IMAGE, _EDIT_GPT, retired_on=_DEPRECATED_END),
@@ -631,6 +673,12 @@ _ROWS: tuple[ModelInfo, ...] = (
     # Aliases in the SDK's model list. The dated snapshot is gpt-image-2. Which model
     # chatgpt-image-latest points at is not documented, so its size rule is unverified.
     _row("gpt-image-2-2026-04-21", _GPT_IMAGE_2, _EDIT_GPT, listed=False),
+    *(
+        _row(
+            f"gpt-image-2.5-{kind}-{_GPT_IMAGE_25_SNAPSHOT}", _GPT_IMAGE_25, _EDIT_GPT, listed=False
+        )
+        for kind in ("flare", "sunburst")
+    ),
     _row(
         "chatgpt-image-latest",
         replace(_GPT_IMAGE, unverified=frozenset({"size"})),
@@ -659,14 +707,51 @@ SHUTDOWN_DATES: dict[str, _dt.date] = {
 }
 
 
+# A later GPT Image 2.N id (gpt-image-2.7-flare, gpt-image-2.8-sunburst-2027-03-01) that the
+# catalog or /v1/models reports: it takes its family's newest rules, marked ``assumed``.
+_GPT_IMAGE_2_FAMILY = re.compile(r"gpt-image-2\.(\d+)-[a-z]+(?:-\d{4}-\d{2}-\d{2})?")
+_FAMILY_BASE = "gpt-image-2.6-flare"
+
+
+def _family_row(model: str) -> ModelInfo | None:
+    match = _GPT_IMAGE_2_FAMILY.fullmatch(model)
+    if match is None or int(match.group(1)) <= 6:
+        return None
+    base = MODELS[_FAMILY_BASE]
+    row = _row(model, base.generation, base.edit, listed=False)
+    return replace(row, source="family", price_id=_FAMILY_BASE)
+
+
+def offered_models(today: _dt.date | None = None) -> tuple[str, ...]:
+    """The listed models in the order a chooser offers them: live ones first, then those
+    shut down upstream (still valid ids: CometAPI's routing of them is unverified).
+
+    Example::
+
+        >>> offered_models(_dt.date(2026, 12, 5))[-2:]
+        ('dall-e-3', 'dall-e-2')
+    """
+    day = today or _dt.date.today()
+    return tuple(sorted(KNOWN_MODELS, key=lambda m: MODELS[m].status_on(day) != "live"))
+
+
 def model_info(model: str) -> ModelInfo | None:
-    """The registry's row for ``model``; ``None`` for an id cometnb does not know."""
-    return MODELS.get(model)
+    """The registry's row for ``model``; ``None`` for an id cometnb does not know.
+
+    A later ``gpt-image-2.N-*`` id gets its family's rules, status ``assumed``.
+
+    Example::
+
+        >>> model_info("gpt-image-2.7-flare").status, model_info("gpt-image-9") is None
+        ('assumed', True)
+    """
+    return MODELS.get(model) or _family_row(model)
 
 
 def get_edit_caps(model: str) -> EditCaps | None:
     """How ``model`` takes input images; ``None`` for an unknown model (generic checks)."""
-    return EDIT_CAPABILITIES.get(model)
+    info = model_info(model)
+    return info.edit if info is not None else None
 
 
 def edit_route(model: str) -> Route:
@@ -707,6 +792,21 @@ def retired_note(model: str, today: _dt.date | None = None) -> str | None:
     if date <= (today or _dt.date.today()):
         return f"retired upstream (OpenAI shut it down on {date.isoformat()})"
     return f"deprecated upstream (OpenAI shuts it down on {date.isoformat()})"
+
+
+def retired_message(model: str) -> str | None:
+    """The one line for a model shut down upstream (``None`` for any other), whatever the date
+    today: requests still go out (API_FACTS §9), this explains the error that comes back.
+
+    Example::
+
+        >>> retired_message("gpt-image-1-mini")
+        'gpt-image-1-mini was shut down on 2026-12-01; use gpt-image-2 (or gpt-image-2.6-flare)'
+    """
+    info = MODELS.get(model)
+    if info is None or info.retired_on is None:
+        return None
+    return f"{model} was shut down on {info.retired_on.isoformat()}; use {info.replacement}"
 
 
 def is_model_gone(status: int | None, code: str | None, message: str | None) -> bool:
@@ -760,11 +860,14 @@ def model_gone_message(
 
         >>> model_gone_message("dall-e-3", ["gpt-image-2", "qwen-image"],
         ...                    today=_dt.date(2026, 6, 1))  # doctest: +NORMALIZE_WHITESPACE
-        'The API does not serve dall-e-3: it is retired upstream (OpenAI shut it down on
-        2026-05-12). Image models the API lists now: gpt-image-2, qwen-image.'
+        'dall-e-3 was shut down on 2026-05-12; use gpt-image-2 (or gpt-image-2.6-flare). Image
+        models the API lists now: gpt-image-2, qwen-image.'
     """
     note = retired_note(model, today)
-    head = f"The API does not serve {model}" + (f": it is {note}." if note else ".")
+    if _is_gone(model, today):
+        head = f"{retired_message(model)}."  # the one line (API_FACTS §9), then what is served
+    else:
+        head = f"The API does not serve {model}" + (f": it is {note}." if note else ".")
     live = [m for m in (available or ()) if m != model]
     hint = _suggest_current(model, live or list(known), today)
     if available is None:

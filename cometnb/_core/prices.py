@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from cometnb._core.billing import status_may_be_billed
 from cometnb._core.errors import ValidationError
+from cometnb._core.model_registry import model_info
 
 __all__ = [
     "BUILTIN_PATH",
@@ -49,6 +50,7 @@ __all__ = [
     "from_nanos",
     "generation_cost",
     "gpt_image_2_tokens",
+    "image_price",
     "image_tokens",
     "kind",
     "load_table",
@@ -283,7 +285,7 @@ CATALOG_DIR = "prices"  # below the history folder: catalogs kept by refresh_pri
 Billing = Literal["tokens", "per_image"]
 
 
-_RATES = ("text_in", "image_in", "image_out", "text_out")
+_RATES = ("text_in", "image_in", "image_out", "text_out", "text_in_cached", "image_in_cached")
 
 
 _PER_M = 1_000_000
@@ -303,6 +305,10 @@ class ModelPrice:
     image_in: float | None = None
     image_out: float | None = None
     text_out: float | None = None
+    # Cached-input rates (GPT Image 2.5 / 2.6): kept as data; usage does not report cached
+    # tokens apart yet, so costs use the full input rates (never below the real figure).
+    text_in_cached: float | None = None
+    image_in_cached: float | None = None
     billing: Billing = "tokens"
     per_image: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     output_tokens: str | None = None
@@ -357,8 +363,11 @@ class PriceTable:
         return f"{self.origin} {self.date}"
 
     def get(self, model: str) -> ModelPrice | None:
-        """The prices of ``model`` (aliases followed), or ``None`` when it has none."""
+        """The prices of ``model`` (aliases followed, then the registry's family rule: a later
+        ``gpt-image-2.N-*`` id is priced like its family), or ``None`` when it has none."""
         found = self.models.get(model) or self.models.get(self.aliases.get(model, ""))
+        if found is None and (info := model_info(model)) is not None:
+            found = self.models.get(info.price_id)
         return found if found is not None and found.priced else None
 
     def extra(self, name: str, default: float = 0.0) -> float:
@@ -840,6 +849,11 @@ _FORMULA_FACTOR = {"low": 16, "medium": 48, "high": 96}
 _STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536")
 
 
+# Qualities whose token counts are not published (GPT Image 2.5 / 2.6): estimated as high x
+# the table's unpublished_quality_factor, an upper bound no smaller than high.
+UNPUBLISHED_QUALITIES = ("xhigh", "max")
+
+
 _QUALITY_ORDER = ("low", "standard", "medium", "high", "hd")
 
 
@@ -921,6 +935,8 @@ def _max_tokens(
             for s in _sizes_to_price(size, price, _STANDARD_SIZES):
                 w, h = (int(x) for x in s.split("x"))
                 best = max(best, gpt_image_2_tokens(w, h, q))
+        if quality in UNPUBLISHED_QUALITIES:
+            best = math.ceil(best * max(1.0, table.extra("unpublished_quality_factor", 1.0)))
         return best
     grid = table.token_tables.get(price.output_tokens or "")
     if not grid:
@@ -981,7 +997,7 @@ def estimate_body(body: Mapping[str, Any], table: PriceTable | None = None) -> C
     if body.get("input_fidelity") == "high":
         image_in += inputs * int(table.extra("input_fidelity_high_tokens"))
     usd = _rate(price.text_in) * text_in + _rate(price.image_in) * image_in
-    bound = " (upper bound: auto)" if _upper(size, quality, price) else ""
+    bound = _bound_note(price, table, size, quality)
     if price.billing == "per_image":
         each = _per_image(price, table, size, quality)
         usd += each * n
@@ -994,6 +1010,44 @@ def estimate_body(body: Mapping[str, Any], table: PriceTable | None = None) -> C
         usd += _rate(price.image_out) * out
         basis = f"{out} image tokens out, {text_in + image_in} in{bound}"
     return Cost(usd, True, basis, table.label)
+
+
+def _bound_note(price: ModelPrice, table: PriceTable, size: str | None, quality: str | None) -> str:
+    """`` (upper bound: …)`` when the figure is a bound rather than the price, else ``""``."""
+    if quality in UNPUBLISHED_QUALITIES and price.output_tokens == _FORMULA:
+        factor = _num_text(max(1.0, table.extra("unpublished_quality_factor", 1.0)))
+        return f" (upper bound: {quality} token counts are not published; high × {factor})"
+    return " (upper bound: auto)" if _upper(size, quality, price) else ""
+
+
+def image_price(
+    model: str, quality: str | None, size: str = "1024x1024", table: PriceTable | None = None
+) -> Cost:
+    """What one output image of ``model`` costs at ``quality`` and ``size`` (no prompt, no
+    inputs): the figure a model list shows. Unknown prices give an unknown cost, never $0.
+
+    Example::
+
+        >>> image_price("gpt-image-2", "high").label
+        '≈ $0.21'
+    """
+    table = table or active_table()
+    price = table.get(model)
+    if price is None:
+        return Cost(None, True, f"no price for {model}", table.label)
+    bound = _bound_note(price, table, size, quality)
+    if price.billing == "per_image":
+        each = _per_image(price, table, size, quality)
+        return Cost(each, True, f"{format_usd(each)} per image{bound}", table.label)
+    tokens = _max_tokens(price, table, size, quality)
+    if tokens is None:
+        return Cost(None, True, f"no token count for {model} images", table.label)
+    usd = _rate(price.image_out) * tokens
+    return Cost(usd, True, f"{tokens} image tokens out{bound}", table.label)
+
+
+def _num_text(x: float) -> str:
+    return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
 def estimate(request: Any, table: PriceTable | None = None) -> Cost:

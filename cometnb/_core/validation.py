@@ -27,6 +27,7 @@ from cometnb._core.model_registry import (
     KNOWN_MODELS,
     MODELS,
     OPTIONAL_FIELDS,
+    WITHHELD_FORMAT,
     EditCaps,
     ModelCaps,
     Requires,
@@ -156,6 +157,8 @@ def _check_field(name: str, value: Any, caps: ModelCaps | None) -> None:
         # A closed list says more than a syntax check: show the list even for 'big' or 5.
         if value not in allowed:
             _fail(f"{caps.name} accepts {name} {_one_of(allowed)}; got {_show(value)}", name)
+        if name == "output_format" and value in caps.withheld_formats:
+            _fail(f"output_format {_show(value)} on {caps.name}: {WITHHELD_FORMAT}", name)
         return
     generic = _GENERIC.get(name) or (_KNOWN_TYPES.get(name) if caps else None)
     problem = generic(name, value) if generic else _json_problem(name, value)

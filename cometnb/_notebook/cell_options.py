@@ -68,6 +68,7 @@ _SCALAR_FIELDS: dict[str, str] = {
     "style": "style",
     "response_format": "response_format",
     "moderation": "moderation",
+    "complexity": "complexity",
 }
 
 # What to use instead of ``--param KEY=…`` for fields that have their own place.
@@ -305,7 +306,7 @@ def _check_budget(value: float | None) -> float | None:
 # magic turned its own expansion off (so --image {photo} arrives as a name, not as str(photo)).
 _TEXT_OPTIONS = (
     "model", "size", "quality", "format", "background", "style", "response_format",
-    "moderation", "out", "fidelity",
+    "moderation", "complexity", "out", "fidelity",
 )  # fmt: skip
 _LIST_OPTIONS = ("param", "tag")
 

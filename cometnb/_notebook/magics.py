@@ -100,7 +100,7 @@ class CometImg(Magics, Configurable):
     Example::
 
         %load_ext cometnb
-        %config CometImg.model = "gpt-image-1-mini"
+        %config CometImg.model = "gpt-image-2.6-flare"
 
         %%cometimg -s 1024x1024,1536x1024 -q low,high -o shots
         a lighthouse at dusk, {style}
@@ -233,7 +233,11 @@ class CometImg(Magics, Configurable):
     @magic_arguments()
     @argument("-m", "--model", help="model, or a comma list for a grid (default CometImg.model)")
     @argument("-s", "--size", help="size (e.g. 1024x1024, auto), or a comma list")
-    @argument("-q", "--quality", help="quality (low, medium, high, auto, standard, hd), or a list")
+    @argument(
+        "-q",
+        "--quality",
+        help="quality (low, medium, high, xhigh, max, auto, standard, hd), or a list",
+    )
     @argument("-n", type=int, help="number of images per request")
     @argument("-f", "--format", help="output_format: png, jpeg, webp (or a comma list)")
     @argument("--compression", type=int, help="output_compression 0-100 (jpeg/webp)")
@@ -241,6 +245,7 @@ class CometImg(Magics, Configurable):
     @argument("--style", help="style: vivid or natural (dall-e-3)")
     @argument("--response-format", help="response_format: url or b64_json (dall-e models)")
     @argument("--moderation", help="moderation: low or auto")
+    @argument("--complexity", help="complexity: low, medium or high (gpt-image-2.6-*)")
     @argument("--partial", type=int, metavar="K", help="stream with K partial previews (0-3)")
     @argument(
         "--param",

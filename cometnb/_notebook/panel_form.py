@@ -221,7 +221,7 @@ class RequestForm:
         self.prompt = PromptArea(placeholder="Describe the image…  (Shift+Enter: Generate)", rows=3)
         self.model = W.Combobox(
             value=_settings.active().model,
-            options=list(caps_mod.KNOWN_MODELS),
+            options=list(caps_mod.offered_models()),  # live first; a retired one says so
             placeholder="model name",
             ensure_option=False,
         )
@@ -556,11 +556,13 @@ class LiveValidation:
 
     def _hint_model_typo(self) -> None:
         """A model name close to a known one is flagged (not refused: CometAPI adds models)."""
-        from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+        from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS, retired_message
         from cometnb._core.text import model_typo_warning
 
         model = str(self.form.model.value).strip()
         warning = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)
+        if model in CAPABILITIES and caps_mod.MODELS[model].status == "retired":
+            warning = f"{retired_message(model)} (still sent: CometAPI may route it)"
         if warning:
             self.form.show_hint("model", warning)
 

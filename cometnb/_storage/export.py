@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from cometnb._core.dataframes import frame_by_id
 from cometnb._core.errors import CometError, ValidationError
 from cometnb._core.provenance import labelled_copy
 from cometnb._storage import files as _files
@@ -195,13 +196,4 @@ def _row(rec: Record) -> dict[str, Any]:
 
 def to_dataframe(records: Sequence[Record]) -> pd.DataFrame:
     """A pandas DataFrame, one row per record, indexed by record id."""
-    try:
-        import pandas as pd
-    except ImportError:
-        raise CometError(
-            "to_dataframe() needs pandas, which is not installed",
-            hint="Install it with: pip install cometnb[pandas]",
-        ) from None
-    frame = pd.DataFrame([_row(r) for r in records], columns=list(_COLUMNS))
-    indexed: pd.DataFrame = frame.set_index("id", drop=False)
-    return indexed
+    return frame_by_id([_row(r) for r in records], _COLUMNS)

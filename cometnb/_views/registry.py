@@ -8,6 +8,7 @@ from cometnb._views.cards import generation_html, image_html, record_html
 from cometnb._views.gallery import gallery_html
 from cometnb._views.grid import grid_html
 from cometnb._views.history import compare_html, history_html
+from cometnb._views.model_table import models_html
 
 __all__ = ["install"]
 
@@ -21,3 +22,4 @@ def install() -> None:
     register_view("history", history_html)
     register_view("compare", compare_html)
     register_view("gallery", gallery_html)
+    register_view("models", models_html)

@@ -72,6 +72,9 @@ class SimServer:
     headers (:mod:`cometnb.sim.ratelimit`). ``sign_c2pa=True`` (or ``$COMETNB_SIM_C2PA=1``)
     signs every final image with Content Credentials from a throwaway CA
     (:mod:`cometnb.sim.signing`; needs ``cometnb[c2pa]``); off by default.
+    ``retired_gone=True`` (or setting :attr:`retired_gone` later) answers a model the registry
+    marks shut down upstream with 404 ``model_not_found`` in OpenAI's error shape, as OpenAI
+    does after a shutdown; off by default, since CometAPI's routing of them is unverified.
 
     Example::
 
@@ -101,6 +104,7 @@ class SimServer:
         image_burst: float | None = None,
         ratelimit_headers: bool = False,
         sign_c2pa: bool | None = None,
+        retired_gone: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -120,8 +124,18 @@ class SimServer:
             # Off unless asked (``sign_c2pa=True``, ``--c2pa`` or $COMETNB_SIM_C2PA=1).
             signer=SimSigner() if signing_wanted(sign_c2pa) else None,
         )
+        self._state.retired_gone = retired_gone
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def retired_gone(self) -> bool:
+        """Whether retired model ids are answered with 404 ``model_not_found``."""
+        return self._state.retired_gone
+
+    @retired_gone.setter
+    def retired_gone(self, value: bool) -> None:
+        self._state.retired_gone = value
 
     def __repr__(self) -> str:
         where = self.base_url if self._httpd else "not started"

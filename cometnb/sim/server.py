@@ -420,6 +420,10 @@ class SimHandler(SimHandlerBase):
             self._send(400, error_body(message, "invalid_request_error"))
             return None
         model = body.get("model")
+        if isinstance(model, str) and self.state.gone(model):
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            self._send(404, error_body(message, "invalid_request_error", None, "model_not_found"))
+            return None
         served = isinstance(model, str) and self.state.serves(model, edits=self._on_edits)
         if isinstance(model, str) and model.strip() and not served:
             message = f"model {model} is not available: no channel serves it"

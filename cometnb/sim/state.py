@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cometnb._core.model_registry import CAPABILITIES, EDIT_CAPABILITIES, get_caps
+from cometnb._core.model_registry import CAPABILITIES, EDIT_CAPABILITIES, get_caps, model_info
 from cometnb.sim.faults import Fault
 from cometnb.sim.images import ImageCache, shared_cache
 from cometnb.sim.ratelimit import Admission, RateLimiter
@@ -69,6 +69,7 @@ class SimState:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
         self.latency = latency
+        self.retired_gone = False  # answer retired ids with 404 model_not_found (SimServer)
         self.extra_output_tokens = 0  # billed per image above the real counts (tests)
         self.url_ttl = url_ttl
         self.api_key = api_key
@@ -100,6 +101,11 @@ class SimState:
         if model in EDIT_ONLY and not edits:
             return False
         return model in self.models or model.startswith(self.model_prefixes)
+
+    def gone(self, model: str) -> bool:
+        """True when :attr:`retired_gone` is on and the registry marks ``model`` retired."""
+        info = model_info(model) if self.retired_gone else None
+        return info is not None and info.status == "retired"
 
     @staticmethod
     def family(model: str) -> str:

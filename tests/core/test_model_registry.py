@@ -69,7 +69,10 @@ def test_status_follows_the_shutdown_date(model: str, day: dt.date, status: str)
 
 def test_the_retired_message_reads_the_row() -> None:
     line = model_gone_message("dall-e-3", ["gpt-image-2"], today=dt.date(2026, 6, 1))
-    assert "OpenAI shut it down on 2026-05-12" in line
+    assert line.startswith("dall-e-3 was shut down on 2026-05-12; use gpt-image-2 (or gpt-image")
+    # Before the date the row is deprecated: the line says when it shuts down.
+    early = model_gone_message("gpt-image-1-mini", None, today=dt.date(2026, 11, 1))
+    assert "OpenAI shuts it down on 2026-12-01" in early
 
 
 def test_every_row_links_to_its_prices_or_is_known_unpriced() -> None:

@@ -53,7 +53,9 @@ def test_model_gone_message_lists_the_image_models_served_now() -> None:
     available = model_registry.image_model_ids(ids)
     assert available == ["doubao-seedream-4-0", "gpt-image-2", "qwen-image"]
     text = model_registry.model_gone_message("dall-e-3", available, today=dt.date(2026, 12, 2))
-    assert text.startswith("The API does not serve dall-e-3: it is retired upstream")
+    assert text.startswith(
+        "dall-e-3 was shut down on 2026-05-12; use gpt-image-2 (or gpt-image-2.6-flare). "
+    )
     assert "gpt-image-2, qwen-image" in text and "gpt-4o" not in text
     listed = model_registry.model_gone_message(
         "x", ["dall-e-2", "gpt-image-2"], today=dt.date(2026, 6, 1)

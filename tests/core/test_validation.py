@@ -20,7 +20,12 @@ from cometnb._core.validation import validate_request
 GPT_FIXED = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
 GPT_ALL = ("gpt-image-2", *GPT_FIXED)
 DALL_E = ("dall-e-2", "dall-e-3")
-ALIASES = ("gpt-image-2-2026-04-21", "chatgpt-image-latest")
+ALIASES = (
+    "gpt-image-2-2026-04-21",
+    "chatgpt-image-latest",
+    "gpt-image-2.5-flare-2026-09-08",
+    "gpt-image-2.5-sunburst-2026-09-08",
+)
 UNKNOWN = "brand-new-model-9"
 SEEDREAM = (
     "doubao-seedream-4-0-250828",
@@ -46,6 +51,10 @@ def accept(model: str, fields: dict[str, Any], prompt: Any = "a lighthouse") -> 
 def test_known_models_in_display_order() -> None:
     assert (
         "gpt-image-2",
+        "gpt-image-2.6-flare",
+        "gpt-image-2.6-sunburst",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-sunburst",
         "gpt-image-1.5",
         "gpt-image-1",
         "gpt-image-1-mini",

@@ -57,8 +57,7 @@ def test_a_retired_model_is_named_as_retired(magic_shell: Any, sim: Any) -> None
     sim.fault("http", status=404, body={"error": error})
     result = magic_shell.run_cell("%%cometimg -m dall-e-3 --no-display\na fox")
     text = str(result.error_in_exec)
-    assert "The API does not serve dall-e-3: it is retired upstream" in text
-    assert "2026-05-12" in text
+    assert "dall-e-3 was shut down on 2026-05-12; use gpt-image-2 (or gpt-image-2.6-flare)" in text
 
 
 def test_without_a_key_the_error_says_how_to_try_the_simulator(keyless_shell: Any) -> None:

@@ -112,9 +112,10 @@ def test_panel_is_a_vbox_with_stable_css_classes(p: Panel) -> None:
 
 
 def test_model_choices_list_known_models_and_allow_free_entry(form: RequestForm) -> None:
-    from cometnb._core.model_registry import KNOWN_MODELS
+    from cometnb._core.model_registry import KNOWN_MODELS, offered_models
 
-    assert tuple(form.model.options) == KNOWN_MODELS
+    assert tuple(form.model.options) == offered_models()
+    assert sorted(form.model.options) == sorted(KNOWN_MODELS)
     assert form.model.value == _settings.active().model
     assert form.model.ensure_option is False
 
@@ -271,6 +272,24 @@ def test_a_typo_hint_widens_its_field_like_an_error(p: Panel) -> None:
     p.model.value = "gpt-image-2"
     assert p.form.error_for("model") == ""
     assert (box.width, box.min_width, box.max_width) == ("190px", None, None)
+
+
+def test_models_offered_live_first_and_a_retired_one_says_so(p: Panel, live: SimServer) -> None:
+    from cometnb._core.model_registry import MODELS, SHUTDOWN_DATES, retired_message
+
+    options = list(p.model.options)
+    statuses = [MODELS[m].status for m in options]
+    first_gone = statuses.index("retired")
+    assert all(s == "live" for s in statuses[:first_gone])
+    assert all(s != "live" for s in statuses[first_gone:])
+    assert options[:3] == ["gpt-image-2", "gpt-image-2.6-flare", "gpt-image-2.6-sunburst"]
+    for model in sorted(SHUTDOWN_DATES.keys() & set(options)):
+        p.model.value = model
+        assert (retired_message(model) or "?") in p.form.error_for("model")
+        assert not p.generate_button.disabled  # still sent: a hint, not a refusal
+    p.model.value = "gpt-image-2.6-flare"
+    assert p.form.error_for("model") == ""
+    assert live.request_count == 0
 
 
 def test_cross_field_rule_is_shown_on_the_triggering_control(p: Panel, live: SimServer) -> None:
