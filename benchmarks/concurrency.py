@@ -42,7 +42,7 @@ GRID_SIZES = "1024x1024,1536x1024,1024x1536,auto"
 
 
 def run() -> Result:
-    client_mod = need("cometnb._client.clients")
+    client_mod = need("cometnb._client.client")
     history_mod = need("cometnb.history")
     models = need("cometnb._core.generations")
     result = Result(TITLE)

@@ -35,7 +35,7 @@ GOAL_BYTES = 150e6
 
 
 def run() -> Result:
-    need("cometnb._client.clients")
+    need("cometnb._client.client")
     need("cometnb.history")
     result = Result(TITLE)
     with simulator() as sim, workdir("memory-") as tmp:
@@ -72,7 +72,7 @@ def run() -> Result:
 def _worker(args: dict[str, Any]) -> dict[str, Any]:
     import time
 
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb._core.generations import ImageRequest
     from cometnb.history import History
 

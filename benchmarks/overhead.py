@@ -59,7 +59,7 @@ FSYNC_CALLS = "fsync calls"
 
 
 def run() -> Result:
-    client_mod = need("cometnb._client.clients")
+    client_mod = need("cometnb._client.client")
     history_mod = need("cometnb.history")
     cards = need("cometnb._views.cards")
     import httpx

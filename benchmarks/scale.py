@@ -27,7 +27,7 @@ MODEL, SIZE = "gpt-image-2", "816x816"
 
 
 def run() -> Result:
-    client_mod = need("cometnb._client.clients")
+    client_mod = need("cometnb._client.client")
     history_mod = need("cometnb.history")
     models = need("cometnb._core.generations")
     result = Result(TITLE)

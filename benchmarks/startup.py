@@ -39,7 +39,7 @@ print(json.dumps(elapsed))
 FIRST_USE = """
 import time, json
 t = time.perf_counter()
-import cometnb._client.clients, cometnb.history
+import cometnb._client.client, cometnb.history
 print(json.dumps(time.perf_counter() - t))
 """
 

@@ -19,8 +19,8 @@ from cometnb._version import __version__
 if TYPE_CHECKING:
     from cometnb._client.batch import Batch
     from cometnb._client.batch_run import batch
-    from cometnb._client.clients import AsyncClient, Client
-    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._client.client import AsyncClient, Client
+    from cometnb._client.lookups import refresh_prices
     from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.edit_inputs import mask
     from cometnb._core.errors import (
@@ -82,8 +82,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Client": "cometnb._client.clients",
-    "AsyncClient": "cometnb._client.clients",
+    "Client": "cometnb._client.client",
+    "AsyncClient": "cometnb._client.client",
     "batch": "cometnb._client.batch_run",
     "Batch": "cometnb._client.batch",
     "CometError": "cometnb._core.errors",
@@ -110,7 +110,7 @@ _LAZY = {
     "Cost": "cometnb._core.prices",
     "PriceTable": "cometnb._core.prices",
     "prices": "cometnb._core.prices",
-    "refresh_prices": "cometnb._client.price_refresh",
+    "refresh_prices": "cometnb._client.lookups",
 }
 
 # The public submodules, imported on first use: ``import cometnb`` then
@@ -152,7 +152,7 @@ def _history_at(path: Any) -> Any:
 
 
 def _default_runner(history: Any) -> Any:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     return Client(history=history)
 

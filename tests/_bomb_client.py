@@ -66,13 +66,13 @@ def side_fetch(kind: str, base_url: str, folder: str) -> dict[str, object]:
     outcome: dict[str, object] = {}
     try:
         if kind == "models":
-            from cometnb._client.model_list import served_image_models
+            from cometnb._client.lookups import served_image_models
 
             outcome["models"] = served_image_models(
                 base_url, "sk-cometnb-test-7f3a9c2e51d04b86a1e0"
             )
         else:
-            from cometnb._client.price_refresh import refresh_prices
+            from cometnb._client.lookups import refresh_prices
 
             refresh_prices(base_url, folder)
     except CometError as exc:
@@ -89,7 +89,7 @@ def main() -> None:
     if "fetch" in spec:
         print(json.dumps(side_fetch(spec["fetch"], base_url, folder)))
         return
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.errors import CometError
     from cometnb.history import History

@@ -17,7 +17,7 @@ from typing import Any
 
 def main() -> None:
     base_url, folder, point, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb._storage import files, index, repair
     from cometnb.history import History
 

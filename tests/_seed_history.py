@@ -84,6 +84,7 @@ def seed(path: str | Path, count: int = 60) -> list[str]:
     the typo'd model and failed, every 5th success (from the 10th on) is an edit of the
     newest gpt-image success before it (so chains form), the rest succeeded.
     """
+    from cometnb._core.billing import BillingRisk
     from cometnb._core.errors import CancelledError
     from cometnb._core.generations import ApiImage, ApiResult
     from cometnb._storage.folder import History
@@ -107,7 +108,7 @@ def seed(path: str | Path, count: int = 60) -> list[str]:
             )
         elif i % 11 == 10:
             unsent = CancelledError("Cancelled before the request was sent: nothing was billed.")
-            unsent.may_be_billed = False
+            unsent.billing = BillingRisk.NOT_SENT
             rec = hist.record_failure(
                 body,
                 unsent,

@@ -22,7 +22,7 @@ from cometnb._core import settings as _settings
 from cometnb._core.session import Session
 
 if TYPE_CHECKING:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
     from cometnb.sim import SimServer
 
@@ -104,7 +104,7 @@ def hist(history_dir: Path) -> History:
 @pytest.fixture
 def client(sim: SimServer, hist: History) -> Iterator[Client]:
     """A client wired to the simulator and a temp history, with short retry waits."""
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     c = Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist)
     try:

@@ -20,7 +20,7 @@ from _faults import assert_clean, assert_short_error
 from conftest import FAKE_KEY
 
 if TYPE_CHECKING:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
     from cometnb.sim import SimServer
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._core.edit_inputs import MAX_INPUT_BYTES, resolve_source
 from cometnb._core.errors import ValidationError
 from cometnb.sim import SimServer

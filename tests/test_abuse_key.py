@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._core.errors import CometError, ResponseError, ValidationError
 from cometnb._core.secret import Secret
 from cometnb.history import History
@@ -153,7 +153,7 @@ def test_sigint_while_waiting_on_the_socket_has_no_key(
 def test_async_failure_traceback_has_no_key(sim: SimServer, tmp_path: Path) -> None:
     import asyncio
 
-    from cometnb._client.clients import AsyncClient
+    from cometnb._client.client import AsyncClient
 
     sim.fault("500")
 

@@ -16,7 +16,7 @@ from conftest import FAKE_KEY
 from test_faults_disk import _fill, _seed, tmpfs
 
 from cometnb._client.batch_run import batch
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._core.errors import APIError, AuthenticationError, CometError, ValidationError
 from cometnb._core.secret import MIN_KEY_CHARS
 from cometnb.history import History
@@ -201,7 +201,7 @@ def test_kill_9_during_a_post_leaves_a_may_be_billed_entry(
         else "c.generate_many([{'prompt': 'a lighthouse', 'model': 'gpt-image-1-mini'}])"
     )
     script = (
-        "from cometnb._client.clients import Client\n"
+        "from cometnb._client.client import Client\n"
         "from cometnb.history import History\n"
         f"c = Client(api_key={FAKE_KEY!r}, base_url={sim.base_url!r}, "
         f"history=History({str(folder)!r}))\n"

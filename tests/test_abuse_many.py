@@ -28,7 +28,7 @@ MODEL = "gpt-image-1-mini"
 
 
 def _client(sim: SimServer, hist: History) -> Any:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist)
 

@@ -126,7 +126,7 @@ def test_image_over_the_pixel_cap_is_a_recorded_response_error(
 
 
 def test_a_stream_of_many_small_events_is_capped_in_total() -> None:
-    from cometnb._client.capped import Budget, LineSplitter
+    from cometnb._client.http import Budget, LineSplitter
     from cometnb._core.byte_limits import MB
     from cometnb._core.errors import ResponseError
 

@@ -21,7 +21,7 @@ MODEL = "gpt-image-1-mini"
 
 
 def _client(sim: SimServer, hist: History, **kwargs: Any) -> Any:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist, **kwargs)
 
@@ -46,7 +46,7 @@ def test_unstorable_tag_is_refused_before_sending(sim: SimServer, hist: History,
 def test_async_client_refuses_an_unstorable_tag(sim: SimServer, hist: History) -> None:
     import asyncio
 
-    from cometnb._client.clients import AsyncClient
+    from cometnb._client.client import AsyncClient
 
     async def main() -> None:
         async with AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
@@ -217,7 +217,7 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
 
     import httpx
 
-    from cometnb._client.fetch import download
+    from cometnb._client.http import download
     from cometnb._core.byte_limits import ByteLimits
 
     png = base64.b64decode(_png_b64())
@@ -241,7 +241,7 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
 def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[str]) -> None:
     import httpx
 
-    from cometnb._client.fetch import download
+    from cometnb._client.http import download
     from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.errors import ResponseError
 

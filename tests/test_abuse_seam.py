@@ -90,8 +90,7 @@ def test_nested_gzip_is_refused_with_bounded_memory(
 
 @pytest.mark.parametrize("encoding", ["br", "gzip, deflate", "zstd", "gzip,identity,gzip"])
 def test_unknown_or_stacked_encodings_are_one_short_error(encoding: str) -> None:
-    from cometnb._client.capped import Budget
-    from cometnb._client.http import read_body
+    from cometnb._client.http import Budget, read_body
 
     response = httpx.Response(200, headers={"Content-Encoding": encoding}, stream=_Stream([b"x"]))
     with pytest.raises(ResponseError, match="decodes one layer of gzip or deflate only"):
@@ -101,8 +100,7 @@ def test_unknown_or_stacked_encodings_are_one_short_error(encoding: str) -> None
 def test_one_known_layer_is_decoded_a_step_at_a_time() -> None:
     import zlib
 
-    from cometnb._client.capped import Budget
-    from cometnb._client.http import DECODE_STEP, read_body
+    from cometnb._client.http import DECODE_STEP, Budget, read_body
 
     text = json.dumps({"data": ["x" * 300_000]}).encode()
     for encoding, packed in [
@@ -169,7 +167,7 @@ def test_one_byte_chunks_cost_one_byte_each(tmp_path: Path) -> None:
 import base64, json, httpx, sys
 sys.path.insert(0, {str(HERE)!r})
 from _bomb_client import peak_rss_mb
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb.history import History
 
 png = {_tiny_png_b64()!r}
@@ -229,8 +227,7 @@ def test_failures_at_n10_hold_nothing_once_returned(server: HostileServer, tmp_p
 
 
 def test_a_failed_read_keeps_no_buffer_in_its_traceback() -> None:
-    from cometnb._client.capped import Budget
-    from cometnb._client.http import read_body
+    from cometnb._client.http import Budget, read_body
 
     response = httpx.Response(
         200, headers={"Content-Encoding": "gzip"}, stream=_Stream([gzip_bomb(16)])
@@ -261,7 +258,7 @@ def _model_gone() -> APIError:
 def test_interrupt_during_the_model_lookup_leaves_no_key_in_any_local(
     server: HostileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cometnb._client.model_list import explain_missing_model
+    from cometnb._client.lookups import explain_missing_model
     from cometnb._core import settings as _settings
 
     if threading.current_thread() is not threading.main_thread():

@@ -63,7 +63,7 @@ def test_too_short_session_key_is_refused_with_a_message() -> None:
 def test_key_echoed_in_a_successful_reply_is_redacted_everywhere_shown(
     sim: SimServer, hist: History
 ) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     body = {
         "created": 1,
@@ -83,7 +83,7 @@ def test_key_echoed_in_a_successful_reply_is_redacted_everywhere_shown(
 
 
 def test_python_api_refuses_a_prompt_holding_the_key(sim: SimServer, hist: History) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
         with pytest.raises(ValidationError, match="API key") as info:
@@ -204,10 +204,13 @@ def test_crafted_image_path_outside_the_history_is_refused_everywhere(
 
 def test_retry_after_beyond_today_names_the_date() -> None:
     from cometnb._client.retry import Failure, RetryPolicy
+    from cometnb._core.billing import BillingRisk
 
     policy = RetryPolicy(max_retries=2)
     error = CometError("rate limited")
-    decision = policy.decide(Failure(error, "safe", "HTTP 429", retry_after=999999), 0, 0)
+    decision = policy.decide(
+        Failure(error, BillingRisk.RATE_LIMITED, "HTTP 429", retry_after=999999), 0, 0
+    )
     assert decision.wait_s is None and decision.hint is not None
     when = time.localtime(time.time() + 999999)
     assert time.strftime("%Y-%m-%d", when) in decision.hint
@@ -233,7 +236,7 @@ def test_retry_after_beyond_today_names_the_date() -> None:
     ],
 )
 def test_download_to_private_or_odd_url_is_refused(sim: SimServer, hist: History, url: str) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     sim.fault("http", status=200, body={"created": 1, "data": [{"url": url}]})
     with (
@@ -246,7 +249,7 @@ def test_download_to_private_or_odd_url_is_refused(sim: SimServer, hist: History
 
 
 def test_loopback_download_is_refused_when_the_api_is_not_on_loopback() -> None:
-    from cometnb._client.fetch_guard import check_image_url
+    from cometnb._client.http import check_image_url
 
     with pytest.raises(ResponseError, match="loopback"):
         check_image_url("http://127.0.0.1:9/x.png", allow_loopback=False)
@@ -258,7 +261,7 @@ def test_loopback_download_is_refused_when_the_api_is_not_on_loopback() -> None:
 def test_redirect_to_link_local_is_refused(sim: SimServer, hist: History) -> None:
     import httpx
 
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/images/generations"):
@@ -283,7 +286,7 @@ def test_redirect_to_link_local_is_refused(sim: SimServer, hist: History) -> Non
 def test_download_error_never_quotes_the_body(sim: SimServer, hist: History) -> None:
     import httpx
 
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/images/generations"):
@@ -341,7 +344,7 @@ def _tag_many(folder: str, rid: str, prefix: str, count: int, ready: Any, go: An
 
 @pytest.mark.slow
 def test_tag_from_two_processes_keeps_every_tag(sim: SimServer, hist: History) -> None:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
         rid = str(c.generate("tag me", model=MODEL).record_id)

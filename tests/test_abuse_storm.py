@@ -16,9 +16,9 @@ import httpx
 import pytest
 from conftest import FAKE_KEY
 
-from cometnb._client.clients import AsyncClient, Client
-from cometnb._client.pacing import Pacer
+from cometnb._client.client import AsyncClient, Client
 from cometnb._client.retry import RATE_LIMIT_PATIENCE_S
+from cometnb._client.runner import Pacer
 from cometnb._core.errors import RateLimitError
 from cometnb.history import History
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import FAKE_KEY
 from PIL import Image
 
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._core import settings as _settings
 from cometnb._core.errors import BudgetError
 from cometnb._core.generations import ImageRequest

@@ -28,7 +28,7 @@ from _faults import (
 from conftest import FAKE_KEY
 
 if TYPE_CHECKING:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.sim import SimServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(60)
 @contextlib.contextmanager
 def make_client(base_url: str, history_dir: Path, **options: Any) -> Iterator[Client]:
     """A client on ``base_url`` writing to ``history_dir``, closed afterwards."""
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
 
     c = Client(api_key=FAKE_KEY, base_url=base_url, history=History(history_dir), **options)

@@ -92,7 +92,7 @@ def _fill(target: Path) -> Path:
 
 
 def _client(sim: SimServer, folder: Path) -> Any:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
 
     return Client(api_key=FAKE_KEY, base_url=sim.base_url, history=History(folder))

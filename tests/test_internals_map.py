@@ -1,10 +1,5 @@
 """docs/INTERNALS.md stays true: every ``something.py`` it cites is a file, and every backticked
 ``module.name`` names a module of the package that has that attribute.
-
-The ``_client/`` modules of the client restructuring (feat/r-client) are cited before that branch
-lands: ``_CLIENT_AFTER_RESTRUCTURING`` lists them, and a name in one of them is checked for its
-file only (its module is not importable yet). Once the branch is merged they exist and the list is
-redundant; a map entry naming a module that branch removed then fails here, as it should.
 """
 
 from __future__ import annotations
@@ -17,25 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "cometnb"
 MAP = ROOT / "docs" / "INTERNALS.md"
 
-# feat/r-client's final cometnb/_client/ (its `ls cometnb/_client`).
-_CLIENT_AFTER_RESTRUCTURING = frozenset(
-    f"_client/{name}.py"
-    for name in (
-        "__init__",
-        "batch",
-        "batch_run",
-        "client",
-        "exchange",
-        "http",
-        "in_flight",
-        "lookups",
-        "loop",
-        "retry",
-        "runner",
-        "storing",
-    )
-)
-
 _SPAN = re.compile(r"`([^`\n]+)`")
 _PATH = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-]+\.py)\b")
 _DOTTED = re.compile(r"(?<![\w./<-])((?:_?[a-z]\w*[./])*_?[a-z]\w*)\.([A-Za-z_]\w*)")
@@ -47,9 +23,8 @@ _EXTENSIONS = {"json", "sqlite3", "lock", "webp", "png", "md", "txt", "css", "ts
 
 
 def _package_files() -> set[str]:
-    """Files of the package relative to it (``_core/prices.py``), main's and feat/r-client's."""
-    found = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
-    return found | _CLIENT_AFTER_RESTRUCTURING
+    """Files of the package relative to it (``_core/prices.py``)."""
+    return {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
 
 
 def _all_files() -> set[str]:
@@ -132,10 +107,7 @@ def test_every_cited_module_name_exists() -> None:
             checked += 1
             if _modules_named(f"{module}.{attr}", package):
                 continue  # a submodule (`cometnb._server`)
-            importable = [f for f in files if (PACKAGE / f).exists()]
-            if not importable:
-                continue  # a feat/r-client module: its file is enough until it lands
-            if not any(hasattr(importlib.import_module(_import_name(f)), attr) for f in importable):
+            if not any(hasattr(importlib.import_module(_import_name(f)), attr) for f in files):
                 wrong.append(f"{module}.{attr}")
     assert checked > 15, "the map cites module names"
     assert not wrong, f"docs/INTERNALS.md cites names that do not exist: {sorted(set(wrong))}"

@@ -13,7 +13,7 @@ import pytest
 
 CORE_MODULES = [
     "cometnb",
-    "cometnb._client.clients",
+    "cometnb._client.client",
     "cometnb._core.generations",
     "cometnb._core.model_registry",
     "cometnb._core.images",

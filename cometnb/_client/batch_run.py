@@ -17,7 +17,7 @@ becomes ``uncertain`` too. Cancelling a run (an interrupt) makes an item in flig
 again because ``retry_billed=True`` are listed in ``Batch.resent_after_interrupt``.
 
 Budgets: the items about to be sent are estimated together and refused before the first
-request when ``CometImg.budget`` cannot cover them (``_client/batch_budget.py``); while the
+request when ``CometImg.budget`` cannot cover them (``_client/runner.py``); while the
 batch runs, an item the budget stops is not sent and stays pending (``Batch.notes`` says so).
 A spent quota or a refused key stops the run the same way: the items not sent stay pending.
 One run of a batch name at a time (``_storage/batches.py``): a second is refused at once.
@@ -37,23 +37,31 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cometnb._client.batch import Batch
-from cometnb._client.batch_budget import BudgetCheck, session_check, stopped_note
-from cometnb._client.batch_items import BatchItem, load_items
-from cometnb._client.batch_progress import run_job
-from cometnb._client.batch_recovery import (
+from cometnb._client.batch import (
     CANCELLED_IN_FLIGHT,
     ORIGIN,
+    Batch,
+    BatchItem,
+    BatchItems,
     cancelled_in_flight,
     halts_the_batch,
     in_flight_before,
+    load_items,
     may_be_billed,
     settle_in_flight,
 )
-from cometnb._client.clients import AsyncClient, Client
-from cometnb._client.limiter import AdaptiveLimit
-from cometnb._client.pacing import RATE_LIMIT_REASON
+from cometnb._client.client import AsyncClient, Client
+from cometnb._client.retry import RATE_LIMITED_REASON
+from cometnb._client.runner import (
+    RATE_LIMIT_REASON,
+    AdaptiveLimit,
+    BudgetCheck,
+    run_job,
+    session_check,
+    stopped_note,
+)
 from cometnb._core import settings as _settings
+from cometnb._core.billing import BillingRisk
 from cometnb._core.budget import SpendGuard, admitted
 from cometnb._core.errors import (
     CancelledError,
@@ -69,13 +77,13 @@ from cometnb._core.validation import check_encodable, check_no_key
 from cometnb._storage.batches import BatchHold, BatchStore, ItemState, State, hold_batch
 from cometnb._storage.folder import History
 
-__all__ = ["batch", "may_be_billed", "run_batch"]
+__all__ = ["batch", "run_batch"]
 
-_LIMITED = ("HTTP 429", RATE_LIMIT_REASON)
+_LIMITED = (RATE_LIMITED_REASON, RATE_LIMIT_REASON)
 
 
 def batch(
-    items: object,
+    items: BatchItems,
     *,
     name: str,
     concurrency: int | None = None,
@@ -111,7 +119,7 @@ def batch(
 
 
 def run_batch(
-    items: object,
+    items: BatchItems,
     *,
     name: str,
     check: BudgetCheck,
@@ -245,7 +253,7 @@ class _BatchJob:
         self.started.set()
         try:
             async with self.client._async_twin() as twin:
-                limit = AdaptiveLimit(self.limit)
+                limit = AdaptiveLimit(self.limit, many=len(self.todo) > 1)
                 outcomes = await asyncio.gather(
                     *(self._one(twin, limit, item) for item in self.todo), return_exceptions=True
                 )
@@ -274,14 +282,25 @@ class _BatchJob:
                 gen = await self._send(twin, item, on_event, tags, origin)
             except (asyncio.CancelledError, CancelledError):
                 if in_flight():  # its POST had left: the answer may come, and be billed
-                    self.store.mark(self.name, item.key, "uncertain", error=CANCELLED_IN_FLIGHT)
+                    self.store.mark(
+                        self.name,
+                        item.key,
+                        "uncertain",
+                        error=CANCELLED_IN_FLIGHT,
+                        billing=BillingRisk.SENT_NO_ANSWER,
+                    )
                 else:
                     self.store.mark(self.name, item.key, "pending")
                 raise
             except CometError as error:
                 state: State = "uncertain" if may_be_billed(error) else "failed"
                 self.store.mark(
-                    self.name, item.key, state, record_id=error.record_id, error=error.message
+                    self.name,
+                    item.key,
+                    state,
+                    record_id=error.record_id,
+                    error=error.message,
+                    billing=error.billing,
                 )
                 self.uncertain += state == "uncertain"
                 self.failed += state == "failed"

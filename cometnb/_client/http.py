@@ -1,74 +1,446 @@
-"""The one HTTP seam: every request cometnb makes goes through this module.
-
-Generations and edits (``POST``), URL result downloads, ``GET /v1/models``, the price catalog
-and the account balance all use :class:`Http` / :class:`AsyncHttp` (a long-lived connection
-pool, for a client) or :func:`get` (one side fetch). Nothing else in the package builds an
-httpx client or request (``tests/client/test_http.py`` greps for it), so every exchange gets
-the same guarantees, and a new endpoint gets them by calling this module:
-
-* **The key stays a** :class:`~cometnb._core.secret.Secret` until the one expression that
-  writes it into the ``Authorization`` header (:func:`_headers`); no local of any frame holds
-  it in clear, and an exception passing up through httpx (an interrupt while the server is
-  slow, an unexpected error) has the library frames, whose locals hold the raw header bytes,
-  cut from its traceback (:func:`~cometnb._client.frames.drop_library_frames`).
-* **At most one** ``Content-Encoding`` **layer, of a known kind** (``gzip``, ``deflate``;
-  ``identity`` is none). Only those are asked for (``Accept-Encoding``); a stacked or unknown
-  encoding is refused with one short :class:`ResponseError` before a byte is decoded (httpx
-  would decode ``gzip, gzip`` a whole read at a time: 3 KB on the wire became 2 GB).
-* **Decoded bytes are counted as they arrive**: raw bytes from the wire are inflated at most
-  :data:`DECODE_STEP` bytes at a time (``zlib`` with ``max_length``) and each step is charged to
-  the reply's :class:`~cometnb._client.capped.Budget` before it is kept, so no cap is checked
-  after the damage.
-* **Bounded per-chunk overhead**: a body grows in one ``bytearray``, never a list of chunks
-  (a body sent one byte per chunk costs one byte per byte).
-* **A total time**: the budget's deadline is checked at every step (httpx's own timeout is per
-  read).
-* **A failed read keeps nothing**: the buffer is emptied before the error leaves, so an error
-  kept on a ``Generation`` (its traceback holds our frames) holds no megabytes.
-
-Example::
-
-    >>> reply = get("https://api.cometapi.com/v1/models", what="the model list",
-    ...             limit=4 * MB, seconds=10, key=key)  # doctest: +SKIP
-    >>> reply.ok, type(reply.json())  # doctest: +SKIP
-    (True, <class 'dict'>)
+"""The one HTTP seam: every request cometnb sends goes through here (the shared httpx pool, the key
+as a header only at the last moment, capped reads of every body, image downloads with their
+address checked against private networks, log records scrubbed of the key, and the library
+frames dropped from tracebacks so their locals never hold it). Everything about one exchange's
+bytes and the key's safety in it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import ipaddress
 import json
+import logging
+import socket
 import ssl
+import threading
+import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import httpx
 
-from cometnb._client.capped import Budget, LineSplitter
-from cometnb._client.frames import drop_library_frames
-from cometnb._core.byte_limits import MB
-from cometnb._core.errors import ResponseError
+from cometnb._core.byte_limits import MB, ByteLimits
+from cometnb._core.errors import ResponseError, redact
 from cometnb._core.secret import Secret
 from cometnb._version import __version__
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "BILLED_HINT",
     "DECODE_STEP",
+    "LOGGERS",
+    "MAX_REDIRECTS",
     "USER_AGENT",
     "AsyncHttp",
     "BodyDecoder",
+    "Budget",
     "Http",
+    "LineSplitter",
+    "RedactSecrets",
     "Reply",
+    "Resolver",
+    "Target",
+    "adownload",
     "alines",
     "aread_body",
+    "check_image_url",
+    "download",
+    "download_error",
+    "drop_library_frames",
+    "error_budget",
     "get",
+    "install",
+    "is_loopback_host",
     "lines",
+    "megabytes",
+    "pin_image_url",
     "read_body",
+    "redirect_target",
+    "result_budget",
     "shared_ssl_context",
+    "stream_budget",
 ]
+
+# --- frames ------------------------------------------------------------------------------------
+# Tracebacks that end at our last frame: no library frame's locals can show the key.
+
+# As imported and with symlinks resolved: frames carry the path the module was loaded from.
+_PACKAGE = tuple({str(Path(__file__).parents[1]), str(Path(__file__).resolve().parents[1])})
+
+
+def _ours(tb: TracebackType) -> bool:
+    return tb.tb_frame.f_code.co_filename.startswith(_PACKAGE)
+
+
+def _cut(tb: TracebackType | None) -> None:
+    last_ours = None
+    node = tb
+    while node is not None:
+        if _ours(node):
+            last_ours = node
+        node = node.tb_next
+    if last_ours is not None:
+        last_ours.tb_next = None
+
+
+def drop_library_frames(exc: BaseException) -> BaseException:
+    """Cut ``exc``'s traceback (and its chain's) after the last cometnb frame; returns ``exc``."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        _cut(node.__traceback__)
+        if node.__cause__ is not None:
+            _cut(node.__cause__.__traceback__)
+        node = node.__context__
+    return exc
+
+
+# --- logsafe -----------------------------------------------------------------------------------
+# Keep the API key out of log records, including those httpx and httpcore write.
+
+LOGGERS = (
+    "cometnb",
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_install_lock = threading.Lock()
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record whose message or traceback holds a secret; never drops a record.
+
+    Example::
+
+        >>> record = logging.LogRecord("httpx", 20, "", 0, "GET %s", ("https://x/",), None)
+        >>> RedactSecrets().filter(record)
+        True
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: let the handler report it as usual
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set, so the traceback is redacted once here.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install() -> None:
+    """Add :class:`RedactSecrets` to :data:`LOGGERS` (once per process)."""
+    with _install_lock:  # the loggers' own filters say whether it is installed: no flag
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+                logger.addFilter(RedactSecrets())
+
+
+# --- fetch_guard -------------------------------------------------------------------------------
+# Which image URLs the client may download: http(s) on public addresses only.
+
+MAX_REDIRECTS = 5
+Resolver = Callable[[str], list[str]]
+_GUARD_HINT = "cometnb downloads result images only from public http(s) hosts; nothing was fetched."
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _resolve(host: str) -> list[str]:
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _unmapped(addr: IPAddress) -> IPAddress:
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback literals (where the simulator runs)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    addr = _literal(host)
+    return addr is not None and _unmapped(addr).is_loopback
+
+
+def _kind(addr: IPAddress) -> str | None:
+    """Why ``addr`` may not be fetched (``None`` when it is a public address)."""
+    if addr.is_loopback:
+        return "a loopback address"
+    if addr.is_link_local:
+        return "a link-local address"
+    if addr.is_private:
+        return "a private address"
+    if addr.is_multicast or addr.is_unspecified or addr.is_reserved or not addr.is_global:
+        return "a non-public address"
+    return None
+
+
+def _refuse(host: str, why: str) -> ResponseError:
+    return ResponseError(
+        f"The image URL from the server points to {host}, {why}.", hint=_GUARD_HINT
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to download ``url`` from: ``connect`` is the same URL with the checked address as
+    its host; ``headers`` and ``extensions`` keep the real name for ``Host`` and TLS (SNI and
+    the certificate check)."""
+
+    url: httpx.URL
+    connect: httpx.URL
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+def check_image_url(
+    url: str, *, allow_loopback: bool, resolve: Resolver | None = None
+) -> httpx.URL:
+    """The parsed URL when it may be fetched; :class:`ResponseError` naming why not."""
+    return pin_image_url(url, allow_loopback=allow_loopback, resolve=resolve).url
+
+
+def pin_image_url(url: str, *, allow_loopback: bool, resolve: Resolver | None = None) -> Target:
+    """Check ``url`` and resolve its host once: the :class:`Target` to connect to, or a
+    :class:`ResponseError` naming why it may not be fetched."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        scheme = f"'{parsed.scheme}:'" if parsed is not None and parsed.scheme else "no"
+        raise ResponseError(
+            f"The server returned an image URL that is not http(s) or has no host ({scheme} "
+            "scheme).",
+            hint=_GUARD_HINT,
+        )
+    host = parsed.host
+    if allow_loopback and is_loopback_host(host):
+        return Target(parsed, parsed)  # the simulator: nothing to rebind to
+    literal = _literal(host)
+    if literal is not None:
+        addresses: list[IPAddress | None] = [literal]
+    else:
+        try:
+            addresses = [_literal(a) for a in (resolve or _resolve)(host)]
+        except (OSError, UnicodeError):
+            addresses = []
+        if not addresses:  # letting httpx look it up again would reopen the rebinding gap
+            raise _refuse(host, "a host name that does not resolve")
+    for addr in addresses:
+        why = _kind(_unmapped(addr)) if addr is not None else "an address that cannot be parsed"
+        if why is not None:
+            raise _refuse(host, why)
+    if literal is not None:
+        return Target(parsed, parsed)
+    chosen = str(addresses[0])
+    extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+    return Target(
+        parsed, parsed.copy_with(host=chosen), {"Host": parsed.netloc.decode("ascii")}, extensions
+    )
+
+
+def redirect_target(response: httpx.Response, base: httpx.URL | None = None) -> str | None:
+    """The absolute URL a redirect response points to (``None`` when it is no redirect);
+    relative locations are joined to ``base`` (the URL as named, not the pinned address)."""
+    if response.status_code not in _REDIRECTS:
+        return None
+    location = response.headers.get("location")
+    if not location:
+        return None
+    try:
+        return str((base or response.url).join(location))
+    except httpx.InvalidURL:
+        return None
+
+
+# --- capped ------------------------------------------------------------------------------------
+# The caps on one reply, counted without doing any I/O: :class:`Budget` and friends.
+
+BILLED_HINT = "The generation may have been billed; it was not retried."
+
+
+def megabytes(size: int) -> str:
+    """``size`` bytes as ``"1.5 MB"`` (in messages about a cap)."""
+    return f"{size / MB:.3g} MB"
+
+
+class Budget:
+    """Counts the bytes of one reply and watches its deadline.
+
+    Example::
+
+        >>> b = Budget("example.com", "the result", limit=2 * MB, seconds=60)
+        >>> b.take(MB)
+        >>> try:
+        ...     b.take(MB + 1)
+        ... except ResponseError as exc:
+        ...     print(exc.message)
+        example.com sent more than 2 MB for the result; the rest was not read.
+    """
+
+    def __init__(
+        self, host: str, what: str, *, limit: int, seconds: float, hint: str = BILLED_HINT
+    ) -> None:
+        self.host, self.what, self.limit, self.hint = host, what, limit, hint
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        """Account for ``size`` more bytes (0 just checks the clock)."""
+        self.used += size
+        if self.used > self.limit:
+            raise ResponseError(
+                f"{self.host} sent more than {megabytes(self.limit)} for {self.what}; the rest was "
+                "not read.",
+                hint=self.hint,
+            )
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise ResponseError(
+                f"{self.host} was still sending {self.what} after {self.seconds:g} s; "
+                f"stopped reading ({megabytes(self.used)} received).",
+                hint=self.hint,
+            )
+
+
+class LineSplitter:
+    """Bytes → lines (``\\n``, ``\\r\\n`` or ``\\r`` end one), each at most ``limit`` bytes."""
+
+    def __init__(self, budget: Budget, limit: int) -> None:
+        self.budget, self.limit = budget, limit
+        self._buf = bytearray()
+        self._cr = False  # the last chunk ended in "\r": a "\n" next belongs to it
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self.budget.take(len(chunk))  # the stream's total, and its deadline
+        if self._cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._cr = chunk.endswith(b"\r")
+        lines = []
+        start = 0
+        for end, width in _line_ends(chunk):
+            self._grow(chunk[start:end])
+            lines.append(self._take())
+            start = end + width
+        self._grow(chunk[start:])
+        return lines
+
+    def flush(self) -> list[str]:
+        return [self._take()] if self._buf else []
+
+    def discard(self) -> None:
+        """Let go of a partial line (the read failed: nothing it held is kept)."""
+        self._buf = bytearray()
+
+    def _grow(self, piece: bytes) -> None:
+        if len(self._buf) + len(piece) > self.limit:
+            self._buf.clear()
+            raise ResponseError(
+                f"{self.budget.host} sent a stream line longer than {megabytes(self.limit)}; "
+                "the rest was not read.",
+                hint=self.budget.hint,
+            )
+        self._buf += piece
+
+    def _take(self) -> str:
+        line = self._buf.decode("utf-8", "replace")
+        self._buf.clear()
+        return line
+
+
+def _line_ends(chunk: bytes) -> Iterator[tuple[int, int]]:
+    """``(index, width)`` of every line end in ``chunk``."""
+    if b"\r" not in chunk:  # the usual case: fast
+        start = 0
+        while (found := chunk.find(b"\n", start)) >= 0:
+            yield found, 1
+            start = found + 1
+        return
+    index = 0
+    while index < len(chunk):
+        byte = chunk[index]
+        if byte == 0x0D:
+            width = 2 if chunk[index + 1 : index + 2] == b"\n" else 1
+            yield index, width
+            index += width
+            continue
+        if byte == 0x0A:
+            yield index, 1
+        index += 1
+
+
+# --- the budgets of one attempt ------------------------------------------------------------
+
+
+def result_budget(host: str, limits: ByteLimits, body: Mapping[str, Any], started: float) -> Budget:
+    """A JSON result body: ``n`` images; the attempt's deadline counts from ``started``."""
+    budget = Budget(
+        host, "the result", limit=limits.json_body_bytes(_n(body)), seconds=limits.deadline_s
+    )
+    budget.deadline = started + limits.deadline_s
+    return budget
+
+
+def stream_budget(host: str, limits: ByteLimits, body: Mapping[str, Any], started: float) -> Budget:
+    """A streamed result: every partial and final image of ``n``, each at most one line."""
+    events = _n(body) * (int(body.get("partial_images") or 0) + 1)
+    budget = Budget(
+        host,
+        "the stream",
+        limit=events * limits.sse_line_bytes + MB,
+        seconds=limits.deadline_s,
+    )
+    budget.deadline = started + limits.deadline_s
+    return budget
+
+
+def error_budget(host: str, limits: ByteLimits, started: float) -> Budget:
+    """An error body (real ones are a few hundred bytes)."""
+    budget = Budget(
+        host, "an error reply", limit=limits.error_body_bytes, seconds=limits.deadline_s
+    )
+    budget.deadline = started + limits.deadline_s
+    return budget
+
+
+def _n(body: Mapping[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+
+
+# --- http --------------------------------------------------------------------------------------
+# The one HTTP seam: every request cometnb makes goes through this module.
 
 USER_AGENT = f"cometnb/{__version__}"
 # The encodings decoded here; asking for exactly these keeps br / zstd off the wire.
@@ -454,3 +826,77 @@ def _host(url: str) -> str:
         return httpx.URL(url).host or "the server"
     except httpx.InvalidURL:
         return "the server"
+
+
+# --- fetch -------------------------------------------------------------------------------------
+# Downloading a URL result: checked addresses, checked redirects, bounded size and time.
+
+_DOWNLOAD_HINT = (
+    "Image URLs expire (about 60 minutes); the generation was billed, so run it again only if "
+    "you need the image."
+)
+
+
+def download_error(url: str, why: str) -> ResponseError:
+    """The error for a download that failed; names the host, not the URL's query or the body."""
+    try:
+        host = httpx.URL(url).host or "the image host"
+    except httpx.InvalidURL:
+        host = "the image host"
+    return ResponseError(
+        f"Could not download the generated image from {host}: {why}.", hint=_DOWNLOAD_HINT
+    )
+
+
+def _budget(url: str, limits: ByteLimits) -> Budget:
+    host = httpx.URL(url).host or "the image host"
+    return Budget(
+        host, "the image download", limit=limits.download_bytes, seconds=limits.download_s
+    )
+
+
+def download(http: Http, url: str, *, allow_loopback: bool, limits: ByteLimits) -> bytes:
+    """GET ``url`` (following checked redirects); the image bytes or a :class:`ResponseError`."""
+    target = pin_image_url(url, allow_loopback=allow_loopback)
+    budget = _budget(url, limits)
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            with http.open("GET", target.connect, accept="*/*", **_pinned(target)) as response:
+                location = redirect_target(response, target.url)
+                if location is None:
+                    if not response.is_success:
+                        raise download_error(url, f"HTTP {response.status_code}")
+                    return read_body(response, budget)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise download_error(url, type(exc).__name__) from None
+        target = pin_image_url(location, allow_loopback=allow_loopback)
+        url = location
+    raise download_error(url, f"more than {MAX_REDIRECTS} redirects")
+
+
+def _pinned(target: Target) -> dict[str, Any]:
+    """The GET for a checked target goes to the address that was checked, under the host's
+    name (the ``Host`` header and the TLS server name)."""
+    return {"headers": target.headers, "extensions": target.extensions}
+
+
+async def adownload(
+    http: AsyncHttp, url: str, *, allow_loopback: bool, limits: ByteLimits
+) -> bytes:
+    """Async :func:`download` (host names are resolved off the event loop)."""
+    target = await asyncio.to_thread(pin_image_url, url, allow_loopback=allow_loopback)
+    budget = _budget(url, limits)
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            opened = http.open("GET", target.connect, accept="*/*", **_pinned(target))
+            async with opened as response:
+                location = redirect_target(response, target.url)
+                if location is None:
+                    if not response.is_success:
+                        raise download_error(url, f"HTTP {response.status_code}")
+                    return await aread_body(response, budget)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise download_error(url, type(exc).__name__) from None
+        target = await asyncio.to_thread(pin_image_url, location, allow_loopback=allow_loopback)
+        url = location
+    raise download_error(url, f"more than {MAX_REDIRECTS} redirects")

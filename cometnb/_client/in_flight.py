@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cometnb._client.batch_recovery import ORIGIN
+from cometnb._client.batch import ORIGIN
 from cometnb._core.generations import ClientEvent
 from cometnb._core.protocols import HistorySink, OnEvent
 from cometnb._storage.batches import REQUESTS, BatchStore

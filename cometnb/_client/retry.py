@@ -1,7 +1,8 @@
 """The billing-aware retry policy (API_FACTS.md §4): what may be retried, and how long to wait.
 
-Each failed attempt is described by a :class:`Failure` whose ``safety`` says what a retry
-would risk:
+Each failed attempt is described by a :class:`Failure` whose ``risk`` (a
+:class:`~cometnb._core.billing.BillingRisk`, decided where the failure is met) says what a retry
+would risk (its ``safety``):
 
 * ``"safe"`` — the request clearly never started (connect errors, 429, 503): retried up to
   ``max_retries`` times with backoff.
@@ -23,26 +24,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timezone
 
-from cometnb._core.billing import BILLED_STATUSES, SAFE_STATUSES, Safety, status_safety
+from cometnb._core.billing import BillingRisk, Safety
 from cometnb._core.errors import CometError
 
 __all__ = [
+    "QUOTA_HINT",
+    "RATE_LIMITED_REASON",
     "RATE_LIMIT_PATIENCE_S",
     "Decision",
     "Failure",
     "RetryPolicy",
-    "Safety",
     "parse_retry_after",
     "parse_should_retry",
-    "status_safety",
 ]
 
-RATE_LIMIT_PATIENCE_S = 300.0  # five minutes of nothing but 429s
+# The hint of a 429 that says the account ran out of credit (batch recovery tells it apart).
+QUOTA_HINT = (
+    "Your CometAPI quota or balance is exhausted: top up the account (retrying won't help)."
+)
 
-# The classification lives in the core (cometnb._core.billing) so the ledger prices failures
-# by the same rule: what is not retried because it may be billed is also counted as spent.
-_SAFE_STATUSES = SAFE_STATUSES
-_BILLED_STATUSES = BILLED_STATUSES
+RATE_LIMIT_PATIENCE_S = 300.0  # five minutes of nothing but 429s
+RATE_LIMITED_REASON = "HTTP 429"  # a spent quota is a 429 too, but REFUSED: never retried
 
 BILLED_HINT = (
     "The generation may still have been billed, so it was not retried automatically; "
@@ -57,16 +59,22 @@ BILLED_RETRIED_HINT = (
 class Failure:
     """One failed attempt: the error to raise if it is final, and what a retry would risk.
 
-    ``reason`` is short and shown while waiting ("HTTP 429", "connection refused");
-    ``retry_after`` is the server's requested delay in seconds, ``should_retry`` its
-    ``x-should-retry`` header.
+    ``risk`` is why it did or did not cost money (the classification lives in the core, so the
+    ledger prices failures by the same rule: what is not retried because it may be billed is
+    also counted as spent). ``reason`` is short and shown while waiting ("HTTP 429",
+    "connection refused"); ``retry_after`` is the server's requested delay in seconds,
+    ``should_retry`` its ``x-should-retry`` header (or False for a request this side cannot send).
     """
 
     error: CometError
-    safety: Safety
+    risk: BillingRisk
     reason: str
     retry_after: float | None = None
     should_retry: bool | None = None
+
+    @property
+    def safety(self) -> Safety:
+        return self.risk.safety
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ class RetryPolicy:
     that many clients hit by the same 429 do not come back in lockstep. A server-given
     ``Retry-After`` wins; one longer than ``max_retry_after`` means "give up now".
     ``rate_limit_patience_s`` bounds a storm of 429s: once the server has refused everything
-    for that long, :func:`cometnb._client.steps.request_steps` sends nothing more.
+    for that long, :func:`cometnb._client.exchange.request_steps` sends nothing more.
 
     Example::
 
@@ -111,8 +119,20 @@ class RetryPolicy:
         delay = min(self.base_delay * 2.0**retries_done, self.max_delay)
         return delay * (1.0 - self.jitter * self.rng.random())
 
-    def decide(self, failure: Failure, retries_done: int, billed_retries_done: int) -> Decision:
-        """Retry ``failure`` (returning the wait) or give up (returning a better hint, if any)."""
+    def decide(
+        self,
+        failure: Failure,
+        retries_done: int,
+        billed_retries_done: int,
+        *,
+        patient: bool = False,
+    ) -> Decision:
+        """Retry ``failure`` (returning the wait) or give up (returning a better hint, if any).
+
+        ``patient``: the run's rate-limit patience bounds a storm (a pacer waits each request's
+        turn), so a rate-limit 429, never billed, does not count against ``max_retries``: no
+        request fails merely because the account is busy.
+        """
         if failure.safety == "never" or failure.should_retry is False:
             return Decision(None)
         if failure.safety == "billed":
@@ -120,7 +140,8 @@ class RetryPolicy:
                 return Decision(None, BILLED_HINT)
             if billed_retries_done >= 1:
                 return Decision(None, BILLED_RETRIED_HINT)
-        if retries_done >= self.max_retries:
+        busy = patient and failure.reason == RATE_LIMITED_REASON
+        if retries_done >= self.max_retries and not busy:
             return Decision(None)
         if failure.retry_after is not None:
             if failure.retry_after > self.max_retry_after:

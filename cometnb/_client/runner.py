@@ -1,15 +1,7 @@
-"""Expand a grid of requests and run it concurrently off the caller's thread.
-
-The requests run as asyncio tasks on the client's private loop thread
-(:mod:`cometnb._client.loop`), at most ``concurrency`` at a time. The calling thread (the
-kernel's main thread) only waits, in short slices, so that an interrupt (Ctrl-C, the
-notebook's stop button) lands promptly; it then cancels the tasks on the loop thread and waits
-briefly while the client records them as "cancelled". Progress (per-cell state and the
-client's :class:`ClientEvent` s) is collected from the loop thread into plain
-:class:`~cometnb._core.progress.CellProgress` objects the caller reads on its own thread, so
-front ends never touch display machinery from another thread.
-
-This module is part of the client layer: it never imports IPython or ipywidgets.
+"""Running many requests: the concurrency limit (:class:`Limiter`), pacing under the account's rate
+limit (:class:`Pacer`: a request waits its turn locally), budget admission and settlement for a
+run (the spend gate, a batch's budget), the progress bar and the Ctrl-C-aware wait, and the grid
+runner. ``generate_many``, grids and batches use them.
 """
 
 from __future__ import annotations
@@ -19,21 +11,597 @@ import concurrent.futures
 import contextlib
 import itertools
 import logging
+import math
+import re
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Literal
 
-from cometnb._client.limiter import AdaptiveLimit, Slot
-from cometnb._core.budget import SpendGuard, admitted
+from cometnb._client.batch import billed_note
+from cometnb._client.loop import loop_thread
+from cometnb._core.budget import SpendGuard, admitted, guard_requests, pre_admitted, session_budget
 from cometnb._core.errors import BudgetError, CancelledError, CometError, ValidationError
 from cometnb._core.generations import ClientEvent, Generation, Grid, GridCell, ImageRequest
-from cometnb._core.progress import CellProgress, describe_event
+from cometnb._core.prices import format_spend
+from cometnb._core.progress import RATE_LIMIT_REASON, CellProgress, describe_event
 from cometnb._core.protocols import AsyncRunner
+from cometnb._core.secret import Secret
 from cometnb._core.text import clip
 from cometnb._core.validation import check_stored
 
-__all__ = ["AXIS_FIELDS", "cell_label", "expand_grid", "run_grid", "validate_grid"]
+__all__ = [
+    "AXIS_FIELDS",
+    "IN_A_RUN",
+    "RATE_LIMIT_REASON",
+    "AdaptiveLimit",
+    "BudgetCheck",
+    "Pacer",
+    "RateLimits",
+    "Slot",
+    "Ticket",
+    "Turn",
+    "cell_label",
+    "expand_grid",
+    "not_sent",
+    "open_gate",
+    "parse_duration",
+    "run_grid",
+    "run_job",
+    "session_check",
+    "stopped_note",
+    "validate_grid",
+]
+
+# --- limiter -----------------------------------------------------------------------------------
+# The concurrency limit: at most ``limit`` requests in flight, and slots given back early.
+
+
+# True while a request runs in a slot of a run of several (generate_many, a grid, a batch):
+# its rate-limit 429s are retried while the run's patience lasts, not up to max_retries (a
+# lone request, a one-cell grid included, keeps the max_retries bound).
+IN_A_RUN: ContextVar[bool] = ContextVar("cometnb_in_a_run", default=False)
+
+
+class AdaptiveLimit:
+    """An async context manager admitting at most :attr:`current` holders at a time.
+
+    Example::
+
+        >>> limit = AdaptiveLimit(4)
+        >>> limit.current, limit.active
+        (4, 0)
+    """
+
+    def __init__(self, limit: int, *, many: bool = False) -> None:
+        self.limit = max(1, int(limit))
+        # A run of several requests: their rate-limit 429s wait out the run's patience
+        # (IN_A_RUN); a lone request keeps the max_retries bound.
+        self.many = many
+        self._active = 0
+        self._finishing = 0  # released early, not yet exited (their results are being stored)
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def current(self) -> int:
+        """How many requests may be in flight."""
+        return self.limit
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def finishing(self) -> int:
+        return self._finishing
+
+    def _full(self) -> bool:
+        return self._active >= self.current or self._finishing >= 2 * self.limit
+
+    def slot(self) -> Slot:
+        """One place in the limit, as an async context manager that may be released early."""
+        return Slot(self)
+
+    async def acquire(self) -> None:
+        """Wait until fewer than :attr:`current` are in flight (and fewer than twice
+        :attr:`limit` finishing), then take a place."""
+        # Single-threaded asyncio: no lock needed, only futures to park waiters on.
+        while self._full():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        self._active += 1
+
+    def release(self, *, finishing: bool = False) -> None:
+        """Give a place back (synchronous on purpose: a cancelled task must still do it).
+
+        ``finishing=True``: the holder goes on with local work and calls :meth:`finished`
+        when done; until then it counts towards the finishing cap.
+        """
+        self._active -= 1
+        self._finishing += finishing
+        self._wake()
+
+    def finished(self) -> None:
+        """A holder that released early (``finishing=True``) is done."""
+        self._finishing -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # every waiter re-checks the limit
+
+    async def __aenter__(self) -> AdaptiveLimit:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class Slot:
+    """A place held in an :class:`AdaptiveLimit`; :meth:`release` may come before the exit.
+
+    Example::
+
+        >>> async def one(limit: AdaptiveLimit) -> None:  # doctest: +SKIP
+        ...     async with limit.slot() as slot:
+        ...         body = await read_response()
+        ...         slot.release()        # the next request may start now
+        ...         await store(body)     # … while this one is stored
+    """
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self._limit = limit
+        self._held = False
+        self._finishing = False  # released early; counted as finishing until the exit
+        self._in_run: Token[bool] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def follow(self, event: ClientEvent) -> None:
+        """Free the slot once the holder's answer is read: the server is done with it, so the
+        next request may go out while this one is stored. (429s are the pacer's business.)"""
+        if event.kind == "received":
+            self.release()
+
+    def release(self) -> None:
+        """Give the place back now (the holder is finishing until it exits); once only."""
+        if self._held:
+            self._held, self._finishing = False, True
+            self._limit.release(finishing=True)
+
+    async def __aenter__(self) -> Slot:
+        await self._limit.acquire()
+        self._held = True
+        if self._limit.many:
+            self._in_run = IN_A_RUN.set(True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._in_run is not None:
+            IN_A_RUN.reset(self._in_run)
+            self._in_run = None
+        if self._held:
+            self._held = False
+            self._limit.release()
+        elif self._finishing:
+            self._finishing = False
+            self._limit.finished()
+
+
+# --- pacing ------------------------------------------------------------------------------------
+# Pacing: send requests at the rate the server's limit allows, found by itself.
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+# Waits after which a request goes anyway when the clock did not move meanwhile (a test's
+# instant sleep): a real wait always lets time pass, so it is never cut short.
+MAX_STALLS = 8
+
+
+def parse_duration(text: str | None) -> float | None:
+    """OpenAI's reset notation (``"1s"``, ``"6m0s"``, ``"250ms"``, ``"1h2m3.5s"``) or plain
+    seconds (``"1.5"``) as seconds; ``None`` when absent or unreadable.
+
+    Example::
+
+        >>> parse_duration("6m0s"), parse_duration("250ms"), parse_duration("2")
+        (360.0, 0.25, 2.0)
+    """
+    if text is None:
+        return None
+    text = text.strip().lower()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        return value if math.isfinite(value) and value >= 0 else None
+    parts = _DURATION.findall(text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(amount) * scale[unit] for amount, unit in parts)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """What one answer's rate-limit headers said (``None`` for a header that was absent)."""
+
+    limit: int | None = None  # requests per minute
+    remaining: int | None = None  # requests that may be sent now
+    reset_s: float | None = None  # until the allowance is full again
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimits | None:
+        """The ``x-ratelimit-*-requests`` headers, or ``None`` when the server sends none."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        limit = _as_int(lower.get("x-ratelimit-limit-requests"))
+        remaining = _as_int(lower.get("x-ratelimit-remaining-requests"))
+        reset = parse_duration(lower.get("x-ratelimit-reset-requests"))
+        if limit is None and remaining is None and reset is None:
+            return None
+        return cls(limit, remaining, reset)
+
+
+def _as_int(text: str | None) -> int | None:
+    try:
+        return None if text is None else max(0, int(float(text.strip())))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Ticket:
+    """One send the pacer allowed: when it went, and (once read) the answer's headers."""
+
+    sent_at: float
+    limits: RateLimits | None = None
+    free: bool = False  # the one send a cut lets through at once (its 429 is expected)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The answer of :meth:`Pacer.next_send`: ``wait_s`` = 0 means "send now" (``ticket`` is
+    then the send's ticket); otherwise wait that long and ask again."""
+
+    wait_s: float
+    ticket: Ticket | None = None
+
+
+class Pacer:
+    """When the next request may be sent, from the server's rate-limit headers or its 429s.
+
+    Thread-safe (the sync client and its asyncio twin may share one). ``floor`` is the lowest
+    rate in requests a second (default one a minute); ``margin`` keeps a header-given rate
+    just under the limit; ``window`` is how many seconds of sends measure the accepted rate.
+    """
+
+    def __init__(
+        self,
+        *,
+        floor: float = 1.0 / 60.0,
+        decrease: float = 0.85,
+        increase: float = 0.03,
+        margin: float = 0.98,
+        window: float = 2.0,
+        relax_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.floor, self.decrease, self.increase = floor, decrease, increase
+        self.margin, self.window, self.relax_s = margin, window, relax_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.rate: float | None = None  # requests a second; None = not paced
+        self.ceiling: float | None = None  # the rate the headers give
+        self._tokens = 0.0
+        self._capacity = 1.0
+        self._at = 0.0  # last refill
+        self._cut_at = -math.inf  # when the rate was last cut
+        self._limited_at = -math.inf  # the last rate-limit 429
+        self._sent: deque[float] = deque()
+        self._refused: deque[float] = deque()
+        self._waiting = 0
+        self._free = False  # a cut lets one request go at once (the retry of a lone request)
+        self._synced_at = -math.inf  # send time of the answer whose headers were last followed
+        self.last: Ticket | None = None  # the latest ticket handed out (doctests, probes)
+        self._storm_since: float | None = None  # the first 429 since the last other answer
+
+    # --- reading the state --------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        """How many requests are waiting for their turn right now."""
+        return self._waiting
+
+    def storm_s(self) -> float:
+        """How long the server has answered only rate-limit 429s (0 when it has not)."""
+        with self._lock:
+            since = self._storm_since
+            return 0.0 if since is None else max(0.0, self._clock() - since)
+
+    def accepted_rate(self) -> float:
+        """Requests a second the server accepted over the last :attr:`window` seconds."""
+        with self._lock:
+            return self._accepted(self._clock())
+
+    # --- the client's calls -------------------------------------------------------------
+
+    def now(self) -> float:
+        """The pacer's clock (the caller checks a wait really let time pass)."""
+        return self._clock()
+
+    def next_send(self, *, waited: bool = False, force: bool = False) -> Turn:
+        """Send now (taking a turn) or wait ``Turn.wait_s`` and ask again.
+
+        ``waited``: this request already waited for a turn (it is counted in :attr:`waiting`
+        until it gets one). ``force``: send now anyway (the caller's sleeps do not let time
+        pass, see :data:`MAX_STALLS`).
+        """
+        with self._lock:
+            now = self._clock()
+            self._relax(now)
+            free = self._free
+            if free:
+                self._free = False
+            elif self.rate is not None:
+                self._refill(now)
+                if self._tokens < 1.0 and not force:
+                    self._waiting += not waited
+                    return Turn((1.0 - self._tokens) / self.rate)
+                self._tokens -= 1.0  # forced: the debt delays the next ones
+            self._waiting -= waited and self._waiting > 0
+            ticket = Ticket(now, free=free)
+            self._sent.append(now)
+            self.last = ticket
+            return Turn(0.0, ticket)
+
+    def give_up(self, waited: bool) -> None:
+        """A request that waited for a turn was cancelled before getting one."""
+        with self._lock:
+            self._waiting -= waited and self._waiting > 0
+
+    def settle(
+        self,
+        ticket: Ticket | None,
+        *,
+        limited: bool,
+        retry_after: float | None = None,
+        limits: RateLimits | None = None,
+    ) -> None:
+        """Learn from the answer to ``ticket``: a rate-limit 429 (``limited``) or anything else.
+
+        ``limits`` are the answer's rate-limit headers (also read from ``ticket.limits``).
+        """
+        if ticket is None:
+            return
+        limits = limits or ticket.limits
+        with self._lock:
+            now = self._clock()
+            if limits is not None:
+                self._follow_headers(ticket, limits, now)
+            if not limited:
+                self._storm_since = None
+            elif self._storm_since is None:
+                self._storm_since = ticket.sent_at
+            if limited:
+                self._refused.append(ticket.sent_at)
+                self._limited_at = now
+                explained = limits is not None and limits.remaining == 0
+                if not explained and retry_after != 0:
+                    again = ticket.sent_at > self._cut_at and not ticket.free
+                    self._cut(now, retry_after, again=again)
+
+    # --- the policy -------------------------------------------------------------------------
+
+    def _cut(self, now: float, retry_after: float | None, *, again: bool) -> None:
+        """Multiplicative decrease, from what the server has been accepting.
+
+        ``again``: the refused request was sent after the last cut, so the cut rate is still
+        too high. Otherwise (sent before it) the refusal only corrects the estimate the last
+        cut made: requests in flight then were counted as accepted.
+        """
+        if self.rate is not None:
+            self._refill(now)
+        # A server asking to wait N s takes at least one request per N s.
+        hinted = 1.0 / retry_after if retry_after else 0.0
+        measured = max(self._accepted(now) * self.decrease, hinted)
+        if again or self.rate is None:
+            current = self.rate if self.rate is not None else math.inf
+            self.rate = min(current * self.decrease, measured)
+            self._tokens = 0.0
+            self._free = True  # the next may go at once (a lone request's retry); others wait
+            self._cut_at = now
+        else:
+            self.rate = min(self.rate, measured)
+        self.rate = max(self.floor, self.rate)
+        if self.ceiling is not None:
+            self.rate = min(self.rate, self.ceiling)
+        self._at = now
+
+    def _follow_headers(self, ticket: Ticket, limits: RateLimits, now: float) -> None:
+        if limits.limit:
+            self.ceiling = limits.limit / 60.0 * self.margin
+            if self.rate is None or self.rate > self.ceiling:
+                self.rate = self.ceiling
+                self._at = now
+        if limits.remaining is None or self.rate is None or ticket.sent_at < self._synced_at:
+            return  # answers come back out of order: an older count is stale
+        self._synced_at = ticket.sent_at
+        # The server counted `remaining` when this request arrived; sends since have taken
+        # some, and the refill since has added some.
+        since = sum(1 for t in self._sent if t > ticket.sent_at)
+        available = limits.remaining - since + self.rate * max(0.0, now - ticket.sent_at)
+        self._capacity = max(self._capacity, float(limits.remaining))
+        self._tokens = min(available, self._capacity)
+        self._at = now
+
+    def _refill(self, now: float) -> None:
+        assert self.rate is not None
+        elapsed = max(0.0, now - self._at)
+        self._at = now
+        self._tokens = min(self._capacity, self._tokens + elapsed * self.rate)
+        if self.ceiling is None or self.rate < self.ceiling:
+            # Grow only while sending: an idle gap is not evidence the server takes more.
+            grown = self.rate * (1.0 + self.increase) ** min(elapsed, 1.0)
+            self.rate = grown if self.ceiling is None else min(grown, self.ceiling)
+
+    def _relax(self, now: float) -> None:
+        """After ``relax_s`` without a 429 and with no header-given limit, stop pacing."""
+        if self.rate is not None and self.ceiling is None and now - self._limited_at > self.relax_s:
+            self.rate = None
+
+    def _accepted(self, now: float) -> float:
+        start = now - self.window
+        for times in (self._sent, self._refused):
+            while times and times[0] < start - self.window:
+                times.popleft()  # keep two windows: a late answer still finds its send
+        sent = sum(1 for t in self._sent if t > start)
+        refused = sum(1 for t in self._refused if t > start)
+        first = self._sent[0] if self._sent else now
+        span = max(1.0, min(self.window, now - first))
+        return max(0, sent - refused) / span
+
+
+# --- spend_gate --------------------------------------------------------------------------------
+# The session budget (``CometImg.budget``) in the clients: ``Client.generate``, ``AsyncClient``,
+# ``generate_many`` and ``History.rerun`` refuse, before sending, what the budget cannot cover —
+# the same check and message as the magic and the panel.
+
+
+def open_gate(bodies: Sequence[Any]) -> SpendGuard | None:
+    """Check every body's (or ImageRequest's) estimate against the session budget first.
+
+    Returns the guard that admits each request in turn, or ``None`` when no budget is set
+    (or a caller's guard already admitted these requests). Raises :class:`BudgetError`.
+    """
+    cap = session_budget()
+    if cap is None or pre_admitted():
+        return None
+    return guard_requests(
+        bodies, session_budget=cap, cell_budget=None, confirm_above=None, yes=True
+    )
+
+
+def not_sent(body: dict[str, Any], error: BudgetError) -> Generation:
+    """The result of a request the budget stopped: nothing sent, nothing recorded, $0."""
+    return Generation(request=body, error=error, status="cancelled")
+
+
+# --- batch_budget ------------------------------------------------------------------------------
+# The budget in a batch (``cometnb.batch`` and ``%%cometimg --batch``).
+
+# Given the requests about to be sent: the run's guard (None: no cap), or a BudgetError raised.
+BudgetCheck = Callable[[Sequence[Any]], SpendGuard | None]
+
+
+# For a Python caller: no cell, so no --budget to raise (the magic's hint names it).
+PYTHON_HINT = (
+    "Raise it with %config CometImg.budget = USD, or run fewer items (a later call with the "
+    "same name sends the rest)."
+)
+
+
+def session_check(requests: Sequence[Any]) -> SpendGuard | None:
+    """What ``cometnb.batch`` checks: the session budget, as ``generate_many`` does
+    (``CometImg.confirm_above`` is the magic's: a Python call is its own confirmation)."""
+    try:
+        return open_gate(requests)
+    except BudgetError as refused:
+        if refused.left_usd is not None:  # over what is left (not an unknown price)
+            refused.hint = PYTHON_HINT
+        raise
+
+
+def stopped_note(guard: SpendGuard | None, total: int) -> str | None:
+    """``Budget reached: 3 of 100 items were not sent…`` when the guard stopped some."""
+    if guard is None or not guard.skipped:
+        return None
+    left = guard.left() or 0.0
+    return (
+        f"Budget reached: {guard.skipped} of {total} items were not sent "
+        f"({format_spend(left, exact_below_cent=True)} left). {guard.raise_hint}, then run the "
+        "batch again with the same name to send them."
+    )
+
+
+# --- batch_progress ----------------------------------------------------------------------------
+# A batch run's progress, drawn on the calling thread while the requests run on the loop
+# (polling and the grace after Ctrl-C are the grid's: POLL_S, CANCEL_GRACE_S below).
+
+
+def run_job(job: Any, already: int, total: int, title: str | None) -> None:
+    """Run ``job`` on the loop thread; draw progress here; an interrupt cancels it."""
+    bar = _progress_bar(title, already, total)
+    future = loop_thread().submit(job.run())
+    try:
+        while not concurrent.futures.wait((future,), timeout=POLL_S).done:
+            _draw(bar, job, already)
+        future.result()
+    except KeyboardInterrupt:
+        future.cancel()  # done at once; the task then marks each item (uncertain or pending)
+        with contextlib.suppress(KeyboardInterrupt):
+            if job.started.is_set():
+                job.finished.wait(CANCEL_GRACE_S)
+        raise
+    finally:
+        _draw(bar, job, already, final=True)
+        if bar is not None:
+            bar.close()
+            uncertain = job.uncertain_before + job.uncertain
+            if uncertain:
+                print(f"batch {title}: {billed_note(uncertain)}", file=sys.stderr)
+
+
+def _progress_bar(title: str | None, already: int, total: int) -> Any:
+    if title is None:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=already, desc=f"batch {title}", unit="item", smoothing=0.1)
+
+
+def _draw(bar: Any, job: Any, already: int, *, final: bool = False) -> None:
+    if bar is None:
+        return
+    with contextlib.suppress(Exception):  # a broken display must not lose paid results
+        finished = already + job.done + job.failed + job.uncertain
+        if finished > bar.n:
+            bar.update(finished - bar.n)
+        postfix: dict[str, object] = {"failed": job.failed}
+        uncertain = job.uncertain_before + job.uncertain
+        if uncertain:
+            postfix["may be billed"] = uncertain
+        if job.spent or job.guard is not None:
+            postfix["spend"] = format_spend(job.spent)
+        if not final and time.monotonic() < job.limited_until:
+            postfix["waiting"] = "on the rate limit"
+        bar.set_postfix(postfix, refresh=final)
+
+
+# --- runner ------------------------------------------------------------------------------------
+# Expand a grid of requests and run it concurrently off the caller's thread.
 
 # Grid axes in display order, each with the API field it sets.
 AXIS_FIELDS: dict[str, str] = {
@@ -47,10 +615,12 @@ AXIS_FIELDS: dict[str, str] = {
 
 log = logging.getLogger("cometnb")
 
-# How long the waiting thread sleeps between checks: short enough for a prompt interrupt.
+# How long the waiting thread sleeps between checks (grids and batches): short enough for a
+# prompt interrupt.
 POLL_S = 0.1
-# After an interrupt, how long to wait for the tasks to record themselves as cancelled.
-CANCEL_GRACE_S = 3.0
+# After an interrupt, how long to wait for the tasks to record themselves as cancelled (each
+# batch item marks itself uncertain or pending).
+CANCEL_GRACE_S = 5.0
 
 
 # --- grid expansion and validation -----------------------------------------------------------
@@ -77,15 +647,16 @@ def cell_label(cell: GridCell, limit: int = 40) -> str:
     return ", ".join(f"{name}={clip(str(value), limit)}" for name, value in cell.coords.items())
 
 
-def validate_grid(grid: Grid, *, listed: int = 3) -> None:
+def validate_grid(grid: Grid, *, listed: int = 3, key: Secret | None = None) -> None:
     """Validate every cell; raise one :class:`ValidationError` naming the invalid cells.
 
     Nothing may be sent when any cell is invalid, so this runs before the first request.
+    ``key``: the key the cell resolved (no text may carry it); else looked up per request.
     """
     problems: list[tuple[GridCell, ValidationError]] = []
     for cell in grid.cells:
         try:
-            cell.request.validate()
+            cell.request.validate(key)
         except ValidationError as exc:
             problems.append((cell, exc))
     if not problems:
@@ -123,8 +694,10 @@ class _GridRun:
         tags: Sequence[str],
         origin: str | None,
         guard: SpendGuard | None = None,
+        checked: bool = False,
     ) -> None:
         self.client = client
+        self.checked = checked
         self.guard = guard
         self.grid = grid
         self.concurrency = max(1, concurrency)
@@ -135,8 +708,9 @@ class _GridRun:
 
     async def run(self) -> None:
         try:
-            limit = AdaptiveLimit(self.concurrency)
-            tasks = [self._cell(i, limit) for i in range(len(self.grid.cells))]
+            cells = len(self.grid.cells)
+            limit = AdaptiveLimit(self.concurrency, many=cells > 1)
+            tasks = [self._cell(i, limit) for i in range(cells)]
             # return_exceptions: wait for *every* task, also after a cancel, so each cancelled
             # request is recorded before the caller is told the grid has settled.
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
@@ -193,6 +767,7 @@ class _GridRun:
                 on_event=on_event,
                 tags=self.tags,
                 origin=self.origin,
+                checked=self.checked,
             )
         except CancelledError:
             raise
@@ -242,6 +817,7 @@ def run_grid(
     origin: str | None = None,
     poll_s: float = POLL_S,
     guard: SpendGuard | None = None,
+    checked: bool = False,
 ) -> Grid:
     """Run every cell of ``grid`` (filling ``cell.generation``) and return the grid.
 
@@ -252,10 +828,12 @@ def run_grid(
     ``guard`` (a budget), a request whose estimate no longer fits what is left when its turn
     comes is not sent: its cell reads "not sent (budget)" and holds a ``BudgetError``; nothing
     in flight stops. Without a guard, the client checks each request against
-    ``CometImg.budget`` itself.
+    ``CometImg.budget`` itself. ``checked``: the caller has validated the grid
+    (:func:`validate_grid`) and checked the client's history is writable, so the client does
+    neither again for each request (a ``%%cometimg`` cell validates once).
     """
     check_stored(tags, origin, None)  # refused before any cell is sent, not once per cell
-    grid_run = _GridRun(client, grid, concurrency, tags, origin, guard)
+    grid_run = _GridRun(client, grid, concurrency, tags, origin, guard, checked)
     future = _submit(grid_run.run())
     try:
         _wait(future, grid_run, on_update, poll_s)

@@ -1,9 +1,9 @@
 """Storing an outcome: a result or a failure becomes a :class:`Generation`, recorded in the history.
 
-:class:`_Storing` is the part of :class:`~cometnb._client.base._BaseClient` that turns what the
+:class:`_Storing` is the part of :class:`~cometnb._client.client._BaseClient` that turns what the
 exchange ended with into the caller's :class:`Generation`: it records successes and failures in
 the history (or keeps the images in memory when there is none) and adds each one's cost to the
-kernel's spend (:data:`cometnb._core.budget.session`). It is blocking; the async client runs it in
+kernel's spend (:func:`cometnb._core.budget.ledger`). It is blocking; the async client runs it in
 a worker thread.
 """
 
@@ -67,7 +67,7 @@ class _Storing:
             synthetic=result.synthetic,
             _cost=cost,
         )
-        budget.session.add(gen.cost)  # the kernel's spend, for CometImg.budget
+        budget.ledger().add(gen.cost)  # the kernel's spend, for CometImg.budget
         return gen
 
     def _record_failure(
@@ -99,7 +99,7 @@ class _Storing:
             status=status,
             _cost=cost,
         )
-        budget.session.add(gen.cost)  # $0 when refused; its estimate when it may be billed
+        budget.ledger().add(gen.cost)  # $0 when refused; its estimate when it may be billed
         return gen
 
 

@@ -143,14 +143,6 @@ def ledger() -> Ledger:
     return current().part(Ledger)
 
 
-def __getattr__(name: str) -> Ledger:
-    # ``budget.session`` for the client's storing step until the client restructuring lands
-    # (it then calls :func:`ledger`); a module attribute would be a second, stale ledger.
-    if name == "session":
-        return current().part(Ledger)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def session_budget() -> float | None:
     """``CometImg.budget`` in force: the USD this session may spend (``None``: no cap).
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from cometnb._core.billing import BillingRisk
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -62,15 +64,20 @@ class CometError(Exception):
 
     hint: str | None = None
     record_id: str | None = None
-    # Set by the client when a request ends in this error: True when the server may have
-    # billed it (the retry policy's rule), so the ledger counts it; None when not known.
-    may_be_billed: bool | None = None
+    # Set once, where the client classifies the failure (cometnb._core.billing): why it did
+    # or did not cost money. None when not known (an error raised outside a request).
+    billing: BillingRisk | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
         if hint is not None:
             self.hint = hint
         super().__init__(self.message)
+
+    @property
+    def may_be_billed(self) -> bool | None:
+        """True when the server may have billed the request; None when not known."""
+        return None if self.billing is None else self.billing.may_be_billed
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Every attribute is scrubbed as it is set (message, hint, code, param, body, and any
@@ -198,4 +205,4 @@ class NotSent(CometError):
     nothing is sent (a batch that could not record its item as in flight raises it, since a
     request it cannot account for could be paid twice after a kill)."""
 
-    may_be_billed = False
+    billing = BillingRisk.NOT_SENT

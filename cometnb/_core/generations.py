@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from cometnb._core.errors import CometError
     from cometnb._core.prices import Cost
     from cometnb._core.provenance import ContentCredentials
+    from cometnb._core.secret import Secret
 
 
 Status = Literal["ok", "error", "cancelled"]
@@ -369,13 +370,13 @@ class ImageRequest:
 
         return estimate(self)
 
-    def validate(self) -> ImageRequest:
+    def validate(self, key: Secret | None = None) -> ImageRequest:
         """Raise :class:`ValidationError` if the model cannot take this request, or its text
-        cannot be sent (a lone surrogate); return self. The API key is not looked up here: the
-        client checks the body against its key where it resolves it (``_prepare``)."""
-        from cometnb._core.validation import check_encodable, validate_request
+        cannot be sent (a lone surrogate, the API key: ``key``, else the one a request would
+        use; see :func:`~cometnb._core.validation.check_text`); return self."""
+        from cometnb._core.validation import check_text, validate_request
 
-        check_encodable({"prompt": self.prompt, **self.fields})
+        check_text({"prompt": self.prompt, **self.fields}, key)
         validate_request(self.prompt, self.model, self.fields)
         validate_edit(self.model, self.images, self.mask, self.fields)
         return self

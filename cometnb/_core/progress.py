@@ -21,7 +21,7 @@ CellState = Literal["queued", "running", "done", "failed", "cancelled", "not sen
 
 
 # The ClientEvent reason while a request waits for its turn under the server's rate limit
-# (the client's pacer spaces sends; see cometnb._client.pacing).
+# (the client's pacer spaces sends; see cometnb._client.runner).
 RATE_LIMIT_REASON = "the rate limit"
 
 

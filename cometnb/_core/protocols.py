@@ -93,6 +93,7 @@ class AsyncRunner(Protocol):
         on_event: OnEvent | None = ...,
         tags: Sequence[str] = ...,
         origin: str | None = ...,
+        checked: bool = ...,
     ) -> Generation: ...
 
 

@@ -310,6 +310,15 @@ def check_no_key(body: Mapping[str, Any], key: Secret | None) -> None:
             )
 
 
+def check_text(body: Mapping[str, Any], key: Secret | None = None) -> None:
+    """Both checks (``ImageRequest.validate``) against ``key``, or, when none is given, the key
+    resolved as a request would be (a cell hands over the one it resolved: looked up once)."""
+    from cometnb._core.settings import resolve_key
+
+    check_encodable(body)
+    check_no_key(body, key if key is not None else resolve_key())
+
+
 def check_stored(tags: Any, origin: str | None, key: Secret | None) -> tuple[str, ...]:
     """The tags (and origin) a request's record will store, checked before it is sent: text
     the history could not write (a lone surrogate) would fail only after billing."""

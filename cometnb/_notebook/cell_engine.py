@@ -19,8 +19,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cometnb._client.model_list import explain_missing_model
-from cometnb._client.response import KEY_HINT
+from cometnb._client.exchange import KEY_HINT
+from cometnb._client.lookups import explain_missing_model
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget
@@ -60,7 +60,7 @@ ClientFactory = Callable[["History", "Secret"], "AsyncRunner"]
 
 
 def _default_client(history: History, key: Secret) -> AsyncRunner:
-    from cometnb._client.async_client import AsyncClient
+    from cometnb._client.client import AsyncClient
 
     settings = _settings.active()
     return AsyncClient(
@@ -110,7 +110,7 @@ class CellEngine:
         if spec.dry_run:
             self._dry_run(spec, grid)
             return None
-        validate_grid(grid)
+        validate_grid(grid, key=key)  # the key resolved above: no request looks it up again
         _warn_model_typos(grid.cells)
         if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
@@ -130,7 +130,7 @@ class CellEngine:
     def _batch(self, spec: CellSpec, grid: Grid, history: History, key: Secret) -> Batch:
         """``--batch NAME``: the cell's requests as a resumable batch with a progress bar."""
         from cometnb._client.batch_run import run_batch
-        from cometnb._client.sync_client import Client
+        from cometnb._client.client import Client
 
         settings = _settings.active()
         client = Client(
@@ -172,6 +172,7 @@ class CellEngine:
                 tags=spec.tags,
                 origin=ORIGIN,
                 guard=guard,
+                checked=True,  # validated above, the history checked: once per cell
             )
         except CancelledError:
             self._show_partial_result(spec, grid, view)

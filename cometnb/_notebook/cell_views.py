@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cometnb._client.edits import describe_edit, edit_path, is_multipart
+from cometnb._client.exchange import describe_edit, edit_path, is_multipart
 from cometnb._client.runner import cell_label
 from cometnb._core.errors import redact
 from cometnb._core.generations import Generation, Grid

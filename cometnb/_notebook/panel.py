@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from cometnb._client.model_list import explain_missing_model
+from cometnb._client.lookups import explain_missing_model
 from cometnb._core.errors import BudgetError, ValidationError
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.generations import ClientEvent
@@ -532,7 +532,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
 
 async def _run_request(task: PanelTask, on_event: Callable[[ClientEvent], None]) -> Generation:
     """Run ``task.request`` on the current loop with the active settings, key and history."""
-    from cometnb._client.async_client import AsyncClient
+    from cometnb._client.client import AsyncClient
 
     async with AsyncClient() as client:
         return await client.run(task.request, on_event=on_event, tags=task.tags, origin="panel")

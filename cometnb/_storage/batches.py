@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import BatchBusyError, CometError
 from cometnb._storage.index import SqliteFile, immediate
 
@@ -81,16 +82,20 @@ CREATE TABLE IF NOT EXISTS batch_items (
     error      TEXT,
     attempts   INTEGER NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL,
+    billing    TEXT,
     PRIMARY KEY (batch, key)
 );
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items (batch, state);
 """
-_COLUMNS = "key, position, state, record_id, error, attempts"
+_COLUMNS = "key, position, state, record_id, error, attempts, billing"
+# A table made before the billing column (issue 22): added in place, NULL for its old rows.
+_ADD_BILLING = "ALTER TABLE batch_items ADD COLUMN billing TEXT"
 
 
 @dataclass(frozen=True)
 class ItemState:
-    """One item's row: where it is in the input, its state, its record and its last error."""
+    """One item's row: where it is in the input, its state, its record and its last error,
+    and that error's :class:`BillingRisk` (``None`` for a row written before it was kept)."""
 
     key: str
     position: int
@@ -98,6 +103,7 @@ class ItemState:
     record_id: str | None = None
     error: str | None = None
     attempts: int = 0
+    billing: BillingRisk | None = None
 
 
 class BatchStore(SqliteFile):
@@ -130,6 +136,9 @@ class BatchStore(SqliteFile):
                 # needs; only power loss may lose the last marks, never a history record.
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.executescript(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(batch_items)")}
+                if "billing" not in columns:
+                    conn.execute(_ADD_BILLING)
             except BaseException:
                 conn.close()
                 raise
@@ -175,13 +184,16 @@ class BatchStore(SqliteFile):
         *,
         record_id: str | None = None,
         error: str | None = None,
+        billing: BillingRisk | None = None,
     ) -> None:
         """Commit ``key``'s new state (``sending`` also counts an attempt)."""
+        risk = None if billing is None else billing.value
         with self._write() as conn:
             conn.execute(
                 "UPDATE batch_items SET state = ?, record_id = COALESCE(?, record_id), "
-                "error = ?, attempts = attempts + ?, updated_at = ? WHERE batch = ? AND key = ?",
-                (state, record_id, error, int(state == "sending"), time.time(), batch, key),
+                "error = ?, billing = ?, attempts = attempts + ?, updated_at = ? "
+                "WHERE batch = ? AND key = ?",
+                (state, record_id, error, risk, int(state == "sending"), time.time(), batch, key),
             )
 
     def start(self, batch: str, key: str, note: str) -> None:
@@ -225,11 +237,12 @@ class BatchStore(SqliteFile):
             return int(cur.rowcount)
 
 
-def _state(row: tuple[str, int, str, str | None, str | None, int]) -> ItemState:
-    key, position, state, record_id, error, attempts = row
+def _state(row: tuple[str, int, str, str | None, str | None, int, str | None]) -> ItemState:
+    key, position, state, record_id, error, attempts, billing = row
     known: tuple[State, ...] = ("pending", "sending", "done", "failed", "uncertain")
     value: State = state if state in known else "pending"
-    return ItemState(key, position, value, record_id, error, attempts)
+    risk = BillingRisk.parse(billing)
+    return ItemState(key, position, value, record_id, error, attempts, risk)
 
 
 LOCKS = ".batch-locks"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import CometError, ValidationError
 from cometnb._core.generations import ApiResult, Generation, Status
 from cometnb._core.protocols import Runner
@@ -296,7 +297,7 @@ class History:
                     made.append(state.key)
                     continue
                 error = CometError(KILLED_IN_FLIGHT, hint=KILLED_HINT)
-                error.may_be_billed = True
+                error.billing = BillingRisk.SENT_NO_ANSWER
                 record = self._writer.record_failure(note, error, elapsed_s=0.0)
                 store.forget(REQUESTS, [state.key])
                 made.append(record.id)

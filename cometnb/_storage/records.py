@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cometnb._core import errors as _errors
+from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import CometError, ValidationError, redact
 from cometnb._core.generations import GeneratedImage, Generation, ImageRequest, Status
 from cometnb._core.protocols import Runner
@@ -147,6 +148,9 @@ def error_document(error: BaseException) -> dict[str, Any]:
     body = getattr(error, "body", None)
     if body is not None:
         info["body"] = json.loads(redact(json.dumps(body, default=str)))
+    billing = getattr(error, "billing", None)
+    if isinstance(billing, BillingRisk):
+        info["billing"] = billing.value  # what it cost is read from here, never the message
     return info
 
 
@@ -156,8 +160,9 @@ def _error_from_info(info: Mapping[str, Any]) -> CometError:
     cls = found if isinstance(found, type) and issubclass(found, CometError) else CometError
     message = str(info.get("message", "unknown error"))
     hint = info.get("hint")
+    error: CometError
     if issubclass(cls, _errors.APIError):
-        return cls(
+        error = cls(
             message,
             status=info.get("status"),
             code=info.get("code"),
@@ -166,9 +171,12 @@ def _error_from_info(info: Mapping[str, Any]) -> CometError:
             body=info.get("body"),
             hint=hint,
         )
-    if issubclass(cls, ValidationError):
-        return cls(message, field=info.get("field"), hint=hint)
-    return cls(message, hint=hint)
+    elif issubclass(cls, ValidationError):
+        error = cls(message, field=info.get("field"), hint=hint)
+    else:
+        error = cls(message, hint=hint)
+    error.billing = BillingRisk.parse(info.get("billing"))  # None in a record from before
+    return error
 
 
 # --- records ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cometnb._core.billing import BillingRisk
 from cometnb._core.byte_limits import MB
 from cometnb._core.edit_inputs import EditBody
 from cometnb._core.errors import CometError, redact
@@ -187,7 +188,7 @@ class HistoryWriter:
             "result could not be stored there; nothing more was sent",
             hint="Free disk space or set another folder with %config CometImg.history_dir.",
         )
-        error.may_be_billed = False
+        error.billing = BillingRisk.NOT_SENT
         raise error
 
     def _note_failure(self, exc: BaseException) -> None:

@@ -21,13 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from cometnb._client.batch_items import load_items, request_key
-from cometnb._client.batch_run import batch, may_be_billed
-from cometnb._client.clients import Client
+from cometnb._client.batch import load_items, may_be_billed, request_key
+from cometnb._client.batch_run import batch
+from cometnb._client.client import Client
+from cometnb._client.exchange import Send, Sleep, request_steps
 from cometnb._client.retry import Failure, RetryPolicy
-from cometnb._client.steps import Send, Sleep, request_steps
+from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import APIError, ResponseError, ValidationError
 from cometnb._core.generations import ClientEvent, ImageRequest
+from cometnb._core.prices import Cost
 from cometnb._core.secret import Secret
 from cometnb._storage.batches import BatchStore
 from cometnb.history import History
@@ -137,7 +139,7 @@ def test_batch_runs_in_input_order_and_a_rerun_sends_nothing(
     assert list(frame["state"]) == ["done"] * 4 and frame["image_path"].notna().all()
     out = again.export(tmp_path / "shop.jsonl")
     assert len(out.read_text(encoding="utf-8").splitlines()) == 4
-    assert again.cost is None or again.cost >= 0
+    assert isinstance(again.cost, Cost) and (again.cost.usd is None or again.cost.usd >= 0)
 
 
 def test_failures_not_billed_are_sent_again_and_uncertain_ones_only_when_asked(
@@ -267,9 +269,13 @@ def test_a_wait_after_a_billed_attempt_says_so() -> None:
     events: list[ClientEvent] = []
     steps = request_steps({"prompt": "a fox"}, Secret(FAKE_KEY), policy, None, events.append)
     failures = [
-        Failure(APIError("overloaded", status=429), "safe", "HTTP 429", retry_after=0),
-        Failure(APIError("gateway", status=504), "billed", "HTTP 504"),
-        Failure(APIError("overloaded", status=429), "safe", "HTTP 429", retry_after=0),
+        Failure(
+            APIError("overloaded", status=429), BillingRisk.RATE_LIMITED, "HTTP 429", retry_after=0
+        ),
+        Failure(APIError("gateway", status=504), BillingRisk.SERVER_FAILED, "HTTP 504"),
+        Failure(
+            APIError("overloaded", status=429), BillingRisk.RATE_LIMITED, "HTTP 429", retry_after=0
+        ),
     ]
     step = next(steps)
     for failure in failures:
@@ -286,7 +292,7 @@ _WORKER = textwrap.dedent(
     """
     import json, sys
     from cometnb._client.batch_run import batch
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
 
     base_url, folder, items = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])

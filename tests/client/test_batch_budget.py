@@ -13,7 +13,7 @@ from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetLimits, SpendGuard, ledger
 from cometnb._core.errors import BudgetError
 from cometnb._core.generations import ImageRequest
-from cometnb._core.prices import estimate
+from cometnb._core.prices import Cost, estimate
 from cometnb._storage.batches import BatchStore
 from tests.client.test_batch import client_for, sent_prompts
 
@@ -114,7 +114,7 @@ def test_the_progress_bar_shows_what_the_run_spent(
 ) -> None:
     b = batch(CATALOGUE[:3], name="bar", client=_client(sim, hist), concurrency=1, **FIELDS)
     err = capsys.readouterr().err
-    assert b.cost is not None and b.cost > 0
+    assert isinstance(b.cost, Cost) and b.cost.usd is not None and b.cost.usd > 0
     assert "3/3" in err and "spend=$" in err
     shown = err.rsplit("spend=$", 1)[1].split()[0].rstrip("]")
-    assert float(shown.strip(",")) == pytest.approx(b.cost, abs=0.006)
+    assert float(shown.strip(",")) == pytest.approx(b.cost.usd, abs=0.006)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cometnb._client.batch_run import batch, run_batch
-from cometnb._client.clients import Client
+from cometnb._client.client import Client
 from cometnb._core import settings as _settings
 from cometnb._core.budget import BudgetLimits, SpendGuard, ledger
 from cometnb._core.errors import BudgetError
@@ -74,7 +74,7 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     from cometnb._client.batch_run import batch
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
     base_url, folder, items = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     client = Client(api_key="sk-worker-0000000000000000", base_url=base_url,
@@ -139,8 +139,7 @@ def test_resent_after_interrupt_lists_only_items_actually_sent(
 ) -> None:
     """An item a killed run left in flight, asked to be resent (retry_billed=True), that the
     budget then stops: it was not sent, yet it is reported as resent."""
-    from cometnb._client.batch_items import load_items
-    from cometnb._client.batch_recovery import KILLED_IN_FLIGHT
+    from cometnb._client.batch import KILLED_IN_FLIGHT, load_items
 
     keys = [i.key for i in load_items(CATALOGUE[:1], FIELDS)]
     store = BatchStore(hist.path)
@@ -231,8 +230,8 @@ def test_a_refused_key_stops_the_batch(sim: SimServer, hist: History) -> None:
 
 
 def test_a_storing_failure_is_marked_as_may_be_billed() -> None:
-    from cometnb._client.base import storing_failure, unexpected
-    from cometnb._client.batch_recovery import may_be_billed
+    from cometnb._client.batch import may_be_billed
+    from cometnb._client.client import storing_failure, unexpected
     from cometnb._core.errors import CometError
 
     assert may_be_billed(storing_failure(OSError(28, "No space left on device")))
@@ -281,7 +280,7 @@ def test_a_held_back_retry_after_a_billed_attempt_stays_uncertain(
 
 
 def test_a_load_balancer_429_is_a_rate_limit_not_a_spent_balance() -> None:
-    from cometnb._client.response import is_quota_exhausted
+    from cometnb._client.exchange import is_quota_exhausted
 
     assert not is_quota_exhausted({"message": "Upstream load balancer is saturated, retry"})
     assert is_quota_exhausted({"message": "Your account balance is exhausted"})

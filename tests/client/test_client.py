@@ -22,7 +22,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from PIL import Image
 
-from cometnb._client.clients import AsyncClient, Client
+from cometnb._client.client import AsyncClient, Client
 from cometnb._client.http import shared_ssl_context
 from cometnb._core import settings as _settings
 from cometnb._core.errors import (
@@ -110,7 +110,7 @@ class Scripted:
 def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Image hosts (``files.test``…) resolve to a public address; the mock transport never
     connects, and a host that does not resolve is refused before any download."""
-    from cometnb._client import fetch_guard
+    from cometnb._client import http as fetch_guard
 
     monkeypatch.setattr(fetch_guard, "_resolve", lambda host: ["93.184.216.34"])
 
@@ -631,7 +631,7 @@ def test_keyboard_interrupt_is_recorded_as_cancelled() -> None:
 
 
 def test_history_none_uses_the_active_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cometnb._client import base
+    from cometnb._client import client as base
 
     hist = FakeHistory()
     monkeypatch.setattr(base, "active_history", lambda: hist)

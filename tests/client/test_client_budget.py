@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import FAKE_KEY
 
-from cometnb._client.async_client import AsyncClient
-from cometnb._client.clients import Client
+from cometnb._client.client import AsyncClient, Client
 from cometnb._core import settings as _settings
 from cometnb._core.budget import ledger
 from cometnb._core.errors import BudgetError

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import FAKE_KEY, assert_no_key_in_tree
 
-from cometnb._client.clients import AsyncClient, Client
+from cometnb._client.client import AsyncClient, Client
 from cometnb._core.errors import (
     APIError,
     AuthenticationError,

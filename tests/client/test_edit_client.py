@@ -16,7 +16,7 @@ from PIL import Image
 
 import cometnb
 from cometnb import APIError, Client, ImageRequest, ValidationError
-from cometnb._client.clients import AsyncClient
+from cometnb._client.client import AsyncClient
 from cometnb.history import History
 from cometnb.sim import SimServer
 

@@ -13,7 +13,7 @@ import pytest
 from _history_helpers import image_bytes, noisy_png
 from PIL import Image
 
-from cometnb._client.edits import (
+from cometnb._client.exchange import (
     describe_edit,
     edit_path,
     form_fields,

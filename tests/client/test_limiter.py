@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from cometnb._client.limiter import AdaptiveLimit
+from cometnb._client.runner import AdaptiveLimit
 
 
 def test_at_most_limit_holders_at_a_time() -> None:

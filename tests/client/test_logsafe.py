@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from cometnb._client import logsafe as _logsafe
+from cometnb._client import http as _http
 from cometnb._core.errors import register_secret
 
 
@@ -14,7 +14,7 @@ def test_message_args_and_traceback_are_redacted(
     fake_key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     register_secret(fake_key)
-    _logsafe.install()
+    _http.install()
     logger = logging.getLogger("httpx")
     with caplog.at_level("DEBUG"):
         logger.info("GET %s", f"https://cdn.test/a.png?key={fake_key}")
@@ -28,12 +28,12 @@ def test_message_args_and_traceback_are_redacted(
 
 def test_records_without_secrets_are_untouched() -> None:
     record = logging.LogRecord("httpx", logging.INFO, "", 0, "GET %s", ("https://x/",), None)
-    assert _logsafe.RedactSecrets().filter(record)
+    assert _http.RedactSecrets().filter(record)
     assert (record.msg, record.args) == ("GET %s", ("https://x/",))
 
 
 def test_install_is_idempotent() -> None:
-    _logsafe.install()
-    _logsafe.install()
+    _http.install()
+    _http.install()
     filters = logging.getLogger("httpx").filters
-    assert sum(isinstance(f, _logsafe.RedactSecrets) for f in filters) == 1
+    assert sum(isinstance(f, _http.RedactSecrets) for f in filters) == 1

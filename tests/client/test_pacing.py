@@ -1,4 +1,4 @@
-"""The pacer (cometnb._client.pacing): headers, AIMD on 429s, the floor, Retry-After: 0.
+"""The pacer (cometnb._client.runner): headers, AIMD on 429s, the floor, Retry-After: 0.
 
 Driven by a fake clock against a token-bucket server model (the simulator's own bucket), so the
 policy is tested without waiting.
@@ -6,11 +6,13 @@ policy is tested without waiting.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from cometnb._client.pacing import MAX_STALLS, Pacer, RateLimits, Ticket, parse_duration
+from cometnb._client.exchange import Send, Sleep, request_steps
 from cometnb._client.retry import RetryPolicy
-from cometnb._client.steps import Send, Sleep, request_steps
+from cometnb._client.runner import MAX_STALLS, Pacer, RateLimits, Ticket, parse_duration
 from cometnb.sim.ratelimit import RateLimiter
 
 
@@ -197,3 +199,47 @@ def test_the_cell_says_when_it_waits_on_the_rate_limit() -> None:
 
     event = ClientEvent("waiting", 1, 2.0, RATE_LIMIT_REASON)
     assert describe_event(event) == "waiting on the rate limit (2 s)"
+
+
+# --- a busy account fails nothing (issue 22, point 3) ----------------------------------------
+
+
+def test_a_rate_limit_429_is_retried_while_the_runs_patience_lasts() -> None:
+    from cometnb._client.retry import Failure
+    from cometnb._core.billing import BillingRisk
+    from cometnb._core.errors import APIError, RateLimitError
+
+    policy = RetryPolicy(max_retries=2)
+    busy = Failure(RateLimitError("busy", status=429), BillingRisk.RATE_LIMITED, "HTTP 429")
+    overloaded = Failure(APIError("over", status=503), BillingRisk.RATE_LIMITED, "HTTP 503")
+    quota = Failure(RateLimitError("quota", status=429), BillingRisk.REFUSED, "HTTP 429")
+    assert policy.decide(busy, 9, 0, patient=True).wait_s is not None  # past max_retries
+    assert policy.decide(busy, 2, 0).wait_s is None  # no pacer bounding the storm: as before
+    assert policy.decide(overloaded, 2, 0, patient=True).wait_s is None
+    assert policy.decide(quota, 0, 0, patient=True).wait_s is None  # a spent quota: never
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("headers", [True, False], ids=["headers", "no-headers"])
+def test_forty_requests_at_120_rpm_all_succeed(headers: bool, tmp_path: Path) -> None:
+    """40 requests, 120 RPM with a burst of 5, concurrency 16: every one succeeds, each prompt
+    sent once plus once per 429 it met (a 429 is never billed, so it is retried)."""
+    from collections import Counter
+
+    from cometnb._client.client import Client
+    from cometnb._core.generations import ImageRequest
+    from cometnb.history import History
+    from cometnb.sim import SimServer
+    from tests.conftest import FAKE_KEY
+
+    prompts = [f"a shelf of ceramic cups, variant {i:02d}" for i in range(40)]
+    requests = [ImageRequest(p, model="gpt-image-2", size="816x816") for p in prompts]
+    with SimServer(latency=0.2, rpm=120, burst=5, ratelimit_headers=headers) as sim:
+        with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=History(tmp_path)) as c:
+            gens = c.generate_many(requests, concurrency=16)
+        log, refused = sim.log, sim.rate_limited
+    assert [g.error for g in gens if not g.ok] == []
+    assert len(History(tmp_path).find(status="ok")) == 40
+    sent = Counter(body["prompt"] for _, body in log)
+    limited = Counter(body["prompt"] for _, body in refused)
+    assert all(sent[p] == 1 + limited[p] for p in prompts)  # no resend but after a 429

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from conftest import SHARED_FIXTURES
 
-from cometnb._client.response import (
+from cometnb._client.exchange import (
     failure_from_exception,
     failure_from_status,
     parse_request_id,

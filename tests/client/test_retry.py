@@ -14,8 +14,8 @@ from cometnb._client.retry import (
     RetryPolicy,
     parse_retry_after,
     parse_should_retry,
-    status_safety,
 )
+from cometnb._core.billing import BillingRisk, status_safety
 from cometnb._core.errors import APIError, RateLimitError
 
 
@@ -97,8 +97,18 @@ def test_parse_should_retry() -> None:
     assert parse_should_retry({}) is None
 
 
+# One risk of each retry class: what the policy decides from.
+_RISK = {
+    "safe": BillingRisk.RATE_LIMITED,
+    "billed": BillingRisk.SERVER_FAILED,
+    "never": BillingRisk.REFUSED,
+}
+
+
 def _failure(safety: str, **kw: object) -> Failure:
-    return Failure(APIError("boom", status=500), safety, "HTTP 500", **kw)  # type: ignore[arg-type]
+    failure = Failure(APIError("boom", status=500), _RISK[safety], "HTTP 500", **kw)  # type: ignore[arg-type]
+    assert failure.safety == safety
+    return failure
 
 
 def test_never_is_never_retried() -> None:
@@ -125,7 +135,9 @@ def test_retry_after_wins_over_backoff() -> None:
 
 
 def test_retry_after_over_120_s_gives_up_saying_when() -> None:
-    failure = Failure(RateLimitError("slow", status=429), "safe", "HTTP 429", retry_after=600.0)
+    failure = Failure(
+        RateLimitError("slow", status=429), BillingRisk.RATE_LIMITED, "HTTP 429", retry_after=600.0
+    )
     decision = RetryPolicy().decide(failure, 0, 0)
     assert decision.wait_s is None
     assert decision.hint is not None

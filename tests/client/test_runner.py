@@ -17,7 +17,7 @@ from cometnb._core.progress import CellProgress, describe_event
 from cometnb._core.settings import Settings
 
 if TYPE_CHECKING:
-    from cometnb._client.clients import AsyncClient
+    from cometnb._client.client import AsyncClient
     from cometnb.history import History
     from cometnb.sim import SimServer
 
@@ -28,7 +28,7 @@ MINI = "gpt-image-1-mini"
 
 @pytest.fixture
 def aclient(sim: SimServer, hist: History) -> Iterator[AsyncClient]:
-    from cometnb._client.clients import AsyncClient
+    from cometnb._client.client import AsyncClient
     from cometnb._client.loop import loop_thread
 
     client = AsyncClient(api_key=FAKE_KEY, base_url=sim.base_url, history=hist, timeout=5.0)

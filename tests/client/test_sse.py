@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import SHARED_FIXTURES
 
-from cometnb._client.sse import COMPLETED, PARTIAL, SSEDecoder, SSEEvent, StreamAssembler
+from cometnb._client.exchange import COMPLETED, PARTIAL, SSEDecoder, SSEEvent, StreamAssembler
 from cometnb._core.errors import APIError, ResponseError
 from cometnb._core.images import decode_b64_image, sniff_format
 

@@ -461,7 +461,7 @@ def test_catalog_reports_what_it_could_not_read() -> None:
 
 
 def test_refresh_prices_keeps_the_catalog_dated(tmp_path: Path, isolated_env: Path) -> None:
-    from cometnb._client.price_refresh import catalog_url, refresh_prices
+    from cometnb._client.lookups import catalog_url, refresh_prices
 
     body = (SHARED_FIXTURES / "api-models.json").read_bytes()
     seen: list[httpx.Request] = []
@@ -486,7 +486,7 @@ def test_refresh_prices_keeps_the_catalog_dated(tmp_path: Path, isolated_env: Pa
 def test_refresh_prices_keeps_the_prices_file_on_top(
     tmp_path: Path, isolated_env: Path, into_other_folder: bool
 ) -> None:
-    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._client.lookups import refresh_prices
 
     body = (SHARED_FIXTURES / "api-models.json").read_bytes()
 
@@ -503,7 +503,7 @@ def test_refresh_prices_keeps_the_prices_file_on_top(
 
 
 def test_refresh_prices_failure_leaves_prices_alone(isolated_env: Path) -> None:
-    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._client.lookups import refresh_prices
     from cometnb._core.errors import APIError
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -516,7 +516,7 @@ def test_refresh_prices_failure_leaves_prices_alone(isolated_env: Path) -> None:
 
 
 def test_refresh_prices_says_when_it_cannot_keep_the_catalog(tmp_path: Path) -> None:
-    from cometnb._client.price_refresh import refresh_prices
+    from cometnb._client.lookups import refresh_prices
     from cometnb._core.errors import CometError
 
     blocked = tmp_path / "history"

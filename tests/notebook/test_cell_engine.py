@@ -58,9 +58,9 @@ def counted(
     real_resolve = _settings.resolve_key
     real_writable = History.check_writable
 
-    def validate(self: ImageRequest) -> ImageRequest:
+    def validate(self: ImageRequest, key: Secret | None = None) -> ImageRequest:
         counts.validations[_layer(1)] += 1
-        return real_validate(self)
+        return real_validate(self, key)
 
     def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
         if not explicit:  # a look-up of the session / .env / Colab / environment key
@@ -136,12 +136,6 @@ def test_a_cell_with_no_key_is_refused_after_one_look_up(
     assert sum(counts.writable_checks.values()) == 0  # refused before the history is opened
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22 goal for _client/_core: the client validates again in "
-    "_BaseClient._prepare (after runner.validate_grid) and AsyncClient._open_history checks the "
-    "history again",
-)
 def test_one_cell_validates_once_and_resolves_the_key_once(counted: tuple[Any, Counts]) -> None:
     shell, counts = counted
     result = shell.run_cell(CELL)

@@ -359,8 +359,8 @@ def test_cancel_drops_the_queue_and_charges_nothing_unsent(p: Panel, sim: SimSer
 
 def test_a_cancel_before_the_post_is_not_charged(p: Panel, sim: SimServer) -> None:
     """Cancelled while waiting for its turn (as on a rate limit): never sent, so $0."""
-    import cometnb._client.base as base
-    from cometnb._client.steps import Sleep
+    import cometnb._client.client as base
+    from cometnb._client.exchange import Sleep
 
     spent = ledger().usd
     real = base.request_steps

@@ -27,7 +27,7 @@ from cometnb._core.prices import (
 from cometnb._storage.spend import SpendTable
 
 if TYPE_CHECKING:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
     from cometnb.history import History
     from cometnb.sim import SimServer
 
@@ -42,7 +42,7 @@ PROMPTS = (
 
 @pytest.fixture
 def sim_client(sim: SimServer, hist: History) -> Iterator[Client]:
-    from cometnb._client.clients import Client
+    from cometnb._client.client import Client
 
     with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
         yield c
@@ -124,7 +124,7 @@ def test_a_refused_request_costs_nothing_and_a_cut_one_its_estimate(
     ],
 )
 def test_failure_cost_follows_the_retry_policys_billing_rule(status: int, billed: bool) -> None:
-    from cometnb._client.retry import status_safety
+    from cometnb._core.billing import status_safety
     from cometnb._core.prices import failure_cost
 
     body = {"model": "gpt-image-2", "prompt": PROMPTS[0], "size": "1024x1024", "quality": "low"}

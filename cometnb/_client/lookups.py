@@ -1,11 +1,7 @@
-"""``cometnb.refresh_prices()``: fetch CometAPI's public model catalog and keep it, dated.
-
-The catalog lives at ``GET {root}/api/models`` (the base URL without ``/v1``) and needs no key,
-so none is sent; the GET goes through the HTTP seam (:func:`cometnb._client.http.get`: at most
-:data:`CATALOG_LIMIT` decoded bytes, 30 s in all, one short error otherwise). What it states is
-kept in ``<history folder>/prices/catalog-<UTC time>.json``; from then on
-:func:`cometnb._core.prices.active_table` lays it over the built-in table (and a
-``prices_file`` still wins). Records already made keep the cost they were stored with.
+"""Side lookups beside the image requests: which image models the account's key can use (``GET
+/v1/models``, for "did you mean" and the panel) and the public price catalog
+(``refresh_prices``). Each goes through the one HTTP seam (:mod:`cometnb._client.http`); the
+account-balance endpoint (issue 23) belongs here too.
 """
 
 from __future__ import annotations
@@ -14,13 +10,20 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from cometnb._client.http import get
-from cometnb._core import settings
+from cometnb._core import settings as _settings
 from cometnb._core.byte_limits import MB
-from cometnb._core.errors import APIError, CometError, ResponseError
+from cometnb._core.errors import APIError, CometError, ResponseError, redact
+from cometnb._core.model_registry import (
+    KNOWN_MODELS,
+    image_model_ids,
+    is_model_gone,
+    model_gone_message,
+)
 from cometnb._core.prices import (
     CATALOG_DIR,
     PriceTable,
@@ -29,8 +32,71 @@ from cometnb._core.prices import (
     table_from_catalog,
     with_override,
 )
+from cometnb._core.secret import Secret
 
-__all__ = ["CATALOG_LIMIT", "catalog_url", "refresh_prices"]
+__all__ = [
+    "CATALOG_LIMIT",
+    "LIST_LIMIT",
+    "catalog_url",
+    "explain_missing_model",
+    "refresh_prices",
+    "served_image_models",
+]
+
+# --- model_list --------------------------------------------------------------------------------
+# When the API says a model does not exist: one line naming the image models it serves now.
+
+LIST_TIMEOUT_S = 5.0
+# CometAPI lists a few hundred models in ~100 KB; anything past this is not a model list.
+LIST_LIMIT = 4 * MB
+
+
+def served_image_models(
+    base_url: str | None = None,
+    api_key: str | Secret | None = None,
+    timeout: float = LIST_TIMEOUT_S,
+) -> list[str] | None:
+    """The image model ids ``GET /v1/models`` lists, or ``None`` when it cannot be read."""
+    url = (base_url or _settings.resolve_base_url()).rstrip("/") + "/models"
+    try:
+        reply = get(
+            url,
+            what="the model list",
+            limit=LIST_LIMIT,
+            seconds=timeout,
+            key=_settings.resolve_key(api_key),
+        )
+        data: Any = reply.json() if reply.ok else None
+        data = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(data, list):
+            return None
+        ids = [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+    except CometError:  # unreachable, over the cap, not JSON: the list is simply unknown
+        return None
+    return image_model_ids(ids)
+
+
+def explain_missing_model(
+    error: BaseException,
+    model: str,
+    base_url: str | None = None,
+    api_key: str | Secret | None = None,
+) -> bool:
+    """Give ``error`` the one-line "not served" hint when it says the model is gone.
+
+    Returns True when the error was about the model (and now says so plainly).
+    """
+    if not isinstance(error, APIError):
+        return False
+    if not is_model_gone(error.status, error.code, error.message):
+        return False
+    available = served_image_models(base_url, api_key)
+    error.hint = redact(model_gone_message(model, available, KNOWN_MODELS))
+    return True
+
+
+# --- price_refresh -----------------------------------------------------------------------------
+# ``cometnb.refresh_prices()``: fetch CometAPI's public model catalog and keep it, dated.
 
 _TIMEOUT_S = 30.0
 # The real catalog is about 1 MB for every model CometAPI sells; a reply past this is refused.
@@ -40,7 +106,7 @@ _UNCHANGED = "The prices in force are unchanged."
 
 def catalog_url(base_url: str | None = None) -> str:
     """``https://api.cometapi.com/api/models`` for the default base URL."""
-    root = settings.resolve_base_url(base_url)
+    root = _settings.resolve_base_url(base_url)
     if root.endswith("/v1"):
         root = root[: -len("/v1")]
     return f"{root}/api/models"
@@ -66,7 +132,7 @@ def refresh_prices(
     data = _fetch(url, transport)
     fetched = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     table = table_from_catalog(data, builtin_table(), source=f"CometAPI catalog {url}, {fetched}")
-    folder = settings.resolve_history_dir(history_dir)
+    folder = _settings.resolve_history_dir(history_dir)
     try:
         _keep(table, folder)
     except OSError as exc:
