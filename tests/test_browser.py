@@ -377,7 +377,14 @@ def _check_hint_widens(page: Any) -> None:
     was = model.input_value()
     model.fill("gpt-imgae-2")
     hint = page.locator(".cometnb-panel .cometnb-field:has(.cometnb-model) .cometnb-error")
-    hint.wait_for(state="visible", timeout=WAIT_MS)
+    # The field may already carry a note (a retired model carried from a row says so): wait
+    # for the typo's own note rather than for any visible one.
+    page.wait_for_function(
+        """() => { const e = document.querySelector(
+                     '.cometnb-panel .cometnb-field:has(.cometnb-model) .cometnb-error');
+                   return e && e.innerText.includes('Did you mean gpt-image-2?'); }""",
+        timeout=WAIT_MS,
+    )
     assert "Did you mean gpt-image-2?" in hint.inner_text()
     page.wait_for_function(
         """() => { const e = document.querySelector(
@@ -386,7 +393,12 @@ def _check_hint_widens(page: Any) -> None:
         timeout=WAIT_MS,
     )
     model.fill(was)
-    hint.wait_for(state="hidden", timeout=WAIT_MS)
+    page.wait_for_function(
+        """() => { const e = document.querySelector(
+                     '.cometnb-panel .cometnb-field:has(.cometnb-model) .cometnb-error');
+                   return !e || !e.offsetParent || !e.innerText.includes('Did you mean'); }""",
+        timeout=WAIT_MS,
+    )
 
 
 def _check_export_link(page: Any) -> None:
