@@ -36,6 +36,12 @@ def _shared_fixtures() -> Path:
 
 SHARED_FIXTURES = _shared_fixtures()
 
+# A shell that starts a job in the background (``make test &`` in a script) hands it SIGINT
+# ignored, and Python then raises no KeyboardInterrupt: the Ctrl-C tests (and the kernels they
+# interrupt, which inherit the disposition) would test nothing. Restore the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # A key shaped like a real one. Tests scan everything written for it.
 FAKE_KEY = "sk-cometnb-test-7f3a9c2e51d04b86a1e0"
 
