@@ -279,8 +279,13 @@ class _BaseClient(_Storing):
         self, request: ImageRequest, *, validated: bool = False, key: Secret | None = None
     ) -> dict[str, Any]:
         """The body to send; ``key``: this client's key when the caller already has it."""
-        body = (request if validated else request.validate()).to_body()
-        check_no_key(body, key or self._key())  # this client's own key too
+        key = key or self._key()
+        if not validated:
+            # Against the configured key, which is this client's key unless it was given one
+            # (then the configured one is looked up: a prompt quoting it would still leak it).
+            request.validate(key if self._api_key is None else None)
+        body = request.to_body()
+        check_no_key(body, key)  # this client's own key too
         return body
 
     def _stored_fields(
