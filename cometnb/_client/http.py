@@ -17,12 +17,12 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -66,6 +66,9 @@ __all__ = [
     "shared_ssl_context",
     "stream_budget",
 ]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # --- frames ------------------------------------------------------------------------------------
 # Tracebacks that end at our last frame: no library frame's locals can show the key.
@@ -721,28 +724,6 @@ class Reply:
             raise ResponseError(f"{self.host} did not answer JSON.") from None
 
 
-def get(
-    url: str,
-    *,
-    what: str,
-    limit: int = 4 * MB,
-    seconds: float = 30.0,
-    key: Secret | None = None,
-    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
-    hint: str = "Nothing was billed; try again later.",
-) -> Reply:
-    """``GET url`` once, its body at most ``limit`` decoded bytes within ``seconds`` in all.
-
-    Every failure (unreachable, over a cap, an encoding refused) is one short
-    :class:`ResponseError` naming ``what`` and the host; the status is the caller's to judge.
-    Blocking: it runs on the session's loop thread (not callable from that thread).
-    """
-    fetch = aget(
-        url, what=what, limit=limit, seconds=seconds, key=key, transport=transport, hint=hint
-    )
-    return loop_thread().run(fetch)
-
-
 async def aget(
     url: str,
     *,
@@ -753,7 +734,12 @@ async def aget(
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     hint: str = "Nothing was billed; try again later.",
 ) -> Reply:
-    """Async :func:`get`, on the caller's loop (a pool of its own, closed after)."""
+    """``GET url`` once, its body at most ``limit`` decoded bytes within ``seconds`` in all;
+    a pool of its own, closed after (:func:`get` is the blocking call).
+
+    Every failure (unreachable, over a cap, an encoding refused) is one short
+    :class:`ResponseError` naming ``what`` and the host; the status is the caller's to judge.
+    """
     host = _host(url)
     budget = Budget(host, what, limit=limit, seconds=seconds, hint=hint)
     http = AsyncHttp(httpx.Timeout(seconds, connect=min(10.0, seconds)), async_transport(transport))
@@ -766,6 +752,21 @@ async def aget(
         ) from None
     finally:
         await http.aclose()
+
+
+def _blocking(fetch: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """``fetch`` as a blocking call, run on the session's loop thread (the seam is async)."""
+
+    @functools.wraps(fetch)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return loop_thread().run(fetch(*args, **kwargs))
+
+    return run
+
+
+# ``GET url`` as :func:`aget`, blocking: it runs on the session's loop thread (so it cannot be
+# called from that thread; await :func:`aget` there).
+get = _blocking(aget)
 
 
 def _host(url: str) -> str:

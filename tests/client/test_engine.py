@@ -199,11 +199,9 @@ def test_a_transport_that_only_blocks_is_refused_clearly() -> None:
         Client(api_key=FAKE_KEY, transport=httpx.HTTPTransport())
 
 
-def test_a_given_key_is_not_looked_up_again(
-    monkeypatch: pytest.MonkeyPatch, client: Client
-) -> None:
-    """Only the configured key is looked up, once per request, for validation (a prompt that
-    quotes it must not be sent); a ``%%cometimg`` cell validates itself: no look-up here."""
+@pytest.fixture
+def key_lookups(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every ``resolve_key`` call from here on."""
     calls: list[object] = []
     real = _settings.resolve_key
 
@@ -212,6 +210,13 @@ def test_a_given_key_is_not_looked_up_again(
         return real(explicit)
 
     monkeypatch.setattr(_settings, "resolve_key", counting)
+    return calls
+
+
+def test_a_given_key_is_not_looked_up_again(key_lookups: list[object], client: Client) -> None:
+    """Only the configured key is looked up, once per request, for validation (a prompt that
+    quotes it must not be sent); a ``%%cometimg`` cell validates itself: no look-up here."""
+    calls = key_lookups
     assert client.generate("a finch", model=MODEL).ok
     assert client.generate_many([{"prompt": "a finch again", "model": MODEL}])[0].ok
     assert calls == [None, None]
@@ -222,17 +227,10 @@ def test_a_given_key_is_not_looked_up_again(
 
 
 def test_a_configured_key_is_looked_up_when_it_is_needed(
-    monkeypatch: pytest.MonkeyPatch, sim: SimServer, hist: History
+    key_lookups: list[object], monkeypatch: pytest.MonkeyPatch, sim: SimServer, hist: History
 ) -> None:
     """Entered after the client was made (``%cometimg_key``), it is still used."""
-    calls: list[object] = []
-    real = _settings.resolve_key
-
-    def counting(explicit: Any = None) -> Any:
-        calls.append(explicit)
-        return real(explicit)
-
-    monkeypatch.setattr(_settings, "resolve_key", counting)
+    calls = key_lookups
     monkeypatch.delenv("COMETAPI_KEY", raising=False)
     with Client(base_url=sim.base_url, history=hist) as client:
         monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
