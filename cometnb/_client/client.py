@@ -875,6 +875,7 @@ class Client(_BaseClient):
         )
         # A client dropped unclosed: its pool is closed on its loop, never left to the GC.
         self._release = weakref.finalize(self, _release_pool, self._engine._http)
+        self._release.atexit = False  # at exit the process's sockets go with it
 
     @property
     def pacer(self) -> Pacer | None:
