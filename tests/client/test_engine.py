@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 import time
 from pathlib import Path
@@ -237,3 +238,26 @@ def test_a_configured_key_is_looked_up_when_it_is_needed(
         assert client.generate("a lark", model=MODEL).ok
     # Once for the request's checks, once when it is sent (the one look-up of its sources).
     assert len(calls) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_client_used_after_fork_gets_a_loop_and_a_pool_of_its_own(
+    client: Client, sim: SimServer
+) -> None:
+    """A forked child inherits the client but neither the loop thread nor a usable pool."""
+    assert client.generate("before the fork", model=MODEL).ok
+    parent_pool = client._engine._http._client
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only, never return into pytest
+        code = 1
+        try:
+            gen = client.generate("in the child", model=MODEL)
+            code = 0 if gen.ok and client._engine._http._client is not parent_pool else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
+    assert client.generate("after the fork, in the parent", model=MODEL).ok
+    assert client._engine._http._client is parent_pool  # the parent's pool is untouched
