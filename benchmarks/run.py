@@ -36,6 +36,7 @@ BENCHMARKS = (
     "history_100k",
     "spend",
     "sidebar",
+    "engine_designs",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -5,6 +5,7 @@ key echoed by a ``-o`` error."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -203,13 +204,27 @@ def _mock_http(seen: list[Any], replies: list[Any]) -> Any:
     """The HTTP seam over a transport that records each request and never connects anywhere."""
     import httpx
 
-    from cometnb._client.http import Http
+    from cometnb._client.http import AsyncHttp
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return replies.pop(0)
 
-    return Http(httpx.Timeout(5.0), httpx.MockTransport(handler))
+    return AsyncHttp(httpx.Timeout(5.0), httpx.MockTransport(handler))
+
+
+def _download(http: Any, url: str, *, allow_loopback: bool) -> bytes:
+    """The seam's download, driven from a test (the pool closed after)."""
+    from cometnb._client.http import adownload
+    from cometnb._core.byte_limits import ByteLimits
+
+    async def go() -> bytes:
+        try:
+            return await adownload(http, url, allow_loopback=allow_loopback, limits=ByteLimits())
+        finally:
+            await http.aclose()
+
+    return asyncio.run(go())
 
 
 def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> None:
@@ -217,18 +232,10 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
 
     import httpx
 
-    from cometnb._client.http import download
-    from cometnb._core.byte_limits import ByteLimits
-
     png = base64.b64decode(_png_b64())
     seen: list[httpx.Request] = []
-    with _mock_http(seen, [httpx.Response(200, content=png)]) as http:
-        got = download(
-            http,
-            "https://images.rebind.example:8443/a.png?sig=1",
-            allow_loopback=True,
-            limits=ByteLimits(),
-        )
+    http = _mock_http(seen, [httpx.Response(200, content=png)])
+    got = _download(http, "https://images.rebind.example:8443/a.png?sig=1", allow_loopback=True)
     assert got == png
     assert rebinding_dns == ["images.rebind.example"]  # resolved once, by the check
     (request,) = seen
@@ -241,19 +248,13 @@ def test_download_connects_to_the_checked_address(rebinding_dns: list[str]) -> N
 def test_redirect_hop_that_rebinds_to_loopback_is_refused(rebinding_dns: list[str]) -> None:
     import httpx
 
-    from cometnb._client.http import download
-    from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.errors import ResponseError
 
     seen: list[httpx.Request] = []
     replies = [httpx.Response(302, headers={"Location": "/internal-admin"})]
-    with _mock_http(seen, replies) as http, pytest.raises(ResponseError, match="loopback"):
-        download(
-            http,
-            "http://images.rebind.example/a.png",
-            allow_loopback=False,
-            limits=ByteLimits(),
-        )
+    http = _mock_http(seen, replies)
+    with pytest.raises(ResponseError, match="loopback"):
+        _download(http, "http://images.rebind.example/a.png", allow_loopback=False)
     assert len(seen) == 1 and seen[0].url.host == "93.184.216.34"
 
 

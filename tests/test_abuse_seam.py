@@ -11,6 +11,7 @@ leave it in no frame's locals, in Python and in a saved ``%xmode Verbose`` noteb
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def test_nested_gzip_is_refused_with_bounded_memory(
 
 @pytest.mark.parametrize("encoding", ["br", "gzip, deflate", "zstd", "gzip,identity,gzip"])
 def test_unknown_or_stacked_encodings_are_one_short_error(encoding: str) -> None:
-    from cometnb._client.http import Budget, read_body
+    from cometnb._client.http import Budget
 
     response = httpx.Response(200, headers={"Content-Encoding": encoding}, stream=_Stream([b"x"]))
     with pytest.raises(ResponseError, match="decodes one layer of gzip or deflate only"):
@@ -100,7 +101,7 @@ def test_unknown_or_stacked_encodings_are_one_short_error(encoding: str) -> None
 def test_one_known_layer_is_decoded_a_step_at_a_time() -> None:
     import zlib
 
-    from cometnb._client.http import DECODE_STEP, Budget, read_body
+    from cometnb._client.http import DECODE_STEP, Budget
 
     text = json.dumps({"data": ["x" * 300_000]}).encode()
     for encoding, packed in [
@@ -123,12 +124,20 @@ def test_one_known_layer_is_decoded_a_step_at_a_time() -> None:
     assert budget.used <= DECODE_STEP * 3
 
 
-class _Stream(httpx.SyncByteStream):
+class _Stream(httpx.AsyncByteStream):
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks
 
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self.chunks
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def read_body(response: httpx.Response, budget: Any) -> bytes:
+    """The seam's reader, driven from a test."""
+    from cometnb._client.http import aread_body
+
+    return asyncio.run(aread_body(response, budget))
 
 
 # --- side fetches: /v1/models and the price catalog are capped too -----------------------------
@@ -173,8 +182,8 @@ from cometnb.history import History
 png = {_tiny_png_b64()!r}
 body = json.dumps({{"created": 1, "data": [{{"b64_json": png}}]}}).encode() + b" " * (4 << 20)
 
-class OneByte(httpx.SyncByteStream):
-    def __iter__(self):
+class OneByte(httpx.AsyncByteStream):
+    async def __aiter__(self):
         for i in range(len(body)):
             yield body[i:i + 1]
 
@@ -227,7 +236,7 @@ def test_failures_at_n10_hold_nothing_once_returned(server: HostileServer, tmp_p
 
 
 def test_a_failed_read_keeps_no_buffer_in_its_traceback() -> None:
-    from cometnb._client.http import Budget, read_body
+    from cometnb._client.http import Budget
 
     response = httpx.Response(
         200, headers={"Content-Encoding": "gzip"}, stream=_Stream([gzip_bomb(16)])

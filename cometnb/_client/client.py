@@ -3,10 +3,11 @@
 As in httpx, one base class (:class:`_BaseClient`) holds everything that is not I/O — the
 configuration (base URL, timeouts, retry policy), the key and its checks, building and
 validating requests, what each POST carries, mapping answers to results or failures, storing
-outcomes (:class:`~cometnb._client.storing._Storing`) — and the two clients differ only in how
-they perform the I/O steps of :func:`cometnb._client.exchange.request_steps`: by blocking or
-by awaiting. ``Client.generate_many`` and its ``a*`` methods run on an :class:`AsyncClient`
-twin with the same settings.
+outcomes (:class:`~cometnb._client.storing._Storing`). There is one engine: :class:`AsyncClient`
+performs the I/O steps of :func:`cometnb._client.exchange.request_steps` by awaiting. The
+blocking :class:`Client` owns one AsyncClient (its engine, one connection pool) and runs every
+request on it on the session's private loop thread (:mod:`~cometnb._client.loop`), relaying
+``on_partial`` / ``on_event`` back to the caller's thread in order.
 
 Flow of one request: validate (nothing is sent for a request the model cannot take) → resolve
 the key → POST with billing-aware retries (:mod:`~cometnb._client.exchange`,
@@ -18,11 +19,23 @@ validation is recorded in the history before it is raised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -47,21 +60,18 @@ from cometnb._client.exchange import (
 )
 from cometnb._client.http import (
     AsyncHttp,
-    Http,
     adownload,
     alines,
     aread_body,
-    download,
+    async_transport,
     drop_library_frames,
     error_budget,
     is_loopback_host,
-    lines,
-    read_body,
     result_budget,
     stream_budget,
 )
 from cometnb._client.in_flight import InFlight
-from cometnb._client.loop import loop_thread
+from cometnb._client.loop import LoopThread, Relay, loop_thread
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.runner import AdaptiveLimit, Pacer, not_sent, open_gate
 from cometnb._client.storing import _Storing
@@ -180,8 +190,13 @@ class _BaseClient(_Storing):
     def _timeouts(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
+    def _key(self) -> Secret | None:
+        """The key this client was given, else the configured one (looked up now: it may have
+        been entered after the client was made)."""
+        return self._api_key if self._api_key is not None else _settings.resolve_key()
+
     def _require_key(self) -> Secret:
-        key = _settings.resolve_key(self._api_key)
+        key = self._key()
         if key is None:
             raise _before_sending(
                 AuthenticationError("No CometAPI key is configured.", hint=KEY_HINT)
@@ -260,21 +275,32 @@ class _BaseClient(_Storing):
             f"request {index} is a {type(item).__name__}, not an ImageRequest or a dict"
         )
 
-    def _prepare(self, request: ImageRequest, *, validated: bool = False) -> dict[str, Any]:
-        body = (request if validated else request.validate()).to_body()
-        check_no_key(body, _settings.resolve_key(self._api_key))  # this client's own key too
+    def _prepare(
+        self, request: ImageRequest, *, validated: bool = False, key: Secret | None = None
+    ) -> dict[str, Any]:
+        """The body to send; ``key``: this client's key when the caller already has it."""
+        key = key or self._key()
+        if not validated:
+            # Against the configured key, which is this client's key unless it was given one
+            # (then the configured one is looked up: a prompt quoting it would still leak it).
+            request.validate(key if self._api_key is None else None)
+        body = request.to_body()
+        check_no_key(body, key)  # this client's own key too
         return body
 
-    def _stored_fields(self, tags: Iterable[str], origin: str | None = None) -> tuple[str, ...]:
+    def _stored_fields(
+        self, tags: Iterable[str], origin: str | None = None, *, key: Secret | None = None
+    ) -> tuple[str, ...]:
         """The tags and origin the record will hold, refused before sending when unstorable."""
-        return check_stored(tags, origin, _settings.resolve_key(self._api_key))
+        return check_stored(tags, origin, key or self._key())
 
     def _prepare_many(self, requests: Iterable[object]) -> list[dict[str, Any]]:
         """Validate every request before any is sent; the error names the bad one's index."""
         bodies = []
+        key = self._key()
         for index, item in enumerate(requests):
             try:
-                bodies.append(self._prepare(self._request_from(item, index)))
+                bodies.append(self._prepare(self._request_from(item, index), key=key))
             except ValidationError as exc:
                 if exc.message.startswith(f"request {index} "):
                     raise
@@ -284,7 +310,7 @@ class _BaseClient(_Storing):
         return bodies
 
     def _post(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The URL and the :meth:`Http.open <cometnb._client.http.Http.open>` arguments of
+        """The URL and the :meth:`AsyncHttp.open <cometnb._client.http.AsyncHttp.open>` arguments of
         ``body``'s POST (JSON, or multipart for the edits endpoint)."""
         stream = bool(body.get("stream"))
         accept = "text/event-stream, application/json" if stream else "application/json"
@@ -546,8 +572,9 @@ class AsyncClient(_BaseClient):
         ``checked``: the caller validated the request and checked the history is writable
         (the grid runner for a ``%%cometimg`` cell), so neither is done again.
         """
-        body = self._prepare(request, validated=checked)
-        stored = self._stored_fields(tags, origin)
+        key = self._key()  # once for the request (a cell hands its own over: no look-up)
+        body = self._prepare(request, validated=checked, key=key)
+        stored = self._stored_fields(tags, origin, key=key)
         gate = open_gate([body])
         history = self._history() if checked else await self._open_history()
         gen = await self._gated(gate, history, body, on_partial, on_event, stored, origin)
@@ -691,7 +718,9 @@ class AsyncClient(_BaseClient):
             return await asyncio.to_thread(
                 self._record_failure, history, body, failure, elapsed, tags, origin
             )
-        except asyncio.CancelledError as cancel:
+        except (asyncio.CancelledError, KeyboardInterrupt) as cancel:
+            # A cancel (Ctrl-C in a blocking Client's caller cancels this task), or an interrupt
+            # raised in here (a callback, a test transport): recorded the same way.
             drop_library_frames(cancel)  # their locals hold the raw header bytes
             elapsed = time.monotonic() - start
             record = asyncio.to_thread(
@@ -775,11 +804,14 @@ class AsyncClient(_BaseClient):
         return await adownload(self._http, url, allow_loopback=self._loopback, limits=self.limits)
 
 
-# --- Client: the steps performed by blocking ------------------------------------------------------
+# --- Client: the engine driven from blocking code -------------------------------------------------
+
+# How long close() waits for the pool to close on the loop thread.
+CLOSE_S = 5.0
 
 
 class Client(_BaseClient):
-    """Synchronous client (plain httpx: works inside Jupyter's running loop and in scripts).
+    """Blocking client: works inside Jupyter's running loop, in scripts and in worker threads.
 
     Example::
 
@@ -790,10 +822,16 @@ class Client(_BaseClient):
 
     ``history`` is a folder path or a ``History`` (default: the active one); ``history=False``
     keeps images in memory instead of the history folder; ``transport`` is an
-    httpx transport (tests pass ``httpx.MockTransport``); ``sleep`` replaces ``time.sleep``
-    between retries; ``retry_billed=True`` allows one retry of failures that may have been
-    billed (read timeouts, 5xx other than 503). ``limits`` caps what one reply may cost in
-    memory and time (default ``CometImg``'s, see :class:`~cometnb._core.byte_limits.ByteLimits`).
+    httpx transport that is also asynchronous (tests pass ``httpx.MockTransport``); ``sleep``
+    replaces the wait between retries; ``retry_billed=True`` allows one retry of failures that
+    may have been billed (read timeouts, 5xx other than 503). ``limits`` caps what one reply may
+    cost in memory and time (default ``CometImg``'s, see
+    :class:`~cometnb._core.byte_limits.ByteLimits`).
+
+    Every request runs on this client's engine, an :class:`AsyncClient` with the same settings
+    and one connection pool, on the session's private loop thread; ``on_partial`` and
+    ``on_event`` are called on the caller's thread, in order. Ctrl-C while a request runs
+    cancels it and records the cancellation before the ``KeyboardInterrupt`` propagates.
     """
 
     def __init__(
@@ -805,25 +843,48 @@ class Client(_BaseClient):
         *,
         history: HistoryArg = None,
         retry_billed: bool = False,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         limits: ByteLimits | None = None,
     ) -> None:
+        sink = _history_sink(history)  # one History for both (a folder opened once)
+        rng = rng or random.Random()
+        # Made first: the settings below (the pacer among them) are the engine's own.
+        self._engine = AsyncClient(
+            api_key,
+            base_url,
+            timeout,
+            max_retries,
+            history=sink,
+            retry_billed=retry_billed,
+            transport=async_transport(transport),
+            sleep=None if sleep is None else _off_the_loop(sleep),
+            rng=rng,
+            limits=limits,
+        )
         super().__init__(
             api_key,
             base_url,
             timeout,
             max_retries,
-            history=history,
+            history=sink,
             retry_billed=retry_billed,
             rng=rng,
             limits=limits,
         )
-        self._transport = transport
-        self._sleep = sleep or time.sleep
-        # Redirects are not followed: a 301 on the POST means a wrong base_url.
-        self._http = Http(self._timeouts, transport)
+        # A client dropped unclosed: its pool is closed on its loop, never left to the GC.
+        self._release = weakref.finalize(self, _release_pool, self._engine._http)
+        self._release.atexit = False  # at exit the process's sockets go with it
+
+    @property
+    def pacer(self) -> Pacer | None:
+        """The engine's pacer (one rate limit per key: what one request learns, all use)."""
+        return self._engine.pacer
+
+    @pacer.setter
+    def pacer(self, value: Pacer | None) -> None:
+        self._engine.pacer = value
 
     # -- public API ------------------------------------------------------------------
 
@@ -880,11 +941,6 @@ class Client(_BaseClient):
         request = self.build_edit(prompt, image, mask=mask, model=model, **fields)
         return self.run(request, on_partial=on_partial, on_event=on_event, tags=tags, origin=origin)
 
-    async def aedit(self, prompt: str, image: Any, **kwargs: Any) -> Generation:
-        """Async :meth:`edit` on the caller's event loop."""
-        async with self._async_twin() as twin:
-            return await twin.edit(prompt, image, **kwargs)
-
     def run(
         self,
         request: ImageRequest,
@@ -899,11 +955,15 @@ class Client(_BaseClient):
         Refused (:class:`~cometnb.BudgetError`, nothing sent) when its estimate is more than
         ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
         """
-        body = self._prepare(request)
-        stored = self._stored_fields(tags, origin)
-        gate = open_gate([body])
-        gen = self._gated(gate, body, on_partial, on_event, stored, origin)
-        return gen.raise_for_error()
+        relay = Relay()
+        sent = self._engine.run(
+            request,
+            on_partial=_relayed(on_partial, relay.post),
+            on_event=_relayed(on_event, relay.post),
+            tags=tags,
+            origin=origin,
+        )
+        return self._loop_thread().run(sent, relay)
 
     def generate_many(
         self,
@@ -923,21 +983,32 @@ class Client(_BaseClient):
         """
         bodies = self._prepare_many(requests)
         stored = self._stored_fields(tags)
-        return loop_thread().run(self._many_on_twin(bodies, concurrency, stored, on_result))
+        return self._loop_thread().run(self._engine._many(bodies, concurrency, stored, on_result))
 
     async def agenerate(self, prompt: str, **kwargs: Any) -> Generation:
-        """Async :meth:`generate` on the caller's event loop."""
-        async with self._async_twin() as twin:
-            return await twin.generate(prompt, **kwargs)
+        """Async :meth:`generate`, awaited on the caller's event loop (run on the engine's)."""
+        return await self._arun(self.build_request, prompt, **kwargs)
+
+    async def aedit(self, prompt: str, image: Any, **kwargs: Any) -> Generation:
+        """Async :meth:`edit`, awaited on the caller's event loop (run on the engine's)."""
+        return await self._arun(self.build_edit, prompt, image, **kwargs)
 
     async def arun(self, request: ImageRequest, **kwargs: Any) -> Generation:
-        """Async :meth:`run` on the caller's event loop."""
-        async with self._async_twin() as twin:
-            return await twin.run(request, **kwargs)
+        """Async :meth:`run`, awaited on the caller's event loop (run on the engine's)."""
+        return await self._arun(lambda: request, **kwargs)
 
     def close(self) -> None:
-        self._http.close()
-        self._close_in_flight()
+        """Close the connection pool (on the loop it belongs to) and the in-flight marks."""
+        self._release.detach()
+        done = self._engine.aclose()
+        pool_loop = self._engine._http.loop
+        if pool_loop is None or pool_loop.is_closed() or not pool_loop.is_running():
+            done.close()  # never used, or its loop is gone (and its connections with it)
+            self._engine._close_in_flight()
+        elif _running_loop() is pool_loop:
+            pool_loop.create_task(done)  # called on the loop thread itself: close after this
+        else:
+            asyncio.run_coroutine_threadsafe(done, pool_loop).result(CLOSE_S)
 
     def __enter__(self) -> Client:
         return self
@@ -950,156 +1021,80 @@ class Client(_BaseClient):
     ) -> None:
         self.close()
 
-    # -- I/O -------------------------------------------------------------------------
+    # -- the engine ------------------------------------------------------------------
 
-    def _async_twin(self) -> AsyncClient:
-        """An AsyncClient with this client's settings (httpx async clients are loop-bound)."""
-        transport = self._transport
-        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-            raise TypeError("async use needs a transport that is also an AsyncBaseTransport")
-        twin = AsyncClient(
-            self._api_key,
-            self.base_url,
-            self.timeout,
-            self.max_retries,
-            history=self._history_arg,
-            retry_billed=self.retry_billed,
-            transport=transport,
-            rng=self.policy.rng,
-            limits=self.limits,
+    def _loop_thread(self) -> LoopThread:
+        """The session's loop thread, which closes this client's pool if it stops first."""
+        thread = loop_thread()
+        thread.adopt(self._engine._http)
+        return thread
+
+    @asynccontextmanager
+    async def _async_twin(self) -> AsyncIterator[AsyncClient]:
+        """This client's engine, for code already on the loop thread (a batch run); it stays
+        open (``close()`` closes it)."""
+        self._loop_thread()  # adopts the pool
+        yield self._engine
+
+    async def _arun(
+        self,
+        build: Callable[..., ImageRequest],
+        *args: Any,
+        on_partial: OnPartial | None = None,
+        on_event: OnEvent | None = None,
+        tags: Sequence[str] = (),
+        origin: str | None = None,
+        **fields: Any,
+    ) -> Generation:
+        request = build(*args, **fields)  # reads files for an edit: the caller's loop, as before
+        post = asyncio.get_running_loop().call_soon_threadsafe
+        sent: Coroutine[Any, Any, Generation] = self._engine.run(
+            request,
+            on_partial=_relayed(on_partial, post),
+            on_event=_relayed(on_event, post),
+            tags=tags,
+            origin=origin,
         )
-        twin.connect_timeout = self.connect_timeout
-        twin.pacer = self.pacer  # one rate limit per key: what one learns, both use
-        return twin
+        return await self._loop_thread().call(sent)
 
-    async def _many_on_twin(
-        self,
-        bodies: list[dict[str, Any]],
-        concurrency: int,
-        tags: tuple[str, ...],
-        on_result: OnResult | None,
-    ) -> list[Generation]:
-        async with self._async_twin() as twin:
-            return await twin._many(bodies, concurrency, tags, on_result)
 
-    def _gated(
-        self,
-        gate: SpendGuard | None,
-        body: dict[str, Any],
-        on_partial: OnPartial | None,
-        on_event: OnEvent | None,
-        tags: tuple[str, ...],
-        origin: str | None,
-    ) -> Generation:
-        """:meth:`_outcome` once the budget admits the request (when a budget is set)."""
-        if gate is None:
-            return self._outcome(body, on_partial, on_event, tags, origin)
-        refused = gate.before_send(body)
-        if refused is not None:
-            return not_sent(body, refused)
-        gen = None
-        try:
-            gen = self._outcome(body, on_partial, on_event, tags, origin)
-            return gen
-        finally:  # also on an interrupt: the reservation must not outlive the request
-            gate.after(body, gen.cost if gen is not None else None)
-
-    def _outcome(
-        self,
-        body: dict[str, Any],
-        on_partial: OnPartial | None,
-        on_event: OnEvent | None,
-        tags: tuple[str, ...],
-        origin: str | None,
-    ) -> Generation:
-        history = self._writable_history()
-        marks = InFlight(self._in_flight, history, origin)
-        try:
-            return self._tracked(
-                history, body, on_partial, marks.follow(body, on_event), tags, origin
-            )
-        finally:
-            marks.close()  # recorded (or never sent): the request is no longer in flight
-
-    def _tracked(
-        self,
-        history: HistorySink | None,
-        body: dict[str, Any],
-        on_partial: OnPartial | None,
-        on_event: OnEvent | None,
-        tags: tuple[str, ...],
-        origin: str | None,
-    ) -> Generation:
-        start = time.monotonic()
-        try:
-            result = self._obtain(body, on_partial, on_event)
-        except CometError as error:
-            elapsed = time.monotonic() - start
-            return self._record_failure(history, body, error, elapsed, tags, origin)
-        except KeyboardInterrupt as interrupt:
-            drop_library_frames(interrupt)  # their locals hold the raw header bytes
-            elapsed = time.monotonic() - start
-            self._record_failure(history, body, _cancelled(), elapsed, tags, origin, "cancelled")
-            raise
-        except Exception as exc:  # MemoryError, a bug below us: recorded like any failure
-            failure = unexpected(exc, "sending")
-            elapsed = time.monotonic() - start
-            return self._record_failure(history, body, failure, elapsed, tags, origin)
-        notify(on_event, ClientEvent("storing"))
-        try:
-            return self._store(history, body, result, time.monotonic() - start, tags, origin)
-        except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
-            failure = storing_failure(exc)
-            elapsed = time.monotonic() - start
-            return self._record_failure(history, body, failure, elapsed, tags, origin)
-
-    def _obtain(
-        self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
-    ) -> ApiResult:
-        steps = self._steps(body, on_partial, on_event)
-        answer: Any = None
-        while True:
-            try:
-                step = steps.send(answer)
-            except StopIteration as finished:
-                return cast(ApiResult, finished.value)
-            answer = self._perform(step)
-
-    def _perform(self, step: Step) -> Any:
-        if isinstance(step, Send):
-            return self._attempt(step)
-        if isinstance(step, Download):
-            return self._download(step.url)
-        self._sleep(step.seconds)
+def _relayed(
+    callback: Callable[..., None] | None, post: Callable[[Callable[[], object]], object]
+) -> Any:
+    """``callback`` as the engine calls it on the loop thread: queued for the caller's thread
+    (``post``), where it runs as any callback does (:func:`notify`: errors logged)."""
+    if callback is None:
         return None
 
-    def _attempt(self, step: Send) -> Attempt:
-        started = time.monotonic()
-        url, content = self._post(step.body)
-        try:
-            with self._http.open("POST", url, key=step.key, **content) as response:
-                return self._answer(step, response, started)
-        except httpx.RequestError as exc:
-            return self._transport_failure(exc)
-        except ResponseError as exc:  # over a size cap, past the deadline, an odd encoding
-            return self._too_much(exc)
+    def relay(*args: Any) -> None:
+        post(functools.partial(notify, callback, *args))
 
-    def _answer(self, step: Send, response: httpx.Response, started: float) -> Attempt:
-        if not response.is_success:
-            content = read_body(response, error_budget(self.host, self.limits, started))
-            return self._status_failure(response, content)
-        if not self._is_sse(response, step.body):
-            budget = result_budget(self.host, self.limits, step.body, started)
-            content = read_body(response, budget)
-            self._received(step, response)
-            return self._complete_answer(response, content)
-        reader = self._stream_reader(step)
-        budget = stream_budget(self.host, self.limits, step.body, started)
-        for line in lines(response, budget, self.limits.sse_line_bytes):
-            if reader.feed(line):
-                break
-        self._received(step, response)
-        return reader.finish(), _is_synthetic(response)
+    return relay
 
-    def _download(self, url: str) -> bytes:
-        return download(self._http, url, allow_loopback=self._loopback, limits=self.limits)
+
+def _release_pool(http: AsyncHttp) -> None:
+    """Close ``http`` on its loop (a client collected without ``close()``); waits unless
+    collected on that loop's own thread."""
+    loop = http.loop
+    if loop is None or not loop.is_running():
+        return
+    closing = asyncio.run_coroutine_threadsafe(http.aclose(), loop)
+    if _running_loop() is not loop:
+        with contextlib.suppress(Exception):
+            closing.result(CLOSE_S)
+
+
+def _off_the_loop(sleep: Callable[[float], None]) -> Callable[[float], Awaitable[None]]:
+    """A blocking ``sleep=`` as the engine awaits it: in a worker thread, the loop stays free."""
+
+    async def asleep(seconds: float) -> None:
+        await asyncio.to_thread(sleep, seconds)
+
+    return asleep
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

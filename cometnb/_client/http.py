@@ -17,15 +17,16 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
+from cometnb._client.loop import loop_thread
 from cometnb._core.byte_limits import MB, ByteLimits
 from cometnb._core.errors import ResponseError, redact
 from cometnb._core.secret import Secret
@@ -41,32 +42,33 @@ __all__ = [
     "AsyncHttp",
     "BodyDecoder",
     "Budget",
-    "Http",
     "LineSplitter",
     "RedactSecrets",
     "Reply",
     "Resolver",
     "Target",
     "adownload",
+    "aget",
     "alines",
     "aread_body",
+    "async_transport",
     "check_image_url",
-    "download",
     "download_error",
     "drop_library_frames",
     "error_budget",
     "get",
     "install",
     "is_loopback_host",
-    "lines",
     "megabytes",
     "pin_image_url",
-    "read_body",
     "redirect_target",
     "result_budget",
     "shared_ssl_context",
     "stream_budget",
 ]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # --- frames ------------------------------------------------------------------------------------
 # Tracebacks that end at our last frame: no library frame's locals can show the key.
@@ -570,13 +572,6 @@ def _decoder(response: httpx.Response, budget: Budget) -> BodyDecoder:
     return BodyDecoder.for_response(response, budget)
 
 
-def _raw(response: httpx.Response) -> Iterator[bytes]:
-    if response.is_stream_consumed:
-        yield response.content
-    else:
-        yield from response.iter_raw()
-
-
 async def _araw(response: httpx.Response) -> AsyncIterator[bytes]:
     if response.is_stream_consumed:
         yield response.content
@@ -585,13 +580,13 @@ async def _araw(response: httpx.Response) -> AsyncIterator[bytes]:
             yield raw
 
 
-def read_body(response: httpx.Response, budget: Budget) -> bytes:
+async def aread_body(response: httpx.Response, budget: Budget) -> bytes:
     """The whole decoded body, or a :class:`ResponseError` once over ``budget``."""
     decoder = _decoder(response, budget)
     body = bytearray()
     try:
-        for raw in _raw(response):
-            budget.take(0)  # the clock, also while nothing decodes
+        async for raw in _araw(response):
+            budget.take(0)
             for piece in decoder.feed(raw):
                 budget.take(len(piece))
                 body += piece
@@ -607,50 +602,10 @@ def read_body(response: httpx.Response, budget: Budget) -> bytes:
         body.clear()
 
 
-async def aread_body(response: httpx.Response, budget: Budget) -> bytes:
-    """Async :func:`read_body`."""
-    decoder = _decoder(response, budget)
-    body = bytearray()
-    try:
-        async for raw in _araw(response):
-            budget.take(0)
-            for piece in decoder.feed(raw):
-                budget.take(len(piece))
-                body += piece
-        for piece in decoder.flush():
-            budget.take(len(piece))
-            body += piece
-        return bytes(body)
-    except BaseException as exc:
-        body.clear()
-        drop_library_frames(exc)
-        raise
-    finally:
-        body.clear()
-
-
-def lines(response: httpx.Response, budget: Budget, limit: int) -> Iterator[str]:
+async def alines(response: httpx.Response, budget: Budget, limit: int) -> AsyncGenerator[str, None]:
     """The lines of a streamed body, each at most ``limit`` bytes, all within ``budget``."""
     decoder = _decoder(response, budget)
     splitter = LineSplitter(budget, limit)  # charges every piece to the budget
-    try:
-        for raw in _raw(response):
-            budget.take(0)
-            for piece in decoder.feed(raw):
-                yield from splitter.feed(piece)
-        for piece in decoder.flush():
-            yield from splitter.feed(piece)
-        yield from splitter.flush()
-    except BaseException as exc:
-        splitter.discard()
-        drop_library_frames(exc)
-        raise
-
-
-async def alines(response: httpx.Response, budget: Budget, limit: int) -> AsyncGenerator[str, None]:
-    """Async :func:`lines`."""
-    decoder = _decoder(response, budget)
-    splitter = LineSplitter(budget, limit)
     try:
         async for raw in _araw(response):
             budget.take(0)
@@ -671,78 +626,36 @@ async def alines(response: httpx.Response, budget: Budget, limit: int) -> AsyncG
 # --- sending --------------------------------------------------------------------------------
 
 
-def _request(
-    client: httpx.Client | httpx.AsyncClient,
-    method: str,
-    url: str | httpx.URL,
-    key: Secret | None,
-    accept: str,
-    headers: Mapping[str, str] | None,
-    content: dict[str, Any],
-) -> httpx.Request:
-    return client.build_request(method, url, headers=_headers(key, accept, headers), **content)
-
-
-class Http:
-    """The blocking side of the seam: one connection pool (redirects are never followed).
+class AsyncHttp:
+    """The seam's connection pool (redirects are never followed).
 
     :meth:`open` sends one request and yields the response with its body not yet read; read it
-    with :func:`read_body` or :func:`lines`. ``transport`` is for tests
-    (``httpx.MockTransport``).
+    with :func:`aread_body` or :func:`alines`. ``transport`` is for tests
+    (``httpx.MockTransport``). An httpx pool belongs to the event loop that first used it, so
+    a pool is made again when this one is used from another loop (the session's loop thread
+    restarted, a forked process): one pool per client per loop.
     """
-
-    def __init__(
-        self, timeout: httpx.Timeout, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        self.timeout = timeout
-        self._client = httpx.Client(
-            transport=transport, timeout=timeout, verify=shared_ssl_context()
-        )
-
-    @contextmanager
-    def open(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        key: Secret | None = None,
-        accept: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        **content: Any,
-    ) -> Iterator[httpx.Response]:
-        """Send ``method url`` (``content``: ``json=``, ``data=``, ``files=``, ``extensions=``)
-        and yield the response, closed on the way out."""
-        try:
-            request = _request(self._client, method, url, key, accept, headers, content)
-            response = self._client.send(request, stream=True)
-        except BaseException as exc:  # an interrupt while connecting or sending, too
-            drop_library_frames(exc)
-            raise
-        try:
-            yield response
-        finally:
-            response.close()
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> Http:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class AsyncHttp:
-    """The asyncio side of the seam: :class:`Http` with ``await``."""
 
     def __init__(
         self, timeout: httpx.Timeout, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.timeout = timeout
-        self._client = httpx.AsyncClient(
-            transport=transport, timeout=timeout, verify=shared_ssl_context()
+        self._transport = transport
+        self._client = self._new_client()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop the pool belongs to
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._transport, timeout=self.timeout, verify=shared_ssl_context()
         )
+
+    def _bound(self) -> httpx.AsyncClient:
+        running = asyncio.get_running_loop()
+        if self.loop is not running:
+            if self.loop is not None:  # that loop's connections cannot be used (nor closed) here
+                self._client = self._new_client()
+            self.loop = running
+        return self._client
 
     @asynccontextmanager
     async def open(
@@ -755,10 +668,14 @@ class AsyncHttp:
         headers: Mapping[str, str] | None = None,
         **content: Any,
     ) -> AsyncIterator[httpx.Response]:
-        """Async :meth:`Http.open`."""
+        """Send ``method url`` (``content``: ``json=``, ``data=``, ``files=``, ``extensions=``)
+        and yield the response, closed on the way out."""
         try:
-            request = _request(self._client, method, url, key, accept, headers, content)
-            response = await self._client.send(request, stream=True)
+            client = self._bound()
+            request = client.build_request(
+                method, url, headers=_headers(key, accept, headers), **content
+            )
+            response = await client.send(request, stream=True)
         except BaseException as exc:  # an interrupt while connecting or sending, too
             drop_library_frames(exc)
             raise
@@ -769,6 +686,19 @@ class AsyncHttp:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def async_transport(
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None,
+) -> httpx.AsyncBaseTransport | None:
+    """``transport`` for the seam, which performs all I/O asynchronously (``MockTransport``
+    is both kinds); a TypeError for a transport that is only blocking."""
+    if transport is None or isinstance(transport, httpx.AsyncBaseTransport):
+        return transport
+    raise TypeError(
+        f"cometnb needs a transport that is an httpx.AsyncBaseTransport (httpx.MockTransport "
+        f"is one); got {type(transport).__name__}"
+    )
 
 
 # --- one side fetch (the model list, the price catalog, the balance) -----------------------
@@ -794,31 +724,49 @@ class Reply:
             raise ResponseError(f"{self.host} did not answer JSON.") from None
 
 
-def get(
+async def aget(
     url: str,
     *,
     what: str,
     limit: int = 4 * MB,
     seconds: float = 30.0,
     key: Secret | None = None,
-    transport: httpx.BaseTransport | None = None,
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     hint: str = "Nothing was billed; try again later.",
 ) -> Reply:
-    """``GET url`` once, its body at most ``limit`` decoded bytes within ``seconds`` in all.
+    """``GET url`` once, its body at most ``limit`` decoded bytes within ``seconds`` in all;
+    a pool of its own, closed after (:func:`get` is the blocking call).
 
     Every failure (unreachable, over a cap, an encoding refused) is one short
     :class:`ResponseError` naming ``what`` and the host; the status is the caller's to judge.
     """
     host = _host(url)
     budget = Budget(host, what, limit=limit, seconds=seconds, hint=hint)
-    timeout = httpx.Timeout(seconds, connect=min(10.0, seconds))
+    http = AsyncHttp(httpx.Timeout(seconds, connect=min(10.0, seconds)), async_transport(transport))
     try:
-        with Http(timeout, transport) as http, http.open("GET", url, key=key) as response:
-            return Reply(response.status_code, read_body(response, budget), host)
+        async with http.open("GET", url, key=key) as response:
+            return Reply(response.status_code, await aread_body(response, budget), host)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise ResponseError(
             f"could not read {what} from {host}: {type(exc).__name__}", hint=hint
         ) from None
+    finally:
+        await http.aclose()
+
+
+def _blocking(fetch: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """``fetch`` as a blocking call, run on the session's loop thread (the seam is async)."""
+
+    @functools.wraps(fetch)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return loop_thread().run(fetch(*args, **kwargs))
+
+    return run
+
+
+# ``GET url`` as :func:`aget`, blocking: it runs on the session's loop thread (so it cannot be
+# called from that thread; await :func:`aget` there).
+get = _blocking(aget)
 
 
 def _host(url: str) -> str:
@@ -855,25 +803,6 @@ def _budget(url: str, limits: ByteLimits) -> Budget:
     )
 
 
-def download(http: Http, url: str, *, allow_loopback: bool, limits: ByteLimits) -> bytes:
-    """GET ``url`` (following checked redirects); the image bytes or a :class:`ResponseError`."""
-    target = pin_image_url(url, allow_loopback=allow_loopback)
-    budget = _budget(url, limits)
-    for _ in range(MAX_REDIRECTS + 1):
-        try:
-            with http.open("GET", target.connect, accept="*/*", **_pinned(target)) as response:
-                location = redirect_target(response, target.url)
-                if location is None:
-                    if not response.is_success:
-                        raise download_error(url, f"HTTP {response.status_code}")
-                    return read_body(response, budget)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise download_error(url, type(exc).__name__) from None
-        target = pin_image_url(location, allow_loopback=allow_loopback)
-        url = location
-    raise download_error(url, f"more than {MAX_REDIRECTS} redirects")
-
-
 def _pinned(target: Target) -> dict[str, Any]:
     """The GET for a checked target goes to the address that was checked, under the host's
     name (the ``Host`` header and the TLS server name)."""
@@ -883,7 +812,8 @@ def _pinned(target: Target) -> dict[str, Any]:
 async def adownload(
     http: AsyncHttp, url: str, *, allow_loopback: bool, limits: ByteLimits
 ) -> bytes:
-    """Async :func:`download` (host names are resolved off the event loop)."""
+    """GET ``url`` (following checked redirects); the image bytes or a :class:`ResponseError`.
+    Host names are resolved off the event loop."""
     target = await asyncio.to_thread(pin_image_url, url, allow_loopback=allow_loopback)
     budget = _budget(url, limits)
     for _ in range(MAX_REDIRECTS + 1):

@@ -4,22 +4,34 @@ Jupyter already runs an event loop on the kernel's thread, so ``asyncio.run`` fa
 patching that loop (nest_asyncio) is fragile. Instead, coroutines run on one background loop
 of our own: :meth:`LoopThread.run` blocks the caller until the result is ready, and a
 ``KeyboardInterrupt`` in the caller (the notebook's Interrupt) cancels the task, lets it clean
-up (record the cancellation), then propagates.
+up (record the cancellation), then propagates. :meth:`LoopThread.call` is the same for a caller
+on another event loop (``await``). A :class:`Relay` carries callbacks the task makes (progress,
+partial images) back to the caller's thread, in order, while it waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import queue
 import threading
-from collections.abc import Coroutine
-from typing import Any, Generic, TypeVar
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
 
 from cometnb._core.session import current
 
-__all__ = ["LoopThread", "loop_thread"]
+__all__ = ["LoopThread", "Relay", "loop_thread"]
 
 T = TypeVar("T")
+
+
+class Pool(Protocol):
+    """What :meth:`LoopThread.adopt` closes: a connection pool used on the loop."""
+
+    async def aclose(self) -> None: ...
+
 
 # How long an interrupted run waits for its task to finish cleaning up before giving up on it.
 CANCEL_GRACE_S = 10.0
@@ -41,6 +53,8 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Pools used on this loop by clients still alive: closed here when the thread stops.
+        self._pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -69,22 +83,50 @@ class LoopThread:
         """Schedule ``coro`` on the private loop; cancelling the future cancels the task."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the private loop and wait; an interrupt cancels it and re-raises."""
-        if self._on_own_thread():
+    def run(self, coro: Coroutine[Any, Any, T], relay: Relay | None = None) -> T:
+        """Run ``coro`` on the private loop and wait; an interrupt cancels it and re-raises.
+
+        With ``relay``, the callbacks the task posts to it run on this thread while it waits.
+        """
+        if self.on_own_thread():
             coro.close()
-            raise RuntimeError("LoopThread.run() called from its own loop; await instead")
+            raise RuntimeError(
+                "cometnb's blocking call was made on its own loop's thread (from an "
+                "on_result callback?); await the async version there instead"
+            )
         loop = self.loop
         call = _BlockingCall(coro)
         try:
             loop.call_soon_threadsafe(call.start, loop)
-            return call.future.result()
+            if relay is None:
+                return call.future.result()
+            return relay.serve(call.future)
         except KeyboardInterrupt:
             call.interrupt(loop)
             raise
 
-    def _on_own_thread(self) -> bool:
+    async def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` run on the private loop from another event loop; cancelling the
+        caller cancels it and waits (off the caller's loop) for its clean-up."""
+        if self.on_own_thread():
+            return await coro
+        loop = self.loop
+        call = _BlockingCall(coro)
+        loop.call_soon_threadsafe(call.start, loop)
+        try:
+            return await asyncio.wrap_future(call.future)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(call.interrupt, loop)
+            raise
+
+    def on_own_thread(self) -> bool:
+        """Whether the caller runs on this loop's thread (where blocking on it would hang)."""
         return self._thread is not None and threading.current_thread() is self._thread
+
+    def adopt(self, pool: Pool) -> None:
+        """Close ``pool`` on this loop when the thread stops, if it is still open then (its
+        connections belong to the loop and could not be closed after it)."""
+        self._pools.add(pool)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loop and join the thread (it is started again on next use)."""
@@ -93,6 +135,11 @@ class LoopThread:
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
+        pools, self._pools = list(self._pools), weakref.WeakSet()
+        if pools and loop.is_running() and thread is not threading.current_thread():
+            # A pool that will not close must not stop the shutdown.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_close_all(pools), loop).result(timeout)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         if not thread.is_alive():
@@ -117,15 +164,25 @@ class _BlockingCall(Generic[T]):
     def start(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop thread
         if self.cancelled:
             return
-        self.task = loop.create_task(self.coro)
+        self.task = loop.create_task(self._guarded())
         self.task.add_done_callback(self._done)
+
+    async def _guarded(self) -> T:
+        try:
+            return await self.coro
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Raised inside the task (a callback, a test transport): asyncio would re-raise
+            # it out of the loop and stop the session's thread; the caller gets it instead.
+            raise _Escaped(exc) from None
 
     def _done(self, task: asyncio.Task[T]) -> None:
         self.coro.close()  # no-op when it ran; silences "never awaited" if cancelled unstarted
-        if task.cancelled():
+        if self.future.done():  # cancelled by an awaiting caller (LoopThread.call)
+            pass
+        elif task.cancelled():
             self.future.cancel()
         elif (error := task.exception()) is not None:
-            self.future.set_exception(error)
+            self.future.set_exception(error.escaped if isinstance(error, _Escaped) else error)
         else:
             self.future.set_result(task.result())
         self.finished.set()
@@ -147,6 +204,47 @@ class _BlockingCall(Generic[T]):
             self.finished.wait(CANCEL_GRACE_S)
         elif self.task is None:
             self.coro.close()
+
+
+async def _close_all(pools: list[Pool]) -> None:
+    await asyncio.gather(*(pool.aclose() for pool in pools), return_exceptions=True)
+
+
+class _Escaped(Exception):
+    """A ``KeyboardInterrupt`` or ``SystemExit`` carried out of a task to the caller."""
+
+    def __init__(self, escaped: BaseException) -> None:
+        super().__init__(type(escaped).__name__)
+        self.escaped = escaped
+
+
+class Relay:
+    """Callbacks posted from the loop thread, run on the waiting caller's thread in order.
+
+    Example::
+
+        >>> relay = Relay()
+        >>> async def work() -> int:
+        ...     relay.post(lambda: print("progress"))
+        ...     return 1
+        >>> LoopThread().run(work(), relay)
+        progress
+        1
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+
+    def post(self, thunk: Callable[[], object]) -> None:
+        """Queue ``thunk`` for the caller's thread (never blocks the loop)."""
+        self._queue.put(thunk)
+
+    def serve(self, future: concurrent.futures.Future[T]) -> T:
+        """Run what is posted until ``future`` is done (posts made before it, too); its result."""
+        future.add_done_callback(lambda _: self._queue.put(None))
+        while (thunk := self._queue.get()) is not None:
+            thunk()
+        return future.result()
 
 
 def loop_thread() -> LoopThread:

@@ -282,7 +282,7 @@ def test_clients_share_one_verifying_tls_context() -> None:
     assert ctx is shared_ssl_context()
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     with Client(api_key="k") as sync_client:
-        assert sync_client._http._client._transport._pool._ssl_context is ctx
+        assert sync_client._engine._http._client._transport._pool._ssl_context is ctx
     async_client = AsyncClient(api_key="k")
     assert async_client._http._client._transport._pool._ssl_context is ctx
 
@@ -795,7 +795,7 @@ def test_generate_many_sends_the_next_request_while_a_result_is_stored() -> None
     # after its images are stored (storing a 3 MB PNG and its preview takes tens of ms).
     client, script = make(OK)
     history = StoreWaitsForTheNextPost(script)
-    client._history_arg = history
+    client._engine._history_arg = history  # the engine stores; made before the history
     results = client.generate_many([{"prompt": "a"}, {"prompt": "b"}], concurrency=1)
     assert [g.ok for g in results] == [True, True]
     assert history.overlapped
@@ -858,8 +858,8 @@ def test_generate_many_keeps_its_concurrency_after_a_retry_now_429() -> None:
 
 
 def test_generate_many_paces_after_a_rate_limit_and_shares_what_it_learned() -> None:
-    """A 429 asking to wait sets a sending rate on the client's pacer (shared by the async
-    twin that runs generate_many), spacing the sends after it."""
+    """A 429 asking to wait sets a sending rate on the client's pacer (its engine's, which
+    runs generate_many), spacing the sends after it (the client waits for real here)."""
     sent: list[float] = []
     limited = False
 
@@ -871,7 +871,12 @@ def test_generate_many_paces_after_a_rate_limit_and_shares_what_it_learned() -> 
             return err(429, **{"retry-after-ms": "200"})
         return httpx.Response(200, json=ok_body(png()))
 
-    client, _ = make(handler)
+    client = Client(
+        api_key="sk-cometnb-test-7f3a9c2e51d04b86a1e0",
+        base_url=BASE,
+        history=False,
+        transport=httpx.MockTransport(handler),
+    )
     results = client.generate_many([{"prompt": str(i)} for i in range(5)], concurrency=4)
     assert all(g.ok for g in results) and limited
     assert client.pacer is not None and client.pacer.rate is not None

@@ -108,3 +108,79 @@ def test_the_shared_loop_thread_is_one_daemon_thread() -> None:
         return threading.current_thread().daemon
 
     assert shared.run(daemon())
+
+
+def test_an_interrupt_raised_inside_a_task_reaches_the_caller_and_the_loop_lives(
+    lt: LoopThread,
+) -> None:
+    """A callback or a test transport raising KeyboardInterrupt on the loop: asyncio would
+    re-raise it out of run_forever and end the thread; the caller gets it instead."""
+
+    async def interrupted() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lt.run(interrupted())
+    assert lt.run(_value(3)) == 6  # same thread, still running
+
+
+def test_a_relay_runs_what_the_task_posts_on_the_callers_thread_in_order(
+    lt: LoopThread,
+) -> None:
+    from cometnb._client.loop import Relay
+
+    relay = Relay()
+    ran: list[tuple[int, str]] = []
+
+    async def work() -> str:
+        for i in range(50):
+            relay.post(lambda i=i: ran.append((i, threading.current_thread().name)))
+            if i % 7 == 0:
+                await asyncio.sleep(0)
+        return threading.current_thread().name
+
+    assert lt.run(work(), relay) == "cometnb-test-loop"
+    assert [i for i, _ in ran] == list(range(50))  # every post, before the result, in order
+    assert {name for _, name in ran} == {threading.current_thread().name}
+
+
+def test_call_awaits_the_loop_from_another_loop_and_a_cancel_waits_for_clean_up(
+    lt: LoopThread,
+) -> None:
+    cleaned = threading.Event()
+
+    async def long_job() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # recording the cancellation
+            cleaned.set()
+            raise
+
+    async def caller() -> int:
+        assert await lt.call(_value(5)) == 10
+        task = asyncio.create_task(lt.call(long_job()))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return 1
+
+    assert asyncio.run(caller()) == 1
+    assert cleaned.is_set()
+
+
+def test_stop_closes_the_pools_it_adopted(lt: LoopThread) -> None:
+    closed: list[str] = []
+
+    class Pool:
+        async def aclose(self) -> None:
+            await asyncio.sleep(0)
+            closed.append(threading.current_thread().name)
+
+    pool = Pool()
+    lt.adopt(pool)
+    assert lt.run(_value(1)) == 2
+    lt.stop()
+    assert closed == ["cometnb-test-loop"]  # on the loop its connections belong to
