@@ -196,10 +196,13 @@ class GeneratedImage:
 
 
 def _preview_side(data: bytes) -> int:
-    """The longer side of a stored preview; 0 when it is damaged (then the original is used)."""
+    """The longer side of a stored preview; 0 when it is damaged or not a raster (an SVG named
+    as its own preview): then the preview is made from the original."""
     from cometnb._core.errors import CometError
-    from cometnb._core.images import longest_side
+    from cometnb._core.images import longest_side, sniff_format
 
+    if sniff_format(data) == "svg":
+        return 0
     try:
         return longest_side(data)
     except CometError:
