@@ -129,9 +129,12 @@ def test_an_svg_original_is_inert(server: Server, main_id: str, api: httpx.Clien
     assert r.headers["content-disposition"].endswith(".svg")
     assert r.headers["content-type"] == "image/svg+xml"
     _assert_safe_headers(r)
-    # No raster can be made of it here (no SVG renderer): no preview rather than the markup.
+    # Its preview is a raster drawn by resvg: pixels, never the markup.
     preview = api.get(_url(rec.id, "preview"), params={"history": main_id})
-    assert preview.status_code == 404 and b"<svg" not in preview.content
+    assert preview.status_code == 200 and b"<svg" not in preview.content
+    assert preview.headers["content-type"] in ("image/webp", "image/png")
+    with Image.open(io.BytesIO(preview.content)) as img:
+        assert img.convert("RGB").getpixel((img.width // 2, img.height // 2)) == (255, 0, 0)
     download = api.get(_url(rec.id, "download"), params={"history": main_id})
     assert download.headers["content-disposition"].startswith("attachment")
     assert download.headers["content-security-policy"] == INERT
