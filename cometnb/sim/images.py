@@ -158,7 +158,11 @@ def _gif(spec: ImageSpec) -> bytes:
     """``frames`` frames, each ``frame_ms`` long, with the disc moving across; the frames are
     scaled down so all of them fit the API's shared pixel budget."""
     scale = min(1.0, (_GIF_PIXELS / (spec.frames * spec.width * spec.height)) ** 0.5)
-    size = (max(16, int(spec.width * scale)), max(16, int(spec.height * scale)))
+    # Edges stay multiples of 16, as the gateways measured: 960 px for 9 frames, 816 for 12.
+    size = (
+        max(16, int(spec.width * scale) // 16 * 16),
+        max(16, int(spec.height * scale) // 16 * 16),
+    )
     base = _draw(ImageSpec(spec.prompt, size[0], size[1], variant=spec.variant))
     colour = _palette(spec)[2]
     frames = []
