@@ -16,6 +16,7 @@ untouched. Recipe and pitfalls:
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -145,29 +146,38 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return h
 
 
-@pytest.fixture(scope="module")
-def lab(home: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def serving_lab(home: Path, token: str = TOKEN, env: dict[str, str] | None = None) -> Iterator[str]:
+    """JupyterLab on a free loopback port with its state in ``home`` (the recipe of
+    BROWSER_TESTING.md), stopped on exit; yields its base URL. Every browser test's Lab."""
     port = _free_port()
     cmd = [
         *("timeout", "300"),  # bounds the server's life even if pytest is killed
         *(sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root"),
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
-        f"--IdentityProvider.token={TOKEN}",
+        f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={home}",
         "--LabApp.news_url=None",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     with open(home / "server.log", "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=home, env=_kernel_env(home), stdout=log, stderr=log)
+        proc = subprocess.Popen(cmd, cwd=home, env=env or _kernel_env(home), stdout=log, stderr=log)
     try:
-        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={TOKEN}", home)
+        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={token}", home)
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(proc)
         leftovers = _processes_using(home)
         assert not leftovers, f"processes left behind: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def lab(home: Path) -> Iterator[str]:
+    with serving_lab(home) as url:
+        yield url
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, home: Path, timeout: float = 60) -> None:

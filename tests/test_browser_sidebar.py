@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,11 +27,9 @@ from _seed_history import seed_mixed
 from test_browser import (  # the same server recipe and browser as the panel's test
     KERNEL_IDLE,
     LAB_SETTINGS,
-    _free_port,
     _kernel_env,
-    _stop,
-    _wait_ready,
     browser,
+    serving_lab,
 )
 
 from cometnb.history import History, Record
@@ -78,28 +74,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(home: Path) -> Iterator[str]:
-    port = _free_port()
     env = _kernel_env(home)
     del env["COMETNB_HISTORY"]  # the kernel writes ./cometnb-history, which the server finds
-    cmd = [
-        *("timeout", "300"),  # bounds the server's life even if pytest is killed
-        *(sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root"),
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={home}",
-        "--LabApp.news_url=None",
-        "--LabApp.expose_app_in_browser=True",
-        "--JupyterNotebookApp.expose_app_in_browser=True",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    with open(home / "server.log", "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=home, env=env, stdout=log, stderr=log)
-    try:
-        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={TOKEN}", home)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(proc)
+    with serving_lab(home, TOKEN, env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

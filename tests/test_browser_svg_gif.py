@@ -10,8 +10,6 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,8 @@ from PIL import Image
 from test_browser import (  # the same server recipe and browser as the panel's test
     KERNEL_IDLE,
     LAB_SETTINGS,
-    _free_port,
-    _kernel_env,
-    _stop,
-    _wait_ready,
     browser,
+    serving_lab,
 )
 
 pytestmark = pytest.mark.browser
@@ -69,25 +64,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         "language": "python",
     }
     nbformat.write(nb, str(home / "formats.ipynb"))
-    port = _free_port()
-    cmd = [
-        *("timeout", "300"),
-        *(sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root"),
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={home}",
-        "--LabApp.news_url=None",
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    with open(home / "server.log", "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=home, env=_kernel_env(home), stdout=log, stderr=log)
-    try:
-        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={TOKEN}", home)
-        yield f"http://127.0.0.1:{port}", home
-    finally:
-        _stop(proc)
+    with serving_lab(home, TOKEN) as url:
+        yield url, home
 
 
 def _shot(locator: Any, name: str) -> Path:

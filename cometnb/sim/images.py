@@ -24,15 +24,9 @@ from html import escape
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-__all__ = ["ImageCache", "ImageSpec", "Rendered", "render", "shared_cache"]
+from cometnb._core.images import mime_type
 
-_MIME = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "svg": "image/svg+xml",
-}
+__all__ = ["ImageCache", "ImageSpec", "Rendered", "render", "shared_cache"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,7 @@ class ImageSpec:
 
     @property
     def mime(self) -> str:
-        return _MIME[self.fmt]
+        return mime_type(self.fmt)
 
 
 @dataclass(frozen=True)
