@@ -299,3 +299,14 @@ def test_the_panel_never_carries_the_svg(
         p.cancel()
         p.wait(30.0)
         p.close()
+
+
+def test_an_svg_gives_pixels_only_through_the_renderer(made: dict[str, Generation]) -> None:
+    image = made["svg"].image
+    pixels = image.pil()
+    assert pixels.size == (1024, 1024)
+    # The SIMULATED plate of the drawing (sim/images.py): red, drawn by resvg.
+    red, green, blue, *_ = pixels.getpixel((512, 1024 - 1024 // 5 + 10))
+    assert red > 180 and green < 40 and blue < 40
+    preview, mime = image.preview(256)
+    assert mime in ("image/png", "image/webp") and b"<svg" not in preview
