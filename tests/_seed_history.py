@@ -159,17 +159,31 @@ def use_folder(seeded: Path, history_dir: Path) -> None:
 
 # Parts of a scripted SVG answer: the script must never run wherever the file is shown.
 SVG = (
-    b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" '
+    b"onload=\"document.title='pwned'\">"
     b"<script>document.title='pwned'</script><rect width='64' height='64' fill='red'/></svg>"
 )
+
+
+def animated_gif(frames: int = 4, side: int = 48, ms: int = 120) -> bytes:
+    """A GIF of ``frames`` frames (a bar moving across), ``ms`` each."""
+    shots = []
+    for i in range(frames):
+        img = Image.new("RGB", (side, side), COLOURS[1])
+        img.paste(COLOURS[2], (i * side // frames, 0, (i + 1) * side // frames, side))
+        shots.append(img)
+    out = io.BytesIO()
+    shots[0].save(out, "GIF", save_all=True, append_images=shots[1:], duration=ms, loop=0)
+    return out.getvalue()
 
 
 def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
     """:func:`seed` plus what a browser of the history meets: a chain of edits three deep
     (each the ``parent`` of the next, the last with a mask), dall-e-3 records with revised
     prompts, a record with two images, a large image whose preview file is missing, records
-    that kept no cost (written before costs were stored), non-ASCII tags and an SVG answer
-    carrying a script. Returns the ids by role (``all`` oldest first)."""
+    that kept no cost (written before costs were stored), non-ASCII tags, an SVG answer
+    carrying a script and an onload handler, and an animated GIF. Returns the ids by role
+    (``all`` oldest first)."""
     import sqlite3
     from contextlib import closing
 
@@ -264,6 +278,14 @@ def seed_mixed(path: str | Path, count: int = 220) -> dict[str, Any]:
         tags=["logo"],
     )
     ids["svg"] = svg.id
+    gif = hist.record_success(
+        {"model": "gpt-image-2.6-flare", "prompt": "a looping spinner", "output_format": "gif",
+         "frame_count": 4, "frame_duration_ms": 120},
+        result((animated_gif(), "gif", 48, 48, None)),
+        elapsed_s=5.0,
+        tags=["logo"],
+    )  # fmt: skip
+    ids["gif"] = gif.id
 
     # Records written before costs were kept: priced now, in Python, by whoever reads them.
     old = [r.id for r in hist.find(model="gpt-image-1-mini", status="ok")[:6]]

@@ -147,55 +147,44 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def jupyter_server(
-    home: Path,
-    app: str = "lab",
-    *,
-    env: dict[str, str] | None = None,
-    extra: tuple[str, ...] = (),
-) -> Iterator[str]:
-    """``jupyter lab`` or ``jupyter notebook`` on a free loopback port with its root, state and
-    log in ``home``; yields its base URL once it answers and stops it on the way out."""
+def serving_lab(home: Path, token: str = TOKEN, env: dict[str, str] | None = None) -> Iterator[str]:
+    """JupyterLab on a free loopback port with its state in ``home`` (the recipe of
+    BROWSER_TESTING.md), stopped on exit; yields its base URL. Every browser test's Lab."""
     port = _free_port()
     cmd = [
         *("timeout", "300"),  # bounds the server's life even if pytest is killed
-        *(sys.executable, "-m", "jupyter", app, "--no-browser", "--allow-root"),
+        *(sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root"),
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
-        f"--IdentityProvider.token={TOKEN}",
+        f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={home}",
-        *extra,
+        "--LabApp.news_url=None",
+        "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    with open(home / f"{app}.log", "ab") as log:
+    with open(home / "server.log", "ab") as log:
         proc = subprocess.Popen(cmd, cwd=home, env=env or _kernel_env(home), stdout=log, stderr=log)
     try:
-        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={TOKEN}", home / f"{app}.log")
+        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={token}", home)
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(proc)
-
-
-NB7_FLAGS = ("--JupyterNotebookApp.expose_app_in_browser=True",)
-LAB_FLAGS = (
-    "--LabApp.news_url=None",
-    "--LabApp.expose_app_in_browser=True",
-    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-)
+        leftovers = _processes_using(home)
+        assert not leftovers, f"processes left behind: {leftovers}"
 
 
 @pytest.fixture(scope="module")
 def lab(home: Path) -> Iterator[str]:
-    with jupyter_server(home, extra=LAB_FLAGS) as url:
+    with serving_lab(home) as url:
         yield url
-    leftovers = _processes_using(home)
-    assert not leftovers, f"processes left behind: {leftovers}"
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, home: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("jupyter lab exited:\n" + log.read_text())
+            raise RuntimeError("jupyter lab exited:\n" + (home / "server.log").read_text())
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return
@@ -203,7 +192,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: flo
             return  # it answers: listening
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("jupyter lab did not start:\n" + log.read_text())
+    raise RuntimeError("jupyter lab did not start:\n" + (home / "server.log").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -627,7 +616,7 @@ def test_panel_with_a_long_history_in_voila(browser: Any, home: Path) -> None:
         proc = subprocess.Popen(cmd, cwd=home, env=_kernel_env(home), stdout=log, stderr=log)
     try:
         # GET / would run the notebook in a kernel: probe a static path instead.
-        _wait_ready(proc, f"http://127.0.0.1:{port}/voila/static/", home / "voila.log")
+        _wait_ready(proc, f"http://127.0.0.1:{port}/voila/static/", home)
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
         try:
             page.route("https://**", lambda route: route.abort())  # offline: no CDN fonts
@@ -651,10 +640,23 @@ def test_shift_enter_generates_in_notebook_7(browser: Any, home: Path) -> None:
     """Notebook 7 matches its shortcuts in the capture phase: Shift+Enter in the prompt must
     still press Generate, not run the cell (which would replace the panel and add a cell)."""
     pytest.importorskip("notebook")
-    with jupyter_server(home, "notebook", extra=NB7_FLAGS) as url:
+    port = _free_port()
+    cmd = [
+        *("timeout", "300"),
+        *(sys.executable, "-m", "jupyter", "notebook", "--no-browser", "--allow-root"),
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={home}",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+    ]
+    with open(home / "notebook7.log", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=home, env=_kernel_env(home), stdout=log, stderr=log)
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}/api/status?token={TOKEN}", home)
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
         try:
-            page.goto(f"{url}/notebooks/panel.ipynb?token={TOKEN}")
+            page.goto(f"http://127.0.0.1:{port}/notebooks/panel.ipynb?token={TOKEN}")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
             page.wait_for_function(KERNEL_IDLE, timeout=60_000)
             page.click(".lm-MenuBar-item:has-text('Run')")
@@ -667,6 +669,8 @@ def test_shift_enter_generates_in_notebook_7(browser: Any, home: Path) -> None:
             assert page.evaluate(cells) == before  # the cell did not run again
         finally:
             page.close()
+    finally:
+        _stop(proc)
 
 
 # --- nbconvert: the panel without a live kernel --------------------------------------------------

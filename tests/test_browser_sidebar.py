@@ -26,13 +26,10 @@ import pytest
 from _seed_history import seed_mixed
 from test_browser import (  # the same server recipe and browser as the panel's test
     KERNEL_IDLE,
-    LAB_FLAGS,
     LAB_SETTINGS,
-    NB7_FLAGS,
-    TOKEN,
     _kernel_env,
     browser,
-    jupyter_server,
+    serving_lab,
 )
 
 from cometnb.history import History, Record
@@ -40,6 +37,7 @@ from cometnb.history import History, Record
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # a fixture shared with test_browser.py
 
+TOKEN = "cometnb-sidebar-test"
 SEEDED = 220
 WAIT_MS = 30_000
 SHOTS = Path(os.environ.get("COMETNB_SHOTS", "/work/shots"))
@@ -78,7 +76,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lab(home: Path) -> Iterator[str]:
     env = _kernel_env(home)
     del env["COMETNB_HISTORY"]  # the kernel writes ./cometnb-history, which the server finds
-    with jupyter_server(home, env=env, extra=(*LAB_FLAGS, *NB7_FLAGS)) as url:
+    with serving_lab(home, TOKEN, env) as url:
         yield url
 
 

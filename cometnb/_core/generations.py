@@ -146,11 +146,31 @@ class GeneratedImage:
         return read_credentials(self.path) if self.path is not None else None
 
     def pil(self) -> PILImage.Image:
-        """The image as a ``PIL.Image`` (decoded now, from disk)."""
+        """The image as a ``PIL.Image`` (decoded now, from disk). An SVG is drawn at its
+        intrinsic size (external references left out), within ``ByteLimits.max_pixels``."""
         from PIL import Image
 
+        if self.format == "svg":
+            return self._svg_pixels()
         source: Any = self.path if self._data is None else __import__("io").BytesIO(self._data)
         img = Image.open(source)
+        img.load()
+        return img
+
+    def _svg_pixels(self) -> PILImage.Image:
+        import io
+
+        from PIL import Image
+
+        from cometnb._core.errors import ValidationError
+        from cometnb._core.svg import render_svg
+
+        if self.width * self.height > active().limits.max_pixels:
+            raise ValidationError(
+                f"this SVG's intrinsic size, {self.width}×{self.height}, is more pixels than "
+                "ByteLimits.max_pixels allows; use .preview(px) for a smaller raster"
+            )
+        img = Image.open(io.BytesIO(render_svg(self.data, max(self.width, self.height))))
         img.load()
         return img
 
@@ -196,10 +216,13 @@ class GeneratedImage:
 
 
 def _preview_side(data: bytes) -> int:
-    """The longer side of a stored preview; 0 when it is damaged (then the original is used)."""
+    """The longer side of a stored preview; 0 when it is damaged or not a raster (an SVG named
+    as its own preview): then the preview is made from the original."""
     from cometnb._core.errors import CometError
-    from cometnb._core.images import longest_side
+    from cometnb._core.images import longest_side, sniff_format
 
+    if sniff_format(data) == "svg":
+        return 0
     try:
         return longest_side(data)
     except CometError:

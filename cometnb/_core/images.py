@@ -1,5 +1,6 @@
 """Image bytes: decoding and checking what the API returned, and the small previews notebooks
-embed (never the multi-megabyte original).
+embed (never the multi-megabyte original, never an SVG's markup: its preview is a raster drawn
+by :mod:`cometnb._core.svg`; an animated GIF's preview is animated).
 
 :func:`make_preview` is on the hot path of every generated image: it uses Pillow's reduced
 decoding (``draft`` for JPEG) and ``thumbnail(reducing_gap=...)``. Bytes that are not a
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from cometnb._core.errors import ResponseError, redact
 from cometnb._core.settings import active
+from cometnb._core.svg import check_svg, is_svg, render_svg
 from cometnb._core.text import ELLIPSIS, clip
 
 __all__ = [
@@ -66,7 +68,8 @@ _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
 
 
 def sniff_format(data: bytes) -> str | None:
-    """``"png"``, ``"jpeg"``, ``"webp"`` or ``"gif"`` from the magic bytes; ``None`` otherwise.
+    """``"png"``, ``"jpeg"``, ``"webp"``, ``"gif"`` or ``"svg"`` from the first bytes; ``None``
+    otherwise.
 
     Example::
 
@@ -82,7 +85,7 @@ def sniff_format(data: bytes) -> str | None:
         return "webp"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
-    return None
+    return "svg" if is_svg(data) else None
 
 
 def mime_for(data: bytes) -> str:
@@ -91,8 +94,12 @@ def mime_for(data: bytes) -> str:
 
 
 def data_uri(data: bytes) -> str:
-    """``data:<mime>;base64,…`` for embedding bytes in HTML."""
-    return f"data:{mime_for(data)};base64,{base64.b64encode(data).decode('ascii')}"
+    """``data:<mime>;base64,…`` for embedding bytes in HTML; ``ValueError`` for an SVG (it
+    may carry scripts: HTML gets its raster preview, :func:`make_preview`)."""
+    mime = mime_for(data)
+    if mime == _MIME["svg"]:
+        raise ValueError("an SVG is never embedded in HTML; embed its raster preview")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def decode_b64_image(text: str | bytes) -> bytes:
@@ -157,8 +164,12 @@ def _b64_problem(cleaned: bytes) -> str:
 def inspect_image(data: bytes) -> tuple[str, int, int]:
     """``(format, width, height)`` read from the header, plus a cheap check of the tail.
 
+    An SVG is parsed as XML (:func:`~cometnb._core.svg.check_svg`) and measured.
     Raises :class:`ResponseError` when the bytes are not an image or are visibly truncated.
     """
+    if is_svg(data):
+        info = check_svg(data)
+        return "svg", info.width, info.height
     img, fmt = open_image(data)
     width, height = img.size
     return fmt, width, height
@@ -307,11 +318,18 @@ def make_preview(data: bytes, max_px: int, *, encode: str = "auto") -> tuple[byt
     ``encode="auto"``: JPEG (quality 80) for opaque images, PNG when the image has real
     transparency; ``encode="webp"``: WebP (alpha kept), the history's stored previews. Never
     upscales: an image that already fits is returned as is, unless re-encoding makes it smaller.
+    An SVG is drawn to a raster first (never returned as it is); an animated GIF gives an
+    animated preview (:func:`_animated_preview`).
     Raises :class:`ResponseError` for bytes that are not a (complete) image.
     """
     if max_px < 1:
         raise ValueError(f"max_px must be at least 1; got {max_px}")
+    if is_svg(data):
+        data = render_svg(data, max_px)  # a PNG exactly max_px on its longer side
     img, fmt = open_image(data)
+    frame_count: int = getattr(img, "n_frames", 1)
+    if frame_count > 1 and fmt in ("gif", "webp"):
+        return _animated_preview(img, frame_count, max_px, encode)
     small = max(img.size) <= max_px
     if small and encode == "webp" and fmt in ("png", "jpeg", "webp", "gif"):
         return bytes(data), mime_for(data)  # already fits: shown exactly as generated
@@ -329,6 +347,55 @@ def make_preview(data: bytes, max_px: int, *, encode: str = "auto") -> tuple[byt
     if small and len(preview[0]) >= len(data):
         return bytes(data), mime_for(data)
     return preview
+
+
+# An animated preview keeps at most this many frames (the API sends 2-16): a longer animation
+# is thinned, each kept frame lasting as long as the frames it stands for.
+_MAX_PREVIEW_FRAMES = 32
+
+
+def _animated_preview(
+    img: PILImage.Image, frame_count: int, max_px: int, encode: str
+) -> tuple[bytes, str]:
+    """Every frame scaled to fit ``max_px``, with its duration: an animated WebP (``webp``)
+    or GIF (``auto``: what the notebook's cards have always been able to show)."""
+    from PIL import ImageSequence
+
+    # The API shares one pixel budget among all frames; decode no more than a few of those.
+    if frame_count * img.width * img.height > 4 * active().limits.max_pixels:
+        raise ResponseError(
+            f"the server sent an animation of {frame_count:,} frames of {img.width}×"
+            f"{img.height} pixels, more than cometnb decodes for a preview"
+        )
+    frames: list[PILImage.Image] = []
+    durations: list[int] = []
+    step = -(-frame_count // _MAX_PREVIEW_FRAMES)  # ceil: frames per kept frame
+    try:
+        for index, frame in enumerate(ImageSequence.Iterator(img)):
+            duration = int(frame.info.get("duration", 100) or 100)
+            if index % step:
+                durations[-1] += duration
+                continue
+            small = frame.convert("RGBA")
+            small.thumbnail((max_px, max_px), reducing_gap=1.0)
+            frames.append(small)
+            durations.append(duration)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ResponseError(f"the server sent a damaged animated image ({exc})") from None
+    out = io.BytesIO()
+    first, rest = frames[0], frames[1:]
+    if encode == "webp":
+        side = max(first.size)
+        quality = next(q for px, q in sorted(_WEBP_QUALITY.items(), reverse=True) if side >= px)
+        first.save(
+            out, "WEBP", save_all=True, append_images=rest, duration=durations, loop=0,
+            quality=quality, method=_WEBP_METHOD,
+        )  # fmt: skip
+        return out.getvalue(), "image/webp"
+    first.save(
+        out, "GIF", save_all=True, append_images=rest, duration=durations, loop=0, disposal=2
+    )
+    return out.getvalue(), "image/gif"
 
 
 def _displayable(img: PILImage.Image) -> PILImage.Image:

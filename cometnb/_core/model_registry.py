@@ -38,7 +38,6 @@ __all__ = [
     "NO_INPUT_IMAGE",
     "OPTIONAL_FIELDS",
     "SHUTDOWN_DATES",
-    "WITHHELD_FORMAT",
     "EditCaps",
     "FlexibleSize",
     "ModelCaps",
@@ -202,6 +201,8 @@ OPTIONAL_FIELDS: tuple[str, ...] = (
     "background",
     "moderation",
     "complexity",
+    "frame_count",
+    "frame_duration_ms",
     "stream",
     "partial_images",
     "user",
@@ -315,9 +316,6 @@ class ModelCaps:
     backgrounds: tuple[str, ...] = ()
     moderations: tuple[str, ...] = ()
     complexities: tuple[str, ...] = ()
-    # Formats the API makes but cometnb refuses before sending, with the reason (SVG and GIF
-    # answers are not yet stored safely: a paid SVG must never be lost).
-    withheld_formats: tuple[str, ...] = ()
     max_prompt_chars: int | None = None
     streaming: bool = False
     fields: frozenset[str] = frozenset()
@@ -348,6 +346,8 @@ class ModelCaps:
 # Every field but dall-e's style / response_format and seedream's own.
 _GPT_FIELDS = frozenset(OPTIONAL_FIELDS) - {
     "complexity",
+    "frame_count",
+    "frame_duration_ms",
     "style",
     "response_format",
     "watermark",
@@ -401,7 +401,7 @@ _GPT_IMAGE_2 = replace(
 
 
 # GPT Image 2.5 and 2.6 (API_FACTS §10): gpt-image-2's size rule and fields, two more qualities;
-# 2.6 adds complexity and SVG / GIF output (withheld until cometnb stores those answers safely).
+# 2.6 adds complexity and SVG / GIF output (kept byte-exact, previewed as rasters: _core/svg.py).
 _GPT_IMAGE_25 = replace(
     _GPT_IMAGE_2,
     name="gpt-image-2.5-flare",
@@ -414,12 +414,17 @@ _GPT_IMAGE_26 = replace(
     name="gpt-image-2.6-flare",
     complexities=("low", "medium", "high"),
     output_formats=("png", "jpeg", "webp", "gif", "svg"),
-    withheld_formats=("gif", "svg"),
-    fields=_GPT_FIELDS | {"complexity"},
+    fields=_GPT_FIELDS | {"complexity", "frame_count", "frame_duration_ms"},
+    # SVG and GIF (API_FACTS §10): one SVG per request; neither streams; frames only for GIF.
+    requires=(
+        *_GPT_REQUIRES,
+        Requires("output_format", "svg", "n", (1,), 1),
+        Requires("output_format", "svg", "stream", (False,), False),
+        Requires("output_format", "gif", "stream", (False,), False),
+        Requires("frame_count", None, "output_format", ("gif",), "png"),
+        Requires("frame_duration_ms", None, "output_format", ("gif",), "png"),
+    ),
 )
-
-
-WITHHELD_FORMAT = "cometnb does not yet store SVG/GIF answers safely; use png, jpeg or webp"
 
 
 _DALL_E_2 = ModelCaps(

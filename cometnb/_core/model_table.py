@@ -112,7 +112,6 @@ class ModelTable:
             "listed": m.listed,
             "qualities": ", ".join(m.qualities),
             "formats": ", ".join(m.formats),
-            "withheld_formats": ", ".join(gen.withheld_formats) if gen else "",
             "complexity": ", ".join(gen.complexities) if gen else "",
             "max_images": m.max_images,
             "edits": m.edits,

@@ -33,7 +33,6 @@ __all__ = [
     "ContentCredentials",
     "LabelledCopy",
     "clear_cache",
-    "container",
     "file_has_store",
     "has_store",
     "labelled_copy",
@@ -68,7 +67,7 @@ def has_store(stream: BinaryIO) -> bool:
     """True when the image in ``stream`` (a file opened for reading, or ``BytesIO``) embeds a
     C2PA manifest store. Reads only headers for PNG, JPEG and WebP."""
     stream.seek(0)
-    kind = container(stream.read(1024))
+    kind = sniff_format(stream.read(1024))
     if kind == "png":
         return any(k == b"caBX" for k, _at, _n in _png_chunks(stream))
     if kind == "jpeg":
@@ -95,7 +94,7 @@ def store_spans(data: bytes) -> list[tuple[int, int]]:
     from io import BytesIO
 
     stream = BytesIO(data)
-    kind = container(data[:1024])
+    kind = sniff_format(data[:1024])
     if kind == "png":
         return [(at, n) for k, at, n in _png_chunks(stream) if k == b"caBX"]
     if kind == "jpeg":
@@ -122,17 +121,6 @@ def strip_store(data: bytes) -> bytes:
     if out[:4] == b"RIFF":
         out[4:8] = struct.pack("<I", len(out) - 8)
     return bytes(out)
-
-
-def container(head: bytes) -> str | None:
-    """``png``, ``jpeg``, ``webp``, ``gif`` (``sniff_format``) or ``svg`` from a file's first
-    kilobyte; ``None`` for anything else."""
-    found = sniff_format(head)
-    if found is not None:
-        return found
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    starts = text.startswith((b"<?xml", b"<svg", b"<!--", b"<!doctype svg"))
-    return "svg" if starts and b"<svg" in text else None
 
 
 def _png_chunks(stream: BinaryIO) -> list[tuple[bytes, int, int]]:
@@ -357,7 +345,7 @@ def _parse(stream: BinaryIO) -> ContentCredentials | None:
     except ImportError:
         return ContentCredentials(state="unverified")
     stream.seek(0)
-    mime = mime_type(container(stream.read(1024)))
+    mime = mime_type(sniff_format(stream.read(1024)))
     stream.seek(0)
     try:
         # One read at a time: the preview workers and a view may ask together, and the native
@@ -600,7 +588,7 @@ def stamp(data: bytes, fields: Mapping[str, str]) -> bytes:
         "gif": stamp_gif,
         "svg": stamp_svg,
     }
-    stamper = stampers.get(container(data[:1024]) or "")
+    stamper = stampers.get(sniff_format(data[:1024]) or "")
     if stamper is None:
         return data
     try:

@@ -27,7 +27,6 @@ from cometnb._core.model_registry import (
     KNOWN_MODELS,
     MODELS,
     OPTIONAL_FIELDS,
-    WITHHELD_FORMAT,
     EditCaps,
     ModelCaps,
     Requires,
@@ -86,8 +85,23 @@ def _size_syntax(name: str, value: Any) -> str | None:
     return generic_size_problem(int(match.group(1)), int(match.group(2)))
 
 
+def _frame_ms(name: str, value: Any) -> str | None:
+    # The API rounds to 10 ms (API_FACTS §10); refusing says so rather than send another value.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 20:
+        return f"{name} must be an integer of at least 20 (milliseconds); got {_repr(value)}"
+    if value % 10:
+        low = value - value % 10
+        return (
+            f"{name} must be a multiple of 10 ms (the API rounds to 10); got {value}: "
+            f"use {max(20, low)} or {low + 10}"
+        )
+    return None
+
+
 _GENERIC: dict[str, Callable[[str, Any], str | None]] = {
     "n": _int_in(1, 10),
+    "frame_count": _int_in(2, 16),
+    "frame_duration_ms": _frame_ms,
     "size": _size_syntax,
     "output_compression": _int_in(0, 100),
     "partial_images": _int_in(0, 3),
@@ -157,8 +171,6 @@ def _check_field(name: str, value: Any, caps: ModelCaps | None) -> None:
         # A closed list says more than a syntax check: show the list even for 'big' or 5.
         if value not in allowed:
             _fail(f"{caps.name} accepts {name} {_one_of(allowed)}; got {_show(value)}", name)
-        if name == "output_format" and value in caps.withheld_formats:
-            _fail(f"output_format {_show(value)} on {caps.name}: {WITHHELD_FORMAT}", name)
         return
     generic = _GENERIC.get(name) or (_KNOWN_TYPES.get(name) if caps else None)
     problem = generic(name, value) if generic else _json_problem(name, value)
@@ -370,6 +382,8 @@ def validate_edit(
     if fidelity is not None:
         _check_fidelity(model, caps, fidelity)
     if mask is not None:
+        if fields.get("output_format") == "gif":  # API_FACTS §10: a GIF takes no mask
+            _fail("output_format=gif takes no mask; drop the mask or use png", "mask")
         _check_mask(model, caps, images[0], mask)
 
 

@@ -69,6 +69,8 @@ _SCALAR_FIELDS: dict[str, str] = {
     "response_format": "response_format",
     "moderation": "moderation",
     "complexity": "complexity",
+    "frames": "frame_count",
+    "frame_ms": "frame_duration_ms",
 }
 
 # What to use instead of ``--param KEY=…`` for fields that have their own place.

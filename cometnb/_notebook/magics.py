@@ -239,13 +239,17 @@ class CometImg(Magics, Configurable):
         help="quality (low, medium, high, xhigh, max, auto, standard, hd), or a list",
     )
     @argument("-n", type=int, help="number of images per request")
-    @argument("-f", "--format", help="output_format: png, jpeg, webp (or a comma list)")
+    @argument(
+        "-f", "--format", help="output_format: png, jpeg, webp; gif, svg (2.6) (or a comma list)"
+    )
     @argument("--compression", type=int, help="output_compression 0-100 (jpeg/webp)")
     @argument("--background", help="background: transparent, opaque, auto (or a comma list)")
     @argument("--style", help="style: vivid or natural (dall-e-3)")
     @argument("--response-format", help="response_format: url or b64_json (dall-e models)")
     @argument("--moderation", help="moderation: low or auto")
     @argument("--complexity", help="complexity: low, medium or high (gpt-image-2.6-*)")
+    @argument("--frames", type=int, metavar="N", help="frame_count 2-16 (-f gif, 2.6)")
+    @argument("--frame-ms", type=int, metavar="MS", help="frame_duration_ms, 20+ (-f gif, 2.6)")
     @argument("--partial", type=int, metavar="K", help="stream with K partial previews (0-3)")
     @argument(
         "--param",

@@ -117,8 +117,8 @@ def preview_bytes(
     root: Path, image: GeneratedImage, px: int | None, cache: PreviewCache, tag: str
 ) -> tuple[bytes, str]:
     """A raster preview of ``image``: the stored one (scaled to ``px`` when smaller), or one
-    made in memory from the original. :class:`CometError` when neither can be had (an SVG
-    whose history stored no preview, a missing or damaged file)."""
+    made in memory from the original (an SVG's drawn by resvg, never its markup).
+    :class:`CometError` when neither can be had (a missing or damaged file)."""
     found = cache.get(tag)
     if found is not None:
         return found

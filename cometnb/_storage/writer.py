@@ -247,7 +247,8 @@ class HistoryWriter:
             "revised_prompt": redact(img.revised_prompt) if img.revised_prompt else None,
         }
         px = active().thumbnail_px
-        if max(img.width, img.height) > px:
+        # An SVG is never its own preview (it may carry scripts): it always gets a raster.
+        if max(img.width, img.height) > px or img.format == "svg":
             preview = _files.preview_name(record_id, index, "image/webp")
             doc["preview"] = f"{PREVIEWS}/{preview}"
             jobs.append(PreviewJob(original, self.root / PREVIEWS / preview, px))

@@ -194,7 +194,8 @@ def file_links(
     page served over http cannot follow a ``file://`` link), and ``file`` holds the
     original's absolute ``file://`` URI, which still reaches it from an nbconvert or saved
     HTML page moved elsewhere on the same machine. Originals are never embedded: they are
-    megabytes, and notebooks stay light. ``label`` replaces the file name as the visible text
+    megabytes, and notebooks stay light; an SVG's links download it (``download``), never
+    open it as a page. ``label`` replaces the file name as the visible text
     (narrow grid cells).
     """
     if path is None:
@@ -203,8 +204,10 @@ def file_links(
     if not link:
         return f'<code title="{esc(path)}">{text}</code>', ""
     absolute = Path(os.path.abspath(path))
+    # An SVG opened as a page would run its scripts: its links download it instead.
+    get = " download" if path.suffix.lower() == ".svg" else ' target="_blank"'
     disk = (
-        f'<a class="cometnb-file-uri" href="{esc(absolute.as_uri())}" target="_blank" '
+        f'<a class="cometnb-file-uri" href="{esc(absolute.as_uri())}"{get} '
         f'style="{MUTED}" title="{esc(absolute)} (file:// link: works from a saved or '
         f'exported HTML page on this machine)">file</a>'
     )
@@ -212,7 +215,7 @@ def file_links(
     if rel is None:  # outside the working directory: only the absolute link can reach it
         return f'<code title="{esc(path)}">{text}</code>', disk
     href = esc(quote(rel.replace(os.sep, "/")))
-    return f'<a href="{href}" target="_blank" title="{esc(path)}">{text}</a>', disk
+    return f'<a href="{href}"{get} title="{esc(path)}">{text}</a>', disk
 
 
 def one_line_box(head: str, cut: str, tail: str, title: str, px: int | None = None) -> str:

@@ -57,8 +57,6 @@ def _row(table: ModelTable, model: str) -> str:
             f"{esc(info.replacement)}</div>"
         )
     formats = esc(data["formats"]) or "—"
-    if data["withheld_formats"]:
-        formats += f'<div style="{MUTED}">not yet stored: {esc(data["withheld_formats"])}</div>'
     cells = (
         f"<b>{esc(model)}</b>",
         badge,

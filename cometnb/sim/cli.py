@@ -23,6 +23,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--url-ttl", type=float, default=3600.0, help="URL lifetime, seconds")
     parser.add_argument("--texture", choices=("smooth", "photo"), default="smooth")
+    parser.add_argument(
+        "--svg",
+        choices=("clean", "hostile"),
+        default="clean",
+        help="SVG answers: a plain drawing, or one carrying a script, onload and a file link",
+    )
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
     parser.add_argument("--verbose", action="store_true", help="log each request line")
     parser.add_argument("--rpm", type=float, default=None, help="requests per minute per key")
@@ -53,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         url_ttl=args.url_ttl,
         api_key=args.api_key,
         texture=args.texture,
+        svg=args.svg,
         verbose=args.verbose,
         rpm=args.rpm,
         ipm=args.ipm,

@@ -31,7 +31,7 @@ from cometnb.sim.faults import FAULT_PARAMS, Fault
 from cometnb.sim.ratelimit import RateLimiter
 from cometnb.sim.server import SimHandler, SimHTTPServer
 from cometnb.sim.signing import SimSigner, signing_wanted
-from cometnb.sim.state import SimState
+from cometnb.sim.state import SVG_VARIANTS, SimState
 
 __all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "use_if_keyless"]
 
@@ -75,6 +75,11 @@ class SimServer:
     ``retired_gone=True`` (or setting :attr:`retired_gone` later) answers a model the registry
     marks shut down upstream with 404 ``model_not_found`` in OpenAI's error shape, as OpenAI
     does after a shutdown; off by default, since CometAPI's routing of them is unverified.
+    ``svg="hostile"`` (or setting :attr:`svg` later) makes every SVG answer (gpt-image-2.6,
+    ``output_format: "svg"``) carry a ``<script>``, an ``onload`` handler and a reference to a
+    local file; ``"clean"`` (the default) is a plain drawing. A GIF answer has ``frame_count``
+    frames of ``frame_duration_ms`` each (9 × 200 ms by default), within the API's shared
+    pixel budget.
 
     Example::
 
@@ -93,6 +98,7 @@ class SimServer:
         url_ttl: float = 3600.0,
         api_key: str | None = None,
         texture: str = "smooth",
+        svg: str = "clean",
         sse_done: bool = False,
         stream_passthrough: bool = True,
         models: Iterable[str] | None = None,
@@ -113,6 +119,7 @@ class SimServer:
             url_ttl=url_ttl,
             api_key=api_key,
             texture=texture,
+            svg=svg,
             sse_done=sse_done,
             stream_passthrough=stream_passthrough,
             models=models,
@@ -136,6 +143,17 @@ class SimServer:
     @retired_gone.setter
     def retired_gone(self, value: bool) -> None:
         self._state.retired_gone = value
+
+    @property
+    def svg(self) -> str:
+        """What SVG answers hold: ``"clean"`` or ``"hostile"`` (script, onload, file link)."""
+        return self._state.svg
+
+    @svg.setter
+    def svg(self, value: str) -> None:
+        if value not in SVG_VARIANTS:
+            raise ValueError(f"svg must be 'clean' or 'hostile'; got {value!r}")
+        self._state.svg = value
 
     def __repr__(self) -> str:
         where = self.base_url if self._httpd else "not started"

@@ -59,6 +59,7 @@ class SimState(Protocol):
     extra_output_tokens: int
     signer: SimSigner | None
     texture: str
+    svg: str
 
     def host_file(self, data: bytes, mime: str, ext: str, *, expired: bool = False) -> str: ...
 
@@ -210,6 +211,8 @@ class SimJob:
     partials: int
     inputs: EditInputs | None = None  # an edit (or seedream references): results derive from them
     fidelity: str | None = None
+    frames: int = 9  # frame_count of a GIF (API_FACTS §10 defaults)
+    frame_ms: int = 200  # frame_duration_ms of a GIF
 
     @property
     def size(self) -> str:
@@ -219,7 +222,7 @@ class SimJob:
     def background(self) -> str:
         return "transparent" if self.transparent else "opaque"
 
-    def spec(self, variant: int, texture: str, preview: int = 0) -> ImageSpec:
+    def spec(self, variant: int, texture: str, preview: int = 0, svg: str = "clean") -> ImageSpec:
         return ImageSpec(
             self.prompt,
             self.width,
@@ -230,6 +233,9 @@ class SimJob:
             variant,
             self.compression,
             preview,
+            frames=self.frames,
+            frame_ms=self.frame_ms,
+            hostile=svg == "hostile",
         )
 
     def meta(self) -> dict[str, Any]:
@@ -269,6 +275,10 @@ def parse_job(body: dict[str, Any], family: str, inputs: EditInputs | None = Non
     else:
         response_format = "b64_json"
         fmt = str(body.get("output_format") or "png")
+        drawn = (
+            ("png", "jpeg", "webp") if inputs is not None else ("png", "jpeg", "webp", "svg", "gif")
+        )
+        fmt = fmt if fmt in drawn else "png"  # an edit's result is a raster
         quality = str(body.get("quality") or "auto")
         quality = "medium" if quality == "auto" else quality
     return SimJob(
@@ -278,7 +288,7 @@ def parse_job(body: dict[str, Any], family: str, inputs: EditInputs | None = Non
         n=int(body.get("n") or 1),
         width=width,
         height=height,
-        fmt=fmt if fmt in ("png", "jpeg", "webp") else "png",
+        fmt=fmt if fmt in ("png", "jpeg", "webp", "svg", "gif") else "png",
         transparent=family != "dall-e"
         and body.get("background") == "transparent"
         and fmt != "jpeg",
@@ -290,6 +300,8 @@ def parse_job(body: dict[str, Any], family: str, inputs: EditInputs | None = Non
         partials=int(body.get("partial_images") or 0),
         inputs=inputs,
         fidelity=body.get("input_fidelity"),
+        frames=int(body.get("frame_count") or 9),
+        frame_ms=int(body.get("frame_duration_ms") or 200),
     )
 
 
@@ -315,7 +327,7 @@ def _render(job: SimJob, state: SimState, variant: int, preview: int = 0) -> Ren
     """One image of ``job``: drawn from the prompt (cached), or derived from its inputs;
     a final image is signed with Content Credentials when the simulator signs."""
     if job.inputs is None:
-        drawn = state.cache.get(job.spec(variant, state.texture, preview))
+        drawn = state.cache.get(job.spec(variant, state.texture, preview, state.svg))
         if state.signer is None or preview:
             return drawn
         data, mime = drawn.data, drawn.mime

@@ -2,6 +2,9 @@
 
 The pictures must be cheap (benchmarks measure the client, not the simulator), look different
 for different prompts (so a grid of results is readable), and never pass for real output.
+``svg`` is a small drawing as SVG text (``hostile``: one that also carries a ``<script>``, an
+``onload`` handler and a reference to a local file, as an SVG from anywhere may); ``gif`` is an
+animation of ``frames`` frames of ``frame_ms`` each, the disc moving across.
 :class:`ImageCache` keeps rendered bytes and their base64 by :class:`ImageSpec`, so a repeated
 request costs only the transfer.
 """
@@ -17,13 +20,13 @@ import textwrap
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from html import escape
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-__all__ = ["ImageCache", "ImageSpec", "Rendered", "render", "shared_cache"]
+from cometnb._core.images import mime_type
 
-_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+__all__ = ["ImageCache", "ImageSpec", "Rendered", "render", "shared_cache"]
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,13 @@ class ImageSpec:
     variant: int = 0
     compression: int | None = None
     preview: int = 0
+    frames: int = 9  # a GIF's frame_count
+    frame_ms: int = 200  # and frame_duration_ms
+    hostile: bool = False  # an SVG carrying a script, an event handler and a file reference
 
     @property
     def mime(self) -> str:
-        return _MIME[self.fmt]
+        return mime_type(self.fmt)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class Rendered:
 
 def render(spec: ImageSpec) -> bytes:
     """Draw and encode the image ``spec`` describes."""
+    if spec.fmt == "svg":
+        return _svg(spec)
+    if spec.fmt == "gif":
+        return _gif(spec)
     image = _draw(spec)
     if spec.preview:
         image = _blur(image, spec.preview)
@@ -100,6 +110,72 @@ def _draw(spec: ImageSpec) -> Image.Image:
     if spec.transparent:
         image.putalpha(_subject_mask(size))
     return image
+
+
+def _svg(spec: ImageSpec) -> bytes:
+    """The picture as SVG: a gradient, the disc, the prompt and the SIMULATED plate."""
+    (r1, g1, b1), (r2, g2, b2), (r3, g3, b3) = _palette(spec)
+    w, h, short = spec.width, spec.height, min(spec.width, spec.height)
+    prompt = escape(textwrap.shorten(spec.prompt, 60, placeholder="…"))
+    hostile = (
+        '<script>document.title="svg script ran"</script>'
+        '<image href="/etc/cometnb-sim-local-file.png" x="0" y="0" width="64" height="64"/>'
+        if spec.hostile
+        else ""
+    )
+    onload = ' onload="document.title=&quot;svg onload ran&quot;"' if spec.hostile else ""
+    text = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}"{onload}>'
+        f'<defs><linearGradient id="g" x2="1" y2="1">'
+        f'<stop offset="0" stop-color="rgb({r1},{g1},{b1})"/>'
+        f'<stop offset="1" stop-color="rgb({r2},{g2},{b2})"/></linearGradient></defs>'
+        f'<rect width="{w}" height="{h}" fill="url(#g)"/>'
+        f'<circle cx="{w // 3}" cy="{h // 2}" r="{short // 5}" fill="rgb({r3},{g3},{b3})"/>'
+        f'<text x="{short // 16}" y="{short // 8}" font-family="sans-serif" '
+        f'font-size="{max(10, short // 22)}" fill="#fff">{prompt}</text>'
+        f'<rect x="{w // 2 - short // 4}" y="{h - short // 5}" width="{short // 2}" '
+        f'height="{short // 10}" fill="#c80000"/>'
+        f'<text x="{w // 2}" y="{h - short // 5 + short // 14}" text-anchor="middle" '
+        f'font-family="sans-serif" font-size="{short // 16}" fill="#fff">SIMULATED</text>'
+        f"{hostile}</svg>\n"
+    )
+    return text.encode("utf-8")
+
+
+# The API shares one pixel budget among a GIF's frames (API_FACTS §10).
+_GIF_PIXELS = 8_294_400
+
+
+def _gif(spec: ImageSpec) -> bytes:
+    """``frames`` frames, each ``frame_ms`` long, with the disc moving across; the frames are
+    scaled down so all of them fit the API's shared pixel budget."""
+    scale = min(1.0, (_GIF_PIXELS / (spec.frames * spec.width * spec.height)) ** 0.5)
+    # Edges stay multiples of 16, as the gateways measured: 960 px for 9 frames, 816 for 12.
+    size = (
+        max(16, int(spec.width * scale) // 16 * 16),
+        max(16, int(spec.height * scale) // 16 * 16),
+    )
+    base = _draw(ImageSpec(spec.prompt, size[0], size[1], variant=spec.variant))
+    colour = _palette(spec)[2]
+    frames = []
+    for index in range(spec.frames):
+        frame = base.copy()
+        x = size[0] * (index + 1) // (spec.frames + 1)
+        radius = min(size) // 10
+        ImageDraw.Draw(frame).ellipse(
+            (x - radius, size[1] // 2 - radius, x + radius, size[1] // 2 + radius),
+            fill=colour,
+            outline=(255, 255, 255),
+            width=max(1, radius // 8),
+        )
+        frames.append(frame.quantize(64, method=Image.Quantize.MEDIANCUT))
+    out = io.BytesIO()
+    frames[0].save(
+        out, "GIF", save_all=True, append_images=frames[1:], duration=spec.frame_ms, loop=0
+    )
+    return out.getvalue()
 
 
 def _add_noise(image: Image.Image) -> Image.Image:

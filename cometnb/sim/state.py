@@ -20,7 +20,11 @@ from cometnb.sim.images import ImageCache, shared_cache
 from cometnb.sim.ratelimit import Admission, RateLimiter
 from cometnb.sim.signing import SimSigner
 
-__all__ = ["EDIT_ONLY", "HostedFile", "SimState"]
+__all__ = ["EDIT_ONLY", "SVG_VARIANTS", "HostedFile", "SimState"]
+
+# What an SVG answer holds: a plain drawing, or one that also carries a script, an onload
+# handler and a reference to a local file (what cometnb must never let run or load).
+SVG_VARIANTS = ("clean", "hostile")
 
 _MAX_FILES = 512  # URL results kept for download; older ones are forgotten (404)
 
@@ -57,6 +61,7 @@ class SimState:
         url_ttl: float = 3600.0,
         api_key: str | None = None,
         texture: str = "smooth",
+        svg: str = "clean",
         sse_done: bool = False,
         stream_passthrough: bool = True,
         models: Iterable[str] | None = None,
@@ -68,12 +73,15 @@ class SimState:
     ) -> None:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
+        if svg not in SVG_VARIANTS:
+            raise ValueError(f"svg must be 'clean' or 'hostile'; got {svg!r}")
         self.latency = latency
         self.retired_gone = False  # answer retired ids with 404 model_not_found (SimServer)
         self.extra_output_tokens = 0  # billed per image above the real counts (tests)
         self.url_ttl = url_ttl
         self.api_key = api_key
         self.texture = texture
+        self.svg = svg  # "hostile": SVG answers carry a script, onload and a file reference
         self.sse_done = sse_done
         self.stream_passthrough = stream_passthrough
         self.models = frozenset((*CAPABILITIES, *EDIT_ONLY) if models is None else models)

@@ -349,3 +349,65 @@ def test_cached_preview_fits_its_bound(photo_png: bytes) -> None:
     preview, _ = _previews.make_preview(photo_png, 256)
     assert _previews.fits(preview, 256)
     assert not _previews.fits(photo_png, 256)
+
+
+# --- animated previews (a GIF card animates: issue 23 point 3) --------------------------------
+
+
+def animation(frames: int, side: int, durations: list[int] | None = None) -> bytes:
+    shots = []
+    for i in range(frames):
+        img = Image.new("RGB", (side, side), (20, 20, 20))
+        img.paste(
+            (230, 40 + 10 * (i % 20), 40), (i * side // frames, 0, (i + 1) * side // frames, side)
+        )
+        shots.append(img)
+    out = io.BytesIO()
+    durations = durations or [60 + 10 * i for i in range(frames)]
+    shots[0].save(out, "GIF", save_all=True, append_images=shots[1:], duration=durations, loop=0)
+    return out.getvalue()
+
+
+def frames_of(data: bytes) -> list[tuple[tuple[int, int], int]]:
+    with Image.open(io.BytesIO(data)) as img:
+        found = []
+        for k in range(getattr(img, "n_frames", 1)):
+            img.seek(k)
+            img.load()  # WebP sets a frame's duration as it decodes it
+            found.append((img.size, int(img.info.get("duration", 0))))
+        return found
+
+
+@pytest.mark.parametrize(("encode", "mime"), [("webp", "image/webp"), ("auto", "image/gif")])
+def test_an_animated_gif_previews_animated_within_the_size_cap(encode: str, mime: str) -> None:
+    gif = animation(9, 960)
+    made, kind = _previews.make_preview(gif, 512, encode=encode)
+    assert kind == mime and _decode.sniff_format(made) == mime.split("/")[1]
+    frames = frames_of(made)
+    assert len(frames) == 9
+    assert {size for size, _ in frames} == {(512, 512)}
+    assert [ms for _, ms in frames] == [60 + 10 * i for i in range(9)]  # durations kept
+    assert len(made) < len(gif)
+
+
+def test_a_long_animation_is_thinned_and_keeps_its_length() -> None:
+    gif = animation(80, 64, [40] * 80)
+    frames = frames_of(_previews.make_preview(gif, 32, encode="webp")[0])
+    assert len(frames) <= 32 and sum(ms for _, ms in frames) == 80 * 40
+
+
+def test_an_animation_of_too_many_pixels_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    from cometnb._core.settings import active
+
+    monkeypatch.setattr(active(), "limits", replace(active().limits, max_pixels=64 * 64 * 2))
+    with pytest.raises(ResponseError, match="animation of 16 frames of 64×64 pixels"):
+        _previews.make_preview(animation(16, 64), 32, encode="webp")
+
+
+def test_a_still_gif_stays_a_still_preview() -> None:
+    made, mime = _previews.make_preview(encode(photo(600, 400), "gif"), 300, encode="webp")
+    assert mime == "image/webp" and len(frames_of(made)) == 1

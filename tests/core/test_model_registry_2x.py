@@ -81,16 +81,87 @@ def test_xhigh_and_max_refused_on_gpt_image_2() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["svg", "gif"])
-def test_svg_and_gif_refused_before_sending_on_26(fmt: str) -> None:
-    message = reject("gpt-image-2.6-flare", {"output_format": fmt})
-    assert message == (
-        f"output_format {fmt} on gpt-image-2.6-flare: cometnb does not yet store SVG/GIF "
-        "answers safely; use png, jpeg or webp"
+def test_svg_and_gif_are_26_formats_only(fmt: str) -> None:
+    for model in ("gpt-image-2.6-flare", "gpt-image-2.6-sunburst"):
+        validate_request("a lighthouse", model, {"output_format": fmt})
+    # Not a 2.5 (nor gpt-image-2) format at all: the closed list says so.
+    for model in ("gpt-image-2.5-flare", "gpt-image-2"):
+        assert "png, jpeg or webp; got" in reject(model, {"output_format": fmt})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"output_format": "svg", "n": 2}, "output_format=svg needs n=1; got n=2"),
+        (
+            {"output_format": "svg", "stream": True, "partial_images": 2},
+            "output_format=svg needs stream=false; got stream=true",
+        ),
+        (
+            {"output_format": "gif", "stream": True},
+            "output_format=gif needs stream=false; got stream=true",
+        ),
+        (
+            {"output_format": "svg", "output_compression": 50},
+            "output_compression needs output_format jpeg or webp; got output_format=svg",
+        ),
+        (
+            {"output_format": "gif", "output_compression": 50},
+            "output_compression needs output_format jpeg or webp; got output_format=gif",
+        ),
+        (
+            {"output_format": "gif", "partial_images": 1},
+            "partial_images needs stream=true; got stream=false (the default)",
+        ),
+        (
+            {"output_format": "gif", "frame_count": 17},
+            "frame_count must be an integer from 2 to 16; got 17",
+        ),
+        (
+            {"output_format": "gif", "frame_count": 1},
+            "frame_count must be an integer from 2 to 16; got 1",
+        ),
+        (
+            {"output_format": "gif", "frame_duration_ms": 10},
+            "frame_duration_ms must be an integer of at least 20 (milliseconds); got 10",
+        ),
+        (
+            {"output_format": "gif", "frame_duration_ms": 125},
+            "frame_duration_ms must be a multiple of 10 ms (the API rounds to 10); got 125: "
+            "use 120 or 130",
+        ),
+        (
+            {"frame_count": 4},
+            "frame_count needs output_format=gif; got output_format=png (the default)",
+        ),
+        (
+            {"output_format": "webp", "frame_duration_ms": 100},
+            "frame_duration_ms needs output_format=gif; got output_format=webp",
+        ),
+    ],
+)
+def test_svg_and_gif_rules_before_sending(fields: dict[str, object], message: str) -> None:
+    assert reject("gpt-image-2.6-flare", fields) == message
+
+
+def test_gif_fields_are_26_only_and_keywords_reach_the_body() -> None:
+    assert reject("gpt-image-2.5-flare", {"frame_count": 4}).startswith(
+        "frame_count applies to gpt-image-2.6-flare and gpt-image-2.6-sunburst only"
     )
-    # Not a 2.5 format at all: the closed list says so.
-    assert "png, jpeg or webp; got" in reject("gpt-image-2.5-flare", {"output_format": fmt})
-    with pytest.raises(ValidationError, match="SVG/GIF"):
-        ImageRequest("a lighthouse", model="gpt-image-2.6-sunburst", output_format=fmt).validate()
+    req = ImageRequest(
+        "a spinning top",
+        model="gpt-image-2.6-flare",
+        output_format="gif",
+        frame_count=12,
+        frame_duration_ms=60,
+    ).validate()
+    body = req.to_body()
+    assert (body["output_format"], body["frame_count"], body["frame_duration_ms"]) == (
+        "gif",
+        12,
+        60,
+    )
+    validate_request("a top", "gpt-image-2.6-flare", {"output_format": "svg", "n": 1})
 
 
 def test_complexity_keyword_goes_through_image_request() -> None:
@@ -107,7 +178,8 @@ def test_later_family_id_gets_family_rules_marked_assumed() -> None:
         info = model_info(model)
         assert info is not None and info.status_on(TODAY) == "assumed" and not info.listed
         validate_request("a lighthouse", model, {"complexity": "medium", "quality": "xhigh"})
-        assert "SVG/GIF" in reject(model, {"output_format": "svg"})
+        validate_request("a lighthouse", model, {"output_format": "svg"})
+        assert "needs n=1" in reject(model, {"output_format": "svg", "n": 3})
         assert estimate_body({"model": model, "prompt": "x", "quality": "high"}).known
     for unknown in ("gpt-image-2.5-flare-x", "gpt-image-3-flare", "gpt-image-2.6"):
         assert model_info(unknown) is None

@@ -33,8 +33,12 @@ def test_xhigh_and_complexity_reach_the_server(magic_shell: Any, sim: Any) -> No
     [
         ("-m gpt-image-2 -q xhigh", "quality", "low, medium, high or auto; got xhigh"),
         ("-m gpt-image-2.5-flare --complexity low", "complexity", "gpt-image-2.6-flare and"),
-        ("-m gpt-image-2.6-sunburst -f svg", "output_format", "use png, jpeg or webp"),
-        ("-m gpt-image-2.6-flare -f gif", "output_format", "SVG/GIF answers safely"),
+        ("-m gpt-image-2.5-flare -f svg", "output_format", "png, jpeg or webp; got svg"),
+        ("-m gpt-image-2.6-sunburst -f svg -n 2", "output_format", "svg needs n=1; got n=2"),
+        ("-m gpt-image-2.6-flare -f svg --partial 2", "output_format", "needs stream=false"),
+        ("-m gpt-image-2.6-flare -f gif --frames 17", "frame_count", "from 2 to 16; got 17"),
+        ("-m gpt-image-2.6-flare -f gif --frame-ms 15", "frame_duration_ms", "at least 20"),
+        ("-m gpt-image-2.6-flare --frames 4", "frame_count", "needs output_format=gif"),
     ],
 )
 def test_refused_before_the_network(

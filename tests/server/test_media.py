@@ -129,9 +129,12 @@ def test_an_svg_original_is_inert(server: Server, main_id: str, api: httpx.Clien
     assert r.headers["content-disposition"].endswith(".svg")
     assert r.headers["content-type"] == "image/svg+xml"
     _assert_safe_headers(r)
-    # No raster can be made of it here (no SVG renderer): no preview rather than the markup.
+    # Its preview is a raster drawn by resvg: pixels, never the markup.
     preview = api.get(_url(rec.id, "preview"), params={"history": main_id})
-    assert preview.status_code == 404 and b"<svg" not in preview.content
+    assert preview.status_code == 200 and b"<svg" not in preview.content
+    assert preview.headers["content-type"] in ("image/webp", "image/png")
+    with Image.open(io.BytesIO(preview.content)) as img:
+        assert img.convert("RGB").getpixel((img.width // 2, img.height // 2)) == (255, 0, 0)
     download = api.get(_url(rec.id, "download"), params={"history": main_id})
     assert download.headers["content-disposition"].startswith("attachment")
     assert download.headers["content-security-policy"] == INERT
@@ -206,3 +209,33 @@ def test_a_record_naming_a_file_outside_is_not_served(server: Server, api: httpx
         assert r.status_code == 404, what
         assert b"not for the browser" not in r.content
     assert Path(server.ids["secret"]).is_file()
+
+
+def test_sidebar_payloads_and_media_never_carry_svg_markup(
+    server: Server, main_id: str, api: httpx.Client
+) -> None:
+    """What the sidebar receives for the SVG and GIF answers: JSON without markup, raster
+    previews (the GIF's animated), the SVG original only as an inert attachment."""
+    pages = [
+        api.get("/cometnb/api/records", params={"history": main_id, "tag": "logo"}),
+        api.get(f"/cometnb/api/records/{server.ids['svg']}", params={"history": main_id}),
+        api.get(f"/cometnb/api/records/{server.ids['gif']}", params={"history": main_id}),
+    ]
+    for page in pages:
+        assert page.status_code == 200, page.text
+        text = page.text.lower()
+        assert "<script" not in text and "onload" not in text and "<svg" not in text
+    listed = {r["id"]: r["images"][0]["format"] for r in pages[0].json()["records"]}
+    assert listed[server.ids["svg"]] == "svg" and listed[server.ids["gif"]] == "gif"
+    for rid in (server.ids["svg"], server.ids["gif"]):
+        for px in (None, 96):
+            params = {"history": main_id, **({"px": px} if px else {})}
+            r = api.get(_url(rid, "preview"), params=params)
+            assert r.status_code == 200 and r.headers["content-type"] != "image/svg+xml"
+            assert b"<svg" not in r.content and b"<script" not in r.content
+            _assert_safe_headers(r)
+            with Image.open(io.BytesIO(r.content)) as img:
+                frames = getattr(img, "n_frames", 1)
+                assert frames == (4 if rid == server.ids["gif"] else 1)
+    gif = api.get(_url(server.ids["gif"], "original"), params={"history": main_id})
+    assert gif.headers["content-type"] == "image/gif" and "content-disposition" not in gif.headers

@@ -24,7 +24,7 @@ def test_html_view_a_person_can_scan() -> None:
     assert "gpt-image-2<" in first and ">live<" in first
     assert ">retired<" in mini and "shut down 2026-12-01; use gpt-image-2" in mini
     flare = next(r for r in rows if "gpt-image-2.6-flare<" in r)
-    assert "xhigh ≤ $0.843" in flare and "not yet stored: gif, svg" in flare
+    assert "xhigh ≤ $0.843" in flare and "png, jpeg, webp, gif, svg" in flare
     assert "low, medium, high</td>" in flare  # complexity
     assumed = next(r for r in rows if "gpt-image-2.7-flare<" in r)
     assert ">assumed<" in assumed and "family rule" in assumed
