@@ -42,6 +42,7 @@ __all__ = [
     "BodyDecoder",
     "Budget",
     "Http",
+    "KeyInQuery",
     "LineSplitter",
     "RedactSecrets",
     "Reply",
@@ -801,10 +802,15 @@ def get(
     limit: int = 4 * MB,
     seconds: float = 30.0,
     key: Secret | None = None,
+    key_param: str | None = None,
     transport: httpx.BaseTransport | None = None,
     hint: str = "Nothing was billed; try again later.",
 ) -> Reply:
     """``GET url`` once, its body at most ``limit`` decoded bytes within ``seconds`` in all.
+
+    The key goes in the ``Authorization`` header, or with ``key_param`` in the query string
+    under that name (CometAPI's quota endpoint), added by :class:`KeyInQuery` as the request
+    leaves: no URL holding it exists in a cometnb frame, a message or a log line.
 
     Every failure (unreachable, over a cap, an encoding refused) is one short
     :class:`ResponseError` naming ``what`` and the host; the status is the caller's to judge.
@@ -812,13 +818,42 @@ def get(
     host = _host(url)
     budget = Budget(host, what, limit=limit, seconds=seconds, hint=hint)
     timeout = httpx.Timeout(seconds, connect=min(10.0, seconds))
+    if key_param is not None and key is not None:
+        transport, key = KeyInQuery(key_param, key, transport), None
+    failure = None
     try:
         with Http(timeout, transport) as http, http.open("GET", url, key=key) as response:
             return Reply(response.status_code, read_body(response, budget), host)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise ResponseError(
-            f"could not read {what} from {host}: {type(exc).__name__}", hint=hint
-        ) from None
+        failure = type(exc).__name__  # raised outside: no chained httpx error keeps a request
+    raise ResponseError(f"could not read {what} from {host}: {failure}", hint=hint)
+
+
+class KeyInQuery(httpx.BaseTransport):
+    """A transport that sends each request with ``?<name>=<key>`` added, then forgets it.
+
+    The URL with the key is built in the call that hands it on, never kept in a name here, so
+    a traceback through this frame shows only the request without it; httpx logs and error
+    messages see the request without it too (``response.request`` is the caller's).
+    """
+
+    def __init__(self, name: str, key: Secret, inner: httpx.BaseTransport | None = None) -> None:
+        self._name, self._key = name, key
+        self._inner = inner or httpx.HTTPTransport(verify=shared_ssl_context())
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(
+            httpx.Request(
+                request.method,
+                request.url.copy_merge_params({self._name: self._key.reveal()}),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=request.extensions,
+            )
+        )
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def _host(url: str) -> str:

@@ -57,8 +57,9 @@ SETTING_NAMES = (
     "budget",
     "confirm_above",
     "prices_file",
+    "balance_url",
 )
-_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url", "prices_file")
+_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url", "prices_file", "balance_url")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 # IPython's decorators are untyped (or typed as unions); these typed views keep mypy strict.
@@ -127,6 +128,13 @@ class CometImg(Magics, Configurable):
     ).tag(config=True)
     prices_file = Unicode(
         None, allow_none=True, help="JSON price table laid over the built-in prices."
+    ).tag(config=True)
+    balance_url = Unicode(
+        None,
+        allow_none=True,
+        help="CometAPI's quota endpoint for cometnb.balance() (default "
+        "https://query.cometapi.com/user/quota; $COMETAPI_BALANCE_URL); the key goes in its "
+        "query string, added only when sending.",
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
