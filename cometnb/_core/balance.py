@@ -207,12 +207,14 @@ class AccountBalance:
         self.last: Balance | None = None
         self._spent_then = 0  # the ledger's nano-dollars when ``last`` was read
         self.tried = False  # a cell or batch has asked on its own this session
+        self.problem: str | None = None  # why the last read failed (None: it did not)
         self._said = False
 
     def remember(self, balance: Balance, spent_usd: float) -> None:
         """Keep ``balance``, read when the session had spent ``spent_usd`` (its ledger)."""
         with self._lock:
             self.last, self._spent_then, self.tried = balance, to_nanos(spent_usd), True
+            self.problem = None
 
     def left_usd(self, spent_usd: float) -> float | None:
         """What the account can still spend now that the session has spent ``spent_usd``, as
@@ -226,7 +228,7 @@ class AccountBalance:
     def failed(self, why: str) -> str | None:
         """Note a failed read; the sentence to show the first time this session, else ``None``."""
         with self._lock:
-            self.tried = True
+            self.tried, self.problem = True, why
             if self._said:
                 return None
             self._said = True
