@@ -103,6 +103,10 @@ class Balance:
         used = f", {format_spend(self.used_usd)} used" if self.used_usd is not None else ""
         return f"{self.label}{used}, as of {self.as_of:%Y-%m-%d %H:%M} UTC"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # What a notebook shows for ``cometnb.balance()``: the sentence, not the fields.
+        printer.text(f"Balance: {self}")
+
 
 def _usd(data: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
     value = data.get(name)

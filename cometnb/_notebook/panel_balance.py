@@ -30,7 +30,7 @@ class BalanceLine:
 
         >>> line = BalanceLine()  # doctest: +SKIP
         >>> line.widget.value  # doctest: +SKIP
-        '<span title="…">balance $41.27</span>'
+        '<span title="…">· balance $41.27</span>'
     """
 
     def __init__(self) -> None:
@@ -64,10 +64,10 @@ class BalanceLine:
             why = account().problem or "not read"
             self.widget.value = (
                 f'<span style="opacity:.7" title="{html.escape(why, quote=True)}">'
-                "balance unavailable</span>"
+                "· balance unavailable</span>"
             )
             return
         left = account().left_usd(ledger().usd)
         shown = format_spend(left if left is not None else found.available_usd)
         tip = html.escape(f"{found}. Cells and batches above it are refused.", quote=True)
-        self.widget.value = f'<span style="opacity:.8" title="{tip}">balance {shown}</span>'
+        self.widget.value = f'<span style="opacity:.8" title="{tip}">· balance {shown}</span>'

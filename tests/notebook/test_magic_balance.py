@@ -136,6 +136,7 @@ def test_the_key_is_in_no_output_or_file(
     failed = shell.run_cell("cometnb.balance()")
     out = capfd.readouterr()
     assert not refused.success and value.success and not failed.success
+    assert "Balance: $0.01 left on the account, $0.00 used, as of " in out.out  # as shown
     for text in (out.out, out.err, str(refused.error_in_exec), str(failed.error_in_exec)):
         assert FAKE_KEY not in text
     assert FAKE_KEY not in repr(shell.user_ns["b"]) and FAKE_KEY not in str(shell.user_ns["b"])

@@ -120,7 +120,7 @@ def test_the_balance_sits_beside_the_spend_and_follows_each_run(p: Panel, sim: S
     row = next(c for c in p.children if p.generate_button in getattr(c, "children", ()))
     children = list(row.children)
     assert children.index(p.balance.widget) == children.index(p.spend.widget) + 1
-    assert text_of(p.balance.widget) == "balance $50.00" and sim.quota.asked == 1
+    assert text_of(p.balance.widget) == "· balance $50.00" and sim.quota.asked == 1
     # Typing does not read it again.
     for text in ("a", "a paper", "a paper boat"):
         p.prompt.value = text
@@ -140,7 +140,7 @@ def test_a_failing_balance_says_unavailable_and_generate_still_works(
 ) -> None:
     sim.quota.fault = "500"
     p.balance.refresh()
-    assert text_of(p.balance.widget) == "balance unavailable"
+    assert text_of(p.balance.widget) == "· balance unavailable"
     assert "HTTP 500" in str(p.balance.widget.value)
     p.prompt.value, p.model.value, p.quality.value = "a kite", "gpt-image-2", "low"
     p.generate_button.click()
@@ -152,7 +152,7 @@ def test_a_failing_balance_says_unavailable_and_generate_still_works(
 def test_a_balance_below_the_estimate_refuses_generate(p: Panel, sim: SimServer) -> None:
     sim.quota.total_usd = 0.05
     p.balance.refresh()
-    assert account().last is not None and text_of(p.balance.widget) == "balance $0.05"
+    assert account().last is not None and text_of(p.balance.widget) == "· balance $0.05"
     p.prompt.value, p.model.value = "a lighthouse", "gpt-image-2"
     p.size.value, p.quality.value = "1024x1024", "high"  # ≈ $0.21
     assert p.submit() is None
