@@ -1,10 +1,11 @@
 """The simulator's account: CometAPI's quota endpoint, ``GET /user/quota?key=…`` (API_FACTS §11).
 
-:class:`Quota` is what the account holds (``SimServer.quota``; tests change it on the fly) and
-how the endpoint misbehaves when asked (``fault``: ``"500"``, ``"401"``, ``"html"``,
-``"not_json"``, ``"shape"`` (JSON without ``total_quota``), ``"slow"`` (answers after
-``delay`` seconds)). :func:`answer` turns a request into the documented body. The key
-arrives in the query string: it is compared and counted, never kept.
+:class:`Quota` is what the account holds (``SimServer.quota``; tests change it on the fly;
+each answered generation or edit is charged at its estimate) and how the endpoint misbehaves
+when asked (``fault``: ``"500"``, ``"401"``, ``"html"``, ``"not_json"``, ``"shape"`` (JSON
+without ``total_quota``), ``"slow"`` (answers after ``delay`` seconds)). :func:`answer` turns
+a request into the documented body. The key arrives in the query string: it is compared and
+counted, never kept.
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ class Quota:
     def count(self) -> None:
         with self._lock:
             self.asked += 1
+
+    def charge(self, body: dict[str, object]) -> None:
+        """A request the simulator answers is paid from the account at its estimate (the
+        price table's), so the balance falls as images are made, as on the real account."""
+        from cometnb._core.prices import estimate
+
+        usd = estimate(body).usd or 0.0
+        with self._lock:
+            self.total_usd = max(0.0, self.total_usd - usd)
+            self.used_usd += usd
 
 
 def _error(message: str) -> bytes:

@@ -389,6 +389,7 @@ class SimHandler(SimHandlerBase):
         job = self._checked_job(body, inputs)
         if job is None:
             return
+        self.state.quota.charge(body or {})  # the account pays for what is answered
         if job.stream and self.state.stream_passthrough:
             self._stream(job, kind, params, delay)
             return
