@@ -5,6 +5,7 @@ the size of the first image; the history keeps them with the record like a mask.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -181,4 +182,42 @@ def test_no_key_in_any_file_of_a_markup_history(sim: SimServer, tmp_path: Path) 
     hist.export(tmp_path / "out.zip")
     hist.export(tmp_path / "out.html")
     assert "markup" in (tmp_path / "out.html").read_text(encoding="utf-8")
+    assert_no_key_in_tree(tmp_path)
+
+
+def test_markup_edits_in_a_long_mixed_history(sim: SimServer, tmp_path: Path) -> None:
+    """200 seeded records (failures, cancellations, edits with lineage, several models), then
+    markup edits of seeded results: lineage, sources, find, rerun and both exports hold."""
+    from _seed_history import seed
+
+    folder = tmp_path / "h"
+    ids = seed(folder, 200)
+    hist = History(folder)
+    with Client(api_key=FAKE_KEY, base_url=sim.base_url, history=hist) as c:
+        done = [r for r in hist if r.ok and r.images][-3:]
+        for rec in done:
+            first = rec.images[0]
+            c.edit(
+                f"annotate {rec.id}",
+                f"@{rec.id}",
+                markup=markup_png(first.width, height=first.height),
+                model="gpt-image-2.6-flare",
+                quality="low",
+            )
+        again = hist.rerun(hist[-1], client=c)
+    assert len(hist) == 200 + 4 and again.ok
+    marked = [r for r in hist.find(kind="edit") if any(s.role == "markup" for s in r.sources)]
+    assert len(marked) == 4
+    for rec, source in zip(marked[:3], done, strict=True):
+        assert rec.parent == source.id and hist.lineage(rec)[-2].id == source.id
+    assert [r.id for r in hist.find(text="annotate")][:3] == [r.id for r in marked[:3]]
+    assert ids[0] == hist[0].id  # the seeded records are untouched
+    hist.export(tmp_path / "out.html")
+    hist.export(tmp_path / "out.zip")
+    page = (tmp_path / "out.html").read_text(encoding="utf-8")
+    assert page.count(">markup ") >= 4  # each markup edit's source strip captions it
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        stored = [n for n in archive.namelist() if n.startswith("sources/")]
+    markup_files = {s.path.name for r in marked for s in r.sources if s.role == "markup" and s.path}
+    assert markup_files and all(any(n.endswith(f) for n in stored) for f in markup_files)
     assert_no_key_in_tree(tmp_path)
