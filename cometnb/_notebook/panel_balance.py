@@ -9,6 +9,7 @@ shows "balance unavailable" (the reason in the tooltip; stderr says it once a se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 from concurrent.futures import Future
 from typing import Any
@@ -53,10 +54,11 @@ class BalanceLine:
         self.reading.add_done_callback(self._done)
 
     def _done(self, reading: Any) -> None:
-        if reading.cancelled() or reading.exception() is not None:
-            self.show(None)
-        else:
-            self.show(reading.result())
+        # On the kernel's loop, maybe after the panel closed: a line that cannot be drawn any
+        # more is no error worth a traceback in the log.
+        with contextlib.suppress(Exception):
+            failed = reading.cancelled() or reading.exception() is not None
+            self.show(None if failed else reading.result())
 
     def show(self, found: Balance | None) -> None:
         """Draw ``found`` (``None``: the read failed, the reason in the tooltip)."""
