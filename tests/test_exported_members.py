@@ -43,6 +43,8 @@ PUBLIC = {
     "models",
     "ModelTable",
     "ModelInfo",
+    "balance",
+    "Balance",
 }
 
 

@@ -333,12 +333,14 @@ class _BaseClient(_Storing):
         image: Any,
         *,
         mask: Any = None,
+        markup: Any = None,
         model: str | None = None,
         partial_images: int | None = None,
         **fields: Any,
     ) -> ImageRequest:
         """The :class:`ImageRequest` that ``edit`` would send; ``@-1`` looks in this client's
-        history. ``image`` is one source or a list (see :mod:`cometnb._core.edit_inputs`)."""
+        history. ``image`` is one source or a list (see :mod:`cometnb._core.edit_inputs`);
+        ``mask`` and ``markup`` (2.6) are sources too."""
         found = self._history()
         history = cast(_sources.HistoryLookup, found) if hasattr(found, "get") else None
         # Files over the model's limit are refused before a byte of them is read.
@@ -347,12 +349,14 @@ class _BaseClient(_Storing):
         images = _sources.resolve_sources(image, history=history, max_bytes=most)
         if not images:  # else it would go out as a (billed) plain generation
             raise ValidationError(NO_INPUT_IMAGE, field="image")
-        mask_input = None
+        mask_input = markup_input = None
         if mask is not None:
             mask_most = caps.mask_max_bytes if caps is not None else None
             mask_input = _sources.resolve_source(mask, history=history, max_bytes=mask_most)
+        if markup is not None:
+            markup_input = _sources.resolve_source(markup, history=history, max_bytes=most)
         request = self.build_request(prompt, model=model, partial_images=partial_images, **fields)
-        return request.with_overrides(images=images, mask=mask_input)
+        return request.with_overrides(images=images, mask=mask_input, markup=markup_input)
 
     # -- responses -------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 * The wire form of an edit: multipart ``POST /v1/images/edits`` (one input as an ``image``
   part, several as repeated ``image[]`` parts, each with a filename and its content type; the
-  mask a ``mask`` part, every other field a text part), or Seedream's data-URI references in
-  the JSON ``image`` array (API_FACTS.md §7). :func:`describe_edit` is what ``--dry-run``
-  shows: fields and inputs by name, type and size, never the bytes.
+  mask a ``mask`` part, 2.6's markup a ``markup`` part, every other field a text part), or
+  Seedream's data-URI references in the JSON ``image`` array (API_FACTS.md §7).
+  :func:`describe_edit` is what ``--dry-run`` shows: fields and inputs by name, type and size,
+  never the bytes.
 * The answer: :func:`parse_result` (a JSON ``ImagesResponse`` → :class:`ParsedResponse`),
   :func:`failure_from_status` / :func:`failure_from_exception` (an HTTP error or a transport
   error → a :class:`~cometnb._client.retry.Failure`, its :class:`~cometnb._core.billing.
@@ -135,14 +136,14 @@ def form_fields(body: Mapping[str, Any]) -> dict[str, str]:
 
 
 def multipart_files(body: EditBody) -> list[FilePart]:
-    """The file parts in order: ``image`` (one input) or ``image[]`` (several), then ``mask``."""
+    """The file parts in order: ``image`` (one input) or ``image[]`` (several), then ``mask``
+    or ``markup`` (each under its role's name)."""
     name = "image" if len(body.images) == 1 else "image[]"
     parts: list[FilePart] = [
         (name, (img.filename, img.data, img.content_type)) for img in body.images
     ]
-    if body.mask is not None:
-        m = body.mask
-        parts.append(("mask", (_mask_name(m), m.data, m.content_type)))
+    for role, layer in body.inputs[len(body.images) :]:
+        parts.append((role, (_layer_name(role, layer), layer.data, layer.content_type)))
     return parts
 
 
@@ -188,8 +189,8 @@ def _input_info(img: ImageInput) -> dict[str, Any]:
     return info
 
 
-def _mask_name(mask: ImageInput) -> str:
-    return mask.filename if mask.filename.startswith("mask") else f"mask-{mask.filename}"
+def _layer_name(role: str, layer: ImageInput) -> str:
+    return layer.filename if layer.filename.startswith(role) else f"{role}-{layer.filename}"
 
 
 def _data_uri(img: ImageInput) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "AsyncHttp",
     "BodyDecoder",
     "Budget",
+    "KeyInQuery",
     "LineSplitter",
     "RedactSecrets",
     "Reply",
@@ -731,27 +732,35 @@ async def aget(
     limit: int = 4 * MB,
     seconds: float = 30.0,
     key: Secret | None = None,
+    key_param: str | None = None,
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     hint: str = "Nothing was billed; try again later.",
 ) -> Reply:
     """``GET url`` once, its body at most ``limit`` decoded bytes within ``seconds`` in all;
     a pool of its own, closed after (:func:`get` is the blocking call).
 
+    The key goes in the ``Authorization`` header, or with ``key_param`` in the query string
+    under that name (CometAPI's quota endpoint), added by :class:`KeyInQuery` as the request
+    leaves: no URL holding it exists in a cometnb frame, a message or a log line.
+
     Every failure (unreachable, over a cap, an encoding refused) is one short
     :class:`ResponseError` naming ``what`` and the host; the status is the caller's to judge.
     """
     host = _host(url)
     budget = Budget(host, what, limit=limit, seconds=seconds, hint=hint)
-    http = AsyncHttp(httpx.Timeout(seconds, connect=min(10.0, seconds)), async_transport(transport))
+    timeout = httpx.Timeout(seconds, connect=min(10.0, seconds))
+    checked = async_transport(transport)
+    if key_param is not None and key is not None:
+        checked, key = KeyInQuery(key_param, key, checked), None
+    http = AsyncHttp(timeout, checked)
     try:
         async with http.open("GET", url, key=key) as response:
             return Reply(response.status_code, await aread_body(response, budget), host)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise ResponseError(
-            f"could not read {what} from {host}: {type(exc).__name__}", hint=hint
-        ) from None
+        failure = type(exc).__name__  # raised outside: no chained httpx error keeps a request
     finally:
         await http.aclose()
+    raise ResponseError(f"could not read {what} from {host}: {failure}", hint=hint)
 
 
 def _blocking(fetch: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
@@ -767,6 +776,35 @@ def _blocking(fetch: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
 # ``GET url`` as :func:`aget`, blocking: it runs on the session's loop thread (so it cannot be
 # called from that thread; await :func:`aget` there).
 get = _blocking(aget)
+
+
+class KeyInQuery(httpx.AsyncBaseTransport):
+    """A transport that sends each request with ``?<name>=<key>`` added, then forgets it.
+
+    The URL with the key is built in the call that hands it on, never kept in a name here, so
+    a traceback through this frame shows only the request without it; httpx logs and error
+    messages see the request without it too (``response.request`` is the caller's).
+    """
+
+    def __init__(
+        self, name: str, key: Secret, inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._name, self._key = name, key
+        self._inner = inner or httpx.AsyncHTTPTransport(verify=shared_ssl_context())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(
+            httpx.Request(
+                request.method,
+                request.url.copy_merge_params({self._name: self._key.reveal()}),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=request.extensions,
+            )
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def _host(url: str) -> str:

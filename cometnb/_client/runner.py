@@ -525,8 +525,12 @@ PYTHON_HINT = (
 
 def session_check(requests: Sequence[Any]) -> SpendGuard | None:
     """What ``cometnb.batch`` checks: the session budget, as ``generate_many`` does
-    (``CometImg.confirm_above`` is the magic's: a Python call is its own confirmation)."""
+    (``CometImg.confirm_above`` is the magic's: a Python call is its own confirmation), and
+    the account's balance (``_client/balance.py``)."""
+    from cometnb._client.balance import check_uncapped
+
     try:
+        check_uncapped(requests)
         return open_gate(requests)
     except BudgetError as refused:
         if refused.left_usd is not None:  # over what is left (not an unknown price)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb._core import settings as _settings
+from cometnb._core.balance import check_balance
 from cometnb._core.errors import BudgetError
 from cometnb._core.prices import Cost, format_spend, format_usd, from_nanos, to_nanos
 from cometnb._core.session import current
@@ -248,7 +249,8 @@ def check_before(
     """Refuse, before the first request, what would pass a budget; returns the total estimate.
 
     Raises :class:`BudgetError` (one short paragraph: the estimate, the budget left, how to go
-    on) when the total would pass a cap, when a cost is unknown while a cap is set, or when the
+    on) when the total would pass a cap, when a cost is unknown while a cap is set, when it is
+    above the account's balance as the session knows it (``_core/balance.py``), or when the
     total is above ``confirm_above`` and ``yes`` is not given.
     """
     ledger = ledger if ledger is not None else current().part(Ledger)
@@ -285,6 +287,7 @@ def check_before(
                 left_usd=left,
                 hint=_proceed(limits, ledger),
             )
+    check_balance(total, what, ledger.usd)  # the account's own limit, when the session knows it
     over = total.usd is not None and confirm_above is not None and total.usd > confirm_above
     if over and not yes:
         raise BudgetError(

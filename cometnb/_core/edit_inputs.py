@@ -455,34 +455,39 @@ def _from_history(ref: str, k: str | None, history: HistoryLookup | None, label:
 
 
 class EditBody(dict[str, Any]):
-    """A request body (the JSON-able fields) that also carries its input images and mask.
+    """A request body (the JSON-able fields) that also carries its input images, mask and markup.
 
     It is a plain ``dict`` of the text fields everywhere (records, ``Generation.request``,
-    ``--dry-run``), so the bytes never land in a record; the client reads ``images`` and
-    ``mask`` to build the multipart upload (or the JSON ``image`` array for seedream).
+    ``--dry-run``), so the bytes never land in a record; the client reads ``images``, ``mask``
+    and ``markup`` to build the multipart upload (or the JSON ``image`` array for seedream).
     """
 
     images: tuple[ImageInput, ...]
     mask: ImageInput | None
+    markup: ImageInput | None
 
     def __init__(
         self,
         fields: Mapping[str, Any],
         images: tuple[ImageInput, ...] | list[ImageInput],
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
     ) -> None:
         super().__init__(fields)
         self.images = tuple(images)
         self.mask = mask
+        self.markup = markup
 
     @property
     def inputs(self) -> list[tuple[str, ImageInput]]:
-        """``(role, image)`` pairs: ``("image", …)`` for each input, then ``("mask", …)``."""
+        """``(role, image)`` pairs: ``("image", …)`` for each input, then ``("mask", …)`` or
+        ``("markup", …)`` (the part each is sent as, and the role its record keeps)."""
         found = [("image", img) for img in self.images]
-        return found + ([("mask", self.mask)] if self.mask is not None else [])
+        extra = [(role, img) for role, img in (("mask", self.mask), ("markup", self.markup))]
+        return found + [(role, img) for role, img in extra if img is not None]
 
     def __reduce__(self) -> Any:  # copies and pickles keep the inputs
-        return (EditBody, (dict(self), self.images, self.mask))
+        return (EditBody, (dict(self), self.images, self.mask, self.markup))
 
 
 # --- cometnb.mask -----------------------------------------------------------------------------

@@ -330,8 +330,9 @@ class ImageRequest:
 
     Fields whose value is ``None`` are dropped, so optional arguments can be passed through
     unconditionally. Nothing is sent until a client runs it; ``validate()`` checks it first.
-    ``images=[...]`` (any edit source: path, ``@-1``, bytes, PIL image, record…) and ``mask=``
-    make it an edit (``POST /v1/images/edits``, or references in JSON for seedream).
+    ``images=[...]`` (any edit source: path, ``@-1``, bytes, PIL image, record…), ``mask=`` and
+    ``markup=`` (2.6: annotations drawn on a transparent PNG) make it an edit
+    (``POST /v1/images/edits``, or references in JSON for seedream).
 
     Example::
 
@@ -340,7 +341,7 @@ class ImageRequest:
         '1792x1024'
     """
 
-    __slots__ = ("fields", "images", "mask", "model", "prompt")
+    __slots__ = ("fields", "images", "markup", "mask", "model", "prompt")
 
     def __init__(
         self,
@@ -349,6 +350,7 @@ class ImageRequest:
         *,
         images: Any = None,
         mask: Any = None,
+        markup: Any = None,
         **fields: Any,
     ) -> None:
         self.prompt = prompt
@@ -366,6 +368,7 @@ class ImageRequest:
 
             raise ValidationError(NO_INPUT_IMAGE, field="image")
         self.mask: ImageInput | None = resolve_source(mask) if mask is not None else None
+        self.markup: ImageInput | None = resolve_source(markup) if markup is not None else None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageRequest:
@@ -401,7 +404,7 @@ class ImageRequest:
 
         check_text({"prompt": self.prompt, **self.fields}, key)
         validate_request(self.prompt, self.model, self.fields)
-        validate_edit(self.model, self.images, self.mask, self.fields)
+        validate_edit(self.model, self.images, self.mask, self.fields, markup=self.markup)
         return self
 
     @property
@@ -416,17 +419,18 @@ class ImageRequest:
         text fields, carrying the input images for the upload.
         """
         body = {"model": self.model, "prompt": self.prompt, **self.fields}
-        return EditBody(body, self.images, self.mask) if self.images else body
+        return EditBody(body, self.images, self.mask, self.markup) if self.images else body
 
     def with_overrides(self, **overrides: Any) -> ImageRequest:
-        """A copy with some fields replaced (``None`` removes a field; ``images=``/``mask=``
-        replace the inputs)."""
+        """A copy with some fields replaced (``None`` removes a field; ``images=``/``mask=``/
+        ``markup=`` replace the inputs)."""
         # An explicit images=[] stays empty (and is refused); only "not given" means none.
         images = overrides.pop("images") if "images" in overrides else (self.images or None)
         mask = overrides.pop("mask", self.mask)
+        markup = overrides.pop("markup", self.markup)
         body = {**self.to_body(), **overrides}
         data = {k: v for k, v in body.items() if v is not None}
-        return ImageRequest.from_dict({**data, "images": images, "mask": mask})
+        return ImageRequest.from_dict({**data, "images": images, "mask": mask, "markup": markup})
 
     def with_session_defaults(self, settings: Settings | None = None) -> ImageRequest:
         """A copy with the ``%config`` size/quality defaults it lacks, where its model takes them.
@@ -468,7 +472,7 @@ class ImageRequest:
         return (
             isinstance(other, ImageRequest)
             and self.to_body() == other.to_body()
-            and (self.images, self.mask) == (other.images, other.mask)
+            and (self.images, self.mask, self.markup) == (other.images, other.mask, other.markup)
         )
 
     def __hash__(self) -> int:
@@ -480,6 +484,8 @@ class ImageRequest:
             extra += f", images=[{', '.join(repr(i.label) for i in self.images)}]"
         if self.mask is not None:
             extra += f", mask={self.mask.label!r}"
+        if self.markup is not None:
+            extra += f", markup={self.markup.label!r}"
         return f"ImageRequest({self.prompt!r}, model={self.model!r}{extra})"
 
 

@@ -531,12 +531,16 @@ class EditCaps:
     mask_max_bytes: int | None = 4 * MB
     fidelity: bool = False
     can_edit: bool = True
+    markup: bool = False  # a 2.6 edit's annotation layer (API_FACTS §10); never with a mask
 
 
 _EDIT_GPT = EditCaps("gpt-image-2")
 
 
 _EDIT_GPT_FIDELITY = replace(_EDIT_GPT, name="gpt-image-1", fidelity=True)
+
+
+_EDIT_GPT_MARKUP = replace(_EDIT_GPT, name="gpt-image-2.6-flare", markup=True)
 
 
 _EDIT_SEEDREAM = EditCaps(
@@ -659,8 +663,8 @@ _SEEDREAM_IDS = (
 # offer (gpt-image-2 first); aliases and edit-only models are valid ids but not in those lists.
 _ROWS: tuple[ModelInfo, ...] = (
     _row("gpt-image-2", _GPT_IMAGE_2, _EDIT_GPT),
-    _row("gpt-image-2.6-flare", _GPT_IMAGE_26, _EDIT_GPT),
-    _row("gpt-image-2.6-sunburst", _GPT_IMAGE_26, _EDIT_GPT),
+    _row("gpt-image-2.6-flare", _GPT_IMAGE_26, _EDIT_GPT_MARKUP),
+    _row("gpt-image-2.6-sunburst", _GPT_IMAGE_26, _EDIT_GPT_MARKUP),
     _row("gpt-image-2.5-flare", _GPT_IMAGE_25, _EDIT_GPT),
     _row("gpt-image-2.5-sunburst", _GPT_IMAGE_25, _EDIT_GPT),
     _row("gpt-image-1.5", _GPT_IMAGE, _EDIT_GPT_FIDELITY, retired_on=_DEPRECATED_END),

@@ -4,8 +4,9 @@
 * :func:`validate_request` walks :mod:`cometnb._core.model_registry`'s capability table.
 * :func:`check_encodable` / :func:`check_no_key` — every string can be UTF-8 and none carries
   the key.
-* :func:`validate_edit` — input images and the mask against the model's edit row (a mask is a
-  PNG with alpha, the size of the first image, under 4 MB).
+* :func:`validate_edit` — input images, the mask and the markup against the model's edit row
+  (a mask is a PNG with alpha, the size of the first image, under 4 MB; markup, 2.6 only, is
+  the same kind of layer and never comes with a mask).
 
 Each raises :class:`ValidationError` naming the field, so nothing is sent.
 """
@@ -357,10 +358,13 @@ def validate_edit(
     images: Sequence[ImageInput],
     mask: ImageInput | None,
     fields: Mapping[str, Any],
+    *,
+    markup: ImageInput | None = None,
 ) -> None:
     """Raise :class:`ValidationError` for the first input rule ``model`` breaks; else return.
 
-    Also refuses ``input_fidelity`` and a mask without input images (they apply to edits only).
+    Also refuses ``input_fidelity``, a mask and markup without input images (they apply to
+    edits only), and markup together with a mask (API_FACTS §10).
 
     Example::
 
@@ -376,15 +380,29 @@ def validate_edit(
             _fail("input_fidelity applies to edits (input images) only", "input_fidelity")
         if mask is not None:
             _fail("a mask needs an input image to apply to (image=...)", "mask")
+        if markup is not None:
+            _fail("markup needs an input image to apply to (image=...)", "markup")
         return
+    if mask is not None and markup is not None:
+        _fail(
+            "markup cannot be combined with a mask; send the markup (annotations) or the mask "
+            "(the region to edit), not both",
+            "markup",
+        )
     if caps is not None:
         _check_caps(caps, images, mask)
+        if markup is not None and not caps.markup:
+            takers = _markup_takers()
+            _fail(f"markup applies to {takers} only; {model} does not accept it", "markup")
     if fidelity is not None:
         _check_fidelity(model, caps, fidelity)
     if mask is not None:
         if fields.get("output_format") == "gif":  # API_FACTS §10: a GIF takes no mask
             _fail("output_format=gif takes no mask; drop the mask or use png", "mask")
-        _check_mask(model, caps, images[0], mask)
+        limit = caps.mask_max_bytes if caps is not None else 4 * MB
+        _check_layer("mask", images[0], mask, limit)
+    if markup is not None:
+        _check_layer("markup", images[0], markup, None)
 
 
 def _check_caps(caps: EditCaps, images: Sequence[ImageInput], mask: ImageInput | None) -> None:
@@ -438,25 +456,35 @@ def _check_fidelity(model: str, caps: EditCaps | None, value: Any) -> None:
         _fail(f"input_fidelity must be high or low; got {value!r}", "input_fidelity")
 
 
-def _check_mask(model: str, caps: EditCaps | None, first: ImageInput, mask: ImageInput) -> None:
-    name = f"the mask ({mask.label})"
-    if mask.format != "png":
-        _fail(f"{name} must be a PNG; it is {mask.format.upper()}", "mask")
-    if not mask.has_alpha:
-        _fail(
-            f"{name} must have an alpha channel (transparent pixels mark where to edit); "
-            "it has none. cometnb.mask(image, box=...) makes one",
-            "mask",
-        )
-    if (mask.width, mask.height) != (first.width, first.height):
+# What each layer over the first image is for (named in the alpha-channel refusal).
+_LAYER_HELP = {
+    "mask": "transparent pixels mark where to edit); it has none. cometnb.mask(image, box=...) "
+    "makes one",
+    "markup": "the annotations drawn on a transparent background); it has none. Draw them on a "
+    "transparent PNG the size of the first image",
+}
+
+
+def _check_layer(role: str, first: ImageInput, layer: ImageInput, limit: int | None) -> None:
+    """A mask or markup: a PNG with alpha, the first image's size, under ``limit`` bytes."""
+    name = f"the {role} ({layer.label})"
+    if layer.format != "png":
+        _fail(f"{name} must be a PNG; it is {layer.format.upper()}", role)
+    if not layer.has_alpha:
+        _fail(f"{name} must have an alpha channel ({_LAYER_HELP[role]}", role)
+    if (layer.width, layer.height) != (first.width, first.height):
         _fail(
             f"{name} must be the same size as the first image ({first.width}x{first.height}); "
-            f"it is {mask.width}x{mask.height}",
-            "mask",
+            f"it is {layer.width}x{layer.height}",
+            role,
         )
-    limit = caps.mask_max_bytes if caps is not None else 4 * MB
-    if limit is not None and mask.size_bytes >= limit:
-        _fail(f"{name} must be under {_mb(limit)}; it is {_actual(mask.size_bytes)}", "mask")
+    if limit is not None and layer.size_bytes >= limit:
+        _fail(f"{name} must be under {_mb(limit)}; it is {_actual(layer.size_bytes)}", role)
+
+
+def _markup_takers() -> str:
+    takers = [m.id for m in MODELS.values() if m.listed and m.edit.markup]
+    return _alternatives(takers, "and") if takers else "no known model"
 
 
 def _editors() -> str:

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cometnb._client.balance import read_once
 from cometnb._client.exchange import KEY_HINT
 from cometnb._client.lookups import explain_missing_model
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
@@ -115,6 +116,7 @@ class CellEngine:
         if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
+        read_once()  # the account's balance, once a session, for the budget check below
         if spec.batch is not None:  # checks what it will send, not the items already done
             return self._batch(spec, grid, history, key)
         # The whole cell's estimate against the budgets, before the first request.

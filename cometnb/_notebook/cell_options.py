@@ -6,7 +6,8 @@ kernel: prompt interpolation, comma lists that build a grid, ``--param`` pass-th
 option conflicts that would otherwise silently drop a value. Problems raise IPython's
 ``UsageError``, which IPython shows as one line without a traceback.
 
-Edit options: ``%%cometimg --image SRC [--image SRC…] [--mask SRC] [--fidelity low|high]``.
+Edit options: ``%%cometimg --image SRC [--image SRC…] [--mask SRC | --markup SRC]
+[--fidelity low|high]``.
 
 Each SRC is what :func:`cometnb._core.edit_inputs.resolve_source` takes as text: a file path,
 ``@ID``, ``@ID:K``, ``@-1``, or ``{name}`` naming a notebook value (bytes, a PIL image, a Path,
@@ -269,7 +270,7 @@ def build_spec(
 ) -> CellSpec:
     """Combine parsed options, the cell body and the defaults in ``settings`` into a spec.
 
-    ``inputs`` holds an edit's resolved ``images`` / ``mask`` / ``input_fidelity``
+    ``inputs`` holds an edit's resolved ``images`` / ``mask`` / ``markup`` / ``input_fidelity``
     (:func:`edit_fields`): every request of the grid shares them.
     """
     prompts = _prompts(cell or "", namespace, args.each_line)
@@ -318,25 +319,28 @@ def edit_fields(
     namespace: Mapping[str, Any],
     history: HistoryLookup | None,
 ) -> dict[str, Any]:
-    """``images`` / ``mask`` / ``input_fidelity`` for the cell's requests (``{}``: no edit)."""
+    """``images`` / ``mask`` / ``markup`` / ``input_fidelity`` for the cell's requests (``{}``:
+    no edit). A mask and markup are checked against the first image by the request's own
+    validation (``validate_edit``), like everything else the model decides."""
     given = getattr(args, "image", None)
     images = list(given or [])
-    mask = getattr(args, "mask", None)
+    layers = {name: getattr(args, name, None) for name in ("mask", "markup")}
     fidelity = getattr(args, "fidelity", None)
     if given is not None and not images:  # never a silent (billed) plain generation
         raise UsageError("--image resolved to no input image: an edit needs at least one")
     if not images:
-        if mask is not None or fidelity is not None:
-            which = "--mask" if mask is not None else "--fidelity"
-            raise UsageError(f"{which} needs an input image: add --image SRC")
+        named = [f"--{n}" for n, v in {**layers, "fidelity": fidelity}.items() if v is not None]
+        if named:
+            raise UsageError(f"{named[0]} needs an input image: add --image SRC")
         return {}
     if fidelity is not None and fidelity not in FIDELITIES:
         raise UsageError(f"--fidelity takes low or high; got {fidelity!r}")
     fields: dict[str, Any] = {
         "images": [resolve_source(s, history=history, namespace=namespace) for s in images],
     }
-    if mask is not None:
-        fields["mask"] = resolve_source(mask, history=history, namespace=namespace)
+    for name, source in layers.items():
+        if source is not None:
+            fields[name] = resolve_source(source, history=history, namespace=namespace)
     if fidelity is not None:
         fields["input_fidelity"] = fidelity
     return fields

@@ -57,8 +57,9 @@ SETTING_NAMES = (
     "budget",
     "confirm_above",
     "prices_file",
+    "balance_url",
 )
-_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url", "prices_file")
+_OPTIONAL_TEXT = ("size", "quality", "history_dir", "base_url", "prices_file", "balance_url")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 # IPython's decorators are untyped (or typed as unions); these typed views keep mypy strict.
@@ -127,6 +128,13 @@ class CometImg(Magics, Configurable):
     ).tag(config=True)
     prices_file = Unicode(
         None, allow_none=True, help="JSON price table laid over the built-in prices."
+    ).tag(config=True)
+    balance_url = Unicode(
+        None,
+        allow_none=True,
+        help="CometAPI's quota endpoint for cometnb.balance() (default "
+        "https://query.cometapi.com/user/quota; $COMETAPI_BALANCE_URL); the key goes in its "
+        "query string, added only when sending.",
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -264,6 +272,12 @@ class CometImg(Magics, Configurable):
         help="input image to edit (repeatable): a path, @ID, @ID:K, @-1 or {name}",
     )
     @argument("--mask", metavar="SRC", help="mask PNG with alpha (transparent = edit here)")
+    @argument(
+        "--markup",
+        metavar="SRC",
+        help="annotations (arrows, circles) on a transparent PNG the size of the first image "
+        "(gpt-image-2.6; not with --mask)",
+    )
     @argument("--fidelity", metavar="low|high", help="input_fidelity (gpt-image-1 / 1.5)")
     @argument("--each-line", action="store_true", help="every non-empty line is its own prompt")
     @argument(
@@ -294,7 +308,8 @@ class CometImg(Magics, Configurable):
         labelled comparison grid. Every request is validated before anything is sent.
         ``--image SRC`` (repeatable) edits images instead: SRC is a path, ``@ID``, ``@ID:K``,
         ``@-1`` or ``{name}`` (bytes, a PIL image, a Path, a Generation, a Record…);
-        ``--mask SRC`` limits the edit, ``--fidelity high`` keeps details (gpt-image-1 / 1.5).
+        ``--mask SRC`` limits the edit, ``--markup SRC`` (2.6) adds annotations that guide it,
+        ``--fidelity high`` keeps details (gpt-image-1 / 1.5).
 
         The whole cell is priced before its first request: it is refused when it would pass
         CometImg.budget (this session) or --budget (this cell), or cost more than

@@ -40,6 +40,7 @@ from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.generations import ClientEvent
 from cometnb._core.progress import describe_event
 from cometnb._core.text import clip
+from cometnb._notebook.panel_balance import BalanceLine
 from cometnb._notebook.panel_edit import EditStrip, carry_settings
 from cometnb._notebook.panel_form import LiveValidation, RequestForm, SpendLine
 from cometnb._notebook.panel_history import HistoryBrowser
@@ -193,6 +194,7 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         self.edit_strip.set_model(str(self.form.model.value))
         # The estimate covers the edit strip's inputs too (input images are billed).
         self.spend = SpendLine(self.form, extra=self.edit_strip.request_fields)
+        self.balance = BalanceLine()  # the account's, read now and after each run
         self.message = _html("cometnb-message")
         self.preview = _html("cometnb-preview")
         # One card per result (newest first), each with its own Edit button.
@@ -214,11 +216,18 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
         super().__init__(children=self._children(), **kwargs)
         self.add_class("cometnb-panel")
         self._wire()
+        self.balance.refresh()
 
     def _children(self) -> list[W.Widget]:
         title = W.HTML(PANEL_CSS + "<b style='font-size:115%'>cometnb</b> · image generation")
         buttons = W.HBox(
-            [self.generate_button, self.spend.widget, self.cancel_button, self.progress],
+            [
+                self.generate_button,
+                self.spend.widget,
+                self.balance.widget,
+                self.cancel_button,
+                self.progress,
+            ],
             layout=W.Layout(align_items="center"),
         )
         return [
@@ -518,6 +527,8 @@ class Panel(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
             self.form.refresh_key_field()
         with contextlib.suppress(Exception):
             self.spend.refresh()  # the session's spend changed
+        with contextlib.suppress(Exception):
+            self.balance.refresh()  # and so did the account's balance
 
     # --- history browser hooks -------------------------------------------------------------
 

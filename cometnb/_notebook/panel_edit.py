@@ -1,16 +1,19 @@
-"""The panel's edit strip: the images the next Generate starts from, a mask, and fidelity.
+"""The panel's edit strip: the images the next Generate starts from, a mask or markup, and
+fidelity.
 
-"Edit" on a result card or a history row puts that image here; a ``FileUpload`` adds files and
-another sets the mask. Each reference shows as a small thumbnail with a remove button. The
-fidelity control is shown only for models that take ``input_fidelity`` (gpt-image-1 / 1.5).
+"Edit" on a result card or a history row puts that image here; a ``FileUpload`` adds files,
+another sets the mask and, for models whose registry row takes it (2.6), a third the markup
+(annotations on a transparent PNG; never together with a mask). Each reference shows as a small
+thumbnail with a remove button. The fidelity control is shown only for models that take
+``input_fidelity`` (gpt-image-1 / 1.5).
 While the strip holds an image, Generate sends an edit; empty, it generates as before (only
 the "Image to edit" upload shows then).
 
 The upload buttons count what the strip holds ("Image to edit (2)", "Mask (1)"): ipywidgets
 draws ``description (len(value))``, so after each upload their value is set to one small
-stand-in entry per image held (no image bytes go back to the browser). A mask is checked when
-it arrives (PNG, alpha, the first image's size: the same rule Generate applies), and a fully
-transparent one still shows, on a checkerboard, saying that it edits everywhere.
+stand-in entry per image held (no image bytes go back to the browser). A mask or markup is
+checked when it arrives (PNG, alpha, the first image's size, not both: the rule Generate
+applies), and shows on a checkerboard; a fully transparent mask says that it edits everywhere.
 
 Carrying a source image's settings into the form when "Edit" is clicked.
 
@@ -114,7 +117,7 @@ class EditStrip:
 
     def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self._images: list[ImageInput] = []
-        self._mask: ImageInput | None = None
+        self._layers: dict[str, ImageInput] = {}  # "mask" or "markup" over the first image
         self._model = ""
         self._on_change = on_change
         self._counting = False  # set while the upload buttons' values are the stand-ins
@@ -127,6 +130,10 @@ class EditStrip:
         self.mask_upload = W.FileUpload(accept="image/png", multiple=False)
         self.mask_upload.description = "Mask"
         self.mask_upload.add_class("cometnb-edit-mask")
+        self.markup_upload = W.FileUpload(accept="image/png", multiple=False)
+        self.markup_upload.description = "Markup"
+        self.markup_upload.tooltip = "Annotations (arrows, circles) on a transparent PNG"
+        self.markup_upload.add_class("cometnb-edit-markup")
         self.fidelity = W.Dropdown(
             options=[("default", ""), *((f, f) for f in FIDELITIES)],
             description="Fidelity",
@@ -137,11 +144,14 @@ class EditStrip:
         self.clear_button.add_class("cometnb-edit-clear")
         self.error = W.HTML("", layout=W.Layout(display="none"))
         self.error.add_class("cometnb-error")
-        controls = W.HBox([self.upload, self.mask_upload, self.fidelity, self.clear_button])
+        controls = W.HBox(
+            [self.upload, self.mask_upload, self.markup_upload, self.fidelity, self.clear_button]
+        )
         self.box = W.VBox([self.title, self.thumbs, controls, self.error])
         self.box.add_class("cometnb-edit-strip")
         self.upload.observe(self._uploaded, names="value")
-        self.mask_upload.observe(self._mask_uploaded, names="value")
+        self.mask_upload.observe(lambda c: self._layer_uploaded("mask", c), names="value")
+        self.markup_upload.observe(lambda c: self._layer_uploaded("markup", c), names="value")
         self.clear_button.on_click(lambda _b: self.clear())
         self._redraw()
 
@@ -153,7 +163,11 @@ class EditStrip:
 
     @property
     def mask(self) -> ImageInput | None:
-        return self._mask
+        return self._layers.get("mask")
+
+    @property
+    def markup(self) -> ImageInput | None:
+        return self._layers.get("markup")
 
     @property
     def active(self) -> bool:
@@ -161,10 +175,13 @@ class EditStrip:
         return bool(self._images)
 
     def request_fields(self) -> dict[str, Any]:
-        """``images``, ``mask`` and ``input_fidelity`` for an ImageRequest (empty when inactive)."""
+        """``images``, ``mask``, ``markup`` and ``input_fidelity`` for an ImageRequest (empty
+        when inactive)."""
         if not self._images:
             return {}
-        fields: dict[str, Any] = {"images": list(self._images), "mask": self._mask}
+        fields: dict[str, Any] = {"images": list(self._images), "mask": self.mask}
+        if self.markup is not None:
+            fields["markup"] = self.markup
         if self.fidelity.value and takes_fidelity(self._model):
             fields["input_fidelity"] = self.fidelity.value
         return fields
@@ -188,29 +205,44 @@ class EditStrip:
     def remove(self, index: int) -> None:
         del self._images[index]
         if not self._images:
-            self._mask = None
+            self._layers.clear()
         self._changed()
 
     def set_mask(self, source: Any | None, label: str | None = None) -> None:
         """Set (or with ``None`` remove) the mask. One that breaks the model's mask rule
-        (PNG with alpha, the first image's size) is refused here, with the reason shown."""
+        (PNG with alpha, the first image's size, no markup) is refused here, saying why."""
+        self._set_layer("mask", source, label)
+
+    def set_markup(self, source: Any | None, label: str | None = None) -> None:
+        """Set (or with ``None`` remove) the markup: the mask's rules, on models that take it
+        (``EditCaps.markup``), never with a mask; refused here, saying why."""
+        self._set_layer("markup", source, label)
+
+    def _set_layer(self, role: str, source: Any | None, label: str | None) -> None:
         if source is None:
-            self._mask = None
+            self._layers.pop(role, None)
         else:
             try:
                 found = resolve_source(source, label=label)
                 if self._images:
-                    validate_edit(self._model, self._images[:1], found, {})
+                    both = {**self._layers, role: found}
+                    validate_edit(
+                        self._model,
+                        self._images[:1],
+                        both.get("mask"),
+                        {},
+                        markup=both.get("markup"),
+                    )
             except ValidationError as exc:
-                self._show_error(f"Mask not used: {exc.message}")
+                self._show_error(f"{role.capitalize()} not used: {exc.message}")
                 self._redraw()
                 return
-            self._mask = found
+            self._layers[role] = found
         self._changed()
 
     def clear(self) -> None:
         self._images.clear()
-        self._mask = None
+        self._layers.clear()
         self._changed()
 
     def set_model(self, model: str) -> None:
@@ -227,12 +259,13 @@ class EditStrip:
             self.add(bytes(item["content"]), label=str(item.get("name") or "upload"))
         self._show_counts()
 
-    def _mask_uploaded(self, change: Mapping[str, Any]) -> None:
+    def _layer_uploaded(self, role: str, change: Mapping[str, Any]) -> None:
         if self._counting:
             return
         items = _upload_items(change.get("new"))
         if items:
-            self.set_mask(bytes(items[0]["content"]), label=str(items[0].get("name") or "mask"))
+            data, name = bytes(items[0]["content"]), str(items[0].get("name") or role)
+            self._set_layer(role, data, name)
         self._show_counts()
 
     def _show_counts(self) -> None:
@@ -240,7 +273,9 @@ class EditStrip:
         self._counting = True
         try:
             self.upload.value = tuple(_stand_in(i.label) for i in self._images)
-            self.mask_upload.value = (_stand_in(self._mask.label),) if self._mask else ()
+            for role, button in (("mask", self.mask_upload), ("markup", self.markup_upload)):
+                held = self._layers.get(role)
+                button.value = (_stand_in(held.label),) if held is not None else ()
         finally:
             self._counting = False
 
@@ -257,12 +292,13 @@ class EditStrip:
 
     def _redraw(self) -> None:
         cards: list[W.Widget] = [self._thumb(i, img) for i, img in enumerate(self._images)]
-        if self._mask is not None:
-            cards.append(self._mask_thumb(self._mask))
+        cards += [self._layer_thumb(role, img) for role, img in self._layers.items()]
         self.thumbs.children = tuple(cards)
         caps = get_edit_caps(self._model)
         show_mask = self.active and (caps is None or caps.mask)
         self.mask_upload.layout.display = None if show_mask else "none"
+        show_markup = self.active and caps is not None and caps.markup
+        self.markup_upload.layout.display = None if show_markup else "none"
         self.fidelity.layout.display = None if takes_fidelity(self._model) else "none"
         # Only "Add image" shows while the strip is empty: uploading a file starts an edit.
         for part in (self.title, self.thumbs):
@@ -278,12 +314,12 @@ class EditStrip:
         card.add_class("cometnb-edit-ref")
         return card
 
-    def _mask_thumb(self, img: ImageInput) -> W.VBox:
-        remove = W.Button(description="✕", tooltip="Remove the mask")
+    def _layer_thumb(self, role: str, img: ImageInput) -> W.VBox:
+        remove = W.Button(description="✕", tooltip=f"Remove the {role}")
         remove.layout = W.Layout(width="28px", height="24px", padding="0")
-        remove.add_class("cometnb-edit-remove-mask")
-        remove.on_click(lambda _b: self.set_mask(None))
-        card = W.VBox([W.HTML(_thumb_html(img, "mask")), remove])
+        remove.add_class(f"cometnb-edit-remove-{role}")
+        remove.on_click(lambda _b: self._set_layer(role, None, None))
+        card = W.VBox([W.HTML(_thumb_html(img, role)), remove])
         card.add_class("cometnb-edit-ref")
         return card
 
@@ -332,9 +368,9 @@ def _thumb_html(img: ImageInput, role: str = "") -> str:
     shown = html.escape(caption if len(caption) <= 14 else caption[:13] + "…")
     style = f"max-width:{THUMB_PX}px;max-height:{THUMB_PX}px"
     note = ""
-    if role == "mask":  # transparent parts show as the checkerboard (where the edit applies)
+    if role:  # a mask's or markup's transparent parts show as the checkerboard
         style += f";min-width:24px;min-height:24px;{CHECKERBOARD}"
-        if fully_transparent(img):
+        if role == "mask" and fully_transparent(img):
             style += f";width:{THUMB_PX}px;height:{THUMB_PX}px;object-fit:contain"
             note = (
                 "<div class='cometnb-mask-note' style='font-size:11px;color:#8a5a00;"

@@ -1,7 +1,7 @@
 """Edit inputs in the history: stored once by content, listed on records, followed for lineage.
 
-An edit's input images and mask are written to ``sources/<sha256>.<ext>`` under the history
-folder (not into the notebook): the same picture used by ten edits is one file. Each record
+An edit's input images, mask and markup are written to ``sources/<sha256>.<ext>`` under the
+history folder (not into the notebook): the same picture used by ten edits is one file. Each record
 lists its inputs in its document (``sources``: role, file, hash, size, and the record and image
 index it came from when it came from the history); ``parent`` is the record the first input
 came from. Records written before edits existed simply have no ``sources`` and no ``parent``.
@@ -84,8 +84,9 @@ def parent_of(docs: list[dict[str, Any]]) -> str | None:
 class Source:
     """One input of an edit, as its record lists it: the stored file and where it came from.
 
-    ``role`` is ``"image"`` or ``"mask"``; ``record_id`` / ``index`` name the history image it
-    was (``None`` for a file or a value from the notebook); ``label`` is how it was named.
+    ``role`` is ``"image"``, ``"mask"`` or ``"markup"``; ``record_id`` / ``index`` name the
+    history image it was (``None`` for a file or a value from the notebook); ``label`` is how it
+    was named.
 
     Example::
 
@@ -198,13 +199,13 @@ def request_of(record: Any) -> ImageRequest:
     """A record's request again, its stored inputs included (``History.rerun`` sends it)."""
     pairs = [(s.role, s.to_input()) for s in record.sources]
     images = [i for role, i in pairs if role == "image"]
-    masks = [i for role, i in pairs if role == "mask"]
-    data = {**record.request, "images": images or None, "mask": masks[0] if masks else None}
+    layers = {role: i for role, i in pairs if role in ("mask", "markup")}
+    data = {**record.request, "images": images or None, **layers}
     return ImageRequest.from_dict(data)
 
 
 # Fields of the original request that a new edit does not inherit.
-_NOT_INHERITED = ("input_fidelity", "image", "mask", "prompt", "model")
+_NOT_INHERITED = ("input_fidelity", "image", "mask", "markup", "prompt", "model")
 
 
 def edit_record(
@@ -214,13 +215,14 @@ def edit_record(
     its settings unless overridden, stored in its own history (through the Runner hook)."""
     index = int(overrides.pop("image", 0))
     mask = overrides.pop("mask", None)
+    markup = overrides.pop("markup", None)
     model = overrides.pop("model", None) or record.model
     fields = {k: v for k, v in record.params.items() if k not in _NOT_INHERITED}
     fields.update(overrides)
     owner = history_at(record.folder)
     ref = f"@{record.id}:{index}" if index else f"@{record.id}"
     source = resolve_source(ref, history=owner)
-    request = ImageRequest(prompt, model, images=[source], mask=mask, **fields)
+    request = ImageRequest(prompt, model, images=[source], mask=mask, markup=markup, **fields)
     runner = client if client is not None else new_runner(owner)
     try:
         return runner.run(request)

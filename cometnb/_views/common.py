@@ -397,7 +397,7 @@ def sources_html(sources: Sequence[Any], px: int = SOURCE_PX, *, arrow: str = "â
 
 def _figure(source: Any, px: int) -> str:
     role = str(getattr(source, "role", "image"))
-    what = "mask" if role == "mask" else "from"
+    what = role if role in _LAYERS else "from"
     label = str(source.label)
     came = f" ({source.record_id})" if getattr(source, "record_id", None) else ""
     # A mask's caption says how to read it (its label stays in the tooltip).
@@ -412,6 +412,10 @@ def _figure(source: Any, px: int) -> str:
     )
 
 
+# The inputs drawn over the first image (mostly transparent): shown over a checkerboard.
+_LAYERS = ("mask", "markup")
+
+
 _CAPTION = (
     "font-size:11px;line-height:1.25;overflow-wrap:anywhere;overflow:hidden;"
     "display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3;"
@@ -419,7 +423,7 @@ _CAPTION = (
 
 
 def _uri(source: Any, px: int) -> str | None:
-    if str(getattr(source, "role", "image")) == "mask":
+    if str(getattr(source, "role", "image")) in _LAYERS:  # transparent: over the checks
         try:
             data = source.image.data if hasattr(source, "image") else source.data
             return data_uri(mask_preview(data, px))

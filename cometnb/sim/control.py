@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from cometnb.sim.faults import FAULT_PARAMS, Fault
+from cometnb.sim.quota import QUOTA_PATH, Quota
 from cometnb.sim.ratelimit import RateLimiter
 from cometnb.sim.server import SimHandler, SimHTTPServer
 from cometnb.sim.signing import SimSigner, signing_wanted
@@ -134,6 +135,18 @@ class SimServer:
         self._state.retired_gone = retired_gone
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def quota(self) -> Quota:
+        """The simulated account behind ``GET /user/quota`` (:mod:`cometnb.sim.quota`): set
+        ``total_usd``, ``used_usd``, ``key_remaining_usd``, or ``fault`` / ``delay`` to make the
+        endpoint fail or answer slowly; ``asked`` counts the requests it had."""
+        return self._state.quota
+
+    @property
+    def quota_url(self) -> str:
+        """``http://HOST:PORT/user/quota``: what ``CometImg.balance_url`` takes."""
+        return self.base_url.removesuffix("/v1") + QUOTA_PATH
 
     @property
     def retired_gone(self) -> bool:

@@ -8,7 +8,7 @@ references arrive as data URIs in a generations JSON body instead (:func:`json_r
 :func:`check_edit` validates the inputs with the client's own tables (so the simulator refuses
 exactly what cometnb refuses, with OpenAI-shaped errors) and :func:`render_edit` turns them into
 a picture that shows where it came from: the first input recoloured, the masked region marked,
-the other inputs as thumbnails, the prompt stamped.
+2.6's markup (annotations) drawn over it, the other inputs as thumbnails, the prompt stamped.
 """
 
 from __future__ import annotations
@@ -122,17 +122,20 @@ class EditRefused(Exception):
 
 @dataclass(frozen=True)
 class EditInputs:
-    """The decoded input images and mask of one edit request, plus what arrived on the wire."""
+    """The decoded input images, mask and markup of one edit request, plus what arrived on the
+    wire."""
 
     images: tuple[ImageInput, ...]
     mask: ImageInput | None
     parts: tuple[dict[str, Any], ...]  # per part: name, filename, content_type, bytes, sha256
+    markup: ImageInput | None = None
 
     @property
     def key(self) -> str:
         """A short hash of every input: results differ when the inputs do."""
         digest = hashlib.sha256()
-        for img in (*self.images, *([self.mask] if self.mask else [])):
+        layers = [layer for layer in (self.mask, self.markup) if layer is not None]
+        for img in (*self.images, *layers):
             digest.update(img.sha256.encode())
         return digest.hexdigest()[:16]
 
@@ -147,10 +150,11 @@ def form_request(form: Form) -> tuple[dict[str, Any], EditInputs]:
     if not uploads:
         raise EditRefused("Missing required parameter: 'image'.", "image", "missing_required")
     images = tuple(_decode_part(p) for p in uploads)
-    masks = form.files_named("mask")
+    masks, markups = form.files_named("mask"), form.files_named("markup")
     mask = _decode_part(masks[0]) if masks else None
+    markup = _decode_part(markups[0]) if markups else None
     parts = tuple(p.summary() for p in form.files)
-    return body, EditInputs(images, mask, parts)
+    return body, EditInputs(images, mask, parts, markup)
 
 
 def json_references(body: dict[str, Any]) -> EditInputs | None:
@@ -228,7 +232,7 @@ def _typed(name: str, value: str) -> Any:
 def check_edit(body: dict[str, Any], inputs: EditInputs) -> None:
     """Raise :class:`ValidationError` for what the model cannot take (the client's own rules)."""
     fields = {k: v for k, v in body.items() if k not in ("prompt", "model", "image")}
-    validate_edit(str(body.get("model")), inputs.images, inputs.mask, fields)
+    validate_edit(str(body.get("model")), inputs.images, inputs.mask, fields, markup=inputs.markup)
 
 
 def input_tokens(inputs: EditInputs, fidelity: str | None) -> int:
@@ -255,6 +259,8 @@ def render_edit(
     base = _recoloured(inputs.images[0], size, variant)
     if inputs.mask is not None:
         _mark_mask(base, inputs.mask)
+    if inputs.markup is not None:
+        _draw_markup(base, inputs.markup)
     _paste_references(base, inputs.images[1:])
     draw = ImageDraw.Draw(base)
     short = min(size)
@@ -291,6 +297,13 @@ def _mark_mask(base: Image.Image, mask: ImageInput) -> None:
         ImageDraw.Draw(base).rectangle(
             box, outline=(255, 0, 255), width=max(2, min(base.size) // 128)
         )
+
+
+def _draw_markup(base: Image.Image, markup: ImageInput) -> None:
+    """Lay the annotations over the result as drawn (what a real 2.6 edit would follow)."""
+    with Image.open(io.BytesIO(markup.data)) as img:
+        layer = img.convert("RGBA").resize(base.size, Image.Resampling.NEAREST)
+    base.paste(layer, (0, 0), layer)
 
 
 def _paste_references(base: Image.Image, others: tuple[ImageInput, ...]) -> None:

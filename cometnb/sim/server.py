@@ -48,6 +48,8 @@ from cometnb.sim.generation import (
     stream_events,
     to_json,
 )
+from cometnb.sim.quota import QUOTA_PATH, hide_key
+from cometnb.sim.quota import answer as quota_answer
 from cometnb.sim.ratelimit import Admission
 
 if TYPE_CHECKING:
@@ -148,9 +150,9 @@ class SimHandlerBase(BaseHTTPRequestHandler):
             self.send_header(name, value)
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The request line only (never headers, so never the key), and only when asked.
+        # The request line only (never headers; the quota route's key=… starred), when asked.
         if self.state.verbose:
-            super().log_message(format, *args)
+            super().log_message(format, *(hide_key(str(a)) for a in args))
 
     def _send(
         self,
@@ -208,7 +210,8 @@ _STATUS_FAULTS = {"429", "500", "500_invalid", "502", "503", "504", "524", "html
 
 class SimHandler(SimHandlerBase):
     """Routes: ``POST /v1/images/generations`` and ``/v1/images/edits``, ``GET /v1/files/<name>``,
-    ``GET /v1/models``."""
+    ``GET /v1/models``, ``GET /api/models`` (the price catalog), ``GET /user/quota`` (the
+    account's balance, :mod:`cometnb.sim.quota`)."""
 
     _on_edits = False  # set per request by do_POST
 
@@ -226,6 +229,8 @@ class SimHandler(SimHandlerBase):
                 self._models()
         elif path.rstrip("/") == "/api/models":  # CometAPI's public price catalog: no key
             self._send(200, json.dumps(catalog_body(self.state.models)).encode())
+        elif path.rstrip("/") == QUOTA_PATH:  # the account's balance: the key in the query
+            self._quota(urlsplit(self.path).query)
         else:
             self._not_found("GET", path)
 
@@ -242,6 +247,13 @@ class SimHandler(SimHandlerBase):
             self._edit(raw)
         else:
             self._not_found("POST", path)
+
+    def _quota(self, query: str) -> None:
+        quota = self.state.quota
+        if quota.fault == "slow":
+            self.state.stopping.wait(quota.delay)
+        status, body, content_type = quota_answer(quota, query, self.state.api_key)
+        self._send(status, body, content_type)
 
     def _not_found(self, method: str, path: str) -> None:
         message = f"Invalid URL ({method} {path})"
@@ -377,6 +389,7 @@ class SimHandler(SimHandlerBase):
         job = self._checked_job(body, inputs)
         if job is None:
             return
+        self.state.quota.charge(body or {})  # the account pays for what is answered
         if job.stream and self.state.stream_passthrough:
             self._stream(job, kind, params, delay)
             return

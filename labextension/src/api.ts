@@ -52,7 +52,7 @@ export interface RecordSummary {
   synthetic?: boolean;
 }
 
-/** An edit's input (`sources`, in order: images, then the mask). */
+/** An edit's input (`sources`, in order: images, then the mask or the markup). */
 export interface SourceInfo {
   position: number; // its place in `sources`: the K of its preview route
   index?: number | null; // the image of the record it came from

@@ -118,7 +118,8 @@ function sourceItem(history: string, owner: string, src: SourceInfo, actions: De
   } else {
     node.appendChild(el('span', 'cometnb-sb-lineage-missing', '▧'));
   }
-  if (src.role === 'mask') {
+  if (src.role === 'mask' || src.role === 'markup') {
+    // Both are mostly transparent layers over the first image: shown over the checkerboard.
     node.classList.add('cometnb-sb-mod-mask');
   }
   const caption = el('figcaption', '', label);
