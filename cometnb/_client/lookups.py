@@ -88,7 +88,7 @@ def explain_missing_model(
     """
     if not isinstance(error, APIError):
         return False
-    if not is_model_gone(error.status, error.code, error.message):
+    if not is_model_gone(error.status, error.code, error.message, model):
         return False
     available = served_image_models(base_url, api_key)
     error.hint = redact(model_gone_message(model, available, KNOWN_MODELS))

@@ -809,14 +809,34 @@ def retired_message(model: str) -> str | None:
     return f"{model} was shut down on {info.retired_on.isoformat()}; use {info.replacement}"
 
 
-def is_model_gone(status: int | None, code: str | None, message: str | None) -> bool:
-    """Whether an error answer means "this model does not exist (any more)"."""
+# What a 400 for a model shut down upstream may say (no captured body is public: API_FACTS §9).
+_GONE_WORDS = ("deprecated", "does not exist", "not supported")
+
+
+def is_model_gone(
+    status: int | None, code: str | None, message: str | None, model: str | None = None
+) -> bool:
+    """Whether an error answer means "this model does not exist (any more)".
+
+    For a ``model`` the registry marks shut down upstream, a 400 that says "deprecated", "does
+    not exist" or "not supported" counts too (the same one line as the 404); for any other
+    model those words may be about a field ("quality xhigh is not supported"), so they do not.
+
+    Example::
+
+        >>> is_model_gone(400, None, "The model is not supported", "gpt-image-1-mini")
+        True
+        >>> is_model_gone(400, None, "quality xhigh is not supported", "gpt-image-2")
+        False
+    """
     text = (message or "").lower()
+    retired = model is not None and model in SHUTDOWN_DATES
     return (
         code == "model_not_found"
         or "has been deprecated" in text
         or (status == 404 and "model" in text)
         or (status == 404 and not text)
+        or (retired and status == 400 and any(w in text for w in _GONE_WORDS))
     )
 
 
