@@ -142,12 +142,16 @@ class PromptArea(anywidget.AnyWidget):
 _GENERIC_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 _GENERIC_QUALITIES = ("low", "medium", "high", "auto", "standard", "hd")
 # Option controls the panel offers, by API field name; shown only when the model takes them.
-FIELD_WIDGETS = ("size", "quality", "output_format", "background", "style", "moderation")
+# complexity: gpt-image-2.6 only (hidden for every model whose row does not take it).
+FIELD_WIDGETS = (
+    "size", "quality", "complexity", "output_format", "background", "style", "moderation",
+)  # fmt: skip
 _LABELS = {
     "prompt": "Prompt",
     "model": "Model",
     "size": "Size",
     "quality": "Quality",
+    "complexity": "Complexity",
     "n": "n",
     "output_format": "Format",
     "output_compression": "Compression",
@@ -227,6 +231,7 @@ class RequestForm:
         )
         self.size = W.Combobox(value="", options=[], placeholder="default", ensure_option=False)
         self.quality = W.Dropdown(options=_dropdown_options(()))
+        self.complexity = W.Dropdown(options=_dropdown_options(()))
         self.output_format = W.Dropdown(options=_dropdown_options(()))
         self.output_compression = W.IntSlider(value=100, min=0, max=100)
         self.background = W.Dropdown(options=_dropdown_options(()))
@@ -442,7 +447,7 @@ class RequestForm:
         for name in ("size", "quality"):
             if self.fields[name].visible:
                 parts.append(str(fields.get(name) or f"default {name}"))
-        for name in ("output_format", "background", "style", "moderation"):
+        for name in ("complexity", "output_format", "background", "style", "moderation"):
             if fields.get(name):
                 parts.append(f"{name}={fields[name]}")
         if fields.get("n", 1) != 1:
@@ -531,7 +536,7 @@ class LiveValidation:
 
     def _controls(self) -> Iterable[Any]:
         names = (
-            *("prompt", "model", "size", "quality", "n", "output_format"),
+            *("prompt", "model", "size", "quality", "complexity", "n", "output_format"),
             *("output_compression", "background", "style", "moderation", "partial_images"),
         )
         return [getattr(self.form, name) for name in names]
