@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from cometnb._core.billing import status_may_be_billed
 from cometnb._core.errors import ValidationError
-from cometnb._core.model_registry import model_info
+from cometnb._core.model_registry import is_assumed, model_info
 
 __all__ = [
     "BUILTIN_PATH",
@@ -193,6 +193,7 @@ _SHAPES = {
     "aliases": '{"<alias>": "<model>"}',
     "token_tables": '{"<table>": {"<quality>": {"<size>": tokens}}}',
     "extras": '{"<name>": number}',
+    "learned": '{"<model>": "<where and when>"}',
 }
 
 
@@ -356,6 +357,9 @@ class PriceTable:
     token_tables: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
     extras: Mapping[str, float] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    # Model ids the catalog or ``GET /v1/models`` reported that took a family rule (a later
+    # ``gpt-image-2.N-*``): id -> where and when it was learned. The registry's ``assumed`` rows.
+    learned: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -388,6 +392,7 @@ class PriceTable:
             token_tables={**self.token_tables, **other.token_tables},
             extras={**self.extras, **other.extras},
             problems=self.problems + other.problems,
+            learned={**self.learned, **other.learned},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -405,6 +410,7 @@ class PriceTable:
             },
             "extras": dict(self.extras),
             "problems": list(self.problems),
+            "learned": dict(self.learned),
         }
 
     @classmethod
@@ -423,6 +429,7 @@ class PriceTable:
             token_tables=token_tables(section(data, "token_tables")),
             extras={str(k): extra(k, v) for k, v in section(data, "extras").items()},
             problems=problems(data.get("problems")),
+            learned={str(k): str(v) for k, v in section(data, "learned").items()},
         )
 
     def __repr__(self) -> str:
@@ -685,6 +692,8 @@ def table_from_catalog(data: Any, base: PriceTable, *, source: str) -> PriceTabl
     """
     models: dict[str, ModelPrice] = {}
     problems: list[str] = []
+    learned: dict[str, str] = {}
+    day = time.strftime("%Y-%m-%d", time.gmtime())
     entries = _entries(data)
     if entries is None:
         problems.append("the catalog has no list of models (looked for 'data' or 'models')")
@@ -699,6 +708,8 @@ def table_from_catalog(data: Any, base: PriceTable, *, source: str) -> PriceTabl
             problems.append(f"{name}: listed more than once; the first entry is used")
             continue
         seen.add(name)
+        if is_assumed(name):
+            learned[name] = f"CometAPI catalog, {day}"
         # A later gpt-image-2.N id takes its family's shape (token counts, cached rates).
         known = base.models.get(base.aliases.get(name, name)) or base.get(name)
         price, problem = _price(name, entry, known)
@@ -708,10 +719,11 @@ def table_from_catalog(data: Any, base: PriceTable, *, source: str) -> PriceTabl
             models[name] = price
     return PriceTable(
         models=models,
-        date=time.strftime("%Y-%m-%d", time.gmtime()),
+        date=day,
         source=source,
         origin="catalog",
         problems=tuple(problems),
+        learned=learned,
     )
 
 

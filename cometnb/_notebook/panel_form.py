@@ -49,7 +49,7 @@ from cometnb._core import settings as _settings
 from cometnb._core.budget import check_before, ledger
 from cometnb._core.errors import ValidationError
 from cometnb._core.generations import ImageRequest
-from cometnb._core.prices import Cost, format_usd
+from cometnb._core.prices import Cost, active_table, format_usd
 
 __all__ = ["FIELD_WIDGETS", "LiveValidation", "PromptArea", "RequestForm", "SpendLine"]
 
@@ -225,7 +225,9 @@ class RequestForm:
         self.prompt = PromptArea(placeholder="Describe the image…  (Shift+Enter: Generate)", rows=3)
         self.model = W.Combobox(
             value=_settings.active().model,
-            options=list(caps_mod.offered_models()),  # live first; a retired one says so
+            # Live first, then ids refresh_prices() learned (assumed), then retired ones;
+            # an assumed or retired choice says so under the field.
+            options=list(caps_mod.offered_models(also=active_table().learned)),
             placeholder="model name",
             ensure_option=False,
         )
@@ -565,7 +567,8 @@ class LiveValidation:
         from cometnb._core.text import model_typo_warning
 
         model = str(self.form.model.value).strip()
-        warning = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)
+        typo = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)
+        warning = caps_mod.assumed_note(model) or typo
         if model in CAPABILITIES and caps_mod.MODELS[model].status == "retired":
             warning = f"{retired_message(model)} (still sent: CometAPI may route it)"
         if warning:
