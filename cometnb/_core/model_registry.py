@@ -741,9 +741,9 @@ def assumed_note(model: str) -> str | None:
 
     Example::
 
-        >>> assumed_note("gpt-image-2.7-flare")  # doctest: +NORMALIZE_WHITESPACE
-        'gpt-image-2.7-flare is assumed: a later gpt-image-2.N model, given
-        gpt-image-2.6-flare\'s rules and prices until cometnb knows it'
+        >>> print(assumed_note("gpt-image-2.7-flare"))  # doctest: +NORMALIZE_WHITESPACE
+        gpt-image-2.7-flare is assumed: a later gpt-image-2.N model, given
+        gpt-image-2.6-flare's rules and prices until cometnb knows it
     """
     if not is_assumed(model):
         return None
