@@ -543,8 +543,8 @@ learned from CometAPI's lists and gave its family's rules), the qualities, forma
 complexity, references and the price of one 1024×1024 image at each quality."""),
     code("cometnb.models()"),
     code("""\
-table = cometnb.models()
-{quality: str(cost) for quality, cost in table.prices_by_quality("gpt-image-2.6-flare").items()}"""),
+costs = cometnb.models().prices_by_quality("gpt-image-2.6-flare")
+{quality: str(cost) for quality, cost in costs.items()}"""),
     md("""\
 ## Refused before sending
 
