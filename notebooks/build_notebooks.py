@@ -546,6 +546,14 @@ complexity, references and the price of one 1024×1024 image at each quality."""
 costs = cometnb.models().prices_by_quality("gpt-image-2.6-flare")
 {quality: str(cost) for quality, cost in costs.items()}"""),
     md("""\
+`cometnb.refresh_prices()` reads CometAPI's price catalog and, with your key, its model list;
+both are kept, dated, in the history folder. A later id in them, such as a
+`gpt-image-2.7-flare`, becomes an `assumed` row with 2.6's rules. `models()` also takes ids
+by hand, which shows what such a row looks like without changing the prices in force:"""),
+    code("""\
+later = cometnb.models(["gpt-image-2.7-flare"])
+later.status("gpt-image-2.7-flare"), later.source_text("gpt-image-2.7-flare")"""),
+    md("""\
 ## Refused before sending
 
 `xhigh` on `gpt-image-2`, or `complexity` on 2.5, would come back as an error; cometnb says so
