@@ -4,36 +4,17 @@ reaches the server and comes back with "load settings"; other models never send 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from test_widget import WAIT_S, generate, visible
+from test_widget import generate, visible
+from test_widget import live as live  # the fixture: the simulator and a session key
+from test_widget import p as p  # the fixture: a panel against it
 
-from cometnb._core import settings as _settings
 from cometnb._core.model_registry import MODELS, get_caps
 from cometnb._notebook.panel_form import RequestForm
 from cometnb.sim import SimServer
-from cometnb.widget import Panel, panel
+from cometnb.widget import Panel
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def live(sim: SimServer, fake_key: str) -> SimServer:
-    _settings.active().base_url = sim.base_url
-    _settings.set_session_key(fake_key)
-    return sim
-
-
-@pytest.fixture
-def p(live: SimServer) -> Iterator[Panel]:
-    made = panel()
-    try:
-        yield made
-    finally:
-        made.cancel()
-        made.wait(WAIT_S)
-        made.close()
 
 
 def _takes_complexity(model: str) -> bool:
