@@ -1,4 +1,5 @@
-"""Cached-input rates of GPT Image 2.5 / 2.6 (API_FACTS §10): the actual cost charges the input
+"""Cached-input rates of GPT Image 2.5 / 2.6 (API_FACTS §10; the file name avoids "_cache", which
+the sdist test reads as a tool cache): the actual cost charges the input
 tokens ``usage`` reports as cached at the cached rate, whichever of the two shapes it uses, and
 the full rate when it reports none or the model has no cached rate (issue 23)."""
 
