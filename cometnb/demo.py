@@ -51,12 +51,13 @@ STARTUP_TIMEOUT_S = 90.0
 # progress line, Cancel, the queue and partial previews; tests leave it unset (instant).
 SIM_LATENCY_ENV = "COMETNB_SIM_LATENCY"
 DEMO_SIM_LATENCY = "4"
-# Counted from the notebooks (tests/test_demo.py checks the count): what running all five costs.
+# Counted from the notebooks (tests/test_demo.py checks the counts): what running them costs.
 COST_NOTE = (
-    "Every image is billed to your account. Running all five notebooks makes about 26 images,\n"
+    "Every image is billed to your account. Running notebooks 01-05 makes about 26 images,\n"
     "one per request, quality low except one at medium (02-compare), mostly 1024x1024 with a\n"
-    "few 1536x1024 and 1024x1536: about US$0.20 at 2026 list prices. The panel sends only what\n"
-    "you click."
+    "few 1536x1024 and 1024x1536: about US$0.20 at 2026 list prices. 06 (GPT Image 2.6) adds\n"
+    "4 images, up to about US$1.10 (one xhigh and one high; that cell has --budget 1.10). The\n"
+    "panel sends only what you click."
 )
 STOP_TIMEOUT_S = 20.0
 # Lab 4 asks "Would you like to get notified about official Jupyter news?" in a toast over the

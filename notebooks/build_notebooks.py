@@ -1,6 +1,6 @@
 """Write the demo notebooks (``python notebooks/build_notebooks.py``).
 
-This script is the source of the five ``.ipynb`` files beside it: edit the cells here, run it,
+This script is the source of the six ``.ipynb`` files beside it: edit the cells here, run it,
 and commit both. The written notebooks carry no outputs and no execution counts (a test checks
 that, and that they match this script), and stable cell ids so a rebuild changes only what was
 edited.
@@ -68,8 +68,9 @@ This notebook covers loading the extension, giving it your key, making a first i
 options you will use most.
 
 **Cost.** Against the real API every image is billed. The examples here keep it small: one
-image per request (`n=1`), 1024×1024, `quality low`, and the cheaper models `gpt-image-1-mini`
-and `gpt-image-2`."""),
+image per request (`n=1`), 1024×1024, `quality low`, and `gpt-image-2`, the cheapest model
+that is live (about $0.006 for such an image). The models of December 2026 have their own
+notebook, `06-gpt-image-2.6.ipynb`."""),
     md(REAL_OR_SIM_HERE),
     code(KEYLESS),
     md("""\
@@ -99,7 +100,7 @@ The first line holds the options and the rest of the cell is the prompt. The ima
 to the history folder (`./cometnb-history` beside this notebook) before it is shown. The cell
 embeds only a small preview, so the notebook file stays light."""),
     code("""\
-%%cometimg -m gpt-image-1-mini -s 1024x1024 -q low
+%%cometimg -m gpt-image-2 -s 1024x1024 -q low
 A lighthouse on a rocky coast at dusk, watercolor"""),
     md("""\
 ## Keep the result
@@ -122,7 +123,7 @@ print("record", fox.record_id, "took", round(fox.elapsed_s, 1), "s")"""),
 braces."""),
     code('subject = "a paper boat"'),
     code("""\
-%%cometimg -m gpt-image-1-mini -s 1024x1024 -q low
+%%cometimg -m gpt-image-2 -s 1024x1024 -q low
 {subject} on a rain puddle, macro photograph"""),
     md("""\
 ## Options
@@ -131,7 +132,7 @@ braces."""),
 |---|---|
 | `-m/--model` | model (default `gpt-image-2`) |
 | `-s/--size` | e.g. `1024x1024`, `1536x1024` (gpt-image-2: any W×H in multiples of 16) |
-| `-q/--quality` | `low`, `medium`, `high`, `auto` (GPT image models) |
+| `-q/--quality` | `low`, `medium`, `high`, `auto`; 2.5 and 2.6 add `xhigh` and `max` |
 | `-n N` | images per request |
 | `-f/--format`, `--compression` | `png`, `jpeg`, `webp`, and 0–100 for jpeg/webp |
 | `--background` | `transparent`, `opaque`, `auto` |
@@ -155,7 +156,7 @@ what the model allows. The check is also available from Python:"""),
 from cometnb import ImageRequest, ValidationError
 
 try:
-    ImageRequest("a lighthouse", model="gpt-image-1-mini", size="800x600").validate()
+    ImageRequest("a lighthouse", model="gpt-image-2", size="800x600").validate()
 except ValidationError as err:
     print("refused before sending:", err)"""),
     md("""\
@@ -164,7 +165,7 @@ except ValidationError as err:
 The defaults are settings of the `CometImg` configurable. `%config CometImg` lists them, and
 `%config CometImg.NAME = value` changes one for this session."""),
     code("""\
-%config CometImg.model = "gpt-image-1-mini"
+%config CometImg.model = "gpt-image-2"
 %config CometImg.size = "1024x1024"
 %config CometImg.quality = "low\""""),
     code("""\
@@ -181,15 +182,18 @@ import cometnb
 client = cometnb.Client()
 gen = client.generate(
     "A teapot shaped like a snail, studio photo",
-    model="gpt-image-1-mini",
+    model="gpt-image-2",
     size="1024x1024",
     quality="low",
 )
 gen"""),
     md("""\
 Next: `02-compare.ipynb` (grids across models, sizes and quality), `03-panel.ipynb` (a form
-instead of a magic) and `04-history.ipynb` (search, compare, re-run and export what you
-made)."""),
+instead of a magic), `04-history.ipynb` (search, compare, re-run and export what you made),
+`05-edit.ipynb` (edits and masks) and `06-gpt-image-2.6.ipynb` (the newest models).
+
+`cometnb.models()` lists every model cometnb knows: whether it is live or was shut down, what
+it takes and what one image costs at each quality."""),
 ]
 
 COMPARE: list[Cell] = [
@@ -208,14 +212,14 @@ a labelled grid.
     code("%load_ext cometnb"),
     md("## Two models, one prompt"),
     code("""\
-%%cometimg -m gpt-image-1-mini,gpt-image-2 -s 1024x1024 -q low
+%%cometimg -m gpt-image-2,gpt-image-2.6-flare -s 1024x1024 -q low
 A cozy reading nook with a sleeping cat, isometric illustration"""),
     md("""\
 ## Sizes
 
-`gpt-image-1-mini` takes 1024x1024, 1536x1024 (landscape), 1024x1536 (portrait) and `auto`.
-`gpt-image-2` takes any W×H whose sides are multiples of 16, with an aspect ratio between 1:3
-and 3:1."""),
+`gpt-image-2` (and 2.5 and 2.6 after it) takes any W×H whose sides are multiples of 16, with
+an aspect ratio between 1:3 and 3:1 and 655,360 to 8,294,400 pixels; 1024x1024, 1536x1024
+(landscape) and 1024x1536 (portrait) are the usual ones."""),
     code("""\
 %%cometimg -m gpt-image-2 -s 1024x1024,1536x1024,1024x1536 -q low
 A hot-air balloon over a patchwork of fields"""),
@@ -229,14 +233,14 @@ two minutes. See the whole grid for free with `--dry-run`:"""),
 A glass of water on a windowsill, morning light"""),
     md("Then run only the cheap end of it:"),
     code("""\
-%%cometimg -m gpt-image-1-mini -s 1024x1024 -q low,medium
+%%cometimg -m gpt-image-2 -s 1024x1024 -q low,medium
 A glass of water on a windowsill, morning light"""),
     md("""\
 ## Several prompts: `--each-line`
 
 Each non-empty line is its own prompt. `-o grid` binds the result, a `Grid`."""),
     code("""\
-%%cometimg --each-line -o grid -m gpt-image-1-mini -s 1024x1024 -q low
+%%cometimg --each-line -o grid -m gpt-image-2 -s 1024x1024 -q low
 A fox in the snow
 A fox in the desert
 A fox in the jungle"""),
@@ -257,7 +261,7 @@ grid.cell(prompt="A fox in the desert").generation"""),
 place, before the final image arrives. Only GPT image models stream (K is 1 to 3). Whether
 previews add to the cost is not documented."""),
     code("""\
-%%cometimg --partial 2 -m gpt-image-1-mini -s 1024x1024 -q low
+%%cometimg --partial 2 -m gpt-image-2 -s 1024x1024 -q low
 A watercolor map of an imaginary island"""),
     md("""\
 ## Concurrency and rate limits
@@ -302,7 +306,7 @@ The controls are attributes of the panel, so code can fill in the form. This cel
 cheap request. Press **Generate** above to send it."""),
     code("""\
 p.prompt.value = "A lighthouse at dusk, oil painting"
-p.model.value = "gpt-image-1-mini"
+p.model.value = "gpt-image-2"
 p.size.value = "1024x1024"
 p.quality.value = "low\""""),
     md("""\
@@ -336,7 +340,7 @@ import cometnb"""),
     md("""\
 A few cheap records to work with. `--tag` labels them for searching later."""),
     code("""\
-%%cometimg --each-line --tag history-demo -m gpt-image-1-mini -s 1024x1024 -q low
+%%cometimg --each-line --tag history-demo -m gpt-image-2 -s 1024x1024 -q low
 A lighthouse at dawn
 A lighthouse in a storm"""),
     code("""\
@@ -427,13 +431,14 @@ follow the lineage** of the result back to where it started.
 
 An edit sends the input images to `POST /v1/images/edits` (multipart), checked first against
 what the model takes: up to 16 inputs for gpt-image models, a mask that is a PNG with an alpha
-channel and the size of the first image, `input_fidelity` only on gpt-image-1 / 1.5. Every input
-is kept once in the history folder, and every result remembers where it came from."""),
+channel and the size of the first image (gpt-image-2.6 also takes a `markup` drawing instead of
+a mask: see `06-gpt-image-2.6.ipynb`). Every input is kept once in the history folder, and every
+result remembers where it came from."""),
     md(REAL_OR_SIM),
     code(KEYLESS),
     code("""\
 %load_ext cometnb
-%config CometImg.model = "gpt-image-1-mini"
+%config CometImg.model = "gpt-image-2"
 %config CometImg.quality = "low"
 import datetime as dt
 
@@ -441,7 +446,7 @@ started = dt.datetime.now(dt.timezone.utc)  # the export at the end keeps what t
     md("""\
 ## 1. Generate a starting image
 
-Low quality and the cheaper `gpt-image-1-mini` keep a real run to a few cents."""),
+Low quality on `gpt-image-2`, the cheapest live model, keeps a real run to a few cents."""),
     code("""\
 %%cometimg -q low -s 1024x1024 -o lighthouse
 a lighthouse on a rocky coast, late afternoon"""),
@@ -503,18 +508,117 @@ page = h.export(h.path / "edits.html", made_here)  # beside the history, not the
 len(made_here), sum(r.kind == "edit" for r in made_here), page.name"""),
 ]
 
+GPT_IMAGE_26: list[Cell] = [
+    md("""\
+# GPT Image 2.6: xhigh, complexity, SVG, GIF and markup
+
+`gpt-image-2.6-flare` and `gpt-image-2.6-sunburst` (OpenAI, 2026-11-04; on CometAPI since
+2026-11-05) take everything `gpt-image-2` takes (any W×H in multiples of 16, up to 16 reference
+images) and add:
+
+* two qualities above `high`: `xhigh` and `max`;
+* `--complexity low|medium|high`: how much the model plans the layout before it draws;
+* SVG and animated GIF output, and `markup` edits (an annotated drawing instead of a mask).
+
+`gpt-image-2.5-flare` and `-sunburst` have `xhigh` and `max` but no `complexity`. Whatever a
+model does not take is refused before anything is sent.
+
+**Cost.** The same token prices as `gpt-image-2`: about $0.006 for a 1024×1024 image at `low`
+and $0.21 at `high`. OpenAI has not published how many tokens `xhigh` and `max` use, so cometnb
+prices them at an upper bound (four times `high`, at most $0.84), marked `≤`; each card shows
+the real cost from the answer's usage afterwards. With a key this notebook costs about $1.10,
+nearly all of it the `xhigh` / `high` comparison, which carries `--budget 1.10`: if its
+estimate were higher, it would be refused instead of sent."""),
+    md(REAL_OR_SIM),
+    code(KEYLESS),
+    code("""\
+%load_ext cometnb
+import cometnb"""),
+    md("""\
+## What each model takes
+
+`cometnb.models()` is the model table: the status (live; shut down upstream, with the date and
+what to use instead; or `assumed`, for a later `gpt-image-2.N` id that `cometnb.refresh_prices()`
+learned from CometAPI's lists and gave its family's rules), the qualities, formats,
+complexity, references and the price of one 1024×1024 image at each quality."""),
+    code("cometnb.models()"),
+    code("""\
+costs = cometnb.models().prices_by_quality("gpt-image-2.6-flare")
+{quality: str(cost) for quality, cost in costs.items()}"""),
+    md("""\
+`cometnb.refresh_prices()` reads CometAPI's price catalog and, with your key, its model list;
+both are kept, dated, in the history folder. A later id in them, such as a
+`gpt-image-2.7-flare`, becomes an `assumed` row with 2.6's rules. `models()` also takes ids
+by hand, which shows what such a row looks like without changing the prices in force:"""),
+    code("""\
+later = cometnb.models(["gpt-image-2.7-flare"])
+later.status("gpt-image-2.7-flare"), later.source_text("gpt-image-2.7-flare")"""),
+    md("""\
+## Refused before sending
+
+`xhigh` on `gpt-image-2`, or `complexity` on 2.5, would come back as an error; cometnb says so
+before the request goes out, naming the field and what the model allows."""),
+    code("""\
+from cometnb import ImageRequest, ValidationError
+
+for model, fields in [
+    ("gpt-image-2", {"quality": "xhigh"}),
+    ("gpt-image-2.5-flare", {"complexity": "low"}),
+]:
+    try:
+        ImageRequest("a poster", model, **fields).validate()
+    except ValidationError as err:
+        print(f"{model}: {err}")"""),
+    md("""\
+## `xhigh` against `high`
+
+First the estimate, for free: `--dry-run` lists both requests and what each may cost."""),
+    code("""\
+%%cometimg --dry-run -m gpt-image-2.6-flare -s 1024x1024 -q high,xhigh
+A cutaway illustration of a lighthouse, every room labelled"""),
+    md("""\
+Then both, side by side. `--budget 1.10` caps what this cell may spend."""),
+    code("""\
+%%cometimg -m gpt-image-2.6-flare -s 1024x1024 -q high,xhigh --budget 1.10
+A cutaway illustration of a lighthouse, every room labelled"""),
+    md("""\
+## Complexity
+
+`--complexity` sets how much the model plans the layout before it draws (`low`, `medium` or
+`high`; only 2.6 takes it). A busy scene shows the difference best; at `low` quality each image
+costs about $0.006."""),
+    code("""\
+%%cometimg -m gpt-image-2.6-flare -s 1024x1024 -q low --complexity low -o plan_low
+A city map poster with twelve labelled districts, a legend and a compass rose"""),
+    code("""\
+%%cometimg -m gpt-image-2.6-flare -s 1024x1024 -q low --complexity high -o plan_high
+A city map poster with twelve labelled districts, a legend and a compass rose"""),
+    code("""\
+cometnb.history().compare(plan_low.record_id, plan_high.record_id)"""),
+    md("""\
+In the panel (`cometnb.panel()`), a **Complexity** control appears when a 2.6 model is chosen
+and is hidden for every other model.
+
+## SVG, animated GIF and markup edits
+
+*This section is still to be written: cells for `-f svg` (kept byte for byte, shown through a
+raster preview), `-f gif --frames N --frame-ms MS` (an animated card) and a `--markup` edit
+go here.*"""),
+]
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01-quickstart.ipynb": QUICKSTART,
     "02-compare.ipynb": COMPARE,
     "03-panel.ipynb": PANEL,
     "04-history.ipynb": HISTORY,
     "05-edit.ipynb": EDIT,
+    "06-gpt-image-2.6.ipynb": GPT_IMAGE_26,
 }
 
 
 def build(name: str, cells: list[Cell]) -> NotebookNode:
     """One notebook, outputs stripped, with deterministic cell ids."""
-    stem = name.removesuffix(".ipynb").split("-", 1)[1]
+    stem = name.removesuffix(".ipynb").split("-", 1)[1].replace(".", "-")  # ids: no dots
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = dict(LANGUAGE_INFO)

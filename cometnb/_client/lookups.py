@@ -1,14 +1,15 @@
 """Side lookups beside the image requests: which image models the account's key can use (``GET
 /v1/models``, for "did you mean" and the panel) and the public price catalog
-(``refresh_prices``). Each goes through the one HTTP seam (:mod:`cometnb._client.http`); the
-account-balance endpoint (issue 23) belongs here too.
-"""
+(``refresh_prices``, which also teaches the registry later ``gpt-image-2.N`` ids). Each goes
+through the one HTTP seam (:mod:`cometnb._client.http`); the account-balance endpoint (issue 23)
+belongs here too."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from cometnb._core.errors import APIError, CometError, ResponseError, redact
 from cometnb._core.model_registry import (
     KNOWN_MODELS,
     image_model_ids,
+    is_assumed,
     is_model_gone,
     model_gone_message,
 )
@@ -55,6 +57,8 @@ def served_image_models(
     base_url: str | None = None,
     api_key: str | Secret | None = None,
     timeout: float = LIST_TIMEOUT_S,
+    *,
+    transport: httpx.BaseTransport | None = None,
 ) -> list[str] | None:
     """The image model ids ``GET /v1/models`` lists, or ``None`` when it cannot be read."""
     url = (base_url or _settings.resolve_base_url()).rstrip("/") + "/models"
@@ -65,6 +69,7 @@ def served_image_models(
             limit=LIST_LIMIT,
             seconds=timeout,
             key=_settings.resolve_key(api_key),
+            transport=transport,
         )
         data: Any = reply.json() if reply.ok else None
         data = data.get("data") if isinstance(data, dict) else None
@@ -88,7 +93,7 @@ def explain_missing_model(
     """
     if not isinstance(error, APIError):
         return False
-    if not is_model_gone(error.status, error.code, error.message):
+    if not is_model_gone(error.status, error.code, error.message, model):
         return False
     available = served_image_models(base_url, api_key)
     error.hint = redact(model_gone_message(model, available, KNOWN_MODELS))
@@ -121,6 +126,9 @@ def refresh_prices(
     """Read the catalog, keep it dated in the history folder, and return the table now in force.
 
     Entries it could not read are listed in the returned table's ``problems`` (never guessed).
+    It also refreshes the registry: ids the catalog or ``GET /v1/models`` (with a key) reports
+    that match a family rule (a later ``gpt-image-2.N-*``) are kept in the same dated file, in
+    the table's ``learned``, and shown as ``assumed`` rows by ``cometnb.models()`` and the panel.
 
     Example::
 
@@ -132,6 +140,7 @@ def refresh_prices(
     data = _fetch(url, transport)
     fetched = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     table = table_from_catalog(data, builtin_table(), source=f"CometAPI catalog {url}, {fetched}")
+    table = _learn_listed(table, base_url, transport)
     folder = _settings.resolve_history_dir(history_dir)
     try:
         _keep(table, folder)
@@ -145,6 +154,25 @@ def refresh_prices(
         return active_table()
     # Another folder than the active one: its catalog, with the prices_file still on top.
     return with_override(builtin_table().merged(table))
+
+
+def _learn_listed(
+    table: PriceTable, base_url: str | None, transport: httpx.BaseTransport | None
+) -> PriceTable:
+    """``table`` with the family-rule ids ``GET /v1/models`` lists added to ``learned`` (the
+    list needs the key; without one only the catalog's ids are learned)."""
+    key = _settings.resolve_key()
+    if key is None:
+        return table
+    listed = served_image_models(base_url, key, transport=transport)
+    if listed is None:
+        note = "GET /v1/models could not be read: only the catalog's model ids were learned"
+        return replace(table, problems=(*table.problems, note))
+    learned = dict(table.learned)
+    for model in filter(is_assumed, listed):
+        where = "CometAPI catalog and GET /v1/models" if model in learned else "GET /v1/models"
+        learned[model] = f"{where}, {table.date}"
+    return replace(table, learned=learned)
 
 
 def _fetch(url: str, transport: httpx.BaseTransport | None) -> object:

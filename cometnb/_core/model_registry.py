@@ -28,7 +28,9 @@ from cometnb._core.text import did_you_mean
 
 __all__ = [
     "CAPABILITIES",
+    "CHECKED_ON",
     "EDIT_CAPABILITIES",
+    "FAMILY_RULE",
     "FIDELITIES",
     "GENERIC_MAX_EDGE",
     "KNOWN_MODELS",
@@ -43,11 +45,13 @@ __all__ = [
     "ModelCaps",
     "ModelInfo",
     "Requires",
+    "assumed_note",
     "edit_route",
     "generic_size_problem",
     "get_caps",
     "get_edit_caps",
     "image_model_ids",
+    "is_assumed",
     "is_model_gone",
     "model_gone_message",
     "model_info",
@@ -646,6 +650,9 @@ def _row(
     )
 
 
+# When the rows were last checked against API_FACTS.md §9–10 (what ``cometnb.models()`` dates
+# the built-in rows by).
+CHECKED_ON = _dt.date(2026, 12, 5)
 # Upstream (OpenAI) shutdown dates: API_FACTS.md §9.
 _DALL_E_END = _dt.date(2026, 5, 12)
 _GPT_IMAGE_1_END = _dt.date(2026, 10, 23)
@@ -720,6 +727,7 @@ SHUTDOWN_DATES: dict[str, _dt.date] = {
 # catalog or /v1/models reports: it takes its family's newest rules, marked ``assumed``.
 _GPT_IMAGE_2_FAMILY = re.compile(r"gpt-image-2\.(\d+)-[a-z]+(?:-\d{4}-\d{2}-\d{2})?")
 _FAMILY_BASE = "gpt-image-2.6-flare"
+FAMILY_RULE = f"gpt-image-2.N-* takes {_FAMILY_BASE}'s rules"
 
 
 def _family_row(model: str) -> ModelInfo | None:
@@ -731,17 +739,47 @@ def _family_row(model: str) -> ModelInfo | None:
     return replace(row, source="family", price_id=_FAMILY_BASE)
 
 
-def offered_models(today: _dt.date | None = None) -> tuple[str, ...]:
-    """The listed models in the order a chooser offers them: live ones first, then those
+def is_assumed(model: str) -> bool:
+    """True for an id cometnb does not list but gives a family's rules (status ``assumed``)."""
+    info = model_info(model)
+    return info is not None and info.source != "built-in"
+
+
+def assumed_note(model: str) -> str | None:
+    """The line shown wherever an ``assumed`` id is used (``None`` for any other id).
+
+    Example::
+
+        >>> print(assumed_note("gpt-image-2.7-flare"))  # doctest: +NORMALIZE_WHITESPACE
+        gpt-image-2.7-flare is assumed: a later gpt-image-2.N model, given
+        gpt-image-2.6-flare's rules and prices until cometnb knows it
+    """
+    if not is_assumed(model):
+        return None
+    return (
+        f"{model} is assumed: a later gpt-image-2.N model, given {_FAMILY_BASE}'s rules and "
+        "prices until cometnb knows it"
+    )
+
+
+_OFFER_ORDER = {"live": 0, "assumed": 1}
+
+
+def offered_models(today: _dt.date | None = None, also: Iterable[str] = ()) -> tuple[str, ...]:
+    """The listed models in the order a chooser offers them: live ones first, then the
+    ``assumed`` ids among ``also`` (learned from the catalog or ``GET /v1/models``), then those
     shut down upstream (still valid ids: CometAPI's routing of them is unverified).
 
     Example::
 
-        >>> offered_models(_dt.date(2026, 12, 5))[-2:]
-        ('dall-e-3', 'dall-e-2')
+        >>> offered_models(_dt.date(2026, 12, 5), also=["gpt-image-2.7-flare"])[9:11]
+        ('gpt-image-2.7-flare', 'gpt-image-1.5')
     """
     day = today or _dt.date.today()
-    return tuple(sorted(KNOWN_MODELS, key=lambda m: MODELS[m].status_on(day) != "live"))
+    learned = [m for m in dict.fromkeys(also) if m not in MODELS and is_assumed(m)]
+    rows = [MODELS[m] for m in KNOWN_MODELS] + [r for m in learned if (r := model_info(m))]
+    ranked = sorted(rows, key=lambda r: _OFFER_ORDER.get(r.status_on(day), 2))
+    return tuple(r.id for r in ranked)
 
 
 def model_info(model: str) -> ModelInfo | None:
@@ -818,14 +856,34 @@ def retired_message(model: str) -> str | None:
     return f"{model} was shut down on {info.retired_on.isoformat()}; use {info.replacement}"
 
 
-def is_model_gone(status: int | None, code: str | None, message: str | None) -> bool:
-    """Whether an error answer means "this model does not exist (any more)"."""
+# What a 400 for a model shut down upstream may say (no captured body is public: API_FACTS §9).
+_GONE_WORDS = ("deprecated", "does not exist", "not supported")
+
+
+def is_model_gone(
+    status: int | None, code: str | None, message: str | None, model: str | None = None
+) -> bool:
+    """Whether an error answer means "this model does not exist (any more)".
+
+    For a ``model`` the registry marks shut down upstream, a 400 that says "deprecated", "does
+    not exist" or "not supported" counts too (the same one line as the 404); for any other
+    model those words may be about a field ("quality xhigh is not supported"), so they do not.
+
+    Example::
+
+        >>> is_model_gone(400, None, "The model is not supported", "gpt-image-1-mini")
+        True
+        >>> is_model_gone(400, None, "quality xhigh is not supported", "gpt-image-2")
+        False
+    """
     text = (message or "").lower()
+    retired = model is not None and model in SHUTDOWN_DATES
     return (
         code == "model_not_found"
         or "has been deprecated" in text
         or (status == 404 and "model" in text)
         or (status == 404 and not text)
+        or (retired and status == 400 and any(w in text for w in _GONE_WORDS))
     )
 
 
@@ -835,7 +893,10 @@ def image_model_ids(ids: Iterable[str]) -> list[str]:
 
 
 def _with_status(model: str, today: _dt.date | None) -> str:
-    """``dall-e-3 (retired upstream)``: a listed model may still be one OpenAI shut down."""
+    """``dall-e-3 (retired upstream)``: a listed model may still be one OpenAI shut down;
+    ``gpt-image-2.7-flare (assumed)``: one cometnb gives a family's rules."""
+    if is_assumed(model):
+        return f"{model} (assumed)"
     if model not in SHUTDOWN_DATES:
         return model
     return f"{model} ({'retired' if _is_gone(model, today) else 'deprecated'} upstream)"

@@ -12,7 +12,7 @@ import datetime as _dt
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.model_registry import MODELS, ModelInfo, model_info
+from cometnb._core.model_registry import CHECKED_ON, FAMILY_RULE, MODELS, ModelInfo, model_info
 from cometnb._core.prices import Cost, PriceTable, active_table, image_price
 from cometnb._core.text import did_you_mean
 
@@ -120,7 +120,26 @@ class ModelTable:
             "prices": {q: c.usd for q, c in self.prices_by_quality(m.id).items()},
             "price_basis": self.prices.label,
             "source": m.source,
+            "learned": self.prices.learned.get(m.id, ""),
+            "as_of": self.as_of(m.id),
         }
+
+    def as_of(self, model: str) -> str:
+        """When the row's facts were stated: the date the built-in rows were checked, or the
+        day the id was learned (catalog, ``GET /v1/models``); ``""`` for an id only typed."""
+        if self[model].source == "built-in":
+            return CHECKED_ON.isoformat()
+        learned = self.prices.learned.get(model, "")
+        return learned.rpartition(", ")[2] if learned else ""
+
+    def source_text(self, model: str) -> str:
+        """Where the row came from, in words: ``built-in table (checked 2026-12-05)`` or
+        ``family rule (…); learned from the CometAPI catalog, 2026-12-06``."""
+        if self[model].source == "built-in":
+            return f"built-in table (checked {self.as_of(model)})"
+        learned = self.prices.learned.get(model)
+        where = f"; learned from {learned}" if learned else "; not listed by the API yet"
+        return f"family rule ({FAMILY_RULE}){where}"
 
 
 def models(
@@ -132,13 +151,15 @@ def models(
 ) -> ModelTable:
     """The models cometnb knows, as a :class:`ModelTable` (shown as a table in a notebook).
 
-    ``also`` adds ids learned elsewhere (CometAPI's catalog, ``GET /v1/models``): a later
-    ``gpt-image-2.N-*`` id gets its family's rules, status ``assumed``; ids with no rule are
-    left out. ``unlisted=True`` adds SDK aliases, dated snapshots and edit-only models.
+    The ids ``refresh_prices()`` learned (the price table's ``learned``) are rows too, and
+    ``also`` adds more: a later ``gpt-image-2.N-*`` id gets its family's rules, status
+    ``assumed``; ids with no rule are left out. ``unlisted=True`` adds SDK aliases, dated
+    snapshots and edit-only models.
     """
+    prices = prices or active_table()
     rows = [m for m in MODELS.values() if unlisted or m.listed]
     known = {m.id for m in rows}
-    for model in also:
+    for model in (*prices.learned, *also):
         info = model_info(model)
         if info is not None and model not in known:
             rows.append(info)

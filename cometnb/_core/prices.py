@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from cometnb._core.billing import status_may_be_billed
 from cometnb._core.errors import ValidationError
-from cometnb._core.model_registry import model_info
+from cometnb._core.model_registry import is_assumed, model_info
 
 __all__ = [
     "BUILTIN_PATH",
@@ -193,6 +193,7 @@ _SHAPES = {
     "aliases": '{"<alias>": "<model>"}',
     "token_tables": '{"<table>": {"<quality>": {"<size>": tokens}}}',
     "extras": '{"<name>": number}',
+    "learned": '{"<model>": "<where and when>"}',
 }
 
 
@@ -305,8 +306,8 @@ class ModelPrice:
     image_in: float | None = None
     image_out: float | None = None
     text_out: float | None = None
-    # Cached-input rates (GPT Image 2.5 / 2.6): kept as data; usage does not report cached
-    # tokens apart yet, so costs use the full input rates (never below the real figure).
+    # Cached-input rates (GPT Image 2.5 / 2.6): charged for the input tokens ``usage`` reports
+    # as cached (``input_tokens_details.cached_tokens``); without that count, the full rates.
     text_in_cached: float | None = None
     image_in_cached: float | None = None
     billing: Billing = "tokens"
@@ -356,6 +357,9 @@ class PriceTable:
     token_tables: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
     extras: Mapping[str, float] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    # Model ids the catalog or ``GET /v1/models`` reported that took a family rule (a later
+    # ``gpt-image-2.N-*``): id -> where and when it was learned. The registry's ``assumed`` rows.
+    learned: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -388,6 +392,7 @@ class PriceTable:
             token_tables={**self.token_tables, **other.token_tables},
             extras={**self.extras, **other.extras},
             problems=self.problems + other.problems,
+            learned={**self.learned, **other.learned},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -405,6 +410,7 @@ class PriceTable:
             },
             "extras": dict(self.extras),
             "problems": list(self.problems),
+            "learned": dict(self.learned),
         }
 
     @classmethod
@@ -423,6 +429,7 @@ class PriceTable:
             token_tables=token_tables(section(data, "token_tables")),
             extras={str(k): extra(k, v) for k, v in section(data, "extras").items()},
             problems=problems(data.get("problems")),
+            learned={str(k): str(v) for k, v in section(data, "learned").items()},
         )
 
     def __repr__(self) -> str:
@@ -685,6 +692,8 @@ def table_from_catalog(data: Any, base: PriceTable, *, source: str) -> PriceTabl
     """
     models: dict[str, ModelPrice] = {}
     problems: list[str] = []
+    learned: dict[str, str] = {}
+    day = time.strftime("%Y-%m-%d", time.gmtime())
     entries = _entries(data)
     if entries is None:
         problems.append("the catalog has no list of models (looked for 'data' or 'models')")
@@ -699,17 +708,22 @@ def table_from_catalog(data: Any, base: PriceTable, *, source: str) -> PriceTabl
             problems.append(f"{name}: listed more than once; the first entry is used")
             continue
         seen.add(name)
-        price, problem = _price(name, entry, base.models.get(base.aliases.get(name, name)))
+        if is_assumed(name):
+            learned[name] = f"CometAPI catalog, {day}"
+        # A later gpt-image-2.N id takes its family's shape (token counts, cached rates).
+        known = base.models.get(base.aliases.get(name, name)) or base.get(name)
+        price, problem = _price(name, entry, known)
         if problem:
             problems.append(f"{name}: {problem}")
         if price is not None:
             models[name] = price
     return PriceTable(
         models=models,
-        date=time.strftime("%Y-%m-%d", time.gmtime()),
+        date=day,
         source=source,
         origin="catalog",
         problems=tuple(problems),
+        learned=learned,
     )
 
 
@@ -810,17 +824,26 @@ def _catalog_price(
     per_image = {
         q: {s: round(v * ratio, 6) for s, v in row.items()} for q, row in base.per_image.items()
     }
+    text_in = per_in if per_in is not None else base.text_in
+    in_ratio = text_in / base.text_in if text_in is not None and base.text_in else ratio
     return ModelPrice(
         name,
-        text_in=per_in if per_in is not None else base.text_in,
+        text_in=text_in,
         image_in=base.image_in * ratio if base.image_in is not None else per_in,
         image_out=per_out,
         text_out=base.text_out * ratio if base.text_out is not None else None,
+        # The catalog states no cached rates: the built-in ones, scaled as the catalog scales.
+        text_in_cached=_scaled(base.text_in_cached, in_ratio),
+        image_in_cached=_scaled(base.image_in_cached, ratio),
         billing=base.billing,
         per_image=per_image,
         output_tokens=base.output_tokens,
         defaults=base.defaults,
     )
+
+
+def _scaled(rate: float | None, ratio: float) -> float | None:
+    return round(rate * ratio, 6) if rate is not None else None
 
 
 def _flat(name: str, usd: float, base: ModelPrice | None) -> ModelPrice:
@@ -1096,10 +1119,13 @@ def actual_cost(
     if problem is not None:  # data from outside: never let it price a billed image below
         return Cost(guess.usd, True, f"usage implausible ({problem}); {guess.basis}", table.label)
     text_in, image_in, image_out, text_out = counts
+    cached_text, cached_image = _cached_counts(usage, text_in, image_in, price)
     out_rate = price.text_out if price.text_out is not None else price.image_out
     usd = (
-        _rate(price.text_in) * text_in
-        + _rate(price.image_in) * image_in
+        _rate(price.text_in) * (text_in - cached_text)
+        + _rate(price.text_in_cached) * cached_text
+        + _rate(price.image_in) * (image_in - cached_image)
+        + _rate(price.image_in_cached) * cached_image
         + _rate(price.image_out) * image_out
         + _rate(out_rate) * text_out
     )
@@ -1108,6 +1134,8 @@ def actual_cost(
         low = f"usage says {format_usd(usd)}, far below the least it can cost"
         return Cost(guess.usd, True, f"usage implausible ({low}); {guess.basis}", table.label)
     basis = f"usage: {image_out} image tokens out, {text_in + image_in} in"
+    if cached_text or cached_image:
+        basis += f" ({cached_text + cached_image} of them cached)"
     return Cost(usd, False, basis, table.label)
 
 
@@ -1230,6 +1258,34 @@ def _usage_counts(usage: Mapping[str, Any] | None) -> tuple[int, int, int, int] 
     image_out = _count(out_d.get("image_tokens"))
     image_out = max(0, (total_out or 0) - text_out) if image_out is None else image_out
     return text_in, image_in, image_out, text_out
+
+
+def _cached_counts(
+    usage: Mapping[str, Any] | None, text_in: int, image_in: int, price: ModelPrice
+) -> tuple[int, int]:
+    """(cached text, cached image) input tokens to charge at the cached rates; (0, 0) when the
+    model has no cached rate or ``usage`` reports none.
+
+    Two shapes are read (which one the images API sends is not documented): the split
+    ``input_tokens_details.cached_tokens_details{text_tokens, image_tokens}``, or only the total
+    ``input_tokens_details.cached_tokens``. A total is laid on the text tokens first (the
+    smaller discount), so the cost is never below what the split would give.
+    """
+    details = usage.get("input_tokens_details") if isinstance(usage, Mapping) else None
+    if not isinstance(details, Mapping):
+        return 0, 0
+    split = details.get("cached_tokens_details")
+    if isinstance(split, Mapping):
+        text = min(_count(split.get("text_tokens")) or 0, text_in)
+        image = min(_count(split.get("image_tokens")) or 0, image_in)
+    else:
+        total = _count(details.get("cached_tokens")) or 0
+        text = min(total, text_in)
+        image = min(total - text, image_in)
+    return (
+        text if price.text_in_cached is not None else 0,
+        image if price.image_in_cached is not None else 0,
+    )
 
 
 def _count(value: Any) -> int | None:

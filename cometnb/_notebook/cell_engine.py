@@ -321,14 +321,15 @@ def _close(client: object) -> None:
 
 
 def _warn_model_typos(cells: Iterable[Any]) -> None:
-    """One line per unknown model that is nearly a known one (it would come back a 404)."""
-    from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS
+    """One line per unknown model that is nearly a known one (it would come back a 404), or
+    that cometnb gives a family's rules (assumed)."""
+    from cometnb._core.model_registry import CAPABILITIES, KNOWN_MODELS, assumed_note
     from cometnb._core.text import model_typo_warning
 
     for model in dict.fromkeys(str(c.request.model) for c in cells):
         if model in CAPABILITIES:
             continue
-        warning = model_typo_warning(model, KNOWN_MODELS)
+        warning = assumed_note(model) or model_typo_warning(model, KNOWN_MODELS)
         if warning:
             print(warning, file=sys.stderr, flush=True)
 

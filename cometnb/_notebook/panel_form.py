@@ -49,7 +49,7 @@ from cometnb._core import settings as _settings
 from cometnb._core.budget import check_before, ledger
 from cometnb._core.errors import ValidationError
 from cometnb._core.generations import ImageRequest
-from cometnb._core.prices import Cost, format_usd
+from cometnb._core.prices import Cost, active_table, format_usd
 
 __all__ = ["FIELD_WIDGETS", "LiveValidation", "PromptArea", "RequestForm", "SpendLine"]
 
@@ -142,12 +142,16 @@ class PromptArea(anywidget.AnyWidget):
 _GENERIC_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 _GENERIC_QUALITIES = ("low", "medium", "high", "auto", "standard", "hd")
 # Option controls the panel offers, by API field name; shown only when the model takes them.
-FIELD_WIDGETS = ("size", "quality", "output_format", "background", "style", "moderation")
+# complexity: gpt-image-2.6 only (hidden for every model whose row does not take it).
+FIELD_WIDGETS = (
+    "size", "quality", "complexity", "output_format", "background", "style", "moderation",
+)  # fmt: skip
 _LABELS = {
     "prompt": "Prompt",
     "model": "Model",
     "size": "Size",
     "quality": "Quality",
+    "complexity": "Complexity",
     "n": "n",
     "output_format": "Format",
     "output_compression": "Compression",
@@ -221,12 +225,15 @@ class RequestForm:
         self.prompt = PromptArea(placeholder="Describe the image…  (Shift+Enter: Generate)", rows=3)
         self.model = W.Combobox(
             value=_settings.active().model,
-            options=list(caps_mod.offered_models()),  # live first; a retired one says so
+            # Live first, then ids refresh_prices() learned (assumed), then retired ones;
+            # an assumed or retired choice says so under the field.
+            options=list(caps_mod.offered_models(also=active_table().learned)),
             placeholder="model name",
             ensure_option=False,
         )
         self.size = W.Combobox(value="", options=[], placeholder="default", ensure_option=False)
         self.quality = W.Dropdown(options=_dropdown_options(()))
+        self.complexity = W.Dropdown(options=_dropdown_options(()))
         self.output_format = W.Dropdown(options=_dropdown_options(()))
         self.output_compression = W.IntSlider(value=100, min=0, max=100)
         self.background = W.Dropdown(options=_dropdown_options(()))
@@ -442,7 +449,7 @@ class RequestForm:
         for name in ("size", "quality"):
             if self.fields[name].visible:
                 parts.append(str(fields.get(name) or f"default {name}"))
-        for name in ("output_format", "background", "style", "moderation"):
+        for name in ("complexity", "output_format", "background", "style", "moderation"):
             if fields.get(name):
                 parts.append(f"{name}={fields[name]}")
         if fields.get("n", 1) != 1:
@@ -531,7 +538,7 @@ class LiveValidation:
 
     def _controls(self) -> Iterable[Any]:
         names = (
-            *("prompt", "model", "size", "quality", "n", "output_format"),
+            *("prompt", "model", "size", "quality", "complexity", "n", "output_format"),
             *("output_compression", "background", "style", "moderation", "partial_images"),
         )
         return [getattr(self.form, name) for name in names]
@@ -560,7 +567,8 @@ class LiveValidation:
         from cometnb._core.text import model_typo_warning
 
         model = str(self.form.model.value).strip()
-        warning = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)
+        typo = None if model in CAPABILITIES else model_typo_warning(model, KNOWN_MODELS)
+        warning = caps_mod.assumed_note(model) or typo
         if model in CAPABILITIES and caps_mod.MODELS[model].status == "retired":
             warning = f"{retired_message(model)} (still sent: CometAPI may route it)"
         if warning:

@@ -86,6 +86,4 @@ def _prices(costs: dict[str, Cost]) -> str:
 
 
 def _source(data: dict[str, Any], table: ModelTable) -> str:
-    if data["source"] == "family":
-        return "family rule (gpt-image-2.N)"
-    return f"{data['source']} table, prices {table.prices.date}"
+    return f"{table.source_text(data['id'])}; prices {table.prices.label}"

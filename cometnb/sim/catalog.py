@@ -14,7 +14,12 @@ from typing import Any
 
 from cometnb._core.prices import builtin_table
 
-__all__ = ["catalog_body"]
+__all__ = ["LATER_MODELS", "catalog_body"]
+
+# Ids cometnb has no row for that the simulator serves and lists (``/v1/models`` and the
+# catalog), as CometAPI would list a model released after this cometnb: a test sees
+# ``refresh_prices()`` learn it as ``assumed`` with its family's rules.
+LATER_MODELS = ("gpt-image-2.7-flare",)
 
 DISCOUNT = 0.8  # CometAPI's example: gpt-image-2 input 4, output 24 against OpenAI's 5 / 30
 UNPRICED_PER_REQUEST = 0.03

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb._core.model_registry import CAPABILITIES, EDIT_CAPABILITIES, get_caps, model_info
+from cometnb.sim.catalog import LATER_MODELS
 from cometnb.sim.faults import Fault
 from cometnb.sim.images import ImageCache, shared_cache
 from cometnb.sim.quota import Quota
@@ -86,7 +87,8 @@ class SimState:
         self.svg = svg  # "hostile": SVG answers carry a script, onload and a file reference
         self.sse_done = sse_done
         self.stream_passthrough = stream_passthrough
-        self.models = frozenset((*CAPABILITIES, *EDIT_ONLY) if models is None else models)
+        default = (*CAPABILITIES, *EDIT_ONLY, *LATER_MODELS)
+        self.models = frozenset(default if models is None else models)
         self.model_prefixes = tuple(model_prefixes)
         self.verbose = verbose
         self.cache = cache if cache is not None else shared_cache()

@@ -67,6 +67,38 @@ def test_a_retired_id_is_sent_and_its_404_becomes_the_one_line(
     assert (retired_message(model) or "?") in text and "\n" not in text
 
 
+# What OpenAI said after the DALL·E shutdown, and the other wordings API_FACTS §9 names.
+_GONE_400 = (
+    "The model `{model}` does not exist or you do not have access to it.",
+    "The model {model} has been deprecated, learn more here: https://platform.openai.com/docs/deprecations",
+    "Model {model} is not supported on this endpoint anymore.",
+)
+
+
+@pytest.mark.parametrize("wording", _GONE_400)
+@pytest.mark.parametrize("model", sorted(SHUTDOWN_DATES))
+def test_a_retired_ids_400_becomes_the_same_one_line(
+    magic_shell: Any, sim: Any, model: str, wording: str
+) -> None:
+    error = {"message": wording.format(model=model), "type": "invalid_request_error"}
+    sim.fault("http", status=400, body={"error": error})
+    result = magic_shell.run_cell(f"%%cometimg -m {model} --no-display\na fox")
+    text = str(result.error_in_exec)
+    assert f"{retired_message(model)}. " in text  # the hint the 404 gets
+    assert "\n" not in text
+
+
+def test_a_live_models_400_not_supported_is_left_as_the_server_said(
+    magic_shell: Any, sim: Any
+) -> None:
+    error = {"message": "background transparent is not supported", "param": "background"}
+    sim.fault("http", status=400, body={"error": error})
+    result = magic_shell.run_cell("%%cometimg -m gpt-image-2 --no-display\na fox")
+    text = str(result.error_in_exec)
+    assert "background transparent is not supported" in text
+    assert "shut down" not in text and "Image models the API lists now" not in text
+
+
 def test_no_model_option_uses_a_live_model(magic_shell: Any, sim: Any) -> None:
     info = model_info(_settings.DEFAULT_MODEL)
     assert info is not None and info.status == "live"
