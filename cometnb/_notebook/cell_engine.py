@@ -172,7 +172,7 @@ class CellEngine:
                 tags=spec.tags,
                 origin=ORIGIN,
                 guard=guard,
-                checked=True,  # validated above, the history checked: once per cell
+                key=key,  # validated above, the history checked: once per cell
             )
         except CancelledError:
             self._show_partial_result(spec, grid, view)
