@@ -64,12 +64,12 @@ __all__ = [
 
 
 class AdaptiveLimit:
-    """An async context manager admitting at most :attr:`current` holders at a time.
+    """At most :attr:`limit` holders at a time, each holding a :meth:`slot`.
 
     Example::
 
         >>> limit = AdaptiveLimit(4)
-        >>> limit.current, limit.active
+        >>> limit.limit, limit.active
         (4, 0)
     """
 
@@ -80,11 +80,6 @@ class AdaptiveLimit:
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
-    def current(self) -> int:
-        """How many requests may be in flight."""
-        return self.limit
-
-    @property
     def active(self) -> int:
         return self._active
 
@@ -92,18 +87,15 @@ class AdaptiveLimit:
     def finishing(self) -> int:
         return self._finishing
 
-    def _full(self) -> bool:
-        return self._active >= self.current or self._finishing >= 2 * self.limit
-
     def slot(self) -> Slot:
         """One place in the limit, as an async context manager that may be released early."""
         return Slot(self)
 
     async def acquire(self) -> None:
-        """Wait until fewer than :attr:`current` are in flight (and fewer than twice
-        :attr:`limit` finishing), then take a place."""
+        """Wait until fewer than :attr:`limit` are in flight (and fewer than twice that
+        finishing), then take a place."""
         # Single-threaded asyncio: no lock needed, only futures to park waiters on.
-        while self._full():
+        while self._active >= self.limit or self._finishing >= 2 * self.limit:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -131,18 +123,6 @@ class AdaptiveLimit:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)  # every waiter re-checks the limit
-
-    async def __aenter__(self) -> AdaptiveLimit:
-        await self.acquire()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 class Slot:
@@ -726,6 +706,8 @@ def expand_grid(base: ImageRequest, axes: Mapping[str, Sequence[Any]]) -> Grid:
     ['1024x1024', '1536x1024']
     """
     names = list(axes)
+    if not names:  # a single request (most cells): no product, no copy
+        return Grid(axes={}, cells=[GridCell(coords={}, request=base)])
     cells = []
     for combo in itertools.product(*(axes[name] for name in names)):
         coords = dict(zip(names, combo, strict=True))

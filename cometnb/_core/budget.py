@@ -285,6 +285,9 @@ def guard_requests(
 
     A cell's whole grid, or the items a batch is about to send, are checked this way.
     """
+    limits = BudgetLimits(session_budget, cell_budget)
+    if not limits.capped and (confirm_above is None or yes):
+        return None  # nothing to check: no request is estimated for nothing
     from cometnb._core.prices import estimate_all
 
     estimates = estimate_all(requests)
@@ -296,7 +299,6 @@ def guard_requests(
         yes=yes,
         ledger=ledger,
     )
-    limits = BudgetLimits(session_budget, cell_budget)
     if not limits.capped:
         return None
     by_request = {id(r): e for r, e in zip(requests, estimates, strict=True)}
