@@ -355,10 +355,8 @@ class _BaseClient(_Storing):
         """The I/O steps of one request, from the first attempt to its result (``patient``:
         one request of a run of several, see :func:`~cometnb._client.exchange.request_steps`)."""
         key = self._require_key()
-        steps = request_steps(
-            body, key, self.policy, on_partial, on_event, self.pacer, patient=patient
-        )
-        return steps
+        pacer = self.pacer
+        return request_steps(body, key, self.policy, on_partial, on_event, pacer, patient=patient)
 
     @staticmethod
     def _received(step: Send, response: httpx.Response) -> None:
@@ -817,9 +815,9 @@ class _ManyHooks(RunHooks[int]):
 
     async def send(self, item: int, on_event: OnEvent, patient: bool) -> Generation:
         body = self.bodies[item]
-        client = self.client
-        return await client._outcome(
-            self.history, body, self.on_partial, on_event, self.tags, self.origin, patient
+        history, tags, origin = self.history, self.tags, self.origin
+        return await self.client._outcome(
+            history, body, self.on_partial, on_event, tags, origin, patient
         )
 
     def finished(self, item: int, gen: Generation) -> None:
