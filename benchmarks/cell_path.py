@@ -4,12 +4,14 @@ it validates, looks the key up and checks the history (issue 22's figures).
 Counts, not times, so the figure is the same on a busy machine. A profiler
 (``sys.setprofile`` and ``threading.setprofile``) is installed before ``%load_ext cometnb``;
 one warm-up cell runs against the loopback simulator (``%cometimg_sim``), then only the second
-cell is counted. The simulator's own modules are left out (they stand in for the network).
+cell is counted. The simulator's own modules, and the package code they call on its server
+threads, are left out (they stand in for the network).
 
 Usage::
 
     .venv/bin/python benchmarks/cell_path.py          # the summary
     .venv/bin/python benchmarks/cell_path.py --all    # and every module with its call count
+    .venv/bin/python benchmarks/cell_path.py --functions  # and every function entered
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ CELL = "a red fox asleep in fresh snow"
 OPTIONS = "-m gpt-image-2 -q low"
 
 
+def _for_the_simulator(frame: FrameType | None) -> bool:
+    """True for the simulator's frames and for what it calls (its server threads run the
+    package's price and validation code to answer as the API would): they stand in for the
+    network, so they are not the cell's work."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith("cometnb.sim"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def main(argv: list[str]) -> None:
     os.environ.pop("COMETAPI_KEY", None)  # keyless: %cometimg_sim starts the simulator
     calls: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -40,7 +53,7 @@ def main(argv: list[str]) -> None:
     def profile(frame: FrameType, event: str, arg: Any) -> None:
         if event == "call" and counting[0]:
             module = str(frame.f_globals.get("__name__", ""))
-            if module.startswith("cometnb") and not module.startswith("cometnb.sim"):
+            if module.startswith("cometnb") and not _for_the_simulator(frame):
                 calls[(module, frame.f_code.co_qualname)] += 1
 
     sys.setprofile(profile)
@@ -68,6 +81,9 @@ def main(argv: list[str]) -> None:
     for name in WATCHED:
         hits = {f"{m}.{f}": n for (m, f), n in calls.items() if f.split(".")[-1] == name}
         print(f"  {name}: {sum(hits.values())} call(s) {dict(sorted(hits.items()))}")
+    if "--functions" in argv:
+        for (module, function), count in sorted(calls.items()):
+            print(f"    {module}.{function}: {count}")
     if "--all" in argv:
         for module in modules:
             print(f"  {module}: {sum(n for (m, _), n in calls.items() if m == module)} calls")

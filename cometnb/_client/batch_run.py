@@ -22,19 +22,18 @@ batch runs, an item the budget stops is not sent and stays pending (``Batch.note
 A spent quota or a refused key stops the run the same way: the items not sent stay pending.
 One run of a batch name at a time (``_storage/batches.py``): a second is refused at once.
 
-The requests run on the client's private loop thread, at most ``concurrency`` at a time and
-paced by the client under the server's rate limit; the calling thread draws the progress bar
-(done / failed / rate / ETA / spend, and when it is waiting on the rate limit) and takes
-interrupts.
+The requests run through the runner (``_client/runner.py``: at most ``concurrency`` at a time,
+admitted by the budget, paced by the client under the server's rate limit) on the client's
+private loop thread; this module is the batch's hooks (its state, its spend, the early stop).
+The calling thread draws the progress bar (done / failed / rate / ETA / spend, and when it is
+waiting on the rate limit) and takes interrupts.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import sys
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from cometnb._client.batch import (
@@ -43,6 +42,7 @@ from cometnb._client.batch import (
     Batch,
     BatchItem,
     BatchItems,
+    billed_note,
     cancelled_in_flight,
     halts_the_batch,
     in_flight_before,
@@ -54,26 +54,22 @@ from cometnb._client.client import AsyncClient, Client
 from cometnb._client.retry import RATE_LIMITED_REASON
 from cometnb._client.runner import (
     RATE_LIMIT_REASON,
-    AdaptiveLimit,
     BudgetCheck,
-    run_job,
+    Run,
+    RunHooks,
+    drive,
     session_check,
     stopped_note,
 )
 from cometnb._core import settings as _settings
 from cometnb._core.billing import BillingRisk
-from cometnb._core.budget import SpendGuard, admitted
-from cometnb._core.errors import (
-    CancelledError,
-    CometError,
-    NotSent,
-    ValidationError,
-)
+from cometnb._core.budget import SpendGuard
+from cometnb._core.errors import BudgetError, CometError, NotSent, ValidationError
 from cometnb._core.generations import ClientEvent, Generation
-from cometnb._core.prices import Cost
+from cometnb._core.prices import format_spend
 from cometnb._core.protocols import OnEvent
 from cometnb._core.secret import Secret
-from cometnb._core.validation import check_encodable, check_no_key
+from cometnb._core.validation import check_encodable, check_no_key, check_stored
 from cometnb._storage.batches import BatchHold, BatchStore, ItemState, State, hold_batch
 from cometnb._storage.folder import History
 
@@ -153,11 +149,22 @@ def run_batch(
 
 
 def _check_names(name: str, loaded: list[BatchItem], key: Secret | None) -> None:
-    """The batch name and item ids go into tags, origins and the batch state: refuse text the
-    history cannot write (a lone surrogate) and the API key, before anything is sent."""
+    """The batch name and item ids go into tags, origins and the batch state, and each item's
+    tags into its record: refuse text the history cannot write (a lone surrogate) and the API
+    key, before anything is sent (the runner's requests are not checked again)."""
     names = {"name": name, "id": [item.key for item in loaded]}
     check_encodable(names)
     check_no_key(names, key)
+    for item in loaded:
+        check_stored(_tags(name, item), _origin(name, item), key)
+
+
+def _tags(name: str, item: BatchItem) -> tuple[str, ...]:
+    return (*item.tags, f"batch:{name}")
+
+
+def _origin(name: str, item: BatchItem) -> str:
+    return ORIGIN.format(name=name, key=item.key)
 
 
 def _run_held(
@@ -180,17 +187,18 @@ def _run_held(
     todo = [item for item in loaded if _to_send(states.get(item.key), retry_billed)]
     # What is about to be sent, against the budgets, before the first request.
     guard = check([item.request for item in todo]) if todo else None
-    job = _BatchJob(runner, name, todo, store, _limit(concurrency), guard, history, states)
+    job = _BatchJob(name, store, guard, states)
     sending = {item.key for item in todo}
     # Failed items are always sent again, so what an earlier run left behind is uncertain.
     job.uncertain_before = sum(
         1 for item in loaded if item.key not in sending and states[item.key].state == "uncertain"
     )
+    run = Run(todo, job, _limit(concurrency), guard)
     try:
-        run_job(job, len(loaded) - len(todo), len(loaded), name if progress else None)
+        _drive(runner, run, job, len(loaded) - len(todo), len(loaded), name if progress else None)
     except BaseException:
-        if job.started.is_set() and not job.finished.is_set():
-            hold.release_after(job.finished)  # its tasks are still marking items
+        if run.started.is_set() and not run.settled.is_set():
+            hold.release_after(run.settled)  # its tasks are still marking items
         raise
     notes = [n for n in (stopped_note(guard, len(loaded)), job.halt_note()) if n]
     if progress:
@@ -220,120 +228,163 @@ def _to_send(state: ItemState | None, retry_billed: bool) -> bool:
     return state.state == "uncertain" and retry_billed
 
 
-class _BatchJob:
-    """The coroutine side: one task per item, bounded by the concurrency limit."""
+async def _in_client(client: Client, job: _BatchJob, run: Run[BatchItem]) -> None:
+    """The run, on ``client``'s engine (its pool and its pacer)."""
+    job.client = client._engine_on_loop()
+    await run.run()
+
+
+def _drive(
+    client: Client, run: Run[BatchItem], job: _BatchJob, already: int, total: int, title: str | None
+) -> None:
+    """Run the batch while this thread draws its progress bar (``title``: none when ``None``)."""
+    bar = _progress_bar(title, already, total)
+    try:
+        drive(run, lambda: _draw(bar, job, already), coro=_in_client(client, job, run))
+    finally:
+        _draw(bar, job, already, final=True)
+        if bar is not None:
+            bar.close()
+            uncertain = job.uncertain_before + job.uncertain
+            if uncertain:
+                print(f"batch {title}: {billed_note(uncertain)}", file=sys.stderr)
+
+
+def _progress_bar(title: str | None, already: int, total: int) -> Any:
+    if title is None:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=already, desc=f"batch {title}", unit="item", smoothing=0.1)
+
+
+def _draw(bar: Any, job: _BatchJob, already: int, *, final: bool = False) -> None:
+    if bar is None:
+        return
+    with contextlib.suppress(Exception):  # a broken display must not lose paid results
+        finished = already + job.done + job.failed + job.uncertain
+        if finished > bar.n:
+            bar.update(finished - bar.n)
+        postfix: dict[str, object] = {"failed": job.failed}
+        uncertain = job.uncertain_before + job.uncertain
+        if uncertain:
+            postfix["may be billed"] = uncertain
+        if job.spent or job.guard is not None:
+            postfix["spend"] = format_spend(job.spent)
+        if not final and time.monotonic() < job.limited_until:
+            postfix["waiting"] = "on the rate limit"
+        bar.set_postfix(postfix, refresh=final)
+
+
+class _BatchJob(RunHooks[BatchItem]):
+    """A batch's side of the runner: each item's state in the batch table (``sending`` exactly
+    while its request is on the wire), the run's spend, and the early stop."""
 
     def __init__(
         self,
-        client: Client,
         name: str,
-        todo: list[BatchItem],
         store: BatchStore,
-        limit: int,
         guard: SpendGuard | None,
-        history: History,
         before: dict[str, ItemState],
     ) -> None:
-        self.client, self.name, self.todo, self.store = client, name, todo, store
-        self.limit, self.guard = limit, guard
-        self.history = history  # where failed items' records are looked up
+        self.name, self.store, self.guard = name, store, guard
+        self.client: AsyncClient | None = None  # set when the run starts (_in_client)
         self.before = before  # each item's state when the run began
         self.spent = 0.0  # USD this run's requests cost (estimates where billing is uncertain)
         self.done = self.failed = self.uncertain = 0
         self.uncertain_before = 0  # uncertain after earlier runs, not sent again now
         self.limited_until = 0.0  # monotonic time the latest rate-limit wait ends
-        self.started, self.finished = threading.Event(), threading.Event()
         self.resent: list[str] = []  # in flight when a run stopped, sent again (retry_billed)
         # Set by a failure no other item can get past (the quota is spent, the key refused):
         # the items not sent yet stay pending instead of each failing the same way.
         self.halted: CometError | None = None
         self.held_back = 0
+        # Per item on the wire: "sending" from its POST until a wait certainly not billed.
+        self._now: dict[str, State] = {}
+        self._billed: set[str] = set()  # an attempt of it may have been billed
 
-    async def run(self) -> None:
-        self.started.set()
-        try:
-            async with self.client._async_twin() as twin:
-                limit = AdaptiveLimit(self.limit, many=len(self.todo) > 1)
-                outcomes = await asyncio.gather(
-                    *(self._one(twin, limit, item) for item in self.todo), return_exceptions=True
-                )
-        finally:  # after every item's cancellation was marked (the interrupt waits for it)
-            self.finished.set()
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(
-                outcome, asyncio.CancelledError
-            ):
-                raise outcome  # a bug or a broken disk, not a failed request
+    def request(self, item: BatchItem) -> Any:
+        return item.request
 
-    async def _one(self, twin: AsyncClient, limit: AdaptiveLimit, item: BatchItem) -> None:
-        origin = ORIGIN.format(name=self.name, key=item.key)
-        tags = (*item.tags, f"batch:{self.name}")
-        async with limit.slot() as slot:
-            if self.halted is not None:
-                self.held_back += 1
-                self._not_sent(item)
-                return
-            refused = self.guard.before_send(item.request) if self.guard else None
-            if refused is not None:
-                self._not_sent(item)  # for a later run with more budget
-                return
-            on_event, in_flight = self._marker(item, slot)
+    def hold(self, item: BatchItem) -> bool:
+        if self.halted is None:
+            return False
+        self.held_back += 1
+        self._not_sent(item)
+        return True
+
+    def refused(self, item: BatchItem, error: BudgetError) -> None:
+        self._not_sent(item)  # for a later run with more budget
+
+    async def send(self, item: BatchItem, on_event: OnEvent, patient: bool) -> Generation:
+        assert self.client is not None
+        tags, origin = _tags(self.name, item), _origin(self.name, item)
+        return await self.client.send_checked(
+            item.request, on_event=on_event, tags=tags, origin=origin, patient=patient
+        )
+
+    def event(self, item: BatchItem, event: ClientEvent) -> None:
+        """Called on the loop thread, synchronously, before the POST leaves: ``sending`` is
+        committed before a byte of it is sent. A wait after a failure certainly not billed
+        puts it back to ``pending``; once an attempt may have been billed it stays in flight.
+        """
+        if event.kind == "sending":  # every attempt: the mark counts it
             try:
-                gen = await self._send(twin, item, on_event, tags, origin)
-            except (asyncio.CancelledError, CancelledError):
-                if in_flight():  # its POST had left: the answer may come, and be billed
-                    self.store.mark(
-                        self.name,
-                        item.key,
-                        "uncertain",
-                        error=CANCELLED_IN_FLIGHT,
-                        billing=BillingRisk.SENT_NO_ANSWER,
-                    )
-                else:
-                    self.store.mark(self.name, item.key, "pending")
-                raise
-            except CometError as error:
-                state: State = "uncertain" if may_be_billed(error) else "failed"
-                self.store.mark(
-                    self.name,
-                    item.key,
-                    state,
-                    record_id=error.record_id,
-                    error=error.message,
-                    billing=error.billing,
-                )
-                self.uncertain += state == "uncertain"
-                self.failed += state == "failed"
-                if self.halted is None and halts_the_batch(error):
-                    self.halted = error
-                return
-        self.store.mark(self.name, item.key, "done", record_id=gen.record_id)
-        self.done += 1
+                self.store.mark(self.name, item.key, "sending")
+            except Exception as exc:  # unrecorded, a kill now would resend it: hold it back
+                raise NotSent(
+                    f"not sent: the batch could not record that {item.key} is being sent "
+                    f"({type(exc).__name__}: {exc})",
+                    hint="Check the history folder (disk space, another process holding "
+                    "batches.sqlite3), then run the batch again.",
+                ) from exc
+            was = self.before.get(item.key)
+            if in_flight_before(was) and item.key not in self.resent:
+                self.resent.append(item.key)
+            self._now[item.key] = "sending"
+        elif event.kind == "waiting":
+            if event.may_be_billed:
+                self._billed.add(item.key)
+            sending = self._now.get(item.key) == "sending"
+            if sending and item.key not in self._billed:
+                self.store.mark(self.name, item.key, "pending")
+                self._now[item.key] = "pending"
+            if event.reason in _LIMITED and event.wait_s:
+                self.limited_until = max(self.limited_until, time.monotonic() + event.wait_s)
 
-    async def _send(
-        self,
-        twin: AsyncClient,
-        item: BatchItem,
-        on_event: OnEvent,
-        tags: tuple[str, ...],
-        origin: str,
-    ) -> Generation:
-        """One item's request, admitted by the run's guard (not checked again per request);
-        its cost is added to :attr:`spent` and settled with the guard however it ends."""
-        cost: Cost | None = None
-        try:
-            with admitted():
-                gen = await twin.run(item.request, on_event=on_event, tags=tags, origin=origin)
-            cost = gen.cost
-            return gen
-        except CometError as error:
-            cost = self._failure_cost(error)
-            raise
-        finally:
-            if cost is not None:
-                self.spent += cost.usd or 0.0
-            if self.guard is not None:
-                self.guard.after(item.request, cost)
+    def cancelled(self, item: BatchItem, sent: bool) -> None:
+        if self._now.get(item.key) == "sending":  # its POST had left: it may be billed
+            self.store.mark(
+                self.name,
+                item.key,
+                "uncertain",
+                error=CANCELLED_IN_FLIGHT,
+                billing=BillingRisk.SENT_NO_ANSWER,
+            )
+        else:
+            self.store.mark(self.name, item.key, "pending")
+
+    def finished(self, item: BatchItem, gen: Generation) -> None:
+        cost = gen.cost
+        self.spent += cost.usd or 0.0
+        error = gen.error
+        if error is None:
+            self.store.mark(self.name, item.key, "done", record_id=gen.record_id)
+            self.done += 1
+            return
+        state: State = "uncertain" if may_be_billed(error) else "failed"
+        self.store.mark(
+            self.name,
+            item.key,
+            state,
+            record_id=error.record_id,
+            error=error.message,
+            billing=error.billing,
+        )
+        self.uncertain += state == "uncertain"
+        self.failed += state == "failed"
+        if self.halted is None and halts_the_batch(error):
+            self.halted = error
 
     def _not_sent(self, item: BatchItem) -> None:
         """An item this run does not send: one that failed before goes back to ``pending``;
@@ -351,46 +402,3 @@ class _BatchJob:
             f"Stopped early: {self.halted.message} {self.held_back} {items} not sent and "
             "stay pending; run the batch again once this is fixed."
         )
-
-    def _failure_cost(self, error: CometError) -> Cost | None:
-        """What a failed item's record says it cost (an estimate when it may have been billed)."""
-        if error.record_id is None:
-            return None
-        record = self.history.get(error.record_id)
-        return record.cost if record is not None else None
-
-    def _marker(self, item: BatchItem, slot: Any) -> tuple[OnEvent, Callable[[], bool]]:
-        """The item's event handler, and whether its request is in flight now.
-
-        Called on the loop thread, synchronously, before the POST leaves: ``sending`` is
-        committed before a byte of it is sent. A wait after a failure certainly not billed
-        puts it back to ``pending``; once an attempt may have been billed it stays in flight.
-        """
-        now: list[State] = ["pending"]
-        billed = [False]
-
-        def on_event(event: ClientEvent) -> None:
-            slot.follow(event)
-            if event.kind == "sending":  # every attempt: the mark counts it
-                try:
-                    self.store.mark(self.name, item.key, "sending")
-                except Exception as exc:  # unrecorded, a kill now would resend it: hold it back
-                    raise NotSent(
-                        f"not sent: the batch could not record that {item.key} is being sent "
-                        f"({type(exc).__name__}: {exc})",
-                        hint="Check the history folder (disk space, another process holding "
-                        "batches.sqlite3), then run the batch again.",
-                    ) from exc
-                was = self.before.get(item.key)
-                if in_flight_before(was) and item.key not in self.resent:
-                    self.resent.append(item.key)
-                now[0] = "sending"
-            elif event.kind == "waiting":
-                billed[0] = billed[0] or event.may_be_billed
-                if now[0] == "sending" and not billed[0]:
-                    self.store.mark(self.name, item.key, "pending")
-                    now[0] = "pending"
-                if event.reason in _LIMITED and event.wait_s:
-                    self.limited_until = max(self.limited_until, time.monotonic() + event.wait_s)
-
-        return on_event, lambda: now[0] == "sending"

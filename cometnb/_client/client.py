@@ -27,7 +27,6 @@ import random
 import time
 import weakref
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -35,7 +34,6 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -73,7 +71,7 @@ from cometnb._client.http import (
 from cometnb._client.in_flight import InFlight
 from cometnb._client.loop import LoopThread, Relay, loop_thread
 from cometnb._client.retry import Failure, RetryPolicy
-from cometnb._client.runner import AdaptiveLimit, Pacer, not_sent, open_gate
+from cometnb._client.runner import Pacer, Run, RunHooks, not_sent, open_gate
 from cometnb._client.storing import _Storing
 from cometnb._core import edit_inputs as _sources
 from cometnb._core import settings as _settings
@@ -82,6 +80,7 @@ from cometnb._core.budget import SpendGuard
 from cometnb._core.byte_limits import ByteLimits
 from cometnb._core.errors import (
     AuthenticationError,
+    BudgetError,
     CancelledError,
     CometError,
     ResponseError,
@@ -375,11 +374,17 @@ class _BaseClient(_Storing):
     # -- the exchange, as I/O steps (performed by the subclass) -------------------------
 
     def _steps(
-        self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
+        self,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        patient: bool = False,
     ) -> RequestSteps:
-        """The I/O steps of one request, from the first attempt to its result."""
+        """The I/O steps of one request, from the first attempt to its result (``patient``:
+        one request of a run of several, see :func:`~cometnb._client.exchange.request_steps`)."""
         key = self._require_key()
-        return request_steps(body, key, self.policy, on_partial, on_event, self.pacer)
+        pacer = self.pacer
+        return request_steps(body, key, self.policy, on_partial, on_event, pacer, patient=patient)
 
     @staticmethod
     def _received(step: Send, response: httpx.Response) -> None:
@@ -567,22 +572,37 @@ class AsyncClient(_BaseClient):
         on_event: OnEvent | None = None,
         tags: Sequence[str] = (),
         origin: str | None = None,
-        checked: bool = False,
     ) -> Generation:
         """Send a prepared :class:`ImageRequest` (validated first); raise on failure.
 
         Refused (:class:`~cometnb.BudgetError`, nothing sent) when its estimate is more than
         ``CometImg.budget`` has left, or its cost is unknown while a budget is set.
-        ``checked``: the caller validated the request and checked the history is writable
-        (the grid runner for a ``%%cometimg`` cell), so neither is done again.
         """
         key = self._key()  # once for the request (a cell hands its own over: no look-up)
-        body = self._prepare(request, validated=checked, key=key)
+        body = self._prepare(request, key=key)
         stored = self._stored_fields(tags, origin, key=key)
         gate = open_gate([body])
-        history = self._history() if checked else await self._open_history()
+        history = await self._open_history()
         gen = await self._gated(gate, history, body, on_partial, on_event, stored, origin)
         return gen.raise_for_error()
+
+    async def send_checked(
+        self,
+        request: ImageRequest,
+        *,
+        on_partial: OnPartial | None = None,
+        on_event: OnEvent | None = None,
+        tags: tuple[str, ...] = (),
+        origin: str | None = None,
+        patient: bool = False,
+    ) -> Generation:
+        """One request of a run (a grid's cell, a batch's item) to its outcome, a failure
+        included (not raised). The runner's caller has validated it, checked ``tags`` and
+        ``origin`` (``check_stored``) and that the history is writable, and the runner admits
+        it under the budget: none of that is done again here. ``patient``: a run of several."""
+        body = request.to_body()
+        history = self._history()
+        return await self._outcome(history, body, on_partial, on_event, tags, origin, patient)
 
     agenerate = generate
     aedit = edit
@@ -630,23 +650,10 @@ class AsyncClient(_BaseClient):
         on_result: OnResult | None,
     ) -> list[Generation]:
         gate = open_gate(bodies)  # the whole estimate, before the first request
-        limit = AdaptiveLimit(concurrency, many=len(bodies) > 1)
         history = await self._open_history()  # once, not once per request
-
-        async def one(index: int, body: dict[str, Any]) -> Generation:
-            async with limit.slot() as slot:
-
-                def follow(event: ClientEvent) -> None:
-                    # Under a budget the slot is kept until this request's cost is known, so
-                    # the next one is admitted against what this one actually cost.
-                    if gate is None or event.kind != "received":
-                        slot.follow(event)
-
-                gen = await self._gated(gate, history, body, None, follow, tags, None)
-            notify(on_result, index, gen)
-            return gen
-
-        return list(await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies))))
+        hooks = _ManyHooks(self, history, bodies, tags, None, on_result=on_result)
+        await Run(range(len(bodies)), hooks, concurrency, gate).run()
+        return hooks.results()
 
     async def _open_history(self) -> HistorySink | None:
         """The history results go to, opened before anything is sent."""
@@ -666,18 +673,10 @@ class AsyncClient(_BaseClient):
         tags: tuple[str, ...],
         origin: str | None,
     ) -> Generation:
-        """:meth:`_outcome` once the budget admits the request (when a budget is set)."""
-        if gate is None:
-            return await self._outcome(history, body, on_partial, on_event, tags, origin)
-        refused = gate.before_send(body)
-        if refused is not None:
-            return not_sent(body, refused)
-        gen = None
-        try:
-            gen = await self._outcome(history, body, on_partial, on_event, tags, origin)
-            return gen
-        finally:  # also on a cancel: the reservation must not outlive the request
-            gate.after(body, gen.cost if gen is not None else None)
+        """One request as a run of one: admitted by ``gate`` (the budget) when one is set."""
+        hooks = _ManyHooks(self, history, [body], tags, origin, on_partial, on_event)
+        await Run((0,), hooks, 1, gate).run()
+        return hooks.results()[0]
 
     async def _outcome(
         self,
@@ -687,11 +686,12 @@ class AsyncClient(_BaseClient):
         on_event: OnEvent | None,
         tags: tuple[str, ...],
         origin: str | None,
+        patient: bool = False,
     ) -> Generation:
         marks = InFlight(self._in_flight, history, origin)
         try:
             follow = marks.follow(body, on_event)
-            return await self._tracked(history, body, on_partial, follow, tags, origin)
+            return await self._tracked(history, body, on_partial, follow, tags, origin, patient)
         finally:
             marks.close()  # recorded (or never sent): the request is no longer in flight
 
@@ -703,6 +703,7 @@ class AsyncClient(_BaseClient):
         on_event: OnEvent | None,
         tags: tuple[str, ...],
         origin: str | None,
+        patient: bool = False,
     ) -> Generation:
         start = time.monotonic()
         watch = SentWatch(on_event)  # a cancel before the first POST is not billed
@@ -710,7 +711,7 @@ class AsyncClient(_BaseClient):
             if history is not None and self._store_failed:
                 # A result of this run could not be stored: is there room for this one?
                 await asyncio.to_thread(history.check_writable)
-            result = await self._obtain(body, on_partial, watch)
+            result = await self._obtain(body, on_partial, watch, patient)
         except CometError as error:
             elapsed = time.monotonic() - start
             return await asyncio.to_thread(
@@ -753,9 +754,13 @@ class AsyncClient(_BaseClient):
             )
 
     async def _obtain(
-        self, body: dict[str, Any], on_partial: OnPartial | None, on_event: OnEvent | None
+        self,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        patient: bool = False,
     ) -> ApiResult:
-        steps = self._steps(body, on_partial, on_event)
+        steps = self._steps(body, on_partial, on_event, patient)
         answer: Any = None
         while True:
             try:
@@ -806,6 +811,52 @@ class AsyncClient(_BaseClient):
 
     async def _download(self, url: str) -> bytes:
         return await adownload(self._http, url, allow_loopback=self._loopback, limits=self.limits)
+
+
+class _ManyHooks(RunHooks[int]):
+    """``generate_many``'s (and a lone request's) side of the runner: each body's outcome,
+    in input order, and the caller's callbacks."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        history: HistorySink | None,
+        bodies: Sequence[dict[str, Any]],
+        tags: tuple[str, ...],
+        origin: str | None,
+        on_partial: OnPartial | None = None,
+        on_event: OnEvent | None = None,
+        *,
+        on_result: OnResult | None = None,
+    ) -> None:
+        self.client, self.history, self.bodies = client, history, bodies
+        self.tags, self.origin = tags, origin
+        self.on_partial, self.on_event, self.on_result = on_partial, on_event, on_result
+        self._results: dict[int, Generation] = {}
+
+    def request(self, item: int) -> dict[str, Any]:
+        return self.bodies[item]
+
+    def refused(self, item: int, error: BudgetError) -> None:
+        self.finished(item, not_sent(self.bodies[item], error))
+
+    def event(self, item: int, event: ClientEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def send(self, item: int, on_event: OnEvent, patient: bool) -> Generation:
+        body = self.bodies[item]
+        history, tags, origin = self.history, self.tags, self.origin
+        return await self.client._outcome(
+            history, body, self.on_partial, on_event, tags, origin, patient
+        )
+
+    def finished(self, item: int, gen: Generation) -> None:
+        self._results[item] = gen
+        notify(self.on_result, item, gen)
+
+    def results(self) -> list[Generation]:
+        return [self._results[i] for i in range(len(self.bodies))]
 
 
 # --- Client: the engine driven from blocking code -------------------------------------------------
@@ -1033,12 +1084,11 @@ class Client(_BaseClient):
         thread.adopt(self._engine._http)
         return thread
 
-    @asynccontextmanager
-    async def _async_twin(self) -> AsyncIterator[AsyncClient]:
+    def _engine_on_loop(self) -> AsyncClient:
         """This client's engine, for code already on the loop thread (a batch run); it stays
         open (``close()`` closes it)."""
         self._loop_thread()  # adopts the pool
-        yield self._engine
+        return self._engine
 
     async def _arun(
         self,

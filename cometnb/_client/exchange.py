@@ -43,7 +43,6 @@ from cometnb._client.retry import (
     parse_should_retry,
 )
 from cometnb._client.runner import (
-    IN_A_RUN,
     MAX_STALLS,
     RATE_LIMIT_REASON,
     Pacer,
@@ -774,12 +773,15 @@ def request_steps(
     on_partial: OnPartial | None,
     on_event: OnEvent | None,
     pacer: Pacer | None = None,
+    *,
+    patient: bool = False,
 ) -> RequestSteps:
     """One request from the first attempt to its result, yielding each I/O step to perform.
 
     Every attempt waits for its turn under ``pacer`` (the server's rate limit) first, and
-    tells it how the attempt went. Returns the :class:`ApiResult` (through ``StopIteration``)
-    or raises the final error.
+    tells it how the attempt went. ``patient`` (one request of a run of several): its
+    rate-limit 429s are retried while the run's patience lasts, not up to ``max_retries``.
+    Returns the :class:`ApiResult` (through ``StopIteration``) or raises the final error.
     """
     retries = billed = 0
     while True:
@@ -809,8 +811,7 @@ def request_steps(
             # What the server sent is shown live (captions): never with a key it echoed.
             usage, meta = _redacted(parsed.usage), _redacted(dict(parsed.meta))
             return ApiResult(images, parsed.created, usage, meta or {}, synthetic)
-        patient = pacer is not None and IN_A_RUN.get()
-        wait = _next_wait(policy, outcome, retries, billed, patient=patient)
+        wait = _next_wait(policy, outcome, retries, billed, patient=patient and pacer is not None)
         retries, billed = retries + 1, billed + outcome.risk.may_be_billed
         _Patience(pacer, policy.rate_limit_patience_s, billed).check(wait)
         why = outcome.reason

@@ -1,7 +1,10 @@
-"""Running many requests: the concurrency limit (:class:`Limiter`), pacing under the account's rate
-limit (:class:`Pacer`: a request waits its turn locally), budget admission and settlement for a
-run (the spend gate, a batch's budget), the progress bar and the Ctrl-C-aware wait, and the grid
-runner. ``generate_many``, grids and batches use them.
+"""Running many requests: one runner (:class:`Run`) that ``generate_many`` (and a lone request,
+a run of one), grids and batches call with their hooks (:class:`RunHooks`: display, batch
+state, progress). It owns the concurrency limit (:class:`AdaptiveLimit`), budget admission and
+settlement (the run's :class:`~cometnb._core.budget.SpendGuard`), the rate-limit patience of a
+run of several, and Ctrl-C (:func:`drive`: the one Ctrl-C-aware progress loop). Pacing under the
+account's rate limit (:class:`Pacer`: a request waits its turn locally) is per client. Also
+here: the budget check a run starts with (:func:`open_gate`), and grids.
 """
 
 from __future__ import annotations
@@ -13,46 +16,44 @@ import itertools
 import logging
 import math
 import re
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from cometnb._client.batch import billed_note
 from cometnb._client.loop import loop_thread
-from cometnb._core.budget import SpendGuard, admitted, guard_requests, pre_admitted, session_budget
-from cometnb._core.errors import BudgetError, CancelledError, CometError, ValidationError
+from cometnb._core.budget import SpendGuard, guard_requests, session_budget
+from cometnb._core.errors import BudgetError, CancelledError, CometError, NotSent, ValidationError
 from cometnb._core.generations import ClientEvent, Generation, Grid, GridCell, ImageRequest
 from cometnb._core.prices import format_spend
 from cometnb._core.progress import RATE_LIMIT_REASON, CellProgress, describe_event
-from cometnb._core.protocols import AsyncRunner
+from cometnb._core.protocols import AsyncRunner, OnEvent
 from cometnb._core.secret import Secret
 from cometnb._core.text import clip
 from cometnb._core.validation import check_stored
 
 __all__ = [
     "AXIS_FIELDS",
-    "IN_A_RUN",
     "RATE_LIMIT_REASON",
     "AdaptiveLimit",
     "BudgetCheck",
     "Pacer",
     "RateLimits",
+    "Run",
+    "RunHooks",
     "Slot",
     "Ticket",
     "Turn",
     "cell_label",
+    "drive",
     "expand_grid",
     "not_sent",
     "open_gate",
     "parse_duration",
     "run_grid",
-    "run_job",
     "session_check",
     "stopped_note",
     "validate_grid",
@@ -62,35 +63,21 @@ __all__ = [
 # The concurrency limit: at most ``limit`` requests in flight, and slots given back early.
 
 
-# True while a request runs in a slot of a run of several (generate_many, a grid, a batch):
-# its rate-limit 429s are retried while the run's patience lasts, not up to max_retries (a
-# lone request, a one-cell grid included, keeps the max_retries bound).
-IN_A_RUN: ContextVar[bool] = ContextVar("cometnb_in_a_run", default=False)
-
-
 class AdaptiveLimit:
-    """An async context manager admitting at most :attr:`current` holders at a time.
+    """At most :attr:`limit` holders at a time, each holding a :meth:`slot`.
 
     Example::
 
         >>> limit = AdaptiveLimit(4)
-        >>> limit.current, limit.active
+        >>> limit.limit, limit.active
         (4, 0)
     """
 
-    def __init__(self, limit: int, *, many: bool = False) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = max(1, int(limit))
-        # A run of several requests: their rate-limit 429s wait out the run's patience
-        # (IN_A_RUN); a lone request keeps the max_retries bound.
-        self.many = many
         self._active = 0
         self._finishing = 0  # released early, not yet exited (their results are being stored)
         self._waiters: list[asyncio.Future[None]] = []
-
-    @property
-    def current(self) -> int:
-        """How many requests may be in flight."""
-        return self.limit
 
     @property
     def active(self) -> int:
@@ -100,18 +87,15 @@ class AdaptiveLimit:
     def finishing(self) -> int:
         return self._finishing
 
-    def _full(self) -> bool:
-        return self._active >= self.current or self._finishing >= 2 * self.limit
-
     def slot(self) -> Slot:
         """One place in the limit, as an async context manager that may be released early."""
         return Slot(self)
 
     async def acquire(self) -> None:
-        """Wait until fewer than :attr:`current` are in flight (and fewer than twice
-        :attr:`limit` finishing), then take a place."""
+        """Wait until fewer than :attr:`limit` are in flight (and fewer than twice that
+        finishing), then take a place."""
         # Single-threaded asyncio: no lock needed, only futures to park waiters on.
-        while self._full():
+        while self._active >= self.limit or self._finishing >= 2 * self.limit:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -140,18 +124,6 @@ class AdaptiveLimit:
             if not waiter.done():
                 waiter.set_result(None)  # every waiter re-checks the limit
 
-    async def __aenter__(self) -> AdaptiveLimit:
-        await self.acquire()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
 
 class Slot:
     """A place held in an :class:`AdaptiveLimit`; :meth:`release` may come before the exit.
@@ -169,7 +141,6 @@ class Slot:
         self._limit = limit
         self._held = False
         self._finishing = False  # released early; counted as finishing until the exit
-        self._in_run: Token[bool] | None = None
 
     @property
     def held(self) -> bool:
@@ -190,8 +161,6 @@ class Slot:
     async def __aenter__(self) -> Slot:
         await self._limit.acquire()
         self._held = True
-        if self._limit.many:
-            self._in_run = IN_A_RUN.set(True)
         return self
 
     async def __aexit__(
@@ -200,9 +169,6 @@ class Slot:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._in_run is not None:
-            IN_A_RUN.reset(self._in_run)
-            self._in_run = None
         if self._held:
             self._held = False
             self._limit.release()
@@ -493,11 +459,11 @@ class Pacer:
 def open_gate(bodies: Sequence[Any]) -> SpendGuard | None:
     """Check every body's (or ImageRequest's) estimate against the session budget first.
 
-    Returns the guard that admits each request in turn, or ``None`` when no budget is set
-    (or a caller's guard already admitted these requests). Raises :class:`BudgetError`.
+    Returns the guard that admits each request in turn (:class:`Run`), or ``None`` when no
+    budget is set. Raises :class:`BudgetError`.
     """
     cap = session_budget()
-    if cap is None or pre_admitted():
+    if cap is None:
         return None
     return guard_requests(
         bodies, session_budget=cap, cell_budget=None, confirm_above=None, yes=True
@@ -550,62 +516,180 @@ def stopped_note(guard: SpendGuard | None, total: int) -> str | None:
     )
 
 
-# --- batch_progress ----------------------------------------------------------------------------
-# A batch run's progress, drawn on the calling thread while the requests run on the loop
-# (polling and the grace after Ctrl-C are the grid's: POLL_S, CANCEL_GRACE_S below).
+# --- the run -----------------------------------------------------------------------------------
+# One runner for many requests: ``generate_many`` (and a lone request, a run of one), a grid and
+# a batch are its callers, each with its hooks. The runner owns the concurrency limit, budget
+# admission and settlement, the rate-limit patience of a run of several, and Ctrl-C (drive).
+
+T = TypeVar("T")
+
+log = logging.getLogger("cometnb")
+
+# How long the waiting thread sleeps between checks: short enough for a prompt interrupt.
+POLL_S = 0.1
+# After an interrupt, how long to wait for the tasks to record themselves as cancelled (each
+# batch item marks itself uncertain or pending, each grid cell its record).
+CANCEL_GRACE_S = 5.0
 
 
-def run_job(job: Any, already: int, total: int, title: str | None) -> None:
-    """Run ``job`` on the loop thread; draw progress here; an interrupt cancels it."""
-    bar = _progress_bar(title, already, total)
-    future = loop_thread().submit(job.run())
+class RunHooks(Generic[T]):
+    """A caller's side of a :class:`Run`: :meth:`send` is required, the rest do nothing unless
+    overridden. Every hook runs on the loop thread."""
+
+    def request(self, item: T) -> Any:
+        """What the budget estimates for ``item`` (an ImageRequest or a request body)."""
+        return item
+
+    def hold(self, item: T) -> bool:
+        """True: leave ``item`` unsent (a batch stopped by a spent quota holds the rest)."""
+        return False
+
+    def refused(self, item: T, error: BudgetError) -> None:
+        """The budget stopped ``item`` when its turn came: nothing was sent."""
+
+    def started(self, item: T) -> None:
+        """``item`` was admitted and its request is about to be sent."""
+
+    def event(self, item: T, event: ClientEvent) -> None:
+        """The client's events for ``item``, in order; on ``"sending"`` it may raise
+        :class:`~cometnb._core.errors.NotSent` to hold the request back."""
+
+    async def send(self, item: T, on_event: OnEvent, patient: bool) -> Generation:
+        """Send ``item`` and return its outcome (a failure is a Generation, not raised);
+        ``patient``: retry rate-limit 429s while the run's patience lasts."""
+        raise NotImplementedError
+
+    def cancelled(self, item: T, sent: bool) -> None:
+        """``item`` was cancelled (Ctrl-C); ``sent``: its request had left (may be billed)."""
+
+    def finished(self, item: T, gen: Generation) -> None:
+        """``item`` ended with ``gen`` (done or failed)."""
+
+
+class Run(Generic[T]):
+    """Send ``items`` concurrently on the loop: at most ``concurrency`` at a time, each admitted
+    by ``guard`` (the budget) when its turn comes and settled with what it cost, however it ends.
+
+    A run of several waits out rate-limit 429s while the run's patience lasts (a 429 is never
+    billed); a lone request keeps the ``max_retries`` bound.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[T],
+        hooks: RunHooks[T],
+        concurrency: int,
+        guard: SpendGuard | None = None,
+    ) -> None:
+        self.items, self.hooks, self.guard = items, hooks, guard
+        self.limit = AdaptiveLimit(concurrency)
+        self.patient = len(items) > 1
+        self.started = threading.Event()
+        self.settled = threading.Event()  # set when every task has finished, however
+
+    async def run(self) -> None:
+        self.started.set()
+        try:
+            # return_exceptions: wait for *every* task, also after a cancel, so each cancelled
+            # request is recorded before the caller is told the run has settled.
+            outcomes = await asyncio.gather(
+                *(self._one(item) for item in self.items), return_exceptions=True
+            )
+        finally:
+            self.settled.set()
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome  # a bug or a broken disk, not a failed request (a Generation)
+
+    async def _one(self, item: T) -> None:
+        hooks, guard = self.hooks, self.guard
+        async with self.limit.slot() as slot:
+            if hooks.hold(item):
+                return
+            # Admitted when its turn comes, not at the start: what is left by then counts what
+            # the requests before it actually cost.
+            request = hooks.request(item)
+            refused = guard.before_send(request) if guard is not None else None
+            if refused is not None:
+                hooks.refused(item, refused)
+                return
+            sent = False
+
+            def on_event(event: ClientEvent) -> None:
+                nonlocal sent
+                if event.kind == "sending":
+                    try:
+                        hooks.event(item, event)
+                    except NotSent:
+                        raise  # held back before a byte left: not sent
+                    except Exception:
+                        sent = True  # the client goes on and sends it (a broken display)
+                        raise
+                    sent = True
+                    return
+                # Under a budget the slot is kept until this request's cost is known, so the
+                # next one is admitted against what this one cost, not only its estimate.
+                if guard is None or event.kind != "received":
+                    slot.follow(event)
+                hooks.event(item, event)
+
+            hooks.started(item)
+            gen: Generation | None = None
+            try:
+                gen = await hooks.send(item, on_event, self.patient)
+            except asyncio.CancelledError:
+                hooks.cancelled(item, sent)
+                raise
+            finally:  # also on a cancel: the reservation must not outlive the request
+                if guard is not None:
+                    guard.after(request, gen.cost if gen is not None else None)
+        hooks.finished(item, gen)
+
+
+def drive(
+    run: Run[Any],
+    poll: Callable[[], None] | None = None,
+    *,
+    poll_s: float = POLL_S,
+    coro: Coroutine[Any, Any, None] | None = None,
+) -> None:
+    """Run ``run`` on the private loop thread while this thread calls ``poll`` (progress) every
+    ``poll_s``; ``coro`` wraps ``run.run()`` when the caller needs a context around it.
+
+    Ctrl-C (a KeyboardInterrupt here) cancels every request, waits up to
+    :data:`CANCEL_GRACE_S` for each to record itself (cancelled, uncertain, pending), then
+    re-raises. A ``poll`` that fails is logged and dropped: a broken progress display must not
+    lose paid results.
+    """
+    future = loop_thread().submit(coro if coro is not None else run.run())
     try:
-        while not concurrent.futures.wait((future,), timeout=POLL_S).done:
-            _draw(bar, job, already)
-        future.result()
+        # Short, repeated waits instead of one long one: KeyboardInterrupt is delivered to the
+        # main thread between them. (Not future.result(timeout=...): its timeout is the builtin
+        # TimeoutError, which the run itself may raise, and would then be taken for "not yet".)
+        while not concurrent.futures.wait((future,), timeout=poll_s).done:
+            if poll is not None and not safe_poll(poll):
+                poll = None
+        future.result()  # re-raises what went wrong in the run itself (a bug, not a request)
     except KeyboardInterrupt:
-        future.cancel()  # done at once; the task then marks each item (uncertain or pending)
-        with contextlib.suppress(KeyboardInterrupt):
-            if job.started.is_set():
-                job.finished.wait(CANCEL_GRACE_S)
+        future.cancel()  # cancels the task on the loop thread
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
+            if run.started.is_set():
+                run.settled.wait(CANCEL_GRACE_S)
         raise
-    finally:
-        _draw(bar, job, already, final=True)
-        if bar is not None:
-            bar.close()
-            uncertain = job.uncertain_before + job.uncertain
-            if uncertain:
-                print(f"batch {title}: {billed_note(uncertain)}", file=sys.stderr)
 
 
-def _progress_bar(title: str | None, already: int, total: int) -> Any:
-    if title is None:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=already, desc=f"batch {title}", unit="item", smoothing=0.1)
-
-
-def _draw(bar: Any, job: Any, already: int, *, final: bool = False) -> None:
-    if bar is None:
-        return
-    with contextlib.suppress(Exception):  # a broken display must not lose paid results
-        finished = already + job.done + job.failed + job.uncertain
-        if finished > bar.n:
-            bar.update(finished - bar.n)
-        postfix: dict[str, object] = {"failed": job.failed}
-        uncertain = job.uncertain_before + job.uncertain
-        if uncertain:
-            postfix["may be billed"] = uncertain
-        if job.spent or job.guard is not None:
-            postfix["spend"] = format_spend(job.spent)
-        if not final and time.monotonic() < job.limited_until:
-            postfix["waiting"] = "on the rate limit"
-        bar.set_postfix(postfix, refresh=final)
+def safe_poll(poll: Callable[[], None]) -> bool:
+    """Call a progress display; ``False`` (logged) when it failed."""
+    try:
+        poll()
+    except Exception:
+        log.exception("cometnb: the progress display failed; the requests keep running")
+        return False
+    return True
 
 
-# --- runner ------------------------------------------------------------------------------------
-# Expand a grid of requests and run it concurrently off the caller's thread.
+# --- grids -------------------------------------------------------------------------------------
+# Expand a grid of requests, validate it, and run it with each cell's live progress.
 
 # Grid axes in display order, each with the API field it sets.
 AXIS_FIELDS: dict[str, str] = {
@@ -617,18 +701,6 @@ AXIS_FIELDS: dict[str, str] = {
     "background": "background",
 }
 
-log = logging.getLogger("cometnb")
-
-# How long the waiting thread sleeps between checks (grids and batches): short enough for a
-# prompt interrupt.
-POLL_S = 0.1
-# After an interrupt, how long to wait for the tasks to record themselves as cancelled (each
-# batch item marks itself uncertain or pending).
-CANCEL_GRACE_S = 5.0
-
-
-# --- grid expansion and validation -----------------------------------------------------------
-
 
 def expand_grid(base: ImageRequest, axes: Mapping[str, Sequence[Any]]) -> Grid:
     """The cartesian product of ``axes`` applied to ``base``: one cell per combination.
@@ -638,6 +710,8 @@ def expand_grid(base: ImageRequest, axes: Mapping[str, Sequence[Any]]) -> Grid:
     ['1024x1024', '1536x1024']
     """
     names = list(axes)
+    if not names:  # a single request (most cells): no product, no copy
+        return Grid(axes={}, cells=[GridCell(coords={}, request=base)])
     cells = []
     for combo in itertools.product(*(axes[name] for name in names)):
         coords = dict(zip(names, combo, strict=True))
@@ -677,106 +751,55 @@ def validate_grid(grid: Grid, *, listed: int = 3, key: Secret | None = None) -> 
     )
 
 
-# --- running ---------------------------------------------------------------------------------
-
-
-def _submit(coro: Coroutine[Any, Any, None]) -> concurrent.futures.Future[None]:
-    """Start ``coro`` on the client's private loop thread."""
-    from cometnb._client.loop import loop_thread
-
-    return loop_thread().submit(coro)
-
-
-class _GridRun:
-    """The coroutine side of :func:`run_grid`: one task per cell, bounded by a semaphore."""
+class _GridHooks(RunHooks[int]):
+    """A grid's side of the run: each cell's live progress and its Generation."""
 
     def __init__(
-        self,
-        client: AsyncRunner,
-        grid: Grid,
-        concurrency: int,
-        tags: Sequence[str],
-        origin: str | None,
-        guard: SpendGuard | None = None,
-        checked: bool = False,
+        self, client: AsyncRunner, grid: Grid, tags: tuple[str, ...], origin: str | None
     ) -> None:
-        self.client = client
-        self.checked = checked
-        self.guard = guard
-        self.grid = grid
-        self.concurrency = max(1, concurrency)
-        self.tags = tuple(tags)
-        self.origin = origin
+        self.client, self.grid, self.tags, self.origin = client, grid, tags, origin
         self.progress = [CellProgress() for _ in grid.cells]
-        self.settled = threading.Event()  # set when every task has finished, however
 
-    async def run(self) -> None:
-        try:
-            cells = len(self.grid.cells)
-            limit = AdaptiveLimit(self.concurrency, many=cells > 1)
-            tasks = [self._cell(i, limit) for i in range(cells)]
-            # return_exceptions: wait for *every* task, also after a cancel, so each cancelled
-            # request is recorded before the caller is told the grid has settled.
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-            for outcome in outcomes:
-                if isinstance(outcome, Exception):
-                    raise outcome  # a bug, not a failed request (those become Generations)
-        finally:
-            self.settled.set()
+    def request(self, item: int) -> ImageRequest:
+        return self.grid.cells[item].request
 
-    async def _cell(self, index: int, limit: AdaptiveLimit) -> None:
-        cell, progress = self.grid.cells[index], self.progress[index]
-        try:
-            async with limit.slot() as slot:
-                # Checked when its turn comes, not at the start: what is left by then counts
-                # what the requests before it actually cost.
-                if self.guard is None:
-                    progress.state, progress.started = "running", time.monotonic()
-                    gen = await self._request(cell.request, progress, slot)
-                else:
-                    refused = self.guard.before_send(cell.request)
-                    if refused is not None:
-                        _finish(cell, progress, _failed(cell.request, refused, status="cancelled"))
-                        return
-                    progress.state, progress.started = "running", time.monotonic()
-                    with admitted():  # this guard checked it: the client must not again
-                        gen = await self._request(cell.request, progress, slot)
-                    self.guard.after(cell.request, gen.cost)
-        except (asyncio.CancelledError, CancelledError):
-            _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))
-            raise
-        _finish(cell, progress, gen)
+    def refused(self, item: int, error: BudgetError) -> None:
+        cell = self.grid.cells[item]
+        _finish(cell, self.progress[item], _failed(cell.request, error, status="cancelled"))
 
-    async def _request(
-        self, request: ImageRequest, progress: CellProgress, slot: Slot
-    ) -> Generation:
-        def on_event(event: ClientEvent) -> None:
-            progress.note = describe_event(event)
-            if event.kind == "sending":
-                progress.sent = True
-            # Under a budget the slot is kept until this request's cost is known, so the next
-            # one is admitted against what this one actually cost, not only its estimate.
-            if self.guard is None or event.kind != "received":
-                slot.follow(event)
-            if event.kind == "partial" and event.partial_image is not None:
-                progress.partial, progress.partial_index = event.partial_image, event.partial_index
+    def started(self, item: int) -> None:
+        progress = self.progress[item]
+        progress.state, progress.started = "running", time.monotonic()
+
+    def event(self, item: int, event: ClientEvent) -> None:
+        progress = self.progress[item]
+        progress.note = describe_event(event)
+        if event.kind == "sending":
+            progress.sent = True
+        if event.kind == "partial" and event.partial_image is not None:
+            progress.partial, progress.partial_index = event.partial_image, event.partial_index
+
+    async def send(self, item: int, on_event: OnEvent, patient: bool) -> Generation:
+        progress = self.progress[item]
 
         def on_partial(index: int, data: bytes) -> None:
             progress.partial, progress.partial_index = data, index
 
-        try:
-            return await self.client.arun(
-                request,
-                on_partial=on_partial,
-                on_event=on_event,
-                tags=self.tags,
-                origin=self.origin,
-                checked=self.checked,
-            )
-        except CancelledError:
-            raise
-        except CometError as exc:
-            return _failed(request, exc)
+        return await self.client.send_checked(
+            self.grid.cells[item].request,
+            on_partial=on_partial,
+            on_event=on_event,
+            tags=self.tags,
+            origin=self.origin,
+            patient=patient,
+        )
+
+    def cancelled(self, item: int, sent: bool) -> None:
+        cell = self.grid.cells[item]
+        _finish(cell, self.progress[item], _failed(cell.request, cancelled_error(sent)))
+
+    def finished(self, item: int, gen: Generation) -> None:
+        _finish(self.grid.cells[item], self.progress[item], gen)
 
 
 UNSENT = "cancelled before sending (nothing billed)"
@@ -821,32 +844,33 @@ def run_grid(
     origin: str | None = None,
     poll_s: float = POLL_S,
     guard: SpendGuard | None = None,
-    checked: bool = False,
+    key: Secret | None = None,
 ) -> Grid:
     """Run every cell of ``grid`` (filling ``cell.generation``) and return the grid.
 
-    ``on_update(progress)`` is called on the calling thread every ``poll_s`` while the grid
-    runs, and once at the end; it gets one :class:`CellProgress` per cell. A failed request
-    becomes a failed Generation in its cell (it does not stop the others). An interrupt
-    cancels every request still in flight and raises :class:`CancelledError`. With a
-    ``guard`` (a budget), a request whose estimate no longer fits what is left when its turn
-    comes is not sent: its cell reads "not sent (budget)" and holds a ``BudgetError``; nothing
-    in flight stops. Without a guard, the client checks each request against
-    ``CometImg.budget`` itself. ``checked``: the caller has validated the grid
-    (:func:`validate_grid`) and checked the client's history is writable, so the client does
-    neither again for each request (a ``%%cometimg`` cell validates once).
+    The caller has validated the grid (:func:`validate_grid`, ``key``: the key it resolved)
+    and checked the client's history is writable: a ``%%cometimg`` cell does both once, not
+    once per request. ``on_update(progress)`` is called on the calling thread every ``poll_s``
+    while the grid runs, and once at the end; it gets one :class:`CellProgress` per cell. A
+    failed request becomes a failed Generation in its cell (it does not stop the others). An
+    interrupt cancels every request still in flight and raises :class:`CancelledError`. With
+    a ``guard`` (the budgets, checked on the whole grid first), a request whose estimate no
+    longer fits what is left when its turn comes is not sent: its cell reads "not sent
+    (budget)" and holds a ``BudgetError``; nothing in flight stops.
     """
-    check_stored(tags, origin, None)  # refused before any cell is sent, not once per cell
-    grid_run = _GridRun(client, grid, concurrency, tags, origin, guard, checked)
-    future = _submit(grid_run.run())
+    stored = check_stored(tags, origin, key)  # refused before any cell is sent, not per cell
+    hooks = _GridHooks(client, grid, stored, origin)
+    run = Run(range(len(grid.cells)), hooks, concurrency, guard)
+    poll = None if on_update is None else lambda: on_update(hooks.progress)
     try:
-        _wait(future, grid_run, on_update, poll_s)
+        drive(run, poll, poll_s=poll_s)
     except KeyboardInterrupt:
-        future.cancel()  # cancels the task on the loop thread
-        _settle(grid_run)
-        _last_update(on_update, grid_run.progress)
-        raise _interrupted(grid_run.progress) from None
-    _last_update(on_update, grid_run.progress)
+        for cell, progress in zip(grid.cells, hooks.progress, strict=True):
+            if not progress.finished:  # a straggler the grace did not see finish
+                _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))
+        _last_update(on_update, hooks.progress)
+        raise _interrupted(hooks.progress) from None
+    _last_update(on_update, hooks.progress)
     return grid
 
 
@@ -867,49 +891,10 @@ def _interrupted(progress: Sequence[CellProgress]) -> CancelledError:
     )
 
 
-def _wait(
-    future: concurrent.futures.Future[None],
-    grid_run: _GridRun,
-    on_update: Callable[[Sequence[CellProgress]], None] | None,
-    poll_s: float,
-) -> None:
-    # Short, repeated waits instead of one long one: KeyboardInterrupt is delivered to the
-    # main thread between them. (Not future.result(timeout=...): its timeout is the builtin
-    # TimeoutError, which the run itself may raise, and would then be taken for "not yet".)
-    while not concurrent.futures.wait((future,), timeout=poll_s).done:
-        if on_update is not None and not _safe_update(on_update, grid_run.progress):
-            on_update = None  # a broken progress display must not lose paid results
-    future.result()  # re-raises what went wrong in the run itself (a bug, not a request)
-
-
-def _safe_update(
-    on_update: Callable[[Sequence[CellProgress]], None], progress: Sequence[CellProgress]
-) -> bool:
-    try:
-        on_update(progress)
-    except Exception:
-        log.exception("cometnb: the progress display failed; the requests keep running")
-        return False
-    return True
-
-
 def _last_update(
     on_update: Callable[[Sequence[CellProgress]], None] | None, progress: Sequence[CellProgress]
 ) -> None:
     if on_update is None:
         return
     with contextlib.suppress(KeyboardInterrupt):  # another Ctrl-C: the cell is stopping anyway
-        _safe_update(on_update, progress)
-
-
-def _settle(grid_run: _GridRun) -> None:
-    """Give cancelled tasks a moment to record themselves; mark any straggler cancelled."""
-    deadline = time.monotonic() + CANCEL_GRACE_S
-    try:
-        while not grid_run.settled.wait(POLL_S) and time.monotonic() < deadline:
-            pass
-    except KeyboardInterrupt:
-        pass  # a second interrupt: stop waiting
-    for cell, progress in zip(grid_run.grid.cells, grid_run.progress, strict=True):
-        if not progress.finished:
-            _finish(cell, progress, _failed(cell.request, cancelled_error(progress.sent)))
+        safe_poll(lambda: on_update(progress))

@@ -4,17 +4,15 @@ refuse requests not yet sent once what is left cannot cover them.
 * :func:`ledger` — this kernel's spend so far (every request cometnb finished in this session).
 * :func:`check_before` — the whole estimate against ``CometImg.budget`` (session cap),
   ``--budget`` (cell cap) and ``CometImg.confirm_above`` (unless ``--yes``).
-* :class:`SpendGuard` — used by the grid runner: before sending a request it reserves the
-  request's estimate; when the request ends the reservation becomes the actual cost. A request
-  whose estimate no longer fits is not sent. Nothing in flight is ever abandoned.
+* :class:`SpendGuard` — used by the runner (``_client/runner.Run``): before sending a request
+  it reserves the request's estimate; when the request ends the reservation becomes the actual
+  cost. A request whose estimate no longer fits is not sent. Nothing in flight is abandoned.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +26,11 @@ __all__ = [
     "BUDGET_MEANING",
     "Ledger",
     "SpendGuard",
-    "admitted",
     "budget_note",
     "check_before",
     "confirm_above",
     "guard_requests",
     "ledger",
-    "pre_admitted",
     "session_budget",
 ]
 
@@ -48,27 +44,6 @@ BUDGET_MEANING = (
     "USD this kernel session may spend in all: what it spent before the budget was set counts "
     "too (None: no cap)."
 )
-
-# Set while a request runs that a caller's guard (the grid runner's) has already admitted, so
-# the client does not check the same request against the session budget a second time.
-_ADMITTED: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "cometnb_budget_admitted", default=False
-)
-
-
-@contextlib.contextmanager
-def admitted() -> Iterator[None]:
-    """Mark the requests sent inside (this task or thread) as already admitted by a guard."""
-    token = _ADMITTED.set(True)
-    try:
-        yield
-    finally:
-        _ADMITTED.reset(token)
-
-
-def pre_admitted() -> bool:
-    """True inside :func:`admitted`: a guard up the call stack has checked the budget."""
-    return _ADMITTED.get()
 
 
 class Ledger:
@@ -313,6 +288,9 @@ def guard_requests(
 
     A cell's whole grid, or the items a batch is about to send, are checked this way.
     """
+    limits = BudgetLimits(session_budget, cell_budget)
+    if not limits.capped and (confirm_above is None or yes):
+        return None  # nothing to check: no request is estimated for nothing
     from cometnb._core.prices import estimate_all
 
     estimates = estimate_all(requests)
@@ -324,7 +302,6 @@ def guard_requests(
         yes=yes,
         ledger=ledger,
     )
-    limits = BudgetLimits(session_budget, cell_budget)
     if not limits.capped:
         return None
     by_request = {id(r): e for r, e in zip(requests, estimates, strict=True)}

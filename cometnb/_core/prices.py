@@ -1129,7 +1129,7 @@ def actual_cost(
         + _rate(price.image_out) * image_out
         + _rate(out_rate) * text_out
     )
-    floor = _plausible_floor(seen, table)
+    floor = _plausible_floor(seen, table, guess)
     if floor is not None and usd < floor * _IMPLAUSIBLY_LOW:
         low = f"usage says {format_usd(usd)}, far below the least it can cost"
         return Cost(guess.usd, True, f"usage implausible ({low}); {guess.basis}", table.label)
@@ -1144,11 +1144,12 @@ def actual_cost(
 _IMPLAUSIBLY_LOW = 0.5
 
 
-def _plausible_floor(seen: Mapping[str, Any], table: PriceTable) -> float | None:
-    """The least ``seen`` can cost: at the lowest quality when the server chose (``auto``)."""
-    quality = seen.get("quality")
-    cheapest = {**seen, "quality": "low"} if quality in (None, "auto") else seen
-    return estimate_body(cheapest, table).usd
+def _plausible_floor(seen: Mapping[str, Any], table: PriceTable, guess: Cost) -> float | None:
+    """The least ``seen`` can cost: at the lowest quality when the server chose (``auto``);
+    else ``guess``, its estimate (already made: not made again)."""
+    if seen.get("quality") not in (None, "auto"):
+        return guess.usd
+    return estimate_body({**seen, "quality": "low"}, table).usd
 
 
 def _digits(value: object) -> bool:

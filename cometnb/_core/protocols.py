@@ -83,17 +83,19 @@ class Runner(Protocol):
 
 
 class AsyncRunner(Protocol):
-    """The asynchronous twin the grid runner drives (``cometnb.AsyncClient`` implements it)."""
+    """What the grid runner sends each cell through (``cometnb.AsyncClient`` implements it):
+    one request the caller has checked (validated, tags, history) to its outcome; a failure is
+    a Generation, not raised; the budget is the runner's. ``patient``: a run of several."""
 
-    async def arun(
+    async def send_checked(
         self,
         request: ImageRequest,
         *,
         on_partial: OnPartial | None = ...,
         on_event: OnEvent | None = ...,
-        tags: Sequence[str] = ...,
+        tags: tuple[str, ...] = ...,
         origin: str | None = ...,
-        checked: bool = ...,
+        patient: bool = ...,
     ) -> Generation: ...
 
 

@@ -83,10 +83,12 @@ class Session:
             return found
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the parts that run threads (a test's session ends with the test)."""
+        """Stop the parts that run threads (a test's session ends with the test), the last
+        made first: a part made using an earlier one (a client on the loop thread) still has
+        it while it stops."""
         with self.lock:
             parts, self._parts = list(self._parts.values()), {}
-        for found in parts:
+        for found in reversed(parts):
             if isinstance(found, Stoppable):
                 found.stop(timeout)
 

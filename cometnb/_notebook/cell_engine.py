@@ -29,12 +29,14 @@ from cometnb._core.errors import AuthenticationError, CancelledError, CometError
 from cometnb._core.generations import Generation, Grid
 from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
 from cometnb._core.protocols import CellView
+from cometnb._core.session import current
 from cometnb._core.validation import check_no_key
 from cometnb._notebook.cell_options import CellSpec
 from cometnb._notebook.cell_views import LiveView, NullView, TextView, dry_run_text
 
 __all__ = [
     "NO_KEY_HINT",
+    "CellClient",
     "CellEngine",
     "check_cell",
     "check_requests",
@@ -164,7 +166,7 @@ class CellEngine:
         guard: SpendGuard | None = None,
     ) -> Generation | Grid:
         settings = _settings.active()
-        client = self.client_factory(history, key)
+        client = self._client(history, key, settings)
         try:
             run_grid(
                 client,
@@ -174,13 +176,11 @@ class CellEngine:
                 tags=spec.tags,
                 origin=ORIGIN,
                 guard=guard,
-                checked=True,  # validated above, the history checked: once per cell
+                key=key,  # validated above, the history checked: once per cell
             )
         except CancelledError:
             self._show_partial_result(spec, grid, view)
             raise
-        finally:
-            _close(client)
         if not spec.is_grid:
             return self._single_result(grid, view)
         result = self._grid_result(grid, view)
@@ -188,6 +188,23 @@ class CellEngine:
         if note:
             print(note)
         return result
+
+    def _client(self, history: History, key: Secret, settings: _settings.Settings) -> AsyncRunner:
+        """The client cells share while what it was made from holds (the key, the history, the
+        settings it reads): one connection pool, and a pacer that remembers the account's rate
+        limit from one cell to the next."""
+        made_from = (
+            self.client_factory,
+            key,
+            history,
+            settings.timeout,
+            settings.connect_timeout,
+            settings.max_retries,
+            settings.limits,
+            _settings.resolve_base_url(),
+        )
+        cells = current().part(CellClient)
+        return cells.get(made_from, lambda: self.client_factory(history, key))
 
     def _single_result(self, grid: Grid, view: CellView) -> Generation:
         gen = grid.cells[0].generation
@@ -308,16 +325,33 @@ def _all_failed(error: CometError | None, count: int) -> CometError:
         return error
 
 
-def _close(client: object) -> None:
-    """Close the client's connections on the loop thread they were opened on."""
-    aclose = getattr(client, "aclose", None)
-    if aclose is None:
-        return
-    from cometnb._client.loop import loop_thread
+class CellClient:
+    """The session's client for ``%%cometimg`` cells (a session part): kept across cells and
+    made again when what it was made from changes; closed, on the loop thread, when the
+    session stops (before its loop thread: this part is made after it)."""
 
-    # Best effort: the results are already stored.
-    with contextlib.suppress(Exception):
-        loop_thread().submit(aclose()).result(timeout=5.0)
+    def __init__(self) -> None:
+        from cometnb._client.loop import loop_thread
+
+        self._loop = loop_thread()  # the session's loop part exists first, so it stops last
+        self._client: AsyncRunner | None = None
+        self._made_from: tuple[object, ...] = ()
+
+    def get(self, made_from: tuple[object, ...], make: Callable[[], AsyncRunner]) -> AsyncRunner:
+        if self._client is None or made_from != self._made_from:
+            self.stop()
+            self._client, self._made_from = make(), made_from
+        return self._client
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the client's connections on the loop thread they were opened on."""
+        client, self._client = self._client, None
+        aclose = getattr(client, "aclose", None)
+        if aclose is None:
+            return
+        # Best effort: every result is already stored.
+        with contextlib.suppress(Exception):
+            self._loop.submit(aclose()).result(timeout=timeout)
 
 
 def _warn_model_typos(cells: Iterable[Any]) -> None:

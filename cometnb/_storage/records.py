@@ -110,9 +110,18 @@ def document_json(value: Any) -> str:
     """A record's document as stored (index row and ``records/`` file): compact JSON in which
     a number that is not finite (``NaN`` or ``Infinity`` in a server's ``usage``, which
     SQLite's JSON functions reject) is kept as its text, so the record is always stored."""
-    return json.dumps(
-        _finite(value), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False
-    )
+    try:
+        return json.dumps(value, **_COMPACT)
+    except ValueError:  # a number that is not finite: walk the document only then
+        return json.dumps(_finite(value), **_COMPACT)
+
+
+_COMPACT: dict[str, Any] = {
+    "ensure_ascii": False,
+    "separators": (",", ":"),
+    "default": str,
+    "allow_nan": False,
+}
 
 
 def _finite(value: Any) -> Any:

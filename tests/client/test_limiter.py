@@ -16,7 +16,7 @@ def test_at_most_limit_holders_at_a_time() -> None:
 
         async def work() -> None:
             nonlocal peak
-            async with limit:
+            async with limit.slot():
                 peak = max(peak, limit.active)
                 await asyncio.sleep(0.01)
 
@@ -33,7 +33,7 @@ def test_cancelled_waiters_and_holders_release_their_slots() -> None:
         gate = asyncio.Event()
 
         async def hold() -> None:
-            async with limit:
+            async with limit.slot():
                 await gate.wait()
 
         holder = asyncio.create_task(hold())
@@ -42,7 +42,7 @@ def test_cancelled_waiters_and_holders_release_their_slots() -> None:
         waiter.cancel()
         holder.cancel()
         await asyncio.gather(holder, waiter, return_exceptions=True)
-        async with limit:  # would hang if a slot leaked
+        async with limit.slot():  # would hang if a slot leaked
             return limit.active
 
     assert asyncio.run(asyncio.wait_for(main(), 5)) == 1
@@ -131,7 +131,7 @@ def test_a_slot_follows_its_request_a_429_keeps_the_limit_and_received_releases(
         limit = AdaptiveLimit(4)
         async with limit.slot() as slot:
             slot.follow(ClientEvent("waiting", 2, 1.0, "HTTP 429"))
-            throttled = limit.current
+            throttled = limit.limit
             slot.follow(ClientEvent("sending", 2))  # other events change nothing
             held = limit.active
             slot.follow(ClientEvent("received"))

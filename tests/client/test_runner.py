@@ -189,7 +189,7 @@ class StoringClient:
         self.sent: list[str] = []
         self.stored = asyncio.Event()
 
-    async def arun(self, request: ImageRequest, **kwargs: Any) -> Generation:
+    async def send_checked(self, request: ImageRequest, **kwargs: Any) -> Generation:
         self.sent.append(request.prompt)
         kwargs["on_event"](ClientEvent("received"))
         kwargs["on_event"](ClientEvent("storing"))
@@ -210,7 +210,7 @@ def test_a_cell_frees_its_slot_once_its_response_is_read() -> None:
 class BrokenClient:
     """An AsyncRunner with a bug: it raises the builtin TimeoutError (not a CometError)."""
 
-    async def arun(self, request: ImageRequest, **kwargs: Any) -> Generation:
+    async def send_checked(self, request: ImageRequest, **kwargs: Any) -> Generation:
         raise TimeoutError("a bug in the client")
 
 
@@ -323,3 +323,178 @@ def test_interrupting_one_request_says_it_may_be_billed(
     assert str(info.value).startswith("interrupted: the request was cancelled.")
     assert "billed" in str(info.value)
     assert grid.generations[0].status == "cancelled"
+
+
+# --- the one runner (issue 22, point 3) --------------------------------------------------------
+
+
+class CountingHooks:
+    """Hooks for a run of priced requests (several models and qualities, long and short
+    prompts) that answer after a short wait and cost their estimate; they count what the runner
+    did with each item (and how many were in flight at once)."""
+
+    def __init__(self, count: int, *, hang: bool = False) -> None:
+        from cometnb._core.prices import estimate
+
+        models = ("gpt-image-2", MINI, "gpt-image-2", "gpt-image-1")
+        qualities = ("low", "medium", "high")
+        self.requests = [
+            ImageRequest(
+                f"item {i}: " + "a long, detailed prompt " * (i % 7),
+                models[i % 4],
+                quality=qualities[i % 3],
+            )
+            for i in range(count)
+        ]
+        self.costs = [estimate(r) for r in self.requests]
+        self.hang = hang
+        self.in_flight = self.most = 0
+        self.patient: set[bool] = set()
+        self.refused_items: list[int] = []
+        self.started_items: list[int] = []
+        self.cancelled_items: dict[int, bool] = {}
+        self.finished_items: dict[int, Generation] = {}
+
+    # The RunHooks interface, by duck typing (RunHooks' defaults are tested through the grid).
+    def request(self, item: int) -> ImageRequest:
+        return self.requests[item]
+
+    def hold(self, item: int) -> bool:
+        return False
+
+    def refused(self, item: int, error: Exception) -> None:
+        self.refused_items.append(item)
+
+    def started(self, item: int) -> None:
+        self.started_items.append(item)
+
+    def event(self, item: int, event: ClientEvent) -> None:
+        pass
+
+    async def send(self, item: int, on_event: Any, patient: bool) -> Generation:
+        self.patient.add(patient)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            on_event(ClientEvent("sending", attempt=1))
+            await asyncio.sleep(3600 if self.hang else 0.001 * (item % 3))
+            on_event(ClientEvent("received"))
+        finally:
+            self.in_flight -= 1
+        body = self.requests[item].to_body()
+        return Generation(request=body, status="ok", _cost=self.costs[item])
+
+    def cancelled(self, item: int, sent: bool) -> None:
+        self.cancelled_items[item] = sent
+
+    def finished(self, item: int, gen: Generation) -> None:
+        assert item not in self.finished_items
+        self.finished_items[item] = gen
+
+
+def test_one_run_bounds_concurrency_admits_each_request_and_settles_the_budget() -> None:
+    from cometnb._client.loop import loop_thread
+    from cometnb._client.runner import Run
+    from cometnb._core.budget import BudgetLimits, Ledger, SpendGuard
+
+    hooks = CountingHooks(240)
+    costs = [c.usd or 0.0 for c in hooks.costs]
+    assert len(set(costs)) > 3 and all(costs)
+    ledger = Ledger()
+    guard = SpendGuard(BudgetLimits(cell_budget=5.0), ledger=ledger)
+    loop_thread().run(Run(range(240), hooks, 6, guard).run())  # type: ignore[arg-type]
+    assert hooks.most == 6  # the limit was reached, never passed
+    assert hooks.patient == {True}  # a run of several waits out rate-limit 429s
+    sent = sorted(hooks.finished_items)
+    assert sent == sorted(hooks.started_items)
+    assert set(sent).isdisjoint(hooks.refused_items)
+    assert len(sent) + len(hooks.refused_items) == 240
+    assert hooks.refused_items and sent  # the budget stopped the rest, not the first ones
+    spent = sum(costs[i] for i in sent)
+    assert guard.spent == pytest.approx(spent) and spent <= 5.0 + 1e-9
+    assert guard.skipped == len(hooks.refused_items)
+    assert ledger.reserved == 0  # every admission settled
+
+
+def test_a_lone_request_is_not_a_patient_run() -> None:
+    from cometnb._client.loop import loop_thread
+    from cometnb._client.runner import Run
+
+    hooks = CountingHooks(1)
+    loop_thread().run(Run((0,), hooks, 4).run())  # type: ignore[arg-type]
+    assert hooks.patient == {False}  # keeps the max_retries bound
+    assert list(hooks.finished_items) == [0]
+
+
+def test_ctrl_c_cancels_a_run_and_gives_back_every_reservation() -> None:
+    from cometnb._client.runner import Run, drive
+    from cometnb._core.budget import BudgetLimits, Ledger, SpendGuard
+
+    hooks = CountingHooks(30, hang=True)
+    ledger = Ledger()
+    guard = SpendGuard(BudgetLimits(session_budget=100.0), ledger=ledger)
+    run = Run(range(30), hooks, 4, guard)
+
+    def press_ctrl_c() -> None:
+        if hooks.in_flight == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        drive(run, press_ctrl_c, poll_s=0.01)  # type: ignore[arg-type]
+    assert run.settled.is_set()  # every task recorded itself within the grace
+    assert hooks.cancelled_items == {i: True for i in hooks.started_items}  # all had left
+    assert len(hooks.cancelled_items) == 4 and not hooks.finished_items
+    assert ledger.reserved == 0  # nothing in flight keeps a reservation
+    # A cancelled request that had left is charged at its estimate: it may be billed.
+    charged = sum(hooks.costs[i].usd or 0.0 for i in hooks.cancelled_items)
+    assert guard.spent == pytest.approx(charged)
+
+
+def test_no_context_variable_carries_a_runs_state() -> None:
+    """Run state travels as arguments (the runner's ``patient``, its guard), not through
+    context variables a task might inherit or lose."""
+    from pathlib import Path
+
+    import cometnb
+
+    root = Path(cometnb.__file__).parent
+    for path in (root / "_client").glob("*.py"):
+        assert "ContextVar" not in path.read_text(encoding="utf-8"), path.name
+    assert "ContextVar" not in (root / "_core" / "budget.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.timeout(120)
+def test_a_grid_and_a_batch_at_a_busy_account_fail_nothing(tmp_path: Any) -> None:
+    """With max_retries=0, only the run's patience lets a rate-limit 429 be retried: a grid
+    and a batch (not only generate_many) both get it from the runner."""
+    from cometnb._client.batch_run import batch
+    from cometnb._client.client import AsyncClient, Client
+    from cometnb._client.loop import loop_thread
+    from cometnb.history import History
+    from cometnb.sim import SimServer
+
+    prompts = [f"a paper lantern, variant {i}" for i in range(6)]
+    with SimServer(latency=0.05, rpm=120, burst=2) as sim:
+        aclient = AsyncClient(
+            api_key=FAKE_KEY,
+            base_url=sim.base_url,
+            history=History(tmp_path / "g"),
+            max_retries=0,
+        )
+        try:
+            grid = run_grid(aclient, grid_of(*prompts), 6)
+        finally:
+            loop_thread().submit(aclient.aclose()).result(timeout=5)
+        with Client(
+            api_key=FAKE_KEY,
+            base_url=sim.base_url,
+            history=History(tmp_path / "b"),
+            max_retries=0,
+        ) as client:
+            result = batch(
+                prompts, name="lanterns", client=client, concurrency=6, progress=False, model=MINI
+            )
+        limited = len(sim.rate_limited)
+    assert [g.status for g in grid.generations] == ["ok"] * 6
+    assert len(result.done) == 6 and not result.failed and not result.uncertain
+    assert limited > 0  # the account really was busy

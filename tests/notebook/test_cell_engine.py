@@ -143,3 +143,70 @@ def test_one_cell_validates_once_and_resolves_the_key_once(counted: tuple[Any, C
     assert sum(counts.validations.values()) == 1
     assert sum(counts.key_lookups.values()) == 1
     assert sum(counts.writable_checks.values()) == 1
+
+
+# --- one client for the cells of a session -----------------------------------------------------
+
+
+def _watch_close(client: Any) -> list[str]:
+    """Note when ``client`` is closed (it still closes)."""
+    closed: list[str] = []
+    real = client.aclose
+
+    async def aclose() -> None:
+        closed.append("closed")
+        await real()
+
+    client.aclose = aclose
+    return closed
+
+
+def test_cells_share_one_client_until_what_it_was_made_from_changes(
+    counted: tuple[Any, Counts], sim: SimServer, fake_key: str
+) -> None:
+    """One connection pool and one pacer (what it learnt of the account's rate limit) serve
+    cell after cell; a new client setting or key makes a new client, and the old one is
+    closed."""
+    from cometnb._core.session import current
+    from cometnb._notebook.cell_engine import CellClient
+
+    shell, _ = counted
+    cells = current().part(CellClient)
+    first = cells._client
+    assert first is not None  # made by the warm-up cell
+    first_closed = _watch_close(first)
+    prompts = [f"a tin robot, pose {i}, " + "soft studio light " * (i % 4) for i in range(5)]
+    for prompt in prompts:
+        _run(shell, sim, f"%%cometimg -m gpt-image-2 -q low\n{prompt}", requests=1)
+        assert cells._client is first
+    assert first_closed == []
+    shell.run_line_magic("config", "CometImg.timeout = 45.0")
+    _run(shell, sim, CELL, requests=1)
+    second = cells._client
+    assert second is not None and second is not first and first_closed == ["closed"]
+    second_closed = _watch_close(second)
+    _settings.set_session_key(fake_key[:-4] + "WXYZ")
+    _run(shell, sim, CELL, requests=1)
+    assert cells._client is not second and second_closed == ["closed"]
+
+
+def test_the_cell_client_is_closed_when_the_session_stops(
+    sim: SimServer, history_dir: Path, fake_key: str
+) -> None:
+    import cometnb
+    from cometnb._core import session as _session
+    from cometnb._notebook.cell_engine import CellClient
+
+    made = cometnb._new_session()
+    previous = _session.install(made)
+    try:
+        shell = new_magic_shell(base_url=sim.base_url, history_dir=str(history_dir))
+        _settings.set_session_key(fake_key)
+        _run(shell, sim, CELL, requests=1)
+        client = made.part(CellClient)._client
+        assert client is not None
+        closed = _watch_close(client)
+    finally:
+        _session.install(previous)
+        made.close()  # the client first, on its loop thread, then the loop thread
+    assert closed == ["closed"]
