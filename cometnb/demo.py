@@ -56,7 +56,7 @@ COST_NOTE = (
     "Every image is billed to your account. Running notebooks 01-05 makes about 26 images,\n"
     "one per request, quality low except one at medium (02-compare), mostly 1024x1024 with a\n"
     "few 1536x1024 and 1024x1536: about US$0.20 at 2026 list prices. 06 (GPT Image 2.6) adds\n"
-    "4 images, up to about US$1.10 (one xhigh and one high; that cell has --budget 1.10). The\n"
+    "7 images, up to about US$1.10 (one xhigh and one high; that cell has --budget 1.10). The\n"
     "panel sends only what you click."
 )
 STOP_TIMEOUT_S = 20.0

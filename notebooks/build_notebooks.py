@@ -599,11 +599,55 @@ cometnb.history().compare(plan_low.record_id, plan_high.record_id)"""),
 In the panel (`cometnb.panel()`), a **Complexity** control appears when a 2.6 model is chosen
 and is hidden for every other model.
 
-## SVG, animated GIF and markup edits
+## SVG: a drawing kept as written
 
-*This section is still to be written: cells for `-f svg` (kept byte for byte, shown through a
-raster preview), `-f gif --frames N --frame-ms MS` (an animated card) and a `--markup` edit
-go here.*"""),
+`-f svg` asks 2.6 for a vector drawing (one image, not streamed). The answer is kept in the
+history byte for byte; the card shows a raster made from it by a real SVG renderer (resvg),
+never the SVG itself: an SVG is a program a browser would run if it were put in the page, and
+it may carry scripts. The original is a download link on the card."""),
+    code("""\
+%%cometimg -m gpt-image-2.6-flare -q low -f svg -o logo
+A flat vector logo of a lighthouse in two colours, on a plain background"""),
+    code("""\
+drawing = logo.images[0]
+drawing.format, drawing.path.name, drawing.path.read_bytes()[:38]"""),
+    md("""\
+## An animated GIF
+
+`-f gif` with `--frames` (2 to 16) and `--frame-ms` (how long each frame shows, in steps of
+10 ms) makes a short loop. All frames share the pixel budget of one large image, so frames are
+smaller the more there are. The card animates from a preview within the preview size; the GIF
+itself is on disk."""),
+    code("""\
+%%cometimg -m gpt-image-2.6-flare -q low -f gif --frames 6 --frame-ms 150 -o beam
+The lighthouse beam sweeping across a dark sea, one turn"""),
+    code("""\
+from PIL import Image
+
+gif = Image.open(beam.images[0].path)
+gif.n_frames, gif.info.get("duration")"""),
+    md("""\
+## A markup edit
+
+Instead of a mask, 2.6 takes `--markup`: a transparent PNG the size of the first image, holding
+only your annotations (a circle, an arrow). Here the annotations are drawn with Pillow; a
+drawing saved from any editor works the same way (`--markup sketch.png`). A markup cannot be
+sent together with a mask, and only 2.6 takes one: both are refused before sending."""),
+    code("""\
+from PIL import ImageDraw
+
+first = plan_low.images[0]
+notes = Image.new("RGBA", (first.width, first.height), (0, 0, 0, 0))
+pen = ImageDraw.Draw(notes)
+pen.ellipse((600, 120, 900, 420), outline=(230, 30, 30, 255), width=14)
+pen.line((380, 620, 640, 380), fill=(230, 30, 30, 255), width=14)
+notes"""),
+    code("""\
+%%cometimg -m gpt-image-2.6-flare -q low --image {plan_low} --markup {notes}
+Put a harbour with three boats where the circle is, and a bridge along the arrow"""),
+    md("""\
+The edit's record keeps the markup beside its input, like a mask: `h.get(id).sources` lists
+both, and the sidebar and exports draw it over a checkerboard."""),
 ]
 
 NOTEBOOKS: dict[str, list[Cell]] = {

@@ -204,8 +204,8 @@ def test_the_cost_note_matches_what_the_notebooks_make() -> None:
         made[path.stem] = sum(_images_made(c.source) for c in nb.cells if c.cell_type == "code")
     cheap = sum(n for stem, n in made.items() if not stem.startswith("06-"))
     assert 24 <= cheap <= 28, made  # the note says "about 26 images" for 01-05
-    assert made["06-gpt-image-2.6"] == 4, made  # and "4 images" for 06
-    assert "about 26 images" in demo.COST_NOTE and "adds\n4 images" in demo.COST_NOTE
+    assert made["06-gpt-image-2.6"] == 7, made  # and "7 images" for 06
+    assert "about 26 images" in demo.COST_NOTE and "adds\n7 images" in demo.COST_NOTE
     readme = (REPO / "README.md").read_text().replace("\n  ", " ")
     assert "about 26 images" in readme and "up to about US$1.10" in readme
 

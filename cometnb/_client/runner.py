@@ -593,13 +593,26 @@ class Run(Generic[T]):
             # return_exceptions: wait for *every* task, also after a cancel, so each cancelled
             # request is recorded before the caller is told the run has settled.
             outcomes = await asyncio.gather(
-                *(self._one(item) for item in self.items), return_exceptions=True
+                *(self._carried(item) for item in self.items), return_exceptions=True
             )
         finally:
             self.settled.set()
         for outcome in outcomes:
+            if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
+                raise outcome  # in the run's own task, whose caller carries it out
+        for outcome in outcomes:
             if isinstance(outcome, Exception):
                 raise outcome  # a bug or a broken disk, not a failed request (a Generation)
+
+    async def _carried(self, item: T) -> BaseException | None:
+        """``_one``, with a ``KeyboardInterrupt`` or ``SystemExit`` raised inside it (a
+        callback, a test transport) returned instead: raised in a child task, asyncio would
+        re-raise it out of the loop and stop the session's loop thread."""
+        try:
+            await self._one(item)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            return exc
+        return None
 
     async def _one(self, item: T) -> None:
         hooks, guard = self.hooks, self.guard

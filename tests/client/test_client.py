@@ -630,6 +630,17 @@ def test_keyboard_interrupt_is_recorded_as_cancelled() -> None:
     assert isinstance(error, CancelledError) and kw["status"] == "cancelled"
 
 
+def test_keyboard_interrupt_inside_a_run_of_several_reaches_the_caller() -> None:
+    """Raised in one request of a ``generate_many`` (a child task of the runner), it reaches
+    the caller; the session's loop thread lives on and serves the next call."""
+    hist = FakeHistory()
+    client, _ = make(OK, KeyboardInterrupt(), OK, OK, history=hist)
+    with pytest.raises(KeyboardInterrupt):
+        client.generate_many([{"prompt": p, "model": MODEL} for p in "abc"], concurrency=1)
+    assert any(kw["status"] == "cancelled" for (_, _, kw) in hist.failures)
+    assert client.generate("d", model=MODEL).ok
+
+
 def test_history_none_uses_the_active_history(monkeypatch: pytest.MonkeyPatch) -> None:
     from cometnb._client import client as base
 

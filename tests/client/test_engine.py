@@ -223,7 +223,7 @@ def test_a_given_key_is_not_looked_up_again(key_lookups: list[object], client: C
     assert calls == [None, None]
     request = client.build_request("a finch, checked", model=MODEL).validate()
     calls.clear()
-    assert loop_thread().run(client._engine.run(request, checked=True)).ok
+    assert loop_thread().run(client._engine.send_checked(request)).ok
     assert calls == []
 
 
