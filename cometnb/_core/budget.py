@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb._core import settings as _settings
-from cometnb._core.balance import check_balance
+from cometnb._core.balance import account, check_balance
 from cometnb._core.errors import BudgetError
 from cometnb._core.prices import Cost, format_spend, format_usd, from_nanos, to_nanos
 from cometnb._core.session import current
@@ -289,8 +289,9 @@ def guard_requests(
     A cell's whole grid, or the items a batch is about to send, are checked this way.
     """
     limits = BudgetLimits(session_budget, cell_budget)
-    if not limits.capped and (confirm_above is None or yes):
-        return None  # nothing to check: no request is estimated for nothing
+    unconfirmed = confirm_above is None or yes
+    if not limits.capped and unconfirmed and account().last is None:
+        return None  # nothing to check (no cap, no balance known): nothing is estimated
     from cometnb._core.prices import estimate_all
 
     estimates = estimate_all(requests)
