@@ -17,12 +17,11 @@ from cometnb._core import session as _session
 from cometnb._version import __version__
 
 if TYPE_CHECKING:
-    from cometnb._client.balance import balance
     from cometnb._client.batch import Batch
     from cometnb._client.batch_run import batch
     from cometnb._client.client import AsyncClient, Client
-    from cometnb._client.lookups import refresh_prices
-    from cometnb._core.balance import Balance
+    from cometnb._client.lookups import balance, refresh_prices
+    from cometnb._core.budget import Balance
     from cometnb._core.byte_limits import ByteLimits
     from cometnb._core.edit_inputs import mask
     from cometnb._core.errors import (
@@ -121,8 +120,8 @@ _LAZY = {
     "models": "cometnb._core.model_table",
     "ModelTable": "cometnb._core.model_table",
     "ModelInfo": "cometnb._core.model_registry",
-    "balance": "cometnb._client.balance",
-    "Balance": "cometnb._core.balance",
+    "balance": "cometnb._client.lookups",
+    "Balance": "cometnb._core.budget",
 }
 
 # The public submodules, imported on first use: ``import cometnb`` then

@@ -68,11 +68,10 @@ from cometnb._client.http import (
     result_budget,
     stream_budget,
 )
-from cometnb._client.in_flight import InFlight
 from cometnb._client.loop import LoopThread, Relay, loop_thread
 from cometnb._client.retry import Failure, RetryPolicy
 from cometnb._client.runner import Pacer, Run, RunHooks, not_sent, open_gate
-from cometnb._client.storing import _Storing
+from cometnb._client.storing import InFlight, _Storing
 from cometnb._core import edit_inputs as _sources
 from cometnb._core import settings as _settings
 from cometnb._core.billing import BillingRisk

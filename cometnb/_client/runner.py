@@ -492,8 +492,8 @@ PYTHON_HINT = (
 def session_check(requests: Sequence[Any]) -> SpendGuard | None:
     """What ``cometnb.batch`` checks: the session budget, as ``generate_many`` does
     (``CometImg.confirm_above`` is the magic's: a Python call is its own confirmation), and
-    the account's balance (``_client/balance.py``)."""
-    from cometnb._client.balance import check_uncapped
+    the account's balance (``_client/lookups.py``)."""
+    from cometnb._client.lookups import check_uncapped
 
     try:
         check_uncapped(requests)

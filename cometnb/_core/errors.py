@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from cometnb._core.billing import BillingRisk
+from cometnb._core.text import clip
 
 __all__ = [
     "APIError",
@@ -25,6 +26,7 @@ __all__ = [
     "ValidationError",
     "redact",
     "register_secret",
+    "short_message",
 ]
 
 _secrets: set[str] = set()
@@ -206,3 +208,23 @@ class NotSent(CometError):
     request it cannot account for could be paid twice after a kill)."""
 
     billing = BillingRisk.NOT_SENT
+
+
+# A panel's message line, a history row's reason: one readable line.
+SHORT_MESSAGE_CHARS = 300
+
+
+def short_message(exc: BaseException) -> str:
+    """One readable, redacted line for ``exc`` (never a traceback, never the key); unexpected
+    errors are named by type.
+
+    Example::
+
+        >>> short_message(ValueError("bad"))
+        'Unexpected error (ValueError): bad'
+    """
+    if isinstance(exc, CometError):
+        text = str(exc)
+    else:
+        text = f"Unexpected error ({type(exc).__name__}): {exc}"
+    return clip(redact(" ".join(text.split())), SHORT_MESSAGE_CHARS)

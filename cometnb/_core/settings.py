@@ -65,7 +65,7 @@ class Settings:
     budget: float | None = None  # USD this session may spend (None: no cap)
     confirm_above: float | None = None  # USD: a cell estimated above it needs --yes
     prices_file: str | None = None  # a JSON price table laid over the built-in one
-    balance_url: str | None = None  # CometAPI's quota endpoint (_core/balance.py), if not default
+    balance_url: str | None = None  # CometAPI's quota endpoint (_core/budget.py), if not default
     limits: ByteLimits = (
         DEFAULT_LIMITS  # caps on reply size and time (see cometnb._core.byte_limits)
     )

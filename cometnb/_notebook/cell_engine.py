@@ -19,9 +19,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cometnb._client.balance import read_once
 from cometnb._client.exchange import KEY_HINT
-from cometnb._client.lookups import explain_missing_model
+from cometnb._client.lookups import explain_missing_model, read_once
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
 from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget

@@ -35,16 +35,14 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from cometnb._client.lookups import explain_missing_model
-from cometnb._core.errors import BudgetError, ValidationError
+from cometnb._core.errors import BudgetError, ValidationError, short_message
 from cometnb._core.errors import CancelledError as CometCancelled
 from cometnb._core.generations import ClientEvent
 from cometnb._core.progress import describe_event
 from cometnb._core.text import clip
-from cometnb._notebook.panel_balance import BalanceLine
 from cometnb._notebook.panel_edit import EditStrip, carry_settings
-from cometnb._notebook.panel_form import LiveValidation, RequestForm, SpendLine
+from cometnb._notebook.panel_form import BalanceLine, LiveValidation, RequestForm, SpendLine
 from cometnb._notebook.panel_history import HistoryBrowser
-from cometnb._notebook.panel_messages import message_html, short_message
 from cometnb._notebook.panel_run import PanelTask, ResultGallery, TaskQueue
 
 __all__ = ["HIDE_WHEN_LIVE", "STATIC_CLASS", "Panel", "panel", "static_html"]
@@ -147,6 +145,12 @@ PANEL_CSS = (
     + """
 </style>"""
 )
+
+
+def message_html(text: str, kind: str = "error") -> str:
+    """``text`` escaped and coloured for the panel's message line."""
+    colour = {"error": "#b00020", "ok": "#1b5e20"}.get(kind, "#333")
+    return f"<span style='color:{colour}'>{html.escape(text)}</span>"
 
 
 def _guarded(report: Callable[[str], None], fn: Callable[[Any], object]) -> Callable[[Any], None]:

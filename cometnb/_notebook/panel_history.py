@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from cometnb._core.errors import short_message
 from cometnb._core.prices import format_usd
 from cometnb._core.text import clip
-from cometnb._notebook.panel_messages import short_message
 from cometnb._views.common import THUMB_PX, thumb_uri
 
 __all__ = [

@@ -19,7 +19,7 @@ import cometnb
 from cometnb import AuthenticationError, Balance, CometError
 from cometnb._client.http import KeyInQuery, get
 from cometnb._core import settings as _settings
-from cometnb._core.balance import (
+from cometnb._core.budget import (
     BALANCE_KEY_ENV,
     BALANCE_URL_ENV,
     DEFAULT_BALANCE_URL,

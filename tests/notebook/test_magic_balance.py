@@ -13,10 +13,9 @@ from conftest import FAKE_KEY, assert_no_key_in_tree, new_magic_shell
 
 import cometnb
 from cometnb import BudgetError
-from cometnb._client import balance as _balance
+from cometnb._client import lookups as _balance
 from cometnb._core import settings as _settings
-from cometnb._core.balance import account
-from cometnb._core.budget import ledger
+from cometnb._core.budget import account, ledger
 from cometnb._core.generations import ImageRequest
 from cometnb._core.prices import estimate
 from cometnb.sim import SimServer

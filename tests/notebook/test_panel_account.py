@@ -13,7 +13,7 @@ from conftest import FAKE_KEY
 from test_widget import WAIT_S, text_of, wait_until
 
 from cometnb._core import settings as _settings
-from cometnb._core.balance import account
+from cometnb._core.budget import account
 from cometnb._core.edit_inputs import mask
 from cometnb._notebook.panel_edit import EditStrip
 from cometnb.history import history as cometnb_history

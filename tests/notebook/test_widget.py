@@ -18,8 +18,8 @@ import ipywidgets as W
 import pytest
 
 from cometnb._core import settings as _settings
+from cometnb._core.errors import short_message
 from cometnb._notebook.panel_form import START_QUALITY, PromptArea, RequestForm
-from cometnb._notebook.panel_messages import short_message
 from cometnb._notebook.panel_run import PanelTask, TaskQueue
 from cometnb.widget import Panel, panel
 
