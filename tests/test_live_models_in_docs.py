@@ -61,8 +61,8 @@ def test_the_2_6_notebook_shows_its_features() -> None:
     code = "\n".join(_code_of(REPO / "notebooks" / "06-gpt-image-2.6.ipynb"))
     assert "-q high,xhigh" in code and "--complexity low" in code and "--complexity high" in code
     assert "cometnb.models()" in code
-    text = (REPO / "notebooks" / "06-gpt-image-2.6.ipynb").read_text(encoding="utf-8")
-    assert "SVG, animated GIF and markup edits" in text  # where those cells go
+    assert "-f svg" in code and "-f gif --frames 6 --frame-ms 150" in code
+    assert "--markup {notes}" in code
 
 
 def test_readme_code_uses_only_live_models() -> None:
