@@ -310,3 +310,46 @@ def test_an_svg_gives_pixels_only_through_the_renderer(made: dict[str, Generatio
     assert red > 180 and green < 40 and blue < 40
     preview, mime = image.preview(256)
     assert mime in ("image/png", "image/webp") and b"<svg" not in preview
+
+
+# --- an SVG cometnb cannot read ---------------------------------------------------------------
+
+UNREADABLE = [
+    # cut off mid-document, as a truncated answer would be
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+    b'<rect onload="alert(1)"/><script>alert(2)</script',
+    # an entity declaration (never expanded)
+    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aa">]>'
+    b'<svg xmlns="http://www.w3.org/2000/svg">&a;<script>alert(3)</script></svg>',
+]
+
+
+@pytest.mark.parametrize("data", UNREADABLE, ids=["truncated", "entities"])
+def test_a_billed_svg_cometnb_cannot_read_is_kept_and_never_shown(
+    data: bytes, hist: History, tmp_path: Path
+) -> None:
+    """The answer was billed: its bytes go to the history exactly, and no view, card or export
+    draws or embeds them (no size is known, so there is no preview either)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        usage = {"input_tokens": 12, "output_tokens": 300, "total_tokens": 312}
+        body = {"created": 1, "data": [{"b64_json": base64.b64encode(data).decode()}]}
+        return httpx.Response(200, json={**body, "usage": usage})
+
+    with Client(
+        api_key=FAKE_KEY,
+        base_url="http://api.test/v1",
+        history=hist,
+        transport=httpx.MockTransport(answer),
+    ) as client:
+        gen = client.generate(SVG_PROMPT, model=MODEL, output_format="svg", quality="low")
+    assert previews().drain(30.0)
+    rec = hist.get(gen.record_id)
+    assert gen.ok and rec.status == "ok" and rec.images[0].format == "svg"
+    assert rec.images[0].path.read_bytes() == data
+    assert gen.cost.usd is not None and gen.cost.usd > 0
+    assert_inert(gen._repr_html_(), "card")
+    assert_inert(rec._repr_html_(), "record")
+    assert_inert(hist._repr_html_(), "history")
+    page = hist.export(tmp_path / "gallery.html", [rec])
+    assert_inert(page.read_text(encoding="utf-8"), "export")

@@ -66,6 +66,7 @@ from cometnb._core.images import decode_b64_image, inspect_image
 from cometnb._core.model_registry import edit_route
 from cometnb._core.protocols import OnEvent, OnPartial
 from cometnb._core.secret import Secret
+from cometnb._core.svg import is_svg
 from cometnb._core.text import clip
 
 __all__ = [
@@ -952,7 +953,14 @@ def _downloaded_image(data: bytes, url: str, revised_prompt: str | None) -> ApiI
 
 
 def _api_image(data: bytes, revised_prompt: str | None) -> ApiImage:
-    fmt, width, height = inspect_image(data)
+    try:
+        fmt, width, height = inspect_image(data)
+    except ResponseError:
+        if not is_svg(data):
+            raise
+        # A billed SVG cometnb cannot read (not well-formed, entities, past the size it parses)
+        # is still kept byte for byte; with no size known, nothing ever draws it.
+        return ApiImage(data, "svg", 0, 0, revised_prompt)
     return ApiImage(data, fmt, width, height, revised_prompt)
 
 

@@ -4,8 +4,9 @@ An SVG is a document a browser executes when it is inlined: it may carry ``<scri
 handlers (``onload``) and references to other files or hosts. cometnb keeps the server's bytes
 exactly (the history's original) and shows only a raster drawn from them:
 
-* :func:`check_svg` parses the bytes with defusedxml (no DTD, so no entity expansion and no
-  external entity) within :data:`SVG_MAX_BYTES`, and reads the intrinsic size;
+* :func:`check_svg` parses the bytes with defusedxml (a plain ``<!DOCTYPE svg …>``, which many
+  SVG writers emit, is accepted; entity declarations and external entities are refused, so
+  nothing is expanded or fetched) within :data:`SVG_MAX_BYTES`, and reads the intrinsic size;
 * :func:`render_svg` draws a copy with resvg (resvg-py: a Rust renderer shipped as an abi3 wheel
   with no system library, unlike CairoSVG, which needs libcairo). resvg runs no script and
   fetches nothing from the network, but it does read the local files an ``href`` names, so the
@@ -74,10 +75,10 @@ def check_svg(data: bytes) -> SvgInfo:
             f"{SVG_MAX_BYTES:,} cometnb checks; it was not opened"
         )
     try:
-        root = fromstring(data, forbid_dtd=True)
+        root = fromstring(data, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise ResponseError(
-            f"the server sent an SVG that declares a DTD or entities ({type(exc).__name__}); "
+            f"the server sent an SVG that declares entities ({type(exc).__name__}); "
             "cometnb does not expand them"
         ) from None
     except (ParseError, ValueError) as exc:
