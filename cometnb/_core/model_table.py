@@ -117,6 +117,7 @@ class ModelTable:
             "edits": m.edits,
             "references": m.edit.max_images if m.edits else 0,
             "mask": m.edits and m.edit.mask,
+            "markup": m.edits and m.edit.markup,
             "prices": {q: c.usd for q, c in self.prices_by_quality(m.id).items()},
             "price_basis": self.prices.label,
             "source": m.source,

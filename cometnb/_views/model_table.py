@@ -25,7 +25,7 @@ _STATUS_STYLE = {
 
 
 _HEAD = (
-    "model", "status", "qualities", "formats", "complexity", "references", "mask", "n",
+    "model", "status", "qualities", "formats", "complexity", "references", "mask / markup", "n",
     f"price per {PRICE_SIZE.replace('x', '×')} image", "source",
 )  # fmt: skip
 
@@ -64,7 +64,7 @@ def _row(table: ModelTable, model: str) -> str:
         formats,
         esc(data["complexity"]) or "—",
         str(data["references"]) if data["edits"] else "no edits",
-        "yes" if data["mask"] else "—",
+        " / ".join(k for k in ("mask", "markup") if data[k]) or "—",
         f"1–{data['max_images']}" if data["max_images"] > 1 else str(data["max_images"] or "—"),
         _prices(table.prices_by_quality(model)),
         esc(_source(data, table)),

@@ -26,6 +26,10 @@ def test_html_view_a_person_can_scan() -> None:
     flare = next(r for r in rows if "gpt-image-2.6-flare<" in r)
     assert "xhigh ≤ $0.843" in flare and "png, jpeg, webp, gif, svg" in flare
     assert "low, medium, high</td>" in flare  # complexity
+    assert ">mask / markup</td>" in flare and ">mask / markup</th>" in html
+    two = next(r for r in rows if "gpt-image-2<" in r)
+    assert ">mask</td>" in two  # gpt-image-2 takes a mask, no markup
+    assert table.row("gpt-image-2.6-flare")["markup"] and not table.row("gpt-image-2")["markup"]
     assumed = next(r for r in rows if "gpt-image-2.7-flare<" in r)
     assert ">assumed<" in assumed and "family rule" in assumed
     assert builtin_table().date in html and "≤ marks an upper bound" in html
