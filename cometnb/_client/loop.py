@@ -17,12 +17,12 @@ import contextlib
 import queue
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
 from cometnb._core.session import current
 
-__all__ = ["LoopThread", "Relay", "loop_thread"]
+__all__ = ["Escaped", "LoopThread", "Relay", "carrying_interrupts", "loop_thread"]
 
 T = TypeVar("T")
 
@@ -164,16 +164,8 @@ class _BlockingCall(Generic[T]):
     def start(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop thread
         if self.cancelled:
             return
-        self.task = loop.create_task(self._guarded())
+        self.task = loop.create_task(carrying_interrupts(self.coro))
         self.task.add_done_callback(self._done)
-
-    async def _guarded(self) -> T:
-        try:
-            return await self.coro
-        except (KeyboardInterrupt, SystemExit) as exc:
-            # Raised inside the task (a callback, a test transport): asyncio would re-raise
-            # it out of the loop and stop the session's thread; the caller gets it instead.
-            raise _Escaped(exc) from None
 
     def _done(self, task: asyncio.Task[T]) -> None:
         self.coro.close()  # no-op when it ran; silences "never awaited" if cancelled unstarted
@@ -182,7 +174,7 @@ class _BlockingCall(Generic[T]):
         elif task.cancelled():
             self.future.cancel()
         elif (error := task.exception()) is not None:
-            self.future.set_exception(error.escaped if isinstance(error, _Escaped) else error)
+            self.future.set_exception(error.escaped if isinstance(error, Escaped) else error)
         else:
             self.future.set_result(task.result())
         self.finished.set()
@@ -210,12 +202,23 @@ async def _close_all(pools: list[Pool]) -> None:
     await asyncio.gather(*(pool.aclose() for pool in pools), return_exceptions=True)
 
 
-class _Escaped(Exception):
+class Escaped(Exception):
     """A ``KeyboardInterrupt`` or ``SystemExit`` carried out of a task to the caller."""
 
     def __init__(self, escaped: BaseException) -> None:
         super().__init__(type(escaped).__name__)
         self.escaped = escaped
+
+
+async def carrying_interrupts(coro: Awaitable[T]) -> T:
+    """Await ``coro``; a ``KeyboardInterrupt`` or ``SystemExit`` raised inside it (a callback, a
+    test transport) comes out as :class:`Escaped`, an ordinary exception. Raised out of a task,
+    asyncio would re-raise it out of the loop and stop the session's thread: every task whose
+    coroutine may raise one is started through this, and its awaiter takes ``.escaped`` back."""
+    try:
+        return await coro
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise Escaped(exc) from None
 
 
 class Relay:

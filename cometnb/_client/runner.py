@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
-from cometnb._client.loop import loop_thread
+from cometnb._client.loop import Escaped, carrying_interrupts, loop_thread
 from cometnb._core.budget import SpendGuard, guard_requests, session_budget
 from cometnb._core.errors import BudgetError, CancelledError, CometError, NotSent, ValidationError
 from cometnb._core.generations import ClientEvent, Generation, Grid, GridCell, ImageRequest
@@ -593,26 +593,17 @@ class Run(Generic[T]):
             # return_exceptions: wait for *every* task, also after a cancel, so each cancelled
             # request is recorded before the caller is told the run has settled.
             outcomes = await asyncio.gather(
-                *(self._carried(item) for item in self.items), return_exceptions=True
+                *(carrying_interrupts(self._one(item)) for item in self.items),
+                return_exceptions=True,
             )
         finally:
             self.settled.set()
         for outcome in outcomes:
-            if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
-                raise outcome  # in the run's own task, whose caller carries it out
+            if isinstance(outcome, Escaped):
+                raise outcome.escaped  # in the run's own task, whose caller carries it out
         for outcome in outcomes:
             if isinstance(outcome, Exception):
                 raise outcome  # a bug or a broken disk, not a failed request (a Generation)
-
-    async def _carried(self, item: T) -> BaseException | None:
-        """``_one``, with a ``KeyboardInterrupt`` or ``SystemExit`` raised inside it (a
-        callback, a test transport) returned instead: raised in a child task, asyncio would
-        re-raise it out of the loop and stop the session's loop thread."""
-        try:
-            await self._one(item)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            return exc
-        return None
 
     async def _one(self, item: T) -> None:
         hooks, guard = self.hooks, self.guard

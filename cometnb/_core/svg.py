@@ -65,7 +65,7 @@ class SvgInfo:
 
 def check_svg(data: bytes) -> SvgInfo:
     """Parse ``data`` as an SVG document; :class:`ResponseError` naming what is wrong when it is
-    too large, not XML, declares a DTD or entities, or its root is not ``<svg>``."""
+    too large, not XML, declares entities, or its root is not ``<svg>``."""
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import ParseError, fromstring
 
