@@ -80,8 +80,9 @@ class LoopThread:
         self._loop = loop
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule ``coro`` on the private loop; cancelling the future cancels the task."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        """Schedule ``coro`` on the private loop; cancelling the future cancels the task. A
+        ``KeyboardInterrupt`` raised inside it comes out of the future as :class:`Escaped`."""
+        return asyncio.run_coroutine_threadsafe(carrying_interrupts(coro), self.loop)
 
     def run(self, coro: Coroutine[Any, Any, T], relay: Relay | None = None) -> T:
         """Run ``coro`` on the private loop and wait; an interrupt cancels it and re-raises.

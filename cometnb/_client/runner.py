@@ -673,7 +673,10 @@ def drive(
         while not concurrent.futures.wait((future,), timeout=poll_s).done:
             if poll is not None and not safe_poll(poll):
                 poll = None
-        future.result()  # re-raises what went wrong in the run itself (a bug, not a request)
+        try:
+            future.result()  # re-raises what went wrong in the run itself (a bug, not a request)
+        except Escaped as escaped:  # an interrupt raised inside a request: the run has settled
+            raise escaped.escaped from None
     except KeyboardInterrupt:
         future.cancel()  # cancels the task on the loop thread
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting

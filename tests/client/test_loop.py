@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cometnb._client.loop import LoopThread, loop_thread
+from cometnb._client.loop import Escaped, LoopThread, loop_thread
 
 
 @pytest.fixture
@@ -123,6 +123,19 @@ def test_an_interrupt_raised_inside_a_task_reaches_the_caller_and_the_loop_lives
     with pytest.raises(KeyboardInterrupt):
         lt.run(interrupted())
     assert lt.run(_value(3)) == 6  # same thread, still running
+
+
+def test_an_interrupt_inside_a_submitted_task_comes_out_of_its_future(lt: LoopThread) -> None:
+    """``submit`` (a grid's or a batch's run) carries it the same way: the future holds it as
+    ``Escaped`` and the loop goes on."""
+
+    async def interrupted() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    error = lt.submit(interrupted()).exception(timeout=10)
+    assert isinstance(error, Escaped) and isinstance(error.escaped, KeyboardInterrupt)
+    assert lt.run(_value(3)) == 6
 
 
 def test_a_relay_runs_what_the_task_posts_on_the_callers_thread_in_order(
