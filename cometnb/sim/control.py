@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from cometnb.sim.faults import FAULT_PARAMS, Fault
-from cometnb.sim.quota import QUOTA_PATH, Quota
+from cometnb.sim.lookups import QUOTA_PATH, Quota
 from cometnb.sim.ratelimit import RateLimiter
 from cometnb.sim.server import SimHandler, SimHTTPServer
 from cometnb.sim.signing import SimSigner, signing_wanted
@@ -138,7 +138,7 @@ class SimServer:
 
     @property
     def quota(self) -> Quota:
-        """The simulated account behind ``GET /user/quota`` (:mod:`cometnb.sim.quota`): set
+        """The simulated account behind ``GET /user/quota`` (:mod:`cometnb.sim.lookups`): set
         ``total_usd``, ``used_usd``, ``key_remaining_usd``, or ``fault`` / ``delay`` to make the
         endpoint fail or answer slowly; ``asked`` counts the requests it had."""
         return self._state.quota

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb._core.model_registry import CAPABILITIES, EDIT_CAPABILITIES, get_caps, model_info
-from cometnb.sim.catalog import LATER_MODELS
 from cometnb.sim.faults import Fault
 from cometnb.sim.images import ImageCache, shared_cache
-from cometnb.sim.quota import Quota
+from cometnb.sim.lookups import LATER_MODELS, Quota
 from cometnb.sim.ratelimit import Admission, RateLimiter
 from cometnb.sim.signing import SimSigner
 
@@ -79,7 +78,7 @@ class SimState:
             raise ValueError(f"svg must be 'clean' or 'hostile'; got {svg!r}")
         self.latency = latency
         self.retired_gone = False  # answer retired ids with 404 model_not_found (SimServer)
-        self.quota = Quota()  # the account GET /user/quota reports (cometnb.sim.quota)
+        self.quota = Quota()  # the account GET /user/quota reports (cometnb.sim.lookups)
         self.extra_output_tokens = 0  # billed per image above the real counts (tests)
         self.url_ttl = url_ttl
         self.api_key = api_key
