@@ -261,13 +261,14 @@ class RecordHandler(_Handler):
 
 
 class _ImageHandler(_Handler):
-    async def image(self, record_id: str, k: str) -> tuple[Path, Record, int]:
+    async def image(self, record_id: str, k: str) -> tuple[Path, Record, int, GeneratedImage]:
+        """The history folder, the record, and its image ``k`` (which has a file)."""
         found, browser = await self.history()
         rec = await self.record(browser, record_id)
         index = int(k)
         if index >= len(rec.images) or rec.images[index].path is None:
             raise web.HTTPError(404, f"record {record_id} has no image {index}")
-        return found.folder, rec, index
+        return found.folder, rec, index, rec.images[index]
 
     def not_modified(self, tag: str) -> bool:
         self.set_header("Etag", tag)
@@ -339,8 +340,8 @@ class PreviewHandler(_ImageHandler):
 
     async def shown(self, record_id: str, k: str) -> tuple[Path, GeneratedImage, str]:
         """The history folder, the image to preview and a name for its cache tag."""
-        root, rec, index = await self.image(record_id, k)
-        return root, rec.images[index], f"{rec.id}-{index}"
+        root, rec, index, image = await self.image(record_id, k)
+        return root, image, f"{rec.id}-{index}"
 
 
 class SourcePreviewHandler(PreviewHandler):
@@ -363,8 +364,7 @@ class OriginalHandler(_ImageHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        root, rec, index = await self.image(record_id, k)
-        image = rec.images[index]
+        root, rec, index, image = await self.image(record_id, k)
         assert image.path is not None
         try:
             tag = await self.services.run(media.stat_tag, image.path, rec.id, index)
@@ -388,8 +388,7 @@ class DownloadHandler(_ImageHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        _root, rec, index = await self.image(record_id, k)
-        image = rec.images[index]
+        _root, _rec, _index, image = await self.image(record_id, k)
         try:
             copy = await self.services.run(media.labelled_copy, image)
         except OSError:
