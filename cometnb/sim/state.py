@@ -34,6 +34,7 @@ def svg_variant(value: str) -> str:
         raise ValueError(f"svg must be 'clean' or 'hostile'; got {value!r}")
     return value
 
+
 _MAX_FILES = 512  # URL results kept for download; older ones are forgotten (404)
 
 
