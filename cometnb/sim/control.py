@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, overload
 
 from cometnb.sim.faults import FAULT_PARAMS, Fault
 from cometnb.sim.lookups import QUOTA_PATH, Quota
@@ -72,7 +72,13 @@ class _OnState(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
 
-    def __get__(self, server: SimServer, owner: type | None = None) -> T:
+    @overload
+    def __get__(self, server: None, owner: type | None = None) -> _OnState[T]: ...
+    @overload
+    def __get__(self, server: SimServer, owner: type | None = None) -> T: ...
+    def __get__(self, server: SimServer | None, owner: type | None = None) -> T | _OnState[T]:
+        if server is None:  # looked up on the class (help(), docs): the descriptor itself
+            return self
         return cast(T, getattr(server._state, self._name))
 
     def __set__(self, server: SimServer, value: T) -> None:
