@@ -145,7 +145,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _install_views() -> None:
-    from cometnb._views.registry import install
+    from cometnb._views import install
 
     install()
 

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,7 +41,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from cometnb import _demo_work
 from cometnb._core.settings import BASE_URL_ENV, DEFAULT_BASE_URL, HISTORY_ENV, KEY_ENV
 
 FIRST_NOTEBOOK = "01-quickstart.ipynb"
@@ -151,6 +152,62 @@ def find_notebooks(explicit: str | os.PathLike[str] | None = None) -> Path:
         f"demo notebooks not found (looked in {where}). They ship with the source "
         "repository: clone it and run `make demo` there, or pass --notebooks DIR."
     )
+
+
+# --- the working copies -----------------------------------------------------------------
+# Lab serves copies of the notebooks, never the tracked files: serving ``notebooks/`` itself let
+# Lab's autosave write outputs and ``language_info`` into the committed notebooks (so ``make
+# test`` failed after ``make demo``) and showed the build script in the file browser.
+
+WORKDIR_ENV = "COMETNB_DEMO_DIR"
+_STAMP = ".cometnb-demo.json"  # which tracked version each copy was made from
+
+
+def default_workdir() -> Path:
+    """``$COMETNB_DEMO_DIR``, else ``$XDG_DATA_HOME/cometnb/demo`` (``~/.local/share/…``)."""
+    explicit = os.environ.get(WORKDIR_ENV, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    data = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
+    return Path(data) / "cometnb" / "demo"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prepare_copies(source: Path, target: Path | None = None) -> Path:
+    """Copy the demo notebooks from ``source`` into ``target`` (created); returns ``target``.
+
+    A copy is refreshed from ``source`` only when the user has not changed it since it was
+    made (its content still matches what was copied) and the tracked notebook changed.
+
+    Example::
+
+        >>> import tempfile, pathlib
+        >>> src = pathlib.Path(tempfile.mkdtemp()); _ = (src / "a.ipynb").write_text("{}")
+        >>> sorted(p.name for p in prepare_copies(src, src / "work").iterdir())
+        ['.cometnb-demo.json', 'a.ipynb']
+    """
+    target = (target or default_workdir()).resolve()
+    if target == source.resolve():
+        raise ValueError("the demo's working folder must not be the tracked notebooks folder")
+    target.mkdir(parents=True, exist_ok=True)
+    stamp_file = target / _STAMP
+    try:
+        made: dict[str, dict[str, str]] = json.loads(stamp_file.read_text())
+    except (OSError, ValueError):
+        made = {}
+    for notebook in sorted(source.glob("*.ipynb")):
+        copy = target / notebook.name
+        upstream = _digest(notebook)
+        seen = made.get(notebook.name, {})
+        untouched = copy.is_file() and seen.get("copy") == _digest(copy)
+        if not copy.is_file() or (untouched and seen.get("source") != upstream):
+            shutil.copyfile(notebook, copy)
+            made[notebook.name] = {"source": upstream, "copy": _digest(copy)}
+    stamp_file.write_text(json.dumps(made, indent=1, sort_keys=True))
+    return target
 
 
 def has_display() -> bool:
@@ -327,7 +384,7 @@ def run_demo(
     outputs into the tracked files.
     """
     _require_jupyterlab()
-    notebooks = _demo_work.prepare(notebooks, workdir)
+    notebooks = prepare_copies(notebooks, workdir)
     env = dict(os.environ)
     env.setdefault(SIM_LATENCY_ENV, DEMO_SIM_LATENCY)
     print(mode_message(env), flush=True)
@@ -415,7 +472,7 @@ def run_check(notebooks: Path, timeout: float) -> int:
     with stop_on_signals(), tempfile.TemporaryDirectory(prefix="cometnb-demo-check-") as tmp:
         home = Path(tmp)
         work = home / NOTEBOOK_DIR
-        _demo_work.prepare(notebooks, work)
+        prepare_copies(notebooks, work)
         env = keyless_env(os.environ, home)
         make_state_dirs(env)
         port, token = free_port(), secrets.token_urlsafe(24)

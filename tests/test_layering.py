@@ -18,7 +18,7 @@ CORE_MODULES = [
     "cometnb._core.model_registry",
     "cometnb._core.images",
     "cometnb.history",
-    "cometnb._views.registry",
+    "cometnb._views",
     "cometnb.sim",
     "cometnb._server",  # the Jupyter server extension: a front end without a kernel
 ]

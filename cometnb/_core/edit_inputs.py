@@ -22,7 +22,13 @@ from typing import Any, Protocol
 
 from cometnb._core.byte_limits import MB
 from cometnb._core.errors import CometError, ValidationError, redact
-from cometnb._core.images import inspect_image, mime_type, pixel_excess, sniff_format
+from cometnb._core.images import (
+    file_extension,
+    inspect_image,
+    mime_type,
+    pixel_excess,
+    sniff_format,
+)
 
 __all__ = [
     "EditBody",
@@ -40,9 +46,6 @@ __all__ = [
 # The most any model in the edit table takes (``EditCaps.max_image_bytes``): a file this big
 # or bigger is refused before a byte of it is read.
 MAX_INPUT_BYTES = 50 * MB
-
-
-_EXT = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
 
 
 # Stored image names start with the record id, then the image index (see _storage.files).
@@ -213,7 +216,7 @@ def _from_bytes(data: bytes, label: str, stem: str) -> ImageInput:
             field="image",
         ) from None
     safe_stem = re.sub(r"[^A-Za-z0-9._-]+", "-", redact(stem)).strip("-.")[:60] or "image"
-    filename = f"{safe_stem}.{_EXT.get(fmt, fmt)}"
+    filename = f"{safe_stem}.{file_extension(fmt)}"
     return ImageInput(data, filename, fmt, width, height, alpha, redact(label))
 
 

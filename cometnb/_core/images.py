@@ -26,6 +26,7 @@ from cometnb._core.text import ELLIPSIS, clip
 __all__ = [
     "data_uri",
     "decode_b64_image",
+    "file_extension",
     "fits",
     "inspect_image",
     "longest_side",
@@ -56,6 +57,14 @@ _MIME = {
 def mime_type(fmt: str | None) -> str:
     """The content type of an image format name (``"png"``); unknown ones are octet-stream."""
     return _MIME.get(fmt or "", "application/octet-stream")
+
+
+def file_extension(fmt: str | None, default: str = "bin") -> str:
+    """The file-name extension of an image format name: ``jpg`` for ``"jpeg"``, the name
+    itself for the others (``png``, ``webp``, ``gif``, ``svg``), ``default`` for none."""
+    if not fmt:
+        return default
+    return "jpg" if fmt == "jpeg" else fmt
 
 
 _PIL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}

@@ -18,7 +18,7 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -68,12 +68,10 @@ def has_store(stream: BinaryIO) -> bool:
     C2PA manifest store. Reads only headers for PNG, JPEG and WebP."""
     stream.seek(0)
     kind = sniff_format(stream.read(1024))
-    if kind == "png":
-        return any(k == b"caBX" for k, _at, _n in _png_chunks(stream))
+    if kind in _CHUNKED:
+        return bool(_chunk_store(stream, kind))
     if kind == "jpeg":
         return any(_is_c2pa_app11(stream, at, n) for at, n in _jpeg_app11(stream))
-    if kind == "webp":
-        return any(k == b"C2PA" for k, _at, _n in _riff_chunks(stream))
     if kind in ("gif", "svg"):
         stream.seek(0)
         return bool(store_spans(stream.read()))
@@ -95,12 +93,10 @@ def store_spans(data: bytes) -> list[tuple[int, int]]:
 
     stream = BytesIO(data)
     kind = sniff_format(data[:1024])
-    if kind == "png":
-        return [(at, n) for k, at, n in _png_chunks(stream) if k == b"caBX"]
+    if kind in _CHUNKED:
+        return _chunk_store(stream, kind)
     if kind == "jpeg":
         return _jpeg_store(stream)
-    if kind == "webp":
-        return [(at, n) for k, at, n in _riff_chunks(stream) if k == b"C2PA"]
     if kind == "gif":
         return _gif_store(data)
     if kind == "svg":
@@ -123,32 +119,41 @@ def strip_store(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _png_chunks(stream: BinaryIO) -> list[tuple[bytes, int, int]]:
-    chunks: list[tuple[bytes, int, int]] = []
-    at = 8
+def _png_header(header: bytes) -> tuple[bytes, int]:
+    """A PNG chunk header (length, big-endian, then type): the type and the whole chunk's
+    length (the CRC after the data included)."""
+    return header[4:], 12 + struct.unpack(">I", header[:4])[0]
+
+
+def _riff_header(header: bytes) -> tuple[bytes, int]:
+    """A RIFF (WebP) chunk header (FourCC, then length, little-endian): the type and the whole
+    chunk's length (data padded to an even length)."""
+    size = struct.unpack("<I", header[4:])[0]
+    return header[:4], 8 + size + (size % 2)
+
+
+# Formats made of chunks with 8-byte headers: where the first chunk starts, how its header
+# reads, and the chunk type that holds the manifest store.
+_CHUNKED: dict[str, tuple[int, Callable[[bytes], tuple[bytes, int]], bytes]] = {
+    "png": (8, _png_header, b"caBX"),
+    "webp": (12, _riff_header, b"C2PA"),
+}
+
+
+def _chunk_store(stream: BinaryIO, kind: str) -> list[tuple[int, int]]:
+    """``(offset, whole length)`` of the manifest store's chunks in a PNG or WebP file."""
+    at, read_header, store = _CHUNKED[kind]
+    spans: list[tuple[int, int]] = []
     while True:
         stream.seek(at)
         header = stream.read(8)
         if len(header) < 8:
-            return chunks
-        size, kind = struct.unpack(">I", header[:4])[0], header[4:]
-        chunks.append((kind, at, 12 + size))
-        if kind == b"IEND":
-            return chunks
-        at += 12 + size
-
-
-def _riff_chunks(stream: BinaryIO) -> list[tuple[bytes, int, int]]:
-    chunks: list[tuple[bytes, int, int]] = []
-    at = 12
-    while True:
-        stream.seek(at)
-        header = stream.read(8)
-        if len(header) < 8:
-            return chunks
-        size = struct.unpack("<I", header[4:])[0]
-        whole = 8 + size + (size % 2)
-        chunks.append((header[:4], at, whole))
+            return spans
+        chunk, whole = read_header(header)
+        if chunk == store:
+            spans.append((at, whole))
+        if chunk == b"IEND":  # PNG's last chunk: what follows is not the image's
+            return spans
         at += whole
 
 

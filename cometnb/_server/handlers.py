@@ -261,13 +261,14 @@ class RecordHandler(_Handler):
 
 
 class _ImageHandler(_Handler):
-    async def image(self, record_id: str, k: str) -> tuple[Path, Record, int]:
+    async def image(self, record_id: str, k: str) -> tuple[Path, Record, int, GeneratedImage]:
+        """The history folder, the record, and its image ``k`` (which has a file)."""
         found, browser = await self.history()
         rec = await self.record(browser, record_id)
         index = int(k)
         if index >= len(rec.images) or rec.images[index].path is None:
             raise web.HTTPError(404, f"record {record_id} has no image {index}")
-        return found.folder, rec, index
+        return found.folder, rec, index, rec.images[index]
 
     def not_modified(self, tag: str) -> bool:
         self.set_header("Etag", tag)
@@ -318,13 +319,8 @@ class PreviewHandler(_ImageHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        size = self.px_arg()
-        root, rec, index = await self.image(record_id, k)
-        await self.send_preview(root, rec.images[index], f"{rec.id}-{index}", size)
-
-    async def send_preview(
-        self, root: Path, image: GeneratedImage, name: str, px: int | None
-    ) -> None:
+        px = self.px_arg()
+        root, image, name = await self.shown(record_id, k)
         tag = await self.services.run(media.preview_tag, image, name, px)
         if tag is None:
             raise web.HTTPError(404, "the image file is not in the history folder")
@@ -342,23 +338,23 @@ class PreviewHandler(_ImageHandler):
         self.write(data)
         self.finish(set_content_type=mime)
 
+    async def shown(self, record_id: str, k: str) -> tuple[Path, GeneratedImage, str]:
+        """The history folder, the image to preview and a name for its cache tag."""
+        root, rec, index, image = await self.image(record_id, k)
+        return root, image, f"{rec.id}-{index}"
+
 
 class SourcePreviewHandler(PreviewHandler):
     """``GET cometnb/api/records/ID/sources/K/preview?history=ID[&px=N]``: an edit's input."""
 
-    @web.authenticated
-    @authorized
-    async def get(self, record_id: str, k: str) -> None:
-        self.guard()
-        size = self.px_arg()
+    async def shown(self, record_id: str, k: str) -> tuple[Path, GeneratedImage, str]:
         found, browser = await self.history()
         rec = await self.record(browser, record_id)
         sources = rec.sources
         index = int(k)
         if index >= len(sources) or sources[index].path is None:
             raise web.HTTPError(404, f"record {record_id} has no stored input {index}")
-        image = sources[index].image
-        await self.send_preview(found.folder, image, f"{rec.id}-s{index}", size)
+        return found.folder, sources[index].image, f"{rec.id}-s{index}"
 
 
 class OriginalHandler(_ImageHandler):
@@ -368,8 +364,7 @@ class OriginalHandler(_ImageHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        root, rec, index = await self.image(record_id, k)
-        image = rec.images[index]
+        root, rec, index, image = await self.image(record_id, k)
         assert image.path is not None
         try:
             tag = await self.services.run(media.stat_tag, image.path, rec.id, index)
@@ -393,8 +388,7 @@ class DownloadHandler(_ImageHandler):
     @authorized
     async def get(self, record_id: str, k: str) -> None:
         self.guard()
-        _root, rec, index = await self.image(record_id, k)
-        image = rec.images[index]
+        _root, _rec, _index, image = await self.image(record_id, k)
         try:
             copy = await self.services.run(media.labelled_copy, image)
         except OSError:

@@ -11,6 +11,7 @@ from typing import Any
 
 from cometnb._server.catalog import FoundHistory
 from cometnb._storage.browse import Facets, Revision
+from cometnb._storage.export import record_values
 from cometnb._storage.records import Record
 
 __all__ = ["facets_json", "history_json", "record_detail", "record_summary", "revision_json"]
@@ -18,23 +19,11 @@ __all__ = ["facets_json", "history_json", "record_detail", "record_summary", "re
 
 def record_summary(rec: Record) -> dict[str, Any]:
     """One row of ``GET cometnb/api/records``."""
-    cost = rec.cost
     return {
-        "id": rec.id,
+        **record_values(rec),
         "created_at": rec.created_at.isoformat(),
         "timestamp": rec.timestamp,
-        "prompt": rec.prompt,
-        "model": rec.model,
-        "params": rec.params,
         "meta": rec.meta,
-        "status": rec.status,
-        "error": rec.error,
-        "tags": list(rec.tags),
-        "cost_usd": cost.usd,
-        "cost_estimated": cost.estimated,
-        "parent": rec.parent,
-        "kind": rec.kind,
-        "synthetic": rec.synthetic,
         "images": [
             {
                 "index": k,
@@ -50,15 +39,11 @@ def record_summary(rec: Record) -> dict[str, Any]:
 
 def record_detail(rec: Record, lineage: list[Record], children: list[str]) -> dict[str, Any]:
     """``GET cometnb/api/records/ID``: the summary plus everything a detail view shows."""
-    cost = rec.cost
     return {
         **record_summary(rec),
         "error_info": rec.error_info,
-        "http_status": rec.http_status,
-        "cost_basis": cost.basis,
+        "cost_basis": rec.cost.basis,
         "usage": rec.usage,
-        "elapsed_s": rec.elapsed_s,
-        "origin": rec.origin,
         "version": rec.version,
         "revised_prompts": rec.revised_prompts,
         "sources": [

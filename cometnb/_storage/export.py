@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from cometnb._storage.records import Record
 
-__all__ = ["FORMATS", "export", "jsonl_text", "to_dataframe"]
+__all__ = ["FORMATS", "export", "jsonl_text", "record_values", "to_dataframe"]
 
 FORMATS = (".html", ".zip", ".jsonl")
 
@@ -163,34 +163,42 @@ _COLUMNS = (
 )
 
 
-def _row(rec: Record) -> dict[str, Any]:
-    params = rec.params
-    revised = rec.revised_prompts
+def record_values(rec: Record) -> dict[str, Any]:
+    """The plain values every flat view of a record shares (the DataFrame row here, the
+    sidebar's JSON in ``_server.payloads``), named and meant the same in each."""
     cost = rec.cost
     return {
         "id": rec.id,
-        "created_at": rec.created_at,
         "prompt": rec.prompt,
         "model": rec.model,
+        "params": rec.params,
         "status": rec.status,
+        "error": rec.error,
+        "http_status": rec.http_status,
+        "elapsed_s": rec.elapsed_s,
+        "tags": list(rec.tags),
+        "origin": rec.origin,
+        "cost_usd": cost.usd,  # None (NaN in pandas) when unknown, never 0
+        "cost_estimated": cost.estimated,
+        "kind": rec.kind,  # "edit" or "generate"
+        "parent": rec.parent,
+        "synthetic": rec.synthetic,
+    }
+
+
+def _row(rec: Record) -> dict[str, Any]:
+    params = rec.params
+    revised = rec.revised_prompts
+    return {
+        **record_values(rec),
+        "created_at": rec.created_at,
         "size": rec.meta.get("size") or params.get("size"),
         "quality": rec.meta.get("quality") or params.get("quality"),
         "n": params.get("n", 1),
         "images": len(rec.files),
-        "elapsed_s": rec.elapsed_s,
         "total_tokens": (rec.usage or {}).get("total_tokens"),
-        "cost_usd": cost.usd,  # None (NaN in pandas) when unknown, never 0
-        "cost_estimated": cost.estimated,
-        "error": rec.error,
-        "http_status": rec.http_status,
-        "tags": list(rec.tags),
-        "origin": rec.origin,
-        "kind": rec.kind,  # "edit" or "generate"
-        "parent": rec.parent,
-        "synthetic": rec.synthetic,
         "revised_prompt": revised[0] if revised else None,
         "files": [str(img.path) for img in rec.images],
-        "params": params,
     }
 
 

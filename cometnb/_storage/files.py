@@ -18,6 +18,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+from cometnb._core.images import file_extension
 from cometnb._core.session import current
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 TEMP_SUFFIX = ".tmp"
-_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # A temporary younger than this may belong to another process still writing it.
 _ABANDONED_AFTER_S = 3600.0
@@ -96,7 +96,7 @@ def slug(text: str, limit: int = 40) -> str:
 
 def image_name(record_id: str, index: int, prompt: str, fmt: str) -> str:
     """``20261122-101500-4821-3f2a9c-0-a-red-fox.png``: time, id, index, prompt."""
-    return f"{record_id}-{index}-{slug(prompt)}.{_EXTENSIONS.get(fmt, fmt or 'bin')}"
+    return f"{record_id}-{index}-{slug(prompt)}.{file_extension(fmt)}"
 
 
 def preview_name(record_id: str, index: int, mime: str) -> str:

@@ -2,8 +2,9 @@
 
 A history folder holds ``index.sqlite3`` (one row per request, see ``index``), ``images/``
 (the originals exactly as the API returned them) and ``previews/`` (small copies for inline
-display). :class:`History` reads, searches and tags it; writing (files first, then the row
-that names them) is ``writer.HistoryWriter``'s job.
+display). :class:`History` reads, searches and tags it; it writes (files first, then the row
+that names them, and the writability check before anything is sent) as the
+``writer.HistoryWriter`` it extends.
 
 Records are loaded with one query and kept as small objects; image bytes are read only when
 asked for. Several kernels can append to one folder at once.
@@ -17,13 +18,13 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cometnb._core.billing import BillingRisk
 from cometnb._core.errors import CometError, ValidationError
-from cometnb._core.generations import ApiResult, Generation, Status
+from cometnb._core.generations import Generation
 from cometnb._core.protocols import Runner
 from cometnb._core.session import current, new_runner, render
 from cometnb._core.settings import resolve_history_dir
@@ -51,7 +52,7 @@ __all__ = ["History", "history"]
 RecordRef = Record | str | int
 
 
-class History:
+class History(HistoryWriter):
     """A history folder: an index of every request plus the image files.
 
     ``History(path)`` opens any folder (created on the first write); ``cometnb.history()``
@@ -68,9 +69,8 @@ class History:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(os.path.abspath(resolve_history_dir(path)))
-        self._index = Index(self.path)
-        self._writer = HistoryWriter(self.path, self._index)
+        folder = Path(os.path.abspath(resolve_history_dir(path)))
+        super().__init__(folder, Index(folder))  # sets ``self.path``
         self._lock = threading.RLock()
         self._ids: list[str] = []
         self._by_id: dict[str, Record] = {}
@@ -96,53 +96,6 @@ class History:
                 records,
                 str(self.path),
             )
-
-    # --- writing (the file and index work is the writer's) --------------------------------
-
-    def record_success(
-        self,
-        request: Mapping[str, Any],
-        result: ApiResult,
-        *,
-        elapsed_s: float,
-        tags: Iterable[str] = (),
-        origin: str | None = None,
-    ) -> Record:
-        """Store the images of a successful response, then commit its record; returns it.
-
-        Safe to call from several threads and processes at once.
-        """
-        return self._writer.record_success(
-            request, result, elapsed_s=elapsed_s, tags=tags, origin=origin
-        )
-
-    def record_failure(
-        self,
-        request: Mapping[str, Any],
-        error: BaseException,
-        *,
-        elapsed_s: float,
-        tags: Iterable[str] = (),
-        origin: str | None = None,
-        status: Status = "error",
-        synthetic: bool = False,
-    ) -> Record:
-        """Commit the record of a request that failed (``"error"``) or was ``"cancelled"``."""
-        return self._writer.record_failure(
-            request,
-            error,
-            elapsed_s=elapsed_s,
-            tags=tags,
-            origin=origin,
-            status=status,
-            synthetic=synthetic,
-        )
-
-    def check_writable(self) -> None:
-        """Raise :class:`CometError` when images could not be saved here, before anything is
-        sent (and billed): the folder cannot be created, or it is read-only. (A disk that
-        fills up meanwhile is only found when writing.)"""
-        self._writer.check_writable()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -298,7 +251,7 @@ class History:
                     continue
                 error = CometError(KILLED_IN_FLIGHT, hint=KILLED_HINT)
                 error.billing = BillingRisk.SENT_NO_ANSWER
-                record = self._writer.record_failure(note, error, elapsed_s=0.0)
+                record = self.record_failure(note, error, elapsed_s=0.0)
                 store.forget(REQUESTS, [state.key])
                 made.append(record.id)
         finally:

@@ -16,6 +16,7 @@ from typing import Any
 from cometnb._core.edit_inputs import EditBody, ImageInput, resolve_source
 from cometnb._core.errors import ValidationError
 from cometnb._core.generations import GeneratedImage, Generation, ImageRequest
+from cometnb._core.images import file_extension
 from cometnb._core.protocols import Runner
 from cometnb._core.session import history_at, new_runner
 from cometnb._storage import files as _files
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 SOURCES = "sources"
-_EXT = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
 
 
 def store_sources(root: Path, request: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def store_sources(root: Path, request: Mapping[str, Any]) -> list[dict[str, Any]
         return []
     docs = []
     for role, img in request.inputs:
-        name = f"{img.sha256}.{_EXT.get(img.format, img.format)}"
+        name = f"{img.sha256}.{file_extension(img.format)}"
         target = root / SOURCES / name
         if not target.exists():  # content-addressed: an existing file is the same bytes
             _files.atomic_write(target, img.data)
@@ -150,7 +150,7 @@ class Source:
             )
         return ImageInput(
             self.data,
-            self.filename or f"image.{_EXT.get(self.format, 'png')}",
+            self.filename or f"image.{file_extension(self.format, 'png')}",
             self.format,
             self.width,
             self.height,

@@ -51,20 +51,22 @@ _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class HistoryWriter:
-    """Stores successes and failures in the history folder ``root`` (whose index is ``index``).
+    """Stores successes and failures in the history folder ``path`` (whose index is ``index``),
+    and says before anything is sent whether it can (:meth:`check_writable`).
 
-    :class:`~cometnb._storage.folder.History` holds one and hands it its writes; safe to call
-    from several threads and processes at once (the index serialises the commits).
+    :class:`~cometnb._storage.folder.History` extends it with reading, searching and tagging,
+    so a history checks and writes through these methods directly; safe to call from several
+    threads and processes at once (the index serialises the commits).
 
     Example::
 
-        >>> writer = HistoryWriter(Path("cometnb-history"), index)  # doctest: +SKIP
-        >>> writer.record_success(body, result, elapsed_s=1.2).files  # doctest: +SKIP
+        >>> history = History("cometnb-history")  # a HistoryWriter  # doctest: +SKIP
+        >>> history.record_success(body, result, elapsed_s=1.2).files  # doctest: +SKIP
         ['images/20261122-101500-4821-3f2a9c-0-a-red-fox.png']
     """
 
-    def __init__(self, root: Path, index: Index) -> None:
-        self.root = root
+    def __init__(self, path: Path, index: Index) -> None:
+        self.path = path
         self._index = index
         self._folders_ready = False
         self._index_checked = False  # the full page check runs once per writer
@@ -145,7 +147,7 @@ class HistoryWriter:
         if not isinstance(request, EditBody):
             return {"kind": "generate", "sources": [], "parent": None}
         try:
-            docs = store_sources(self.root, request)
+            docs = store_sources(self.path, request)
         except OSError:
             docs = source_docs(request)  # listed without files; the result matters more
         return {"kind": "edit", "sources": scrub_values(docs), "parent": parent_of(docs)}
@@ -159,32 +161,32 @@ class HistoryWriter:
             self._prepare_folders()
         except OSError as exc:
             problem = exc.strerror or type(exc).__name__
-        if problem is None and not os.access(self.root / IMAGES, os.W_OK):
+        if problem is None and not os.access(self.path / IMAGES, os.W_OK):
             problem = "read-only"
         if problem is not None:
             raise CometError(
-                f"the history folder {self.root} cannot hold new images ({problem}); "
+                f"the history folder {self.path} cannot hold new images ({problem}); "
                 "nothing was sent",
                 hint="Set a writable folder with %config CometImg.history_dir.",
             )
         if self._out_of_space:
             self._check_space()
         # The index too: a read-only, corrupt or newer one would fail after billing.
-        _repair.probe_index(self.root, integrity=not self._index_checked)
+        _repair.probe_index(self.path, integrity=not self._index_checked)
         self._index_checked = True
 
     def _check_space(self) -> None:
         """After a result could not be stored for lack of space, send nothing more until there
         is room again: the next answer would be billed and fail the same way."""
         try:
-            free = shutil.disk_usage(self.root).free
+            free = shutil.disk_usage(self.path).free
         except OSError:
             return
         if free >= MIN_FREE_BYTES:
             self._out_of_space = False
             return
         error = CometError(
-            f"the disk holding {self.root} is full ({free / MB:.1f} MB free), and the last "
+            f"the disk holding {self.path} is full ({free / MB:.1f} MB free), and the last "
             "result could not be stored there; nothing more was sent",
             hint="Free disk space or set another folder with %config CometImg.history_dir.",
         )
@@ -201,8 +203,8 @@ class HistoryWriter:
         if self._folders_ready:
             return
         for name in (IMAGES, PREVIEWS, _repair.RECORDS):
-            (self.root / name).mkdir(parents=True, exist_ok=True)
-        _files.sweep_temporaries(self.root / IMAGES, self.root / PREVIEWS)
+            (self.path / name).mkdir(parents=True, exist_ok=True)
+        _files.sweep_temporaries(self.path / IMAGES, self.path / PREVIEWS)
         self._folders_ready = True
 
     def _write_images(
@@ -235,7 +237,7 @@ class HistoryWriter:
     ) -> dict[str, Any]:
         """Write the original (the one fsync of the image); name its preview, made later."""
         name = _files.image_name(record_id, index, prompt, img.format)
-        original = self.root / IMAGES / name
+        original = self.path / IMAGES / name
         _files.atomic_write(original, img.data)
         doc: dict[str, Any] = {
             "file": f"{IMAGES}/{name}",
@@ -251,7 +253,7 @@ class HistoryWriter:
         if max(img.width, img.height) > px or img.format == "svg":
             preview = _files.preview_name(record_id, index, "image/webp")
             doc["preview"] = f"{PREVIEWS}/{preview}"
-            jobs.append(PreviewJob(original, self.root / PREVIEWS / preview, px))
+            jobs.append(PreviewJob(original, self.path / PREVIEWS / preview, px))
         return doc
 
     # --- the index -------------------------------------------------------------------------
@@ -277,7 +279,7 @@ class HistoryWriter:
         # Beside the images, before the row: the index can be rebuilt from these files. (The
         # row below is the record; a full disk fails there, with the clear error.)
         with contextlib.suppress(OSError):
-            _repair.write_document(self.root, fields)
+            _repair.write_document(self.path, fields)
         try:
             row = self._index.insert(
                 record_id,
@@ -292,6 +294,6 @@ class HistoryWriter:
             self._note_failure(exc)
             raise CometError(
                 f"could not record the request in {self._index.path} ({type(exc).__name__}: {exc})",
-                hint=f"Any images are kept in {self.root / IMAGES}.",
+                hint=f"Any images are kept in {self.path / IMAGES}.",
             ) from exc
-        return Record._from_row(row, self.root)
+        return Record._from_row(row, self.path)

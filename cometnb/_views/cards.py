@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cometnb._core.prices import Cost
 from cometnb._core.settings import active
 from cometnb._views.common import (
     CARD,
@@ -87,18 +86,11 @@ def _images_width(count: int, px: int) -> int:
 def generation_html(gen: Generation) -> str:
     """A card for one generation: previews, caption, links to originals, errors, badges."""
     return _card(
-        prompt=gen.prompt,
-        model=gen.model,
-        images=gen.images,
-        meta=gen.meta,
+        gen,
         params=gen.request,
-        usage=gen.usage,
-        elapsed_s=gen.elapsed_s,
         status=gen.state,
         error=str(gen.error) if gen.error is not None else None,
-        synthetic=gen.synthetic,
         sources=getattr(gen.request, "images", ()),
-        cost=cost_of(gen),
     )
 
 
@@ -113,47 +105,36 @@ def record_html(rec: Record) -> str:
         bits.append(f"edit of {esc(rec.parent)}")
     header = f'<div style="{MUTED}margin-bottom:4px">{" · ".join(bits)}</div>'
     return _card(
-        prompt=rec.prompt,
-        model=rec.model,
-        images=rec.images,
-        meta=rec.meta,
+        rec,
         params=rec.params,
-        usage=rec.usage,
-        elapsed_s=rec.elapsed_s,
         status=rec.status,
         error=rec.error,
-        synthetic=rec.synthetic,
-        header=header,
         sources=rec.sources,
-        cost=cost_of(rec),
+        header=header,
     )
 
 
 def _card(
+    shown: Generation | Record,
     *,
-    prompt: str,
-    model: str,
-    images: Sequence[GeneratedImage],
-    meta: Mapping[str, Any],
     params: Mapping[str, Any],
-    usage: Mapping[str, Any] | None,
-    elapsed_s: float,
     status: str,
     error: str | None,
-    synthetic: bool,
+    sources: Sequence[Any],
     header: str = "",
-    sources: Sequence[Any] = (),
-    link: bool = True,
-    cost: Cost | None = None,
 ) -> str:
+    """The card both draw: what a generation and its record hold alike is read from ``shown``;
+    where they differ (the request sent or kept, the state's name, the error's form) is given."""
     px = active().thumbnail_px
-    badges = (synthetic_badge() if synthetic else "") + (
+    badges = (synthetic_badge() if shown.synthetic else "") + (
         status_badge(status) if status != "ok" else ""
     )
-    body = images_row(images, px, link=link)
+    images = shown.images
+    body = images_row(images, px)
     if status != "ok":
         body += error_box(error)
-    caption = _caption(model, meta, params, images, elapsed_s, usage)
+    caption = _caption(shown.model, shown.meta, params, images, shown.elapsed_s, shown.usage)
+    cost = cost_of(shown)
     if cost is not None:
         caption += " · " + cost_html(cost)
     # An edit shows its inputs, an arrow, then the result, in one row: the card widens for them.
@@ -161,7 +142,7 @@ def _card(
     return (
         f'<div class="cometnb-card" style="{CARD}max-width:{width}px">'
         f"{header}{badges}{with_sources(sources, f'<div>{body}</div>')}"
-        f'<div style="margin:4px 0;white-space:pre-wrap">{esc(one_line(prompt, 600))}</div>'
+        f'<div style="margin:4px 0;white-space:pre-wrap">{esc(one_line(shown.prompt, 600))}</div>'
         f'<div style="{MUTED}">{caption}</div></div>'
     )
 

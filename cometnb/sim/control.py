@@ -23,16 +23,16 @@ import atexit
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from cometnb.sim.faults import FAULT_PARAMS, Fault
-from cometnb.sim.quota import QUOTA_PATH, Quota
+from cometnb.sim.lookups import QUOTA_PATH, Quota
 from cometnb.sim.ratelimit import RateLimiter
 from cometnb.sim.server import SimHandler, SimHTTPServer
 from cometnb.sim.signing import SimSigner, signing_wanted
-from cometnb.sim.state import SVG_VARIANTS, SimState
+from cometnb.sim.state import SimState, svg_variant
 
 __all__ = ["FAULT_KINDS", "SimServer", "leave_simulator", "use_if_keyless"]
 
@@ -55,6 +55,34 @@ def keyless_latency(explicit: float | None = None) -> float:
 
 
 _STOP_WAIT = 5.0  # seconds stop() waits for threads in total
+
+T = TypeVar("T")
+
+
+class _OnState(Generic[T]):
+    """A setting of :class:`SimServer` kept on its shared state, where the handler threads read
+    it: tests and benchmarks change it on a running simulator. ``check`` converts or refuses a
+    value before it is stored."""
+
+    def __init__(self, doc: str, check: Callable[[Any], T] | None = None) -> None:
+        self.__doc__ = doc
+        self._check = check
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, server: None, owner: type | None = None) -> _OnState[T]: ...
+    @overload
+    def __get__(self, server: SimServer, owner: type | None = None) -> T: ...
+    def __get__(self, server: SimServer | None, owner: type | None = None) -> T | _OnState[T]:
+        if server is None:  # looked up on the class (help(), docs): the descriptor itself
+            return self
+        return cast(T, getattr(server._state, self._name))
+
+    def __set__(self, server: SimServer, value: T) -> None:
+        setattr(server._state, self._name, value if self._check is None else self._check(value))
 
 
 class SimServer:
@@ -132,13 +160,13 @@ class SimServer:
             # Off unless asked (``sign_c2pa=True``, ``--c2pa`` or $COMETNB_SIM_C2PA=1).
             signer=SimSigner() if signing_wanted(sign_c2pa) else None,
         )
-        self._state.retired_gone = retired_gone
+        self.retired_gone = retired_gone
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def quota(self) -> Quota:
-        """The simulated account behind ``GET /user/quota`` (:mod:`cometnb.sim.quota`): set
+        """The simulated account behind ``GET /user/quota`` (:mod:`cometnb.sim.lookups`): set
         ``total_usd``, ``used_usd``, ``key_remaining_usd``, or ``fault`` / ``delay`` to make the
         endpoint fail or answer slowly; ``asked`` counts the requests it had."""
         return self._state.quota
@@ -148,25 +176,20 @@ class SimServer:
         """``http://HOST:PORT/user/quota``: what ``CometImg.balance_url`` takes."""
         return self.base_url.removesuffix("/v1") + QUOTA_PATH
 
-    @property
-    def retired_gone(self) -> bool:
-        """Whether retired model ids are answered with 404 ``model_not_found``."""
-        return self._state.retired_gone
+    # --- settings that tests and benchmarks change on the fly ------------------------------
 
-    @retired_gone.setter
-    def retired_gone(self, value: bool) -> None:
-        self._state.retired_gone = value
-
-    @property
-    def svg(self) -> str:
-        """What SVG answers hold: ``"clean"`` or ``"hostile"`` (script, onload, file link)."""
-        return self._state.svg
-
-    @svg.setter
-    def svg(self, value: str) -> None:
-        if value not in SVG_VARIANTS:
-            raise ValueError(f"svg must be 'clean' or 'hostile'; got {value!r}")
-        self._state.svg = value
+    retired_gone = _OnState[bool]("Whether retired model ids are answered with 404.")
+    svg = _OnState[str](
+        'What SVG answers hold: ``"clean"`` or ``"hostile"`` (script, onload, file link).',
+        svg_variant,
+    )
+    latency = _OnState[float]("Seconds every generation request waits (they overlap).")
+    url_ttl = _OnState[float]("Seconds a URL result stays downloadable.")
+    extra_output_tokens = _OnState[int](
+        "Output tokens billed per image above the real counts (a service billing more than "
+        "the estimate: CometAPI's 1024² low sample reports 208 tokens, the formula 196).",
+        int,
+    )
 
     def __repr__(self) -> str:
         where = self.base_url if self._httpd else "not started"
@@ -235,34 +258,6 @@ class SimServer:
             raise RuntimeError("the simulator is not running; call start() first")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v1"
-
-    # --- settings that tests and benchmarks change on the fly ------------------------------
-
-    @property
-    def latency(self) -> float:
-        return self._state.latency
-
-    @latency.setter
-    def latency(self, seconds: float) -> None:
-        self._state.latency = seconds
-
-    @property
-    def extra_output_tokens(self) -> int:
-        """Output tokens billed per image above the real counts (a service billing more than
-        the estimate: CometAPI's 1024² low sample reports 208 tokens, the formula 196)."""
-        return self._state.extra_output_tokens
-
-    @extra_output_tokens.setter
-    def extra_output_tokens(self, tokens: int) -> None:
-        self._state.extra_output_tokens = int(tokens)
-
-    @property
-    def url_ttl(self) -> float:
-        return self._state.url_ttl
-
-    @url_ttl.setter
-    def url_ttl(self, seconds: float) -> None:
-        self._state.url_ttl = seconds
 
     # --- faults and observation -----------------------------------------------------------
 

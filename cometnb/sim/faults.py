@@ -334,28 +334,27 @@ def retry_headers(kind: str, params: dict[str, Any]) -> dict[str, str]:
     return {"Retry-After": str(seconds)}
 
 
+# CometAPI's own JSON errors, by fault kind: status, message, code.
+_COMET_ERRORS: dict[str, tuple[int, str, str]] = {
+    "429": (429, "Rate limit reached, please retry later", "rate_limit_exceeded"),
+    "429_quota": (
+        429,
+        "You exceeded your current quota: the account balance is exhausted",
+        "insufficient_quota",
+    ),
+    "500": (500, "Internal server error", ""),
+    "500_invalid": (500, "Invalid request: upstream rejected a parameter", "invalid_request"),
+    "503": (503, "The upstream service is overloaded, try again later", ""),
+}
+
+
 def fault_body(kind: str, params: dict[str, Any]) -> tuple[int, bytes, str]:
     """Status, body and content type of a status fault, shaped as the real gateway sends it."""
     html = params.get("html")
-    if kind == "429" and params.get("quota"):
-        message = "You exceeded your current quota: the account balance is exhausted"
-        return 429, comet_error(message, "insufficient_quota"), JSON
-    if kind == "429":
-        return (
-            429,
-            comet_error("Rate limit reached, please retry later", "rate_limit_exceeded"),
-            JSON,
-        )
-    if kind == "500":
-        return 500, comet_error("Internal server error"), JSON
-    if kind == "500_invalid":
-        return (
-            500,
-            comet_error("Invalid request: upstream rejected a parameter", "invalid_request"),
-            JSON,
-        )
-    if kind == "503":
-        return 503, comet_error("The upstream service is overloaded, try again later"), JSON
+    known = _COMET_ERRORS.get("429_quota" if kind == "429" and params.get("quota") else kind)
+    if known is not None:
+        status, message, code = known
+        return status, comet_error(message, code), JSON
     if kind == "html_404":
         return 404, html_page(404), HTML
     status = int(kind)  # 502, 504, 524

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 from cometnb._core.errors import ValidationError
 from cometnb._core.validation import validate_request
 from cometnb.sim import faults
-from cometnb.sim.catalog import catalog_body
 from cometnb.sim.edits import (
     EditInputs,
     EditRefused,
@@ -48,8 +47,8 @@ from cometnb.sim.generation import (
     stream_events,
     to_json,
 )
-from cometnb.sim.quota import QUOTA_PATH, hide_key
-from cometnb.sim.quota import answer as quota_answer
+from cometnb.sim.lookups import QUOTA_PATH, catalog_body, hide_key
+from cometnb.sim.lookups import answer as quota_answer
 from cometnb.sim.ratelimit import Admission
 
 if TYPE_CHECKING:
@@ -211,7 +210,7 @@ _STATUS_FAULTS = {"429", "500", "500_invalid", "502", "503", "504", "524", "html
 class SimHandler(SimHandlerBase):
     """Routes: ``POST /v1/images/generations`` and ``/v1/images/edits``, ``GET /v1/files/<name>``,
     ``GET /v1/models``, ``GET /api/models`` (the price catalog), ``GET /user/quota`` (the
-    account's balance, :mod:`cometnb.sim.quota`)."""
+    account's balance, :mod:`cometnb.sim.lookups`)."""
 
     _on_edits = False  # set per request by do_POST
 

@@ -15,18 +15,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from cometnb._core.model_registry import CAPABILITIES, EDIT_CAPABILITIES, get_caps, model_info
-from cometnb.sim.catalog import LATER_MODELS
 from cometnb.sim.faults import Fault
 from cometnb.sim.images import ImageCache, shared_cache
-from cometnb.sim.quota import Quota
+from cometnb.sim.lookups import LATER_MODELS, Quota
 from cometnb.sim.ratelimit import Admission, RateLimiter
 from cometnb.sim.signing import SimSigner
 
-__all__ = ["EDIT_ONLY", "SVG_VARIANTS", "HostedFile", "SimState"]
+__all__ = ["EDIT_ONLY", "SVG_VARIANTS", "HostedFile", "SimState", "svg_variant"]
 
 # What an SVG answer holds: a plain drawing, or one that also carries a script, an onload
 # handler and a reference to a local file (what cometnb must never let run or load).
 SVG_VARIANTS = ("clean", "hostile")
+
+
+def svg_variant(value: str) -> str:
+    """``value`` when it is one of :data:`SVG_VARIANTS`; else a :class:`ValueError`."""
+    if value not in SVG_VARIANTS:
+        raise ValueError(f"svg must be 'clean' or 'hostile'; got {value!r}")
+    return value
+
 
 _MAX_FILES = 512  # URL results kept for download; older ones are forgotten (404)
 
@@ -75,16 +82,15 @@ class SimState:
     ) -> None:
         if texture not in ("smooth", "photo"):
             raise ValueError(f"texture must be 'smooth' or 'photo'; got {texture!r}")
-        if svg not in SVG_VARIANTS:
-            raise ValueError(f"svg must be 'clean' or 'hostile'; got {svg!r}")
         self.latency = latency
         self.retired_gone = False  # answer retired ids with 404 model_not_found (SimServer)
-        self.quota = Quota()  # the account GET /user/quota reports (cometnb.sim.quota)
+        self.quota = Quota()  # the account GET /user/quota reports (cometnb.sim.lookups)
         self.extra_output_tokens = 0  # billed per image above the real counts (tests)
         self.url_ttl = url_ttl
         self.api_key = api_key
         self.texture = texture
-        self.svg = svg  # "hostile": SVG answers carry a script, onload and a file reference
+        # "hostile": SVG answers carry a script, onload and a file reference
+        self.svg = svg_variant(svg)
         self.sse_done = sse_done
         self.stream_passthrough = stream_passthrough
         default = (*CAPABILITIES, *EDIT_ONLY, *LATER_MODELS)

@@ -30,6 +30,7 @@ from cometnb._core.errors import (
 from cometnb._storage import files as _files
 from cometnb._storage.preview_queue import previews
 from cometnb._storage.records import new_record_id
+from cometnb._storage.writer import HistoryWriter
 from cometnb.history import History, Record, history
 
 REPO = Path(__file__).resolve().parents[2]
@@ -572,3 +573,14 @@ def test_the_package_attribute_is_the_callable_module_whatever_the_import_order(
         "print(m.History.__name__, type(m()).__name__, cometnb.history.History is m.History)"
     )
     assert out.stdout.strip() == "History History True", out.stderr[-800:]
+
+
+def test_the_writability_check_has_one_owner(tmp_path: Path) -> None:
+    """A History is a HistoryWriter: its ``check_writable`` is the writer's own (a cell used to
+    enter two, History's only delegating), refusing a folder that is a file before sending."""
+    assert History.check_writable is HistoryWriter.check_writable
+    blocked = tmp_path / "history"
+    blocked.write_text("a file where the history folder should be")
+    with pytest.raises(CometError, match=r"cannot hold new images .*nothing was sent"):
+        History(blocked).check_writable()
+    assert blocked.read_text() == "a file where the history folder should be"

@@ -186,3 +186,18 @@ def test_the_dataframe_has_kind_and_parent(tmp_path: Path) -> None:
     frame = h.to_dataframe()
     assert list(frame["kind"]) == ["generate", "edit"]
     assert frame.loc[edit.id, "parent"] == base.id
+
+
+def test_one_extension_rule_names_results_inputs_and_uploads(tmp_path: Path) -> None:
+    """A JPEG is ``.jpg`` wherever cometnb names a file (``_core.images.file_extension``): the
+    stored result, the input stored by content, and the upload name of an input re-sent from
+    the history; the other formats keep their own name."""
+    h = History(tmp_path / "h")
+    jpeg, webp = image_bytes(48, 48, "JPEG"), image_bytes(40, 40, "WEBP")
+    rec = h.record_success(
+        _edit_body(jpeg, webp), api_result(image_bytes(32, 32, "JPEG")), elapsed_s=0.4
+    )
+    assert rec.images[0].path is not None and rec.images[0].path.suffix == ".jpg"
+    again = h[-1]  # read back from the index
+    assert [Path(src.to_dict()["file"]).suffix for src in again.sources] == [".jpg", ".webp"]
+    assert [Path(src.to_input().filename).suffix for src in again.sources] == [".jpg", ".webp"]

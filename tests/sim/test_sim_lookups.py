@@ -1,18 +1,20 @@
-"""The simulator's quota endpoint (API_FACTS §11): the documented shape, the account charged
-for what it answers, the faults, and the key (in the query string) kept out of its log."""
+"""The simulator's side lookups: the public catalog's documented shape, and the quota endpoint
+(API_FACTS §11): the documented shape, the account charged for what it answers, the faults,
+and the key (in the query string) kept out of its log."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FAKE_KEY
+from conftest import FAKE_KEY, SHARED_FIXTURES
 
 from cometnb._core.generations import ImageRequest
 from cometnb._core.prices import estimate
 from cometnb.sim import SimServer
-from cometnb.sim.quota import QUOTA_FAULTS, hide_key
+from cometnb.sim.lookups import QUOTA_FAULTS, hide_key
 
 
 def _ask(sim: SimServer, **params: str) -> httpx.Response:
@@ -77,3 +79,20 @@ def test_a_verbose_simulator_never_logs_the_key(capsys: Any) -> None:
         assert _ask(sim).status_code == 200
     err = capsys.readouterr().err
     assert "/user/quota?key=***" in err and FAKE_KEY not in err
+
+
+def test_public_catalog_has_the_documented_shape(sim: SimServer) -> None:
+    """``GET /api/models`` (no key) answers in the shape of shared/fixtures/api-models.json."""
+    root = sim.base_url.removesuffix("/v1")
+    answer = httpx.get(f"{root}/api/models", timeout=10)
+    assert answer.status_code == 200
+    served = answer.json()
+    sample = json.loads((SHARED_FIXTURES / "api-models.json").read_text())
+    assert set(served) == set(sample) and served["success"] is True
+    entry_keys = {k for e in sample["data"] for k in e}
+    pricing_keys = {k for e in sample["data"] for k in e["pricing"]}
+    by_id = {e["id"]: e for e in served["data"]}
+    for entry in served["data"]:
+        assert set(entry) == entry_keys and set(entry["pricing"]) == pricing_keys
+    assert by_id["gpt-image-2"]["pricing"] == sample["data"][0]["pricing"]
+    assert by_id["dall-e-3"]["pricing"]["per_request"] == 0.04
