@@ -180,6 +180,28 @@ class _BaseClient(_Storing):
         # The batch tables requests are marked in while on the wire (one per history folder).
         self._in_flight: dict[Path, BatchStore] = {}
 
+    # What __init__ resolves from the arguments and settings; a blocking Client takes its
+    # engine's (one resolution, one retry policy, one History for both).
+    _SETTINGS = (
+        "_api_key",
+        "base_url",
+        "host",
+        "_loopback",
+        "limits",
+        "timeout",
+        "connect_timeout",
+        "endpoint",
+        "_timeouts",
+        "max_retries",
+        "retry_billed",
+        "policy",
+        "_history_arg",
+    )
+
+    def _share_settings(self, engine: _BaseClient) -> None:
+        for name in self._SETTINGS:
+            setattr(self, name, getattr(engine, name))
+
     # -- configuration ---------------------------------------------------------------
 
     def _key(self) -> Secret | None:
@@ -869,31 +891,20 @@ class Client(_BaseClient):
         rng: random.Random | None = None,
         limits: ByteLimits | None = None,
     ) -> None:
-        sink = _history_sink(history)  # one History for both (a folder opened once)
-        rng = rng or random.Random()
-        # Made first: the settings below (the pacer among them) are the engine's own.
         self._engine = AsyncClient(
             api_key,
             base_url,
             timeout,
             max_retries,
-            history=sink,
+            history=history,
             retry_billed=retry_billed,
             transport=async_transport(transport),
             sleep=None if sleep is None else _off_the_loop(sleep),
             rng=rng,
             limits=limits,
         )
-        super().__init__(
-            api_key,
-            base_url,
-            timeout,
-            max_retries,
-            history=sink,
-            retry_billed=retry_billed,
-            rng=rng,
-            limits=limits,
-        )
+        # The engine resolved the arguments and settings: this client reads the same ones.
+        self._share_settings(self._engine)
         # A client dropped unclosed: its pool is closed on its loop, never left to the GC.
         self._release = weakref.finalize(self, _release_pool, self._engine._http)
         self._release.atexit = False  # at exit the process's sockets go with it
