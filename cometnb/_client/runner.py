@@ -220,7 +220,10 @@ class RateLimits:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimits | None:
         """The ``x-ratelimit-*-requests`` headers, or ``None`` when the server sends none."""
-        lower = {k.lower(): v for k, v in headers.items()}
+        prefix = "x-ratelimit-"
+        lower = {k.lower(): v for k, v in headers.items() if k.lower().startswith(prefix)}
+        if not lower:  # most servers send none: nothing to read
+            return None
         limit = _as_int(lower.get("x-ratelimit-limit-requests"))
         remaining = _as_int(lower.get("x-ratelimit-remaining-requests"))
         reset = parse_duration(lower.get("x-ratelimit-reset-requests"))

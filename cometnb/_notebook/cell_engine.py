@@ -43,7 +43,6 @@ __all__ = [
     "NO_KEY_HINT",
     "CellClient",
     "CellEngine",
-    "check_cell",
     "check_requests",
     "dry_run_costs",
     "skipped_note",
@@ -128,7 +127,8 @@ class CellEngine:
         if spec.batch is not None:  # checks what it will send, not the items already done
             return self._batch(spec, grid, history, key)
         # The whole cell's estimate against the budgets, before the first request.
-        guard = check_cell(grid, budget=spec.budget, yes=spec.yes)
+        requests = [cell.request for cell in grid.cells]
+        guard = check_requests(requests, budget=spec.budget, yes=spec.yes)
         view = self._view(spec, grid)
         result = self._execute(spec, grid, view, history, key, guard)
         if spec.out:
@@ -374,17 +374,12 @@ def _warn_model_typos(cells: Iterable[Any]) -> None:
             print(warning, file=sys.stderr, flush=True)
 
 
-def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
-    """Check the whole cell before the first request; returns the run's guard (``None`` when
-    no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse it."""
-    return check_requests([c.request for c in grid.cells], budget=budget, yes=yes)
-
-
 def check_requests(
     requests: Sequence[Any], *, budget: float | None, yes: bool
 ) -> SpendGuard | None:
-    """:func:`check_cell` for a list of requests (a ``--batch`` cell checks what it will send:
-    the items an earlier run did not finish)."""
+    """Check a cell's requests before the first is sent (a ``--batch`` cell checks what it
+    will send: the items an earlier run did not finish); returns the run's guard (``None``
+    when no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse them."""
     return guard_requests(
         requests,
         session_budget=session_budget(),
