@@ -48,7 +48,6 @@ from cometnb._client.exchange import (
     Download,
     RequestSteps,
     Send,
-    Step,
     StreamReader,
     failure_from_exception,
     failure_from_status,
@@ -165,6 +164,9 @@ class _BaseClient(_Storing):
         self.limits = limits if limits is not None else settings.limits
         self.timeout = float(settings.timeout if timeout is None else timeout)
         self.connect_timeout = float(min(settings.connect_timeout, self.timeout))
+        # Made once: every request of this client posts to the same URL with the same timeouts.
+        self.endpoint = _settings.generations_url(self.base_url)
+        self._timeouts = httpx.Timeout(self.timeout, connect=self.connect_timeout)
         self.max_retries = int(settings.max_retries if max_retries is None else max_retries)
         self.retry_billed = retry_billed
         self.policy = RetryPolicy(
@@ -178,15 +180,29 @@ class _BaseClient(_Storing):
         # The batch tables requests are marked in while on the wire (one per history folder).
         self._in_flight: dict[Path, BatchStore] = {}
 
+    # What __init__ resolves from the arguments and settings; a blocking Client takes its
+    # engine's (one resolution, one retry policy, one History for both).
+    _SETTINGS = (
+        "_api_key",
+        "base_url",
+        "host",
+        "_loopback",
+        "limits",
+        "timeout",
+        "connect_timeout",
+        "endpoint",
+        "_timeouts",
+        "max_retries",
+        "retry_billed",
+        "policy",
+        "_history_arg",
+    )
+
+    def _share_settings(self, engine: _BaseClient) -> None:
+        for name in self._SETTINGS:
+            setattr(self, name, getattr(engine, name))
+
     # -- configuration ---------------------------------------------------------------
-
-    @property
-    def endpoint(self) -> str:
-        return _settings.generations_url(self.base_url)
-
-    @property
-    def _timeouts(self) -> httpx.Timeout:
-        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
     def _key(self) -> Secret | None:
         """The key this client was given, else the configured one (looked up now: it may have
@@ -419,20 +435,6 @@ def _cancelled(sent: bool = True) -> CancelledError:
     error = CancelledError(CANCELLED_MESSAGE if sent else CANCELLED_UNSENT)
     error.billing = BillingRisk.SENT_NO_ANSWER if sent else BillingRisk.NOT_SENT
     return error
-
-
-class SentWatch:
-    """An ``on_event`` wrapper that notes the ``"sending"`` event (a POST about to leave)."""
-
-    def __init__(self, on_event: OnEvent | None) -> None:
-        self.on_event = on_event
-        self.sent = False
-
-    def __call__(self, event: ClientEvent) -> None:
-        if event.kind == "sending":
-            self.sent = True
-        if self.on_event is not None:
-            self.on_event(event)
 
 
 def unexpected(exc: BaseException, stage: Literal["sending", "storing"]) -> CometError:
@@ -687,70 +689,59 @@ class AsyncClient(_BaseClient):
         origin: str | None,
         patient: bool = False,
     ) -> Generation:
+        start = time.monotonic()
+        # The request's in-flight mark while it is on the wire; it also notes whether its POST
+        # left (a cancel before the first POST is not billed).
         marks = InFlight(self._in_flight, history, origin)
+        watched = marks.follow(body, on_event)
         try:
-            follow = marks.follow(body, on_event)
-            return await self._tracked(history, body, on_partial, follow, tags, origin, patient)
+            try:
+                if history is not None and self._store_failed:
+                    # A result of this run could not be stored: is there room for this one?
+                    await asyncio.to_thread(history.check_writable)
+                result = await self._obtain(body, on_partial, watched, patient)
+            except CometError as error:
+                elapsed = time.monotonic() - start
+                return await asyncio.to_thread(
+                    self._record_failure, history, body, error, elapsed, tags, origin
+                )
+            except Exception as exc:  # MemoryError, a bug below us: this request's error only
+                failure = unexpected(exc, "sending")
+                elapsed = time.monotonic() - start
+                return await asyncio.to_thread(
+                    self._record_failure, history, body, failure, elapsed, tags, origin
+                )
+            except (asyncio.CancelledError, KeyboardInterrupt) as cancel:
+                # A cancel (Ctrl-C in a blocking Client's caller cancels this task), or an
+                # interrupt raised in here (a callback, a test transport): recorded the same way.
+                drop_library_frames(cancel)  # their locals hold the raw header bytes
+                elapsed = time.monotonic() - start
+                record = asyncio.to_thread(
+                    self._record_failure,
+                    history,
+                    body,
+                    _cancelled(marks.sent),
+                    elapsed,
+                    tags,
+                    origin,
+                    "cancelled",
+                )
+                await asyncio.shield(record)  # a second cancel must not lose the record
+                raise
+            notify(watched, ClientEvent("storing"))
+            elapsed = time.monotonic() - start
+            try:
+                return await asyncio.to_thread(
+                    self._store, history, body, result, elapsed, tags, origin
+                )
+            except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
+                self._store_failed = True
+                failure = storing_failure(exc)
+                return await asyncio.to_thread(
+                    self._record_failure, history, body, failure, elapsed, tags, origin
+                )
         finally:
             marks.close()  # recorded (or never sent): the request is no longer in flight
-
-    async def _tracked(
-        self,
-        history: HistorySink | None,
-        body: dict[str, Any],
-        on_partial: OnPartial | None,
-        on_event: OnEvent | None,
-        tags: tuple[str, ...],
-        origin: str | None,
-        patient: bool = False,
-    ) -> Generation:
-        start = time.monotonic()
-        watch = SentWatch(on_event)  # a cancel before the first POST is not billed
-        try:
-            if history is not None and self._store_failed:
-                # A result of this run could not be stored: is there room for this one?
-                await asyncio.to_thread(history.check_writable)
-            result = await self._obtain(body, on_partial, watch, patient)
-        except CometError as error:
-            elapsed = time.monotonic() - start
-            return await asyncio.to_thread(
-                self._record_failure, history, body, error, elapsed, tags, origin
-            )
-        except Exception as exc:  # MemoryError, a bug below us: this request's error only
-            failure = unexpected(exc, "sending")
-            elapsed = time.monotonic() - start
-            return await asyncio.to_thread(
-                self._record_failure, history, body, failure, elapsed, tags, origin
-            )
-        except (asyncio.CancelledError, KeyboardInterrupt) as cancel:
-            # A cancel (Ctrl-C in a blocking Client's caller cancels this task), or an interrupt
-            # raised in here (a callback, a test transport): recorded the same way.
-            drop_library_frames(cancel)  # their locals hold the raw header bytes
-            elapsed = time.monotonic() - start
-            record = asyncio.to_thread(
-                self._record_failure,
-                history,
-                body,
-                _cancelled(watch.sent),
-                elapsed,
-                tags,
-                origin,
-                "cancelled",
-            )
-            await asyncio.shield(record)  # a second cancel must not lose the record
-            raise
-        notify(on_event, ClientEvent("storing"))
-        elapsed = time.monotonic() - start
-        try:
-            return await asyncio.to_thread(
-                self._store, history, body, result, elapsed, tags, origin
-            )
-        except Exception as exc:  # a full disk, MemoryError: this request's error, recorded
-            self._store_failed = True
-            failure = storing_failure(exc)
-            return await asyncio.to_thread(
-                self._record_failure, history, body, failure, elapsed, tags, origin
-            )
 
     async def _obtain(
         self,
@@ -766,15 +757,13 @@ class AsyncClient(_BaseClient):
                 step = steps.send(answer)
             except StopIteration as finished:
                 return cast(ApiResult, finished.value)
-            answer = await self._perform(step)
-
-    async def _perform(self, step: Step) -> Any:
-        if isinstance(step, Send):
-            return await self._attempt(step)
-        if isinstance(step, Download):
-            return await self._download(step.url)
-        await self._sleep(step.seconds)
-        return None
+            if isinstance(step, Send):
+                answer = await self._attempt(step)
+            elif isinstance(step, Download):
+                answer = await self._download(step.url)
+            else:
+                await self._sleep(step.seconds)
+                answer = None
 
     async def _attempt(self, step: Send) -> Attempt:
         started = time.monotonic()
@@ -902,31 +891,20 @@ class Client(_BaseClient):
         rng: random.Random | None = None,
         limits: ByteLimits | None = None,
     ) -> None:
-        sink = _history_sink(history)  # one History for both (a folder opened once)
-        rng = rng or random.Random()
-        # Made first: the settings below (the pacer among them) are the engine's own.
         self._engine = AsyncClient(
             api_key,
             base_url,
             timeout,
             max_retries,
-            history=sink,
+            history=history,
             retry_billed=retry_billed,
             transport=async_transport(transport),
             sleep=None if sleep is None else _off_the_loop(sleep),
             rng=rng,
             limits=limits,
         )
-        super().__init__(
-            api_key,
-            base_url,
-            timeout,
-            max_retries,
-            history=sink,
-            retry_billed=retry_billed,
-            rng=rng,
-            limits=limits,
-        )
+        # The engine resolved the arguments and settings: this client reads the same ones.
+        self._share_settings(self._engine)
         # A client dropped unclosed: its pool is closed on its loop, never left to the GC.
         self._release = weakref.finalize(self, _release_pool, self._engine._http)
         self._release.atexit = False  # at exit the process's sockets go with it

@@ -24,10 +24,10 @@ from cometnb._core.budget import (
     account,
     balance_from_quota,
     balance_key,
+    balance_unread,
     balance_url,
     check_before,
     ledger,
-    reads_itself,
     session_budget,
 )
 from cometnb._core.byte_limits import MB
@@ -320,8 +320,7 @@ def read_quietly(transport: httpx.BaseTransport | None = None) -> Balance | None
 def read_once() -> None:
     """Before a cell's or batch's budget check: read the balance once a session, when it is
     not known yet and its endpoint is the account's (``reads_itself``); never raises."""
-    known = account()
-    if known.last is None and not known.tried and reads_itself():
+    if balance_unread():
         read_quietly()
 
 

@@ -19,9 +19,8 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from cometnb._client.loop import Escaped, carrying_interrupts, loop_thread
@@ -87,9 +86,16 @@ class AdaptiveLimit:
     def finishing(self) -> int:
         return self._finishing
 
-    def slot(self) -> Slot:
-        """One place in the limit, as an async context manager that may be released early."""
-        return Slot(self)
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        """One place in the limit, held for the ``async with`` block; it may be given back
+        before the block ends (:meth:`Slot.release`)."""
+        await self.acquire()
+        held = Slot(self)
+        try:
+            yield held
+        finally:
+            held.close()
 
     async def acquire(self) -> None:
         """Wait until fewer than :attr:`limit` are in flight (and fewer than twice that
@@ -126,7 +132,8 @@ class AdaptiveLimit:
 
 
 class Slot:
-    """A place held in an :class:`AdaptiveLimit`; :meth:`release` may come before the exit.
+    """A place taken in an :class:`AdaptiveLimit` (by :meth:`AdaptiveLimit.slot`);
+    :meth:`release` may come before the block ends.
 
     Example::
 
@@ -139,7 +146,7 @@ class Slot:
 
     def __init__(self, limit: AdaptiveLimit) -> None:
         self._limit = limit
-        self._held = False
+        self._held = True
         self._finishing = False  # released early; counted as finishing until the exit
 
     @property
@@ -158,17 +165,8 @@ class Slot:
             self._held, self._finishing = False, True
             self._limit.release(finishing=True)
 
-    async def __aenter__(self) -> Slot:
-        await self._limit.acquire()
-        self._held = True
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """The block ended: give back the place, or end the finishing a release began."""
         if self._held:
             self._held = False
             self._limit.release()
@@ -222,7 +220,10 @@ class RateLimits:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimits | None:
         """The ``x-ratelimit-*-requests`` headers, or ``None`` when the server sends none."""
-        lower = {k.lower(): v for k, v in headers.items()}
+        prefix = "x-ratelimit-"
+        lower = {k.lower(): v for k, v in headers.items() if k.lower().startswith(prefix)}
+        if not lower:  # most servers send none: nothing to read
+            return None
         limit = _as_int(lower.get("x-ratelimit-limit-requests"))
         remaining = _as_int(lower.get("x-ratelimit-remaining-requests"))
         reset = parse_duration(lower.get("x-ratelimit-reset-requests"))
@@ -582,8 +583,9 @@ class Run(Generic[T]):
         guard: SpendGuard | None = None,
     ) -> None:
         self.items, self.hooks, self.guard = items, hooks, guard
-        self.limit = AdaptiveLimit(concurrency)
         self.patient = len(items) > 1
+        # A lone request has no other to wait for: no limit, and no slot to give back early.
+        self.limit = AdaptiveLimit(concurrency) if self.patient else None
         self.started = threading.Event()
         self.settled = threading.Event()  # set when every task has finished, however
 
@@ -607,7 +609,8 @@ class Run(Generic[T]):
 
     async def _one(self, item: T) -> None:
         hooks, guard = self.hooks, self.guard
-        async with self.limit.slot() as slot:
+        place = self.limit.slot() if self.limit is not None else contextlib.nullcontext()
+        async with place as slot:
             if hooks.hold(item):
                 return
             # Admitted when its turn comes, not at the start: what is left by then counts what
@@ -633,7 +636,7 @@ class Run(Generic[T]):
                     return
                 # Under a budget the slot is kept until this request's cost is known, so the
                 # next one is admitted against what this one cost, not only its estimate.
-                if guard is None or event.kind != "received":
+                if slot is not None and (guard is None or event.kind != "received"):
                     slot.follow(event)
                 hooks.event(item, event)
 

@@ -146,8 +146,9 @@ def describe(body: Mapping[str, Any]) -> str:
 
 
 class InFlight:
-    """One request's row: :meth:`follow` wraps the request's ``on_event``, :meth:`close`
-    drops the row once the request is recorded. Does nothing without a history folder."""
+    """One request on the wire: :meth:`follow` wraps the request's ``on_event`` and notes when
+    its POST leaves (:attr:`sent`: a cancel before that is not billed) and, with a history
+    folder, marks its row; :meth:`close` drops the row once the request is recorded."""
 
     def __init__(
         self, stores: dict[Path, BatchStore], history: HistorySink | None, origin: str | None
@@ -158,19 +159,20 @@ class InFlight:
             self._store = stores.get(root) or stores.setdefault(root, BatchStore(root))
         self._key = uuid.uuid4().hex
         self._marked = False
+        self.sent = False  # the "sending" event came: the POST is about to leave
 
-    def follow(self, body: Mapping[str, Any], on_event: OnEvent | None) -> OnEvent | None:
+    def follow(self, body: Mapping[str, Any], on_event: OnEvent | None) -> OnEvent:
         store = self._store
-        if store is None:
-            return on_event
 
         def handler(event: ClientEvent) -> None:
-            if event.kind == "sending" and not self._marked:
-                try:
-                    store.start(REQUESTS, self._key, describe(body))
-                    self._marked = True
-                except Exception as exc:  # a safety net, not a precondition: send anyway
-                    log.warning("cometnb: could not note a request as in flight (%s)", exc)
+            if event.kind == "sending":
+                self.sent = True
+                if store is not None and not self._marked:
+                    try:
+                        store.start(REQUESTS, self._key, describe(body))
+                        self._marked = True
+                    except Exception as exc:  # a safety net, not a precondition: send anyway
+                        log.warning("cometnb: could not note a request as in flight (%s)", exc)
             elif event.kind == "storing":
                 self.close()  # answered: from here the writer's files are what repair finds
             if on_event is not None:

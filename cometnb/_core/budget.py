@@ -37,6 +37,7 @@ __all__ = [
     "SpendGuard",
     "balance_from_quota",
     "balance_key",
+    "balance_unread",
     "balance_url",
     "budget_note",
     "check_balance",
@@ -643,6 +644,14 @@ class AccountBalance:
 def account() -> AccountBalance:
     """This session's :class:`AccountBalance`."""
     return current().part(AccountBalance)
+
+
+def balance_unread() -> bool:
+    """True when a cell or batch should read the account's balance before its budget check:
+    once a session (not known yet, not tried), and only when its endpoint is the account's
+    (:func:`reads_itself`). The reading itself is ``_client/lookups.py``'s."""
+    known = account()
+    return known.last is None and not known.tried and reads_itself()
 
 
 def check_balance(total: Cost, what: str, spent_usd: float) -> None:

@@ -176,7 +176,7 @@ def inspect_image(data: bytes) -> tuple[str, int, int]:
     An SVG is parsed as XML (:func:`~cometnb._core.svg.check_svg`) and measured.
     Raises :class:`ResponseError` when the bytes are not an image or are visibly truncated.
     """
-    if is_svg(data):
+    if sniff_format(data) == "svg":  # a raster's magic bytes answer first: no text sniff
         info = check_svg(data)
         return "svg", info.width, info.height
     img, fmt = open_image(data)
@@ -333,7 +333,7 @@ def make_preview(data: bytes, max_px: int, *, encode: str = "auto") -> tuple[byt
     """
     if max_px < 1:
         raise ValueError(f"max_px must be at least 1; got {max_px}")
-    if is_svg(data):
+    if sniff_format(data) == "svg":
         data = render_svg(data, max_px)  # a PNG exactly max_px on its longer side
     img, fmt = open_image(data)
     frame_count: int = getattr(img, "n_frames", 1)

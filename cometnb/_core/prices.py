@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,13 +133,9 @@ class Cost:
         return Cost(usd, self.estimated or other.estimated, "sum", self.prices or other.prices)
 
     def to_dict(self) -> dict[str, Any]:
-        """What a history record stores (so a later price change does not rewrite history)."""
-        return {
-            "usd": self.usd,
-            "estimated": self.estimated,
-            "basis": self.basis,
-            "prices": self.prices,
-        }
+        """What a history record stores (so a later price change does not rewrite history):
+        every field, by name."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cost:

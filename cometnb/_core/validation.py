@@ -373,9 +373,8 @@ def validate_edit(
         ...
         cometnb._core.errors.ValidationError: input_fidelity applies to edits (input images) only
     """
-    caps = get_edit_caps(model)
     fidelity = fields.get("input_fidelity")
-    if not images:
+    if not images:  # not an edit: the model's edit rules do not apply
         if fidelity is not None:
             _fail("input_fidelity applies to edits (input images) only", "input_fidelity")
         if mask is not None:
@@ -383,6 +382,7 @@ def validate_edit(
         if markup is not None:
             _fail("markup needs an input image to apply to (image=...)", "markup")
         return
+    caps = get_edit_caps(model)
     if mask is not None and markup is not None:
         _fail(
             "markup cannot be combined with a mask; send the markup (annotations) or the mask "

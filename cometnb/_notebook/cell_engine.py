@@ -20,10 +20,16 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cometnb._client.exchange import KEY_HINT
-from cometnb._client.lookups import explain_missing_model, read_once
+from cometnb._client.lookups import explain_missing_model, read_quietly
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
-from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget
+from cometnb._core.budget import (
+    SpendGuard,
+    balance_unread,
+    confirm_above,
+    guard_requests,
+    session_budget,
+)
 from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
 from cometnb._core.generations import Generation, Grid
 from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
@@ -37,7 +43,6 @@ __all__ = [
     "NO_KEY_HINT",
     "CellClient",
     "CellEngine",
-    "check_cell",
     "check_requests",
     "dry_run_costs",
     "skipped_note",
@@ -117,11 +122,13 @@ class CellEngine:
         if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
-        read_once()  # the account's balance, once a session, for the budget check below
+        if balance_unread():  # the account's balance, once a session, for the check below
+            read_quietly()
         if spec.batch is not None:  # checks what it will send, not the items already done
             return self._batch(spec, grid, history, key)
         # The whole cell's estimate against the budgets, before the first request.
-        guard = check_cell(grid, budget=spec.budget, yes=spec.yes)
+        requests = [cell.request for cell in grid.cells]
+        guard = check_requests(requests, budget=spec.budget, yes=spec.yes)
         view = self._view(spec, grid)
         result = self._execute(spec, grid, view, history, key, guard)
         if spec.out:
@@ -367,17 +374,12 @@ def _warn_model_typos(cells: Iterable[Any]) -> None:
             print(warning, file=sys.stderr, flush=True)
 
 
-def check_cell(grid: Grid, *, budget: float | None, yes: bool) -> SpendGuard | None:
-    """Check the whole cell before the first request; returns the run's guard (``None`` when
-    no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse it."""
-    return check_requests([c.request for c in grid.cells], budget=budget, yes=yes)
-
-
 def check_requests(
     requests: Sequence[Any], *, budget: float | None, yes: bool
 ) -> SpendGuard | None:
-    """:func:`check_cell` for a list of requests (a ``--batch`` cell checks what it will send:
-    the items an earlier run did not finish)."""
+    """Check a cell's requests before the first is sent (a ``--batch`` cell checks what it
+    will send: the items an earlier run did not finish); returns the run's guard (``None``
+    when no budget is set). Raises :class:`~cometnb._core.errors.BudgetError` to refuse them."""
     return guard_requests(
         requests,
         session_budget=session_budget(),

@@ -38,6 +38,7 @@ __all__ = [
     "document_json",
     "error_document",
     "new_record_id",
+    "record_cost",
     "scrub_request",
     "scrub_values",
     "split_settings",
@@ -436,8 +437,6 @@ class Record:
 
         A record written before costs were kept is priced with today's table, marked estimated.
         """
-        from cometnb._storage.spend import record_cost
-
         return record_cost(self._document(), self.status)
 
     def to_dict(self) -> dict[str, Any]:
@@ -531,3 +530,25 @@ class Comparison:
 
     def __repr__(self) -> str:
         return f"<Comparison of {len(self.records)} records; differing: {sorted(self.differing)}>"
+
+
+def record_cost(doc: Mapping[str, Any], status: str) -> Cost:
+    """The cost a record stored, or (older records) today's price of it, marked estimated."""
+    from cometnb._core.prices import Cost, actual_cost, failure_cost
+
+    stored = doc.get("cost")
+    if isinstance(stored, Mapping):
+        return Cost.from_dict(stored)
+    body = doc.get("request") or {}
+    if status == "ok":
+        found = actual_cost(body, doc.get("usage"), len(doc.get("images") or ()), doc.get("meta"))
+    else:
+        error = doc.get("error") or {}
+        code = error.get("status")
+        http = code if isinstance(code, int) and not isinstance(code, bool) else None
+        found = failure_cost(body, str(error.get("type", "")), http)
+    if found.usd is None:
+        return found
+    return Cost(
+        found.usd, True, f"{found.basis}; priced now, the record kept no cost", found.prices
+    )

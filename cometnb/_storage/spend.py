@@ -32,34 +32,29 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from cometnb._core.prices import (
     NANOS_PER_USD,
     Cost,
-    actual_cost,
     failure_cost,
     format_spend,
     from_nanos,
     to_nanos,
 )
 from cometnb._storage.index import SPEND_KIND, SPEND_USD, Index
+from cometnb._storage.records import record_cost
 
 __all__ = [
     "SpendTable",
     "as_timestamp",
     "cost_of_failure",
-    "cost_of_result",
-    "record_cost",
     "spend",
     "spend_from_index",
     "spend_keys",
     "spend_start",
     "tag_keys",
 ]
-
-if TYPE_CHECKING:
-    from cometnb._core.generations import ApiResult
 
 
 class Record(Protocol):
@@ -79,36 +74,11 @@ By = Literal["model", "day", "tag"]
 UNTAGGED = "(untagged)"
 
 
-def cost_of_result(body: Mapping[str, Any], result: ApiResult) -> Cost:
-    """What a successful response cost, priced with the table in force now."""
-    return actual_cost(body, result.usage, len(result.images), result.meta)
-
-
 def cost_of_failure(body: Mapping[str, Any], error: BaseException) -> Cost:
     """What a failed request cost: $0 when refused, its estimate when it may have been billed."""
     billed = getattr(error, "may_be_billed", None)
     status = getattr(error, "status", None)
     return failure_cost(body, type(error).__name__, status, may_be_billed=billed)
-
-
-def record_cost(doc: Mapping[str, Any], status: str) -> Cost:
-    """The cost a record stored, or (older records) today's price of it, marked estimated."""
-    stored = doc.get("cost")
-    if isinstance(stored, Mapping):
-        return Cost.from_dict(stored)
-    body = doc.get("request") or {}
-    if status == "ok":
-        found = actual_cost(body, doc.get("usage"), len(doc.get("images") or ()), doc.get("meta"))
-    else:
-        error = doc.get("error") or {}
-        code = error.get("status")
-        http = code if isinstance(code, int) and not isinstance(code, bool) else None
-        found = failure_cost(body, str(error.get("type", "")), http)
-    if found.usd is None:
-        return found
-    return Cost(
-        found.usd, True, f"{found.basis}; priced now, the record kept no cost", found.prices
-    )
 
 
 class SpendTable(dict[str, float]):

@@ -22,6 +22,7 @@ from cometnb._core.byte_limits import MB
 from cometnb._core.edit_inputs import EditBody
 from cometnb._core.errors import CometError, redact
 from cometnb._core.generations import ApiImage, ApiResult, Status
+from cometnb._core.prices import actual_cost
 from cometnb._core.settings import active
 from cometnb._storage import files as _files
 from cometnb._storage import repair as _repair
@@ -39,7 +40,7 @@ from cometnb._storage.records import (
     tags_json,
 )
 from cometnb._storage.sources import parent_of, source_docs, store_sources
-from cometnb._storage.spend import cost_of_failure, cost_of_result
+from cometnb._storage.spend import cost_of_failure
 from cometnb._version import __version__
 
 __all__ = ["MIN_FREE_BYTES", "HistoryWriter"]
@@ -100,7 +101,7 @@ class HistoryWriter:
             "origin": origin,
             "synthetic": bool(result.synthetic),
             # Priced now, with the table in force: a later price change does not rewrite it.
-            "cost": cost_of_result(body, result).to_dict(),
+            "cost": actual_cost(body, result.usage, len(result.images), result.meta).to_dict(),
             "version": __version__,
             **self._lineage(request),
         }
