@@ -37,6 +37,7 @@ BENCHMARKS = (
     "spend",
     "sidebar",
     "engine_designs",
+    "cell_path",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
