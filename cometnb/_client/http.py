@@ -12,6 +12,7 @@ import functools
 import ipaddress
 import json
 import logging
+import os
 import select
 import socket
 import ssl
@@ -838,7 +839,8 @@ async def _connect(
             await loop.sock_connect(sock, address)
         except OSError as exc:
             sock.close()
-            failure = exc
+            # asyncio words it "Connect call failed"; the system's words say why (refused...).
+            failure = OSError(exc.errno, os.strerror(exc.errno)) if exc.errno else exc
             continue
         except BaseException:
             sock.close()
