@@ -384,17 +384,13 @@ def test_tls_an_untrusted_certificate_is_refused_before_sending(certs: Certs) ->
 # --- the body reader, driven with scripted chunks ----------------------------------------------
 
 
-class Chunks(httpx.AsyncByteStream):
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
+async def pieces(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 def read_chunks(chunks: list[bytes], limit: int = 64 * MB, **headers: str) -> bytes:
-    response = httpx.Response(200, headers=headers, stream=Chunks(chunks))
+    response = httpx.Response(200, headers=headers, content=pieces(chunks))
     budget = Budget("example.com", "the result", limit=limit, seconds=30)
     return asyncio.run(aread_body(response, budget))
 
