@@ -130,7 +130,8 @@ def run() -> Result:
         "call, with os.sync(), instead of landing on whichever path ran next (they slowed the "
         "floor and the SDK path by up to 10 ms and cometnb's next call alike, so the ratios "
         "moved by 0.3 from run to run). A preview's own cost is the 'step alone' row below; "
-        "the preview job still starts inside cometnb's call, at its commit."
+        "the job is queued at the commit, inside cometnb's call, and starts once the call "
+        "has returned (as in real use)."
     )
     return result
 
