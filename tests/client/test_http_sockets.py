@@ -57,6 +57,7 @@ class RawServer:
     script: list[Step]
     tls: ssl.SSLContext | None = None
     requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
 
     def __post_init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -87,6 +88,7 @@ class RawServer:
                 conn, _ = self._listener.accept()
             except TimeoutError:
                 continue
+            self.connections += 1
             serve = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             serve.start()
             self._threads.append(serve)
@@ -252,25 +254,25 @@ def test_a_refused_connection_says_refused() -> None:
         read(f"http://127.0.0.1:{port}/v1/x")
 
 
+async def three_gets(url: str, transport: httpx.AsyncBaseTransport | None = None) -> list[bytes]:
+    """Three GETs of ``url`` on one pool, one after another."""
+    http = AsyncHttp(TIMEOUT, transport)
+    try:
+        bodies = []
+        for _ in range(3):
+            async with http.open("GET", url) as response:
+                budget = Budget("h", "r", limit=8 * MB, seconds=30)
+                bodies.append(await aread_body(response, budget))
+        return bodies
+    finally:
+        await http.aclose()
+
+
 def test_a_kept_alive_connection_serves_the_next_request() -> None:
     body = image_answer(MB)
-
-    async def main(url: str) -> list[bytes]:
-        http = AsyncHttp(TIMEOUT)
-        try:
-            bodies = []
-            for _ in range(3):
-                async with http.open("GET", url) as response:
-                    bodies.append(
-                        await aread_body(response, Budget("h", "r", limit=8 * MB, seconds=30))
-                    )
-            return bodies
-        finally:
-            await http.aclose()
-
     with RawServer([Step(answer(body))]) as server:
-        assert asyncio.run(main(server.url)) == [body] * 3
-    assert len(server.requests) == 3
+        assert asyncio.run(three_gets(server.url)) == [body] * 3
+    assert len(server.requests) == 3 and server.connections == 1
 
 
 def test_a_proxy_from_the_environment_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -423,3 +425,11 @@ def test_a_gzip_body_in_small_pieces_is_decoded() -> None:
     packed = gzip.compress(body)
     chunks = [packed[i : i + 999] for i in range(0, len(packed), 999)]
     assert read_chunks(chunks, **{"Content-Encoding": "gzip"}) == body
+
+
+def test_tls_a_kept_alive_connection_serves_the_next_request(certs: Certs) -> None:
+    # An idle TLS connection is not taken for a closed one ("is_readable"): it is reused.
+    body = image_answer(MB)
+    with RawServer([Step(answer(body))], tls=certs.server) as server:
+        assert asyncio.run(three_gets(server.url, SocketTransport(certs.client))) == [body] * 3
+    assert len(server.requests) == 3 and server.connections == 1
