@@ -9,7 +9,8 @@ a worker process of its own, against one simulator, interleaved per round with t
 path in this process — the per-image goal of §1 (within 1.2× of the SDK path).
 
 Each worker times its own ``Client.generate`` call (gc paused, as :func:`timed` does), so the
-pipe to the worker is not charged; ``os.sync()`` runs untimed after every call, as in §1.
+pipe to the worker is not charged; untimed after every call, as in §1, the worker finishes its
+previews and ``os.sync()`` runs.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ GOAL_RATIO_SDK = 1.2
 _WORKER = """
 import gc, json, sys, time
 from cometnb._client.client import Client
+from cometnb._storage.preview_queue import previews
 from cometnb.history import History
 base_url, folder, key, model, size, prompt = sys.argv[1:7]
 client = Client(api_key=key, base_url=base_url, history=History(folder))
@@ -66,9 +68,9 @@ for line in sys.stdin:
     gen = client.generate(prompt, model=model, size=size)
     elapsed = time.perf_counter() - start
     gc.enable()
+    previews().drain(120)  # untimed, as in section 1: not charged to the next call
     print(json.dumps({"s": elapsed, "ok": gen.ok}), flush=True)
 client.close()
-from cometnb._storage.preview_queue import previews
 previews().drain(120)
 """
 

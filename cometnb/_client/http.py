@@ -12,18 +12,29 @@ import functools
 import ipaddress
 import json
 import logging
+import os
+import select
 import socket
 import ssl
 import threading
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+import httpcore
 import httpx
 
 from cometnb._client.loop import loop_thread
@@ -47,6 +58,9 @@ __all__ = [
     "RedactSecrets",
     "Reply",
     "Resolver",
+    "SocketBackend",
+    "SocketStream",
+    "SocketTransport",
     "Target",
     "adownload",
     "aget",
@@ -479,7 +493,8 @@ def _headers(key: Secret | None, accept: str, extra: Mapping[str, str] | None) -
 
 
 class BodyDecoder:
-    """Raw body bytes → decoded pieces of at most :data:`DECODE_STEP` bytes.
+    """Raw body bytes → decoded pieces: a compressed body inflated :data:`DECODE_STEP` bytes at
+    a time (each counted before the next is made), an identity body passed on as read.
 
     Made by :meth:`for_response`, which refuses a stacked or unknown ``Content-Encoding``.
 
@@ -519,10 +534,11 @@ class BodyDecoder:
         return cls(layers[0] if layers else "identity", budget.host, budget.hint)
 
     def feed(self, raw: bytes) -> Iterator[bytes]:
-        """The decoded pieces of ``raw`` (lazily: each is counted before the next is made)."""
+        """The decoded pieces of ``raw`` (lazily: each is counted before the next is made).
+        Identity bytes are already in memory, as read: ``raw`` itself, not copied in steps."""
         if self._inflate is None:
-            for start in range(0, len(raw), DECODE_STEP):
-                yield raw[start : start + DECODE_STEP]
+            if raw:
+                yield raw
             return
         data = raw
         while data and not self._inflate.eof:
@@ -581,26 +597,81 @@ async def _araw(response: httpx.Response) -> AsyncIterator[bytes]:
             yield raw
 
 
+class _Body:
+    """A body as it arrives. An answer up to :data:`_PIECES` bytes is kept as the pieces read
+    and joined once at the end: one copy, where growing one buffer copied it about twice more
+    (a 3.75 MB answer, RESULTS.md §13c). Pieces under :data:`_WHOLE` bytes are gathered into
+    a buffer first, so a server sending one byte at a time costs a byte per byte, not an
+    object per byte. A longer body (a decompression bomb up to its cap) goes on in one buffer
+    of its own, which the allocator gives back to the system once it is dropped; thousands
+    of small pieces would stay in the process's heap after a failure.
+    """
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._size = 0  # bytes in _pieces
+        self._small = bytearray()
+        self._long: bytearray | None = None
+
+    def add(self, piece: bytes) -> None:
+        if self._long is not None:
+            self._long += piece
+        elif len(piece) >= _WHOLE:
+            self._keep_small()
+            self._keep(piece)
+        else:
+            self._small += piece
+            if len(self._small) >= _WHOLE:
+                self._keep_small()
+
+    def _keep_small(self) -> None:
+        if self._small:
+            self._keep(bytes(self._small))
+            self._small.clear()
+
+    def _keep(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+        self._size += len(piece)
+        if self._size > _PIECES:
+            self._long = bytearray().join(self._pieces)
+            self._pieces.clear()
+
+    def join(self) -> bytes:
+        if self._long is not None:
+            self._long += self._small
+            return bytes(self._long)
+        self._keep_small()
+        return self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+
+    def clear(self) -> None:
+        self._pieces.clear()
+        self._small.clear()
+        self._long = None
+
+
+_WHOLE = 4096  # a TLS record is at most 16 KB, a plain read 64 KB: both kept whole
+_PIECES = 16 * MB  # an image answer (n = 1-4) is read as pieces
+
+
 async def aread_body(response: httpx.Response, budget: Budget) -> bytes:
     """The whole decoded body, or a :class:`ResponseError` once over ``budget``."""
     decoder = _decoder(response, budget)
-    body = bytearray()
+    body = _Body()
     try:
         async for raw in _araw(response):
             budget.take(0)
             for piece in decoder.feed(raw):
                 budget.take(len(piece))
-                body += piece
+                body.add(piece)
         for piece in decoder.flush():
             budget.take(len(piece))
-            body += piece
-        return bytes(body)
+            body.add(piece)
+        return body.join()
     except BaseException as exc:
-        body.clear()  # the traceback keeps this frame: it must hold nothing large
         drop_library_frames(exc)
         raise
     finally:
-        body.clear()
+        body.clear()  # a traceback keeps this frame: it must hold nothing large
 
 
 async def alines(response: httpx.Response, budget: Budget, limit: int) -> AsyncGenerator[str, None]:
@@ -622,6 +693,241 @@ async def alines(response: httpx.Response, budget: Budget, limit: int) -> AsyncG
         splitter.discard()
         drop_library_frames(exc)
         raise
+
+
+# --- sockets: httpcore's network backend for the seam ------------------------------------
+# httpcore reads a reply 64 KB at a time. Through anyio (httpx's default on asyncio) every read
+# is a trip around the event loop (a checkpoint, the transport's buffer, a wake-up), which cost
+# the loop thread 2-3 ms of CPU per 3.75 MB answer; here a read takes what the socket already
+# holds, and only an empty socket waits for the loop (RESULTS.md §13c).
+
+
+class SocketStream(httpcore.AsyncNetworkStream):
+    """One connection's non-blocking socket, plain or TLS (an ``ssl.SSLSocket``), read and
+    written directly; the loop is awaited only when the socket cannot give or take now.
+
+    Errors are httpcore's (``ReadTimeout``, ``ConnectError``, …), as httpx expects to map
+    them; a TLS peer that closes without a close-notify is an end of stream, as with anyio.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _mapped(httpcore.ReadTimeout, httpcore.ReadError):
+            while True:
+                try:
+                    return self._sock.recv(max_bytes)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                    await _ready(self._sock, write=False, timeout=timeout)
+                except ssl.SSLWantWriteError:  # TLS wants to send first (a key update)
+                    await _ready(self._sock, write=True, timeout=timeout)
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                    return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
+            while view:
+                try:
+                    view = view[self._sock.send(view) :]
+                except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                    await _ready(self._sock, write=True, timeout=timeout)
+                except ssl.SSLWantReadError:
+                    await _ready(self._sock, write=False, timeout=timeout)
+
+    async def aclose(self) -> None:
+        self._sock.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> SocketStream:
+        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
+            tls = ssl_context.wrap_socket(
+                self._sock, server_hostname=server_hostname, do_handshake_on_connect=False
+            )
+            try:
+                while True:
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        await _ready(tls, write=False, timeout=timeout)
+                    except ssl.SSLWantWriteError:
+                        await _ready(tls, write=True, timeout=timeout)
+            except BaseException:
+                tls.close()
+                raise
+        return SocketStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        sock = self._sock
+        if info == "ssl_object":  # httpcore asks it for the ALPN protocol
+            return sock if isinstance(sock, ssl.SSLSocket) else None
+        if info == "socket":
+            return sock
+        if info == "client_addr":
+            return sock.getsockname()
+        if info == "server_addr":
+            return sock.getpeername()
+        if info == "is_readable":  # an idle pooled connection that is readable was closed
+            return _readable_now(sock)
+        return None
+
+
+class SocketBackend(httpcore.AsyncNetworkBackend):
+    """Connections as :class:`SocketStream` on asyncio's selector loop (Linux and macOS, and
+    the session's loop thread there); on any other loop (Windows' proactor, uvloop) httpcore's
+    own anyio backend, which does not need ``add_reader``.
+
+    Addresses are tried in the resolver's order, one after another, as ``socket.
+    create_connection`` (httpx's blocking client) does, within ``timeout`` in all.
+    """
+
+    def __init__(self) -> None:
+        self._other = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, asyncio.SelectorEventLoop):
+            return await self._other.connect_tcp(host, port, timeout, local_address, socket_options)
+        connecting = _connect(loop, host, port, local_address, list(socket_options or ()))
+        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
+            return SocketStream(await asyncio.wait_for(connecting, timeout))
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await self._other.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def _connect(
+    loop: asyncio.AbstractEventLoop,
+    host: str,
+    port: int,
+    local_address: str | None,
+    options: list[Any],
+) -> socket.socket:
+    failure: OSError | None = None
+    for family, kind, proto, _name, address in await loop.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio's own
+            for option in options:
+                sock.setsockopt(*option)
+            if local_address:
+                sock.bind((local_address, 0))
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            # asyncio words it "Connect call failed"; the system's words say why (refused...).
+            failure = OSError(exc.errno, os.strerror(exc.errno)) if exc.errno else exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise failure or OSError(f"no address found for {host}")
+
+
+async def _ready(sock: socket.socket, *, write: bool, timeout: float | None) -> None:
+    """Wait until ``sock`` can be written (or read), at most ``timeout`` s (``TimeoutError``)."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+    if write:
+        loop.add_writer(fd, _wake, waiter, None)
+    else:
+        loop.add_reader(fd, _wake, waiter, None)
+    timer = None if timeout is None else loop.call_later(timeout, _wake, waiter, TimeoutError())
+    try:
+        await waiter
+    finally:
+        if write:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+        if timer is not None:
+            timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+    if waiter.done():
+        return
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)
+
+
+def _readable_now(sock: socket.socket) -> bool:
+    if sock.fileno() < 0:
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+@contextmanager
+def _mapped(timeout: type[Exception], failure: type[Exception]) -> Iterator[None]:
+    """OS and TLS errors as the httpcore errors httpx turns into its own."""
+    try:
+        yield
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        raise timeout(str(exc) or "timed out") from exc
+    except OSError as exc:  # ssl.SSLError is one too
+        raise failure(str(exc) or type(exc).__name__) from exc
+
+
+class SocketTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its pool on :class:`SocketBackend` (same limits as httpx's)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits | None = None) -> None:
+        limits = limits or _POOL_LIMITS
+        super().__init__(verify=ssl_context, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=SocketBackend(),
+        )
+
+
+# httpx's own defaults for a client's pool.
+_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+class _SeamClient(httpx.AsyncClient):
+    """An httpx client whose direct route (no proxy, no test transport) is a
+    :class:`SocketTransport`; proxies from the environment keep httpx's own transports."""
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        made = super()._init_transport(*args, **kwargs)
+        if type(made) is not httpx.AsyncHTTPTransport:
+            return made  # a transport the caller gave
+        limits = kwargs.get("limits")
+        return SocketTransport(
+            shared_ssl_context(), limits if isinstance(limits, httpx.Limits) else None
+        )
 
 
 # --- sending --------------------------------------------------------------------------------
@@ -646,7 +952,7 @@ class AsyncHttp:
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop the pool belongs to
 
     def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+        return _SeamClient(
             transport=self._transport, timeout=self.timeout, verify=shared_ssl_context()
         )
 
@@ -790,7 +1096,7 @@ class KeyInQuery(httpx.AsyncBaseTransport):
         self, name: str, key: Secret, inner: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._name, self._key = name, key
-        self._inner = inner or httpx.AsyncHTTPTransport(verify=shared_ssl_context())
+        self._inner = inner or SocketTransport(shared_ssl_context())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self._inner.handle_async_request(

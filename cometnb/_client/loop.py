@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
 from cometnb._core.session import current
+from cometnb._storage.preview_queue import previews
 
 __all__ = ["Escaped", "LoopThread", "Relay", "carrying_interrupts", "loop_thread"]
 
@@ -98,10 +99,12 @@ class LoopThread:
         loop = self.loop
         call = _BlockingCall(coro)
         try:
-            loop.call_soon_threadsafe(call.start, loop)
-            if relay is None:
-                return call.future.result()
-            return relay.serve(call.future)
+            # The call's previews start once it has returned (they would slow its last steps).
+            with previews().held():
+                loop.call_soon_threadsafe(call.start, loop)
+                if relay is None:
+                    return call.future.result()
+                return relay.serve(call.future)
         except KeyboardInterrupt:
             call.interrupt(loop)
             raise

@@ -116,6 +116,13 @@ def decode_b64_image(text: str | bytes) -> bytes:
 
     Raises :class:`ResponseError` naming the problem (empty, bad character, bad length).
     """
+    if isinstance(text, str) and text and text.isascii() and text[:5].lower() != "data:":
+        # What JSON gives: ``a2b_base64`` reads ASCII text as it is, so the payload (megabytes)
+        # is not copied into bytes first.
+        try:
+            return _strict_b64(text)
+        except (binascii.Error, ValueError):
+            pass  # whitespace, a bad character: the checks below say which
     raw = _b64_payload(text)
     try:
         return _strict_b64(raw)
@@ -150,7 +157,7 @@ def _b64_payload(text: str | bytes) -> bytes:
     return raw
 
 
-def _strict_b64(raw: bytes) -> bytes:
+def _strict_b64(raw: str | bytes) -> bytes:
     if sys.version_info >= (3, 11):
         # C fast path; rejects whitespace and characters outside the alphabet.
         return binascii.a2b_base64(raw, strict_mode=True)

@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ log = logging.getLogger("cometnb")
 _WAIT_S = 10.0  # at most this long a view waits for a queued preview before making its own
 _NICE = 10
 _WORKERS = 2  # decoding and encoding release the GIL: a grid's previews use both cores
+_HOLD_S = 2.0  # a long blocking call (a grid, a batch) does not keep its previews back longer
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ def make_preview_file(job: PreviewJob) -> bytes | None:
 class PreviewQueue:
     """Daemon threads making previews in order; :meth:`wait` lets a view join a queued job.
 
+    While a blocking call is :meth:`held`, queued jobs do not start (for at most
+    :data:`_HOLD_S`): decoding a 1024² original holds the GIL in stretches and slowed the
+    call's own last steps by about 3 ms (storing the record, returning the result;
+    RESULTS.md §13c). A view that needs a preview meanwhile makes it itself.
+
     Example::
 
         >>> previews().submit([PreviewJob(original, target, 512)])  # doctest: +SKIP
@@ -75,6 +82,8 @@ class PreviewQueue:
         self._pending: dict[Path, threading.Event] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._holds = 0
+        self._released = threading.Condition(self._lock)
         self.enabled = True  # tests switch it off to stand for a crash before the preview
 
     def submit(self, jobs: list[PreviewJob]) -> None:
@@ -92,10 +101,24 @@ class PreviewQueue:
                 self._threads.append(thread)
 
     def wait(self, target: Path, timeout: float = _WAIT_S) -> bool:
-        """Wait for a queued job making ``target``; False when none is queued (or it is late)."""
+        """Wait for a queued job making ``target``; False when none is queued (or it is late,
+        or held: the caller makes the preview itself, and the job then finds it made)."""
         with self._lock:
-            event = self._pending.get(target)
+            event = None if self._holds else self._pending.get(target)
         return event is not None and event.wait(timeout)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Queued jobs start only once no blocking call holds the queue (or after
+        :data:`_HOLD_S`): a call's preview is made after the call has returned."""
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+                self._released.notify_all()
 
     def drain(self, timeout: float) -> bool:
         """Wait until every queued preview is made (benchmarks, tests, interpreter exit)."""
@@ -122,8 +145,11 @@ class PreviewQueue:
             job = self._jobs.get()
             if job is None:
                 return
+            with self._lock:
+                self._released.wait_for(lambda: not self._holds, _HOLD_S)
             try:
-                make_preview_file(job)
+                if not job.target.exists():  # a view may have made it while the queue was held
+                    make_preview_file(job)
                 _read_credentials_ahead(job.source)  # the preview file is there already
             except Exception:  # a bug must not stop later previews
                 log.exception("cometnb: making a preview failed")

@@ -120,3 +120,42 @@ def test_the_queue_survives_an_unreadable_original(tmp_path: Path) -> None:
     assert previews().drain(10) and not target.exists()
     _files.atomic_write(target, b"x", durable=False)
     assert target.read_bytes() == b"x"
+
+
+def test_previews_wait_while_a_blocking_call_holds_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cometnb._storage import preview_queue
+
+    monkeypatch.setattr(preview_queue, "_HOLD_S", 120.0)  # however slow this machine is
+    hist = History(tmp_path / "hist")
+    queue = previews()
+    with queue.held():
+        recs = [
+            hist.record_success(body(), api_result(noisy_png(1024)), elapsed_s=1.0)
+            for _ in range(3)
+        ]
+        paths = [rec.images[0].preview_path for rec in recs]
+        assert all(p is not None for p in paths)
+        assert not queue.drain(0.5)  # queued, not started: the call is still running
+        assert not any(p.exists() for p in paths if p is not None)
+        # A view that needs one now makes it itself instead of waiting for the held queue.
+        data, mime = recs[0].images[0].preview()
+        assert mime == "image/webp" and paths[0] is not None and paths[0].read_bytes() == data
+    assert queue.drain(30)  # released: the rest are made, the one already made is kept
+    assert all(p is not None and p.exists() for p in paths)
+    assert paths[0] is not None and paths[0].read_bytes() == data
+
+
+def test_a_blocking_call_returns_before_its_previews_are_made(tmp_path: Path) -> None:
+    from cometnb._client.loop import loop_thread
+
+    hist = History(tmp_path / "hist")
+
+    async def store() -> Path | None:  # a request's last step: the record commits
+        rec = hist.record_success(body(), api_result(noisy_png(1024)), elapsed_s=1.0)
+        return rec.images[0].preview_path
+
+    target = loop_thread().run(store())
+    assert target is not None
+    assert previews().drain(30) and target.exists()  # made once the call returned
