@@ -237,7 +237,7 @@ RATE_HINT = (
 class ResultItem:
     """One entry of ``data[]``: base64 bytes or a URL (exactly one is used), maybe a revision."""
 
-    b64_json: str | None = None
+    b64_json: str | bytes | None = None  # bytes: cut from the raw body by _lift_base64
     url: str | None = None
     revised_prompt: str | None = None
 
@@ -263,6 +263,15 @@ def parse_result(content: bytes | str, host: str = "the server") -> ParsedRespon
         >>> parse_result(b'{"created": 1, "data": [{"url": "https://x/y.png"}]}').items[0].url
         'https://x/y.png'
     """
+    lifted = _lift_base64(content) if isinstance(content, bytes) else None
+    if lifted is not None:
+        rest, images = lifted
+        try:
+            payload = json.loads(rest.decode("utf-8", "replace"))
+        except ValueError:
+            pass  # malformed: parsed again whole below, so the error quotes the body as it came
+        else:
+            return result_from_payload(payload, host, images)
     text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
     try:
         payload = json.loads(text)
@@ -279,8 +288,60 @@ def parse_result(content: bytes | str, host: str = "the server") -> ParsedRespon
     return result_from_payload(payload, host)
 
 
-def result_from_payload(payload: Any, host: str = "the server") -> ParsedResponse:
-    """Validate an already-decoded JSON response (see :func:`parse_result`)."""
+_B64_KEY = b'"b64_json"'
+_JSON_SPACE = b" \t\r\n"
+
+
+def _lift_base64(body: bytes) -> tuple[bytes, list[bytes]] | None:
+    """The body with each ``"b64_json"`` string value cut out and replaced by ``"#<i>"``, and
+    the values cut out; ``None`` when a value holds an escape (or is cut off), so the caller
+    parses the whole body.
+
+    Why: an answer is megabytes of base64 in a few bytes of JSON. Decoded to ``str`` and parsed,
+    the base64 is copied twice more before it is decoded; cut out of the bytes, once. A base64
+    value holds no ``"``, so its end is the next ``"``; a ``\\`` (a server writing ``\\/``)
+    sends the body down the ordinary path. The key must follow ``{`` or ``,`` (whitespace
+    between): inside a JSON string every ``"`` follows a backslash, so a string that merely
+    contains the text cannot be taken for the key.
+    """
+    rest: list[bytes] = []
+    values: list[bytes] = []
+    done = 0  # the body up to here is in ``rest``
+    at = body.find(_B64_KEY)
+    while at != -1:
+        before = body[_skip_space(body, at - 1, -1) : at][:1]
+        colon = _skip_space(body, at + len(_B64_KEY))
+        quote = _skip_space(body, colon + 1)
+        if (
+            before in (b"{", b",")
+            and body[colon : colon + 1] == b":"
+            and body[quote : quote + 1] == b'"'
+        ):
+            end = body.find(b'"', quote + 1)
+            if end == -1 or body.find(b"\\", quote + 1, end) != -1:
+                return None
+            rest += (body[done : quote + 1], b"#%d" % len(values))
+            values.append(body[quote + 1 : end])
+            done = end
+        at = body.find(_B64_KEY, at + len(_B64_KEY))
+    if not values:
+        return None
+    rest.append(body[done:])
+    return b"".join(rest), values
+
+
+def _skip_space(body: bytes, at: int, step: int = 1) -> int:
+    """The first index from ``at`` (going by ``step``) that is not JSON whitespace."""
+    while 0 <= at < len(body) and body[at] in _JSON_SPACE:
+        at += step
+    return at
+
+
+def result_from_payload(
+    payload: Any, host: str = "the server", lifted: list[bytes] | None = None
+) -> ParsedResponse:
+    """Validate an already-decoded JSON response (see :func:`parse_result`); ``lifted`` holds
+    the base64 values :func:`_lift_base64` cut out, which ``"#<i>"`` stands for."""
     if not isinstance(payload, dict):
         raise ResponseError(f"{host} answered with JSON that is not an object")
     if payload.get("error") and not payload.get("data"):
@@ -288,7 +349,7 @@ def result_from_payload(payload: Any, host: str = "the server") -> ParsedRespons
     data = payload.get("data")
     if not isinstance(data, list) or not data:
         raise ResponseError(f"{host} answered without any images (no 'data' items)")
-    items = [_item(entry, i, host) for i, entry in enumerate(data)]
+    items = [_item(entry, i, host, lifted or []) for i, entry in enumerate(data)]
     usage = payload.get("usage")
     created = payload.get("created")
     return ParsedResponse(
@@ -299,14 +360,16 @@ def result_from_payload(payload: Any, host: str = "the server") -> ParsedRespons
     )
 
 
-def _item(entry: Any, index: int, host: str) -> ResultItem:
+def _item(entry: Any, index: int, host: str, lifted: list[bytes]) -> ResultItem:
     if not isinstance(entry, dict):
         raise ResponseError(f"{host} answered with a malformed image entry (data[{index}])")
     b64, url, revised = entry.get("b64_json"), entry.get("url"), entry.get("revised_prompt")
-    if not (isinstance(b64, str) and b64) and not (isinstance(url, str) and url):
+    if isinstance(b64, str) and b64[:1] == "#" and b64[1:].isdigit() and int(b64[1:]) < len(lifted):
+        b64 = lifted[int(b64[1:])]  # "#" is not base64: the value _lift_base64 cut out
+    if not (isinstance(b64, str | bytes) and b64) and not (isinstance(url, str) and url):
         raise ResponseError(f"{host} answered with data[{index}] holding neither b64_json nor url")
     return ResultItem(
-        b64_json=b64 if isinstance(b64, str) and b64 else None,
+        b64_json=b64 if isinstance(b64, str | bytes) and b64 else None,
         url=url if isinstance(url, str) and url else None,
         revised_prompt=revised if isinstance(revised, str) else None,
     )

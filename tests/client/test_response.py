@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import httpx
 import pytest
 from conftest import SHARED_FIXTURES
+from PIL import Image
 
 from cometnb._client.exchange import (
+    _lift_base64,
     failure_from_exception,
     failure_from_status,
     parse_request_id,
@@ -22,6 +26,7 @@ from cometnb._core.errors import (
     ResponseError,
     register_secret,
 )
+from cometnb._core.images import decode_b64_image
 
 FIXTURES = SHARED_FIXTURES
 HOST = "api.test"
@@ -51,6 +56,89 @@ def test_parse_gpt_image_fixture_keeps_usage_created_and_meta() -> None:
         "output_format": "jpeg",
     }
     assert parsed.items[0].b64_json is not None and parsed.items[0].url is None
+
+
+def _plain(body: bytes) -> list[tuple[bytes | None, str | None, str | None]]:
+    """What each item decodes to when the body is parsed whole, as text (no lifting)."""
+    parsed = parse_result(body.decode())
+    return [(_b64(i.b64_json), i.url, i.revised_prompt) for i in parsed.items]
+
+
+def _b64(value: str | bytes | None) -> bytes | None:
+    return None if value is None else decode_b64_image(value)
+
+
+@pytest.mark.parametrize(
+    "name", ["gpt-image-2.json", "edit-gpt-image.json", "dall-e-3-url.json", "seedream-url.json"]
+)
+def test_every_fixture_parses_alike_with_base64_cut_from_the_bytes(name: str) -> None:
+    body = _fixture(name)
+    parsed = parse_result(body)
+    assert [(_b64(i.b64_json), i.url, i.revised_prompt) for i in parsed.items] == _plain(body)
+    plain = parse_result(body.decode())
+    assert (parsed.created, parsed.usage, parsed.meta) == (plain.created, plain.usage, plain.meta)
+
+
+def _image_b64(seed: int) -> str:
+    picture = Image.new("RGB", (64 + seed, 48), (seed * 40 % 256, 90, 200))
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_several_images_are_cut_out_whatever_the_spacing() -> None:
+    images = [_image_b64(i) for i in range(3)]
+    first, second, third = images
+    body = (
+        f'{{"created":1,\n "data" : [ {{"b64_json":"{first}"}},\r\n{{ "revised_prompt": "a, b",'
+        f'\t"b64_json" :\n "{second}" }} , {{"b64_json": "{third}","url":null}}],'
+        '"usage":{"total_tokens":9}}'
+    ).encode()
+    parsed = parse_result(body)
+    assert [i.b64_json for i in parsed.items] == [x.encode() for x in images]
+    assert parsed.items[1].revised_prompt == "a, b"
+    assert parsed.usage == {"total_tokens": 9}
+    assert _lift_base64(body) is not None
+
+
+def test_the_key_written_inside_a_string_is_not_taken_for_the_key() -> None:
+    image = _image_b64(1)
+    body = json.dumps(
+        {
+            "data": [
+                {"revised_prompt": 'say {"b64_json": "AAAA"}, "b64_json":"BBBB"', "b64_json": image}
+            ]
+        }
+    ).encode()
+    item = parse_result(body).items[0]
+    assert item.revised_prompt == 'say {"b64_json": "AAAA"}, "b64_json":"BBBB"'
+    assert item.b64_json == image.encode()
+
+
+def test_an_escaped_value_and_a_cut_off_body_take_the_ordinary_path() -> None:
+    escaped = b'{"data": [{"b64_json": "QUJD\\/w=="}]}'  # a server escaping "/" as JSON allows
+    assert _lift_base64(escaped) is None
+    assert parse_result(escaped).items[0].b64_json == "QUJD/w=="
+    cut = b'{"data": [{"b64_json": "QUJDRA'
+    assert _lift_base64(cut) is None
+    with pytest.raises(ResponseError, match="malformed JSON"):
+        parse_result(cut, HOST)
+    broken_after = b'{"data": [{"b64_json": "QUJD"}], "usage": {'
+    with pytest.raises(ResponseError, match="malformed JSON"):
+        parse_result(broken_after, HOST)
+
+
+def test_a_server_value_that_looks_like_a_placeholder_stays_its_own() -> None:
+    # The server's "#1" is cut out like any value and comes back as itself, never as image 1.
+    image = _image_b64(2)
+    body = (
+        '{"data": [{"b64_json": null, "url": "https://x/y.png"}, {"b64_json": "#1"}, '
+        f'{{"b64_json": "{image}"}}]}}'
+    ).encode()
+    parsed = parse_result(body)
+    assert [i.b64_json for i in parsed.items] == [None, b"#1", image.encode()]
+    with pytest.raises(ResponseError, match="base64"):
+        decode_b64_image(parsed.items[1].b64_json or "")
 
 
 def test_parse_dalle_url_fixture_keeps_revised_prompt() -> None:
