@@ -178,12 +178,14 @@ def _report(result: Result, sdk: float, twin: float, engine: float) -> None:
     result.row("sync twin / SDK", ratio(twin / sdk))
     result.row("engine over the loop thread / SDK", ratio(engine / sdk))
     result.row("engine over the loop thread / sync twin", ratio(engine / twin))
-    why = "the loop thread adds two thread hand-offs per call (submit, result)"
+    # The per-image goal (≤ 1.2× the SDK) is judged in §1, where every path runs in the same
+    # process and the comparison is repeated in fresh processes; here the SDK runs in this
+    # process and each design in a worker of its own, so a ratio to the SDK also carries the
+    # processes' different memory states (0.9–1.9× from run to run on this VM, 2026-12-06).
+    # What this benchmark decides is the design: the engine against the twin, reported as rows.
     for name, value in (("sync twin", twin), ("engine over the loop thread", engine)):
-        result.goal(
-            f"{name} within {GOAL_RATIO_SDK}× of the SDK path",
-            f"≤ {GOAL_RATIO_SDK:.2f}× SDK",
-            ratio(value / sdk),
-            value <= GOAL_RATIO_SDK * sdk,
-            why,
+        verdict = "within" if value <= GOAL_RATIO_SDK * sdk else "over"
+        result.row(
+            f"{name} against §1's goal (≤ {GOAL_RATIO_SDK}× the SDK; not judged here)",
+            f"{ratio(value / sdk)}: {verdict}",
         )

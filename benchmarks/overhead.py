@@ -16,6 +16,10 @@ timed alongside for reference only: it shows what the disk itself costs on this 
 
 Every request asks for the same prompt so the simulator serves its cached render: server time is
 then only the transfer, which makes the ratios as strict as they can be.
+
+The whole comparison runs in :data:`PROCESSES` fresh interpreters (``python -m
+benchmarks.overhead`` is one), and the goals read the median of their ratios: on this VM a
+process draws a cheap or a dear state for fresh memory, and one process's medians follow it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from ._harness import (
     ms,
     need,
     ratio,
+    run_worker,
     simulator,
     timed,
     workdir,
@@ -57,16 +62,47 @@ STEP_PREVIEW = "preview (512 px WebP; made after the commit, off the request pat
 STEP_STORE = "history store (original, row; preview queued)"
 STEP_FSYNC = "fsync"
 FSYNC_CALLS = "fsync calls"
+# Each path's median moves by several ms between processes on this VM (touching fresh memory
+# costs a page fault per 4 KB that is dear here: the same 2.8 MB write took 0.6 ms in one process
+# and 19 ms in the next), and the ratio follows whichever path drew the dear state; so the
+# comparison runs in several fresh processes and the goals read the median of their ratios.
+PROCESSES = 7
+PATHS = ("floor", "sdk", "cometnb", "floor-tmpfs")
+NOTE = (
+    "Same prompt every time, so the simulator serves one cached render. The floor, the SDK "
+    "and cometnb all write to the same disk folder, as a user's loop would, and os.sync() "
+    "runs untimed after every call so that no path's dirty pages are flushed inside "
+    "another's timed call. (Until 2026-12-02 the floor and SDK wrote to a tmpfs, which "
+    "charged the disk's write cost to cometnb alone; the floor on a tmpfs is still timed, "
+    "for reference, and is not a goal.) cometnb's previews are made on a background "
+    "thread after each commit; since 2026-12-06 they are finished untimed after each "
+    "call, with os.sync(), instead of landing on whichever path ran next (they slowed the "
+    "floor and the SDK path by up to 10 ms and cometnb's next call alike, so the ratios "
+    "moved by 0.3 from run to run). A preview's own cost is the 'step alone' row below; "
+    "the job is queued at the commit, inside cometnb's call, and starts once the call "
+    "has returned (as in real use)."
+)
 
 
 def run() -> Result:
+    """The comparison in :data:`PROCESSES` fresh interpreters, one after another; the goals are
+    judged on the median of their ratios (see the module's docstring)."""
+    need("cometnb._client.client")
+    result = Result(TITLE)
+    runs = [run_worker("benchmarks.overhead", {}, timeout=600) for _ in range(PROCESSES)]
+    _report(result, runs)
+    result.notes.append(NOTE)
+    return result
+
+
+def measure() -> dict[str, Any]:
+    """One process's measurement: every path's times, the render time and the step breakdown."""
     client_mod = need("cometnb._client.client")
     history_mod = need("cometnb.history")
     cards = need("cometnb._views.cards")
     import httpx
     from openai import OpenAI
 
-    result = Result(TITLE)
     with (
         simulator(texture="photo") as sim,
         workdir("overhead-") as tmp,
@@ -118,22 +154,12 @@ def run() -> Result:
             comet.close()
             http.close()
             sdk.close()
-    _report(result, times, median(render_times), len(image_bytes), breakdown)
-    result.notes.append(
-        "Same prompt every time, so the simulator serves one cached render. The floor, the SDK "
-        "and cometnb all write to the same disk folder, as a user's loop would, and os.sync() "
-        "runs untimed after every call so that no path's dirty pages are flushed inside "
-        "another's timed call. (Until 2026-12-02 the floor and SDK wrote to a tmpfs, which "
-        "charged the disk's write cost to cometnb alone; the floor on a tmpfs is still timed, "
-        "for reference, and is not a goal.) cometnb's previews are made on a background "
-        "thread after each commit; since 2026-12-06 they are finished untimed after each "
-        "call, with os.sync(), instead of landing on whichever path ran next (they slowed the "
-        "floor and the SDK path by up to 10 ms and cometnb's next call alike, so the ratios "
-        "moved by 0.3 from run to run). A preview's own cost is the 'step alone' row below; "
-        "the job is queued at the commit, inside cometnb's call, and starts once the call "
-        "has returned (as in real use)."
-    )
-    return result
+    return {
+        "times": times,
+        "render_s": median(render_times),
+        "n_bytes": len(image_bytes),
+        "steps": breakdown,
+    }
 
 
 def _settle() -> None:
@@ -187,25 +213,34 @@ def _fsyncs(fn: Callable[[], Any]) -> tuple[float, float]:
     return sum(spent), float(len(spent))
 
 
-def _report(
-    result: Result,
-    times: dict[str, list[float]],
-    render_s: float,
-    n_bytes: int,
-    steps: dict[str, float],
-) -> None:
-    floor, sdk, comet = (median(times[k]) for k in ("floor", "sdk", "cometnb"))
-    result.row("image", f"{PHOTO_SIZE} PNG, {n_bytes / 1e6:.2f} MB ({ROUNDS} rounds, interleaved)")
-    result.row("floor: httpx + json + b64 + write (median)", ms(floor))
-    result.row("OpenAI SDK + b64 + write (median)", ms(sdk))
-    shm = median(times["floor-tmpfs"])
+def _report(result: Result, runs: list[dict[str, Any]]) -> None:
+    """Rows and goals from every process's medians; a goal reads the median over processes."""
+    per = [{k: median(run["times"][k]) for k in run["times"]} for run in runs]
+    floor, sdk, comet, shm = (median([p[k] for p in per]) for k in PATHS)
+    to_sdk = median([p["cometnb"] / p["sdk"] for p in per])
+    to_floor = median([p["cometnb"] / p["floor"] for p in per])
+    render_s = median([run["render_s"] for run in runs])
+    steps = {k: median([run["steps"][k] for run in runs]) for k in runs[0]["steps"]}
+    overhead = median([p["cometnb"] - p["floor"] for p in per]) + render_s
+    result.row(
+        "image",
+        f"{PHOTO_SIZE} PNG, {runs[0]['n_bytes'] / 1e6:.2f} MB "
+        f"({ROUNDS} rounds, interleaved, in each of {len(runs)} fresh processes)",
+    )
+    for n, p in enumerate(per, 1):
+        result.row(
+            f"process {n}: floor / SDK / cometnb (medians)",
+            f"{ms(p['floor'])} / {ms(p['sdk'])} / {ms(p['cometnb'])} → cometnb / SDK "
+            f"{ratio(p['cometnb'] / p['sdk'])}, / floor {ratio(p['cometnb'] / p['floor'])}",
+        )
+    result.row("floor: httpx + json + b64 + write (median of the processes' medians)", ms(floor))
+    result.row("OpenAI SDK + b64 + write (median of the processes' medians)", ms(sdk))
     result.row("reference only: the floor writing to a tmpfs (median)", ms(shm))
-    result.row("cometnb Client.generate (median)", ms(comet))
+    result.row("cometnb Client.generate (median of the processes' medians)", ms(comet))
     result.row("cometnb render: generation_html (median)", ms(render_s))
-    result.row("cometnb / floor", ratio(comet / floor))
-    result.row("cometnb / SDK", ratio(comet / sdk))
+    result.row("cometnb / floor (median of the processes' ratios)", ratio(to_floor))
+    result.row("cometnb / SDK (median of the processes' ratios)", ratio(to_sdk))
     result.row("reference only: cometnb / the floor on a tmpfs", ratio(comet / shm))
-    overhead = comet + render_s - floor
     result.row("cometnb client-side overhead (generate + render − floor)", ms(overhead))
     for step in (STEP_JSON, STEP_B64, "inspect header", STEP_PREVIEW, STEP_STORE):
         result.row(f"step alone: {step}", ms(steps[step]))
@@ -218,20 +253,20 @@ def _report(
         f"{ms(steps[STEP_STORE])} per store, of which {ms(steps[STEP_FSYNC])} is "
         f"{steps[FSYNC_CALLS]:.0f} fsync calls (the image and its folder) and the SQLite "
         f"commit; strict base64 costs {ms(steps[STEP_B64])}. The preview "
-        f"({ms(steps[STEP_PREVIEW])}) is made after the commit on a background thread"
+        f"({ms(steps[STEP_PREVIEW])}) is made after the call returns, on a background thread"
     )
     result.goal(
         "cometnb within 1.5× of the floor (same disk)",
         f"≤ {GOAL_RATIO_FLOOR}× floor",
-        ratio(comet / floor),
-        comet <= GOAL_RATIO_FLOOR * floor,
+        ratio(to_floor),
+        to_floor <= GOAL_RATIO_FLOOR,
         why,
     )
     result.goal(
         f"cometnb within {GOAL_RATIO_SDK}× of the SDK path",
         f"≤ {GOAL_RATIO_SDK:.2f}× SDK",
-        ratio(comet / sdk),
-        comet <= GOAL_RATIO_SDK * sdk,
+        ratio(to_sdk),
+        to_sdk <= GOAL_RATIO_SDK,
         why,
     )
     result.goal(
@@ -241,3 +276,7 @@ def _report(
         overhead < GOAL_OVERHEAD_S,
         why,
     )
+
+
+if __name__ == "__main__":  # a worker of :func:`run`: one process's measurement as JSON
+    print(json.dumps(measure()))
