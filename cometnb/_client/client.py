@@ -173,15 +173,10 @@ class _BaseClient(_Storing):
             max_retries=self.max_retries, retry_billed=retry_billed, rng=rng or random.Random()
         )
         self._history_arg = _history_sink(history)
-        # Sends at the server's rate limit once one shows (headers or 429s); None: unpaced.
-        self.pacer: Pacer | None = Pacer()
-        # A result could not be stored: each later request asks the history for room first.
-        self._store_failed = False
-        # The batch tables requests are marked in while on the wire (one per history folder).
-        self._in_flight: dict[Path, BatchStore] = {}
 
-    # What __init__ resolves from the arguments and settings; a blocking Client takes its
-    # engine's (one resolution, one retry policy, one History for both).
+    # Every attribute __init__ sets: what it resolves from the arguments and settings. A
+    # blocking Client takes its engine's (one resolution, one retry policy, one History for
+    # both); the engine's own state (pacer, in-flight marks) is AsyncClient's.
     _SETTINGS = (
         "_api_key",
         "base_url",
@@ -248,11 +243,6 @@ class _BaseClient(_Storing):
         if history is not None:
             history.check_writable()
         return history
-
-    def _close_in_flight(self) -> None:
-        for store in self._in_flight.values():
-            store.close()
-        self._in_flight.clear()
 
     def __repr__(self) -> str:
         key = _settings.resolve_key(self._api_key)
@@ -386,21 +376,6 @@ class _BaseClient(_Storing):
         # A server that ignores stream=true answers plain JSON: parse that as a normal result.
         return "event-stream" in ctype or (bool(body.get("stream")) and not ctype)
 
-    # -- the exchange, as I/O steps (performed by the subclass) -------------------------
-
-    def _steps(
-        self,
-        body: dict[str, Any],
-        on_partial: OnPartial | None,
-        on_event: OnEvent | None,
-        patient: bool = False,
-    ) -> RequestSteps:
-        """The I/O steps of one request, from the first attempt to its result (``patient``:
-        one request of a run of several, see :func:`~cometnb._client.exchange.request_steps`)."""
-        key = self._require_key()
-        pacer = self.pacer
-        return request_steps(body, key, self.policy, on_partial, on_event, pacer, patient=patient)
-
     @staticmethod
     def _received(step: Send, response: httpx.Response) -> None:
         """An answer has been read in full: keep its rate-limit headers for the pacer, and say
@@ -514,6 +489,30 @@ class AsyncClient(_BaseClient):
         )
         self._sleep = sleep or asyncio.sleep
         self._http = AsyncHttp(self._timeouts, transport)
+        # Sends at the server's rate limit once one shows (headers or 429s); None: unpaced.
+        self.pacer: Pacer | None = Pacer()
+        # A result could not be stored: each later request asks the history for room first.
+        self._store_failed = False
+        # The batch tables requests are marked in while on the wire (one per history folder).
+        self._in_flight: dict[Path, BatchStore] = {}
+
+    def _close_in_flight(self) -> None:
+        for store in self._in_flight.values():
+            store.close()
+        self._in_flight.clear()
+
+    def _steps(
+        self,
+        body: dict[str, Any],
+        on_partial: OnPartial | None,
+        on_event: OnEvent | None,
+        patient: bool = False,
+    ) -> RequestSteps:
+        """The I/O steps of one request, from the first attempt to its result (``patient``:
+        one request of a run of several, see :func:`~cometnb._client.exchange.request_steps`)."""
+        key = self._require_key()
+        pacer = self.pacer
+        return request_steps(body, key, self.policy, on_partial, on_event, pacer, patient=patient)
 
     # -- public API ------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from conftest import FAKE_KEY
 
-from cometnb._client.client import Client
+from cometnb._client.client import Client, _BaseClient
 from cometnb._client.loop import loop_thread
 from cometnb._core import settings as _settings
 from cometnb._core.generations import ClientEvent
@@ -193,6 +193,18 @@ def test_stopping_the_loop_closes_live_clients_pools_and_they_work_after(
     assert before.is_closed
     assert client.generate("a wren again", model=MODEL).ok  # a new loop, a new pool
     assert client._engine._http._client is not before
+
+
+def test_a_blocking_client_shares_every_setting_its_engine_resolved(sim: SimServer) -> None:
+    """Client copies what _BaseClient.__init__ resolved on its engine by name
+    (_BaseClient._SETTINGS): the list must name every attribute that __init__ sets, or a
+    setting added there would be missing on the blocking client."""
+    base = _BaseClient(FAKE_KEY, sim.base_url, 42.0, 3, history=False, retry_billed=True, rng=None)
+    assert set(vars(base)) == set(_BaseClient._SETTINGS)
+    with Client(api_key=FAKE_KEY, base_url=sim.base_url, timeout=42.0, history=False) as client:
+        for name in _BaseClient._SETTINGS:
+            assert getattr(client, name) is getattr(client._engine, name), name
+        assert client.timeout == 42.0 and client.endpoint.startswith(sim.base_url)
 
 
 def test_a_transport_that_only_blocks_is_refused_clearly() -> None:
