@@ -20,16 +20,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cometnb._client.exchange import KEY_HINT
-from cometnb._client.lookups import explain_missing_model, read_quietly
+from cometnb._client.lookups import explain_missing_model, read_once
 from cometnb._client.runner import expand_grid, run_grid, validate_grid
 from cometnb._core import settings as _settings
-from cometnb._core.budget import (
-    SpendGuard,
-    balance_unread,
-    confirm_above,
-    guard_requests,
-    session_budget,
-)
+from cometnb._core.budget import SpendGuard, confirm_above, guard_requests, session_budget
 from cometnb._core.errors import AuthenticationError, CancelledError, CometError, ValidationError
 from cometnb._core.generations import Generation, Grid
 from cometnb._core.prices import Cost, active_table, estimate_all, format_spend
@@ -122,8 +116,7 @@ class CellEngine:
         if key is None:
             raise AuthenticationError("No CometAPI key is configured.", hint=NO_KEY_HINT)
         history = _writable_history()
-        if balance_unread():  # the account's balance, once a session, for the check below
-            read_quietly()
+        read_once()  # the account's balance, once a session, for the budget check below
         if spec.batch is not None:  # checks what it will send, not the items already done
             return self._batch(spec, grid, history, key)
         # The whole cell's estimate against the budgets, before the first request.
