@@ -78,11 +78,14 @@ def test_secret_shows_only_a_mask_and_refuses_pickling() -> None:
 
 def test_client_repr_and_send_step_hide_the_key(keyed: Client, sim: SimServer) -> None:
     steps: list[str] = []
-    plan = keyed._steps(keyed._prepare(keyed.build_request("a fox", model=MODEL)), None, None)
+    # The steps are the engine's: the blocking client runs every request on it.
+    body = keyed._prepare(keyed.build_request("a fox", model=MODEL))
+    plan = keyed._engine._steps(body, None, None)
     steps.append(repr(next(plan)))
     plan.close()
     assert DISTINCT not in steps[0] and "Send(" in steps[0]
     assert DISTINCT not in repr(keyed) and DISTINCT not in repr(vars(keyed))
+    assert DISTINCT not in repr(vars(keyed._engine))
 
 
 # --- each failure, scanned with capture_locals -------------------------------------------------
